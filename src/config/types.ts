@@ -1,0 +1,78 @@
+// The effective configuration after defaults are applied and the file is
+// validated (see schema.ts). Every object here is frozen once loaded.
+
+export const PRIORITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export const POLICY_MODES = ['ppo', 'shadow', 'fallback', 'fair', 'static'] as const;
+export type PolicyMode = (typeof POLICY_MODES)[number];
+
+export interface EndpointConfig {
+  readonly name: string;
+  /** Hard ceiling of the endpoint's refill rate, tokens per second. */
+  readonly max_tps: number;
+  /** Bucket size in tokens; default max(1, ceil(max_tps / 20)). */
+  readonly burst: number;
+  /** Max leases held at once; 0 means unlimited. */
+  readonly concurrency: number;
+}
+
+export interface ServiceConfig {
+  readonly name: string;
+  readonly priority: Priority;
+  readonly min_tps: number;
+  readonly max_tps: number;
+  readonly burst: number;
+  readonly concurrency: number;
+  readonly endpoints: readonly EndpointConfig[];
+}
+
+export interface PoolConfig {
+  readonly name: string;
+  /** The upstream API's limit as the operator configured it. */
+  readonly capacity_tps: number;
+  /** Pool bucket size in tokens; default max(1, ceil(capacity_tps / 20)). */
+  readonly burst: number;
+  readonly services: readonly ServiceConfig[];
+}
+
+export interface AuthToken {
+  readonly token: string;
+  /** Key prefixes this token may use; an empty list means every key. */
+  readonly keys: readonly string[];
+  readonly admin: boolean;
+}
+
+export interface TpsdConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly io_threads: number;
+  readonly tick_ms: number;
+  readonly data_dir: string;
+  readonly policy: {
+    readonly mode: PolicyMode;
+    /** Path of the model file; null means the shipped default model. */
+    readonly model: string | null;
+    /** Per-tick growth cap of a service's allocation (multiplier). */
+    readonly step_cap: number;
+    /** Deadline of one policy inference, milliseconds. */
+    readonly deadline_ms: number;
+  };
+  readonly lease_ttl_ms: number;
+  readonly max_message_bytes: number;
+  /** null: no authentication. */
+  readonly auth: { readonly tokens: readonly AuthToken[] } | null;
+  readonly limits: {
+    /** Waiting requests per key (all threads together). */
+    readonly max_queue_per_key: number;
+    /** Requests of one connection waiting for an answer. */
+    readonly max_outstanding_per_connection: number;
+    /** Leases held at once per I/O thread. */
+    readonly max_leases_per_thread: number;
+    readonly max_connections: number;
+    readonly idle_timeout_s: number;
+    /** Unsent bytes buffered for one connection before it is dropped. */
+    readonly max_backpressure_bytes: number;
+  };
+  readonly log: { readonly level: string };
+  readonly pools: readonly PoolConfig[];
+}

@@ -1,0 +1,282 @@
+// Hierarchical token buckets in shared memory.
+//
+// Threads: every I/O thread and the controller (main thread) hold a
+// BucketTable over the same SharedArrayBuffer. Any thread may take, refund and
+// refill any bucket; only the controller changes rates and bursts. All
+// multi-step updates of one field are CAS loops (Atomics.compareExchange), so
+// no thread ever blocks another; nothing here waits.
+//
+// Refill is lazy: a thread that finds time has passed claims the interval by
+// CAS on LAST_REFILL_MS (so each millisecond is credited once) and then adds
+// elapsed x rate, clamped to the burst, with a CAS loop on TOKENS_MILLI. A take
+// is a CAS loop that subtracts only if enough tokens are there, so a bucket's
+// tokens never go negative and no more than rate x t + burst is ever granted
+// over any interval t.
+//
+// ACQUIRE on a key takes from the key and every ancestor (endpoint, service,
+// pool), all or nothing: concurrency slots first, then tokens from the leaf up;
+// the first level that fails undoes what was taken below it.
+//
+// Cross-thread priority rule: a waiting request that fails registers itself in
+// WAITERS[p] of the bucket that stopped it. A request of priority p may take
+// only if no bucket on its chain holds a waiter of a stronger priority (for a
+// new arrival: of the same or a stronger one, so it queues behind them). LOW
+// traffic on one thread therefore cannot take the tokens a CRITICAL waiter on
+// another thread is waiting for.
+
+import type { Clock } from './clock.ts';
+import type { BucketSpec, KeyIndex } from './key-index.ts';
+import {
+  BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, IN_FLIGHT_INDEX,
+  LAST_REFILL_MS_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT, PRIORITY_INDEX, QUEUE_INDEX,
+  RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_BASE_INDEX, counterBase, stateBase,
+  type ShmViews,
+} from './layout.ts';
+
+/** Why an acquire failed (low 2 bits of a failure result). */
+export const FAIL_TOKENS = 0;
+export const FAIL_CONCURRENCY = 1;
+export const FAIL_PRIORITY = 2;
+
+/** acquire() result for success; anything else encodes (bucket, reason). */
+export const GRANTED = 0;
+
+export function failBucket(result: number): number { return (result - 1) >> 2; }
+export function failReason(result: number): number { return (result - 1) & 3; }
+function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
+
+const MAX_DEPTH = 3;
+
+export class BucketTable {
+  readonly state: Int32Array;
+  readonly size: number;
+  /** This thread's counter block (Float64), or null for the controller. */
+  private readonly counters: Float64Array | null;
+  private readonly counterOffset: number;
+  /** chains[b * MAX_DEPTH + i]: i-th bucket from b up to its pool; -1 pads. */
+  private readonly chains: Int32Array;
+  private readonly clock: Clock;
+  /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
+  lastSlotMask = 0;
+
+  constructor(views: ShmViews, clock: Clock, thread: number | null) {
+    this.state = views.state;
+    this.size = views.layout.bucketCount;
+    this.clock = clock;
+    this.counters = thread === null ? null : views.counters;
+    this.counterOffset = thread === null ? 0 : counterBase(thread, 0, this.size);
+    this.chains = new Int32Array(this.size * MAX_DEPTH).fill(-1);
+    for (let b = 0; b < this.size; b++) {
+      let cur = b;
+      for (let i = 0; i < MAX_DEPTH && cur >= 0; i++) {
+        this.chains[b * MAX_DEPTH + i] = cur;
+        cur = this.state[stateBase(cur) + PARENT_INDEX];
+      }
+    }
+  }
+
+  /** Writes the initial state of every bucket (controller, before threads start). */
+  static initialize(views: ShmViews, keys: KeyIndex, nowMs: number): void {
+    for (const spec of keys.specs) writeSpec(views.state, spec, nowMs);
+  }
+
+  nowMs(): number { return this.clock.nowMs(); }
+
+  /** Credits the bucket with the tokens earned since its last refill. */
+  refill(b: number, now: number): void {
+    const s = this.state;
+    const base = b * BUCKET_FIELDS;
+    const last = Atomics.load(s, base + LAST_REFILL_MS_INDEX);
+    const elapsed = (now - last) | 0;
+    if (elapsed <= 0) return;
+    const add = Math.floor((elapsed * Atomics.load(s, base + RATE_MILLI_INDEX)) / 1000);
+    if (add <= 0) return;
+    if (Atomics.compareExchange(s, base + LAST_REFILL_MS_INDEX, last, now) !== last) return;
+    const burst = Atomics.load(s, base + BURST_MILLI_INDEX);
+    for (;;) {
+      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
+      const next = Math.min(burst, cur + add);
+      if (next === cur || Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next) === cur) return;
+    }
+  }
+
+  private take(base: number, milli: number): boolean {
+    const s = this.state;
+    for (;;) {
+      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
+      if (cur < milli) return false;
+      if (Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, cur - milli) === cur) return true;
+    }
+  }
+
+  /** Gives tokens back (never above the burst). */
+  refund(b: number, milli: number): void {
+    const s = this.state;
+    const base = b * BUCKET_FIELDS;
+    const burst = Atomics.load(s, base + BURST_MILLI_INDEX);
+    for (;;) {
+      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
+      const next = Math.min(burst, cur + milli);
+      if (next <= cur || Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next) === cur) return;
+    }
+  }
+
+  /** True when `tokens` can never fit in some bucket on the chain of `leaf`. */
+  exceedsBurst(leaf: number, milli: number): boolean {
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      const b = this.chains[c + i];
+      if (b < 0) break;
+      if (milli > Atomics.load(this.state, b * BUCKET_FIELDS + BURST_MILLI_INDEX)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Takes `milli` milli-tokens and a concurrency slot (where limited) from
+   * `leaf` and all its ancestors, or nothing. `priority` is the request's class;
+   * `queued` is true for a waiter's retry (it then yields only to stronger
+   * classes, not to its own). Returns GRANTED or a failure code.
+   */
+  acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+    const s = this.state;
+    const chains = this.chains;
+    const c = leaf * MAX_DEPTH;
+    const gate = queued ? priority : priority + 1;
+    let depth = 0;
+    for (; depth < MAX_DEPTH; depth++) {
+      const b = chains[c + depth];
+      if (b < 0) break;
+      const w = b * BUCKET_FIELDS + WAITERS_BASE_INDEX;
+      for (let q = 0; q < gate; q++) if (Atomics.load(s, w + q) > 0) return fail(b, FAIL_PRIORITY);
+    }
+    // Concurrency slots.
+    let mask = 0;
+    for (let i = 0; i < depth; i++) {
+      const base = chains[c + i] * BUCKET_FIELDS;
+      const limit = Atomics.load(s, base + CONCURRENCY_INDEX);
+      if (limit <= 0) continue;
+      let ok = false;
+      for (;;) {
+        const cur = Atomics.load(s, base + IN_FLIGHT_INDEX);
+        if (cur >= limit) break;
+        if (Atomics.compareExchange(s, base + IN_FLIGHT_INDEX, cur, cur + 1) === cur) { ok = true; break; }
+      }
+      if (!ok) {
+        this.releaseSlots(leaf, mask);
+        return fail(chains[c + i], FAIL_CONCURRENCY);
+      }
+      mask |= 1 << i;
+    }
+    // Tokens, leaf first.
+    for (let i = 0; i < depth; i++) {
+      const b = chains[c + i];
+      this.refill(b, now);
+      if (!this.take(b * BUCKET_FIELDS, milli)) {
+        for (let j = 0; j < i; j++) this.refund(chains[c + j], milli);
+        this.releaseSlots(leaf, mask);
+        return fail(b, FAIL_TOKENS);
+      }
+    }
+    this.lastSlotMask = mask;
+    return GRANTED;
+  }
+
+  /** Frees the concurrency slots a lease took (mask from lastSlotMask). */
+  releaseSlots(leaf: number, mask: number): void {
+    if (mask === 0) return;
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      if (mask & (1 << i)) Atomics.sub(this.state, this.chains[c + i] * BUCKET_FIELDS + IN_FLIGHT_INDEX, 1);
+    }
+  }
+
+  /** The server's estimate of when `milli` could be granted after a failure. */
+  retryAfterMs(result: number, milli: number, now: number): number {
+    const b = failBucket(result);
+    const base = b * BUCKET_FIELDS;
+    if (failReason(result) === FAIL_CONCURRENCY) return 10;
+    this.refill(b, now);
+    const rate = Atomics.load(this.state, base + RATE_MILLI_INDEX);
+    const deficit = milli - Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
+    if (rate <= 0) return 1000;
+    return Math.max(1, Math.ceil((Math.max(deficit, 0) * 1000) / rate));
+  }
+
+  /** Whole tokens left in a bucket. */
+  remaining(b: number): number {
+    return Math.floor(Atomics.load(this.state, b * BUCKET_FIELDS + TOKENS_MILLI_INDEX) / MILLI);
+  }
+
+  /** Registers (+1) or unregisters (-1) a waiter of `priority` blocked at bucket b. */
+  markWaiter(b: number, priority: number, delta: number): void {
+    Atomics.add(this.state, b * BUCKET_FIELDS + WAITERS_BASE_INDEX + priority, delta);
+  }
+
+  /** Changes the queue depth gauge of a key. */
+  addQueue(b: number, delta: number): number {
+    return Atomics.add(this.state, b * BUCKET_FIELDS + QUEUE_INDEX, delta) + delta;
+  }
+
+  queue(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + QUEUE_INDEX); }
+
+  /** Adds v to counter `field` of `leaf` and every ancestor, in this thread's block. */
+  count(leaf: number, field: number, v: number): void {
+    const ctr = this.counters!;
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      const b = this.chains[c + i];
+      if (b < 0) return;
+      ctr[this.counterOffset + b * COUNTER_FIELDS + field] += v;
+    }
+  }
+
+  priority(b: number): number { return this.state[b * BUCKET_FIELDS + PRIORITY_INDEX]; }
+  depth(b: number): number { return this.state[b * BUCKET_FIELDS + DEPTH_INDEX]; }
+  parent(b: number): number { return this.state[b * BUCKET_FIELDS + PARENT_INDEX]; }
+  rateTps(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + RATE_MILLI_INDEX) / MILLI; }
+  burstTokens(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + BURST_MILLI_INDEX) / MILLI; }
+  inFlight(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + IN_FLIGHT_INDEX); }
+  concurrency(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX); }
+  waiters(b: number, priority: number): number {
+    return Atomics.load(this.state, b * BUCKET_FIELDS + WAITERS_BASE_INDEX + priority);
+  }
+
+  /** Sets the refill rate (controller only); tokens earned so far use the old rate. */
+  setRate(b: number, tps: number, now: number): void {
+    this.refill(b, now);
+    // Time that earned no whole milli-token under the old rate is not carried over.
+    Atomics.store(this.state, b * BUCKET_FIELDS + LAST_REFILL_MS_INDEX, now);
+    Atomics.store(this.state, b * BUCKET_FIELDS + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
+  }
+
+  /** Sets the bucket size (controller only), trimming tokens above it. */
+  setBurst(b: number, tokens: number): void {
+    const base = b * BUCKET_FIELDS;
+    const burst = Math.max(MILLI, Math.round(tokens * MILLI));
+    Atomics.store(this.state, base + BURST_MILLI_INDEX, burst);
+    for (;;) {
+      const cur = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
+      if (cur <= burst || Atomics.compareExchange(this.state, base + TOKENS_MILLI_INDEX, cur, burst) === cur) return;
+    }
+  }
+
+  setConcurrency(b: number, limit: number): void {
+    Atomics.store(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX, Math.max(0, limit | 0));
+  }
+}
+
+function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
+  const base = stateBase(spec.index);
+  state[base + TOKENS_MILLI_INDEX] = spec.burst * MILLI;
+  state[base + LAST_REFILL_MS_INDEX] = nowMs;
+  state[base + RATE_MILLI_INDEX] = Math.round(spec.initialTps * MILLI);
+  state[base + BURST_MILLI_INDEX] = spec.burst * MILLI;
+  state[base + IN_FLIGHT_INDEX] = 0;
+  state[base + CONCURRENCY_INDEX] = spec.concurrency;
+  state[base + PRIORITY_INDEX] = spec.priority;
+  state[base + PARENT_INDEX] = spec.parent;
+  state[base + DEPTH_INDEX] = spec.depth;
+  state[base + QUEUE_INDEX] = 0;
+  for (let p = 0; p < PRIORITY_COUNT; p++) state[base + WAITERS_BASE_INDEX + p] = 0;
+}
