@@ -182,6 +182,17 @@ export class BucketTable {
     return GRANTED;
   }
 
+  /** Undoes a successful acquire: tokens back to every level, slots freed. */
+  undoAcquire(leaf: number, milli: number, mask: number): void {
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      const b = this.chains[c + i];
+      if (b < 0) break;
+      this.refund(b, milli);
+    }
+    this.releaseSlots(leaf, mask);
+  }
+
   /** Frees the concurrency slots a lease took (mask from lastSlotMask). */
   releaseSlots(leaf: number, mask: number): void {
     if (mask === 0) return;

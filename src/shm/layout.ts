@@ -7,7 +7,7 @@
 //   +--------------------------------------------------------------+
 //   | HEADER       Int32 x HEADER_FIELDS                            |
 //   |   MAGIC | VERSION | BUCKET_COUNT | THREAD_COUNT | MODE |       |
-//   |   SHUTTING_DOWN | TICK_SEQ | (pad)                            |
+//   |   SHUTTING_DOWN | TICK_SEQ | CONNECTIONS                     |
 //   +--------------------------------------------------------------+
 //   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (64 bytes)      |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
@@ -45,6 +45,8 @@ export const MODE_INDEX = 4;
 export const SHUTTING_DOWN_INDEX = 5;
 /** Incremented by the controller after each tick's stats are written. */
 export const TICK_SEQ_INDEX = 6;
+/** Open protocol connections, all threads together. */
+export const CONNECTIONS_INDEX = 7;
 export const HEADER_FIELDS = 8;
 export const HEADER_BYTES = HEADER_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 

@@ -1,0 +1,353 @@
+// Protocol v1 request handling for one I/O thread: decode a message, answer
+// each request, keep waiting acquires and leases. Knows nothing of uWS: the
+// worker hands it bytes and a Conn, and sends what it writes.
+//
+// Threads: one RequestHandler per I/O thread, used only by that thread. It
+// shares the bucket table with the other threads (see bucket-table.ts); its
+// leases and wait queue are its own.
+//
+// Replies to requests in a message are written to `out` (one reply message per
+// incoming message). Replies that come later (a waiter granted or timed out)
+// go to the connection's own writer, and the connection is put on `dirty`;
+// the worker flushes dirty connections with one corked send each.
+
+import type { AuthToken, TpsdConfig } from '../config/types.ts';
+import { ErrorCode } from '../protocol/errors.ts';
+import { DecodeError, MsgWriter, decodeAll, isUint, isUint32, utf8Length } from '../protocol/codec.ts';
+import {
+  MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
+  STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+} from '../protocol/opcodes.ts';
+import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
+import type { KeyIndex } from '../shm/key-index.ts';
+import {
+  C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
+  C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WAIT_SUM_MS_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+} from '../shm/layout.ts';
+import { keyAllowed, type Authenticator } from './auth.ts';
+import { LeaseTable } from './lease-table.ts';
+import { WaitQueue, type Waiter } from './wait-queue.ts';
+
+/** Longest wait a request may ask for; longer waits are cut to this. */
+export const MAX_WAIT_MS = 600_000;
+/** Failed authentications after which a connection is closed. */
+export const MAX_AUTH_FAILURES = 5;
+
+export interface Conn {
+  readonly connId: number;
+  token: AuthToken | null;
+  authFailures: number;
+  /** Waiting requests of this connection. */
+  outstanding: number;
+  closed: boolean;
+  /** Deferred replies, created on first use. */
+  out: MsgWriter | null;
+}
+
+export interface HandlerOptions {
+  config: TpsdConfig;
+  keys: KeyIndex;
+  table: BucketTable;
+  thread: number;
+  auth: Authenticator;
+  /** Builds the STATUS map (encoded by msgpackr). */
+  status: () => unknown;
+  shuttingDown: () => boolean;
+}
+
+const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
+
+export class RequestHandler {
+  readonly out = new MsgWriter(16 * 1024);
+  readonly leases: LeaseTable;
+  readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
+  /** Connections with deferred replies to flush. */
+  readonly dirty = new Set<Conn>();
+  private readonly o: HandlerOptions;
+  private readonly table: BucketTable;
+  private readonly ttlMs: number;
+  private readonly failedPass: Int32Array;
+  private pass = 0;
+
+  constructor(o: HandlerOptions) {
+    this.o = o;
+    this.table = o.table;
+    this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread);
+    this.ttlMs = o.config.lease_ttl_ms;
+    this.failedPass = new Int32Array(o.keys.size);
+  }
+
+  /**
+   * Handles one binary message. Returns 0, or a close code when the
+   * connection must be closed (after the replies in `out` are sent).
+   */
+  handleMessage(conn: Conn, bytes: Uint8Array): number {
+    let values: unknown[];
+    let closeCode = 0;
+    try {
+      values = decodeAll(bytes);
+    } catch (err) {
+      values = (err as DecodeError).values;
+      closeCode = CLOSE_PROTOCOL_ERROR;
+    }
+    const nowMs = this.table.nowMs();
+    const perf = performance.now();
+    for (let i = 0; i < values.length; i++) {
+      const req = values[i];
+      if (!Array.isArray(req) || req.length < 2 || !isUint(req[0]) || !isUint32(req[1])) {
+        // Answer when the id can be read, then close: the stream is not ours to guess at.
+        if (Array.isArray(req) && isUint32(req[1])) {
+          this.error(this.out, isUint32(req[0]) ? req[0] : 0, req[1], ErrorCode.BAD_REQUEST,
+            'a request is an array [op: uint, id: uint32, ...]');
+        }
+        return CLOSE_PROTOCOL_ERROR;
+      }
+      const close = this.handleRequest(conn, req, nowMs, perf);
+      if (close) return close;
+    }
+    return closeCode;
+  }
+
+  private handleRequest(conn: Conn, req: unknown[], nowMs: number, perf: number): number {
+    const op = req[0] as number;
+    const id = req[1] as number;
+    const w = this.out;
+    switch (op) {
+      case OP_ACQUIRE: return this.acquire(conn, req, id, nowMs, perf);
+      case OP_RELEASE: return this.release(conn, req, id);
+      case OP_HELLO: return this.hello(conn, req, id);
+      case OP_STATUS:
+        if (req.length !== 2) return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
+        if (!this.authorized(conn)) return this.unauthorized(conn, op, id, 'send HELLO with a valid token first');
+        w.array(4).uint(op).uint(id).uint(STATUS_OK).value(this.o.status());
+        return 0;
+      default:
+        return this.error(w, op, id, ErrorCode.BAD_REQUEST, `unknown op ${op}`);
+    }
+  }
+
+  private error(w: MsgWriter, op: number, id: number, code: number, message: string): number {
+    w.array(4).uint(op).uint(id).uint(code).str(message);
+    return 0;
+  }
+
+  private authorized(conn: Conn): boolean {
+    return !this.o.auth.enabled || conn.token !== null;
+  }
+
+  private unauthorized(conn: Conn, op: number, id: number, message: string): number {
+    this.error(this.out, op, id, ErrorCode.UNAUTHORIZED, message);
+    return ++conn.authFailures >= MAX_AUTH_FAILURES ? CLOSE_POLICY_VIOLATION : 0;
+  }
+
+  private hello(conn: Conn, req: unknown[], id: number): number {
+    const body = req[2] as Record<string, unknown> | undefined;
+    if (req.length !== 3 || typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return this.error(this.out, OP_HELLO, id, ErrorCode.BAD_REQUEST, 'HELLO is [0, id, {v: 1, token?, name?}]');
+    }
+    if (body.v !== PROTOCOL_VERSION) {
+      return this.error(this.out, OP_HELLO, id, ErrorCode.BAD_REQUEST,
+        `unsupported protocol version ${JSON.stringify(body.v)}; this server speaks v${PROTOCOL_VERSION}`);
+    }
+    if (this.o.auth.enabled) {
+      const token = this.o.auth.check(body.token);
+      if (token === null) {
+        return this.unauthorized(conn, OP_HELLO, id, body.token === undefined ? 'this server needs a token in HELLO' : 'invalid token');
+      }
+      conn.token = token;
+    }
+    this.out.array(4).uint(OP_HELLO).uint(id).uint(STATUS_OK)
+      .value({ v: PROTOCOL_VERSION, server: 'tpsd/0.1.0', tick_ms: this.o.config.tick_ms });
+    return 0;
+  }
+
+  private acquire(conn: Conn, req: unknown[], id: number, nowMs: number, perf: number): number {
+    const w = this.out;
+    const key = req[2], tokens = req[3], waitMs = req[4];
+    if (req.length !== 5) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'ACQUIRE is [1, id, key, tokens, wait_ms]');
+    if (typeof key !== 'string') return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'key must be a string');
+    if (!isUint(tokens) || tokens < 1) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'tokens must be an integer >= 1');
+    if (!isUint(waitMs)) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'wait_ms must be an unsigned integer');
+    if (key.length > MAX_KEY_BYTES && utf8Length(key) > MAX_KEY_BYTES) {
+      return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, `key longer than ${MAX_KEY_BYTES} bytes`);
+    }
+    if (this.o.shuttingDown()) return this.error(w, OP_ACQUIRE, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+    if (this.o.auth.enabled) {
+      if (conn.token === null) return this.unauthorized(conn, OP_ACQUIRE, id, 'send HELLO with a valid token first');
+      if (!keyAllowed(conn.token, key)) return this.unauthorized(conn, OP_ACQUIRE, id, `this token may not use key "${key}"`);
+    }
+    const leaf = this.o.keys.lookup(key);
+    if (leaf < 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key}"`);
+    const t = this.table;
+    if (tokens > MAX_TOKENS || t.exceedsBurst(leaf, tokens * MILLI)) {
+      return this.error(w, OP_ACQUIRE, id, ErrorCode.TOKENS_EXCEED_BURST,
+        `${tokens} tokens is more than a bucket on the way to "${key}" can ever hold`);
+    }
+    const milli = tokens * MILLI;
+    const prio = t.priority(leaf);
+    t.count(leaf, C_ACQUIRES_INDEX, 1);
+    t.count(leaf, C_REQUESTED_INDEX, tokens);
+    const r = t.acquire(leaf, milli, prio, false, nowMs);
+    if (r === GRANTED) {
+      const lease = this.grant(leaf, tokens, milli, perf);
+      if (lease === 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+      w.array(5).uint(OP_ACQUIRE).uint(id).uint(STATUS_OK).uint(lease).uint(t.remaining(leaf));
+      return 0;
+    }
+    if (waitMs === 0) {
+      t.count(leaf, C_DENIED_INDEX, tokens);
+      w.array(5).uint(OP_ACQUIRE).uint(id).uint(STATUS_DENIED).uint(0).uint(t.retryAfterMs(r, milli, nowMs));
+      return 0;
+    }
+    if (conn.outstanding >= this.o.config.limits.max_outstanding_per_connection) {
+      t.count(leaf, C_DENIED_INDEX, tokens);
+      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
+    }
+    if (t.queue(leaf) >= this.o.config.limits.max_queue_per_key) {
+      t.count(leaf, C_DENIED_INDEX, tokens);
+      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key}" is full`);
+    }
+    const blockedAt = failBucket(r);
+    t.markWaiter(blockedAt, prio, 1);
+    t.addQueue(leaf, 1);
+    conn.outstanding++;
+    this.waiters.push({
+      conn, id, leaf, tokens, milli, priority: prio, deadline: perf + Math.min(waitMs, MAX_WAIT_MS),
+      enqueuedAt: perf, blockedAt, done: false,
+    });
+    return 0;
+  }
+
+  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made. */
+  private grant(leaf: number, tokens: number, milli: number, perf: number): number {
+    const t = this.table;
+    const mask = t.lastSlotMask;
+    const lease = this.leases.create(leaf, mask, perf + this.ttlMs);
+    if (lease === 0) {
+      t.undoAcquire(leaf, milli, mask);
+      t.count(leaf, C_DENIED_INDEX, tokens);
+      return 0;
+    }
+    t.count(leaf, C_GRANTED_INDEX, tokens);
+    t.count(leaf, C_GRANTS_INDEX, 1);
+    return lease;
+  }
+
+  private release(conn: Conn, req: unknown[], id: number): number {
+    const w = this.out;
+    const lease = req[2], outcome = req[3], latency = req[4];
+    const reply = id !== 0;
+    if (req.length !== 5 || !isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
+      return reply ? this.error(w, OP_RELEASE, id, ErrorCode.BAD_REQUEST,
+        'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]') : 0;
+    }
+    if (!this.authorized(conn)) {
+      return reply ? this.unauthorized(conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
+    }
+    const b = this.leases.release(lease);
+    if (b < 0) return reply ? this.error(w, OP_RELEASE, id, ErrorCode.UNKNOWN_LEASE, `no lease ${lease} (released, expired or never granted)`) : 0;
+    const t = this.table;
+    t.releaseSlots(b, this.leases.lastMask);
+    t.count(b, OUTCOME_FIELDS[outcome], 1);
+    t.count(b, C_LATENCY_SUM_US_INDEX, latency);
+    t.count(b, C_LATENCY_COUNT_INDEX, 1);
+    if (reply) w.array(3).uint(OP_RELEASE).uint(id).uint(STATUS_OK);
+    return 0;
+  }
+
+  private deferred(conn: Conn): MsgWriter {
+    if (conn.out === null) conn.out = new MsgWriter(256);
+    this.dirty.add(conn);
+    return conn.out;
+  }
+
+  private finish(wt: Waiter<Conn>): void {
+    wt.done = true;
+    if (wt.blockedAt >= 0) this.table.markWaiter(wt.blockedAt, wt.priority, -1);
+    wt.blockedAt = -1;
+    this.table.addQueue(wt.leaf, -1);
+    wt.conn.outstanding--;
+  }
+
+  /**
+   * One pass over the waiters: grant what the buckets allow, in priority then
+   * arrival order (a key that failed is not retried later in the same pass, so
+   * a key's waiters stay first-come first-served), and deny those past their
+   * deadline. Returns the number of waiters left.
+   */
+  drainWaiters(): number {
+    if (this.waiters.size === 0) return 0;
+    const t = this.table;
+    const nowMs = t.nowMs();
+    const perf = performance.now();
+    const pass = ++this.pass;
+    for (const q of this.waiters.queues) {
+      for (const wt of q) {
+        if (wt.done) continue;
+        if (wt.conn.closed) { this.finish(wt); continue; }
+        if (this.failedPass[wt.leaf] !== pass) {
+          const r = t.acquire(wt.leaf, wt.milli, wt.priority, true, nowMs);
+          if (r === GRANTED) {
+            this.finish(wt);
+            const lease = this.grant(wt.leaf, wt.tokens, wt.milli, perf);
+            const out = this.deferred(wt.conn);
+            if (lease === 0) this.error(out, OP_ACQUIRE, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+            else {
+              t.count(wt.leaf, C_WAIT_SUM_MS_INDEX, perf - wt.enqueuedAt);
+              out.array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_OK).uint(lease).uint(t.remaining(wt.leaf));
+            }
+            continue;
+          }
+          this.failedPass[wt.leaf] = pass;
+          const at = failBucket(r);
+          if (at !== wt.blockedAt) {
+            t.markWaiter(at, wt.priority, 1);
+            if (wt.blockedAt >= 0) t.markWaiter(wt.blockedAt, wt.priority, -1);
+            wt.blockedAt = at;
+          }
+          if (perf >= wt.deadline) {
+            this.finish(wt);
+            t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
+            this.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0)
+              .uint(t.retryAfterMs(r, wt.milli, nowMs));
+          }
+        } else if (perf >= wt.deadline) {
+          this.finish(wt);
+          t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
+          this.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0).uint(1);
+        }
+      }
+    }
+    this.waiters.sweep();
+    return this.waiters.size;
+  }
+
+  /** Ends every waiter of a closed connection at once. */
+  dropConnection(conn: Conn): void {
+    conn.closed = true;
+    if (conn.outstanding === 0) return;
+    for (const q of this.waiters.queues) for (const wt of q) if (!wt.done && wt.conn === conn) this.finish(wt);
+    this.waiters.sweep();
+  }
+
+  /** Answers every waiter SHUTTING_DOWN (the daemon is stopping). */
+  shutdownWaiters(): void {
+    for (const q of this.waiters.queues) {
+      for (const wt of q) {
+        if (wt.done) continue;
+        this.finish(wt);
+        if (!wt.conn.closed) this.error(this.deferred(wt.conn), OP_ACQUIRE, wt.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+      }
+    }
+    this.waiters.sweep();
+  }
+
+  /** Frees the slots of leases past their TTL. */
+  expireLeases(): number {
+    return this.leases.expire(performance.now(), (b, mask) => {
+      this.table.releaseSlots(b, mask);
+      this.table.count(b, C_EXPIRED_INDEX, 1);
+    });
+  }
+}

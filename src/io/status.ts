@@ -1,0 +1,113 @@
+// The STATUS snapshot, built from shared memory by whichever thread is asked
+// (an I/O thread for op 3 and GET /v1/status). Reads only: rates and gauges
+// from the bucket state, per-tick figures from the STATS region the
+// controller writes, in-flight counts from the threads' cumulative counters.
+
+import type { TpsdConfig } from '../config/types.ts';
+import type { BucketTable } from '../shm/bucket-table.ts';
+import { priorityName, type KeyIndex } from '../shm/key-index.ts';
+import {
+  C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
+  C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_FAILED_TPS_INDEX,
+  STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, counterBase,
+  statsBase, type ShmViews,
+} from '../shm/layout.ts';
+
+export const SERVER_NAME = 'tpsd/0.1.0';
+const KINDS = ['pool', 'service', 'endpoint'] as const;
+
+export interface KeyStatus {
+  key: string;
+  pool: string;
+  kind: (typeof KINDS)[number];
+  priority: string | null;
+  limit_tps: number;
+  burst: number;
+  tps: number;
+  demand_tps: number;
+  denied_tps: number;
+  throttled_tps: number;
+  failed_tps: number;
+  latency_avg_us: number;
+  queue: number;
+  in_flight: number;
+  concurrency: number;
+  remaining: number;
+  capacity_tps: number;
+  effective_capacity_tps: number;
+  mode: string;
+}
+
+export interface StatusSnapshot {
+  server: string;
+  v: 1;
+  mode: string;
+  tick_ms: number;
+  tick: number;
+  uptime_s: number;
+  pools: { name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number }[];
+  keys: KeyStatus[];
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+/** Leases held on bucket b, from the counters of every thread. */
+export function inFlightFromCounters(views: ShmViews, b: number): number {
+  const { counters, layout } = views;
+  let n = 0;
+  for (let t = 0; t < layout.threadCount; t++) {
+    const c = counterBase(t, b, layout.bucketCount);
+    n += counters[c + C_GRANTS_INDEX] - counters[c + C_RELEASED_OK_INDEX] - counters[c + C_RELEASED_FAILED_INDEX]
+      - counters[c + C_RELEASED_THROTTLED_INDEX] - counters[c + C_EXPIRED_INDEX];
+  }
+  return Math.max(0, n);
+}
+
+export function buildStatus(
+  config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number,
+): StatusSnapshot {
+  const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
+  const st = views.stats;
+  const out: KeyStatus[] = [];
+  const pools: StatusSnapshot['pools'] = [];
+  for (const spec of keys.specs) {
+    const b = spec.index;
+    const s = statsBase(b);
+    const ps = statsBase(spec.pool);
+    const conc = table.concurrency(b);
+    const entry: KeyStatus = {
+      key: spec.key,
+      pool: keys.specs[spec.pool].key,
+      kind: KINDS[spec.depth],
+      priority: priorityName(spec.priority),
+      limit_tps: round(table.rateTps(b)),
+      burst: table.burstTokens(b),
+      tps: round(st[s + STAT_TPS_INDEX]),
+      demand_tps: round(st[s + STAT_DEMAND_TPS_INDEX]),
+      denied_tps: round(st[s + STAT_DENIED_TPS_INDEX]),
+      throttled_tps: round(st[s + STAT_THROTTLED_TPS_INDEX]),
+      failed_tps: round(st[s + STAT_FAILED_TPS_INDEX]),
+      latency_avg_us: round(st[s + STAT_LATENCY_AVG_US_INDEX]),
+      queue: table.queue(b),
+      in_flight: conc > 0 ? table.inFlight(b) : inFlightFromCounters(views, b),
+      concurrency: conc,
+      remaining: table.remaining(b),
+      capacity_tps: st[ps + STAT_CAPACITY_INDEX],
+      effective_capacity_tps: round(st[ps + STAT_EFFECTIVE_CAPACITY_INDEX]),
+      mode,
+    };
+    out.push(entry);
+    if (spec.depth === 0) {
+      pools.push({
+        name: spec.key, capacity_tps: entry.capacity_tps, effective_capacity_tps: entry.effective_capacity_tps,
+        mode, tps: entry.tps, demand_tps: entry.demand_tps,
+      });
+    }
+  }
+  return {
+    server: SERVER_NAME, v: 1, mode, tick_ms: config.tick_ms, tick: Atomics.load(views.header, TICK_SEQ_INDEX),
+    uptime_s: Math.round((Date.now() - startedAtMs) / 1000), pools, keys: out,
+  };
+}
+
