@@ -45,6 +45,8 @@ export interface StatusSnapshot {
   mode: string;
   tick_ms: number;
   tick: number;
+  /** The I/O thread that built this snapshot (-1: another thread). */
+  io_thread: number;
   uptime_s: number;
   pools: { name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number }[];
   keys: KeyStatus[];
@@ -65,7 +67,7 @@ export function inFlightFromCounters(views: ShmViews, b: number): number {
 }
 
 export function buildStatus(
-  config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number,
+  config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number, thread = -1,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const st = views.stats;
@@ -106,7 +108,7 @@ export function buildStatus(
     }
   }
   return {
-    server: SERVER_NAME, v: 1, mode, tick_ms: config.tick_ms, tick: Atomics.load(views.header, TICK_SEQ_INDEX),
+    server: SERVER_NAME, v: 1, mode, tick_ms: config.tick_ms, tick: Atomics.load(views.header, TICK_SEQ_INDEX), io_thread: thread,
     uptime_s: Math.round((Date.now() - startedAtMs) / 1000), pools, keys: out,
   };
 }
