@@ -1,0 +1,76 @@
+// Entry point of the `tpsd` command: picks the verb and runs it. To add a
+// verb, write src/cli/<verb>.ts exporting `run(argv): Promise<number>` (use
+// runVerb from args.ts for flags and --help) and add one line to VERBS.
+// Runs itself when executed directly (npm run tpsd, node --import tsx);
+// bin/tpsd.mjs imports it and calls main().
+
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export interface VerbModule {
+  run(argv: string[]): Promise<number>;
+}
+
+interface VerbEntry {
+  summary: string;
+  load: () => Promise<VerbModule>;
+}
+
+/** Every verb; loaded lazily so `tpsd check-config` does not pull in the daemon. */
+export const VERBS: Readonly<Record<string, VerbEntry>> = {
+  start: { summary: 'run the daemon', load: () => import('./start.ts') },
+  'check-config': { summary: 'validate a config file and print the effective config', load: () => import('./check-config.ts') },
+};
+
+export function usage(): string {
+  const names = Object.keys(VERBS);
+  const width = Math.max(...names.map((n) => n.length));
+  const lines = names.map((name) => `  ${name.padEnd(width)}  ${VERBS[name].summary}`);
+  return [
+    'Usage: tpsd VERB [options]',
+    '',
+    'Verbs:',
+    ...lines,
+    '',
+    'Run "tpsd VERB --help" for the options of a verb.',
+    '',
+  ].join('\n');
+}
+
+/** Runs the verb named by argv[0]; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (verb === '--help' || verb === '-h' || verb === 'help') {
+    if (rest.length > 0 && verb === 'help' && Object.hasOwn(VERBS, rest[0])) return main([rest[0], '--help']);
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (verb === undefined || !Object.hasOwn(VERBS, verb)) {
+    const problem = verb === undefined ? 'missing VERB' : `unknown verb ${JSON.stringify(verb)}`;
+    process.stderr.write(`tpsd: ${problem}\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const module = await VERBS[verb].load();
+    return await module.run(rest);
+  } catch (err) {
+    process.stderr.write(`tpsd ${verb}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,300 @@
+// TpsdClient: the SDK's public face. Owns at most one Connection at a time,
+// reconnects with backoff in the background, and answers acquire() through
+// the failure mode while no connection is up (see failure-mode.ts).
+//
+// Single-threaded. State: `conn` is set only after a HELLO was answered with
+// success; calls made while it is null never wait for a connection, they are
+// decided at once by the failure mode (acquire) or rejected (status).
+
+import { MAX_UINT32, OP_ACQUIRE, OP_HELLO, OP_STATUS } from '../protocol/opcodes.ts';
+import { ShuttingDownError, TpsdError } from '../protocol/errors.ts';
+import { Backoff } from './backoff.ts';
+import { Connection } from './connection.ts';
+import { ClientClosedError, ConnectError, DisconnectedError, PermitDeniedError, isUpstreamThrottle } from './errors.ts';
+import { decideWhileUnreachable } from './failure-mode.ts';
+import { LocalLimiter } from './local-bucket.ts';
+import { normalizeUrl, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
+import { openSocket, resolveWebSocket } from './socket.ts';
+import type { AcquireOptions, ConnectionState, Outcome, Permit, ServerInfo, WithPermitOptions } from './types.ts';
+import { checkAcquire, readAcquireReply, readHelloReply, readStatusReply, writeAcquire, writeHello, writeRelease, writeStatus } from './wire.ts';
+
+const now = (): number => performance.now();
+
+type StateListener = (state: ConnectionState, reason: string) => void;
+type ErrorListener = (err: Error) => void;
+
+/** Connects to the daemon at `url` (`ws://host:port`, path `/v1` by default). */
+export async function connect(url: string, options?: ConnectOptions): Promise<TpsdClient> {
+  const client = new TpsdClient(url, options);
+  if (client.options.lazy) {
+    client.startInBackground();
+    return client;
+  }
+  try {
+    await client.connectOnce();
+  } catch (err) {
+    await client.close();
+    if (err instanceof TpsdError) throw err; // the daemon refused the HELLO
+    throw new ConnectError(client.url, (err as Error)?.message ?? String(err), err);
+  }
+  return client;
+}
+
+export class TpsdClient {
+  readonly url: string;
+  readonly options: ResolvedOptions;
+  private conn: Connection | null = null;
+  private opening: AbortController | null = null;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private nextAttemptAt = 0;
+  private readonly backoff: Backoff;
+  private readonly limiter: LocalLimiter | undefined;
+  private isClosed = false;
+  private info: ServerInfo | null = null;
+  private readonly stateListeners = new Set<StateListener>();
+  private readonly errorListeners = new Set<ErrorListener>();
+
+  /** Use connect(); the constructor does not open anything. */
+  constructor(url: string, options?: ConnectOptions, random: () => number = Math.random) {
+    this.url = normalizeUrl(url);
+    this.options = resolveOptions(options);
+    this.backoff = new Backoff(this.options.reconnect, random);
+    this.limiter = this.options.localRate ? new LocalLimiter(this.options.localRate) : undefined;
+    if (this.options.onStateChange) this.stateListeners.add(this.options.onStateChange);
+  }
+
+  /** True while a connection is up and its HELLO was accepted. */
+  get connected(): boolean {
+    return this.conn !== null && this.conn.isOpen;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** The last HELLO reply, or null before the first connection. */
+  get server(): ServerInfo | null {
+    return this.info;
+  }
+
+  /** Calls waiting for a reply on the current connection. */
+  get outstanding(): number {
+    return this.conn?.outstanding ?? 0;
+  }
+
+  /** 'state': connected/disconnected (with a reason); 'error': a (re)connect attempt failed. Returns an unsubscribe function. */
+  on(event: 'state', fn: StateListener): () => void;
+  on(event: 'error', fn: ErrorListener): () => void;
+  on(event: 'state' | 'error', fn: StateListener | ErrorListener): () => void {
+    const set = (event === 'state' ? this.stateListeners : this.errorListeners) as Set<typeof fn>;
+    set.add(fn);
+    return () => { set.delete(fn); };
+  }
+
+  /**
+   * Takes `tokens` from `key`. Resolves with granted=false when denied;
+   * rejects with the TpsdError subclass of an error reply. While the daemon
+   * is unreachable (or shutting down) the failure mode answers.
+   */
+  async acquire(key: string, tokens = 1, options: AcquireOptions = {}): Promise<Permit> {
+    const waitMs = checkAcquire(key, tokens, options.waitMs ?? 0);
+    if (this.isClosed) throw new ClientClosedError();
+    const conn = this.conn;
+    if (conn === null) return this.unreachable(key, tokens, waitMs);
+    const started = now();
+    const timeoutMs = waitMs + (options.timeoutMs ?? this.options.timeoutMs);
+    let permit: Permit;
+    try {
+      const reply = await conn.call(OP_ACQUIRE, timeoutMs, (w, id) => writeAcquire(w, id, key, tokens, waitMs));
+      permit = readAcquireReply(reply);
+    } catch (err) {
+      if ((err instanceof DisconnectedError || err instanceof ShuttingDownError) && !this.isClosed) {
+        return this.unreachable(key, tokens, Math.max(0, waitMs - (now() - started)));
+      }
+      throw err;
+    }
+    if (permit.granted && permit.lease !== 0) conn.trackLease(permit.lease);
+    return permit;
+  }
+
+  /**
+   * Reports how the guarded call went and frees the lease (fire and forget).
+   * A no-op for lease 0 (denied or local permits) and for leases granted on
+   * an earlier connection (the daemon's lease TTL frees those).
+   */
+  release(lease: number, outcome: Outcome, latencyUs: number): void {
+    if (outcome !== 0 && outcome !== 1 && outcome !== 2) throw new TypeError(`tpsd: outcome must be 0, 1 or 2, got ${String(outcome)}`);
+    if (lease === 0) return;
+    const conn = this.conn;
+    if (conn === null || !conn.untrackLease(lease)) return;
+    const us = Number.isFinite(latencyUs) ? Math.min(MAX_UINT32, Math.max(0, Math.round(latencyUs))) : 0;
+    conn.send((w) => writeRelease(w, lease, outcome, us));
+  }
+
+  /**
+   * Runs `fn` under a permit for `key` and releases it with the outcome:
+   * 0 when fn returns, 2 when it throws an upstream 429, else 1. Throws
+   * PermitDeniedError when no permit is granted.
+   */
+  async withPermit<T>(key: string, fn: (permit: Permit) => T | Promise<T>, options: WithPermitOptions = {}): Promise<T> {
+    const permit = await this.acquire(key, options.tokens ?? 1, options);
+    if (!permit.granted) throw new PermitDeniedError(key, permit.retryAfterMs, permit.local === true);
+    const t0 = now();
+    let result: T;
+    try {
+      result = await fn(permit);
+    } catch (err) {
+      this.release(permit.lease, isUpstreamThrottle(err) ? 2 : 1, (now() - t0) * 1000);
+      throw err;
+    }
+    this.release(permit.lease, 0, (now() - t0) * 1000);
+    return result;
+  }
+
+  /** The daemon's STATUS snapshot. Rejects with DisconnectedError while not connected. */
+  async status(): Promise<Record<string, unknown>> {
+    if (this.isClosed) throw new ClientClosedError();
+    const conn = this.conn;
+    if (conn === null) throw new DisconnectedError(`tpsd: not connected to ${this.url}`);
+    const reply = await conn.call(OP_STATUS, this.options.timeoutMs, writeStatus);
+    return readStatusReply(reply);
+  }
+
+  /** Stops reconnecting and closes the connection; outstanding calls reject with ClientClosedError. */
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.opening?.abort();
+    const conn = this.conn;
+    this.conn = null;
+    if (conn !== null) {
+      const done = conn.close(new ClientClosedError());
+      this.emitState('disconnected', 'client closed');
+      await done;
+    }
+  }
+
+  /** connect() without `lazy`: one attempt; throws what went wrong. */
+  async connectOnce(): Promise<void> {
+    this.adopt(await this.open());
+  }
+
+  /** connect() with `lazy`: the first attempt happens now, in the background. */
+  startInBackground(): void {
+    void this.attempt();
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      this.adopt(await this.open());
+    } catch (err) {
+      if (this.isClosed) return;
+      this.emitError(err instanceof Error ? err : new Error(String(err)));
+      this.scheduleReconnect();
+    }
+  }
+
+  /** Opens a socket and exchanges HELLO; the connection is not adopted yet. */
+  private async open(): Promise<Connection> {
+    const ctl = new AbortController();
+    this.opening = ctl;
+    try {
+      const Impl = await resolveWebSocket(this.options.WebSocket);
+      const socket = await openSocket(Impl, this.url, this.options.timeoutMs, ctl.signal);
+      const conn = new Connection(socket, {
+        maxOutstanding: this.options.maxOutstanding,
+        maxMessageBytes: this.options.maxMessageBytes,
+        onClose: (c, reason) => this.onConnectionClosed(c, reason),
+      });
+      const onAbort = (): void => { void conn.close(new ClientClosedError()); };
+      ctl.signal.addEventListener('abort', onAbort);
+      if (ctl.signal.aborted) onAbort();
+      try {
+        const { token, name, timeoutMs } = this.options;
+        const reply = await conn.call(OP_HELLO, timeoutMs, (w, id) => writeHello(w, id, token, name));
+        this.info = readHelloReply(reply);
+      } catch (err) {
+        void conn.close(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      } finally {
+        ctl.signal.removeEventListener('abort', onAbort);
+      }
+      return conn;
+    } finally {
+      if (this.opening === ctl) this.opening = null;
+    }
+  }
+
+  private adopt(conn: Connection): void {
+    if (this.isClosed) {
+      void conn.close(new ClientClosedError());
+      throw new ClientClosedError();
+    }
+    if (!conn.isOpen) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.conn = conn;
+    this.backoff.reset();
+    this.emitState('connected', 'HELLO accepted');
+  }
+
+  private onConnectionClosed(conn: Connection, reason: string): void {
+    if (conn !== this.conn) return;
+    this.conn = null;
+    this.emitState('disconnected', reason);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.isClosed || this.reconnectTimer !== null || this.opening !== null) return;
+    const delay = this.backoff.next();
+    this.nextAttemptAt = now() + delay;
+    const timer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.attempt();
+    }, delay);
+    // Reconnecting alone should not keep a Node process alive.
+    (timer as { unref?: () => void }).unref?.();
+    this.reconnectTimer = timer;
+  }
+
+  /** Milliseconds until the daemon might answer again. */
+  private untilReconnectMs(): number {
+    if (this.reconnectTimer !== null) return Math.max(1, this.nextAttemptAt - now());
+    return Math.max(1, this.options.reconnect.initialDelayMs); // an attempt is under way
+  }
+
+  private unreachable(key: string, tokens: number, waitMs: number): Permit | Promise<Permit> {
+    const d = decideWhileUnreachable({
+      mode: this.options.failureMode,
+      key,
+      tokens,
+      waitMs,
+      now: now(),
+      untilReconnectMs: this.untilReconnectMs(),
+      limiter: this.limiter,
+    });
+    if (d.delayMs <= 0) return d.permit;
+    return new Promise((resolve) => setTimeout(() => resolve(d.permit), Math.min(d.delayMs, 0x7fffffff)));
+  }
+
+  private emitState(state: ConnectionState, reason: string): void {
+    for (const fn of this.stateListeners) callSafely(() => fn(state, reason));
+  }
+
+  private emitError(err: Error): void {
+    for (const fn of this.errorListeners) callSafely(() => fn(err));
+  }
+}
+
+/** A listener that throws must not break the client; its error surfaces asynchronously. */
+function callSafely(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    queueMicrotask(() => { throw err; });
+  }
+}

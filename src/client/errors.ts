@@ -1,0 +1,71 @@
+// Errors raised by the SDK itself (the daemon's error replies are the
+// TpsdError classes of src/protocol/errors.ts, re-exported by index.ts).
+
+/** Base class of the errors the client raises on its own. */
+export class TpsdClientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TpsdClientError';
+  }
+}
+
+/** withPermit() could not get a permit; retry after `retryAfterMs`. */
+export class PermitDeniedError extends TpsdClientError {
+  readonly key: string;
+  readonly retryAfterMs: number;
+  /** True when the failure mode (not the daemon) denied it. */
+  readonly local: boolean;
+  constructor(key: string, retryAfterMs: number, local = false) {
+    super(`tpsd: no permit for "${key}", retry after ${retryAfterMs} ms${local ? ' (daemon unreachable)' : ''}`);
+    this.name = 'PermitDeniedError';
+    this.key = key;
+    this.retryAfterMs = retryAfterMs;
+    this.local = local;
+  }
+}
+
+/** The connection is down (or went down while the call was outstanding). */
+export class DisconnectedError extends TpsdClientError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DisconnectedError';
+  }
+}
+
+/** No reply within the call's timeout although the connection is alive. */
+export class CallTimeoutError extends TpsdClientError {
+  readonly timeoutMs: number;
+  constructor(what: string, timeoutMs: number) {
+    super(`tpsd: no reply to ${what} within ${timeoutMs} ms`);
+    this.name = 'CallTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The client was closed by close(). */
+export class ClientClosedError extends TpsdClientError {
+  constructor() {
+    super('tpsd: client is closed');
+    this.name = 'ClientClosedError';
+  }
+}
+
+/** connect() could not reach the daemon (and `lazy` was not set). */
+export class ConnectError extends TpsdClientError {
+  readonly url: string;
+  constructor(url: string, reason: string, cause?: unknown) {
+    super(`tpsd: cannot connect to ${url}: ${reason}`, { cause });
+    this.name = 'ConnectError';
+    this.url = url;
+  }
+}
+
+/**
+ * True when an error thrown by a guarded call says the upstream answered
+ * 429 Too Many Requests (fetch-, axios- and got-style errors).
+ */
+export function isUpstreamThrottle(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const e = err as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } | null };
+  return e.status === 429 || e.statusCode === 429 || (typeof e.response === 'object' && e.response !== null && e.response.status === 429);
+}

@@ -1,0 +1,263 @@
+// The config file's schema (shape: CONFIG.md): defaults for every optional
+// field, range and cross-field checks, and validateConfig(), which reports
+// all problems at once in a ConfigError or returns a deeply frozen TpsdConfig.
+// Reading the file itself lives in load.ts.
+
+import os from 'node:os';
+import {
+  ConfigError, FieldReader, deepFreeze, isPlainObject, joinIndex, joinKey,
+  type JsonObject, type NumberRule,
+} from './field-reader.ts';
+import {
+  POLICY_MODES, PRIORITIES,
+  type AuthToken, type EndpointConfig, type PoolConfig, type ServiceConfig, type TpsdConfig,
+} from './types.ts';
+
+export { ConfigError, deepFreeze } from './field-reader.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** Pool, service and endpoint names; '/' is reserved as the key separator. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const MAX_TPS = 2_000_000;
+export const MAX_BURST = 2_000_000;
+export const MAX_CONCURRENCY = 2_147_483_647;
+/** Pools + services + endpoints: one shared-memory bucket each. */
+export const MAX_BUCKETS = 1_000_000;
+export const MAX_IO_THREADS = 16;
+const MIB = 1024 * 1024;
+
+export const DEFAULTS = {
+  listen: { host: '127.0.0.1', port: 7070 },
+  tick_ms: 1000,
+  data_dir: './data',
+  policy: { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 },
+  lease_ttl_ms: 30_000,
+  max_message_bytes: 65_536,
+  limits: {
+    max_queue_per_key: 10_000,
+    max_outstanding_per_connection: 4096,
+    max_leases_per_thread: 1_048_576,
+    max_connections: 100_000,
+    idle_timeout_s: 120,
+    max_backpressure_bytes: 4 * MIB,
+  },
+  log: { level: 'info' },
+} as const;
+
+/** One I/O thread per core, between 1 and MAX_IO_THREADS. */
+export function defaultIoThreads(): number {
+  return Math.min(MAX_IO_THREADS, Math.max(1, os.availableParallelism()));
+}
+
+/** Default bucket size: 50 ms worth of refill, at least one token. */
+export function defaultBurst(tps: number): number {
+  return Math.max(1, Math.ceil(tps / 20));
+}
+
+const TPS: NumberRule = { above: 0, max: MAX_TPS };
+const MIN_TPS: NumberRule = { min: 0, max: MAX_TPS };
+const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
+const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
+const NAME_EXPECTED = 'a name of 1 to 64 characters from A-Z, a-z, 0-9, "_", ".", ":", "-"';
+
+const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'pools'];
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
+const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
+const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
+
+/**
+ * Validates a parsed config file and applies defaults. Throws one ConfigError
+ * listing every problem. `env.TPSD_LOG_LEVEL`, when set, overrides log.level.
+ */
+export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): TpsdConfig {
+  const r = new FieldReader();
+  const root = r.object('', raw, ROOT_KEYS);
+  if (root === undefined) throw new ConfigError(r.errors);
+
+  const listen = section(r, root, 'listen', ['host', 'port']);
+  const policy = section(r, root, 'policy', ['mode', 'model', 'step_cap', 'deadline_ms']);
+  const limits = section(r, root, 'limits', Object.keys(DEFAULTS.limits));
+  const log = section(r, root, 'log', ['level']);
+  const d = DEFAULTS;
+  const config = {
+    listen: {
+      host: r.string(listen, 'listen', 'host', d.listen.host),
+      port: r.number(listen, 'listen', 'port', { integer: true, min: 0, max: 65535 }, d.listen.port),
+    },
+    io_threads: r.number(root, '', 'io_threads', { integer: true, min: 1, max: MAX_IO_THREADS }, defaultIoThreads()),
+    tick_ms: r.number(root, '', 'tick_ms', { integer: true, min: 10, max: 3_600_000 }, d.tick_ms),
+    data_dir: r.string(root, '', 'data_dir', d.data_dir),
+    policy: {
+      mode: r.oneOf(policy, 'policy', 'mode', POLICY_MODES, d.policy.mode),
+      model: readModelPath(r, policy),
+      step_cap: r.number(policy, 'policy', 'step_cap', { min: 1, max: 100 }, d.policy.step_cap),
+      deadline_ms: r.number(policy, 'policy', 'deadline_ms', { above: 0, max: 60_000 }, d.policy.deadline_ms),
+    },
+    lease_ttl_ms: r.number(root, '', 'lease_ttl_ms', { integer: true, min: 1, max: 86_400_000 }, d.lease_ttl_ms),
+    max_message_bytes: r.number(root, '', 'max_message_bytes', { integer: true, min: 1024, max: 16 * MIB }, d.max_message_bytes),
+    auth: readAuth(r, root),
+    limits: readLimits(r, limits),
+    log: { level: readLogLevel(r, log, env) },
+    pools: readPools(r, root),
+  };
+  if (r.errorCount > 0) throw new ConfigError(r.errors);
+  return deepFreeze(config as TpsdConfig);
+}
+
+/** An optional top-level object; absent means "all defaults". */
+function section(r: FieldReader, root: JsonObject, key: string, keys: readonly string[]): JsonObject {
+  return root[key] === undefined ? {} : (r.object(key, root[key], keys) ?? {});
+}
+
+function readModelPath(r: FieldReader, policy: JsonObject): string | null {
+  const model = policy.model;
+  if (model === undefined || model === null) return null;
+  if (typeof model === 'string' && model.length > 0) return model;
+  r.fail('policy.model', 'a model file path or null', model);
+  return null;
+}
+
+function readLogLevel(r: FieldReader, log: JsonObject, env: NodeJS.ProcessEnv): string | undefined {
+  const fromEnv = env.TPSD_LOG_LEVEL;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if ((LOG_LEVELS as readonly string[]).includes(fromEnv)) return fromEnv;
+    r.fail('TPSD_LOG_LEVEL (environment variable)', `one of ${LOG_LEVELS.join(', ')}`, fromEnv);
+    return undefined;
+  }
+  return r.oneOf(log, 'log', 'level', LOG_LEVELS, DEFAULTS.log.level);
+}
+
+function readLimits(r: FieldReader, limits: JsonObject) {
+  const d = DEFAULTS.limits;
+  const int = (key: keyof typeof d, min: number, max: number) =>
+    r.number(limits, 'limits', key, { integer: true, min, max }, d[key]);
+  return {
+    max_queue_per_key: int('max_queue_per_key', 0, 10_000_000),
+    max_outstanding_per_connection: int('max_outstanding_per_connection', 1, 1_000_000),
+    max_leases_per_thread: int('max_leases_per_thread', 1, 16_777_216),
+    max_connections: int('max_connections', 1, 10_000_000),
+    // uWS refuses idle timeouts from 1 to 7 s and above 960 s.
+    idle_timeout_s: r.number(limits, 'limits', 'idle_timeout_s', {
+      integer: true, min: 0, max: 960, accept: (n) => n === 0 || n >= 8,
+      expected: '0 (disabled) or an integer from 8 to 960',
+    }, d.idle_timeout_s),
+    max_backpressure_bytes: int('max_backpressure_bytes', 1024, 1024 * MIB),
+  };
+}
+
+function readAuth(r: FieldReader, root: JsonObject): TpsdConfig['auth'] {
+  if (root.auth === undefined || root.auth === null) return null;
+  const auth = r.object('auth', root.auth, ['tokens']);
+  if (auth === undefined) return null;
+  const items = r.array(auth, 'auth', 'tokens', 'token objects', 1) ?? [];
+  const seen = new Map<string, string>();
+  return { tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen)) };
+}
+
+function readToken(r: FieldReader, item: unknown, path: string, seen: Map<string, string>): AuthToken {
+  const obj = r.object(path, item, ['token', 'keys', 'admin']);
+  if (obj === undefined) return {} as AuthToken; // already reported
+  const token = r.string(obj, path, 'token');
+  if (token !== undefined) {
+    const first = seen.get(token);
+    // Never echo a secret: name where the duplicate was seen instead.
+    if (first !== undefined) r.failWith(joinKey(path, 'token'), 'a token not used before', `the same token as ${first}`);
+    else seen.set(token, joinKey(path, 'token'));
+  }
+  const keysPath = joinKey(path, 'keys');
+  const keys = r.array(obj, path, 'keys', 'key prefix strings', 0, []) ?? [];
+  keys.forEach((key, i) => {
+    if (typeof key !== 'string' || key.length === 0) r.fail(joinIndex(keysPath, i), 'a non-empty key prefix string', key);
+  });
+  return { token, keys, admin: r.boolean(obj, path, 'admin', false) } as AuthToken;
+}
+
+function readPools(r: FieldReader, root: JsonObject): PoolConfig[] {
+  const items = r.array(root, '', 'pools', 'pool objects', 1) ?? [];
+  const buckets = countBuckets(items);
+  if (buckets > MAX_BUCKETS) {
+    r.failWith('pools', `at most ${MAX_BUCKETS} buckets (pools + services + endpoints)`, `${buckets}`);
+    return [];
+  }
+  const names = new Map<string, string>();
+  return items.map((item, i) => readPool(r, item, joinIndex('pools', i), names));
+}
+
+function countBuckets(pools: unknown[]): number {
+  let count = pools.length;
+  for (const pool of pools) {
+    if (!isPlainObject(pool) || !Array.isArray(pool.services)) continue;
+    count += pool.services.length;
+    for (const service of pool.services) {
+      if (isPlainObject(service) && Array.isArray(service.endpoints)) count += service.endpoints.length;
+    }
+  }
+  return count;
+}
+
+function readName(r: FieldReader, obj: JsonObject, path: string, names: Map<string, string>, what: string): string | undefined {
+  const name = r.matching(obj, path, 'name', NAME_PATTERN, NAME_EXPECTED);
+  if (name === undefined) return undefined;
+  const first = names.get(name);
+  if (first !== undefined) {
+    r.failWith(joinKey(path, 'name'), `a unique ${what} name`, `${JSON.stringify(name)} (already used by ${first})`);
+  } else {
+    names.set(name, joinKey(path, 'name'));
+  }
+  return name;
+}
+
+function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<string, string>): PoolConfig {
+  const obj = r.object(path, item, POOL_KEYS);
+  if (obj === undefined) return {} as PoolConfig; // already reported
+  const name = readName(r, obj, path, poolNames, 'pool');
+  const capacity = r.number(obj, path, 'capacity_tps', TPS);
+  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(capacity ?? 1));
+  const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
+  const servicesPath = joinKey(path, 'services');
+  const names = new Map<string, string>();
+  const services = items.map((s, i) => readService(r, s, joinIndex(servicesPath, i), names, capacity));
+
+  const mins = services.map((s) => s.min_tps);
+  if (capacity !== undefined && mins.every((m) => m !== undefined)) {
+    const sum = mins.reduce((a, b) => a + b, 0);
+    if (sum > capacity * (1 + 1e-12)) {
+      r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
+    }
+  }
+  return { name, capacity_tps: capacity, burst, services } as PoolConfig;
+}
+
+function readService(
+  r: FieldReader, item: unknown, path: string, serviceNames: Map<string, string>, capacity: number | undefined,
+): ServiceConfig {
+  const obj = r.object(path, item, SERVICE_KEYS);
+  if (obj === undefined) return {} as ServiceConfig; // already reported
+  const name = readName(r, obj, path, serviceNames, 'service');
+  const priority = r.oneOf(obj, path, 'priority', PRIORITIES);
+  const minTps = r.number(obj, path, 'min_tps', MIN_TPS, 0);
+  // The default is the pool's capacity; if that is invalid (reported), skip.
+  const maxTps = obj.max_tps === undefined && capacity === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, capacity);
+  if (minTps !== undefined && maxTps !== undefined && minTps > maxTps) {
+    r.fail(joinKey(path, 'min_tps'), `a number <= max_tps (${maxTps})`, minTps);
+  }
+  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
+  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
+  const items = r.array(obj, path, 'endpoints', 'endpoint objects', 0, []) ?? [];
+  const endpointsPath = joinKey(path, 'endpoints');
+  const names = new Map<string, string>();
+  const endpoints = items.map((e, i) => readEndpoint(r, e, joinIndex(endpointsPath, i), names, maxTps));
+  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints } as ServiceConfig;
+}
+
+function readEndpoint(
+  r: FieldReader, item: unknown, path: string, names: Map<string, string>, serviceMaxTps: number | undefined,
+): EndpointConfig {
+  const obj = r.object(path, item, ENDPOINT_KEYS);
+  if (obj === undefined) return {} as EndpointConfig; // already reported
+  const name = readName(r, obj, path, names, 'endpoint');
+  const maxTps = obj.max_tps === undefined && serviceMaxTps === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, serviceMaxTps);
+  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
+  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
+  return { name, max_tps: maxTps, burst, concurrency } as EndpointConfig;
+}
