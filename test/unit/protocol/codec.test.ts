@@ -1,0 +1,44 @@
+// The codec: the hand encoder writes MessagePack that msgpackr reads back,
+// picking the smallest form; decoding tells incomplete from corrupt data.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pack, unpack } from 'msgpackr';
+import { DecodeError, MsgWriter, decodeAll, utf8Length } from '../../../src/protocol/codec.ts';
+
+describe('codec', () => {
+  it('encodes uints in every width and strings of every length', () => {
+    const values = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+    const strings = ['', 'a', 'é'.repeat(20), 'x'.repeat(300), '😀'.repeat(20000)];
+    const w = new MsgWriter(4);
+    w.array(values.length);
+    for (const v of values) w.uint(v);
+    w.array(strings.length);
+    for (const s of strings) w.str(s);
+    const [a, b] = decodeAll(w.take());
+    assert.deepEqual(a, values);
+    assert.deepEqual(b, strings);
+    assert.deepEqual(new MsgWriter().uint(5).take(), new Uint8Array(pack(5)));
+    assert.equal(new MsgWriter().array(20).view().length, 3);
+  });
+
+  it('decodes a stream of values and writes several into one buffer', () => {
+    const w = new MsgWriter();
+    w.array(3).uint(1).uint(2).str('k');
+    w.value({ v: 1, token: 't' });
+    assert.deepEqual(decodeAll(w.view()), [[1, 2, 'k'], { v: 1, token: 't' }]);
+    assert.deepEqual(unpack(Buffer.from(w.take()).subarray(0, 5)), [1, 2, 'k']);
+  });
+
+  it('tells incomplete from corrupt, keeping the values before', () => {
+    const good = pack([3, 1]);
+    const trunc = Buffer.concat([good, pack([1, 2, 'abc', 1, 0]).subarray(0, 4)]);
+    assert.throws(() => decodeAll(trunc), (e: unknown) => e instanceof DecodeError && e.kind === 'incomplete' && e.values.length === 1);
+    assert.throws(() => decodeAll(Buffer.concat([good, Buffer.from([0xd4, 0x05, 0x00])])),
+      (e: unknown) => e instanceof DecodeError && e.kind === 'corrupt' && e.values.length === 1);
+  });
+
+  it('measures UTF-8 length without encoding', () => {
+    for (const s of ['', 'abc', 'é', '€', '😀', 'a😀é€'.repeat(10)]) assert.equal(utf8Length(s), Buffer.byteLength(s));
+  });
+});
