@@ -3,6 +3,7 @@
 // all problems at once in a ConfigError or returns a deeply frozen TpsdConfig.
 // Reading the file itself lives in load.ts.
 
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import {
   ConfigError, FieldReader, deepFreeze, isPlainObject, joinIndex, joinKey,
@@ -95,7 +96,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     },
     lease_ttl_ms: r.number(root, '', 'lease_ttl_ms', { integer: true, min: 1, max: 86_400_000 }, d.lease_ttl_ms),
     max_message_bytes: r.number(root, '', 'max_message_bytes', { integer: true, min: 1024, max: 16 * MIB }, d.max_message_bytes),
-    auth: readAuth(r, root),
+    auth: readAuth(r, root, env),
     limits: readLimits(r, limits),
     log: { level: readLogLevel(r, log, env) },
     pools: readPools(r, root),
@@ -145,19 +146,52 @@ function readLimits(r: FieldReader, limits: JsonObject) {
   };
 }
 
-function readAuth(r: FieldReader, root: JsonObject): TpsdConfig['auth'] {
+function readAuth(r: FieldReader, root: JsonObject, env: NodeJS.ProcessEnv): TpsdConfig['auth'] {
   if (root.auth === undefined || root.auth === null) return null;
   const auth = r.object('auth', root.auth, ['tokens']);
   if (auth === undefined) return null;
   const items = r.array(auth, 'auth', 'tokens', 'token objects', 1) ?? [];
   const seen = new Map<string, string>();
-  return { tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen)) };
+  return { tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen, env)) };
 }
 
-function readToken(r: FieldReader, item: unknown, path: string, seen: Map<string, string>): AuthToken {
-  const obj = r.object(path, item, ['token', 'keys', 'admin']);
+/**
+ * The secret of a token entry: given inline (`token`), read from a file
+ * (`token_file`, trimmed; for secrets kept out of the config) or from an
+ * environment variable (`token_env`). Exactly one of the three.
+ */
+function readSecret(r: FieldReader, obj: JsonObject, path: string, env: NodeJS.ProcessEnv): string | undefined {
+  const given = ['token', 'token_file', 'token_env'].filter((k) => obj[k] !== undefined);
+  if (given.length !== 1) {
+    r.failWith(path, 'exactly one of token, token_file, token_env', given.length === 0 ? 'none' : given.join(' and '));
+    return undefined;
+  }
+  if (given[0] === 'token') return r.string(obj, path, 'token');
+  if (given[0] === 'token_file') {
+    const file = r.string(obj, path, 'token_file');
+    if (file === undefined) return undefined;
+    let text: string;
+    try { text = readFileSync(file, 'utf8').trim(); } catch (err) {
+      r.failWith(joinKey(path, 'token_file'), 'a readable file holding the token', `${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      return undefined;
+    }
+    if (text === '') r.failWith(joinKey(path, 'token_file'), 'a file holding a non-empty token', `${JSON.stringify(file)} is empty`);
+    return text || undefined;
+  }
+  const name = r.string(obj, path, 'token_env');
+  if (name === undefined) return undefined;
+  const value = env[name];
+  if (value === undefined || value === '') {
+    r.failWith(joinKey(path, 'token_env'), 'the name of a set, non-empty environment variable', `${name} is not set`);
+    return undefined;
+  }
+  return value;
+}
+
+function readToken(r: FieldReader, item: unknown, path: string, seen: Map<string, string>, env: NodeJS.ProcessEnv): AuthToken {
+  const obj = r.object(path, item, ['token', 'token_file', 'token_env', 'keys', 'admin']);
   if (obj === undefined) return {} as AuthToken; // already reported
-  const token = r.string(obj, path, 'token');
+  const token = readSecret(r, obj, path, env);
   if (token !== undefined) {
     const first = seen.get(token);
     // Never echo a secret: name where the duplicate was seen instead.

@@ -316,3 +316,23 @@ describe('loadConfigFile', () => {
     assert.equal(loadConfigFile(file, {}, NO_ENV).pools.length, 1);
   });
 });
+
+describe('auth secrets kept out of the config', () => {
+  const pools = [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'LOW' }] }];
+  it('reads a token from token_file (trimmed) or token_env', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-auth-')), 'token');
+    fs.writeFileSync(file, 'from-file\n');
+    const c = validateConfig({ pools, auth: { tokens: [{ token_file: file }, { token_env: 'TPSD_T', keys: ['p/'] }] } }, { TPSD_T: 'from-env' });
+    assert.deepEqual(c.auth!.tokens.map((t) => t.token), ['from-file', 'from-env']);
+  });
+  it('names the entry when the secret is missing, doubled or unreadable', () => {
+    const bad = (tokens: unknown[], env = {}) => {
+      try { validateConfig({ pools, auth: { tokens } }, env); } catch (err) { return String((err as Error).message); }
+      return 'no error';
+    };
+    assert.match(bad([{ keys: [] }]), /auth\.tokens\[0\]: expected exactly one of token, token_file, token_env, found none/);
+    assert.match(bad([{ token: 'a', token_env: 'X' }]), /found token and token_env/);
+    assert.match(bad([{ token_file: '/nonexistent/tpsd-token' }]), /auth\.tokens\[0\]\.token_file: expected a readable file.*ENOENT/);
+    assert.match(bad([{ token_env: 'TPSD_UNSET' }]), /auth\.tokens\[0\]\.token_env: .*TPSD_UNSET is not set/);
+  });
+});
