@@ -38,7 +38,7 @@ interface WsData { conn: Conn & { ws: uWS.WebSocket<WsData> | null } }
 type WsConn = WsData['conn'];
 
 const data = workerData as IoWorkerData;
-const { config } = data;
+let config = data.config;
 const log = createLogger(config.log.level, `io-${data.thread}`);
 const views = viewsOf(data.sab, data.bucketCount, data.threadCount);
 const keys = KeyIndex.fromConfig(config);
@@ -55,8 +55,8 @@ const open = new Set<WsConn>();
 let nextConnId = 1;
 let listenSocket: uWS.us_listen_socket | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
-const maxMessage = config.max_message_bytes;
-const maxBackpressure = config.limits.max_backpressure_bytes;
+let maxMessage = config.max_message_bytes;
+let maxBackpressure = config.limits.max_backpressure_bytes;
 
 function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
   ws.send(bytes, true, false);
@@ -175,6 +175,23 @@ function stop(): void {
   parentPort!.close();
 }
 
+/**
+ * A reloaded config (SIGHUP). The key set is the same (the main thread checks);
+ * limits, auth, TTL and log level apply to new requests at once. uWS's own
+ * socket options (idle timeout, payload cap) keep their start values.
+ */
+function reconfigure(next: typeof config): void {
+  config = next;
+  maxMessage = next.max_message_bytes;
+  maxBackpressure = next.limits.max_backpressure_bytes;
+  log.level = next.log.level;
+  const auth = new Authenticator(next.auth);
+  handler.reconfigure(next, auth);
+  // A token removed or re-scoped by the reload takes effect on open connections too.
+  for (const conn of open) if (conn.token !== null) conn.token = auth.check(conn.token.token);
+}
+
 parentPort!.on('message', (m: MainToWorker) => {
   if (m.type === 'stop') stop();
+  else if (m.type === 'config') reconfigure(m.config);
 });

@@ -18,7 +18,9 @@ export interface IoWorkerData {
 
 export type MainToWorker =
   /** Stop: close the listen socket, answer waiters SHUTTING_DOWN, close connections. */
-  | { readonly type: 'stop' };
+  | { readonly type: 'stop' }
+  /** A reloaded config with the same key set (SIGHUP). */
+  | { readonly type: 'config'; readonly config: TpsdConfig };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }

@@ -64,9 +64,9 @@ export class RequestHandler {
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
   /** Connections with deferred replies to flush. */
   readonly dirty = new Set<Conn>();
-  private readonly o: HandlerOptions;
+  private o: HandlerOptions;
   private readonly table: BucketTable;
-  private readonly ttlMs: number;
+  private ttlMs: number;
   private readonly failedPass: Int32Array;
   private pass = 0;
 
@@ -76,6 +76,12 @@ export class RequestHandler {
     this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread);
     this.ttlMs = o.config.lease_ttl_ms;
     this.failedPass = new Int32Array(o.keys.size);
+  }
+
+  /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
+  reconfigure(config: TpsdConfig, auth: Authenticator): void {
+    this.o = { ...this.o, config, auth };
+    this.ttlMs = config.lease_ttl_ms;
   }
 
   /**
