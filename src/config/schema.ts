@@ -25,6 +25,8 @@ export const MAX_CONCURRENCY = 2_147_483_647;
 /** Pools + services + endpoints: one shared-memory bucket each. */
 export const MAX_BUCKETS = 1_000_000;
 export const MAX_IO_THREADS = 16;
+/** The lease table packs a slot number in 20 bits of the lease id. */
+export const MAX_LEASES_PER_THREAD = 1 << 20;
 const MIB = 1024 * 1024;
 
 export const DEFAULTS = {
@@ -135,7 +137,7 @@ function readLimits(r: FieldReader, limits: JsonObject) {
   return {
     max_queue_per_key: int('max_queue_per_key', 0, 10_000_000),
     max_outstanding_per_connection: int('max_outstanding_per_connection', 1, 1_000_000),
-    max_leases_per_thread: int('max_leases_per_thread', 1, 16_777_216),
+    max_leases_per_thread: int('max_leases_per_thread', 1, MAX_LEASES_PER_THREAD),
     max_connections: int('max_connections', 1, 10_000_000),
     // uWS refuses idle timeouts from 1 to 7 s and above 960 s.
     idle_timeout_s: r.number(limits, 'limits', 'idle_timeout_s', {

@@ -11,8 +11,10 @@
 // order they were made: a FIFO of (slot, generation) is the expiry schedule
 // and sweeping it costs O(expired).
 
-export const THREAD_LIMIT = 16;
-export const SLOT_LIMIT = 1 << 20;
+import { MAX_IO_THREADS, MAX_LEASES_PER_THREAD } from '../config/schema.ts';
+
+export const THREAD_LIMIT = MAX_IO_THREADS;
+export const SLOT_LIMIT = MAX_LEASES_PER_THREAD;
 const GENERATION_LIMIT = 1 << 28;
 
 export interface ExpiredLease {

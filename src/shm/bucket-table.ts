@@ -13,6 +13,11 @@
 // tokens never go negative and no more than rate x t + burst is ever granted
 // over any interval t.
 //
+// Reads that only decide whether to try (a field's current value before a
+// CAS, limits, rates, waiter counts) are plain typed-array reads: Atomics.load
+// is not inlined by V8 and costs several times more, and every decision that
+// matters is made by the CAS itself, which fails on a stale value.
+//
 // ACQUIRE on a key takes from the key and every ancestor (endpoint, service,
 // pool), all or nothing: concurrency slots first, then tokens from the leaf up;
 // the first level that fails undoes what was taken below it.
@@ -29,7 +34,7 @@ import type { BucketSpec, KeyIndex } from './key-index.ts';
 import {
   BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, IN_FLIGHT_INDEX,
   LAST_REFILL_MS_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT, PRIORITY_INDEX, QUEUE_INDEX,
-  RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_BASE_INDEX, counterBase, stateBase,
+  RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, stateBase,
   type ShmViews,
 } from './layout.ts';
 
@@ -86,26 +91,31 @@ export class BucketTable {
   refill(b: number, now: number): void {
     const s = this.state;
     const base = b * BUCKET_FIELDS;
-    const last = Atomics.load(s, base + LAST_REFILL_MS_INDEX);
+    const last = s[base + LAST_REFILL_MS_INDEX];
     const elapsed = (now - last) | 0;
     if (elapsed <= 0) return;
-    const add = Math.floor((elapsed * Atomics.load(s, base + RATE_MILLI_INDEX)) / 1000);
+    const add = Math.floor((elapsed * s[base + RATE_MILLI_INDEX]) / 1000);
     if (add <= 0) return;
     if (Atomics.compareExchange(s, base + LAST_REFILL_MS_INDEX, last, now) !== last) return;
-    const burst = Atomics.load(s, base + BURST_MILLI_INDEX);
+    const burst = s[base + BURST_MILLI_INDEX];
+    let cur = s[base + TOKENS_MILLI_INDEX];
     for (;;) {
-      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
       const next = Math.min(burst, cur + add);
-      if (next === cur || Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next) === cur) return;
+      if (next === cur) return;
+      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next);
+      if (seen === cur) return;
+      cur = seen;
     }
   }
 
   private take(base: number, milli: number): boolean {
     const s = this.state;
+    let cur = s[base + TOKENS_MILLI_INDEX];
     for (;;) {
-      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
       if (cur < milli) return false;
-      if (Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, cur - milli) === cur) return true;
+      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, cur - milli);
+      if (seen === cur) return true;
+      cur = seen;
     }
   }
 
@@ -113,11 +123,14 @@ export class BucketTable {
   refund(b: number, milli: number): void {
     const s = this.state;
     const base = b * BUCKET_FIELDS;
-    const burst = Atomics.load(s, base + BURST_MILLI_INDEX);
+    const burst = s[base + BURST_MILLI_INDEX];
+    let cur = s[base + TOKENS_MILLI_INDEX];
     for (;;) {
-      const cur = Atomics.load(s, base + TOKENS_MILLI_INDEX);
       const next = Math.min(burst, cur + milli);
-      if (next <= cur || Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next) === cur) return;
+      if (next <= cur) return;
+      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next);
+      if (seen === cur) return;
+      cur = seen;
     }
   }
 
@@ -127,7 +140,7 @@ export class BucketTable {
     for (let i = 0; i < MAX_DEPTH; i++) {
       const b = this.chains[c + i];
       if (b < 0) break;
-      if (milli > Atomics.load(this.state, b * BUCKET_FIELDS + BURST_MILLI_INDEX)) return true;
+      if (milli > this.state[b * BUCKET_FIELDS + BURST_MILLI_INDEX]) return true;
     }
     return false;
   }
@@ -147,20 +160,22 @@ export class BucketTable {
     for (; depth < MAX_DEPTH; depth++) {
       const b = chains[c + depth];
       if (b < 0) break;
-      const w = b * BUCKET_FIELDS + WAITERS_BASE_INDEX;
-      for (let q = 0; q < gate; q++) if (Atomics.load(s, w + q) > 0) return fail(b, FAIL_PRIORITY);
+      const base = b * BUCKET_FIELDS;
+      if (s[base + WAITERS_ANY_INDEX] === 0) continue;
+      for (let q = 0; q < gate; q++) if (s[base + WAITERS_BASE_INDEX + q] > 0) return fail(b, FAIL_PRIORITY);
     }
     // Concurrency slots.
     let mask = 0;
     for (let i = 0; i < depth; i++) {
       const base = chains[c + i] * BUCKET_FIELDS;
-      const limit = Atomics.load(s, base + CONCURRENCY_INDEX);
+      const limit = s[base + CONCURRENCY_INDEX];
       if (limit <= 0) continue;
       let ok = false;
-      for (;;) {
-        const cur = Atomics.load(s, base + IN_FLIGHT_INDEX);
-        if (cur >= limit) break;
-        if (Atomics.compareExchange(s, base + IN_FLIGHT_INDEX, cur, cur + 1) === cur) { ok = true; break; }
+      let cur = s[base + IN_FLIGHT_INDEX];
+      while (cur < limit) {
+        const seen = Atomics.compareExchange(s, base + IN_FLIGHT_INDEX, cur, cur + 1);
+        if (seen === cur) { ok = true; break; }
+        cur = seen;
       }
       if (!ok) {
         this.releaseSlots(leaf, mask);
@@ -222,6 +237,7 @@ export class BucketTable {
   /** Registers (+1) or unregisters (-1) a waiter of `priority` blocked at bucket b. */
   markWaiter(b: number, priority: number, delta: number): void {
     Atomics.add(this.state, b * BUCKET_FIELDS + WAITERS_BASE_INDEX + priority, delta);
+    Atomics.add(this.state, b * BUCKET_FIELDS + WAITERS_ANY_INDEX, delta);
   }
 
   /** Changes the queue depth gauge of a key. */
@@ -290,4 +306,5 @@ function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
   state[base + DEPTH_INDEX] = spec.depth;
   state[base + QUEUE_INDEX] = 0;
   for (let p = 0; p < PRIORITY_COUNT; p++) state[base + WAITERS_BASE_INDEX + p] = 0;
+  state[base + WAITERS_ANY_INDEX] = 0;
 }

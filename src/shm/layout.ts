@@ -12,7 +12,7 @@
 //   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (64 bytes)      |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
 //   |   IN_FLIGHT | CONCURRENCY | PRIORITY | PARENT | DEPTH |       |
-//   |   QUEUE | WAITERS[4] (by priority) | (pad x2)                 |
+//   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY | (pad)      |
 //   |   written by every I/O thread with Atomics (CAS loops)        |
 //   +--------------------------------------------------------------+
 //   | STATS        Float64 x STATS_FIELDS per bucket                |
@@ -72,6 +72,8 @@ export const QUEUE_INDEX = 9;
 /** WAITERS_BASE_INDEX + p: waiters of priority p blocked at this bucket. */
 export const WAITERS_BASE_INDEX = 10;
 export const PRIORITY_COUNT = 4;
+/** Sum of WAITERS[0..3]: one read tells the common case (nobody waits). */
+export const WAITERS_ANY_INDEX = 14;
 export const BUCKET_FIELDS = 16;
 export const BUCKET_BYTES = BUCKET_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 

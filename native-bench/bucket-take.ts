@@ -1,0 +1,206 @@
+// Micro-benchmark of BucketTable.acquire (src/shm/bucket-table.ts), the take
+// every ACQUIRE runs: priority gate, concurrency slots, then lazy refill and a
+// CAS take on each level of the key's chain, all or nothing.
+//
+// Cases (one process, one table):
+//   - acquire on an endpoint key (3 levels: endpoint, service, pool);
+//   - acquire on a service key (2 levels);
+//   - 2 worker threads acquiring at once, on two endpoints of one pool and on
+//     the same endpoint (total ops/s of both threads; see bucket-take-worker.ts).
+// Baselines, same process and run: a plain single-threaded JS token bucket
+// (Float64Array tokens, no atomics, lazy refill, the same all-or-nothing walk
+// up a 3- or 2-level chain; no priority gate, no concurrency slots).
+//
+// Every bucket gets the largest rate and burst the layout allows, no
+// concurrency limit, and the loops never refund: each batch (at most
+// MAX_BATCH takes of one token, well under the burst) is followed by a top-up of
+// the chain, and a batch in which any take fails throws. `now` is read once per
+// batch, as the daemon reads it once per message.
+//
+// Run: node --import tsx native-bench/bucket-take.ts [--json] [--seconds S]
+
+import { Worker } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PoolConfig } from '../src/config/types.ts';
+import { BucketTable, GRANTED } from '../src/shm/bucket-table.ts';
+import { createClock, hrtimeMs } from '../src/shm/clock.ts';
+import { KeyIndex } from '../src/shm/key-index.ts';
+import { MAX_TOKENS, MILLI, allocateShm } from '../src/shm/layout.ts';
+import { type CaseResult, benchArgs, measure, report } from './harness.ts';
+import {
+  CONTROL_FIELDS, PHASE_INDEX, PHASE_MEASURE, PHASE_STOP, type TakeWorkerData, type TakeWorkerMessage,
+} from './bucket-take-worker.ts';
+
+const BOOTSTRAP = new URL('../src/thread-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('./bucket-take-worker.ts', import.meta.url).href;
+/** Takes of 1 token per batch: 200k x 1000 milli = 10% of a 2M-token burst. */
+const MAX_BATCH = 200_000;
+/** Counter blocks: 0 for this thread, 1 and 2 for the workers. */
+const THREADS = 3;
+
+const endpoint = (name: string) => ({ name, max_tps: 1000, burst: 50, concurrency: 0 });
+const POOLS: PoolConfig[] = [{
+  name: 'bench', capacity_tps: 1000, burst: 50,
+  services: [
+    { name: 'a', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x'), endpoint('y')] },
+    { name: 'b', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x')] },
+  ],
+}];
+
+const args = benchArgs();
+const keys = new KeyIndex(POOLS);
+const epochHrMs = hrtimeMs();
+const clock = createClock(epochHrMs);
+const views = allocateShm(keys.size, THREADS);
+BucketTable.initialize(views, keys, clock.nowMs());
+const table = new BucketTable(views, clock, 0);
+for (const spec of keys.specs) {
+  table.setRate(spec.index, MAX_TOKENS, clock.nowMs());
+  table.setBurst(spec.index, MAX_TOKENS);
+}
+
+const ENDPOINT = keys.lookup('bench/a/x');
+const ENDPOINT_2 = keys.lookup('bench/b/x');
+const SERVICE = keys.lookup('bench/a');
+const PRIORITY = keys.specs[ENDPOINT].priority;
+
+function chainOf(leaf: number): number[] {
+  const chain: number[] = [];
+  for (let b = leaf; b >= 0; b = keys.specs[b].parent) chain.push(b);
+  return chain;
+}
+
+function checkGranted(granted: number, n: number, what: string): void {
+  if (granted !== n) throw new Error(`${what}: ${n - granted} of ${n} takes failed; the benchmark needs every take to succeed`);
+}
+
+function acquireCase(leaf: number): (n: number) => number {
+  const chain = chainOf(leaf);
+  return (n) => {
+    const now = clock.nowMs();
+    let granted = 0;
+    for (let i = 0; i < n; i++) if (table.acquire(leaf, MILLI, PRIORITY, false, now) === GRANTED) granted++;
+    checkGranted(granted, n, 'BucketTable.acquire');
+    for (const b of chain) table.refund(b, MAX_TOKENS * MILLI);
+    return granted;
+  };
+}
+
+/** The reference: a plain single-threaded token bucket over the same key tree. */
+class PlainBuckets {
+  readonly tokens: Float64Array;
+  readonly lastMs: Float64Array;
+  readonly ratePerMs: Float64Array;
+  readonly burst: Float64Array;
+  /** chains[b * 3 + i]: i-th bucket from b up to its pool; -1 pads. */
+  readonly chains: Int32Array;
+
+  constructor(specs: KeyIndex['specs'], rateTps: number, burst: number, nowMs: number) {
+    const n = specs.length;
+    this.tokens = new Float64Array(n).fill(burst);
+    this.lastMs = new Float64Array(n).fill(nowMs);
+    this.ratePerMs = new Float64Array(n).fill(rateTps / 1000);
+    this.burst = new Float64Array(n).fill(burst);
+    this.chains = new Int32Array(n * 3).fill(-1);
+    for (const s of specs) {
+      let cur = s.index;
+      for (let i = 0; i < 3 && cur >= 0; i++) { this.chains[s.index * 3 + i] = cur; cur = specs[cur].parent; }
+    }
+  }
+
+  take(leaf: number, tokens: number, now: number): boolean {
+    const c = leaf * 3;
+    for (let i = 0; i < 3; i++) {
+      const b = this.chains[c + i];
+      if (b < 0) break;
+      const elapsed = now - this.lastMs[b];
+      if (elapsed > 0) {
+        this.lastMs[b] = now;
+        this.tokens[b] = Math.min(this.burst[b], this.tokens[b] + elapsed * this.ratePerMs[b]);
+      }
+      if (this.tokens[b] < tokens) {
+        for (let j = 0; j < i; j++) this.tokens[this.chains[c + j]] += tokens;
+        return false;
+      }
+      this.tokens[b] -= tokens;
+    }
+    return true;
+  }
+
+  fill(leaf: number): void {
+    for (let i = 0; i < 3; i++) {
+      const b = this.chains[leaf * 3 + i];
+      if (b >= 0) this.tokens[b] = this.burst[b];
+    }
+  }
+}
+
+function plainCase(leaf: number): (n: number) => number {
+  const plain = new PlainBuckets(keys.specs, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
+  return (n) => {
+    const now = clock.nowMs();
+    let granted = 0;
+    for (let i = 0; i < n; i++) if (plain.take(leaf, 1, now)) granted++;
+    checkGranted(granted, n, 'plain bucket');
+    plain.fill(leaf);
+    return granted;
+  };
+}
+
+/** Total ops/s of two worker threads acquiring on `leaves` at once. */
+async function contention(leaves: [number, number], seconds: number): Promise<number> {
+  const control = new Int32Array(new SharedArrayBuffer(CONTROL_FIELDS * Int32Array.BYTES_PER_ELEMENT));
+  const results: Promise<TakeWorkerMessage & { type: 'done' }>[] = [];
+  const ready: Promise<void>[] = [];
+  leaves.forEach((leaf, i) => {
+    const workerData: TakeWorkerData = {
+      entry: WORKER_ENTRY, sab: views.sab, bucketCount: keys.size, threadCount: THREADS, thread: i + 1,
+      leaf, priority: keys.specs[leaf].priority, epochHrMs, control: control.buffer as SharedArrayBuffer,
+    };
+    const w = new Worker(BOOTSTRAP, { workerData, name: `bench-take-${i}` });
+    ready.push(new Promise((resolve, reject) => {
+      w.on('message', (m: TakeWorkerMessage) => { if (m.type === 'ready') resolve(); });
+      w.once('error', reject);
+    }));
+    results.push(new Promise((resolve, reject) => {
+      w.on('message', (m: TakeWorkerMessage) => { if (m.type === 'done') resolve(m); });
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`worker exited with code ${code} before reporting`)));
+    }));
+  });
+  await Promise.all(ready);
+  await sleep(Math.max(200, seconds * 300)); // warm-up
+  Atomics.store(control, PHASE_INDEX, PHASE_MEASURE);
+  await sleep(seconds * 1000);
+  Atomics.store(control, PHASE_INDEX, PHASE_STOP);
+  let total = 0;
+  for (const r of await Promise.all(results)) {
+    if (r.failures > 0) throw new Error(`contention: ${r.failures} takes failed`);
+    total += r.ops / r.seconds;
+  }
+  return total;
+}
+
+const EP = 'BucketTable.acquire, endpoint (3 levels)';
+const SVC = 'BucketTable.acquire, service (2 levels)';
+const cases: CaseResult[] = [
+  { case: EP, opsPerSec: measure(acquireCase(ENDPOINT), args.seconds, MAX_BATCH), baseline: false },
+  { case: SVC, opsPerSec: measure(acquireCase(SERVICE), args.seconds, MAX_BATCH), baseline: false },
+  {
+    case: 'plain JS bucket, 3 levels', opsPerSec: measure(plainCase(ENDPOINT), args.seconds, MAX_BATCH),
+    baseline: true, baselineOf: EP,
+  },
+  {
+    case: 'plain JS bucket, 2 levels', opsPerSec: measure(plainCase(SERVICE), args.seconds, MAX_BATCH),
+    baseline: true, baselineOf: SVC,
+  },
+  {
+    case: 'BucketTable.acquire, 2 threads, 2 endpoints of 1 pool (total)',
+    opsPerSec: await contention([ENDPOINT, ENDPOINT_2], args.seconds), baseline: false,
+  },
+  {
+    case: 'BucketTable.acquire, 2 threads, same endpoint (total)',
+    opsPerSec: await contention([ENDPOINT, ENDPOINT], args.seconds), baseline: false,
+  },
+];
+report({ name: 'bucket-take', cases }, args);

@@ -1,0 +1,107 @@
+// Shared plumbing of the micro-benchmarks in native-bench/: argument parsing,
+// the measuring loop and the result format that run.ts collects.
+//
+// A benchmark file is a program: `node --import tsx native-bench/<file>.ts`
+// prints readable lines, `--json` prints one JSON object on stdout (nothing
+// else goes to stdout then), `--seconds S` sets the measured time per case.
+// run.ts starts each trial in a fresh process, so no case inherits another
+// trial's JIT state or heap.
+//
+// A case is a function `run(n)` that does n operations in its own loop and
+// returns a number derived from the work (summed into a sink that is checked at
+// the end, so the optimizer cannot drop the loop). measure() grows n until one
+// call takes a few milliseconds, warms up, then calls run(n) back to back for
+// the measured time; the timer is read once per call, never per operation.
+
+import { parseArgs } from 'node:util';
+
+export interface CaseResult {
+  case: string;
+  opsPerSec: number;
+  /** True for a reference implementation measured beside tpsd's code. */
+  baseline: boolean;
+  /** The case this baseline is the reference for (baselines only). */
+  baselineOf?: string;
+}
+
+export interface BenchResult {
+  name: string;
+  cases: CaseResult[];
+}
+
+export interface BenchArgs {
+  json: boolean;
+  /** Measured time per case, seconds. */
+  seconds: number;
+}
+
+export function benchArgs(): BenchArgs {
+  const { values } = parseArgs({
+    options: { json: { type: 'boolean', default: false }, seconds: { type: 'string', default: '1' } },
+    strict: true,
+  });
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0)) throw new Error(`--seconds must be a positive number, got ${values.seconds}`);
+  return { json: values.json ?? false, seconds };
+}
+
+const TARGET_BATCH_MS = 10;
+const MIN_WARMUP_MS = 200;
+
+let sink = 0;
+
+/** Adds a result to the sink (for work measured outside measure()). */
+export function consume(v: number): void { sink += v; }
+
+/**
+ * Operations per second of `run`, which does n units of work per call, each
+ * counting as `opsPerUnit` operations (e.g. 64 requests per decoded message).
+ * `maxBatch` caps n (for cases whose state lasts only so many units).
+ */
+export function measure(run: (n: number) => number, seconds: number, maxBatch = 1 << 24, opsPerUnit = 1): number {
+  let n = 1;
+  for (;;) {
+    const t0 = performance.now();
+    sink += run(n);
+    if (performance.now() - t0 >= TARGET_BATCH_MS / 2 || n >= maxBatch) break;
+    n = Math.min(maxBatch, n * 2);
+  }
+  const warmEnd = performance.now() + Math.max(MIN_WARMUP_MS, seconds * 300);
+  while (performance.now() < warmEnd) sink += run(n);
+  // Re-size the batch now that the code is optimized.
+  const t0 = performance.now();
+  sink += run(n);
+  const perOpMs = (performance.now() - t0) / n;
+  n = Math.max(1, Math.min(maxBatch, Math.round(TARGET_BATCH_MS / Math.max(perOpMs, 1e-9))));
+
+  let ops = 0;
+  const start = performance.now();
+  let end = start;
+  do {
+    sink += run(n);
+    ops += n;
+    end = performance.now();
+  } while (end - start < seconds * 1000);
+  return (ops * opsPerUnit) / ((end - start) / 1000);
+}
+
+/** Prints the result: one JSON object with --json, readable lines otherwise. */
+export function report(result: BenchResult, args: BenchArgs): void {
+  if (Number.isNaN(sink)) process.stderr.write('sink is NaN\n'); // keeps the sink alive
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const width = Math.max(...result.cases.map((c) => c.case.length));
+  for (const c of result.cases) {
+    const tag = c.baseline ? `  (baseline of: ${c.baselineOf ?? '-'})` : '';
+    process.stdout.write(`${result.name}: ${c.case.padEnd(width)}  ${formatOps(c.opsPerSec).padStart(10)} ops/s${tag}\n`);
+  }
+}
+
+/** 12345678 -> "12.35 M". */
+export function formatOps(v: number): string {
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)} k`;
+  return v.toFixed(0);
+}
