@@ -22,7 +22,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
 import { createLogger } from '../log.ts';
 import {
-  CLOSE_GOING_AWAY, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, WS_PATH,
+  CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, WS_PATH,
 } from '../protocol/opcodes.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock } from '../shm/clock.ts';
@@ -121,12 +121,20 @@ app.ws<WsData>(WS_PATH, {
     if (!isBinary) { ws.end(CLOSE_UNSUPPORTED_DATA, 'binary messages only'); return; }
     if (message.byteLength > maxMessage) { ws.end(CLOSE_MESSAGE_TOO_BIG, `message over ${maxMessage} bytes`); return; }
     const conn = ws.getUserData().conn;
-    const before = handler.waiters.size;
-    const close = handler.handleMessage(conn, Buffer.from(message));
+    let close: number;
+    try {
+      close = handler.handleMessage(conn, Buffer.from(message));
+    } catch (err) {
+      // A bug must cost one connection, never the thread (and with it every connection).
+      log.error({ err, conn: conn.connId }, 'request handling failed; closing the connection');
+      handler.out.reset();
+      ws.end(CLOSE_INTERNAL_ERROR, 'internal error');
+      return;
+    }
     const out = handler.out;
     if (out.length > 0) { sendOrClose(ws, out.view()); out.reset(); }
     if (close !== 0) { ws.end(close, 'protocol error'); return; }
-    if (handler.waiters.size !== before || handler.waiters.size > 0) scheduleDrain();
+    if (handler.waiters.size > 0) scheduleDrain();
   },
   close: (ws) => {
     const conn = ws.getUserData().conn;

@@ -26,6 +26,7 @@ export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_UNSUPPORTED_DATA = 1003;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_MESSAGE_TOO_BIG = 1009;
+export const CLOSE_INTERNAL_ERROR = 1011;
 
 export const MAX_KEY_BYTES = 256;
 export const MAX_UINT32 = 0xffffffff;
