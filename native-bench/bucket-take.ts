@@ -7,9 +7,14 @@
 //   - acquire on a service key (2 levels);
 //   - 2 worker threads acquiring at once, on two endpoints of one pool and on
 //     the same endpoint (total ops/s of both threads; see bucket-take-worker.ts).
-// Baselines, same process and run: a plain single-threaded JS token bucket
-// (Float64Array tokens, no atomics, lazy refill, the same all-or-nothing walk
-// up a 3- or 2-level chain; no priority gate, no concurrency slots).
+// Baselines, same trial:
+//   - a plain single-threaded JS token bucket, same process (Float64Array
+//     tokens, no atomics, lazy refill, the same all-or-nothing walk up a 3- or
+//     2-level chain; no priority gate, no concurrency slots);
+//   - the C11 reference (bucket-take-ref.c): the same algorithm on the same
+//     layout with <stdatomic.h>, built with cc at run time and run right after
+//     the JS cases as a child process, for all four cases. Target: the JS take
+//     at least 0.3x the C reference.
 //
 // Every bucket gets the largest rate and burst the layout allows, no
 // concurrency limit, and the loops never refund: each batch (at most
@@ -26,7 +31,8 @@ import { BucketTable, GRANTED } from '../src/shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../src/shm/clock.ts';
 import { KeyIndex } from '../src/shm/key-index.ts';
 import { MAX_TOKENS, MILLI, allocateShm } from '../src/shm/layout.ts';
-import { type CaseResult, benchArgs, measure, report } from './harness.ts';
+import { buildReference, runReference } from './c-reference.ts';
+import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
 import {
   CONTROL_FIELDS, PHASE_INDEX, PHASE_MEASURE, PHASE_STOP, type TakeWorkerData, type TakeWorkerMessage,
 } from './bucket-take-worker.ts';
@@ -183,24 +189,34 @@ async function contention(leaves: [number, number], seconds: number): Promise<nu
 
 const EP = 'BucketTable.acquire, endpoint (3 levels)';
 const SVC = 'BucketTable.acquire, service (2 levels)';
+const TWO = 'BucketTable.acquire, 2 threads, 2 endpoints of 1 pool (total)';
+const SAME = 'BucketTable.acquire, 2 threads, same endpoint (total)';
+const C_EP = 'C11 atomics reference, 3 levels';
+const vsC = (baseline: string) => ({ text: 'at least 0.3x the C11 reference', baseline, minRatio: 0.3 });
 const cases: CaseResult[] = [
-  { case: EP, opsPerSec: measure(acquireCase(ENDPOINT), args.seconds, MAX_BATCH), baseline: false },
-  { case: SVC, opsPerSec: measure(acquireCase(SERVICE), args.seconds, MAX_BATCH), baseline: false },
+  { case: EP, opsPerSec: measure(acquireCase(ENDPOINT), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false, target: vsC(C_EP) },
+  { case: SVC, opsPerSec: measure(acquireCase(SERVICE), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
   {
-    case: 'plain JS bucket, 3 levels', opsPerSec: measure(plainCase(ENDPOINT), args.seconds, MAX_BATCH),
+    case: 'plain JS bucket, 3 levels', opsPerSec: measure(plainCase(ENDPOINT), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(),
     baseline: true, baselineOf: EP,
   },
   {
-    case: 'plain JS bucket, 2 levels', opsPerSec: measure(plainCase(SERVICE), args.seconds, MAX_BATCH),
+    case: 'plain JS bucket, 2 levels', opsPerSec: measure(plainCase(SERVICE), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(),
     baseline: true, baselineOf: SVC,
   },
-  {
-    case: 'BucketTable.acquire, 2 threads, 2 endpoints of 1 pool (total)',
-    opsPerSec: await contention([ENDPOINT, ENDPOINT_2], args.seconds), baseline: false,
-  },
-  {
-    case: 'BucketTable.acquire, 2 threads, same endpoint (total)',
-    opsPerSec: await contention([ENDPOINT, ENDPOINT], args.seconds), baseline: false,
-  },
+  { case: TWO, opsPerSec: await contention([ENDPOINT, ENDPOINT_2], args.seconds), baseline: false },
+  { case: SAME, opsPerSec: await contention([ENDPOINT, ENDPOINT], args.seconds), baseline: false },
 ];
+
+const ref = buildReference('./bucket-take-ref.c');
+if (ref !== null) {
+  type Rates = Record<'endpoint' | 'service' | 'twoEndpoints' | 'sameEndpoint' | 'endpointCpu' | 'serviceCpu', number>;
+  const c = runReference<Rates>(ref, [String(args.seconds)]);
+  cases.push(
+    { case: C_EP, opsPerSec: c.endpoint, cpuOpsPerSec: c.endpointCpu, baseline: true, baselineOf: EP },
+    { case: 'C11 atomics reference, 2 levels', opsPerSec: c.service, cpuOpsPerSec: c.serviceCpu, baseline: true, baselineOf: SVC },
+    { case: 'C11 atomics reference, 2 threads, 2 endpoints of 1 pool (total)', opsPerSec: c.twoEndpoints, baseline: true, baselineOf: TWO },
+    { case: 'C11 atomics reference, 2 threads, same endpoint (total)', opsPerSec: c.sameEndpoint, baseline: true, baselineOf: SAME },
+  );
+}
 report({ name: 'bucket-take', cases }, args);

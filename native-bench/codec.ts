@@ -20,7 +20,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { MsgWriter, decodeAll } from '../src/protocol/codec.ts';
 import { OP_ACQUIRE, STATUS_OK } from '../src/protocol/opcodes.ts';
-import { type CaseResult, benchArgs, measure, report } from './harness.ts';
+import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
 
 const args = benchArgs();
 const packr = new Packr({ useRecords: false });
@@ -150,20 +150,20 @@ const ENC = 'MsgWriter, 1 ACQUIRE reply';
 const BAT = `decodeAll, ${BATCH} ACQUIRE per message (per request)`;
 const s = args.seconds;
 const cases: CaseResult[] = [
-  { case: DEC, opsPerSec: measure(decodeOne, s), baseline: false },
-  { case: 'msgpackr unpack, 1 request', opsPerSec: measure(unpackOne, s), baseline: true, baselineOf: DEC },
-  { case: 'fixed DataView, decode 5 x uint32', opsPerSec: measure(fixedDecodeOne, s), baseline: true, baselineOf: DEC },
-  { case: ENC, opsPerSec: measure(encodeReply, s), baseline: false },
-  { case: 'msgpackr pack, 1 reply', opsPerSec: measure(packReply, s), baseline: true, baselineOf: ENC },
-  { case: 'fixed DataView, encode 5 x uint32', opsPerSec: measure(fixedEncodeReply, s), baseline: true, baselineOf: ENC },
-  { case: BAT, opsPerSec: measure(decodeBatch, s, undefined, BATCH), baseline: false },
+  { case: DEC, opsPerSec: measure(decodeOne, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
+  { case: 'msgpackr unpack, 1 request', opsPerSec: measure(unpackOne, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: DEC },
+  { case: 'fixed DataView, decode 5 x uint32', opsPerSec: measure(fixedDecodeOne, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: DEC },
+  { case: ENC, opsPerSec: measure(encodeReply, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
+  { case: 'msgpackr pack, 1 reply', opsPerSec: measure(packReply, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: ENC },
+  { case: 'fixed DataView, encode 5 x uint32', opsPerSec: measure(fixedEncodeReply, s), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: ENC },
+  { case: BAT, opsPerSec: measure(decodeBatch, s, undefined, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
   {
     case: `msgpackr unpackMultiple, ${BATCH} per message (per request)`,
-    opsPerSec: measure(unpackBatch, s, undefined, BATCH), baseline: true, baselineOf: BAT,
+    opsPerSec: measure(unpackBatch, s, undefined, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: BAT,
   },
   {
     case: `fixed DataView, ${BATCH} x 5 uint32 (per request)`,
-    opsPerSec: measure(fixedDecodeBatch, s, undefined, BATCH), baseline: true, baselineOf: BAT,
+    opsPerSec: measure(fixedDecodeBatch, s, undefined, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: BAT,
   },
 ];
 report({ name: 'codec', cases }, args);

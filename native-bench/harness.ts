@@ -17,11 +17,28 @@ import { parseArgs } from 'node:util';
 
 export interface CaseResult {
   case: string;
+  /** Operations per second of wall-clock time. */
   opsPerSec: number;
+  /**
+   * Operations per second of this process's CPU time over the same loop
+   * (lastCpuOpsPerSec() right after measure()): what an operation costs when
+   * the machine is shared and the thread does not get a whole core.
+   */
+  cpuOpsPerSec?: number;
   /** True for a reference implementation measured beside tpsd's code. */
   baseline: boolean;
   /** The case this baseline is the reference for (baselines only). */
   baselineOf?: string;
+  /** A target from the issue, checked by run.ts on the median over trials. */
+  target?: CaseTarget;
+}
+
+/** Either at least `minRatio` times the ops/s of `baseline` (same trial), or at most `maxUsPerOp` per operation (CPU time where measured). */
+export interface CaseTarget {
+  text: string;
+  baseline?: string;
+  minRatio?: number;
+  maxUsPerOp?: number;
 }
 
 export interface BenchResult {
@@ -49,6 +66,15 @@ const TARGET_BATCH_MS = 10;
 const MIN_WARMUP_MS = 200;
 
 let sink = 0;
+let lastCpu = NaN;
+
+/** Ops per CPU-second of the last measure()/measureAsync() loop (process CPU time: this thread plus V8's helpers). */
+export function lastCpuOpsPerSec(): number { return lastCpu; }
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
 
 /** Adds a result to the sink (for work measured outside measure()). */
 export function consume(v: number): void { sink += v; }
@@ -75,6 +101,7 @@ export function measure(run: (n: number) => number, seconds: number, maxBatch = 
   n = Math.max(1, Math.min(maxBatch, Math.round(TARGET_BATCH_MS / Math.max(perOpMs, 1e-9))));
 
   let ops = 0;
+  const cpu0 = cpuSeconds();
   const start = performance.now();
   let end = start;
   do {
@@ -82,7 +109,29 @@ export function measure(run: (n: number) => number, seconds: number, maxBatch = 
     ops += n;
     end = performance.now();
   } while (end - start < seconds * 1000);
+  lastCpu = (ops * opsPerUnit) / Math.max(1e-9, cpuSeconds() - cpu0);
   return (ops * opsPerUnit) / ((end - start) / 1000);
+}
+
+/**
+ * measure() for an asynchronous operation (e.g. Controller.tick): `run()` does
+ * one operation; calls are awaited one after the other, so the figure is the
+ * latency of one operation, as the daemon would see it.
+ */
+export async function measureAsync(run: () => Promise<number>, seconds: number): Promise<number> {
+  const warmEnd = performance.now() + Math.max(MIN_WARMUP_MS, seconds * 300);
+  while (performance.now() < warmEnd) sink += await run();
+  let ops = 0;
+  const cpu0 = cpuSeconds();
+  const start = performance.now();
+  let end = start;
+  do {
+    sink += await run();
+    ops++;
+    end = performance.now();
+  } while (end - start < seconds * 1000);
+  lastCpu = ops / Math.max(1e-9, cpuSeconds() - cpu0);
+  return ops / ((end - start) / 1000);
 }
 
 /** Prints the result: one JSON object with --json, readable lines otherwise. */
@@ -95,8 +144,17 @@ export function report(result: BenchResult, args: BenchArgs): void {
   const width = Math.max(...result.cases.map((c) => c.case.length));
   for (const c of result.cases) {
     const tag = c.baseline ? `  (baseline of: ${c.baselineOf ?? '-'})` : '';
-    process.stdout.write(`${result.name}: ${c.case.padEnd(width)}  ${formatOps(c.opsPerSec).padStart(10)} ops/s${tag}\n`);
+    const cpu = c.cpuOpsPerSec === undefined ? '' : `  CPU ${formatTime(c.cpuOpsPerSec).padStart(9)}/op`;
+    process.stdout.write(`${result.name}: ${c.case.padEnd(width)}  ${formatOps(c.opsPerSec).padStart(10)} ops/s  ${formatTime(c.opsPerSec).padStart(9)}/op${cpu}${tag}\n`);
   }
+}
+
+/** Time per operation of a rate: 2000 ops/s -> "500 us". */
+export function formatTime(opsPerSec: number): string {
+  const ns = 1e9 / opsPerSec;
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(ns >= 1e5 ? 0 : 1)} us`;
+  return `${ns.toFixed(ns >= 100 ? 0 : 1)} ns`;
 }
 
 /** 12345678 -> "12.35 M". */

@@ -17,10 +17,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type BenchResult, formatOps } from './harness.ts';
+import { type BenchResult, type CaseTarget, formatOps, formatTime } from './harness.ts';
 
 /** The benchmark programs, in the order they run and are reported. */
-const BENCHES = ['bucket-take', 'codec'];
+const BENCHES = ['bucket-take', 'codec', 'policy-infer', 'controller-tick'];
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOC = fileURLToPath(new URL('../docs/native-bench.md', import.meta.url));
@@ -68,14 +68,22 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-interface Row { bench: string; case: string; median: number; min: number; max: number; vs: string }
+interface Row { bench: string; case: string; median: number; cpuMedian: number | null; min: number; max: number; vs: string }
+interface TargetRow { bench: string; case: string; target: CaseTarget; measured: string; met: boolean }
+const targets: TargetRow[] = [];
 
 function rowsOf(bench: string, runs: BenchResult[]): Row[] {
-  const opsOf = (name: string) => runs.map((r) => {
+  const caseOf = (r: BenchResult, name: string) => {
     const c = r.cases.find((x) => x.case === name);
     if (!c) throw new Error(`${bench}: case "${name}" missing from a trial`);
-    return c.opsPerSec;
-  });
+    return c;
+  };
+  const opsOf = (name: string) => runs.map((r) => caseOf(r, name).opsPerSec);
+  /** CPU-time rates of every trial, or null when some trial has none. */
+  const cpuOf = (name: string): number[] | null => {
+    const xs = runs.map((r) => caseOf(r, name).cpuOpsPerSec);
+    return xs.every((x): x is number => typeof x === 'number' && Number.isFinite(x)) ? xs : null;
+  };
   return runs[0].cases.map((c) => {
     const ops = opsOf(c.case);
     let vs = c.baseline ? 'baseline' : '';
@@ -86,19 +94,52 @@ function rowsOf(bench: string, runs: BenchResult[]): Row[] {
         return `${median(ops.map((o, i) => o / base[i])).toFixed(2)}x ${b.case}`;
       }).join('; ') || '-';
     }
-    return { bench, case: c.case, median: median(ops), min: Math.min(...ops), max: Math.max(...ops), vs };
+    if (c.target !== undefined) targets.push(checkTarget(bench, c.case, c.target, ops, opsOf, cpuOf));
+    const cpu = cpuOf(c.case);
+    return { bench, case: c.case, median: median(ops), cpuMedian: cpu && median(cpu), min: Math.min(...ops), max: Math.max(...ops), vs };
   });
+}
+
+/**
+ * A case's target on the median over trials. Judged on CPU time where the
+ * case (and its baseline) measured it, since wall time on a shared machine
+ * includes time the thread spent waiting for a core; the wall figure is shown
+ * beside it.
+ */
+function checkTarget(bench: string, name: string, target: CaseTarget, ops: number[], opsOf: (n: string) => number[],
+  cpuOf: (n: string) => number[] | null): TargetRow {
+  const cpu = cpuOf(name);
+  if (target.maxUsPerOp !== undefined) {
+    const wall = `wall ${formatTime(median(ops))}`;
+    if (cpu === null) return { bench, case: name, target, measured: wall, met: 1e6 / median(ops) <= target.maxUsPerOp };
+    return { bench, case: name, target, measured: `CPU ${formatTime(median(cpu))} (${wall})`, met: 1e6 / median(cpu) <= target.maxUsPerOp };
+  }
+  if (target.baseline === undefined || target.minRatio === undefined) throw new Error(`${bench}: target of "${name}" is incomplete`);
+  let base: number[];
+  try { base = opsOf(target.baseline); } catch { return { bench, case: name, target, measured: 'baseline not measured', met: false }; }
+  const wall = median(ops.map((o, i) => o / base[i]));
+  const baseCpu = cpuOf(target.baseline);
+  if (cpu === null || baseCpu === null) {
+    return { bench, case: name, target, measured: `wall ${wall.toFixed(2)}x ${target.baseline}`, met: wall >= target.minRatio };
+  }
+  const ratio = median(cpu.map((o, i) => o / baseCpu[i]));
+  return { bench, case: name, target, measured: `CPU ${ratio.toFixed(2)}x (wall ${wall.toFixed(2)}x) ${target.baseline}`, met: ratio >= target.minRatio };
 }
 
 const rows = benches.flatMap((b) => rowsOf(b, results.get(b)!));
 
 function table(): string {
   const lines = [
-    '| benchmark | case | median ops/s | min - max | vs same-run baseline |',
-    '|---|---|--:|--:|---|',
+    '| benchmark | case | median ops/s | time per op | CPU time per op | min - max ops/s | vs same-run baseline |',
+    '|---|---|--:|--:|--:|--:|---|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.bench} | ${r.case} | ${formatOps(r.median)} | ${formatOps(r.min)} - ${formatOps(r.max)} | ${r.vs} |`);
+    const cpu = r.cpuMedian === null ? '-' : formatTime(r.cpuMedian);
+    lines.push(`| ${r.bench} | ${r.case} | ${formatOps(r.median)} | ${formatTime(r.median)} | ${cpu} | ${formatOps(r.min)} - ${formatOps(r.max)} | ${r.vs} |`);
+  }
+  if (targets.length > 0) {
+    lines.push('', 'Targets (on the median over trials):', '', '| benchmark | case | target | measured | met |', '|---|---|---|--:|---|');
+    for (const t of targets) lines.push(`| ${t.bench} | ${t.case} | ${t.target.text} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
   }
   return lines.join('\n');
 }

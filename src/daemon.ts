@@ -1,28 +1,37 @@
 // The composition root: how the daemon starts and stops, in one place.
 //
 // Start: check the native uWS build, make sure nobody else serves the port,
-// lay out shared memory and the buckets, start the I/O threads (each a uWS
-// app on the same port), then run the controller's tick on this thread.
+// lay out shared memory and the buckets, open the telemetry database in
+// data_dir and re-apply the persisted limit overrides, start the I/O threads
+// (each a uWS app on the same port), then run the controller's tick on this
+// thread, each tick followed by its telemetry write (one transaction).
 // Stop: flag SHUTTING_DOWN in shared memory (new acquires are refused), ask
 // every I/O thread to close its listen socket, answer its waiters
 // SHUTTING_DOWN and close its connections, wait for the threads to exit, run
-// a last tick.
+// a last tick (so every count the threads accepted is written), close the
+// database.
 //
-// Threads: the main thread owns the config, the lifecycle and the controller;
-// I/O threads own connections, leases and waiters (src/io/io-worker.ts).
+// Threads: the main thread owns the config, the lifecycle, the controller,
+// the live limits and the database; I/O threads own connections, leases and
+// waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here.
 
 import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
+import { LimitsError, LiveLimits } from './config/live-limits.ts';
 import type { TpsdConfig } from './config/types.ts';
 import { Controller } from './control/controller.ts';
-import type { IoWorkerData, MainToWorker, WorkerToMain } from './io/messages.ts';
+import type { AdminRequest, IoWorkerData, MainToWorker, WorkerToMain } from './io/messages.ts';
 import { THREAD_LIMIT } from './io/lease-table.ts';
 import { createLogger, type Logger } from './log.ts';
+import { ErrorCode } from './protocol/errors.ts';
+import { DEFAULT_MODEL_PATH } from './rl/model.ts';
 import { BucketTable } from './shm/bucket-table.ts';
 import { createClock, hrtimeMs } from './shm/clock.ts';
 import { KeyIndex } from './shm/key-index.ts';
 import { SHUTTING_DOWN_INDEX, allocateShm, type ShmViews } from './shm/layout.ts';
+import { openTelemetry, type Telemetry } from './storage/telemetry.ts';
+import { TickRecorder } from './storage/tick-recorder.ts';
 
 const BOOTSTRAP = new URL('./thread-bootstrap.mjs', import.meta.url);
 const IO_WORKER = new URL('./io/io-worker.ts', import.meta.url).href;
@@ -34,7 +43,10 @@ export interface Daemon {
   readonly views: ShmViews;
   readonly keys: KeyIndex;
   readonly controller: Controller;
-  /** Drains and stops; resolves when every I/O thread has exited. */
+  readonly limits: LiveLimits;
+  /** The telemetry database file, or null with telemetry.enabled false. */
+  readonly dbFile: string | null;
+  /** Drains, writes the last tick and closes the database; resolves when every I/O thread has exited. */
   stop(): Promise<void>;
 }
 
@@ -86,7 +98,18 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const epochHrMs = hrtimeMs();
   const clock = createClock(epochHrMs);
   BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, config, clock);
+  const controller = new Controller(views, keys, config, clock, { logger: log });
+  let telemetry: Telemetry | null = null;
+  try {
+    telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;
+  } catch (err) {
+    await controller.close();
+    throw err;
+  }
+  telemetry?.registerModel(controller.modelVersion, config.policy.model ?? DEFAULT_MODEL_PATH);
+  const limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+  limits.restore();
+  const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
   const startedAtMs = Date.now();
 
   const workers: Worker[] = [];
@@ -107,7 +130,8 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     let listening = false;
     exited.push(new Promise((done) => w.once('exit', () => done())));
     w.on('message', (m: WorkerToMain) => {
-      if (m.type === 'listening') { listening = true; resolve(m.port); }
+      if (m.type === 'admin') answerAdmin(w, m.reqId, m.request);
+      else if (m.type === 'listening') { listening = true; resolve(m.port); }
       else if (m.type === 'listen-failed') reject(new Error(m.message));
     });
     w.on('error', (err) => {
@@ -130,21 +154,57 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     }
   };
 
+  /** Op 16 LIMITS, forwarded by an I/O thread: validate, persist, apply, answer. */
+  const answerAdmin = (w: Worker, reqId: number, req: AdminRequest): void => {
+    let status: number = 0;
+    let body: unknown;
+    try {
+      if (req.action === 'get') body = limits.get(req.key);
+      else if (req.action === 'set') body = { ...limits.set(req.key!, req.changes, req.actor), persisted: limits.persisted };
+      else body = { ...limits.rm(req.key!, req.fields, req.actor), persisted: limits.persisted };
+    } catch (err) {
+      if (err instanceof LimitsError) { status = err.code; body = err.message; } else {
+        log.error({ err, request: req }, 'admin op failed');
+        status = ErrorCode.OVERLOADED;
+        body = `not applied: ${(err as Error).message}`;
+      }
+    }
+    w.postMessage({ type: 'admin-reply', reqId, status, body } satisfies MainToWorker);
+  };
+
+  const closeAll = async () => {
+    try { await telemetry?.close(); } catch (err) { log.error({ err }, 'closing the telemetry database failed'); }
+    await controller.close();
+  };
+
   try {
     for (let t = 0; t < threads; t++) await spawn(t);
   } catch (err) {
     stopping = true;
     await stopWorkers();
+    await closeAll();
     throw err;
   }
 
+  /** One tick and its telemetry; the figures go to every I/O thread for /metrics. */
+  const runTick = async () => {
+    recorder.beforeTick();
+    const before = controller.ticks;
+    await controller.tick();
+    if (controller.ticks === before) { recorder.tickOverruns++; return; }
+    recorder.afterTick();
+    const stats = recorder.stats(limits.count);
+    for (const w of workers) w.postMessage({ type: 'daemon-stats', stats } satisfies MainToWorker);
+  };
+  let ticking: Promise<void> | null = null;
   const timer = setInterval(() => {
-    try { controller.tick(); } catch (err) { log.error({ err }, 'controller tick failed'); }
+    if (ticking !== null) { recorder.tickOverruns++; return; }
+    ticking = runTick().catch((err) => { log.error({ err }, 'controller tick failed'); }).finally(() => { ticking = null; });
   }, config.tick_ms);
 
   let stopped: Promise<void> | null = null;
   const daemon: Daemon = {
-    port, config, views, keys, controller,
+    port, config, views, keys, controller, limits, dbFile: telemetry?.file ?? null,
     stop() {
       if (stopped) return stopped;
       stopping = true;
@@ -152,7 +212,10 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
         log.info('stopping: draining I/O threads');
         clearInterval(timer);
         await stopWorkers();
-        controller.tick();
+        // The threads are gone, so their counters are final: the last tick writes all of them.
+        await ticking;
+        await runTick().catch((err) => { log.error({ err }, 'last controller tick failed'); });
+        await closeAll();
         log.info('stopped');
       })();
       return stopped;

@@ -20,6 +20,15 @@ interface VerbEntry {
 export const VERBS: Readonly<Record<string, VerbEntry>> = {
   start: { summary: 'run the daemon', load: () => import('./start.ts') },
   'check-config': { summary: 'validate a config file and print the effective config', load: () => import('./check-config.ts') },
+  bench: { summary: 'load-test a daemon over real connections (bench/load)', load: () => import('./bench.ts') },
+  'install-service': { summary: 'install the systemd unit and /etc/tpsd/tpsd.json', load: () => import('./install-service.ts') },
+  status: { summary: 'live limits, traffic and queues of a running daemon (--watch)', load: () => import('./status.ts') },
+  limits: { summary: 'read or change live limits (get|set|rm), persisted and audited', load: () => import('./limits.ts') },
+  history: { summary: 'a key\'s traffic and limit over time (sparklines, --csv, --png)', load: () => import('./history.ts') },
+  decisions: { summary: 'the audit trail: controller decisions and limit changes', load: () => import('./decisions.ts') },
+  recommend: { summary: 'suggested limits from history (85/95/99 % of 429-free goodput)', load: () => import('./recommend.ts') },
+  sim: { summary: 'replay a traffic scenario and compare allocation policies', load: () => import('./sim.ts') },
+  train: { summary: 'train the PPO allocation model', load: () => import('./train.ts') },
 };
 
 export function usage(): string {

@@ -30,29 +30,28 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`tpsd start: ${err.message}\n`);
       return 1;
     }
-    let stop: () => Promise<void>;
+    // Listen before starting: a signal during startup stops the daemon as soon as it is up.
+    const shutdown = exitOnSignal();
     try {
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon(config);
-      stop = () => daemon.stop();
+      shutdown.started(() => daemon.stop());
     } catch (err) {
+      shutdown.dispose();
       process.stderr.write(`tpsd start: cannot start the daemon: ${errorMessage(err)}\n`);
       return 1;
     }
-    return stopOnSignal(stop);
+    // Never settles: the signal handler ends the process with process.exit().
+    return new Promise<number>(() => {});
   });
 }
 
-/** Never settles: the signal handler ends the process with process.exit(). */
-function stopOnSignal(stop: () => Promise<void>): Promise<number> {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`tpsd start: ${signal} while stopping, exiting now\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    stop().then(
+/** First SIGTERM/SIGINT: stop(), then exit 0 (1 if stop fails). Second: exit 1 at once. */
+function exitOnSignal(): { started(stop: () => Promise<void>): void; dispose(): void } {
+  let stop: (() => Promise<void>) | undefined;
+  let requested = false;
+  const stopAndExit = (s: () => Promise<void>): void => {
+    s().then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`tpsd start: error while stopping: ${errorMessage(err)}\n`);
@@ -60,9 +59,26 @@ function stopOnSignal(stop: () => Promise<void>): Promise<number> {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (requested) {
+      process.stderr.write(`tpsd start: ${signal} while stopping, exiting now\n`);
+      process.exit(1);
+    }
+    requested = true;
+    if (stop !== undefined) stopAndExit(stop);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  return new Promise<number>(() => {});
+  return {
+    started(s) {
+      stop = s;
+      if (requested) stopAndExit(s);
+    },
+    dispose() {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    },
+  };
 }
 
 function errorMessage(err: unknown): string {

@@ -44,6 +44,9 @@ export class Connection {
   private readonly pending = new Map<number, Pending>();
   private readonly abandoned = new Set<number>();
   private readonly leases = new Set<number>();
+  /** The last MAX_TRACKED_LEASES leases granted, oldest overwritten first. */
+  private readonly leaseRing = new Float64Array(MAX_TRACKED_LEASES);
+  private leaseRingPos = 0;
   private readonly ids = new IdAllocator();
   private readonly writer = new MsgWriter(1024);
   private readonly flushAtBytes: number;
@@ -102,11 +105,18 @@ export class Connection {
     this.queued();
   }
 
+  /**
+   * Remembers a lease granted here. Only the last MAX_TRACKED_LEASES are kept:
+   * the lease being overwritten in the ring is forgotten (its release would be
+   * dropped; the daemon ends it at its TTL). O(1), unlike evicting through a
+   * Set iterator, which slows down as deletions pile up.
+   */
   trackLease(lease: number): void {
-    if (this.leases.size >= MAX_TRACKED_LEASES) {
-      const oldest = this.leases.values().next().value;
-      if (oldest !== undefined) this.leases.delete(oldest);
-    }
+    const pos = this.leaseRingPos;
+    const old = this.leaseRing[pos];
+    if (old !== 0) this.leases.delete(old);
+    this.leaseRing[pos] = lease;
+    this.leaseRingPos = pos + 1 === MAX_TRACKED_LEASES ? 0 : pos + 1;
     this.leases.add(lease);
   }
 
@@ -213,6 +223,7 @@ export class Connection {
     this.pending.clear();
     this.abandoned.clear();
     this.leases.clear();
+    this.leaseRing.fill(0);
     this.writer.reset();
     for (const p of calls) {
       clearTimeout(p.timer);

@@ -45,11 +45,20 @@ export const DEFAULTS = {
     max_backpressure_bytes: 4 * MIB,
   },
   log: { level: 'info' },
+  telemetry: { enabled: true, retention_raw_h: 24, retention_rollup_d: 30, retention_decisions_h: 168, rollup_every_s: 60 },
 } as const;
 
 /** One I/O thread per core, between 1 and MAX_IO_THREADS. */
 export function defaultIoThreads(): number {
   return Math.min(MAX_IO_THREADS, Math.max(1, os.availableParallelism()));
+}
+
+/**
+ * Default pool bucket size: 20 ms of capacity. The pool refills at capacity
+ * less its burst (see control/controller.ts), so the burst is kept small.
+ */
+export function defaultPoolBurst(capacityTps: number): number {
+  return Math.max(1, Math.ceil(capacityTps / 50));
 }
 
 /** Default bucket size: 50 ms worth of refill, at least one token. */
@@ -63,7 +72,7 @@ const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
 const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
 const NAME_EXPECTED = 'a name of 1 to 64 characters from A-Z, a-z, 0-9, "_", ".", ":", "-"';
 
-const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'pools'];
+const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools'];
 const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
 const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
 const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
@@ -81,6 +90,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const policy = section(r, root, 'policy', ['mode', 'model', 'step_cap', 'deadline_ms']);
   const limits = section(r, root, 'limits', Object.keys(DEFAULTS.limits));
   const log = section(r, root, 'log', ['level']);
+  const telemetry = section(r, root, 'telemetry', Object.keys(DEFAULTS.telemetry));
   const d = DEFAULTS;
   const config = {
     listen: {
@@ -101,6 +111,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     auth: readAuth(r, root, env),
     limits: readLimits(r, limits),
     log: { level: readLogLevel(r, log, env) },
+    telemetry: readTelemetry(r, telemetry),
     pools: readPools(r, root),
   };
   if (r.errorCount > 0) throw new ConfigError(r.errors);
@@ -145,6 +156,18 @@ function readLimits(r: FieldReader, limits: JsonObject) {
       expected: '0 (disabled) or an integer from 8 to 960',
     }, d.idle_timeout_s),
     max_backpressure_bytes: int('max_backpressure_bytes', 1024, 1024 * MIB),
+  };
+}
+
+function readTelemetry(r: FieldReader, t: JsonObject) {
+  const d = DEFAULTS.telemetry;
+  return {
+    enabled: r.boolean(t, 'telemetry', 'enabled', d.enabled),
+    // Fractions of an hour are allowed (tests roll up after seconds).
+    retention_raw_h: r.number(t, 'telemetry', 'retention_raw_h', { above: 0, max: 24 * 366 }, d.retention_raw_h),
+    retention_rollup_d: r.number(t, 'telemetry', 'retention_rollup_d', { above: 0, max: 3660 }, d.retention_rollup_d),
+    retention_decisions_h: r.number(t, 'telemetry', 'retention_decisions_h', { above: 0, max: 24 * 3660 }, d.retention_decisions_h),
+    rollup_every_s: r.number(t, 'telemetry', 'rollup_every_s', { above: 0, max: 86_400 }, d.rollup_every_s),
   };
 }
 
@@ -248,7 +271,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
   if (obj === undefined) return {} as PoolConfig; // already reported
   const name = readName(r, obj, path, poolNames, 'pool');
   const capacity = r.number(obj, path, 'capacity_tps', TPS);
-  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(capacity ?? 1));
+  const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
   const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
   const servicesPath = joinKey(path, 'services');
   const names = new Map<string, string>();

@@ -74,5 +74,18 @@ export interface TpsdConfig {
     readonly max_backpressure_bytes: number;
   };
   readonly log: { readonly level: string };
+  /** The SQLite telemetry database in data_dir (src/storage). */
+  readonly telemetry: {
+    /** false: no database is opened (limit overrides are then not persisted). */
+    readonly enabled: boolean;
+    /** Hours per-tick rows are kept before they are rolled up into 1-minute rows. */
+    readonly retention_raw_h: number;
+    /** Days 1-minute rows are kept. */
+    readonly retention_rollup_d: number;
+    /** Hours per-tick policy decisions are kept (limit changes are kept for good). */
+    readonly retention_decisions_h: number;
+    /** Seconds between roll-up / retention passes. */
+    readonly rollup_every_s: number;
+  };
   readonly pools: readonly PoolConfig[];
 }

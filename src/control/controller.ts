@@ -1,70 +1,287 @@
-// The control loop's tick (main thread only). Each tick it refills every
-// bucket (keeping lazy refill times fresh), turns the I/O threads' counters into
-// per-second figures in the STATS region, and writes each key's refill rate.
-// The simulator drives the same class with a ManualClock.
+// The control loop's tick (main thread only; the simulator drives the same
+// class with a ManualClock). Each tick it:
+//   1. refills every bucket (keeping lazy refill times fresh) and turns the
+//      I/O threads' cumulative counters into per-tick deltas and STATS;
+//   2. per pool, builds the observation (observation.ts), updates the
+//      effective capacity from upstream 429s (capacity-discovery.ts);
+//   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
+//      fallback to fair), passes it through the safety layer (safety.ts);
+//   4. writes refill rates and bursts: every decrease first, then the
+//      increases, so the sum of the limits never overshoots mid-rebalance.
+// tick() is async because PPO inference may run in a Piscina pool; a tick
+// that is still running when the next one is due makes that one a no-op.
 
+import { resolve } from 'node:path';
 import type { TpsdConfig } from '../config/types.ts';
+import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../rl/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
-import type { KeyIndex } from '../shm/key-index.ts';
+import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
 import {
-  C_DENIED_INDEX, C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MODE_INDEX, MODE_NAMES,
-  STAT_CAPACITY_INDEX, STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX,
-  STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX,
-  TICK_SEQ_INDEX, statsBase, type ShmViews,
+  C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
+import { ObservationBuilder, type PoolObservation, type ServiceObservation } from './observation.ts';
+import { PpoPolicy } from './policies/ppo.ts';
+import type { AllocationPolicy } from './policies/types.ts';
+import { PolicyRunner, weightedService, type ControlLogger, type Decision, type PpoSource } from './policy-runner.ts';
+import { PpoPool } from './ppo-pool.ts';
+import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { writeStats } from './stats-writer.ts';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   const name = mode === 'fair' ? 'fallback' : mode;
   return MODE_NAMES.indexOf(name);
 }
 
+export interface ControllerOptions {
+  /** 'piscina' (daemon default): PPO inference in a worker pool; 'inline': on this thread. */
+  inference?: 'piscina' | 'inline';
+  /** Replaces the model-backed PPO source (training rollouts). */
+  ppo?: PpoSource | null;
+  /** Forces a policy regardless of mode (the simulator's --policy). */
+  policy?: AllocationPolicy;
+  logger?: ControlLogger;
+  discovery?: DiscoveryOptions;
+}
+
+interface PoolState {
+  readonly spec: BucketSpec;
+  readonly services: BucketSpec[];
+  readonly endpoints: BucketSpec[][];
+  readonly discovery: CapacityDiscovery;
+  /** The allocation in force, tokens/s per service. */
+  alloc: Float64Array;
+  /** Shadow mode: last tick's (ppo, fair) allocations awaiting this tick's demand. */
+  pendingShadow: [Float64Array, Float64Array] | null;
+}
+
 export class Controller {
   readonly table: BucketTable;
   readonly deltas: CounterDeltas;
+  readonly runner: PolicyRunner;
+  readonly pools: PoolState[] = [];
+  /** Last tick's observation and decision per pool (for status and the simulator). */
+  readonly last: { obs: PoolObservation; decision: Decision; alloc: Float64Array }[] = [];
+  ticks = 0;
+  shadowRegret = 0;
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
   private readonly clock: Clock;
+  private readonly config: TpsdConfig;
+  private readonly builder: ObservationBuilder;
+  private readonly safety: SafetyOptions;
+  private readonly logger: ControlLogger | null;
+  private readonly modelPath: string;
+  private ppoPool: PpoPool | null = null;
+  private readonly inference: 'piscina' | 'inline';
   private lastTickMs: number;
+  private running = false;
 
-  constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock) {
+  constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
     this.keys = keys;
     this.clock = clock;
+    this.config = config;
+    this.logger = options.logger ?? null;
     this.table = new BucketTable(views, clock, null);
     this.deltas = new CounterDeltas(views);
+    this.builder = new ObservationBuilder(keys.size);
+    this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
+    this.modelPath = config.policy.model === null ? DEFAULT_MODEL_PATH : resolve(config.policy.model);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
+    // Children by parent in one pass (a per-pool filter is quadratic in the key count).
+    const children = new Map<number, BucketSpec[]>();
     for (const spec of keys.specs) {
-      if (spec.depth === 0) {
-        const s = statsBase(spec.index);
-        views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
-        views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
-      }
+      if (spec.parent < 0) continue;
+      const list = children.get(spec.parent);
+      if (list) list.push(spec); else children.set(spec.parent, [spec]);
     }
+    for (const spec of keys.specs) {
+      if (spec.depth !== 0) continue;
+      const services = children.get(spec.index) ?? [];
+      this.pools.push({
+        spec, services,
+        endpoints: services.map((s) => children.get(s.index) ?? []),
+        discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
+        alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
+        pendingShadow: null,
+      });
+      // The pool bucket's tokens of one second never exceed the capacity (see writePool).
+      this.writePool(spec, spec.maxTps);
+      const s = statsBase(spec.index);
+      views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
+      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
+    }
+    this.inference = options.inference ?? 'piscina';
+    const wantsPpo = config.policy.mode === 'ppo' || config.policy.mode === 'shadow' || options.policy?.name === 'ppo';
+    let ppo: PpoSource | null = options.ppo ?? null;
+    if (options.ppo === undefined && wantsPpo && options.policy === undefined) ppo = this.openModel(this.inference);
+    this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
   }
 
-  tick(): void {
+  /** The model in use ('none' when PPO falls back for want of one). */
+  get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
+
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try { await this.step(); } finally { this.running = false; }
+  }
+
+  private async step(): Promise<void> {
     const now = this.clock.nowMs();
     const dtS = Math.max(1, (now - this.lastTickMs) | 0) / 1000;
     this.lastTickMs = now;
     for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
     this.deltas.read();
-    const stats = this.views.stats;
-    const d = this.deltas;
-    for (const spec of this.keys.specs) {
-      const b = spec.index;
-      const s = statsBase(b);
-      stats[s + STAT_TPS_INDEX] = d.delta(b, C_GRANTED_INDEX) / dtS;
-      stats[s + STAT_DEMAND_TPS_INDEX] = d.delta(b, C_REQUESTED_INDEX) / dtS;
-      stats[s + STAT_DENIED_TPS_INDEX] = d.delta(b, C_DENIED_INDEX) / dtS;
-      stats[s + STAT_THROTTLED_TPS_INDEX] = d.delta(b, C_RELEASED_THROTTLED_INDEX) / dtS;
-      stats[s + STAT_FAILED_TPS_INDEX] = d.delta(b, C_RELEASED_FAILED_INDEX) / dtS;
-      const n = d.delta(b, C_LATENCY_COUNT_INDEX);
-      stats[s + STAT_LATENCY_AVG_US_INDEX] = n > 0 ? d.delta(b, C_LATENCY_SUM_US_INDEX) / n : 0;
-    }
+    writeStats(this.views.stats, this.keys, this.deltas, dtS);
+    const observations = this.pools.map((p) => this.observe(p, dtS));
+    const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
+    const shrink: [number, number, number][] = [];
+    const grow: [number, number, number][] = [];
+    const plan = (b: number, tps: number, burst: number): void => {
+      (tps < this.table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
+    };
+    this.last.length = 0;
+    this.pools.forEach((pool, k) => {
+      const obs = observations[k];
+      const d = decisions[k];
+      const alloc = applySafety(obs, d.raw, pool.alloc, this.safety);
+      this.recordShadow(pool, obs, d, alloc);
+      pool.alloc = alloc;
+      this.last.push({ obs, decision: d, alloc });
+      const poolBurst = this.poolBurst(pool.spec, obs.effectiveTps);
+      plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
+      pool.services.forEach((s, i) => {
+        // Services and endpoints keep their configured bursts: an acquire that
+        // fits the config must stay grantable whatever the allocation.
+        plan(s.index, alloc[i], s.burst);
+        for (const e of pool.endpoints[i]) plan(e.index, Math.min(e.maxTps, alloc[i]), e.burst);
+      });
+    });
+    const t = this.clock.nowMs();
+    for (const [b, tps, burst] of shrink) { this.table.setRate(b, tps, t); this.table.setBurst(b, burst); }
+    for (const [b, tps, burst] of grow) { this.table.setBurst(b, burst); this.table.setRate(b, tps, t); }
+    this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
+  }
+
+  /**
+   * A pool's bucket holds its configured burst (2% of a second of capacity by
+   * default) and refills at the effective capacity less that burst, so no
+   * one-second window admits more than the effective capacity. Only when the
+   * upstream collapses below twice the burst is the bucket made smaller.
+   */
+  private poolBurst(spec: BucketSpec, effectiveTps: number): number {
+    return Math.max(1, Math.min(spec.burst, Math.ceil(effectiveTps / 2)));
+  }
+
+  private writePool(spec: BucketSpec, effectiveTps: number): void {
+    const burst = this.poolBurst(spec, effectiveTps);
+    this.table.setBurst(spec.index, burst);
+    this.table.setRate(spec.index, Math.max(0, effectiveTps - burst), this.clock.nowMs());
+  }
+
+  private observe(pool: PoolState, dtS: number): PoolObservation {
+    const services: ServiceObservation[] = pool.services.map((s) => this.builder.service(s, this.table, this.deltas, dtS));
+    const p = pool.spec.index;
+    const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
+    const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
+    let totalDemandTps = 0;
+    for (const s of services) totalDemandTps += s.demandTps;
+    const capacityTps = pool.spec.maxTps;
+    const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps });
+    this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
+    return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
+      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
+  }
+
+  private recordShadow(pool: PoolState, obs: PoolObservation, d: Decision, applied: Float64Array): void {
+    if (pool.pendingShadow !== null) {
+      const [ppo, fair] = pool.pendingShadow;
+      this.shadowRegret += (weightedService(obs, ppo) - weightedService(obs, fair)) / Math.max(1, obs.capacityTps);
+      pool.pendingShadow = null;
+    }
+    if (d.shadow !== null) pool.pendingShadow = [applySafety(obs, d.shadow, pool.alloc, this.safety), applied];
+  }
+
+  private openModel(inference: 'piscina' | 'inline'): PpoSource | null {
+    try {
+      const model = PpoModel.load(this.modelPath);
+      if (inference === 'inline') {
+        const policy = new PpoPolicy(model);
+        return { version: model.version, infer: (obs) => policy.allocate(obs) };
+      }
+      this.ppoPool = new PpoPool(this.modelPath, model.version);
+      return this.ppoPool;
+    } catch (e) {
+      if (!(e instanceof ModelError)) throw e;
+      this.logger?.warn({ model: this.modelPath, reason: e.message }, 'no usable PPO model; fair applies');
+      return null;
+    }
+  }
+
+  /**
+   * Re-reads the model file (SIGHUP). The file is validated here first; a bad
+   * file keeps the model in use and the error is returned.
+   */
+  async reloadModel(): Promise<{ ok: boolean; version: string; error?: string }> {
+    let model: PpoModel;
+    try { model = PpoModel.load(this.modelPath); } catch (e) {
+      this.logger?.warn({ model: this.modelPath, reason: (e as Error).message }, 'model reload failed; keeping the current model');
+      return { ok: false, version: this.modelVersion, error: (e as Error).message };
+    }
+    if (this.ppoPool !== null) this.ppoPool.reload(model.version);
+    else if (this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow') this.runner.ppo = this.openModel(this.inference);
+    this.logger?.info({ model: this.modelPath, version: model.version }, 'model reloaded');
+    return { ok: true, version: model.version };
+  }
+
+  /**
+   * Live limit changes (`tpsd limits set`; the daemon validates and persists
+   * them first). From the next tick on, observations and the safety layer see
+   * the new min/max/priority. A pool's new capacity (maxTps) also bounds
+   * capacity discovery: a rise applies at once unless 429s had lowered the
+   * effective capacity. A new priority is written to shared memory for the
+   * service and its endpoints, so every I/O thread orders waiters by it at once.
+   */
+  setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
+    const spec = this.keys.specs[b] as Mutable<BucketSpec>;
+    if (limits.minTps !== undefined) spec.minTps = limits.minTps;
+    if (limits.maxTps !== undefined) {
+      const pool = spec.depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
+      if (pool !== undefined) {
+        const d = pool.discovery;
+        d.effectiveTps = d.effectiveTps >= spec.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
+        this.views.stats[statsBase(b) + STAT_CAPACITY_INDEX] = limits.maxTps;
+        this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] = d.effectiveTps;
+      }
+      spec.maxTps = limits.maxTps;
+    }
+    if (limits.priority !== undefined && spec.depth === 1) {
+      for (const s of this.keys.specs) {
+        if (s.index !== b && s.parent !== b) continue;
+        (s as Mutable<BucketSpec>).priority = limits.priority;
+        this.table.setPriority(s.index, limits.priority);
+      }
+    }
+  }
+
+  /** Fallbacks by reason, shadow regret, model: for status and logs. */
+  status(): { mode: string; model: string; ticks: number; fallbacks: Record<string, number>; shadowRegret: number } {
+    return { mode: this.config.policy.mode, model: this.modelVersion, ticks: this.ticks,
+      fallbacks: Object.fromEntries(this.runner.fallbacks), shadowRegret: this.shadowRegret };
+  }
+
+  /** Stops the inference workers (daemon shutdown). */
+  async close(): Promise<void> {
+    await this.ppoPool?.close();
+    this.ppoPool = null;
   }
 }

@@ -29,7 +29,7 @@ import { createClock } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator } from './auth.ts';
-import type { IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
+import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import { RequestHandler, type Conn } from './request-handler.ts';
 import { buildStatus } from './status.ts';
@@ -45,11 +45,14 @@ const keys = KeyIndex.fromConfig(config);
 const table = new BucketTable(views, createClock(data.epochHrMs), data.thread);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
 const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread);
+const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,
   shuttingDown: isShuttingDown,
+  admin: (reqId, request) => post({ type: 'admin', reqId, request }),
 });
-const post = (m: WorkerToMain) => parentPort!.postMessage(m);
+/** The main thread's figures after its last tick (for /metrics); null before the first. */
+let daemonStats: DaemonStats | null = null;
 
 const open = new Set<WsConn>();
 let nextConnId = 1;
@@ -87,11 +90,18 @@ function scheduleDrain(): void {
 
 const expiryTimer = setInterval(() => {
   handler.expireLeases();
+  if (handler.admin !== null && handler.admin.size > 0) { handler.expireAdmin(performance.now()); flushDirty(); }
   if (handler.waiters.size > 0) scheduleDrain();
 }, Math.max(10, Math.min(100, config.lease_ttl_ms / 10)));
 
+/**
+ * Answers an HTTP request and closes the connection: these endpoints are
+ * scraped every few seconds at most, and a keep-alive socket left open would
+ * keep this thread from exiting at stop (uWS has no call that closes idle
+ * HTTP sockets), until the daemon had to terminate() it.
+ */
 function httpJson(res: uWS.HttpResponse, code: string, type: string, body: string): void {
-  res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body));
+  res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body, true));
 }
 
 const app = uWS.App();
@@ -107,7 +117,7 @@ app.ws<WsData>(WS_PATH, {
       res.writeStatus('503 Service Unavailable').end('too many connections');
       return;
     }
-    const conn: WsConn = { connId: nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null, ws: null };
+    const conn: WsConn = { connId: nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null, name: null, ws: null };
     res.upgrade<WsData>({ conn }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'), context);
   },
@@ -154,7 +164,7 @@ app.get('/readyz', (res) => {
 });
 app.get('/v1/status', (res) => httpJson(res, '200 OK', 'application/json', JSON.stringify(status())));
 app.get('/metrics', (res) => {
-  httpJson(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(status(), keys, views));
+  httpJson(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(status(), keys, views, daemonStats));
 });
 app.any('/*', (res, req) => {
   const path = req.getUrl();
@@ -202,4 +212,6 @@ function reconfigure(next: typeof config): void {
 parentPort!.on('message', (m: MainToWorker) => {
   if (m.type === 'stop') stop();
   else if (m.type === 'config') reconfigure(m.config);
+  else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
+  else if (m.type === 'daemon-stats') daemonStats = m.stats;
 });

@@ -76,12 +76,22 @@ export class LeaseTable {
     return true;
   }
 
-  /** A new lease id, or 0 when the table is full. */
+  /**
+   * Bucket of the lease that the last create() ended early to make room, or
+   * -1. When the table is full, the oldest lease that holds no concurrency
+   * slot is ended as if its TTL had run out: a client that acquires and never
+   * releases cannot lock the table for a whole TTL.
+   */
+  lastEvicted = -1;
+
+  /** A new lease id, or 0 when the table is full of leases holding concurrency slots. */
   create(bucket: number, slotMask: number, expiresAtMs: number): number {
     let slot: number;
+    this.lastEvicted = -1;
+    if (this.freeCount === 0 && this.used === this.bucket.length && !this.grow()) this.evictOldestWithoutSlot();
     if (this.freeCount > 0) slot = this.free[--this.freeCount];
     else {
-      if (this.used === this.bucket.length && !this.grow()) return 0;
+      if (this.used === this.bucket.length) return 0;
       slot = this.used++;
     }
     // The FIFO can hold stale entries of released leases; it never holds more
@@ -98,6 +108,19 @@ export class LeaseTable {
     this.count++;
     this.active++;
     return (gen * SLOT_LIMIT + slot) * THREAD_LIMIT + this.thread;
+  }
+
+  private evictOldestWithoutSlot(): void {
+    const len = this.fifoSlot.length;
+    for (let i = 0; i < this.count; i++) {
+      const j = (this.head + i) % len;
+      const s = this.fifoSlot[j];
+      if (this.generation[s] === this.fifoGen[j] && this.expiresAt[s] > 0 && this.slotMask[s] === 0) {
+        this.lastEvicted = this.bucket[s];
+        this.retire(s);
+        return;
+      }
+    }
   }
 
   /** Drops FIFO entries of leases already released. */

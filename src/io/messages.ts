@@ -1,4 +1,9 @@
 // Typed messages between the main thread and the I/O worker threads.
+//
+// Admin requests (op 16 LIMITS) are checked for shape and authorization by
+// the I/O thread that received them, then forwarded to the main thread, which
+// owns the limits, the controller and the database; the answer comes back as
+// an 'admin-reply' to the same thread, which sends it on the connection.
 
 import type { TpsdConfig } from '../config/types.ts';
 
@@ -16,13 +21,60 @@ export interface IoWorkerData {
   readonly startedAtMs: number;
 }
 
+/** An admin request after the I/O thread's checks (see io/admin-op.ts). */
+export interface AdminRequest {
+  readonly op: 'limits';
+  readonly action: 'get' | 'set' | 'rm';
+  /** null: every key (get only). */
+  readonly key: string | null;
+  /** set: field -> value. */
+  readonly changes: Record<string, unknown>;
+  /** rm: the fields to remove; empty means all of the key's overrides. */
+  readonly fields: string[];
+  /** Who asked, for the audit trail (HELLO name, thread and connection; never the token). */
+  readonly actor: string;
+}
+
+/** The daemon's own figures, sent to every I/O thread after each tick for /metrics. */
+export interface DaemonStats {
+  readonly ticks: number;
+  /** Ticks skipped because the previous one was still running. */
+  readonly tickOverruns: number;
+  readonly tickLastMs: number;
+  readonly tickSumMs: number;
+  /** Policy fallbacks by kind: missing_model, deadline, busy, invalid_output, error. */
+  readonly fallbacks: Readonly<Record<string, number>>;
+  readonly shadowRegret: number;
+  readonly model: string;
+  readonly overrides: number;
+  readonly sqlite: {
+    readonly enabled: boolean;
+    readonly writes: number;
+    readonly writeLastMs: number;
+    readonly writeSumMs: number;
+    readonly rows: number;
+    readonly errors: number;
+    /** Ticks not written because the writer thread was behind. */
+    readonly droppedTicks: number;
+    readonly rollups: number;
+    readonly rollupSumMs: number;
+    readonly rolledUpRows: number;
+    readonly deletedRows: number;
+    readonly dbBytes: number;
+  };
+}
+
 export type MainToWorker =
   /** Stop: close the listen socket, answer waiters SHUTTING_DOWN, close connections. */
   | { readonly type: 'stop' }
   /** A reloaded config with the same key set (SIGHUP). */
-  | { readonly type: 'config'; readonly config: TpsdConfig };
+  | { readonly type: 'config'; readonly config: TpsdConfig }
+  /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
+  | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
+  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'listen-failed'; readonly message: string }
-  | { readonly type: 'stopped'; readonly connectionsClosed: number };
+  | { readonly type: 'stopped'; readonly connectionsClosed: number }
+  | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest };

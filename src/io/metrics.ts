@@ -1,6 +1,10 @@
 // Prometheus text exposition of the daemon's state, rendered from shared
-// memory by the I/O thread that serves GET /metrics. Label values are keys
-// and priorities from the config, so the label set is bounded by the config.
+// memory by the I/O thread that serves GET /metrics, plus the main thread's
+// own figures (tick time, policy fallbacks, SQLite writes), which it sends to
+// every I/O thread after each tick (DaemonStats). Label values are keys,
+// pools, priorities, modes and fixed enumerations (outcome, fallback kind),
+// so the label set is bounded by the config. `promtool check metrics` passes
+// on this output (test/integration/metrics.test.ts).
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -8,6 +12,7 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, counterBase, type ShmViews,
 } from '../shm/layout.ts';
+import type { DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
 
 function esc(v: string): string {
@@ -38,12 +43,20 @@ const COUNTERS: [number, string, string][] = [
   [C_ACQUIRES_INDEX, 'tpsd_acquires_total', 'ACQUIRE requests.'],
   [C_GRANTS_INDEX, 'tpsd_leases_granted_total', 'Leases handed out.'],
   [C_EXPIRED_INDEX, 'tpsd_leases_expired_total', 'Leases never released, ended by the TTL.'],
-  [C_LATENCY_SUM_US_INDEX, 'tpsd_release_latency_microseconds_sum', 'Sum of latencies reported in RELEASE.'],
-  [C_LATENCY_COUNT_INDEX, 'tpsd_release_latency_microseconds_count', 'RELEASEs reporting a latency.'],
 ];
 
-export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: ShmViews): string {
+/** Policy fallback kinds (bounded: the reasons themselves may carry error text). */
+export const FALLBACK_KINDS = ['missing_model', 'deadline', 'busy', 'invalid_output', 'error'] as const;
+const POLICY_MODES = ['ppo', 'shadow', 'fallback', 'static'] as const;
+
+type Line = (name: string, type: string, help: string, samples: [string, number][]) => void;
+
+export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: ShmViews, daemon: DaemonStats | null = null): string {
   const lines: string[] = [];
+  const metric: Line = (name, type, help, samples) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) lines.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
+  };
   const labels = snapshot.keys.map((k) =>
     `key="${esc(k.key)}",pool="${esc(k.pool)}",kind="${k.kind}",priority="${k.priority ?? 'NONE'}"`);
   lines.push('# HELP tpsd_up 1 while the daemon serves.', '# TYPE tpsd_up gauge', 'tpsd_up 1');
@@ -58,8 +71,13 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     snapshot.keys.forEach((k, i) => lines.push(`${name}{${labels[i]}} ${k[field] as number}`));
   }
   for (const [field, name, help] of COUNTERS) {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${name.endsWith('_total') ? 'counter' : 'untyped'}`);
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
     for (const spec of keys.specs) lines.push(`${name}{${labels[spec.index]}} ${sumCounter(views, spec.index, field)}`);
+  }
+  lines.push('# HELP tpsd_release_latency_seconds Upstream call latency reported in RELEASE.', '# TYPE tpsd_release_latency_seconds summary');
+  for (const spec of keys.specs) {
+    lines.push(`tpsd_release_latency_seconds_sum{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_SUM_US_INDEX) / 1e6}`);
+    lines.push(`tpsd_release_latency_seconds_count{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_COUNT_INDEX)}`);
   }
   const outcomes: [number, string][] = [[C_RELEASED_OK_INDEX, 'ok'], [C_RELEASED_FAILED_INDEX, 'failed'], [C_RELEASED_THROTTLED_INDEX, 'throttled']];
   lines.push('# HELP tpsd_releases_total RELEASEs by reported outcome.', '# TYPE tpsd_releases_total counter');
@@ -68,5 +86,32 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
       lines.push(`tpsd_releases_total{${labels[spec.index]},outcome="${outcome}"} ${sumCounter(views, spec.index, field)}`);
     }
   }
+  metric('tpsd_policy_mode', 'gauge', 'The policy mode in force (1) among all modes.',
+    POLICY_MODES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
+  if (daemon !== null) renderDaemon(metric, daemon);
   return lines.join('\n') + '\n';
+}
+
+function renderDaemon(metric: Line, d: DaemonStats): void {
+  metric('tpsd_ticks_total', 'counter', 'Controller ticks run.', [['', d.ticks]]);
+  metric('tpsd_tick_overruns_total', 'counter', 'Ticks skipped because the previous one was still running.', [['', d.tickOverruns]]);
+  metric('tpsd_tick_last_duration_seconds', 'gauge', 'Duration of the last controller tick.', [['', d.tickLastMs / 1000]]);
+  metric('tpsd_tick_duration_seconds', 'summary', 'Duration of controller ticks.', [['_sum', d.tickSumMs / 1000], ['_count', d.ticks]]);
+  metric('tpsd_policy_fallbacks_total', 'counter', 'Ticks where the policy output was unusable and fair applied, by kind.',
+    FALLBACK_KINDS.map((k) => [`{kind="${k}"}`, d.fallbacks[k] ?? 0]));
+  metric('tpsd_shadow_regret', 'gauge', 'Shadow mode: accumulated priority-weighted service PPO would have added over fair (fraction of capacity).', [['', d.shadowRegret]]);
+  metric('tpsd_model_info', 'gauge', 'The PPO model in use (version label).', [[`{version="${esc(d.model)}"}`, 1]]);
+  metric('tpsd_limit_overrides', 'gauge', 'Live limit overrides in force (tpsd limits set).', [['', d.overrides]]);
+  const q = d.sqlite;
+  metric('tpsd_sqlite_enabled', 'gauge', '1 when telemetry is written to SQLite.', [['', q.enabled ? 1 : 0]]);
+  if (!q.enabled) return;
+  metric('tpsd_sqlite_write_last_seconds', 'gauge', 'Time of the last per-tick telemetry transaction (on the writer thread).', [['', q.writeLastMs / 1000]]);
+  metric('tpsd_sqlite_write_seconds', 'summary', 'Time of per-tick telemetry transactions.', [['_sum', q.writeSumMs / 1000], ['_count', q.writes]]);
+  metric('tpsd_sqlite_rows_written_total', 'counter', 'Telemetry, decision and tick rows written.', [['', q.rows]]);
+  metric('tpsd_sqlite_errors_total', 'counter', 'Failed telemetry writes (that tick\'s rows are lost; the daemon keeps serving).', [['', q.errors]]);
+  metric('tpsd_sqlite_dropped_ticks_total', 'counter', 'Ticks whose rows were dropped because the writer thread was behind.', [['', q.droppedTicks]]);
+  metric('tpsd_sqlite_rollup_seconds', 'summary', 'Time of retention passes (roll-up and deletion).', [['_sum', q.rollupSumMs / 1000], ['_count', q.rollups]]);
+  metric('tpsd_sqlite_rolled_up_rows_total', 'counter', 'Per-tick rows rolled up into 1-minute rows.', [['', q.rolledUpRows]]);
+  metric('tpsd_sqlite_deleted_rows_total', 'counter', 'Rows deleted by retention.', [['', q.deletedRows]]);
+  metric('tpsd_sqlite_database_bytes', 'gauge', 'Size of the database file and its WAL.', [['', q.dbBytes]]);
 }

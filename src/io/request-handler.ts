@@ -15,7 +15,7 @@ import type { AuthToken, TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { DecodeError, MsgWriter, decodeAll, isUint, isUint32, utf8Length } from '../protocol/codec.ts';
 import {
-  MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
+  MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
   STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
 } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
@@ -25,8 +25,10 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WAIT_SUM_MS_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
+import { AdminRelay, parseLimits } from './admin-op.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { LeaseTable } from './lease-table.ts';
+import type { AdminRequest } from './messages.ts';
 import { WaitQueue, type Waiter } from './wait-queue.ts';
 
 /** Longest wait a request may ask for; longer waits are cut to this. */
@@ -43,6 +45,8 @@ export interface Conn {
   closed: boolean;
   /** Deferred replies, created on first use. */
   out: MsgWriter | null;
+  /** The name given in HELLO (for the audit trail of admin ops). */
+  name?: string | null;
 }
 
 export interface HandlerOptions {
@@ -54,6 +58,8 @@ export interface HandlerOptions {
   /** Builds the STATUS map (encoded by msgpackr). */
   status: () => unknown;
   shuttingDown: () => boolean;
+  /** Forwards an admin op to the main thread; absent: op 16 LIMITS is refused (BAD_REQUEST). */
+  admin?: (reqId: number, request: AdminRequest) => void;
 }
 
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
@@ -64,6 +70,8 @@ export class RequestHandler {
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
   /** Connections with deferred replies to flush. */
   readonly dirty = new Set<Conn>();
+  /** Admin ops forwarded to the main thread, awaiting its answer. */
+  readonly admin: AdminRelay<Conn> | null;
   private o: HandlerOptions;
   private readonly table: BucketTable;
   private ttlMs: number;
@@ -76,6 +84,7 @@ export class RequestHandler {
     this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread);
     this.ttlMs = o.config.lease_ttl_ms;
     this.failedPass = new Int32Array(o.keys.size);
+    this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
@@ -123,6 +132,7 @@ export class RequestHandler {
       case OP_ACQUIRE: return this.acquire(conn, req, id, nowMs, perf);
       case OP_RELEASE: return this.release(conn, req, id);
       case OP_HELLO: return this.hello(conn, req, id);
+      case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
         if (req.length !== 2) return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
         if (!this.authorized(conn)) return this.unauthorized(conn, op, id, 'send HELLO with a valid token first');
@@ -163,9 +173,50 @@ export class RequestHandler {
       }
       conn.token = token;
     }
+    if (typeof body.name === 'string') conn.name = body.name.slice(0, 64);
     this.out.array(4).uint(OP_HELLO).uint(id).uint(STATUS_OK)
       .value({ v: PROTOCOL_VERSION, server: 'tpsd/0.1.0', tick_ms: this.o.config.tick_ms });
     return 0;
+  }
+
+  /** Op 16 LIMITS: shape and admin checks here; the main thread answers (answerAdmin). */
+  private limits(conn: Conn, req: unknown[], id: number): number {
+    const w = this.out;
+    if (this.admin === null) return this.error(w, OP_LIMITS, id, ErrorCode.BAD_REQUEST, 'LIMITS is not served here');
+    const parsed = parseLimits(req);
+    if (typeof parsed === 'string') return this.error(w, OP_LIMITS, id, ErrorCode.BAD_REQUEST, parsed);
+    if (this.o.auth.enabled) {
+      if (conn.token === null) return this.unauthorized(conn, OP_LIMITS, id, 'send HELLO with an admin token first');
+      if (!conn.token.admin) return this.unauthorized(conn, OP_LIMITS, id, 'LIMITS needs an admin token');
+    }
+    if (this.o.shuttingDown()) return this.error(w, OP_LIMITS, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+    if (conn.outstanding >= this.o.config.limits.max_outstanding_per_connection) {
+      return this.error(w, OP_LIMITS, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
+    }
+    conn.outstanding++;
+    const actor = `${conn.name ?? 'anonymous'} (io-${this.o.thread} conn ${conn.connId})`;
+    this.admin.forward(conn, id, { ...parsed, actor }, performance.now());
+    return 0;
+  }
+
+  /** The main thread's answer to a forwarded admin op: written to the connection's deferred replies. */
+  answerAdmin(reqId: number, status: number, body: unknown): void {
+    const p = this.admin?.take(reqId);
+    if (p === undefined) return;
+    this.finishAdmin(p.conn, p.id, status, body);
+  }
+
+  private finishAdmin(conn: Conn, id: number, status: number, body: unknown): void {
+    conn.outstanding--;
+    if (conn.closed) return;
+    const out = this.deferred(conn);
+    if (status === STATUS_OK) out.array(4).uint(OP_LIMITS).uint(id).uint(STATUS_OK).value(body);
+    else this.error(out, OP_LIMITS, id, status, String(body));
+  }
+
+  /** Fails admin ops the main thread has not answered in time (or all of them, at shutdown). */
+  expireAdmin(now: number, status: number = ErrorCode.OVERLOADED, message = 'the main thread did not answer in time'): void {
+    for (const p of this.admin?.drain(now) ?? []) this.finishAdmin(p.conn, p.id, status, message);
   }
 
   private acquire(conn: Conn, req: unknown[], id: number, nowMs: number, perf: number): number {
@@ -230,6 +281,7 @@ export class RequestHandler {
     const t = this.table;
     const mask = t.lastSlotMask;
     const lease = this.leases.create(leaf, mask, perf + this.ttlMs);
+    if (this.leases.lastEvicted >= 0) t.count(this.leases.lastEvicted, C_EXPIRED_INDEX, 1);
     if (lease === 0) {
       t.undoAcquire(leaf, milli, mask);
       t.count(leaf, C_DENIED_INDEX, tokens);
@@ -337,8 +389,9 @@ export class RequestHandler {
     this.waiters.sweep();
   }
 
-  /** Answers every waiter SHUTTING_DOWN (the daemon is stopping). */
+  /** Answers every waiter and pending admin op SHUTTING_DOWN (the daemon is stopping). */
   shutdownWaiters(): void {
+    this.expireAdmin(Infinity, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
     for (const q of this.waiters.queues) {
       for (const wt of q) {
         if (wt.done) continue;

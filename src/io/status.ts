@@ -82,7 +82,8 @@ export function buildStatus(
       key: spec.key,
       pool: keys.specs[spec.pool].key,
       kind: KINDS[spec.depth],
-      priority: priorityName(spec.priority),
+      // From shared memory: a live `tpsd limits set --priority` shows at once.
+      priority: spec.depth === 0 ? null : priorityName(table.priority(b)),
       limit_tps: round(table.rateTps(b)),
       burst: table.burstTokens(b),
       tps: round(st[s + STAT_TPS_INDEX]),

@@ -33,7 +33,7 @@ import type { Clock } from './clock.ts';
 import type { BucketSpec, KeyIndex } from './key-index.ts';
 import {
   BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, IN_FLIGHT_INDEX,
-  LAST_REFILL_MS_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT, PRIORITY_INDEX, QUEUE_INDEX,
+  LAST_REFILL_MS_INDEX, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT, PRIORITY_INDEX, QUEUE_INDEX,
   RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, stateBase,
   type ShmViews,
 } from './layout.ts';
@@ -140,7 +140,7 @@ export class BucketTable {
     for (let i = 0; i < MAX_DEPTH; i++) {
       const b = this.chains[c + i];
       if (b < 0) break;
-      if (milli > this.state[b * BUCKET_FIELDS + BURST_MILLI_INDEX]) return true;
+      if (milli > this.state[b * BUCKET_FIELDS + MAX_BURST_MILLI_INDEX]) return true;
     }
     return false;
   }
@@ -288,6 +288,11 @@ export class BucketTable {
     }
   }
 
+  /** Sets a key's priority class (controller only: a live `tpsd limits set --priority`). */
+  setPriority(b: number, priority: number): void {
+    Atomics.store(this.state, b * BUCKET_FIELDS + PRIORITY_INDEX, priority);
+  }
+
   setConcurrency(b: number, limit: number): void {
     Atomics.store(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX, Math.max(0, limit | 0));
   }
@@ -299,6 +304,7 @@ function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
   state[base + LAST_REFILL_MS_INDEX] = nowMs;
   state[base + RATE_MILLI_INDEX] = Math.round(spec.initialTps * MILLI);
   state[base + BURST_MILLI_INDEX] = spec.burst * MILLI;
+  state[base + MAX_BURST_MILLI_INDEX] = spec.burst * MILLI;
   state[base + IN_FLIGHT_INDEX] = 0;
   state[base + CONCURRENCY_INDEX] = spec.concurrency;
   state[base + PRIORITY_INDEX] = spec.priority;

@@ -12,7 +12,8 @@
 //   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (64 bytes)      |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
 //   |   IN_FLIGHT | CONCURRENCY | PRIORITY | PARENT | DEPTH |       |
-//   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY | (pad)      |
+//   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY |             |
+//   |   MAX_BURST_MILLI                                             |
 //   |   written by every I/O thread with Atomics (CAS loops)        |
 //   +--------------------------------------------------------------+
 //   | STATS        Float64 x STATS_FIELDS per bucket                |
@@ -74,6 +75,11 @@ export const WAITERS_BASE_INDEX = 10;
 export const PRIORITY_COUNT = 4;
 /** Sum of WAITERS[0..3]: one read tells the common case (nobody waits). */
 export const WAITERS_ANY_INDEX = 14;
+/**
+ * The largest burst the bucket may ever have (its configured burst). The
+ * controller may run a bucket below it; TOKENS_EXCEED_BURST is judged here.
+ */
+export const MAX_BURST_MILLI_INDEX = 15;
 export const BUCKET_FIELDS = 16;
 export const BUCKET_BYTES = BUCKET_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 

@@ -88,7 +88,7 @@ describe('defaults', () => {
       ] }],
     }, NO_ENV);
     const pool = c.pools[0];
-    assert.equal(pool.burst, 50);
+    assert.equal(pool.burst, 20, "pool: 20 ms of capacity");
     assert.deepEqual(pool.services[0], {
       name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0,
       endpoints: [
@@ -261,7 +261,7 @@ describe('accepted files', () => {
     assert.equal(c.policy.model, 'path/to/model.json');
     assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }] });
     assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 3, concurrency: 0 }]);
-    assert.equal(c.pools[0].burst, 75);
+    assert.equal(c.pools[0].burst, 30);
   });
 
   it('ships a valid config/default.json', () => {

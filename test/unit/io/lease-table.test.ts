@@ -46,14 +46,29 @@ describe('LeaseTable', () => {
     assert.equal(t.release(ids[2]), -1, 'an expired lease is unknown');
   });
 
-  it('grows to its limit, then returns 0; churn does not grow the schedule without bound', () => {
+  it('when full, ends the oldest lease without a concurrency slot; full of slot holders, refuses', () => {
+    const t = new LeaseTable(0, 8, 4);
+    const slotted = [t.create(1, 1, 1e9), t.create(2, 1, 1e9)];
+    const plain = Array.from({ length: 6 }, (_, i) => t.create(10 + i, 0, 1e9));
+    const id = t.create(99, 0, 1e9);
+    assert.ok(id > 0);
+    assert.equal(t.lastEvicted, 10, 'the oldest lease holding no slot made room');
+    assert.equal(t.release(plain[0]), -1, 'the evicted lease is gone');
+    for (const s of slotted) assert.ok(t.release(s) > 0, 'slot holders are never evicted');
+    const full = new LeaseTable(0, 2, 2);
+    full.create(1, 1, 1e9); full.create(1, 1, 1e9);
+    assert.equal(full.create(1, 1, 1e9), 0);
+    assert.equal(full.lastEvicted, -1);
+  });
+
+  it('grows to its limit; churn does not grow the schedule without bound', () => {
     const t = new LeaseTable(0, 64, 4);
     const held: number[] = [];
-    for (let i = 0; i < 64; i++) held.push(t.create(0, 0, 1e9));
-    assert.equal(t.create(0, 0, 1e9), 0, 'full');
+    for (let i = 0; i < 64; i++) held.push(t.create(0, 1, 1e9));
+    assert.equal(t.create(0, 1, 1e9), 0, 'full');
     t.release(held.pop()!);
     for (let i = 0; i < 100_000; i++) {
-      const id = t.create(0, 0, 1e9);
+      const id = t.create(0, 1, 1e9);
       assert.ok(id > 0, `churn ${i}`);
       t.release(id);
     }

@@ -1,0 +1,78 @@
+// `tpsd bench`: the load generator (code in bench/load/). Opens real
+// WebSocket connections from worker threads, keeps requests in flight
+// (closed loop) or sends them at a fixed rate (open loop, latency from the
+// intended send time), prints progress on stderr and a result table, or one
+// JSON object with --json.
+
+import { availableParallelism } from 'node:os';
+import { formatResult, warnings } from '../../bench/load/report.ts';
+import { runLoad } from '../../bench/load/run-load.ts';
+import { checkSpec, defaultClient, parseKeys, type ClientKind, type LoadSpec } from '../../bench/load/spec.ts';
+import { UsageError, runVerb, type VerbSpec } from './args.ts';
+
+const CLIENTS: readonly ClientKind[] = ['raw', 'sdk', 'rlf'];
+
+export const SPEC: VerbSpec = {
+  name: 'bench',
+  summary: 'Load-test a tpsd daemon (or the echo server, or Redis + rate-limiter-flexible) over real connections.',
+  flags: {
+    url: { type: 'string', value: 'URL', help: 'ws://host:port of tpsd or the echo server, or redis://host:port (default ws://127.0.0.1:7070)' },
+    client: { type: 'string', value: 'NAME', help: 'raw (pre-encoded frames; default for ws://), sdk (the tpsd client SDK), rlf (default for redis://)' },
+    connections: { type: 'integer', min: 1, max: 100_000, help: 'connections (default 1)' },
+    pipeline: { type: 'integer', min: 1, max: 65_536, help: 'messages in flight per connection; the cap on them with --rate (default 1)' },
+    batch: { type: 'integer', min: 1, max: 4096, help: 'acquires per message (default 1)' },
+    keys: { type: 'string', value: 'N|K1,K2', help: 'a count N (keys bench/s0..bench/sN-1) or a comma-separated list of keys (default 1)' },
+    duration: { type: 'number', min: 0.1, max: 3600, help: 'measured seconds (default 10)' },
+    warmup: { type: 'number', min: 0, max: 600, help: 'seconds of load before measuring (default 1)' },
+    rate: { type: 'number', min: 1, max: 1e9, help: 'open loop: decisions/s over all connections (default: closed loop)' },
+    threads: { type: 'integer', min: 1, max: 64, help: `load worker threads (default min(2, cores) = ${Math.min(2, availableParallelism())})` },
+    token: { type: 'string', value: 'TOKEN', help: 'HELLO token, for a daemon with auth' },
+    'server-pid': { type: 'integer', min: 1, help: 'sample this process\'s CPU time over the measured window (/proc/PID/stat)' },
+    'rlf-points': { type: 'integer', min: 1, help: 'rlf: points per window (default 2000000)' },
+    'rlf-duration': { type: 'integer', min: 1, help: 'rlf: window in seconds (default 1)' },
+    json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
+  },
+  details: [
+    'Each acquire takes 1 token with wait_ms 0. Progress goes to stderr once a second.',
+    'Latency: per decision, reply time minus intended send time (open loop: the schedule, so queueing shows).',
+    'Exit status: 0 when decisions were measured (errors are reported, not fatal), 1 when none were or the run failed, 2 wrong usage.',
+  ].join('\n'),
+};
+
+export async function run(argv: string[]): Promise<number> {
+  return runVerb(argv, SPEC, async (args) => {
+    const url = args.string('url') ?? 'ws://127.0.0.1:7070';
+    const client = (args.string('client') ?? defaultClient(url)) as ClientKind;
+    if (!CLIENTS.includes(client)) throw new UsageError(`--client: expected one of ${CLIENTS.join(', ')}, found ${JSON.stringify(client)}`);
+    let spec: LoadSpec;
+    try {
+      spec = {
+        url, client,
+        connections: args.number('connections') ?? 1,
+        pipeline: args.number('pipeline') ?? 1,
+        batch: args.number('batch') ?? 1,
+        keys: parseKeys(args.string('keys') ?? '1'),
+        durationS: args.number('duration') ?? 10,
+        warmupS: args.number('warmup') ?? 1,
+        rate: args.number('rate') ?? null,
+        threads: args.number('threads') ?? Math.min(2, availableParallelism()),
+        token: args.string('token') ?? null,
+        rlfPoints: args.number('rlf-points') ?? 2_000_000,
+        rlfDurationS: args.number('rlf-duration') ?? 1,
+      };
+      checkSpec(spec);
+    } catch (err) {
+      if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(err.message);
+      throw err;
+    }
+    const json = args.boolean('json');
+    const result = await runLoad(spec, {
+      serverPid: args.number('server-pid') ?? null,
+      onProgress: (line) => process.stderr.write(`tpsd bench: ${line}\n`),
+    });
+    if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else process.stdout.write(formatResult(result));
+    for (const w of warnings(result)) process.stderr.write(`tpsd bench: warning: ${w}\n`);
+    return result.decisions > 0 ? 0 : 1;
+  });
+}

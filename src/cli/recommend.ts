@@ -1,0 +1,82 @@
+// `tpsd recommend [KEY]`: suggested limits from history. For each key with
+// traffic (or the one given): conservative (85 %), optimal (95 %) and
+// maximum (99 %) of the highest goodput sustained without any upstream 429
+// (storage/recommend.ts), with the evidence, and the command that applies it.
+
+import { allKeys, findKey, readPoints, type KeyInfo } from '../storage/queries.ts';
+import { recommend, type Recommendation } from '../storage/recommend.ts';
+import { runVerb, type VerbSpec } from './args.ts';
+import { DB_FLAGS, openHistory } from './data-source.ts';
+import { EXIT, EXIT_HELP_DB, Progress, formatDuration, formatTime, num, parseDuration, parseSince, table } from './terminal.ts';
+
+export const SPEC: VerbSpec = {
+  name: 'recommend',
+  summary: 'Suggest limits from history: 85/95/99 % of the goodput sustained without upstream 429s.',
+  positionals: [{ name: 'KEY', help: 'one pool, service or endpoint key (default: every key with traffic)' }],
+  flags: {
+    since: { type: 'string', value: 'WHEN', help: 'history to use: a duration back from now or a date/time (default 24h)' },
+    sustain: { type: 'string', value: 'DURATION', help: 'how long a rate must hold without 429s to count (default 1m)' },
+    json: { type: 'boolean', help: 'print the recommendations and their evidence as JSON' },
+    ...DB_FLAGS,
+  },
+  details: 'Goodput is granted minus failed minus upstream-429 calls. For a pool the figures are a\n' +
+    'capacity_tps, for a service or endpoint a max_tps.\n\n' + EXIT_HELP_DB + '.',
+};
+
+interface Result { key: string; kind: string; recommendation: Recommendation | null }
+
+export async function run(argv: string[]): Promise<number> {
+  return runVerb(argv, SPEC, async (args) => {
+    const now = Date.now();
+    const since = parseSince(args.string('since') ?? '24h', now);
+    const sustainMs = parseDuration(args.string('sustain') ?? '1m', 'sustain');
+    const db = openHistory(args, 'recommend');
+    if (typeof db === 'number') return db;
+    try {
+      const wanted = args.positionals[0];
+      let keys: KeyInfo[];
+      if (wanted !== undefined) {
+        const k = findKey(db, wanted);
+        if (k === undefined) { process.stderr.write(`tpsd recommend: no history for key "${wanted}"\n`); return EXIT.NOT_FOUND; }
+        keys = [k];
+      } else {
+        keys = allKeys(db);
+      }
+      const progress = new Progress('tpsd recommend');
+      const results: Result[] = [];
+      keys.forEach((k, i) => {
+        progress.update(i, keys.length);
+        results.push({ key: k.key, kind: k.kind, recommendation: recommend(readPoints(db, k.id, since, now + 1), sustainMs) });
+      });
+      progress.done(`analysed ${keys.length} keys`);
+      const found = results.filter((r) => r.recommendation !== null);
+      if (args.boolean('json')) process.stdout.write(`${JSON.stringify(wanted === undefined ? found : results, null, 2)}\n`);
+      else process.stdout.write(render(found, sustainMs));
+      if (found.length === 0) {
+        process.stderr.write(`tpsd recommend: no stretch of ${formatDuration(sustainMs)} with traffic and without 429s since ${formatTime(since)}` +
+          `${wanted === undefined ? '' : ` for ${wanted}`}\n`);
+        return EXIT.NO_DATA;
+      }
+      return EXIT.OK;
+    } finally {
+      db.close();
+    }
+  });
+}
+
+function render(results: Result[], sustainMs: number): string {
+  if (results.length === 0) return '';
+  const rows = [['KEY', 'SUSTAINED', 'CONSERVATIVE 85%', 'OPTIMAL 95%', 'MAXIMUM 99%', 'SAMPLES 429-FREE/ALL']];
+  for (const { key, recommendation: r } of results) {
+    rows.push([key, num(r!.sustainedTps), num(r!.conservativeTps), num(r!.optimalTps), num(r!.maximumTps),
+      `${r!.evidence.cleanSamples}/${r!.evidence.samples}`]);
+  }
+  let out = `${table(rows, new Set([1, 2, 3, 4, 5]))}\nEvidence (sustained = best average over ${formatDuration(sustainMs)} without 429s):\n`;
+  for (const { key, kind, recommendation: r } of results) {
+    const e = r!.evidence;
+    out += `  ${key}: window ${formatTime(e.fromMs)} .. ${formatTime(e.toMs)}, ${e.samples} samples (${e.throttledSamples} with 429s); ` +
+      `best stretch ${formatTime(e.bestFromMs)} .. ${formatTime(e.bestToMs)}; ${e.note}\n` +
+      `    apply: tpsd limits set ${key} --${kind === 'pool' ? 'capacity-tps' : 'max-tps'} ${Math.floor(r!.optimalTps)}\n`;
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+// `tpsd train`: trains the PPO allocation model on generated scenario families
+// (rollouts in Piscina workers), evaluating against fair on the example
+// scenarios and held-out generated ones, and writes a versioned model file.
+// The shipped config/model.json is produced by `npm run train:model`.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseScenario } from '../rl/scenario.ts';
+import { train } from '../rl/trainer.ts';
+import { runVerb, UsageError, type VerbSpec } from './args.ts';
+
+export const EXAMPLE_SCENARIOS_DIR = fileURLToPath(new URL('../../test/fixtures/scenarios/', import.meta.url));
+
+export const SPEC: VerbSpec = {
+  name: 'train',
+  summary: 'Train the PPO allocation model and write a model file.',
+  flags: {
+    out: { type: 'string', value: 'FILE', help: 'where to write the model (default config/model.json)' },
+    scenario: { type: 'string', value: 'FILE', multiple: true, help: 'evaluation scenario (repeatable; default test/fixtures/scenarios/*.json)' },
+    iterations: { type: 'integer', min: 1, max: 100000, help: 'PPO iterations (default 150)' },
+    episodes: { type: 'integer', min: 1, max: 10000, help: 'generated episodes per iteration (default 24)' },
+    duration: { type: 'integer', min: 10, max: 3600, help: 'seconds per generated episode (default 150)' },
+    workers: { type: 'integer', min: 1, max: 64, help: 'rollout worker threads (default 2)' },
+    seed: { type: 'integer', min: 0, max: 1000000, help: 'random seed (default 1)' },
+    hidden: { type: 'string', value: 'N,N', help: 'hidden layer sizes (default 24,24)' },
+    'eval-every': { type: 'integer', min: 1, max: 1000, help: 'evaluate every N iterations (default 5)' },
+    'held-out': { type: 'integer', min: 0, max: 1000, help: 'held-out generated evaluation scenarios (default 8)' },
+    'time-budget': { type: 'integer', min: 1, max: 1000000, help: 'stop starting iterations after N seconds (default 1080)' },
+    lr: { type: 'number', min: 1e-6, max: 1, help: 'Adam learning rate (default 0.0005)' },
+  },
+  details: 'Progress (steps, reward per tick, losses, evaluation against fair) goes to stderr.\n' +
+    'The same flags and seed reproduce the same model (up to the time budget).',
+};
+
+export async function run(argv: string[]): Promise<number> {
+  return runVerb(argv, SPEC, async (args) => {
+    const hidden = (args.string('hidden') ?? '24,24').split(',').map(Number);
+    if (hidden.some((h) => !Number.isInteger(h) || h < 1 || h > 256)) throw new UsageError('--hidden: expected sizes like 24,24');
+    const files = args.strings('scenario').length > 0 ? args.strings('scenario')
+      : readdirSync(EXAMPLE_SCENARIOS_DIR).filter((f) => f.endsWith('.json')).sort().map((f) => join(EXAMPLE_SCENARIOS_DIR, f));
+    const evalScenarios = files.map((f) => parseScenario(JSON.parse(readFileSync(f, 'utf8')), f));
+    const out = args.string('out') ?? fileURLToPath(new URL('../../config/model.json', import.meta.url));
+    const { file } = await train({
+      iterations: args.number('iterations') ?? 150,
+      episodesPerIteration: args.number('episodes') ?? 24,
+      durationS: args.number('duration') ?? 150,
+      workers: args.number('workers') ?? 2,
+      seed: args.number('seed') ?? 1,
+      hidden,
+      evalEvery: args.number('eval-every') ?? 5,
+      evalScenarios,
+      heldOut: args.number('held-out') ?? 8,
+      timeBudgetS: args.number('time-budget') ?? 1080,
+      hyper: args.number('lr') === undefined ? {} : { lr: args.number('lr') },
+      out,
+      command: `tpsd train ${argv.join(' ')}`.trim(),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stderr.write(`wrote ${out} (${file.model_version})\n`);
+    return 0;
+  });
+}

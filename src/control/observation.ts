@@ -1,0 +1,121 @@
+// What the policy sees each tick (built on the main thread by the controller,
+// plain data so it can be posted to a Piscina worker): per service the last
+// tick's demand, outcome counters, queue, in-flight, latency, current limit,
+// priority, bounds and a Holt (double exponential smoothing) demand forecast;
+// per pool the configured and effective capacity and the total demand.
+
+import { BucketTable } from '../shm/bucket-table.ts';
+import type { BucketSpec } from '../shm/key-index.ts';
+import {
+  C_DENIED_INDEX, C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
+} from '../shm/layout.ts';
+import type { CounterDeltas } from './counter-deltas.ts';
+
+export interface ServiceObservation {
+  readonly bucket: number;
+  readonly key: string;
+  /** 0 CRITICAL .. 3 LOW. */
+  readonly priority: number;
+  readonly minTps: number;
+  readonly maxTps: number;
+  /** Tokens requested per second over the last tick (arrivals, not retries). */
+  readonly demandTps: number;
+  readonly grantedTps: number;
+  readonly deniedTps: number;
+  /** Upstream 429s (RELEASE outcome 2) per second. */
+  readonly throttledTps: number;
+  /** Requests waiting for tokens right now. */
+  readonly queue: number;
+  readonly inFlight: number;
+  readonly latencyMs: number;
+  /** The refill rate in force (the previous allocation). */
+  readonly limitTps: number;
+  /** Holt one-tick-ahead forecast of demandTps and its trend per tick. */
+  readonly forecastTps: number;
+  readonly trendTps: number;
+  /** Asked for tokens (or waited) in one of the last ACTIVE_TICKS ticks. */
+  readonly active: boolean;
+}
+
+export interface PoolObservation {
+  readonly bucket: number;
+  readonly key: string;
+  readonly tick: number;
+  readonly capacityTps: number;
+  /** Capacity after 429 discovery: what may be handed out this tick. */
+  readonly effectiveTps: number;
+  readonly totalDemandTps: number;
+  readonly throttledTps: number;
+  readonly grantedTps: number;
+  /** The safety layer's growth rule, so policies can plan within it: limit x stepCap, or stepFloorTps. */
+  readonly stepCap: number;
+  readonly stepFloorTps: number;
+  readonly services: readonly ServiceObservation[];
+}
+
+/** Ticks a service stays "active" (its min_tps guaranteed) after its last request. */
+export const ACTIVE_TICKS = 5;
+const HOLT_ALPHA = 0.5;
+const HOLT_BETA = 0.3;
+
+/** Holt's linear trend method over one series per bucket. */
+export class DemandForecast {
+  private readonly level: Float64Array;
+  private readonly trend: Float64Array;
+  private readonly seen: Uint8Array;
+
+  constructor(size: number) {
+    this.level = new Float64Array(size);
+    this.trend = new Float64Array(size);
+    this.seen = new Uint8Array(size);
+  }
+
+  update(b: number, x: number): void {
+    if (!this.seen[b]) { this.level[b] = x; this.trend[b] = 0; this.seen[b] = 1; return; }
+    const prev = this.level[b];
+    this.level[b] = HOLT_ALPHA * x + (1 - HOLT_ALPHA) * (prev + this.trend[b]);
+    this.trend[b] = HOLT_BETA * (this.level[b] - prev) + (1 - HOLT_BETA) * this.trend[b];
+  }
+
+  forecast(b: number): number { return Math.max(0, this.level[b] + this.trend[b]); }
+  trendOf(b: number): number { return this.trend[b]; }
+}
+
+/** Builds PoolObservations from the counter deltas of one tick. */
+export class ObservationBuilder {
+  private readonly forecast: DemandForecast;
+  private readonly idleTicks: Int32Array;
+
+  constructor(size: number) {
+    this.forecast = new DemandForecast(size);
+    this.idleTicks = new Int32Array(size).fill(ACTIVE_TICKS);
+  }
+
+  service(spec: BucketSpec, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
+    const b = spec.index;
+    const demand = d.delta(b, C_REQUESTED_INDEX) / dtS;
+    const queue = table.queue(b);
+    this.forecast.update(b, demand);
+    this.idleTicks[b] = demand > 0 || queue > 0 ? 0 : this.idleTicks[b] + 1;
+    const n = d.delta(b, C_LATENCY_COUNT_INDEX);
+    return {
+      bucket: b,
+      key: spec.key,
+      priority: spec.priority,
+      minTps: Math.min(spec.minTps, spec.maxTps),
+      maxTps: spec.maxTps,
+      demandTps: demand,
+      grantedTps: d.delta(b, C_GRANTED_INDEX) / dtS,
+      deniedTps: d.delta(b, C_DENIED_INDEX) / dtS,
+      throttledTps: d.delta(b, C_RELEASED_THROTTLED_INDEX) / dtS,
+      queue,
+      inFlight: table.inFlight(b),
+      latencyMs: n > 0 ? d.delta(b, C_LATENCY_SUM_US_INDEX) / n / 1000 : 0,
+      limitTps: table.rateTps(b),
+      forecastTps: this.forecast.forecast(b),
+      trendTps: this.forecast.trendOf(b),
+      active: this.idleTicks[b] < ACTIVE_TICKS,
+    };
+  }
+}

@@ -1,0 +1,97 @@
+// Priority-ordered max-min water-filling (pure functions, main thread or a
+// Piscina worker). Used by the fair policy, as the last stage of the PPO
+// policy (which chooses the claims), and by the safety layer for guarantees.
+
+import type { PoolObservation } from './observation.ts';
+
+/** Relative weight of each priority class (0 CRITICAL .. 3 LOW). */
+export const PRIORITY_WEIGHTS = [8, 4, 2, 1] as const;
+
+/**
+ * min_tps of every active service, in priority order while capacity lasts:
+ * a class that does not fit entirely shares what is left in proportion to
+ * its members' minimums.
+ */
+export function guarantees(obs: PoolObservation): Float64Array {
+  const n = obs.services.length;
+  const g = new Float64Array(n);
+  let left = obs.effectiveTps;
+  for (let p = 0; p < PRIORITY_WEIGHTS.length; p++) {
+    let want = 0;
+    for (let i = 0; i < n; i++) {
+      const s = obs.services[i];
+      if (s.priority === p && s.active) want += s.minTps;
+    }
+    if (want <= 0) continue;
+    const f = Math.min(1, Math.max(0, left) / want);
+    for (let i = 0; i < n; i++) {
+      const s = obs.services[i];
+      if (s.priority === p && s.active) g[i] = s.minTps * f;
+    }
+    left -= want * f;
+  }
+  return g;
+}
+
+/** Max-min fill of `budget` into `alloc` over `members`, each up to its cap. Returns what is left. */
+export function fillEqual(alloc: Float64Array, cap: Float64Array, members: number[], budget: number): number {
+  let open = members.filter((i) => cap[i] - alloc[i] > 1e-9);
+  while (budget > 1e-9 && open.length > 0) {
+    const share = budget / open.length;
+    let used = 0;
+    for (const i of open) {
+      const add = Math.min(share, cap[i] - alloc[i]);
+      alloc[i] += add;
+      used += add;
+    }
+    budget -= used;
+    open = open.filter((i) => cap[i] - alloc[i] > 1e-9);
+  }
+  return budget;
+}
+
+/** The most a service may get this tick: max_tps and the safety layer's growth cap. */
+export function upperBounds(obs: PoolObservation, g: Float64Array): Float64Array {
+  return Float64Array.from(obs.services, (s, i) =>
+    Math.max(g[i], Math.min(s.maxTps, Math.max(s.limitTps * obs.stepCap, obs.stepFloorTps))));
+}
+
+/**
+ * Guarantees first; then each priority class in turn, max-min, up to its
+ * claim; then whatever is left as headroom, by priority weight. Nobody gets
+ * more than upperBounds(), so what a capped service cannot take this tick
+ * goes to the next in line instead of being wasted.
+ */
+export function waterFill(obs: PoolObservation, claims: ArrayLike<number>): Float64Array {
+  const n = obs.services.length;
+  const alloc = guarantees(obs);
+  const upper = upperBounds(obs, alloc);
+  let left = obs.effectiveTps;
+  for (let i = 0; i < n; i++) left -= alloc[i];
+  const cap = new Float64Array(n);
+  for (let i = 0; i < n; i++) cap[i] = Math.max(alloc[i], Math.min(upper[i], claims[i]));
+  for (let p = 0; p < PRIORITY_WEIGHTS.length && left > 1e-9; p++) {
+    const members: number[] = [];
+    for (let i = 0; i < n; i++) if (obs.services[i].priority === p) members.push(i);
+    left = fillEqual(alloc, cap, members, left);
+  }
+  if (left > 1e-9) {
+    // Headroom: weighted water-fill of the rest up to max_tps.
+    cap.set(upper);
+    let open: number[] = [];
+    for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9) open.push(i);
+    while (left > 1e-9 && open.length > 0) {
+      let wsum = 0;
+      for (const i of open) wsum += PRIORITY_WEIGHTS[obs.services[i].priority] ?? 1;
+      let used = 0;
+      for (const i of open) {
+        const add = Math.min((left * (PRIORITY_WEIGHTS[obs.services[i].priority] ?? 1)) / wsum, cap[i] - alloc[i]);
+        alloc[i] += add;
+        used += add;
+      }
+      left -= used;
+      open = open.filter((i) => cap[i] - alloc[i] > 1e-9);
+    }
+  }
+  return alloc;
+}

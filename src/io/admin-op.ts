@@ -1,0 +1,86 @@
+// Op 16 LIMITS on an I/O thread: checks the request's shape, then forwards it
+// to the main thread (which validates the values, persists, applies and
+// answers) and remembers whom to answer.
+//
+// Threads: one AdminRelay per I/O thread, used only by that thread (through
+// its RequestHandler). The main thread's answer arrives as a message on the
+// same thread, so the pending table needs no locking.
+//
+//   [16, id, "get"]                          every key's limits
+//   [16, id, "get", key]                     one key's
+//   [16, id, "set", key, {field: value...}]  min_tps / max_tps / priority (service),
+//                                            max_tps (endpoint), capacity_tps (pool)
+//   [16, id, "rm", key]                      drop every override of the key
+//   [16, id, "rm", key, [field...]]          drop some
+
+import type { AdminRequest } from './messages.ts';
+
+/** Answers the main thread has not sent within this time are failed (it never should). */
+export const ADMIN_TIMEOUT_MS = 10_000;
+
+export interface PendingAdmin<C> {
+  readonly conn: C;
+  readonly id: number;
+  readonly deadline: number;
+}
+
+/** The request's parts, or a message saying what is wrong (BAD_REQUEST). */
+export function parseLimits(req: unknown[]): Omit<AdminRequest, 'actor'> | string {
+  const usage = 'LIMITS is [16, id, "get", key?] | [16, id, "set", key, {field: value}] | [16, id, "rm", key, [field]?]';
+  const action = req[2];
+  const key = req[3];
+  if (req.length < 3 || req.length > 5 || (action !== 'get' && action !== 'set' && action !== 'rm')) return usage;
+  if (key !== undefined && key !== null && typeof key !== 'string') return 'key must be a string';
+  if (typeof key === 'string' && (key.length === 0 || key.length > 256)) return 'key must be 1 to 256 characters';
+  if (action === 'get') {
+    if (req.length > 4) return usage;
+    return { op: 'limits', action, key: typeof key === 'string' ? key : null, changes: {}, fields: [] };
+  }
+  if (typeof key !== 'string') return `${action} needs a key`;
+  if (action === 'set') {
+    const changes = req[4];
+    if (req.length !== 5 || typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+      return 'set is [16, id, "set", key, {field: value, ...}]';
+    }
+    if (Object.keys(changes).length === 0 || Object.keys(changes).length > 8) return 'set needs 1 to 8 fields';
+    return { op: 'limits', action, key, changes: { ...(changes as Record<string, unknown>) }, fields: [] };
+  }
+  const fields = req[4] ?? [];
+  if (!Array.isArray(fields) || fields.length > 8 || fields.some((f) => typeof f !== 'string')) {
+    return 'rm is [16, id, "rm", key] or [16, id, "rm", key, [field, ...]]';
+  }
+  return { op: 'limits', action, key, changes: {}, fields: fields as string[] };
+}
+
+export class AdminRelay<C> {
+  private nextId = 1;
+  private readonly pending = new Map<number, PendingAdmin<C>>();
+
+  constructor(private readonly post: (reqId: number, request: AdminRequest) => void) {}
+
+  get size(): number { return this.pending.size; }
+
+  forward(conn: C, id: number, request: AdminRequest, now: number): void {
+    const reqId = this.nextId++;
+    this.pending.set(reqId, { conn, id, deadline: now + ADMIN_TIMEOUT_MS });
+    this.post(reqId, request);
+  }
+
+  /** The pending request an answer is for (removed), or undefined. */
+  take(reqId: number): PendingAdmin<C> | undefined {
+    const p = this.pending.get(reqId);
+    this.pending.delete(reqId);
+    return p;
+  }
+
+  /** Removes and returns every pending request (shutdown), or those past their deadline. */
+  drain(now = Infinity): PendingAdmin<C>[] {
+    const out: PendingAdmin<C>[] = [];
+    for (const [reqId, p] of this.pending) {
+      if (p.deadline > now) continue;
+      out.push(p);
+      this.pending.delete(reqId);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,133 @@
+// Simulated callers and upstream for the simulator (single thread: the sim
+// command's main thread or one rollout worker). Requests arrive per service,
+// wait in a FIFO with patience, and take tokens through the real BucketTable
+// (acquire + count, exactly the counters an I/O thread writes). The upstream
+// answers 429 to whatever is admitted above upstream_tps in a second.
+
+import { BucketTable, failBucket, GRANTED } from '../shm/bucket-table.ts';
+import {
+  C_ACQUIRES_INDEX, C_DENIED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX,
+  C_LATENCY_SUM_US_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
+  C_WAIT_SUM_MS_INDEX, MILLI,
+} from '../shm/layout.ts';
+
+/** Arrival times (ms) of waiting requests, oldest first. */
+export class Fifo {
+  private buf = new Int32Array(1024);
+  private head = 0;
+  private tail = 0;
+  get length(): number { return this.tail - this.head; }
+  peek(): number { return this.buf[this.head]; }
+  shift(): number { return this.buf[this.head++]; }
+  push(t: number, n: number): void {
+    if (this.tail + n > this.buf.length) {
+      const live = this.buf.subarray(this.head, this.tail);
+      const next = new Int32Array(Math.max(1024, (live.length + n) * 2));
+      next.set(live);
+      this.buf = next;
+      this.tail -= this.head;
+      this.head = 0;
+    }
+    this.buf.fill(t, this.tail, this.tail + n);
+    this.tail += n;
+  }
+}
+
+/** Per-service tallies of the current tick (reset by the simulator each tick). */
+export interface ServiceTally {
+  arrived: number;
+  granted: number;
+  served: number;
+  throttled: number;
+  expired: number;
+}
+
+export class Upstream {
+  private second = -1;
+  private admitted = 0;
+  private limit = 0;
+  constructor(private readonly limitAt: (second: number) => number) {}
+  /** True when the upstream accepts one more request at `ms`; false means 429. */
+  accept(ms: number): boolean {
+    const s = Math.floor(ms / 1000);
+    if (s !== this.second) { this.second = s; this.admitted = 0; this.limit = Math.floor(this.limitAt(s)); }
+    this.admitted++;
+    return this.admitted <= this.limit;
+  }
+  load(): number { return this.limit > 0 ? this.admitted / this.limit : 1; }
+}
+
+const BASE_LATENCY_US = 20_000;
+
+export class ServiceTraffic {
+  readonly queue = new Fifo();
+  readonly tally: ServiceTally = { arrived: 0, granted: 0, served: 0, throttled: 0, expired: 0 };
+  private carry = 0;
+  private waitingAt = -1;
+
+  constructor(
+    private readonly table: BucketTable,
+    readonly bucket: number,
+    readonly priority: number,
+    private readonly patienceMs: number,
+    private readonly waitHistogram: Float64Array,
+  ) {}
+
+  /** Adds `tps * dtMs` arrivals (fractional part carried over) at `now`. */
+  arrive(now: number, tps: number, dtMs: number): void {
+    this.carry += (tps * dtMs) / 1000;
+    const n = Math.floor(this.carry);
+    if (n <= 0) return;
+    this.carry -= n;
+    this.queue.push(now, n);
+    this.tally.arrived += n;
+    this.table.count(this.bucket, C_REQUESTED_INDEX, n);
+    this.table.count(this.bucket, C_ACQUIRES_INDEX, n);
+    this.table.addQueue(this.bucket, n);
+  }
+
+  /** Callers whose patience ran out give up: denied. */
+  expire(now: number): void {
+    const q = this.queue;
+    let n = 0;
+    while (q.length > 0 && now - q.peek() >= this.patienceMs) { q.shift(); n++; }
+    if (n === 0) return;
+    this.tally.expired += n;
+    this.table.count(this.bucket, C_DENIED_INDEX, n);
+    this.table.addQueue(this.bucket, -n);
+  }
+
+  /** Grants waiting requests in order until the buckets say no. */
+  serve(now: number, upstream: Upstream): void {
+    const q = this.queue;
+    const t = this.table;
+    if (this.waitingAt >= 0) { t.markWaiter(this.waitingAt, this.priority, -1); this.waitingAt = -1; }
+    let granted = 0;
+    let throttled = 0;
+    while (q.length > 0) {
+      const r = t.acquire(this.bucket, MILLI, this.priority, true, now);
+      if (r !== GRANTED) {
+        this.waitingAt = failBucket(r);
+        t.markWaiter(this.waitingAt, this.priority, 1);
+        break;
+      }
+      const waited = now - q.shift();
+      this.waitHistogram[Math.min(this.waitHistogram.length - 1, waited)]++;
+      t.count(this.bucket, C_WAIT_SUM_MS_INDEX, waited);
+      granted++;
+      if (upstream.accept(now)) this.tally.served++;
+      else throttled++;
+    }
+    if (granted === 0) return;
+    this.tally.granted += granted;
+    t.count(this.bucket, C_GRANTED_INDEX, granted);
+    t.count(this.bucket, C_GRANTS_INDEX, granted);
+    this.tally.throttled += throttled;
+    t.count(this.bucket, C_RELEASED_OK_INDEX, granted - throttled);
+    if (throttled > 0) t.count(this.bucket, C_RELEASED_THROTTLED_INDEX, throttled);
+    const load = upstream.load();
+    t.count(this.bucket, C_LATENCY_SUM_US_INDEX, granted * BASE_LATENCY_US * (1 + load ** 4));
+    t.count(this.bucket, C_LATENCY_COUNT_INDEX, granted);
+    t.addQueue(this.bucket, -granted);
+  }
+}

@@ -1,0 +1,79 @@
+// The telemetry database's schema, as numbered migrations. PRAGMA user_version
+// holds the number of the last one applied; db.ts applies the missing ones in
+// order, each in its own transaction. Never edit a migration that has shipped:
+// add the next one.
+//
+// Tables (times are Unix epoch milliseconds, counts are per tick):
+//   keys            one id per key ever seen (history outlives config changes)
+//   ticks           one row per controller tick: duration, rows written
+//   telemetry       per tick per key, in time order (so a tick's rows fill a
+//                   few pages at the end of the table; a (key, time) index
+//                   would dirty one page per key per tick): tokens requested (demand), granted,
+//                   denied; releases ok / failed / throttled (upstream 429);
+//                   expired leases; latency sum/count; queue, in-flight and
+//                   the limit in force during the tick. Rows of idle keys
+//                   whose limit did not change are skipped. A key's rows are
+//                   read tick by tick through `ticks` (one lookup per tick).
+//   telemetry_1m    telemetry rolled up per key and minute (sums, maxima,
+//                   and sums over samples for averages)
+//   decisions       per tick per pool: mode, policy applied, fallback reason,
+//                   allocation before / proposed / after per service, safety
+//                   clamps and why, shadow regret
+//   limit_overrides live limits set with `tpsd limits set` (re-applied at start)
+//   limit_audit     every set / rm / rejected / skipped limit change
+//   models          the PPO models the daemon has loaded
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+const COUNTS = `
+  requested REAL NOT NULL, granted REAL NOT NULL, denied REAL NOT NULL,
+  ok REAL NOT NULL, failed REAL NOT NULL, throttled REAL NOT NULL, expired REAL NOT NULL,
+  latency_sum_us REAL NOT NULL, latency_count REAL NOT NULL`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'telemetry, decisions, limit overrides, model registry',
+    sql: `
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE keys (
+  id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, pool TEXT NOT NULL);
+CREATE TABLE ticks (
+  ts_ms INTEGER PRIMARY KEY, tick INTEGER NOT NULL, dt_ms REAL NOT NULL,
+  duration_ms REAL NOT NULL, rows INTEGER NOT NULL, mode TEXT NOT NULL);
+CREATE TABLE telemetry (
+  ts_ms INTEGER NOT NULL, key_id INTEGER NOT NULL, tick INTEGER NOT NULL, dt_ms REAL NOT NULL,${COUNTS},
+  queue INTEGER NOT NULL, in_flight INTEGER NOT NULL, limit_tps REAL NOT NULL,
+  PRIMARY KEY (ts_ms, key_id)) WITHOUT ROWID;
+CREATE TABLE telemetry_1m (
+  key_id INTEGER NOT NULL, minute_ms INTEGER NOT NULL, samples INTEGER NOT NULL, dt_ms REAL NOT NULL,${COUNTS},
+  queue_sum REAL NOT NULL, queue_max INTEGER NOT NULL, in_flight_sum REAL NOT NULL, in_flight_max INTEGER NOT NULL,
+  limit_sum REAL NOT NULL, limit_min REAL NOT NULL, limit_max REAL NOT NULL,
+  PRIMARY KEY (key_id, minute_ms)) WITHOUT ROWID;
+CREATE INDEX telemetry_1m_minute ON telemetry_1m (minute_ms);
+CREATE TABLE decisions (
+  id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, tick INTEGER NOT NULL, pool TEXT NOT NULL,
+  mode TEXT NOT NULL, policy TEXT NOT NULL, fallback_reason TEXT, model TEXT NOT NULL,
+  capacity_tps REAL NOT NULL, effective_tps REAL NOT NULL, demand_tps REAL NOT NULL,
+  services TEXT NOT NULL, clamps TEXT NOT NULL, shadow_regret REAL);
+CREATE INDEX decisions_ts ON decisions (ts_ms);
+CREATE TABLE limit_overrides (
+  key TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+  set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (key, field)) WITHOUT ROWID;
+CREATE TABLE limit_audit (
+  id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, action TEXT NOT NULL, key TEXT NOT NULL,
+  field TEXT, old_value TEXT, new_value TEXT, actor TEXT NOT NULL, detail TEXT);
+CREATE INDEX limit_audit_ts ON limit_audit (ts_ms);
+CREATE TABLE models (
+  id INTEGER PRIMARY KEY, version TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT, bytes INTEGER,
+  first_seen_ms INTEGER NOT NULL, last_loaded_ms INTEGER NOT NULL, loads INTEGER NOT NULL,
+  UNIQUE (version, path));
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { run } from '../../src/cli/sim.ts';
+
+async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const w1 = process.stdout.write.bind(process.stdout);
+  const w2 = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((c: string) => { out.push(String(c)); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((c: string) => { err.push(String(c)); return true; }) as typeof process.stderr.write;
+  try {
+    const code = await run(argv);
+    return { code, out: out.join(''), err: err.join('') };
+  } finally {
+    process.stdout.write = w1;
+    process.stderr.write = w2;
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'tpsd-sim-'));
+const file = join(dir, 's.json');
+writeFileSync(file, JSON.stringify({
+  name: 'small', seed: 9, duration_s: 60, capacity_tps: 300,
+  services: [
+    { name: 'a', priority: 'CRITICAL', min_tps: 50, demand: { kind: 'step', tps: 100, at_s: 30, to_tps: 250 }, noise: 0.1 },
+    { name: 'b', priority: 'LOW', demand: { kind: 'trace', points: [[0, 100], [60, 300]] } },
+  ],
+}));
+
+test('tpsd sim --json prints the metrics of SCENARIOS.md', async () => {
+  const { code, out } = await capture(['--scenario', file, '--policy', 'fair', '--json']);
+  assert.equal(code, 0);
+  const m = JSON.parse(out);
+  for (const key of ['scenario', 'policy', 'utilization', 'served_ratio', 'violations', 'fulfillment', 'min_guarantee_met', 'queue_p99_ms', 'reward']) {
+    assert.ok(key in m, key);
+  }
+  assert.equal(m.scenario, 'small');
+  assert.deepEqual(Object.keys(m.fulfillment), ['CRITICAL', 'LOW']);
+});
+
+test('tpsd sim --policy all prints a side-by-side table; bad input exits non-zero', async () => {
+  const { code, out } = await capture(['--scenario', file, '--policy', 'all', '--seed', '3']);
+  assert.equal(code, 0);
+  assert.match(out.split('\n')[0], /static\s+proportional\s+fair\s+aimd\s+ppo/);
+  assert.equal((await capture(['--scenario', file, '--policy', 'nope'])).code, 2);
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ name: 'x', duration_s: 10, capacity_tps: 10, services: [{ priority: 'URGENT', demand: { kind: 'wave' } }] }));
+  const bad = await capture(['--scenario', join(dir, 'bad.json')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /services\[0\]\.priority/);
+  assert.match(bad.err, /services\[0\]\.demand\.kind/);
+});

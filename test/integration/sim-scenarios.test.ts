@@ -1,0 +1,30 @@
+// The acceptance check of the shipped model on the example scenarios: PPO's
+// reward at least fair's, served_ratio >= 0.97 where demand exceeds capacity,
+// every guarantee met. (Late violations are reported in docs/allocator.md.)
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { PpoModel } from '../../src/rl/model.ts';
+import { demandAt, parseScenario, upstreamAt } from '../../src/rl/scenario.ts';
+import { simulate } from '../../src/rl/simulator.ts';
+
+const dir = fileURLToPath(new URL('../fixtures/scenarios/', import.meta.url));
+const model = PpoModel.load();
+
+for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  test(`shipped PPO model on ${file}`, async () => {
+    const s = parseScenario(JSON.parse(readFileSync(dir + file, 'utf8')), file);
+    const ppo = (await simulate(s, { policy: 'ppo', model })).metrics;
+    const fair = (await simulate(s, { policy: 'fair' })).metrics;
+    assert.ok(ppo.reward >= fair.reward, `reward ${ppo.reward} < fair ${fair.reward}`);
+    assert.equal(ppo.min_guarantee_met, 1);
+    assert.equal(ppo.fallback_ticks, 0);
+    let scarce = false;
+    for (let t = 0; t < s.duration_s; t += 10) {
+      const demand = s.services.reduce((a, v) => a + demandAt(v.demand, t), 0);
+      if (demand > upstreamAt(s, t)) scarce = true;
+    }
+    if (scarce) assert.ok(ppo.served_ratio >= 0.97, `served_ratio ${ppo.served_ratio}`);
+  });
+}

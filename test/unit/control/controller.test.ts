@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Controller } from '../../../src/control/controller.ts';
+import type { PpoSource } from '../../../src/control/policy-runner.ts';
+import type { TpsdConfig } from '../../../src/config/types.ts';
+import { parseScenario } from '../../../src/rl/scenario.ts';
+import { scenarioConfig } from '../../../src/rl/simulator.ts';
+import { BucketTable } from '../../../src/shm/bucket-table.ts';
+import { ManualClock } from '../../../src/shm/clock.ts';
+import { KeyIndex } from '../../../src/shm/key-index.ts';
+import { allocateShm, C_REQUESTED_INDEX, C_GRANTED_INDEX } from '../../../src/shm/layout.ts';
+
+const scenario = parseScenario({
+  name: 't', duration_s: 10, capacity_tps: 1000,
+  services: [
+    { name: 'a', priority: 'CRITICAL', min_tps: 100, demand: { kind: 'constant', tps: 300 } },
+    { name: 'b', priority: 'LOW', demand: { kind: 'constant', tps: 900 } },
+  ],
+});
+
+function setup(mode: TpsdConfig['policy']['mode'], ppo?: PpoSource | null, model?: string) {
+  let config = scenarioConfig(scenario, mode);
+  if (model !== undefined) config = { ...config, policy: { ...config.policy, model } };
+  const keys = KeyIndex.fromConfig(config);
+  const views = allocateShm(keys.size, 1);
+  const clock = new ManualClock();
+  BucketTable.initialize(views, keys, 0);
+  const io = new BucketTable(views, clock, 0);
+  const warnings: string[] = [];
+  const controller = new Controller(views, keys, config, clock, {
+    inference: 'inline', ppo, logger: { warn: (o, m) => warnings.push(`${m} ${JSON.stringify(o)}`), info: () => {} },
+  });
+  const a = keys.lookup('sim/a');
+  const b = keys.lookup('sim/b');
+  /** One second of demand as an I/O thread would count it. */
+  const second = async (): Promise<void> => {
+    io.count(a, C_REQUESTED_INDEX, 300); io.count(a, C_GRANTED_INDEX, 300);
+    io.count(b, C_REQUESTED_INDEX, 900); io.count(b, C_GRANTED_INDEX, 700);
+    clock.advance(1000);
+    await controller.tick();
+  };
+  return { controller, second, warnings, table: controller.table, a, b, pool: keys.lookup('sim') };
+}
+
+test('NaN from the policy: fair applies for that tick and the reason is logged', async () => {
+  const { controller, second, warnings } = setup('ppo', { version: 't', infer: (obs) => new Float64Array(obs.services.length).fill(NaN) });
+  await second();
+  await second();
+  assert.equal(controller.last[0].decision.applied, 'fair');
+  assert.equal(controller.status().fallbacks['NaN in allocation'], 2);
+  assert.equal(warnings.length, 1, 'logged once, then counted');
+  assert.match(warnings[0], /NaN in allocation/);
+});
+
+test('a late inference misses the deadline and fair applies', async () => {
+  const slow: PpoSource = { version: 't', infer: (obs) => new Promise((r) => setTimeout(() => r(new Float64Array(obs.services.length).fill(1)), 300)) };
+  const { controller, second } = setup('ppo', slow);
+  await second();
+  assert.equal(controller.last[0].decision.applied, 'fair');
+  assert.match(Object.keys(controller.status().fallbacks)[0], /deadline/);
+});
+
+test('a missing model file: fair with reason "missing model"', async () => {
+  const { controller, second, warnings } = setup('ppo', undefined, '/nonexistent/model.json');
+  await second();
+  assert.equal(controller.modelVersion, 'none');
+  assert.equal(controller.status().fallbacks['missing model'], 1);
+  assert.ok(warnings.some((w) => w.includes('no usable PPO model')));
+});
+
+test('rates are written: decreases before increases; pool gets the effective capacity', async () => {
+  const { controller, second, table, a, b, pool } = setup('fallback');
+  await second();
+  const order: [number, number][] = [];
+  const setRate = table.setRate.bind(table);
+  table.setRate = (k: number, tps: number, now: number) => { order.push([k, tps - table.rateTps(k)]); setRate(k, tps, now); };
+  // Demand flips: a wants more, b less.
+  await second();
+  const firstGrow = order.findIndex(([, d]) => d > 0);
+  const lastShrink = order.map(([, d]) => d < 0).lastIndexOf(true);
+  assert.ok(firstGrow === -1 || lastShrink === -1 || lastShrink < firstGrow, JSON.stringify(order));
+  const alloc = controller.last[0].alloc;
+  assert.ok(Math.abs(table.rateTps(a) - alloc[0]) < 1e-3 && Math.abs(table.rateTps(b) - alloc[1]) < 1e-3);
+  assert.ok(alloc[0] + alloc[1] <= 1000 + 1e-6);
+  assert.ok(table.rateTps(pool) + table.burstTokens(pool) <= 1000 + 1e-6, 'a second never admits more than the capacity');
+});
+
+test('shadow mode applies fair, records PPO and accumulates regret', async () => {
+  const greedy: PpoSource = { version: 't', infer: (obs) => Float64Array.from(obs.services, (s) => (s.priority === 0 ? 1000 : 0)) };
+  const { controller, second } = setup('shadow', greedy);
+  for (let i = 0; i < 3; i++) await second();
+  assert.equal(controller.last[0].decision.applied, 'fair');
+  assert.ok(controller.last[0].decision.shadow !== null);
+  assert.ok(Number.isFinite(controller.status().shadowRegret));
+  assert.ok(controller.status().shadowRegret < 0, 'starving LOW serves less than fair');
+});
