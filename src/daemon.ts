@@ -19,6 +19,7 @@ import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
 import { LimitsError, LiveLimits } from './config/live-limits.ts';
+import { restartNeeded } from './config/reload.ts';
 import type { TpsdConfig } from './config/types.ts';
 import { Controller } from './control/controller.ts';
 import type { AdminRequest, IoWorkerData, MainToWorker, WorkerToMain } from './io/messages.ts';
@@ -39,6 +40,7 @@ const STOP_TIMEOUT_MS = 4000;
 
 export interface Daemon {
   readonly port: number;
+  /** The config in force (the start one, or the last reloaded). */
   readonly config: TpsdConfig;
   readonly views: ShmViews;
   readonly keys: KeyIndex;
@@ -46,6 +48,12 @@ export interface Daemon {
   readonly limits: LiveLimits;
   /** The telemetry database file, or null with telemetry.enabled false. */
   readonly dbFile: string | null;
+  /**
+   * Applies a reloaded config (SIGHUP) without dropping connections, and
+   * reloads the model. Throws, keeping the running config, when the change
+   * needs a restart (config/reload.ts).
+   */
+  reload(next: TpsdConfig): Promise<{ model: string }>;
   /** Drains, writes the last tick and closes the database; resolves when every I/O thread has exited. */
   stop(): Promise<void>;
 }
@@ -107,8 +115,9 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     throw err;
   }
   telemetry?.registerModel(controller.modelVersion, config.policy.model ?? DEFAULT_MODEL_PATH);
-  const limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+  let limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
   limits.restore();
+  let current = config;
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
   const startedAtMs = Date.now();
 
@@ -204,7 +213,24 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
 
   let stopped: Promise<void> | null = null;
   const daemon: Daemon = {
-    port, config, views, keys, controller, limits, dbFile: telemetry?.file ?? null,
+    port, views, keys, controller, dbFile: telemetry?.file ?? null,
+    get config() { return current; },
+    get limits() { return limits; },
+    async reload(next) {
+      const reason = restartNeeded(current, next);
+      if (reason !== null) throw new Error(reason);
+      controller.reconfigure(KeyIndex.fromConfig(next));
+      // Live overrides stay on top of the new config values.
+      limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+      limits.restore();
+      current = next;
+      log.level = next.log.level;
+      for (const w of workers) w.postMessage({ type: 'config', config: next } satisfies MainToWorker);
+      const model = await controller.reloadModel();
+      if (model.ok) telemetry?.registerModel(model.version, current.policy.model ?? DEFAULT_MODEL_PATH);
+      log.info({ model: model.version, model_ok: model.ok }, 'config reloaded');
+      return { model: model.version };
+    },
     stop() {
       if (stopped) return stopped;
       stopping = true;

@@ -1,8 +1,11 @@
 // `tpsd start`: loads and validates the config (config errors exit 1 before
 // anything starts), starts the daemon (src/daemon.ts, which logs the port it
 // bound) and stops it cleanly on SIGTERM/SIGINT; a second signal exits at once.
+// SIGHUP reloads the config file (and the model) without dropping connections.
 
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile } from '../config/load.ts';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile, type ConfigOverrides } from '../config/load.ts';
+import type { Daemon } from '../daemon.ts';
+import { createLogger } from '../log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { runVerb, type VerbSpec } from './args.ts';
 
@@ -20,11 +23,10 @@ export const SPEC: VerbSpec = {
 export async function run(argv: string[]): Promise<number> {
   return runVerb(argv, SPEC, async (args) => {
     let config: TpsdConfig;
+    const file = args.string('config') ?? DEFAULT_CONFIG_PATH;
+    const overrides = { port: args.number('port'), data_dir: args.string('data') };
     try {
-      config = loadConfigFile(args.string('config') ?? DEFAULT_CONFIG_PATH, {
-        port: args.number('port'),
-        data_dir: args.string('data'),
-      });
+      config = loadConfigFile(file, overrides);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`tpsd start: ${err.message}\n`);
@@ -36,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       const { startDaemon } = await import('../daemon.ts');
       const daemon = await startDaemon(config);
       shutdown.started(() => daemon.stop());
+      process.on('SIGHUP', () => { void reloadOnSignal(daemon, file, overrides); });
     } catch (err) {
       shutdown.dispose();
       process.stderr.write(`tpsd start: cannot start the daemon: ${errorMessage(err)}\n`);
@@ -44,6 +47,19 @@ export async function run(argv: string[]): Promise<number> {
     // Never settles: the signal handler ends the process with process.exit().
     return new Promise<number>(() => {});
   });
+}
+
+/**
+ * SIGHUP: read the config file again and apply it live. An invalid file or a
+ * change that needs a restart is logged and the running config is kept.
+ */
+async function reloadOnSignal(daemon: Daemon, file: string, overrides: ConfigOverrides): Promise<void> {
+  const log = createLogger(daemon.config.log.level, 'tpsd');
+  try {
+    await daemon.reload(loadConfigFile(file, overrides));
+  } catch (err) {
+    log.error({ file, reason: errorMessage(err) }, 'config not reloaded; keeping the running config');
+  }
 }
 
 /** First SIGTERM/SIGINT: stop(), then exit 0 (1 if stop fails). Second: exit 1 at once. */

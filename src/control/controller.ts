@@ -273,6 +273,25 @@ export class Controller {
     }
   }
 
+  /**
+   * Takes the per-key values of a reloaded config with the same key set
+   * (SIGHUP): minimums, maximums, capacities, priorities, bursts and
+   * concurrency limits. Rates follow on the next tick; live overrides are
+   * re-applied on top by the caller (config/live-limits.ts).
+   */
+  reconfigure(next: KeyIndex): void {
+    for (const n of next.specs) {
+      const b = n.index;
+      this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });
+      const spec = this.keys.specs[b] as Mutable<BucketSpec>;
+      spec.burst = n.burst;
+      spec.concurrency = n.concurrency;
+      this.table.setMaxBurst(b, n.burst);
+      if (n.depth > 0) this.table.setBurst(b, n.burst);
+      this.table.setConcurrency(b, n.concurrency);
+    }
+  }
+
   /** Fallbacks by reason, shadow regret, model: for status and logs. */
   status(): { mode: string; model: string; ticks: number; fallbacks: Record<string, number>; shadowRegret: number } {
     return { mode: this.config.policy.mode, model: this.modelVersion, ticks: this.ticks,

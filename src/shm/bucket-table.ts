@@ -293,6 +293,11 @@ export class BucketTable {
     Atomics.store(this.state, b * BUCKET_FIELDS + PRIORITY_INDEX, priority);
   }
 
+  /** Sets the largest burst the bucket may ever have (a reloaded config). */
+  setMaxBurst(b: number, tokens: number): void {
+    Atomics.store(this.state, b * BUCKET_FIELDS + MAX_BURST_MILLI_INDEX, Math.max(MILLI, Math.round(tokens * MILLI)));
+  }
+
   setConcurrency(b: number, limit: number): void {
     Atomics.store(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX, Math.max(0, limit | 0));
   }

@@ -12,7 +12,7 @@ import { BASE_POOL, RawClient } from '../fixtures/daemon.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
-function startCli(args: string[]): { child: ChildProcess; port: Promise<number>; exit: Promise<number | null>; stderr: () => string } {
+function startCli(args: string[]): { child: ChildProcess; port: Promise<number>; exit: Promise<number | null>; stderr: () => string; stdout: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   const port = new Promise<number>((resolve, reject) => {
@@ -27,7 +27,7 @@ function startCli(args: string[]): { child: ChildProcess; port: Promise<number>;
   port.catch(() => { /* asserted through exit/stderr where a start is meant to fail */ });
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, port, exit, stderr: () => err };
+  return { child, port, exit, stderr: () => err, stdout: () => out };
 }
 
 describe('tpsd start', () => {
@@ -54,6 +54,48 @@ describe('tpsd start', () => {
     assert.equal(await d.exit, 0);
     assert.ok(Date.now() - t0 < 5000, 'stopped within 5 s');
     await assert.rejects(RawClient.open(port), 'no longer listening');
+  });
+
+  it('reloads the config on SIGHUP without dropping connections, keeping it when the new one is bad', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tpsd-hup-'));
+    const file = join(dir, 'tpsd.json');
+    const base = { listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, tick_ms: 100, data_dir: join(dir, 'data'), pools: [BASE_POOL] };
+    writeFileSync(file, JSON.stringify(base));
+    const d = startCli(['--config', file]);
+    const port = await d.port;
+    const c = await RawClient.open(port);
+    const limitOf = async (id: number, key: string) => {
+      const snap = (await c.call([3, id]))[3] as { keys: { key: string; limit_tps: number; burst: number }[] };
+      return snap.keys.find((k) => k.key === key)!;
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    try {
+      const low = { ...BASE_POOL.services[1], max_tps: 7, burst: 3 };
+      writeFileSync(file, JSON.stringify({ ...base, pools: [{ ...BASE_POOL, services: [BASE_POOL.services[0], low] }] }));
+      d.child.kill('SIGHUP');
+      await sleep(600);
+      const after = await limitOf(1, 'api/low');
+      assert.ok(after.limit_tps <= 7, `api/low limit ${after.limit_tps} after the reload`);
+      assert.equal(after.burst, 3);
+      assert.match(d.stdout(), /config reloaded/);
+
+      writeFileSync(file, '{"pools": [');
+      d.child.kill('SIGHUP');
+      await sleep(300);
+      writeFileSync(file, JSON.stringify({ ...base, io_threads: 1 }));
+      d.child.kill('SIGHUP');
+      await sleep(300);
+      const log = d.stdout();
+      assert.match(log, /config not reloaded/);
+      assert.match(log, /io_threads needs a restart/);
+      assert.equal((await limitOf(2, 'api/low')).burst, 3, 'the running config is kept');
+      assert.equal(c.closeCode, null, 'the connection stayed open through every reload');
+      assert.equal((await c.call([1, 3, 'api/crit', 1, 0]))[2], 0);
+    } finally {
+      c.close();
+      d.child.kill('SIGTERM');
+      assert.equal(await d.exit, 0);
+    }
   });
 
   it('refuses an invalid config with the field path and exit code 1', async () => {
