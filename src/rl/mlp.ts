@@ -17,6 +17,8 @@ export class Mlp {
   /** acts[l]: batch x sizes[l] activations of the last forward (acts[0] = input). */
   private acts: Float32Array[] = [];
   private batch = 0;
+  /** infer()'s per-layer output buffers, reused while the batch size allows. */
+  private scratch: Float32Array[] = [];
 
   constructor(sizes: readonly number[], params?: Float32Array) {
     this.sizes = sizes;
@@ -73,6 +75,42 @@ export class Mlp {
       input = out;
     }
     return input;
+  }
+
+  /**
+   * Inference only: the same result as forward() without caching activations
+   * for backward(), into reused buffers (valid until the next infer()), with
+   * tanh from one exp. This is the daemon's per-tick path.
+   */
+  infer(x: Float32Array, batch: number): Float32Array {
+    const L = this.sizes.length - 1;
+    const p = this.params;
+    let input = x;
+    for (let l = 0; l < L; l++) {
+      const nin = this.sizes[l];
+      const nout = this.sizes[l + 1];
+      let out = this.scratch[l];
+      if (out === undefined || out.length < batch * nout) out = this.scratch[l] = new Float32Array(batch * nout);
+      const w = this.wOff[l];
+      const bo = this.bOff[l];
+      const hidden = l < L - 1;
+      for (let r = 0; r < batch; r++) {
+        const xi = r * nin;
+        for (let j = 0; j < nout; j++) {
+          let s = p[bo + j];
+          const wj = w + j * nin;
+          let k = 0;
+          for (; k + 3 < nin; k += 4) {
+            s += p[wj + k] * input[xi + k] + p[wj + k + 1] * input[xi + k + 1]
+              + p[wj + k + 2] * input[xi + k + 2] + p[wj + k + 3] * input[xi + k + 3];
+          }
+          for (; k < nin; k++) s += p[wj + k] * input[xi + k];
+          out[r * nout + j] = hidden ? 1 - 2 / (Math.exp(2 * s) + 1) : s;
+        }
+      }
+      input = out;
+    }
+    return input.subarray(0, batch * this.outputSize);
   }
 
   /** Adds d(loss)/d(params) to grads, given d(loss)/d(output) of the last forward; returns d(loss)/d(input). */

@@ -91,7 +91,7 @@ export class PpoModel {
 
   /** The policy's mean scores, n x policy.outputSize (service-major). */
   meanScores(obs: PoolObservation): Float32Array {
-    return this.policy.forward(this.features(obs), obs.services.length);
+    return this.policy.infer(this.features(obs), obs.services.length).slice();
   }
 
   toJson(metadata: Record<string, unknown>, evalResults: Record<string, unknown>): ModelFile {

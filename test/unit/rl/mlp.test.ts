@@ -51,3 +51,14 @@ test('MLP backprop matches central finite differences', () => {
 test('MLP rejects a parameter vector of the wrong size', () => {
   assert.throws(() => new Mlp([3, 4, 1], new Float32Array(5)), /needs 21 parameters/);
 });
+
+test('Mlp.infer matches forward() and reuses its buffers across batch sizes', () => {
+  const net = new Mlp([9, 32, 32, 2]).init(new Rng(5));
+    for (const batch of [1, 7, 64, 3]) {
+      const x = Float32Array.from({ length: batch * 9 }, (_, i) => Math.sin(i * 0.37) * 3);
+      const a = net.forward(x, batch);
+      const b = net.infer(x, batch);
+      assert.equal(b.length, a.length);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `batch ${batch} out ${i}: ${a[i]} vs ${b[i]}`);
+    }
+});
