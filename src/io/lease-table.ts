@@ -123,18 +123,24 @@ export class LeaseTable {
     }
   }
 
-  /** Drops FIFO entries of leases already released. */
+  /**
+   * Drops FIFO entries of leases already ended. Copies into fresh arrays: in
+   * place, writing from 0 while reading from a wrapped head would overwrite
+   * entries not yet read, and their leases would never expire.
+   */
   private compactFifo(): void {
     const len = this.fifoSlot.length;
+    const slots = new Int32Array(len), gens = new Int32Array(len);
     let w = 0;
     for (let i = 0; i < this.count; i++) {
       const j = (this.head + i) % len;
       const s = this.fifoSlot[j], g = this.fifoGen[j];
       if (this.generation[s] === g && this.expiresAt[s] > 0) {
-        this.fifoSlot[w] = s; this.fifoGen[w] = g; w++;
+        slots[w] = s; gens[w] = g; w++;
       }
     }
-    // Ring is now linear from 0; entries at w.. are garbage.
+    this.fifoSlot = slots;
+    this.fifoGen = gens;
     this.head = 0;
     this.count = w;
   }

@@ -164,7 +164,7 @@ export class RequestHandler {
     }
     if (body.v !== PROTOCOL_VERSION) {
       return this.error(this.out, OP_HELLO, id, ErrorCode.BAD_REQUEST,
-        `unsupported protocol version ${JSON.stringify(body.v)}; this server speaks v${PROTOCOL_VERSION}`);
+        `unsupported protocol version ${typeof body.v === 'number' ? body.v : `of type ${typeof body.v}`}; this server speaks v${PROTOCOL_VERSION}`);
     }
     if (this.o.auth.enabled) {
       const token = this.o.auth.check(body.token);

@@ -1,12 +1,15 @@
 // Pure MessagePack codec for protocol v1, shared by the daemon and the SDK
 // (no Node-only imports: it runs in browsers too).
 //
-// Decoding goes through msgpackr; a message is a stream of values. Encoding of
+// Decoding goes through msgpackr, after a structural check of the bytes
+// (msgpack-scan.ts) that refuses what could make it misbehave; a message is a
+// stream of values. Encoding of
 // the fixed-shape arrays (replies and requests made of uints and strings) is
 // done by hand into one reusable buffer, which is several times faster than a
 // generic packer and allocates nothing per value; maps go through msgpackr.
 
 import { Packr, Unpackr } from 'msgpackr';
+import { scanMessagePack } from './msgpack-scan.ts';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -31,9 +34,13 @@ export class DecodeError extends Error {
  */
 export function decodeAll(bytes: Uint8Array): unknown[] {
   const values: unknown[] = [];
+  const scan = scanMessagePack(bytes);
+  const end = scan.problem === null ? bytes.length : scan.goodEnd;
   try {
-    unpackr.unpackMultiple(bytes, (v: unknown) => { values.push(v); });
+    if (end > 0) unpackr.unpackMultiple(end === bytes.length ? bytes : bytes.subarray(0, end), (v: unknown) => { values.push(v); });
+    if (scan.problem !== null) throw new DecodeError(scan.problem.kind, scan.problem.message, values);
   } catch (err) {
+    if (err instanceof DecodeError) throw err;
     const e = err as { incomplete?: boolean; message?: string };
     if (e && e.incomplete) throw new DecodeError('incomplete', 'message ends inside a MessagePack value', values);
     throw new DecodeError('corrupt', `not valid MessagePack: ${e?.message ?? String(err)}`, values);

@@ -75,3 +75,21 @@ describe('LeaseTable', () => {
     assert.equal(t.active, 63);
   });
 });
+
+describe('LeaseTable schedule compaction', () => {
+  it('keeps every live lease when the schedule wraps before it is compacted', () => {
+    const t = new LeaseTable(0, 1 << 20, 2);
+    t.create(1, 0, 100);
+    t.expire(50, () => {});
+    const b = t.create(2, 0, 150);
+    const c = t.create(3, 0, 150);
+    t.expire(100, () => {});
+    t.release(c);
+    for (let i = 0; i < 3; i++) t.create(4, 0, 200);
+    let expired = 0;
+    t.expire(1e6, () => { expired++; });
+    assert.equal(expired, 4, 'b and the three new leases all expire');
+    assert.equal(t.active, 0);
+    assert.equal(t.release(b), -1);
+  });
+});

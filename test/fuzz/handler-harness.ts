@@ -1,0 +1,306 @@
+// Drives one I/O thread's RequestHandler in-process, as src/io/io-worker.ts
+// does (size check, handleMessage, waiter drain, deferred flush, close),
+// without uWS, and checks every reply against the protocol:
+// - each reply message decodes, each reply has the shape of its op/status;
+// - every request is answered exactly once, in order for immediate replies
+//   (RELEASE with id 0 never), waiters later or SHUTTING_DOWN at shutdown;
+// - the close code is 1002 exactly when the message is not valid MessagePack
+//   or holds a value that is not [uint, uint32, ...], else none;
+// - a lease is never issued twice, RELEASE of a held lease succeeds and of
+//   anything else does not;
+// - after every message, each key with a concurrency limit has in_flight =
+//   the leases held on it or below it, and each key's queue = its waiters;
+// - at the end (waiters shut down, leases released) every gauge is 0.
+//
+// Single-threaded: one shared-memory block, one handler (thread 0).
+
+import { validateConfig } from '../../src/config/schema.ts';
+import type { TpsdConfig } from '../../src/config/types.ts';
+import { Authenticator } from '../../src/io/auth.ts';
+import { RequestHandler, type Conn } from '../../src/io/request-handler.ts';
+import { buildStatus } from '../../src/io/status.ts';
+import { DecodeError, MsgWriter, decodeAll, isUint, isUint32 } from '../../src/protocol/codec.ts';
+import { BucketTable } from '../../src/shm/bucket-table.ts';
+import { createClock, hrtimeMs } from '../../src/shm/clock.ts';
+import { KeyIndex } from '../../src/shm/key-index.ts';
+import { IN_FLIGHT_INDEX, QUEUE_INDEX, WAITERS_ANY_INDEX, allocateShm, stateBase, type ShmViews } from '../../src/shm/layout.ts';
+import { FUZZ_POOLS, nestingDepth } from './frame-fuzzer.ts';
+
+const ERROR_CODES = new Set([16, 17, 18, 19, 20, 21, 22]);
+
+interface FuzzConn extends Conn {
+  /** Waiting ACQUIREs: id -> keys, in arrival order. */
+  readonly pending: Map<number, string[]>;
+}
+
+export interface HarnessStats {
+  messages: number;
+  requests: number;
+  replies: number;
+  grants: number;
+  releases: number;
+  closes: Record<string, number>;
+}
+
+export class HandlerHarness {
+  readonly config: TpsdConfig;
+  readonly violations: string[] = [];
+  readonly stats: HarnessStats = { messages: 0, requests: 0, replies: 0, grants: 0, releases: 0, closes: {} };
+  private readonly handler: RequestHandler;
+  private readonly views: ShmViews;
+  private readonly keys: KeyIndex;
+  private readonly limited: { b: number; key: string }[];
+  private conn: FuzzConn;
+  private nextConnId = 1;
+  private readonly held = new Map<number, string>();
+  private readonly heldList: number[] = [];
+  private label = '';
+  private bytes: Uint8Array = new Uint8Array(0);
+  private reported = '';
+
+  constructor() {
+    this.config = validateConfig({
+      listen: { host: '127.0.0.1', port: 0 }, io_threads: 1, log: { level: 'silent' }, policy: { mode: 'static' },
+      lease_ttl_ms: 3_600_000, max_message_bytes: 65_536, pools: FUZZ_POOLS,
+    }, {});
+    this.keys = KeyIndex.fromConfig(this.config);
+    this.views = allocateShm(this.keys.size, 1);
+    const epoch = hrtimeMs();
+    BucketTable.initialize(this.views, this.keys, createClock(epoch).nowMs());
+    const table = new BucketTable(this.views, createClock(epoch), 0);
+    this.handler = new RequestHandler({
+      config: this.config, keys: this.keys, table, thread: 0, auth: new Authenticator(this.config.auth),
+      status: () => buildStatus(this.config, this.keys, table, this.views, Date.now(), 0), shuttingDown: () => false,
+    });
+    this.limited = this.keys.specs.filter((s) => s.concurrency > 0).map((s) => ({ b: s.index, key: s.key }));
+    this.conn = this.newConn();
+  }
+
+  private newConn(): FuzzConn {
+    return { connId: this.nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null, pending: new Map() };
+  }
+
+  private fail(what: string): void {
+    if (this.violations.length >= 50) return;
+    // The message's bytes, once per message, so that it can be replayed.
+    const hex = this.reported === this.label ? '' : ` [message: ${Buffer.from(this.bytes.subarray(0, 300)).toString('hex')}${this.bytes.length > 300 ? `... ${this.bytes.length} bytes` : ''}]`;
+    this.reported = this.label;
+    this.violations.push(`${this.label}: ${what}${hex}`);
+  }
+
+  /** A lease currently held, for the fuzzer's RELEASE requests. */
+  liveLease(pick: number): number | undefined {
+    return this.heldList.length === 0 ? undefined : this.heldList[pick % this.heldList.length];
+  }
+
+  private hold(lease: number, key: string): void {
+    if (this.held.has(lease)) this.fail(`lease ${lease} issued twice`);
+    this.held.set(lease, key);
+    this.heldList.push(lease);
+    this.stats.grants++;
+  }
+
+  private unhold(lease: number): void {
+    this.held.delete(lease);
+    const i = this.heldList.indexOf(lease);
+    this.heldList[i] = this.heldList[this.heldList.length - 1];
+    this.heldList.pop();
+    this.stats.releases++;
+  }
+
+  /** The client goes away (io-worker's close handler). */
+  disconnect(code: string): void {
+    this.stats.closes[code] = (this.stats.closes[code] ?? 0) + 1;
+    this.handler.dropConnection(this.conn);
+    this.conn = this.newConn();
+  }
+
+  /** One WebSocket binary message from the client. */
+  feed(bytes: Uint8Array, label: string): void {
+    this.label = label;
+    this.bytes = bytes;
+    this.stats.messages++;
+    if (bytes.length > this.config.max_message_bytes) { this.disconnect('1009'); return; }
+    let values: unknown[];
+    let corrupt = false;
+    try { values = decodeAll(bytes); } catch (err) {
+      if (!(err instanceof DecodeError)) this.fail(`decodeAll threw ${String(err)}`);
+      values = (err as DecodeError).values ?? [];
+      corrupt = true;
+    }
+    // A deferred reply names only its id: two waiting ACQUIREs with one id could not be told apart.
+    const acquireIds = new Map<number, unknown>();
+    for (const req of values) {
+      if (!Array.isArray(req) || req.length < 2 || !isUint(req[0]) || !isUint32(req[1])) break;
+      if (req[0] !== 1) continue;
+      if (acquireIds.has(req[1]) && acquireIds.get(req[1]) !== req[2]) { this.stats.closes.ambiguous = (this.stats.closes.ambiguous ?? 0) + 1; return; }
+      acquireIds.set(req[1], req[2]);
+    }
+    if ([...acquireIds.keys()].some((id) => this.conn.pending.has(id))) this.disconnect('id-reuse');
+    const conn = this.conn;
+    const waitersBefore = this.handler.waiters.size;
+    let close: number;
+    try { close = this.handler.handleMessage(conn, bytes); } catch (err) {
+      this.fail(`handleMessage threw ${(err as Error).stack ?? String(err)}`);
+      this.handler.out.reset();
+      this.disconnect('threw');
+      return;
+    }
+    const replies = this.decodeReplies(this.handler.out.view(), 'reply message');
+    this.handler.out.reset();
+    if (nestingDepth(bytes) > 1000) { this.deep(close, replies, waitersBefore); return; }
+    let expectClose = corrupt ? 1002 : 0;
+    let r = 0, queued = 0;
+    for (const req of values) {
+      if (!Array.isArray(req) || req.length < 2 || !isUint(req[0]) || !isUint32(req[1])) {
+        expectClose = 1002;
+        if (Array.isArray(req) && isUint32(req[1])) {
+          const reply = replies[r++];
+          if (!reply || reply[1] !== req[1] || reply[2] !== 16) this.fail(`bad envelope ${JSON.stringify(req).slice(0, 60)} not answered BAD_REQUEST, got ${JSON.stringify(reply)}`);
+        }
+        break;
+      }
+      this.stats.requests++;
+      const [op, id] = req as [number, number];
+      if (op === 2 && id === 0) { this.silentRelease(req); continue; }
+      const reply = replies[r];
+      if (reply !== undefined && reply[0] === op && reply[1] === id) { r++; this.checkReply(req, reply); continue; }
+      if (op === 1) { queued++; this.enqueue(conn, id, req[2] as string); continue; }
+      this.fail(`no reply to ${JSON.stringify(req).slice(0, 80)}; next reply ${JSON.stringify(reply)?.slice(0, 80)}`);
+    }
+    if (r !== replies.length) this.fail(`${replies.length - r} replies to no request: ${JSON.stringify(replies.slice(r)).slice(0, 120)}`);
+    if (this.handler.waiters.size - waitersBefore !== queued) this.fail(`${this.handler.waiters.size - waitersBefore} new waiters, ${queued} unanswered ACQUIREs`);
+    if (close !== expectClose) this.fail(`close code ${close}, expected ${expectClose}`);
+    this.drain();
+    this.checkGauges();
+    if (close !== 0) this.disconnect(String(close));
+  }
+
+  /**
+   * A deeply nested message: whether msgpackr decodes it depends on the stack
+   * left (here and in the handler), so only what holds either way is checked:
+   * close 1002 or none, error replies only, no waiter.
+   */
+  private deep(close: number, replies: unknown[][], waitersBefore: number): void {
+    if (close !== 0 && close !== 1002) this.fail(`deep message closed with ${close}`);
+    for (const r of replies) if ((r[2] as number) < 16) this.fail(`deep message answered ${JSON.stringify(r).slice(0, 80)}`);
+    if (this.handler.waiters.size !== waitersBefore) this.fail('deep message queued a waiter');
+    this.drain();
+    this.checkGauges();
+    if (close !== 0) this.disconnect(String(close));
+  }
+
+  private enqueue(conn: FuzzConn, id: number, key: string): void {
+    const list = conn.pending.get(id);
+    if (list) list.push(key); else conn.pending.set(id, [key]);
+  }
+
+  private decodeReplies(bytes: Uint8Array, what: string): unknown[][] {
+    if (bytes.length === 0) return [];
+    try {
+      const out = decodeAll(bytes.slice()) as unknown[][];
+      for (const rep of out) if (!Array.isArray(rep) || rep.length < 3 || !isUint(rep[0]) || !isUint32(rep[1]) || !isUint(rep[2])) this.fail(`malformed ${what} value ${JSON.stringify(rep).slice(0, 80)}`);
+      return out;
+    } catch (err) {
+      this.fail(`${what} does not decode: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
+  private checkReply(req: unknown[], reply: unknown[]): void {
+    this.stats.replies++;
+    const [op, , status] = reply as [number, number, number];
+    if (status >= 16) {
+      if (!ERROR_CODES.has(status) || reply.length !== 4 || typeof reply[3] !== 'string') this.fail(`bad error reply ${JSON.stringify(reply).slice(0, 80)}`);
+      if (op === 2 && this.held.has(req[2] as number) && validRelease(req)) this.fail(`RELEASE of held lease ${String(req[2])} answered ${status}`);
+      return;
+    }
+    if (op === 1) {
+      const lease = reply[3] as number;
+      if (reply.length !== 5 || !isUint(lease) || !isUint(reply[4]) || (status === 0) !== (lease !== 0) || status > 1) this.fail(`bad ACQUIRE reply ${JSON.stringify(reply)}`);
+      else if (status === 0) this.hold(lease, req[2] as string);
+    } else if (op === 2) {
+      if (reply.length !== 3 || status !== 0) this.fail(`bad RELEASE reply ${JSON.stringify(reply)}`);
+      if (!this.held.has(req[2] as number)) this.fail(`RELEASE of lease ${String(req[2])}, never held, succeeded`);
+      else this.unhold(req[2] as number);
+    } else if (op === 0 || op === 3) {
+      const body = reply[3] as Record<string, unknown>;
+      if (reply.length !== 4 || status !== 0 || typeof body !== 'object' || body === null) this.fail(`bad op ${op} reply ${JSON.stringify(reply).slice(0, 80)}`);
+      else if (op === 0 ? body.v !== 1 : !Array.isArray(body.keys)) this.fail(`bad op ${op} body`);
+    } else this.fail(`success reply to unknown op ${op}`);
+  }
+
+  /** RELEASE with id 0: no reply; a valid one of a held lease frees it. */
+  private silentRelease(req: unknown[]): void {
+    const lease = req[2] as number;
+    if (validRelease(req) && this.held.has(lease)) this.unhold(lease);
+  }
+
+  /** One pass of the waiter drain and the deferred flush (io-worker's drainTick). */
+  drain(): void {
+    this.handler.drainWaiters();
+    this.flushDeferred();
+  }
+
+  private flushDeferred(): void {
+    for (const c of this.handler.dirty as Set<FuzzConn>) {
+      const replies = this.decodeReplies(c.out!.view(), 'deferred reply message');
+      c.out!.reset();
+      if (c.closed) { if (replies.length > 0) this.fail(`${replies.length} deferred replies to a closed connection`); continue; }
+      for (const rep of replies) {
+        const keys = c.pending.get(rep[1] as number);
+        if (rep[0] !== 1 || keys === undefined) { this.fail(`deferred reply to no waiter: ${JSON.stringify(rep)}`); continue; }
+        const key = keys.shift()!;
+        if (keys.length === 0) c.pending.delete(rep[1] as number);
+        this.stats.replies++;
+        if (rep[2] === 0) this.hold(rep[3] as number, key);
+        else if (rep[2] !== 1 && rep[2] !== 20 && rep[2] !== 21) this.fail(`deferred ACQUIRE reply ${JSON.stringify(rep)}`);
+      }
+    }
+    this.handler.dirty.clear();
+  }
+
+  private checkGauges(): void {
+    const st = this.views.state;
+    for (const { b, key } of this.limited) {
+      let n = 0;
+      for (const k of this.held.values()) if (k === key || k.startsWith(`${key}/`)) n++;
+      if (st[stateBase(b) + IN_FLIGHT_INDEX] !== n) this.fail(`${key}: in_flight ${st[stateBase(b) + IN_FLIGHT_INDEX]}, ${n} leases held`);
+    }
+    const queued = new Map<string, number>();
+    for (const keys of this.conn.pending.values()) for (const k of keys) queued.set(k, (queued.get(k) ?? 0) + 1);
+    for (const spec of this.keys.specs) {
+      const q = st[stateBase(spec.index) + QUEUE_INDEX];
+      if (q !== (queued.get(spec.key) ?? 0)) this.fail(`${spec.key}: queue ${q}, ${queued.get(spec.key) ?? 0} waiting`);
+    }
+  }
+
+  /** Shuts the waiters down, releases every held lease, and checks that every gauge is back to 0. */
+  finish(): void {
+    this.label = 'finish';
+    this.handler.shutdownWaiters();
+    this.flushDeferred();
+    for (const list of this.conn.pending.values()) if (list.length > 0) this.fail(`${list.length} waiters never answered`);
+    const all = [...this.heldList];
+    for (let i = 0; i < all.length; i += 1000) {
+      const w = new MsgWriter();
+      all.slice(i, i + 1000).forEach((lease, j) => w.array(5).uint(2).uint(j + 1).uint(lease).uint(0).uint(1));
+      this.feed(w.take(), 'finish: release all');
+    }
+    if (this.held.size !== 0) this.fail(`${this.held.size} leases could not be released`);
+    const st = this.views.state;
+    for (const spec of this.keys.specs) {
+      const base = stateBase(spec.index);
+      for (const [name, i] of [['in_flight', IN_FLIGHT_INDEX], ['queue', QUEUE_INDEX], ['waiters', WAITERS_ANY_INDEX]] as const) {
+        if (st[base + i] !== 0) this.fail(`${spec.key}: ${name} ${st[base + i]} at the end`);
+      }
+    }
+    if (this.handler.leases.active !== 0) this.fail(`${this.handler.leases.active} leases active at the end`);
+    if (this.handler.waiters.size !== 0) this.fail(`${this.handler.waiters.size} waiters left at the end`);
+  }
+}
+
+/** The request is a RELEASE the protocol accepts (arity and types). */
+function validRelease(req: unknown[]): boolean {
+  return req.length === 5 && isUint(req[2]) && isUint(req[3]) && (req[3] as number) <= 2 && isUint(req[4]);
+}
