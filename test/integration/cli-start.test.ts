@@ -3,31 +3,17 @@
 // waiters SHUTTING_DOWN and exits 0.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { spawnDaemon } from '../fixtures/cli-daemon.ts';
 import { BASE_POOL, RawClient } from '../fixtures/daemon.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-
-function startCli(args: string[]): { child: ChildProcess; port: Promise<number>; exit: Promise<number | null>; stderr: () => string; stdout: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  const port = new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const line of out.split('\n')) {
-        try { const j = JSON.parse(line); if (j.port && /listening/.test(j.msg)) resolve(j.port); } catch { /* partial line */ }
-      }
-    });
-    child.once('exit', () => reject(new Error(`exited before listening: ${err}`)));
-  });
-  port.catch(() => { /* asserted through exit/stderr where a start is meant to fail */ });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, port, exit, stderr: () => err, stdout: () => out };
+/** `tpsd start ARGS` as a child process (test/fixtures/cli-daemon.ts), exit as a code. */
+function startCli(args: string[]) {
+  const d = spawnDaemon(args);
+  return { ...d, exit: d.exit.then((e) => e.code) };
 }
 
 describe('tpsd start', () => {
