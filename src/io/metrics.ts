@@ -10,19 +10,13 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, counterBase, type ShmViews,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
 import type { DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
 
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function sumCounter(views: ShmViews, b: number, field: number): number {
-  let n = 0;
-  for (let t = 0; t < views.layout.threadCount; t++) n += views.counters[counterBase(t, b, views.layout.bucketCount) + field];
-  return n;
 }
 
 const GAUGES: [keyof StatusSnapshot['keys'][number], string, string][] = [

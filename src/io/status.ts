@@ -10,7 +10,7 @@ import {
   C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_FAILED_TPS_INDEX,
-  STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, counterBase,
+  STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
 
@@ -55,14 +55,10 @@ export interface StatusSnapshot {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 /** Leases held on bucket b, from the counters of every thread. */
-export function inFlightFromCounters(views: ShmViews, b: number): number {
-  const { counters, layout } = views;
-  let n = 0;
-  for (let t = 0; t < layout.threadCount; t++) {
-    const c = counterBase(t, b, layout.bucketCount);
-    n += counters[c + C_GRANTS_INDEX] - counters[c + C_RELEASED_OK_INDEX] - counters[c + C_RELEASED_FAILED_INDEX]
-      - counters[c + C_RELEASED_THROTTLED_INDEX] - counters[c + C_EXPIRED_INDEX];
-  }
+function inFlightFromCounters(views: ShmViews, b: number): number {
+  const n = sumCounter(views, b, C_GRANTS_INDEX) - sumCounter(views, b, C_RELEASED_OK_INDEX)
+    - sumCounter(views, b, C_RELEASED_FAILED_INDEX) - sumCounter(views, b, C_RELEASED_THROTTLED_INDEX)
+    - sumCounter(views, b, C_EXPIRED_INDEX);
   return Math.max(0, n);
 }
 

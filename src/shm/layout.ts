@@ -178,3 +178,10 @@ export function statsBase(b: number): number { return b * STATS_FIELDS; }
 export function counterBase(t: number, b: number, bucketCount: number): number {
   return (t * bucketCount + b) * COUNTER_FIELDS;
 }
+
+/** Counter `field` of bucket b, summed over every thread's block. */
+export function sumCounter(views: ShmViews, b: number, field: number): number {
+  let n = 0;
+  for (let t = 0; t < views.layout.threadCount; t++) n += views.counters[counterBase(t, b, views.layout.bucketCount) + field];
+  return n;
+}
