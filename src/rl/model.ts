@@ -90,7 +90,7 @@ export class PpoModel {
   }
 
   /** The policy's mean scores, n x policy.outputSize (service-major). */
-  meanScores(obs: PoolObservation): Float32Array {
+  meanScores(obs: PoolObservation): Float64Array {
     return this.policy.infer(this.features(obs), obs.services.length).slice();
   }
 
