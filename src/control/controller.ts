@@ -196,7 +196,10 @@ export class Controller {
     let totalDemandTps = 0;
     for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = pool.spec.maxTps;
-    const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps });
+    // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
+    const reserveTps = this.poolBurst(pool.spec, pool.discovery.effectiveTps);
+    const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
+      reserveTps, tickS: dtS });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

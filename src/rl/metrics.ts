@@ -12,6 +12,8 @@ export interface SimMetrics {
   violations: number;
   /** Violations outside the first 2 ticks after an upstream capacity drop. */
   violations_late: number;
+  /** Every tick with violations: [tick, violations, 1 if late else 0]. */
+  violations_by_tick: [number, number, number][];
   fulfillment: Record<string, number>;
   min_guarantee_met: number;
   queue_p99_ms: number;
@@ -26,6 +28,7 @@ export class MetricsRecorder {
   private servable = 0;
   private violations = 0;
   private late = 0;
+  private readonly byTick: [number, number, number][] = [];
   private readonly demandByClass = [0, 0, 0, 0];
   private readonly servedByClass = [0, 0, 0, 0];
   private guaranteeTicks = 0;
@@ -64,7 +67,9 @@ export class MetricsRecorder {
     this.served += served;
     this.servable += Math.min(demand, cap);
     this.violations += throttled;
-    if (t.tick - this.lastDropTick > 2) this.late += throttled;
+    const late = t.tick - this.lastDropTick > 2;
+    if (late) this.late += throttled;
+    if (throttled > 0) this.byTick.push([t.tick, throttled, late ? 1 : 0]);
   }
 
   report(scenario: string, policy: string, seed: number, waitHistogram: Float64Array): SimMetrics {
@@ -78,6 +83,7 @@ export class MetricsRecorder {
       served_ratio: round(this.servable > 0 ? this.served / this.servable : 1, 4),
       violations: this.violations,
       violations_late: this.late,
+      violations_by_tick: this.byTick,
       fulfillment,
       min_guarantee_met: round(this.guaranteeTicks > 0 ? this.guaranteeMet / this.guaranteeTicks : 1, 4),
       queue_p99_ms: percentile(waitHistogram, 0.99),

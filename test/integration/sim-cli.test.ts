@@ -38,6 +38,10 @@ test('tpsd sim --json prints the metrics of SCENARIOS.md', async () => {
   for (const key of ['scenario', 'policy', 'utilization', 'served_ratio', 'violations', 'fulfillment', 'min_guarantee_met', 'queue_p99_ms', 'reward']) {
     assert.ok(key in m, key);
   }
+  // Extra: late violations and the ticks with violations, [tick, count, late].
+  assert.equal(typeof m.violations_late, 'number');
+  assert.ok(Array.isArray(m.violations_by_tick));
+  assert.equal(m.violations_by_tick.reduce((a: number, v: number[]) => a + v[1], 0), m.violations);
   assert.equal(m.scenario, 'small');
   assert.deepEqual(Object.keys(m.fulfillment), ['CRITICAL', 'LOW']);
 });

@@ -1,10 +1,12 @@
 // The acceptance check of the shipped model on the example scenarios: PPO's
 // reward at least fair's, served_ratio >= 0.97 where demand exceeds capacity,
-// every guarantee met. (Late violations are reported in docs/allocator.md.)
+// every guarantee met; violations after an upstream drop's first 2 ticks
+// only from capacity discovery's one-request probes (see docs/allocator.md).
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_DISCOVERY } from '../../src/control/capacity-discovery.ts';
 import { PpoModel } from '../../src/rl/model.ts';
 import { demandAt, parseScenario, upstreamAt } from '../../src/rl/scenario.ts';
 import { simulate } from '../../src/rl/simulator.ts';
@@ -26,5 +28,9 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
       if (demand > upstreamAt(s, t)) scarce = true;
     }
     if (scarce) assert.ok(ppo.served_ratio >= 0.97, `served_ratio ${ppo.served_ratio}`);
+    // A lasting upstream reduction costs at most one probe per longest hold, one request each.
+    const late = ppo.violations_by_tick.filter(([, , isLate]) => isLate === 1);
+    assert.ok(late.length <= Math.ceil(s.duration_s / DEFAULT_DISCOVERY.maxHoldTicks), `${late.length} ticks with late violations`);
+    assert.ok(late.every(([, n]) => n === 1), `late violations: ${JSON.stringify(late)}`);
   });
 }

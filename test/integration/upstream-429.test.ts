@@ -1,0 +1,77 @@
+// Capacity discovery in a running daemon: clients pass each grant to a fake
+// upstream (a token bucket, the one mock: the upstream API is the true
+// external boundary) and report its 429s in RELEASE. When the upstream's
+// limit drops under the pool's capacity, the pool shrinks and the 429s stop
+// within 2 ticks (of the tick the drop happened in). Ticks are counted by the daemon itself, from its telemetry
+// rows in SQLite, so a loaded machine cannot blur them.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { startTestDaemon } from '../fixtures/daemon.ts';
+import { runLoad, sleep } from '../fixtures/telemetry.ts';
+
+/** The upstream API: rate per second and a small burst; false = it answers 429. */
+class FakeUpstream {
+  private tokens: number;
+  private last = performance.now();
+  constructor(public rate: number, private readonly burst: number) { this.tokens = burst; }
+  admit(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+const UPSTREAM_TPS = 300;
+const POOL = {
+  name: 'api', capacity_tps: 1000, burst: 20,
+  services: [{ name: 'svc', priority: 'HIGH', max_tps: 1000, burst: 50 }],
+};
+
+describe('upstream 429s in a running daemon', () => {
+  for (const mode of ['ppo', 'fair']) {
+    it(`${mode}: the pool shrinks to what the upstream accepts and its 429s stop within 2 ticks`, async () => {
+      const daemon = await startTestDaemon({ policy: { mode }, pools: [POOL] });
+      const upstream = new FakeUpstream(100_000, 30);
+      let stop = false;
+      const load = runLoad(daemon.port, ['api/svc'], () => stop, { batch: 40, upstream: () => upstream.admit() });
+      await sleep(1000);
+      upstream.rate = UPSTREAM_TPS;
+      await sleep(3000);
+      stop = true;
+      const counts = await load;
+      await sleep(200); // the last releases land in a tick
+      await daemon.stop();
+      const db = new Database(daemon.dbFile!, { readonly: true });
+      try {
+        const ticks = db.prepare(`SELECT t.tick AS tick, t.throttled AS throttled, t.granted AS granted FROM telemetry t
+          JOIN keys k ON k.id = t.key_id WHERE k.key = 'api/svc' ORDER BY t.tick`).all() as { tick: number; throttled: number; granted: number }[];
+        const effective = new Map((db.prepare("SELECT tick, effective_tps FROM decisions WHERE pool = 'api'").all() as
+          { tick: number; effective_tps: number }[]).map((d) => [d.tick, d.effective_tps]));
+        if (process.env.DEBUG_429) for (const t of ticks) console.log(t.tick, t.granted, t.throttled, effective.get(t.tick));
+        const with429 = ticks.filter((t) => t.throttled > 0);
+        assert.ok(counts.throttled['api/svc'] > 0 && with429.length > 0, 'the upstream drop caused 429s');
+        // As in the simulator's count (metrics.ts): the tick the upstream dropped in and the 2 after it may see 429s.
+        const first = with429[0].tick;
+        const episode = ticks.filter((t) => t.tick <= first + 2).reduce((s, t) => s + t.throttled, 0);
+        const after = ticks.filter((t) => t.tick > first + 2 && t.tick <= first + 22);
+        assert.ok(after.length >= 18 && after.every((t) => t.granted > 0), 'traffic kept pressing after the drop');
+        const quiet = after.filter((t) => t.tick <= first + 7);
+        assert.ok(quiet.every((t) => t.throttled === 0), `the 429s stopped after 2 ticks: ${JSON.stringify(quiet)}`);
+        // Later, probing back toward capacity_tps meets the upstream now and then, at a fraction of the drop's cost.
+        const probes = after.reduce((s, t) => s + t.throttled, 0);
+        assert.ok(probes <= episode / 2, `429s from probing (${probes}) against the drop's ${episode}`);
+        const shrunk = effective.get(first + 2);
+        assert.ok(shrunk !== undefined && shrunk <= UPSTREAM_TPS * 1.1, `effective capacity after 2 ticks: ${shrunk}`);
+        const used = after.reduce((s, t) => s + t.granted, 0) / after.length;
+        assert.ok(used > UPSTREAM_TPS * 0.1 * 0.7, `the pool still uses the upstream: ${used.toFixed(1)} grants per 100 ms tick`);
+      } finally {
+        db.close();
+      }
+    });
+  }
+});
