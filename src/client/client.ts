@@ -6,8 +6,8 @@
 // success; calls made while it is null never wait for a connection, they are
 // decided at once by the failure mode (acquire) or rejected (status).
 
-import { MAX_UINT32, OP_ACQUIRE, OP_HELLO, OP_STATUS } from '../protocol/opcodes.ts';
-import { ShuttingDownError, TpsdError } from '../protocol/errors.ts';
+import { MAX_UINT32, OP_HELLO, OP_STATUS } from '../protocol/opcodes.ts';
+import { TpsdError } from '../protocol/errors.ts';
 import { Backoff } from './backoff.ts';
 import { Connection } from './connection.ts';
 import { ClientClosedError, ConnectError, DisconnectedError, PermitDeniedError, isUpstreamThrottle } from './errors.ts';
@@ -16,9 +16,10 @@ import { LocalLimiter } from './local-bucket.ts';
 import { normalizeUrl, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
 import { openSocket, resolveWebSocket } from './socket.ts';
 import type { AcquireOptions, ConnectionState, Outcome, Permit, ServerInfo, WithPermitOptions } from './types.ts';
-import { checkAcquire, readAcquireReply, readHelloReply, readStatusReply, writeAcquire, writeHello, writeRelease, writeStatus } from './wire.ts';
+import { checkAcquire, readHelloReply, readStatusReply, writeHello, writeStatus } from './wire.ts';
 
 const now = (): number => performance.now();
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 type StateListener = (state: ConnectionState, reason: string) => void;
 type ErrorListener = (err: Error) => void;
@@ -96,25 +97,19 @@ export class TpsdClient {
    * rejects with the TpsdError subclass of an error reply. While the daemon
    * is unreachable (or shutting down) the failure mode answers.
    */
-  async acquire(key: string, tokens = 1, options: AcquireOptions = {}): Promise<Permit> {
-    const waitMs = checkAcquire(key, tokens, options.waitMs ?? 0);
-    if (this.isClosed) throw new ClientClosedError();
-    const conn = this.conn;
-    if (conn === null) return this.unreachable(key, tokens, waitMs);
-    const started = now();
-    const timeoutMs = waitMs + (options.timeoutMs ?? this.options.timeoutMs);
-    let permit: Permit;
+  acquire(key: string, tokens = 1, options: AcquireOptions = NO_OPTIONS): Promise<Permit> {
+    // Not an async function: the hot path makes one promise per call (the
+    // connection's), and errors still come back as rejections.
+    let waitMs: number;
     try {
-      const reply = await conn.call(OP_ACQUIRE, timeoutMs, (w, id) => writeAcquire(w, id, key, tokens, waitMs));
-      permit = readAcquireReply(reply);
+      waitMs = checkAcquire(key, tokens, options.waitMs ?? 0);
     } catch (err) {
-      if ((err instanceof DisconnectedError || err instanceof ShuttingDownError) && !this.isClosed) {
-        return this.unreachable(key, tokens, Math.max(0, waitMs - (now() - started)));
-      }
-      throw err;
+      return Promise.reject(err);
     }
-    if (permit.granted && permit.lease !== 0) conn.trackLease(permit.lease);
-    return permit;
+    if (this.isClosed) return Promise.reject(new ClientClosedError());
+    const conn = this.conn;
+    if (conn === null) return Promise.resolve(this.unreachable(key, tokens, waitMs));
+    return conn.acquire(key, tokens, waitMs, waitMs + (options.timeoutMs ?? this.options.timeoutMs));
   }
 
   /**
@@ -126,9 +121,9 @@ export class TpsdClient {
     if (outcome !== 0 && outcome !== 1 && outcome !== 2) throw new TypeError(`tpsd: outcome must be 0, 1 or 2, got ${String(outcome)}`);
     if (lease === 0) return;
     const conn = this.conn;
-    if (conn === null || !conn.untrackLease(lease)) return;
+    if (conn === null) return;
     const us = Number.isFinite(latencyUs) ? Math.min(MAX_UINT32, Math.max(0, Math.round(latencyUs))) : 0;
-    conn.send((w) => writeRelease(w, lease, outcome, us));
+    conn.release(lease, outcome, us);
   }
 
   /**
@@ -207,6 +202,7 @@ export class TpsdClient {
         maxOutstanding: this.options.maxOutstanding,
         maxMessageBytes: this.options.maxMessageBytes,
         onClose: (c, reason) => this.onConnectionClosed(c, reason),
+        onUnreachable: (key, tokens, waitMs) => (this.isClosed ? null : this.unreachable(key, tokens, waitMs)),
       });
       const onAbort = (): void => { void conn.close(new ClientClosedError()); };
       ctl.signal.addEventListener('abort', onAbort);

@@ -1,7 +1,9 @@
 // Requests written into the batch writer and replies read back into SDK
-// values. Pure functions over src/protocol/; no I/O.
+// values. Functions over src/protocol/, pure but for a cache of encoded keys;
+// no I/O.
 
 import { MsgWriter, isUint, utf8Length } from '../protocol/codec.ts';
+import { FLAT_UINT, type FlatReader } from '../protocol/flat-reader.ts';
 import { MAX_KEY_BYTES, MAX_UINT32, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
 import { BadRequestError, errorCodeName, errorFromReply, type TpsdError } from '../protocol/errors.ts';
 import type { Permit, ServerInfo } from './types.ts';
@@ -14,7 +16,27 @@ export function writeHello(w: MsgWriter, id: number, token?: string, name?: stri
 }
 
 export function writeAcquire(w: MsgWriter, id: number, key: string, tokens: number, waitMs: number): void {
-  w.array(5).uint(OP_ACQUIRE).uint(id).str(key).uint(tokens).uint(waitMs);
+  w.array(5).uint(OP_ACQUIRE).uint(id).raw(keyBytes(key)).uint(tokens).uint(waitMs);
+}
+
+/** Keys whose MessagePack encoding is remembered; the cache is emptied when it is full. */
+const MAX_CACHED_KEYS = 4096;
+const keyCache = new Map<string, Uint8Array>();
+const keyWriter = new MsgWriter(64);
+
+/**
+ * The MessagePack string of `key`. A service uses few distinct keys over and
+ * over, and copying their bytes is several times cheaper than encoding the
+ * string each time. Module state, but each thread has its own modules.
+ */
+export function keyBytes(key: string): Uint8Array {
+  let bytes = keyCache.get(key);
+  if (bytes === undefined) {
+    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.clear();
+    bytes = keyWriter.str(key).take();
+    keyCache.set(key, bytes);
+  }
+  return bytes;
 }
 
 /** RELEASE always goes with id 0: no reply wanted. */
@@ -46,6 +68,33 @@ export function readAcquireReply(reply: readonly unknown[]): Permit {
     return { granted: false, lease: 0, remaining: 0, retryAfterMs: isUint(retry) ? retry : 0 };
   }
   throw replyError(reply);
+}
+
+/**
+ * readAcquireReply for a reply the FlatReader has just read, without building
+ * the array: the permit of a granted or denied reply, or null for anything
+ * else (an error reply, a status that is not a uint): read those with
+ * readAcquireReply(flatToArray(...)), which gives every odd reply the same
+ * answer as a reply decoded the general way.
+ */
+export function readAcquireFlat(r: FlatReader): Permit | null {
+  if (r.length < 3 || r.kinds[2] !== FLAT_UINT) return null;
+  const status = r.nums[2];
+  if (status === STATUS_OK) return { granted: true, lease: flatUint(r, 3), remaining: flatUint(r, 4), retryAfterMs: 0 };
+  if (status === STATUS_DENIED) return { granted: false, lease: 0, remaining: 0, retryAfterMs: flatUint(r, 4) };
+  return null;
+}
+
+/** Element i of the flat array just read when it is a uint, else 0 (what readAcquireReply makes of a missing or odd field). */
+function flatUint(r: FlatReader, i: number): number {
+  return i < r.length && r.kinds[i] === FLAT_UINT ? r.nums[i] : 0;
+}
+
+/** The flat array just read by `r` from `bytes`, as the values the general decoder gives. */
+export function flatToArray(r: FlatReader, bytes: Uint8Array): unknown[] {
+  const out: unknown[] = new Array(r.length);
+  for (let i = 0; i < r.length; i++) out[i] = r.kinds[i] === FLAT_UINT ? r.nums[i] : r.str(bytes, i);
+  return out;
 }
 
 export function readHelloReply(reply: readonly unknown[]): ServerInfo {

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MsgWriter, decodeAll } from '../../../src/protocol/codec.ts';
 import { BadRequestError, ShuttingDownError, TpsdError, UnknownKeyError } from '../../../src/protocol/errors.ts';
+import { FlatReader } from '../../../src/protocol/flat-reader.ts';
 import {
-  checkAcquire, readAcquireReply, readHelloReply, readStatusReply, writeAcquire, writeHello, writeRelease, writeStatus,
+  checkAcquire, flatToArray, readAcquireFlat, readAcquireReply, readHelloReply, readStatusReply, writeAcquire, writeHello, writeRelease, writeStatus,
 } from '../../../src/client/wire.ts';
 
 test('requests are encoded as the protocol says, several in one stream', () => {
@@ -46,4 +47,29 @@ test('acquire arguments are checked before anything is sent', () => {
   assert.throws(() => checkAcquire('p/s', 1.5, 0), /tokens/);
   assert.throws(() => checkAcquire('p/s', 1, -1), /waitMs/);
   assert.throws(() => checkAcquire('p/s', 1, Number.NaN), /waitMs/);
+});
+
+/** A flat array as the daemon writes it (uints and strings). */
+function flat(values: (number | string)[]): Uint8Array {
+  const w = new MsgWriter().array(values.length);
+  for (const v of values) if (typeof v === 'number') w.uint(v); else w.str(v);
+  return w.take();
+}
+
+test('acquire replies read from the bytes agree with the general decoder', () => {
+  const r = new FlatReader();
+  for (const reply of [
+    [1, 5, 0, 42, 3], [1, 5, 1, 0, 180], [1, 5, 0, 2 ** 53 - 1, 0], [1, 5, 0], [1, 5, 0, 'x', 4], [1, 5, 1, 0],
+    [1, 5, 1, 7, 'soon'], [1, 5, 0, 1, 2, 3, 4],
+  ]) {
+    const bytes = flat(reply);
+    assert.ok(r.read(bytes, 0));
+    assert.deepEqual(flatToArray(r, bytes), decodeAll(bytes)[0]);
+    assert.deepEqual(readAcquireFlat(r), readAcquireReply(reply), JSON.stringify(reply));
+  }
+  for (const reply of [[1, 5, 17, 'no bucket'], [1, 5, 99], [1, 5, 'x'], [1, 5]]) {
+    const bytes = flat(reply);
+    assert.ok(r.read(bytes, 0));
+    assert.equal(readAcquireFlat(r), null, `${JSON.stringify(reply)}: left to readAcquireReply`);
+  }
 });
