@@ -8,15 +8,17 @@
 // while listening (that aborts the process).
 //
 // uWS rules followed here:
-// - the ArrayBuffer of a message is valid only inside the handler: it is
-//   decoded synchronously and never kept;
+// - the ArrayBuffer of a message is valid only inside the handler (uWS
+//   neuters it on return): the handler reads it through a Uint8Array view, not
+//   a copy, synchronously, and keeps no reference to it;
 // - sends from timers are corked (one syscall per connection per flush);
 // - uWS drops a message above maxPayloadLength without a close code, so its
 //   limit is set well above max_message_bytes and the size is checked here to
 //   answer 1009;
 // - the listen socket is kept and closed on stop;
 // - a connection that lets more than max_backpressure_bytes pile up unread is
-//   closed rather than buffered without bound.
+//   closed rather than buffered without bound (checked when send() reports
+//   backpressure: it returns 1 only when nothing is left buffered).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
@@ -61,9 +63,14 @@ let drainTimer: NodeJS.Timeout | null = null;
 let maxMessage = config.max_message_bytes;
 let maxBackpressure = config.limits.max_backpressure_bytes;
 
+/** uWS send status: the bytes went out, or into the cork buffer, with nothing left in backpressure. */
+const SEND_SUCCESS = 1;
+
 function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
-  ws.send(bytes, true, false);
-  if (ws.getBufferedAmount() > maxBackpressure) ws.end(CLOSE_POLICY_VIOLATION, 'client does not read its replies');
+  // 0 (backpressure built up) or 2 (dropped: over uWS's own maxBackpressure) is when the buffer is worth a look.
+  if (ws.send(bytes, true, false) !== SEND_SUCCESS && ws.getBufferedAmount() > maxBackpressure) {
+    ws.end(CLOSE_POLICY_VIOLATION, 'client does not read its replies');
+  }
 }
 
 /** Sends the deferred replies of every connection that has some. */
@@ -133,7 +140,8 @@ app.ws<WsData>(WS_PATH, {
     const conn = ws.getUserData().conn;
     let close: number;
     try {
-      close = handler.handleMessage(conn, Buffer.from(message));
+      // A view, not a copy: handleMessage is synchronous and keeps nothing of it (see the uWS rules above).
+      close = handler.handleMessage(conn, new Uint8Array(message));
     } catch (err) {
       // A bug must cost one connection, never the thread (and with it every connection).
       log.error({ err, conn: conn.connId }, 'request handling failed; closing the connection');

@@ -1,6 +1,7 @@
-// Protocol v1 request handling for one I/O thread: decode a message, answer
-// each request, keep waiting acquires and leases. Knows nothing of uWS: the
-// worker hands it bytes and a Conn, and sends what it writes.
+// Protocol v1 request handling for one I/O thread: answer each request of a
+// message (read by request-reader.ts), keep waiting acquires and leases. Knows
+// nothing of uWS: the worker hands it bytes and a Conn, and sends what it
+// writes.
 //
 // Threads: one RequestHandler per I/O thread, used only by that thread. It
 // shares the bucket table with the other threads (see bucket-table.ts); its
@@ -11,12 +12,14 @@
 // go to the connection's own writer, and the connection is put on `dirty`;
 // the worker flushes dirty connections with one corked send each.
 
+// The global `performance` is a lazy getter in worker threads (a call per use); the import is a plain binding.
+import { performance } from 'node:perf_hooks';
 import type { AuthToken, TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
-import { DecodeError, MsgWriter, decodeAll, isUint, isUint32, utf8Length } from '../protocol/codec.ts';
+import { MsgWriter, isUint } from '../protocol/codec.ts';
 import {
   MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
-  STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+  STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION,
 } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
@@ -29,6 +32,7 @@ import { AdminRelay, parseLimits } from './admin-op.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
+import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { WaitQueue, type Waiter } from './wait-queue.ts';
 
 /** Longest wait a request may ask for; longer waits are cut to this. */
@@ -63,8 +67,9 @@ export interface HandlerOptions {
 }
 
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
+const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
 
-export class RequestHandler {
+export class RequestHandler implements RequestSink<Conn> {
   readonly out = new MsgWriter(16 * 1024);
   readonly leases: LeaseTable;
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
@@ -77,6 +82,10 @@ export class RequestHandler {
   private ttlMs: number;
   private readonly failedPass: Int32Array;
   private pass = 0;
+  private readonly reader: RequestReader<Conn>;
+  /** The clock, read once per message: table.nowMs() and performance.now(). */
+  private nowMs = 0;
+  private perf = 0;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -85,6 +94,7 @@ export class RequestHandler {
     this.ttlMs = o.config.lease_ttl_ms;
     this.failedPass = new Int32Array(o.keys.size);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
+    this.reader = new RequestReader<Conn>(o.keys, this);
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
@@ -98,39 +108,26 @@ export class RequestHandler {
    * connection must be closed (after the replies in `out` are sent).
    */
   handleMessage(conn: Conn, bytes: Uint8Array): number {
-    let values: unknown[];
-    let closeCode = 0;
-    try {
-      values = decodeAll(bytes);
-    } catch (err) {
-      values = (err as DecodeError).values;
-      closeCode = CLOSE_PROTOCOL_ERROR;
-    }
-    const nowMs = this.table.nowMs();
-    const perf = performance.now();
-    for (let i = 0; i < values.length; i++) {
-      const req = values[i];
-      if (!Array.isArray(req) || req.length < 2 || !isUint(req[0]) || !isUint32(req[1])) {
-        // Answer when the id can be read, then close: the stream is not ours to guess at.
-        if (Array.isArray(req) && isUint32(req[1])) {
-          this.error(this.out, isUint32(req[0]) ? req[0] : 0, req[1], ErrorCode.BAD_REQUEST,
-            'a request is an array [op: uint, id: uint32, ...]');
-        }
-        return CLOSE_PROTOCOL_ERROR;
-      }
-      const close = this.handleRequest(conn, req, nowMs, perf);
-      if (close) return close;
-    }
-    return closeCode;
+    this.nowMs = this.table.nowMs();
+    this.perf = performance.now();
+    return this.reader.read(conn, bytes);
   }
 
-  private handleRequest(conn: Conn, req: unknown[], nowMs: number, perf: number): number {
+  /** A request decoded the general way (RequestSink): its head [op, id] is well formed. */
+  request(conn: Conn, req: unknown[]): number {
     const op = req[0] as number;
     const id = req[1] as number;
     const w = this.out;
     switch (op) {
-      case OP_ACQUIRE: return this.acquire(conn, req, id, nowMs, perf);
-      case OP_RELEASE: return this.release(conn, req, id);
+      case OP_ACQUIRE: {
+        if (req.length !== 5) return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'ACQUIRE is [1, id, key, tokens, wait_ms]');
+        if (typeof req[2] !== 'string') return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'key must be a string');
+        const key = this.reader.key;
+        key.fromString(req[2]);
+        return this.acquire(conn, id, key, req[3], req[4]);
+      }
+      // Wrong arity: an undefined lease fails release()'s shape check.
+      case OP_RELEASE: return this.release(conn, id, req.length === 5 ? req[2] : undefined, req[3], req[4]);
       case OP_HELLO: return this.hello(conn, req, id);
       case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
@@ -146,6 +143,11 @@ export class RequestHandler {
   private error(w: MsgWriter, op: number, id: number, code: number, message: string): number {
     w.array(4).uint(op).uint(id).uint(code).str(message);
     return 0;
+  }
+
+  /** RequestSink: an error reply to the current message. */
+  replyError(op: number, id: number, code: number, message: string): void {
+    this.error(this.out, op, id, code, message);
   }
 
   private authorized(conn: Conn): boolean {
@@ -219,27 +221,24 @@ export class RequestHandler {
     for (const p of this.admin?.drain(now) ?? []) this.finishAdmin(p.conn, p.id, status, message);
   }
 
-  private acquire(conn: Conn, req: unknown[], id: number, nowMs: number, perf: number): number {
+  /** ACQUIRE with a string key, from either way of reading (RequestSink). */
+  acquire(conn: Conn, id: number, key: RequestKey, tokens: unknown, waitMs: unknown): number {
     const w = this.out;
-    const key = req[2], tokens = req[3], waitMs = req[4];
-    if (req.length !== 5) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'ACQUIRE is [1, id, key, tokens, wait_ms]');
-    if (typeof key !== 'string') return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'key must be a string');
+    const nowMs = this.nowMs, perf = this.perf;
     if (!isUint(tokens) || tokens < 1) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'tokens must be an integer >= 1');
     if (!isUint(waitMs)) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'wait_ms must be an unsigned integer');
-    if (key.length > MAX_KEY_BYTES && utf8Length(key) > MAX_KEY_BYTES) {
-      return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, `key longer than ${MAX_KEY_BYTES} bytes`);
-    }
+    if (key.tooLong()) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, `key longer than ${MAX_KEY_BYTES} bytes`);
     if (this.o.shuttingDown()) return this.error(w, OP_ACQUIRE, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
     if (this.o.auth.enabled) {
       if (conn.token === null) return this.unauthorized(conn, OP_ACQUIRE, id, 'send HELLO with a valid token first');
-      if (!keyAllowed(conn.token, key)) return this.unauthorized(conn, OP_ACQUIRE, id, `this token may not use key "${key}"`);
+      if (!keyAllowed(conn.token, key.text())) return this.unauthorized(conn, OP_ACQUIRE, id, `this token may not use key "${key.text()}"`);
     }
-    const leaf = this.o.keys.lookup(key);
-    if (leaf < 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key}"`);
+    const leaf = key.leaf();
+    if (leaf < 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
     const t = this.table;
     if (tokens > MAX_TOKENS || t.exceedsBurst(leaf, tokens * MILLI)) {
       return this.error(w, OP_ACQUIRE, id, ErrorCode.TOKENS_EXCEED_BURST,
-        `${tokens} tokens is more than a bucket on the way to "${key}" can ever hold`);
+        `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
     }
     const milli = tokens * MILLI;
     const prio = t.priority(leaf);
@@ -263,7 +262,7 @@ export class RequestHandler {
     }
     if (t.queue(leaf) >= this.o.config.limits.max_queue_per_key) {
       t.count(leaf, C_DENIED_INDEX, tokens);
-      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key}" is full`);
+      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
     }
     const blockedAt = failBucket(r);
     t.markWaiter(blockedAt, prio, 1);
@@ -292,13 +291,12 @@ export class RequestHandler {
     return lease;
   }
 
-  private release(conn: Conn, req: unknown[], id: number): number {
+  /** RELEASE with five elements, from either way of reading (RequestSink). */
+  release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown): number {
     const w = this.out;
-    const lease = req[2], outcome = req[3], latency = req[4];
     const reply = id !== 0;
-    if (req.length !== 5 || !isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
-      return reply ? this.error(w, OP_RELEASE, id, ErrorCode.BAD_REQUEST,
-        'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]') : 0;
+    if (!isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
+      return reply ? this.error(w, OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
     }
     if (!this.authorized(conn)) {
       return reply ? this.unauthorized(conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;

@@ -2,6 +2,12 @@
 // bucket index, in config order (pool, then its services, each followed by its
 // endpoints). Every thread builds the same index from the same config, so an
 // index means the same key everywhere without sharing strings.
+//
+// Keys are found by string (lookup) or, on the request path, by their UTF-8
+// bytes straight from a message (lookupBytes): an open-addressing table
+// (linear probing, FNV-1a hash) over one buffer holding every key's bytes,
+// built once; a lookup creates no string and allocates nothing. Read-only
+// after construction, so every thread may use its own copy freely.
 
 import type { PoolConfig, Priority, TpsdConfig } from '../config/types.ts';
 import { PRIORITIES } from '../config/types.ts';
@@ -36,6 +42,13 @@ export function priorityName(i: number): Priority | null {
 export class KeyIndex {
   readonly specs: readonly BucketSpec[];
   private readonly byKey: Map<string, number>;
+  /** Every key's UTF-8 bytes, back to back; key i is keyBytes[keyStart[i] .. keyStart[i + 1]). */
+  private readonly keyBytes: Uint8Array;
+  private readonly keyStart: Int32Array;
+  /** Open-addressing slots: bucket index + 1, 0 when empty; slotHash holds the key's full hash. */
+  private readonly slots: Int32Array;
+  private readonly slotHash: Int32Array;
+  private readonly slotMask: number;
 
   constructor(pools: readonly PoolConfig[]) {
     const specs: BucketSpec[] = [];
@@ -65,6 +78,24 @@ export class KeyIndex {
     }
     this.specs = specs;
     this.byKey = new Map(specs.map((s) => [s.key, s.index]));
+    const encoded = specs.map((s) => textEncoder.encode(s.key));
+    this.keyStart = new Int32Array(specs.length + 1);
+    for (let i = 0; i < encoded.length; i++) this.keyStart[i + 1] = this.keyStart[i] + encoded[i].length;
+    this.keyBytes = new Uint8Array(this.keyStart[specs.length]);
+    for (let i = 0; i < encoded.length; i++) this.keyBytes.set(encoded[i], this.keyStart[i]);
+    // At most half full, so a miss ends at an empty slot after a short probe.
+    let size = 8;
+    while (size < specs.length * 2) size *= 2;
+    this.slots = new Int32Array(size);
+    this.slotHash = new Int32Array(size);
+    this.slotMask = size - 1;
+    for (let i = 0; i < encoded.length; i++) {
+      const h = hashBytes(encoded[i], 0, encoded[i].length);
+      let at = h & this.slotMask;
+      while (this.slots[at] !== 0) at = (at + 1) & this.slotMask;
+      this.slots[at] = i + 1;
+      this.slotHash[at] = h;
+    }
   }
 
   static fromConfig(config: TpsdConfig): KeyIndex {
@@ -78,4 +109,31 @@ export class KeyIndex {
     const i = this.byKey.get(key);
     return i === undefined ? -1 : i;
   }
+
+  /** Bucket index of the key whose UTF-8 bytes are b[start, end), or -1. Creates no string. */
+  lookupBytes(b: Uint8Array, start: number, end: number): number {
+    const len = end - start;
+    const h = hashBytes(b, start, end);
+    const slots = this.slots, mask = this.slotMask, kb = this.keyBytes, ks = this.keyStart;
+    for (let at = h & mask; ; at = (at + 1) & mask) {
+      const v = slots[at];
+      if (v === 0) return -1;
+      if (this.slotHash[at] !== h) continue;
+      const k = v - 1;
+      const from = ks[k];
+      if (ks[k + 1] - from !== len) continue;
+      let i = 0;
+      while (i < len && kb[from + i] === b[start + i]) i++;
+      if (i === len) return k;
+    }
+  }
+}
+
+const textEncoder = new TextEncoder();
+
+/** 32-bit FNV-1a of b[start, end), as an int32. */
+export function hashBytes(b: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h;
 }
