@@ -5,7 +5,9 @@
 // and starts the workers through src/thread-bootstrap.mjs (which registers the
 // TypeScript loader and imports workerData.entry, this file). Each worker takes
 // from its own key; the keys share a pool (or are the same key), so the workers
-// contend on the CAS loops of the shared buckets. Main steers the phases
+// contend on the CAS loops of the shared buckets when they grab chunks for
+// their allowances (each worker's BucketTable has its own; `now` is read once
+// per batch, so most takes are served from it). Main steers the phases
 // through one Int32 in a second shared buffer: WARMUP -> MEASURE -> STOP. A
 // worker counts the operations it completes between seeing MEASURE and seeing
 // STOP, times that window itself and posts { ops, seconds, failures } to main.

@@ -1,16 +1,17 @@
-// Hierarchical token buckets in shared memory.
+// Hierarchical token buckets in shared memory, with per-thread allowances.
 //
 // Threads: every I/O thread and the controller (main thread) hold a
 // BucketTable over the same SharedArrayBuffer. Any thread may take, refund and
 // refill any bucket; only the controller changes rates and bursts. All
 // multi-step updates of one field are CAS loops (Atomics.compareExchange), so
-// no thread ever blocks another; nothing here waits.
+// no thread ever blocks another; nothing here waits. A BucketTable instance
+// belongs to one thread: its allowances (below) are plain fields, never shared.
 //
 // Refill is lazy: a thread that finds time has passed claims the interval by
 // CAS on LAST_REFILL_MS (so each millisecond is credited once) and then adds
 // elapsed x rate, clamped to the burst, with a CAS loop on TOKENS_MILLI. A take
 // is a CAS loop that subtracts only if enough tokens are there, so a bucket's
-// tokens never go negative and no more than rate x t + burst is ever granted
+// tokens never go negative and no more than rate x t + burst is ever taken
 // over any interval t.
 //
 // Reads that only decide whether to try (a field's current value before a
@@ -28,6 +29,33 @@
 // new arrival: of the same or a stronger one, so it queues behind them). LOW
 // traffic on one thread therefore cannot take the tokens a CRITICAL waiter on
 // another thread is waiting for.
+//
+// Allowances (why: a CAS is ~23 ns in V8 and not inlined, so three per grant
+// were the whole cost of a take). When this thread acquires the same leaf
+// again within the same clock millisecond, the take grabs a chunk of tokens
+// from every level at once (one CAS per level, all or nothing as above) and
+// keeps the surplus as this thread's allowance for that leaf; later takes on
+// the leaf in that millisecond are served from it with no atomic operation.
+// The chunk is one take (exactly the plain take) for the first acquire of a
+// leaf in a millisecond and doubles with each further grab in the same
+// millisecond, so what a thread holds never exceeds what it has granted on
+// that leaf in this millisecond; it is also capped per level at
+// burst / (ALLOWANCE_SHARE x threads). An allowance is served only if no
+// bucket on the chain has a waiter or a concurrency limit (plain reads of
+// WAITERS_ANY and CONCURRENCY on every take), so the priority rule stays
+// exact and slots stay per lease. Everything held is given back (refunded,
+// capped at the burst, as refund() does):
+//   - when the millisecond changes (the first acquire with another `now`),
+//   - when a take served from it sees a waiter on its chain,
+//   - before this thread reports a token failure (the take is retried with
+//     nothing held, so a thread never fails for tokens it holds itself),
+//   - on flushAllowances(now), which an idle thread calls from a timer.
+// Tokens held are granted only within the millisecond in which they were
+// taken, so every grant carries its take's `now`, and the rate + burst bound
+// above holds for grants exactly as for takes. The controller's rate and
+// burst changes need no signal: an allowance taken under the old limits is
+// granted within that millisecond (as a take just before the change would
+// be), and given back later under the new burst, which clamps the refund.
 
 import type { Clock } from './clock.ts';
 import type { BucketSpec, KeyIndex } from './key-index.ts';
@@ -51,18 +79,50 @@ export function failReason(result: number): number { return (result - 1) & 3; }
 function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
 
 const MAX_DEPTH = 3;
+/**
+ * A thread's allowance on a leaf is at most 1/ALLOWANCE_SHARE of each level's
+ * burst, divided among the threads: all threads together hold at most that
+ * share of a bucket through any one leaf.
+ */
+export const ALLOWANCE_SHARE = 16;
+/** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
+const GUARDS = 2 * MAX_DEPTH;
 
 export class BucketTable {
-  readonly state: Int32Array;
-  readonly size: number;
+  // Fields set in the constructor are `declare`d, so no class field is emitted
+  // for them: a field first defined as undefined and then set to an Int32Array
+  // loses its exact type in V8, and the inlined acquire() would check the kind
+  // of every array it reads.
+  declare readonly state: Int32Array;
+  declare readonly size: number;
   /** This thread's counter block (Float64), or null for the controller. */
-  private readonly counters: Float64Array | null;
-  private readonly counterOffset: number;
+  declare private readonly counters: Float64Array | null;
+  declare private readonly counterOffset: number;
   /** chains[b * MAX_DEPTH + i]: i-th bucket from b up to its pool; -1 pads. */
-  private readonly chains: Int32Array;
-  private readonly clock: Clock;
+  declare private readonly chains: Int32Array;
+  /**
+   * guards[b * GUARDS + 2i], [.. + 2i + 1]: the state indices of WAITERS_ANY and
+   * CONCURRENCY of the i-th bucket of b's chain (a short chain repeats its
+   * pool): what a take served from an allowance reads, branch-free.
+   */
+  declare private readonly guards: Int32Array;
+  declare private readonly clock: Clock;
   /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
   lastSlotMask = 0;
+  /** ALLOWANCE_SHARE x threads: a level's burst divided by this caps a chunk. */
+  declare private readonly allowanceDivisor: number;
+  /** Milli-tokens this thread holds for each leaf, taken from every level of its chain. */
+  declare private readonly held: Int32Array;
+  /** Leaves that may hold an allowance (listed[leaf] = 1), heldCount of them. */
+  declare private readonly heldLeaves: Int32Array;
+  declare private readonly listed: Uint8Array;
+  private heldCount = 0;
+  /** The millisecond the allowances belong to, and a counter that changes with it. */
+  private allowanceMs = 0;
+  private epoch = 1;
+  /** seenEpoch[leaf] === epoch: the leaf was acquired in this millisecond; chunk[leaf]: takes in its last grab. */
+  declare private readonly seenEpoch: Int32Array;
+  declare private readonly chunk: Int32Array;
 
   constructor(views: ShmViews, clock: Clock, thread: number | null) {
     this.state = views.state;
@@ -78,6 +138,22 @@ export class BucketTable {
         cur = this.state[stateBase(cur) + PARENT_INDEX];
       }
     }
+    this.guards = new Int32Array(this.size * GUARDS);
+    for (let b = 0; b < this.size; b++) {
+      let base = 0;
+      for (let i = 0; i < MAX_DEPTH; i++) {
+        const level = this.chains[b * MAX_DEPTH + i];
+        if (level >= 0) base = level * BUCKET_FIELDS;
+        this.guards[b * GUARDS + 2 * i] = base + WAITERS_ANY_INDEX;
+        this.guards[b * GUARDS + 2 * i + 1] = base + CONCURRENCY_INDEX;
+      }
+    }
+    this.allowanceDivisor = ALLOWANCE_SHARE * Math.max(1, views.layout.threadCount);
+    this.held = new Int32Array(this.size);
+    this.heldLeaves = new Int32Array(this.size);
+    this.listed = new Uint8Array(this.size);
+    this.seenEpoch = new Int32Array(this.size);
+    this.chunk = new Int32Array(this.size);
   }
 
   /** Writes the initial state of every bucket (controller, before threads start). */
@@ -152,16 +228,46 @@ export class BucketTable {
    * classes, not to its own). Returns GRANTED or a failure code.
    */
   acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+    if (now !== this.allowanceMs) this.newMillisecond(now);
+    const held = this.held[leaf];
+    if (held !== 0) {
+      if (held >= milli) {
+        // Served from the allowance if no bucket on the chain has a waiter or a concurrency limit.
+        const s = this.state;
+        const g = this.guards;
+        const k = leaf * GUARDS;
+        const busy = s[g[k]] | s[g[k + 1]] | s[g[k + 2]] | s[g[k + 3]] | s[g[k + 4]] | s[g[k + 5]];
+        if (busy === 0) {
+          this.held[leaf] = held - milli;
+          this.lastSlotMask = 0;
+          return GRANTED;
+        }
+        this.giveBackAll();
+      } else {
+        this.giveBack(leaf);
+      }
+    }
+    return this.acquireShared(leaf, milli, priority, queued, now);
+  }
+
+  /** acquire() on the shared buckets: the priority gate, slots, then a single take or a chunk. */
+  private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
     const s = this.state;
     const chains = this.chains;
     const c = leaf * MAX_DEPTH;
     const gate = queued ? priority : priority + 1;
+    let minBurst = 0x7fffffff;
+    let plain = false; // a waiter or a concurrency limit on the chain: no chunk
     let depth = 0;
     for (; depth < MAX_DEPTH; depth++) {
       const b = chains[c + depth];
       if (b < 0) break;
       const base = b * BUCKET_FIELDS;
+      const burst = s[base + BURST_MILLI_INDEX];
+      if (burst < minBurst) minBurst = burst;
       if (s[base + WAITERS_ANY_INDEX] === 0) continue;
+      plain = true;
+      if (this.heldCount > 0) this.giveBackAll(); // the waiter may need tokens held for other leaves
       for (let q = 0; q < gate; q++) if (s[base + WAITERS_BASE_INDEX + q] > 0) return fail(b, FAIL_PRIORITY);
     }
     // Concurrency slots.
@@ -170,6 +276,7 @@ export class BucketTable {
       const base = chains[c + i] * BUCKET_FIELDS;
       const limit = s[base + CONCURRENCY_INDEX];
       if (limit <= 0) continue;
+      plain = true;
       let ok = false;
       let cur = s[base + IN_FLIGHT_INDEX];
       while (cur < limit) {
@@ -183,18 +290,116 @@ export class BucketTable {
       }
       mask |= 1 << i;
     }
-    // Tokens, leaf first.
+    // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
+    let amount = milli;
+    if (this.seenEpoch[leaf] !== this.epoch) {
+      this.seenEpoch[leaf] = this.epoch;
+      this.chunk[leaf] = 1;
+    } else if (!plain && milli > 0) {
+      const k = Math.min(this.chunk[leaf] * 2, Math.floor(Math.floor(minBurst / this.allowanceDivisor) / milli));
+      if (k >= 2) { this.chunk[leaf] = k; amount = k * milli; }
+    }
+    let at = this.takeChain(c, depth, amount, now);
+    if (at < 0) {
+      if (amount !== milli) this.keep(leaf, amount - milli);
+      this.lastSlotMask = mask;
+      return GRANTED;
+    }
+    if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
+      this.chunk[leaf] = 1;
+      at = this.takeChain(c, depth, milli, now);
+    }
+    if (at >= 0 && this.heldCount > 0) { // never fail for tokens this thread holds
+      this.giveBackAll();
+      at = this.takeChain(c, depth, milli, now);
+    }
+    if (at >= 0) {
+      this.releaseSlots(leaf, mask);
+      return fail(chains[c + at], FAIL_TOKENS);
+    }
+    this.lastSlotMask = mask;
+    return GRANTED;
+  }
+
+  /** Takes `milli` from the first `depth` levels of chain `c`, leaf first: -1, or the level that failed (nothing taken). */
+  private takeChain(c: number, depth: number, milli: number, now: number): number {
+    const chains = this.chains;
     for (let i = 0; i < depth; i++) {
       const b = chains[c + i];
       this.refill(b, now);
       if (!this.take(b * BUCKET_FIELDS, milli)) {
         for (let j = 0; j < i; j++) this.refund(chains[c + j], milli);
-        this.releaseSlots(leaf, mask);
-        return fail(b, FAIL_TOKENS);
+        return i;
       }
     }
-    this.lastSlotMask = mask;
-    return GRANTED;
+    return -1;
+  }
+
+  /** Starts millisecond `now`: everything held is given back, chunks start again at one take. */
+  private newMillisecond(now: number): void {
+    this.allowanceMs = now;
+    this.epoch = (this.epoch + 1) | 0;
+    if (this.heldCount > 0) this.giveBackAll();
+  }
+
+  /** Adds `milli` (taken from every level of the leaf's chain) to the leaf's allowance. */
+  private keep(leaf: number, milli: number): void {
+    this.held[leaf] += milli;
+    if (this.listed[leaf] === 0) {
+      this.listed[leaf] = 1;
+      this.heldLeaves[this.heldCount++] = leaf;
+    }
+  }
+
+  /** Refunds the leaf's allowance to every level of its chain. */
+  private giveBack(leaf: number): void {
+    const milli = this.held[leaf];
+    if (milli === 0) return;
+    this.held[leaf] = 0;
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      const b = this.chains[c + i];
+      if (b < 0) break;
+      this.refund(b, milli);
+    }
+  }
+
+  private giveBackAll(): void {
+    const n = this.heldCount;
+    this.heldCount = 0;
+    for (let i = 0; i < n; i++) {
+      const leaf = this.heldLeaves[i];
+      this.listed[leaf] = 0;
+      this.giveBack(leaf);
+    }
+  }
+
+  /**
+   * Gives back every allowance this thread holds and starts millisecond `now`
+   * afresh. An I/O thread calls it when idle (from a timer), so tokens it took
+   * for a burst of takes do not wait for its next acquire.
+   */
+  flushAllowances(now: number): void {
+    this.giveBackAll();
+    this.allowanceMs = now;
+    this.epoch = (this.epoch + 1) | 0;
+  }
+
+  /** True while this thread holds tokens in an allowance (flushAllowances would give some back). */
+  holdsAllowances(): boolean {
+    for (let i = 0; i < this.heldCount; i++) if (this.held[this.heldLeaves[i]] !== 0) return true;
+    return false;
+  }
+
+  /** Milli-tokens this thread holds in allowances drawn from bucket b (as a leaf or an ancestor). */
+  private heldFrom(b: number): number {
+    let sum = 0;
+    for (let i = 0; i < this.heldCount; i++) {
+      const leaf = this.heldLeaves[i];
+      const c = leaf * MAX_DEPTH;
+      if (this.chains[c] === b || this.chains[c + 1] === b || this.chains[c + 2] === b) sum += this.held[leaf];
+    }
+    return sum;
   }
 
   /** Undoes a successful acquire: tokens back to every level, slots freed. */
@@ -229,9 +434,12 @@ export class BucketTable {
     return Math.max(1, Math.ceil((Math.max(deficit, 0) * 1000) / rate));
   }
 
-  /** Whole tokens left in a bucket. */
+  /** Whole tokens left in a bucket, counting this thread's allowances drawn from it (other threads' are not seen). */
   remaining(b: number): number {
-    return Math.floor(Atomics.load(this.state, b * BUCKET_FIELDS + TOKENS_MILLI_INDEX) / MILLI);
+    const base = b * BUCKET_FIELDS;
+    let milli = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
+    if (this.heldCount > 0) milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + this.heldFrom(b));
+    return Math.floor(milli / MILLI);
   }
 
   /** Registers (+1) or unregisters (-1) a waiter of `priority` blocked at bucket b. */
