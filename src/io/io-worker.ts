@@ -60,6 +60,7 @@ const open = new Set<WsConn>();
 let nextConnId = 1;
 let listenSocket: uWS.us_listen_socket | null = null;
 let drainTimer: NodeJS.Timeout | null = null;
+let flushTimer: NodeJS.Timeout | null = null;
 let maxMessage = config.max_message_bytes;
 let maxBackpressure = config.limits.max_backpressure_bytes;
 
@@ -95,7 +96,19 @@ function scheduleDrain(): void {
   if (drainTimer === null && handler.waiters.size > 0) drainTimer = setTimeout(drainTick, 1);
 }
 
+/**
+ * Tokens this thread holds in allowances (bucket-table.ts) go back at its next
+ * acquire in a later millisecond; when no acquire comes, this timer gives them
+ * back about a millisecond later, so an idle thread never sits on them.
+ */
+function scheduleAllowanceFlush(): void {
+  if (flushTimer === null && table.holdsAllowances()) {
+    flushTimer = setTimeout(() => { flushTimer = null; table.flushAllowances(table.nowMs()); }, 1);
+  }
+}
+
 const expiryTimer = setInterval(() => {
+  table.flushAllowances(table.nowMs());
   handler.expireLeases();
   if (handler.admin !== null && handler.admin.size > 0) { handler.expireAdmin(performance.now()); flushDirty(); }
   if (handler.waiters.size > 0) scheduleDrain();
@@ -153,6 +166,7 @@ app.ws<WsData>(WS_PATH, {
     if (out.length > 0) { sendOrClose(ws, out.view()); out.reset(); }
     if (close !== 0) { ws.end(close, 'protocol error'); return; }
     if (handler.waiters.size > 0) scheduleDrain();
+    scheduleAllowanceFlush();
   },
   close: (ws) => {
     const conn = ws.getUserData().conn;
@@ -191,7 +205,9 @@ app.listen(config.listen.host, data.port, (token) => {
 function stop(): void {
   if (listenSocket) { uWS.us_listen_socket_close(listenSocket); listenSocket = null; }
   if (drainTimer) { clearTimeout(drainTimer); drainTimer = null; }
+  if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
   clearInterval(expiryTimer);
+  table.flushAllowances(table.nowMs());
   handler.shutdownWaiters();
   flushDirty();
   const n = open.size;
