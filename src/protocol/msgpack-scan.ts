@@ -5,7 +5,8 @@
 // rewind its read position and loop forever), the reserved byte 0xc1,
 // nesting deeper than MAX_DEPTH, and array, map, string and binary headers
 // that declare more than the bytes left could hold (a decoder would allocate
-// the declared size before finding out).
+// the declared size before finding out). Synchronous, with one
+// scratch stack per thread (each thread has its own copy of this module).
 
 export const MAX_DEPTH = 32;
 
@@ -18,19 +19,25 @@ export interface ScanResult {
 
 const OK_AT = (goodEnd: number): ScanResult => ({ problem: null, goodEnd });
 
+function fail(kind: 'incomplete' | 'corrupt', message: string, goodEnd: number): ScanResult {
+  return { problem: { kind, message }, goodEnd };
+}
+
+/** Big-endian unsigned integer of `bytes` bytes at `at`. */
+function be(b: Uint8Array, at: number, bytes: number): number {
+  let v = 0;
+  for (let i = 0; i < bytes; i++) v = v * 256 + b[at + i];
+  return v;
+}
+
+/** One scratch stack for every scan (pending[d]: values still expected in the container open at depth d). */
+const pending = new Float64Array(MAX_DEPTH + 1);
+
 export function scanMessagePack(b: Uint8Array): ScanResult {
   const n = b.length;
-  // pending[d]: values still expected in the container open at depth d.
-  const pending = new Float64Array(MAX_DEPTH + 1);
   let depth = 0;
   let pos = 0;
   let goodEnd = 0;
-  const fail = (kind: 'incomplete' | 'corrupt', message: string): ScanResult => ({ problem: { kind, message }, goodEnd });
-  const be = (at: number, bytes: number): number => {
-    let v = 0;
-    for (let i = 0; i < bytes; i++) v = v * 256 + b[at + i];
-    return v;
-  };
   while (pos < n) {
     const h = b[pos];
     let size = 1; // header bytes
@@ -48,26 +55,26 @@ export function scanMessagePack(b: Uint8Array): ScanResult {
     else if (h === 0xda || h === 0xc5 || h === 0xdc || h === 0xde) size = 3;
     else if (h === 0xdb || h === 0xc6 || h === 0xdd || h === 0xdf) size = 5;
     else if ((h >= 0xc7 && h <= 0xc9) || (h >= 0xd4 && h <= 0xd8)) {
-      return fail('corrupt', `extension type at byte ${pos}: the protocol uses none`);
-    } else return fail('corrupt', `byte 0x${h.toString(16)} at ${pos} starts no MessagePack value`);
-    if (pos + size > n) return fail('incomplete', 'message ends inside a MessagePack header');
+      return fail('corrupt', `extension type at byte ${pos}: the protocol uses none`, goodEnd);
+    } else return fail('corrupt', `byte 0x${h.toString(16)} at ${pos} starts no MessagePack value`, goodEnd);
+    if (pos + size > n) return fail('incomplete', 'message ends inside a MessagePack header', goodEnd);
     if (size > 1) {
-      const len = be(pos + 1, size - 1);
+      const len = be(b, pos + 1, size - 1);
       if (h === 0xdc || h === 0xdd) children = len;
       else if (h === 0xde || h === 0xdf) children = len * 2;
       else payload = len;
     }
-    if (pos + size + payload > n) return fail('incomplete', 'message ends inside a MessagePack value');
+    if (pos + size + payload > n) return fail('incomplete', 'message ends inside a MessagePack value', goodEnd);
     // Every element takes at least one byte.
-    if (children > n - pos - size) return fail('incomplete', `a container at byte ${pos} declares ${children} elements, more than the bytes left`);
+    if (children > n - pos - size) return fail('incomplete', `a container at byte ${pos} declares ${children} elements, more than the bytes left`, goodEnd);
     pos += size + payload;
     if (depth > 0) pending[depth]--;
     if (children > 0) {
-      if (depth === MAX_DEPTH) return fail('corrupt', `values nested deeper than ${MAX_DEPTH}`);
+      if (depth === MAX_DEPTH) return fail('corrupt', `values nested deeper than ${MAX_DEPTH}`, goodEnd);
       pending[++depth] = children;
     }
     while (depth > 0 && pending[depth] === 0) depth--;
     if (depth === 0) goodEnd = pos;
   }
-  return depth === 0 ? OK_AT(goodEnd) : fail('incomplete', 'message ends inside an array or map');
+  return depth === 0 ? OK_AT(goodEnd) : fail('incomplete', 'message ends inside an array or map', goodEnd);
 }
