@@ -1,11 +1,12 @@
 // Protocol v1 request handling for one I/O thread: answer each request of a
-// message (read by request-reader.ts), keep waiting acquires and leases. Knows
+// message (read by request-reader.ts), keep leases, and hand requests that
+// wait to the thread's WaiterDrain (waiter-drain.ts). Knows
 // nothing of uWS: the worker hands it bytes and a Conn, and sends what it
 // writes.
 //
 // Threads: one RequestHandler per I/O thread, used only by that thread. It
 // shares the bucket table with the other threads (see bucket-table.ts); its
-// leases and wait queue are its own.
+// leases, wait queue and pending admin ops are its own.
 //
 // Replies to requests in a message are written to `out` (one reply message per
 // incoming message). Replies that come later (a waiter granted or timed out)
@@ -21,22 +22,22 @@ import {
   MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
   STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION,
 } from '../protocol/opcodes.ts';
-import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
+import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WAIT_SUM_MS_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
-import { WaitQueue, type Waiter } from './wait-queue.ts';
+import { WaitQueue } from './wait-queue.ts';
+import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
-/** Longest wait a request may ask for; longer waits are cut to this. */
-export const MAX_WAIT_MS = 600_000;
+export { MAX_WAIT_MS } from './waiter-drain.ts';
 /** Failed authentications after which a connection is closed. */
 export const MAX_AUTH_FAILURES = 5;
 
@@ -69,7 +70,7 @@ export interface HandlerOptions {
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
 const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
 
-export class RequestHandler implements RequestSink<Conn> {
+export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   readonly out = new MsgWriter(16 * 1024);
   readonly leases: LeaseTable;
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
@@ -80,8 +81,7 @@ export class RequestHandler implements RequestSink<Conn> {
   private o: HandlerOptions;
   private readonly table: BucketTable;
   private ttlMs: number;
-  private readonly failedPass: Int32Array;
-  private pass = 0;
+  private readonly drain: WaiterDrain;
   private readonly reader: RequestReader<Conn>;
   /** The clock, read once per message: table.nowMs() and performance.now(). */
   private nowMs = 0;
@@ -92,7 +92,7 @@ export class RequestHandler implements RequestSink<Conn> {
     this.table = o.table;
     this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread);
     this.ttlMs = o.config.lease_ttl_ms;
-    this.failedPass = new Int32Array(o.keys.size);
+    this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
     this.reader = new RequestReader<Conn>(o.keys, this);
   }
@@ -264,19 +264,12 @@ export class RequestHandler implements RequestSink<Conn> {
       t.count(leaf, C_DENIED_INDEX, tokens);
       return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
     }
-    const blockedAt = failBucket(r);
-    t.markWaiter(blockedAt, prio, 1);
-    t.addQueue(leaf, 1);
-    conn.outstanding++;
-    this.waiters.push({
-      conn, id, leaf, tokens, milli, priority: prio, deadline: perf + Math.min(waitMs, MAX_WAIT_MS),
-      enqueuedAt: perf, blockedAt, done: false,
-    });
+    this.drain.add(conn, id, leaf, tokens, milli, prio, r, perf, waitMs);
     return 0;
   }
 
-  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made. */
-  private grant(leaf: number, tokens: number, milli: number, perf: number): number {
+  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made (WaiterHost). */
+  grant(leaf: number, tokens: number, milli: number, perf: number): number {
     const t = this.table;
     const mask = t.lastSlotMask;
     const lease = this.leases.create(leaf, mask, perf + this.ttlMs);
@@ -312,92 +305,28 @@ export class RequestHandler implements RequestSink<Conn> {
     return 0;
   }
 
-  private deferred(conn: Conn): MsgWriter {
+  /** The connection's deferred replies; the connection goes on `dirty` (WaiterHost). */
+  deferred(conn: Conn): MsgWriter {
     if (conn.out === null) conn.out = new MsgWriter(256);
     this.dirty.add(conn);
     return conn.out;
   }
 
-  private finish(wt: Waiter<Conn>): void {
-    wt.done = true;
-    if (wt.blockedAt >= 0) this.table.markWaiter(wt.blockedAt, wt.priority, -1);
-    wt.blockedAt = -1;
-    this.table.addQueue(wt.leaf, -1);
-    wt.conn.outstanding--;
-  }
-
-  /**
-   * One pass over the waiters: grant what the buckets allow, in priority then
-   * arrival order (a key that failed is not retried later in the same pass, so
-   * a key's waiters stay first-come first-served), and deny those past their
-   * deadline. Returns the number of waiters left.
-   */
+  /** One pass over the waiters (waiter-drain.ts); returns the number left. */
   drainWaiters(): number {
-    if (this.waiters.size === 0) return 0;
-    const t = this.table;
-    const nowMs = t.nowMs();
-    const perf = performance.now();
-    const pass = ++this.pass;
-    for (const q of this.waiters.queues) {
-      for (const wt of q) {
-        if (wt.done) continue;
-        if (wt.conn.closed) { this.finish(wt); continue; }
-        if (this.failedPass[wt.leaf] !== pass) {
-          const r = t.acquire(wt.leaf, wt.milli, wt.priority, true, nowMs);
-          if (r === GRANTED) {
-            this.finish(wt);
-            const lease = this.grant(wt.leaf, wt.tokens, wt.milli, perf);
-            const out = this.deferred(wt.conn);
-            if (lease === 0) this.error(out, OP_ACQUIRE, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
-            else {
-              t.count(wt.leaf, C_WAIT_SUM_MS_INDEX, perf - wt.enqueuedAt);
-              out.array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_OK).uint(lease).uint(t.remaining(wt.leaf));
-            }
-            continue;
-          }
-          this.failedPass[wt.leaf] = pass;
-          const at = failBucket(r);
-          if (at !== wt.blockedAt) {
-            t.markWaiter(at, wt.priority, 1);
-            if (wt.blockedAt >= 0) t.markWaiter(wt.blockedAt, wt.priority, -1);
-            wt.blockedAt = at;
-          }
-          if (perf >= wt.deadline) {
-            this.finish(wt);
-            t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
-            this.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0)
-              .uint(t.retryAfterMs(r, wt.milli, nowMs));
-          }
-        } else if (perf >= wt.deadline) {
-          this.finish(wt);
-          t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
-          this.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0).uint(1);
-        }
-      }
-    }
-    this.waiters.sweep();
-    return this.waiters.size;
+    return this.drain.drain();
   }
 
   /** Ends every waiter of a closed connection at once. */
   dropConnection(conn: Conn): void {
     conn.closed = true;
-    if (conn.outstanding === 0) return;
-    for (const q of this.waiters.queues) for (const wt of q) if (!wt.done && wt.conn === conn) this.finish(wt);
-    this.waiters.sweep();
+    this.drain.dropConnection(conn);
   }
 
   /** Answers every waiter and pending admin op SHUTTING_DOWN (the daemon is stopping). */
   shutdownWaiters(): void {
     this.expireAdmin(Infinity, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
-    for (const q of this.waiters.queues) {
-      for (const wt of q) {
-        if (wt.done) continue;
-        this.finish(wt);
-        if (!wt.conn.closed) this.error(this.deferred(wt.conn), OP_ACQUIRE, wt.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
-      }
-    }
-    this.waiters.sweep();
+    this.drain.shutdown();
   }
 
   /** Frees the slots of leases past their TTL. */

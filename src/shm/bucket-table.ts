@@ -30,33 +30,15 @@
 // traffic on one thread therefore cannot take the tokens a CRITICAL waiter on
 // another thread is waiting for.
 //
-// Allowances (why: a CAS is ~23 ns in V8 and not inlined, so three per grant
-// were the whole cost of a take). When this thread acquires the same leaf
-// again within the same clock millisecond, the take grabs a chunk of tokens
-// from every level at once (one CAS per level, all or nothing as above) and
-// keeps the surplus as this thread's allowance for that leaf; later takes on
-// the leaf in that millisecond are served from it with no atomic operation.
-// The chunk is one take (exactly the plain take) for the first acquire of a
-// leaf in a millisecond and doubles with each further grab in the same
-// millisecond, so what a thread holds never exceeds what it has granted on
-// that leaf in this millisecond; it is also capped per level at
-// burst / (ALLOWANCE_SHARE x threads). An allowance is served only if no
-// bucket on the chain has a waiter or a concurrency limit (plain reads of
-// WAITERS_ANY and CONCURRENCY on every take), so the priority rule stays
-// exact and slots stay per lease. Everything held is given back (refunded,
-// capped at the burst, as refund() does):
-//   - when the millisecond changes (the first acquire with another `now`),
-//   - when a take served from it sees a waiter on its chain,
-//   - before this thread reports a token failure (the take is retried with
-//     nothing held, so a thread never fails for tokens it holds itself),
-//   - on flushAllowances(now), which an idle thread calls from a timer.
-// Tokens held are granted only within the millisecond in which they were
-// taken, so every grant carries its take's `now`, and the rate + burst bound
-// above holds for grants exactly as for takes. The controller's rate and
-// burst changes need no signal: an allowance taken under the old limits is
-// granted within that millisecond (as a take just before the change would
-// be), and given back later under the new burst, which clamps the refund.
+// Allowances: when this thread acquires the same leaf again within one clock
+// millisecond, the take grabs a chunk from every level and keeps the surplus
+// as this thread's allowance for the leaf; further takes in that millisecond
+// are served from it with no atomic operation (the fast path of acquire()),
+// as long as no bucket on the chain has a waiter or a concurrency limit. The
+// bookkeeping (chunk sizes, give-back, flush) and why it keeps the bounds
+// above are in allowances.ts; it is thread-local, like the whole instance.
 
+import { Allowances } from './allowances.ts';
 import type { Clock } from './clock.ts';
 import type { BucketSpec, KeyIndex } from './key-index.ts';
 import {
@@ -78,13 +60,9 @@ export function failBucket(result: number): number { return (result - 1) >> 2; }
 export function failReason(result: number): number { return (result - 1) & 3; }
 function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
 
+export { ALLOWANCE_SHARE } from './allowances.ts';
+
 const MAX_DEPTH = 3;
-/**
- * A thread's allowance on a leaf is at most 1/ALLOWANCE_SHARE of each level's
- * burst, divided among the threads: all threads together hold at most that
- * share of a bucket through any one leaf.
- */
-export const ALLOWANCE_SHARE = 16;
 /** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
 const GUARDS = 2 * MAX_DEPTH;
 
@@ -109,20 +87,8 @@ export class BucketTable {
   declare private readonly clock: Clock;
   /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
   lastSlotMask = 0;
-  /** ALLOWANCE_SHARE x threads: a level's burst divided by this caps a chunk. */
-  declare private readonly allowanceDivisor: number;
-  /** Milli-tokens this thread holds for each leaf, taken from every level of its chain. */
-  declare private readonly held: Int32Array;
-  /** Leaves that may hold an allowance (listed[leaf] = 1), heldCount of them. */
-  declare private readonly heldLeaves: Int32Array;
-  declare private readonly listed: Uint8Array;
-  private heldCount = 0;
-  /** The millisecond the allowances belong to, and a counter that changes with it. */
-  private allowanceMs = 0;
-  private epoch = 1;
-  /** seenEpoch[leaf] === epoch: the leaf was acquired in this millisecond; chunk[leaf]: takes in its last grab. */
-  declare private readonly seenEpoch: Int32Array;
-  declare private readonly chunk: Int32Array;
+  /** This thread's allowances (thread-local bookkeeping, allowances.ts). */
+  declare private readonly allowances: Allowances;
 
   constructor(views: ShmViews, clock: Clock, thread: number | null) {
     this.state = views.state;
@@ -148,12 +114,7 @@ export class BucketTable {
         this.guards[b * GUARDS + 2 * i + 1] = base + CONCURRENCY_INDEX;
       }
     }
-    this.allowanceDivisor = ALLOWANCE_SHARE * Math.max(1, views.layout.threadCount);
-    this.held = new Int32Array(this.size);
-    this.heldLeaves = new Int32Array(this.size);
-    this.listed = new Uint8Array(this.size);
-    this.seenEpoch = new Int32Array(this.size);
-    this.chunk = new Int32Array(this.size);
+    this.allowances = new Allowances(this, this.chains, MAX_DEPTH, views.layout.threadCount);
   }
 
   /** Writes the initial state of every bucket (controller, before threads start). */
@@ -228,8 +189,9 @@ export class BucketTable {
    * classes, not to its own). Returns GRANTED or a failure code.
    */
   acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
-    if (now !== this.allowanceMs) this.newMillisecond(now);
-    const held = this.held[leaf];
+    const a = this.allowances;
+    if (now !== a.ms) a.startMillisecond(now);
+    const held = a.held[leaf];
     if (held !== 0) {
       if (held >= milli) {
         // Served from the allowance if no bucket on the chain has a waiter or a concurrency limit.
@@ -238,13 +200,13 @@ export class BucketTable {
         const k = leaf * GUARDS;
         const busy = s[g[k]] | s[g[k + 1]] | s[g[k + 2]] | s[g[k + 3]] | s[g[k + 4]] | s[g[k + 5]];
         if (busy === 0) {
-          this.held[leaf] = held - milli;
+          a.held[leaf] = held - milli;
           this.lastSlotMask = 0;
           return GRANTED;
         }
-        this.giveBackAll();
+        a.giveBackAll();
       } else {
-        this.giveBack(leaf);
+        a.giveBack(leaf);
       }
     }
     return this.acquireShared(leaf, milli, priority, queued, now);
@@ -254,6 +216,7 @@ export class BucketTable {
   private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
     const s = this.state;
     const chains = this.chains;
+    const a = this.allowances;
     const c = leaf * MAX_DEPTH;
     const gate = queued ? priority : priority + 1;
     let minBurst = 0x7fffffff;
@@ -267,7 +230,7 @@ export class BucketTable {
       if (burst < minBurst) minBurst = burst;
       if (s[base + WAITERS_ANY_INDEX] === 0) continue;
       plain = true;
-      if (this.heldCount > 0) this.giveBackAll(); // the waiter may need tokens held for other leaves
+      if (a.heldCount > 0) a.giveBackAll(); // the waiter may need tokens held for other leaves
       for (let q = 0; q < gate; q++) if (s[base + WAITERS_BASE_INDEX + q] > 0) return fail(b, FAIL_PRIORITY);
     }
     // Concurrency slots.
@@ -291,26 +254,19 @@ export class BucketTable {
       mask |= 1 << i;
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
-    let amount = milli;
-    if (this.seenEpoch[leaf] !== this.epoch) {
-      this.seenEpoch[leaf] = this.epoch;
-      this.chunk[leaf] = 1;
-    } else if (!plain && milli > 0) {
-      const k = Math.min(this.chunk[leaf] * 2, Math.floor(Math.floor(minBurst / this.allowanceDivisor) / milli));
-      if (k >= 2) { this.chunk[leaf] = k; amount = k * milli; }
-    }
+    const amount = a.chunkFor(leaf, milli, minBurst, plain);
     let at = this.takeChain(c, depth, amount, now);
     if (at < 0) {
-      if (amount !== milli) this.keep(leaf, amount - milli);
+      if (amount !== milli) a.keep(leaf, amount - milli);
       this.lastSlotMask = mask;
       return GRANTED;
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
-      this.chunk[leaf] = 1;
+      a.chunkFailed(leaf);
       at = this.takeChain(c, depth, milli, now);
     }
-    if (at >= 0 && this.heldCount > 0) { // never fail for tokens this thread holds
-      this.giveBackAll();
+    if (at >= 0 && a.heldCount > 0) { // never fail for tokens this thread holds
+      a.giveBackAll();
       at = this.takeChain(c, depth, milli, now);
     }
     if (at >= 0) {
@@ -335,72 +291,17 @@ export class BucketTable {
     return -1;
   }
 
-  /** Starts millisecond `now`: everything held is given back, chunks start again at one take. */
-  private newMillisecond(now: number): void {
-    this.allowanceMs = now;
-    this.epoch = (this.epoch + 1) | 0;
-    if (this.heldCount > 0) this.giveBackAll();
-  }
-
-  /** Adds `milli` (taken from every level of the leaf's chain) to the leaf's allowance. */
-  private keep(leaf: number, milli: number): void {
-    this.held[leaf] += milli;
-    if (this.listed[leaf] === 0) {
-      this.listed[leaf] = 1;
-      this.heldLeaves[this.heldCount++] = leaf;
-    }
-  }
-
-  /** Refunds the leaf's allowance to every level of its chain. */
-  private giveBack(leaf: number): void {
-    const milli = this.held[leaf];
-    if (milli === 0) return;
-    this.held[leaf] = 0;
-    const c = leaf * MAX_DEPTH;
-    for (let i = 0; i < MAX_DEPTH; i++) {
-      const b = this.chains[c + i];
-      if (b < 0) break;
-      this.refund(b, milli);
-    }
-  }
-
-  private giveBackAll(): void {
-    const n = this.heldCount;
-    this.heldCount = 0;
-    for (let i = 0; i < n; i++) {
-      const leaf = this.heldLeaves[i];
-      this.listed[leaf] = 0;
-      this.giveBack(leaf);
-    }
-  }
-
   /**
    * Gives back every allowance this thread holds and starts millisecond `now`
    * afresh. An I/O thread calls it when idle (from a timer), so tokens it took
    * for a burst of takes do not wait for its next acquire.
    */
   flushAllowances(now: number): void {
-    this.giveBackAll();
-    this.allowanceMs = now;
-    this.epoch = (this.epoch + 1) | 0;
+    this.allowances.startMillisecond(now);
   }
 
   /** True while this thread holds tokens in an allowance (flushAllowances would give some back). */
-  holdsAllowances(): boolean {
-    for (let i = 0; i < this.heldCount; i++) if (this.held[this.heldLeaves[i]] !== 0) return true;
-    return false;
-  }
-
-  /** Milli-tokens this thread holds in allowances drawn from bucket b (as a leaf or an ancestor). */
-  private heldFrom(b: number): number {
-    let sum = 0;
-    for (let i = 0; i < this.heldCount; i++) {
-      const leaf = this.heldLeaves[i];
-      const c = leaf * MAX_DEPTH;
-      if (this.chains[c] === b || this.chains[c + 1] === b || this.chains[c + 2] === b) sum += this.held[leaf];
-    }
-    return sum;
-  }
+  holdsAllowances(): boolean { return this.allowances.holdsAny(); }
 
   /** Undoes a successful acquire: tokens back to every level, slots freed. */
   undoAcquire(leaf: number, milli: number, mask: number): void {
@@ -438,7 +339,8 @@ export class BucketTable {
   remaining(b: number): number {
     const base = b * BUCKET_FIELDS;
     let milli = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
-    if (this.heldCount > 0) milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + this.heldFrom(b));
+    const a = this.allowances;
+    if (a.heldCount > 0) milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + a.heldFrom(b));
     return Math.floor(milli / MILLI);
   }
 

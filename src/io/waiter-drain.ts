@@ -1,0 +1,148 @@
+// Waiting ACQUIREs of one I/O thread: queue a request that asked to wait,
+// retry the waiters in passes, deny those past their deadline, and end them
+// when their connection closes or the daemon stops.
+//
+// Threads: one WaiterDrain per RequestHandler, so per I/O thread, used only by
+// that thread; its queue and pass bookkeeping are its own. What other threads
+// see of a waiter is its registration in the shared table (WAITERS[priority]
+// of the bucket that blocks it, and the key's QUEUE gauge: atomic adds in
+// bucket-table.ts), which is how the cross-thread priority rule holds; every
+// waiter is unregistered exactly once, in finish().
+//
+// Replies come later than the request's message, so they go to the
+// connection's deferred writer (host.deferred), which the worker flushes.
+
+// The global `performance` is a lazy getter in worker threads (a call per use); the import is a plain binding.
+import { performance } from 'node:perf_hooks';
+import { ErrorCode } from '../protocol/errors.ts';
+import type { MsgWriter } from '../protocol/codec.ts';
+import { OP_ACQUIRE, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
+import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
+import { C_DENIED_INDEX, C_WAIT_SUM_MS_INDEX } from '../shm/layout.ts';
+import type { Conn } from './request-handler.ts';
+import type { WaitQueue, Waiter } from './wait-queue.ts';
+
+/** Longest wait a request may ask for; longer waits are cut to this. */
+export const MAX_WAIT_MS = 600_000;
+
+/** What the drain needs of its RequestHandler. */
+export interface WaiterHost {
+  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made. */
+  grant(leaf: number, tokens: number, milli: number, perf: number): number;
+  /** The connection's deferred replies (the connection is then flushed). */
+  deferred(conn: Conn): MsgWriter;
+}
+
+function writeError(w: MsgWriter, id: number, code: number, message: string): void {
+  w.array(4).uint(OP_ACQUIRE).uint(id).uint(code).str(message);
+}
+
+export class WaiterDrain {
+  private readonly failedPass: Int32Array;
+  private pass = 0;
+
+  constructor(
+    private readonly waiters: WaitQueue<Conn>,
+    private readonly table: BucketTable,
+    keyCount: number,
+    private readonly host: WaiterHost,
+  ) {
+    this.failedPass = new Int32Array(keyCount);
+  }
+
+  /**
+   * Queues an ACQUIRE that failed with `failure` (an acquire() result) and
+   * may wait `waitMs`, measured from `perf` (performance.now()).
+   */
+  add(conn: Conn, id: number, leaf: number, tokens: number, milli: number, priority: number, failure: number, perf: number, waitMs: number): void {
+    const t = this.table;
+    const blockedAt = failBucket(failure);
+    t.markWaiter(blockedAt, priority, 1);
+    t.addQueue(leaf, 1);
+    conn.outstanding++;
+    this.waiters.push({
+      conn, id, leaf, tokens, milli, priority, deadline: perf + Math.min(waitMs, MAX_WAIT_MS),
+      enqueuedAt: perf, blockedAt, done: false,
+    });
+  }
+
+  private finish(wt: Waiter<Conn>): void {
+    wt.done = true;
+    if (wt.blockedAt >= 0) this.table.markWaiter(wt.blockedAt, wt.priority, -1);
+    wt.blockedAt = -1;
+    this.table.addQueue(wt.leaf, -1);
+    wt.conn.outstanding--;
+  }
+
+  /**
+   * One pass over the waiters: grant what the buckets allow, in priority then
+   * arrival order (a key that failed is not retried later in the same pass, so
+   * a key's waiters stay first-come first-served), and deny those past their
+   * deadline. Returns the number of waiters left.
+   */
+  drain(): number {
+    if (this.waiters.size === 0) return 0;
+    const t = this.table;
+    const nowMs = t.nowMs();
+    const perf = performance.now();
+    const pass = ++this.pass;
+    for (const q of this.waiters.queues) {
+      for (const wt of q) {
+        if (wt.done) continue;
+        if (wt.conn.closed) { this.finish(wt); continue; }
+        if (this.failedPass[wt.leaf] !== pass) {
+          const r = t.acquire(wt.leaf, wt.milli, wt.priority, true, nowMs);
+          if (r === GRANTED) {
+            this.finish(wt);
+            const lease = this.host.grant(wt.leaf, wt.tokens, wt.milli, perf);
+            const out = this.host.deferred(wt.conn);
+            if (lease === 0) writeError(out, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+            else {
+              t.count(wt.leaf, C_WAIT_SUM_MS_INDEX, perf - wt.enqueuedAt);
+              out.array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_OK).uint(lease).uint(t.remaining(wt.leaf));
+            }
+            continue;
+          }
+          this.failedPass[wt.leaf] = pass;
+          const at = failBucket(r);
+          if (at !== wt.blockedAt) {
+            t.markWaiter(at, wt.priority, 1);
+            if (wt.blockedAt >= 0) t.markWaiter(wt.blockedAt, wt.priority, -1);
+            wt.blockedAt = at;
+          }
+          if (perf >= wt.deadline) {
+            this.finish(wt);
+            t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
+            this.host.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0)
+              .uint(t.retryAfterMs(r, wt.milli, nowMs));
+          }
+        } else if (perf >= wt.deadline) {
+          this.finish(wt);
+          t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
+          this.host.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0).uint(1);
+        }
+      }
+    }
+    this.waiters.sweep();
+    return this.waiters.size;
+  }
+
+  /** Ends every waiter of a closed connection at once (no reply: it is gone). */
+  dropConnection(conn: Conn): void {
+    if (conn.outstanding === 0) return;
+    for (const q of this.waiters.queues) for (const wt of q) if (!wt.done && wt.conn === conn) this.finish(wt);
+    this.waiters.sweep();
+  }
+
+  /** Answers every waiter SHUTTING_DOWN (the daemon is stopping). */
+  shutdown(): void {
+    for (const q of this.waiters.queues) {
+      for (const wt of q) {
+        if (wt.done) continue;
+        this.finish(wt);
+        if (!wt.conn.closed) writeError(this.host.deferred(wt.conn), wt.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+      }
+    }
+    this.waiters.sweep();
+  }
+}
