@@ -108,8 +108,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
    * connection must be closed (after the replies in `out` are sent).
    */
   handleMessage(conn: Conn, bytes: Uint8Array): number {
-    this.nowMs = this.table.nowMs();
     this.perf = performance.now();
+    this.nowMs = this.table.msAt(this.perf);
     return this.reader.read(conn, bytes);
   }
 

@@ -123,6 +123,8 @@ export class BucketTable {
   }
 
   nowMs(): number { return this.clock.nowMs(); }
+  /** nowMs() at a performance.now() reading (see Clock.msAt). */
+  msAt(perfMs: number): number { return this.clock.msAt(perfMs); }
 
   /** Credits the bucket with the tokens earned since its last refill. */
   refill(b: number, now: number): void {

@@ -6,6 +6,8 @@
 // epoch (an hrtime reading in ms) to all threads. nowMs() is then
 // "ms since the epoch" as an int32, cheap enough to call per message.
 
+import { performance } from 'node:perf_hooks';
+
 export function hrtimeMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
@@ -13,6 +15,8 @@ export function hrtimeMs(): number {
 export interface Clock {
   /** Whole milliseconds since the epoch, wrapped to int32. */
   nowMs(): number;
+  /** nowMs() at a performance.now() reading of this thread (one clock read serves both; a manual clock ignores it). */
+  msAt(perfMs: number): number;
 }
 
 export function createClock(epochHrMs: number): Clock {
@@ -26,13 +30,17 @@ export function createClock(epochHrMs: number): Clock {
     if (b - a < best) { best = b - a; offset = h - (a + b) / 2; }
   }
   const base = offset - epochHrMs;
-  return { nowMs: () => Math.floor(performance.now() + base) | 0 };
+  return {
+    nowMs: () => Math.floor(performance.now() + base) | 0,
+    msAt: (perfMs: number) => Math.floor(perfMs + base) | 0,
+  };
 }
 
 /** A clock driven by hand, for the simulator and tests. */
 export class ManualClock implements Clock {
   private t = 0;
   nowMs(): number { return this.t | 0; }
+  msAt(): number { return this.t | 0; }
   set(ms: number): void { this.t = ms; }
   advance(ms: number): void { this.t += ms; }
 }
