@@ -71,7 +71,7 @@ const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED
 const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
 
 export class RequestHandler implements RequestSink<Conn>, WaiterHost {
-  readonly out = new MsgWriter(16 * 1024);
+  readonly out = new MsgWriter(16 * 1024, true);
   readonly leases: LeaseTable;
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
   /** Connections with deferred replies to flush. */

@@ -54,6 +54,7 @@ export function encodeValue(value: unknown): Uint8Array {
 }
 
 const textEncoder = new TextEncoder();
+const VIEW_CACHE_BYTES = 512;
 
 /**
  * Appends MessagePack values to a growable buffer. `take()` returns a copy of
@@ -64,10 +65,18 @@ export class MsgWriter {
   private buf: Uint8Array;
   private dv: DataView;
   pos = 0;
+  /** view() results by length, reused while the buffer stays the same (null: no cache). */
+  private views: (Uint8Array | undefined)[] | null;
 
-  constructor(initialBytes = 4096) {
+  /**
+   * `cacheViews`: keep the view() of each length up to VIEW_CACHE_BYTES, so a
+   * writer that sends a reply per message (the I/O thread's) allocates no view
+   * per send. Only for one long-lived writer: the cache holds up to that many views.
+   */
+  constructor(initialBytes = 4096, cacheViews = false) {
     this.buf = new Uint8Array(initialBytes);
     this.dv = new DataView(this.buf.buffer);
+    this.views = cacheViews ? [] : null;
   }
 
   private ensure(n: number): void {
@@ -78,14 +87,19 @@ export class MsgWriter {
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
     this.dv = new DataView(next.buffer);
+    if (this.views !== null) this.views = [];
   }
 
   get length(): number { return this.pos; }
 
   reset(): void { this.pos = 0; }
 
-  /** Bytes written so far, without copying. */
-  view(): Uint8Array { return this.buf.subarray(0, this.pos); }
+  /** Bytes written so far, without copying (valid until the next write). */
+  view(): Uint8Array {
+    const n = this.pos;
+    if (this.views === null || n > VIEW_CACHE_BYTES) return this.buf.subarray(0, n);
+    return this.views[n] ??= this.buf.subarray(0, n);
+  }
 
   /** A copy of the bytes written so far; the writer is reset. */
   take(): Uint8Array {

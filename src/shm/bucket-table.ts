@@ -84,6 +84,8 @@ export class BucketTable {
    * pool): what a take served from an allowance reads, branch-free.
    */
   declare private readonly guards: Int32Array;
+  /** hasChildren[b] = 1 when some bucket's chain runs through b (b is a service with endpoints, or a pool). */
+  declare private readonly hasChildren: Uint8Array;
   declare private readonly clock: Clock;
   /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
   lastSlotMask = 0;
@@ -104,6 +106,8 @@ export class BucketTable {
         cur = this.state[stateBase(cur) + PARENT_INDEX];
       }
     }
+    this.hasChildren = new Uint8Array(this.size);
+    for (let i = 0; i < this.size * MAX_DEPTH; i++) if (i % MAX_DEPTH > 0 && this.chains[i] >= 0) this.hasChildren[this.chains[i]] = 1;
     this.guards = new Int32Array(this.size * GUARDS);
     for (let b = 0; b < this.size; b++) {
       let base = 0;
@@ -342,7 +346,10 @@ export class BucketTable {
     const base = b * BUCKET_FIELDS;
     let milli = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
     const a = this.allowances;
-    if (a.heldCount > 0) milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + a.heldFrom(b));
+    // A bucket without children (most keys: every ACQUIRE reply reads one) has only its own allowance.
+    if (a.heldCount > 0) {
+      milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + (this.hasChildren[b] === 0 ? a.held[b] : a.heldFrom(b)));
+    }
     return Math.floor(milli / MILLI);
   }
 

@@ -22,6 +22,22 @@ describe('codec', () => {
     assert.equal(new MsgWriter().array(20).view().length, 3);
   });
 
+  it('a writer with cached views shows the current bytes after reset and after growing', () => {
+    const w = new MsgWriter(8, true);
+    w.array(2).uint(1).uint(2);
+    const first = w.view();
+    assert.deepEqual([...first], [0x92, 1, 2]);
+    w.reset();
+    w.array(2).uint(3).uint(4);
+    assert.equal(w.view(), first, 'same length: the same view object');
+    assert.deepEqual([...w.view()], [0x92, 3, 4]);
+    w.reset();
+    w.str('x'.repeat(40)); // grows the buffer
+    w.reset();
+    w.array(2).uint(5).uint(6);
+    assert.deepEqual([...w.view()], [0x92, 5, 6]);
+  });
+
   it('decodes a stream of values and writes several into one buffer', () => {
     const w = new MsgWriter();
     w.array(3).uint(1).uint(2).str('k');
