@@ -242,8 +242,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     }
     const milli = tokens * MILLI;
     const prio = t.priority(leaf);
-    t.count(leaf, C_ACQUIRES_INDEX, 1);
-    t.count(leaf, C_REQUESTED_INDEX, tokens);
+    t.countPair(leaf, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
     const r = t.acquire(leaf, milli, prio, false, nowMs);
     if (r === GRANTED) {
       const lease = this.grant(leaf, tokens, milli, perf);
@@ -279,8 +278,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
       t.count(leaf, C_DENIED_INDEX, tokens);
       return 0;
     }
-    t.count(leaf, C_GRANTED_INDEX, tokens);
-    t.count(leaf, C_GRANTS_INDEX, 1);
+    t.countPair(leaf, C_GRANTED_INDEX, tokens, C_GRANTS_INDEX, 1);
     return lease;
   }
 

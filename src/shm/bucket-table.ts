@@ -376,6 +376,19 @@ export class BucketTable {
       ctr[this.counterOffset + b * COUNTER_FIELDS + field] += v;
     }
   }
+  /** count() of two fields in one walk up the chain (the per-request pairs of the hot path). */
+  countPair(leaf: number, fieldA: number, a: number, fieldB: number, b: number): void {
+    const ctr = this.counters!;
+    const c = leaf * MAX_DEPTH;
+    for (let i = 0; i < MAX_DEPTH; i++) {
+      const bucket = this.chains[c + i];
+      if (bucket < 0) return;
+      const base = this.counterOffset + bucket * COUNTER_FIELDS;
+      ctr[base + fieldA] += a;
+      ctr[base + fieldB] += b;
+    }
+  }
+
 
   priority(b: number): number { return this.state[b * BUCKET_FIELDS + PRIORITY_INDEX]; }
   depth(b: number): number { return this.state[b * BUCKET_FIELDS + DEPTH_INDEX]; }
