@@ -23,11 +23,12 @@ export { decode, nestingDepth, type Decoded } from './known-bugs.ts';
 export const FUZZ_POOLS = [
   { name: 'acct', capacity_tps: 100_000, burst: 10_000,
     services: [{ name: 'held', priority: 'HIGH', max_tps: 100_000, burst: 10_000, concurrency: 6 }] },
-  // Low rates: the junk leases are never released (they expire), see LIVE_CONFIG in live-fuzz.ts.
-  { name: 'junk', capacity_tps: 400, burst: 40, services: [
+  // The junk leases are never released (they expire); rates high enough that
+  // the fuzzer's frame rate, not the pool, bounds them (see LIVE_CONFIG in live-fuzz.ts).
+  { name: 'junk', capacity_tps: 6000, burst: 600, services: [
     { name: 'a', priority: 'CRITICAL', max_tps: 200, burst: 20, concurrency: 4,
       endpoints: [{ name: 'e', max_tps: 50, burst: 5, concurrency: 2 }] },
-    { name: 'b', priority: 'LOW', max_tps: 300, burst: 30 },
+    { name: 'b', priority: 'LOW', max_tps: 5000, burst: 500 },
     { name: 'slow', priority: 'MEDIUM', max_tps: 20, burst: 2 },
   ] },
 ];

@@ -25,15 +25,16 @@ import { RawClient, type Reply } from '../fixtures/daemon.ts';
 import { FUZZ_POOLS, FrameFuzzer, JUNK_KEYS, Rng, decode, nestingDepth } from './frame-fuzzer.ts';
 
 /**
- * startTestDaemon() overrides for live fuzzing. Lease churn is kept below
- * ~500 leases per I/O thread per TTL (junk pool at 400 tps, clean rounds every
- * 10 ms, TTL 1 s): a thread's lease FIFO starts at 1024 entries, and its
- * compaction loses leases (known bug lease-fifo-compaction, see
- * regressions.test.ts), which would show up here as in_flight that never
- * drains. Raise the churn again once that is fixed.
+ * startTestDaemon() overrides for live fuzzing. The fuzzer's junk acquires are
+ * granted at about 1000/s here and never released; with a 5 s TTL an I/O
+ * thread holds some 2500 of them at a time, more than its lease FIFO starts
+ * with (1024 entries), so the FIFO grows and compacts while the clean
+ * connections check their leases exactly: a lease lost there (as in the fixed
+ * bug lease-fifo-compaction, regressions.test.ts) shows up as in_flight that
+ * never drains. The test prints the junk grant rate.
  */
 export const LIVE_CONFIG = {
-  io_threads: 2, tick_ms: 100, lease_ttl_ms: 1000, max_message_bytes: 65_536, policy: { mode: 'static' }, pools: FUZZ_POOLS,
+  io_threads: 2, tick_ms: 100, lease_ttl_ms: 5000, max_message_bytes: 65_536, policy: { mode: 'static' }, pools: FUZZ_POOLS,
 };
 const ROUND_MS = 10;
 const SENTINEL = 0xf0000000;

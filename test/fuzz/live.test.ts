@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Daemon } from '../../src/daemon.ts';
-import { startTestDaemon } from '../fixtures/daemon.ts';
+import { httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 import { LIVE_CONFIG, checkRecovered, runLiveFuzz } from './live-fuzz.ts';
 
 const SEED = Number(process.env.TPSD_FUZZ_SEED ?? 20_240_601);
@@ -25,6 +25,9 @@ describe('live fuzz', () => {
     t.diagnostic(`seed ${SEED}: ${r.frames} messages in ${r.seconds.toFixed(1)} s (${Math.round(r.frames / r.seconds)}/s), ` +
       `closes ${JSON.stringify(r.closes)}, clean requests ${r.cleanRequests}, barriers ${r.barriers}`);
     t.diagnostic(`known-bug messages skipped: ${JSON.stringify(r.skipped)}`);
+    const metrics = (await httpGet(daemon.port, '/metrics')).body;
+    const junkLeases = Number(/^tpsd_leases_granted_total\{key="junk",[^}]*\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    t.diagnostic(`junk leases granted (never released): ${junkLeases}, ${Math.round(junkLeases / r.seconds)}/s`);
     assert.deepEqual(r.violations, [], `violations (seed ${SEED})`);
     assert.equal(r.frames, FRAMES);
     assert.ok(r.barriers >= 5, `exact accounting checked at ${r.barriers} barriers`);
