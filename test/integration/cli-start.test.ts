@@ -13,7 +13,7 @@ import { BASE_POOL, RawClient } from '../fixtures/daemon.ts';
 /** `tpsd start ARGS` as a child process (test/fixtures/cli-daemon.ts), exit as a code. */
 function startCli(args: string[]) {
   const d = spawnDaemon(args);
-  return { ...d, exit: d.exit.then((e) => e.code) };
+  return { ...d, exit: d.exit.then((e) => e.code ?? e.signal) };
 }
 
 describe('tpsd start', () => {
@@ -80,7 +80,7 @@ describe('tpsd start', () => {
     } finally {
       c.close();
       d.child.kill('SIGTERM');
-      assert.equal(await d.exit, 0);
+      assert.equal(await d.exit, 0, `exit after SIGTERM; stderr: ${d.stderr().slice(-2000)}; last log: ${d.stdout().slice(-1500)}`);
     }
   });
 
