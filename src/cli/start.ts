@@ -32,13 +32,21 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`tpsd start: ${err.message}\n`);
       return 1;
     }
-    // Listen before starting: a signal during startup stops the daemon as soon as it is up.
+    // Listen before starting: a signal during startup stops the daemon as soon as it is up,
+    // and a SIGHUP then (its default action would kill the process) reloads it once it is up.
     const shutdown = exitOnSignal();
+    let daemon: Daemon | null = null;
+    let reloadAtStart = false;
+    process.on('SIGHUP', () => {
+      if (daemon === null) reloadAtStart = true;
+      else void reloadOnSignal(daemon, file, overrides);
+    });
     try {
       const { startDaemon } = await import('../daemon.ts');
-      const daemon = await startDaemon(config);
-      shutdown.started(() => daemon.stop());
-      process.on('SIGHUP', () => { void reloadOnSignal(daemon, file, overrides); });
+      const started = await startDaemon(config);
+      daemon = started;
+      shutdown.started(() => started.stop());
+      if (reloadAtStart) void reloadOnSignal(started, file, overrides);
     } catch (err) {
       shutdown.dispose();
       process.stderr.write(`tpsd start: cannot start the daemon: ${errorMessage(err)}\n`);
