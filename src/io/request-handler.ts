@@ -83,7 +83,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   private ttlMs: number;
   private readonly drain: WaiterDrain;
   private readonly reader: RequestReader<Conn>;
-  /** The clock, read once per message: table.nowMs() and performance.now(). */
+  /** The clock, read once per message: performance.now() and the shared-clock ms derived from it (table.msAt). */
   private nowMs = 0;
   private perf = 0;
 

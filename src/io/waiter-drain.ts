@@ -83,8 +83,8 @@ export class WaiterDrain {
   drain(): number {
     if (this.waiters.size === 0) return 0;
     const t = this.table;
-    const nowMs = t.nowMs();
     const perf = performance.now();
+    const nowMs = t.msAt(perf);
     const pass = ++this.pass;
     for (const q of this.waiters.queues) {
       for (const wt of q) {
