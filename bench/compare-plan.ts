@@ -1,8 +1,8 @@
 // What bench:compare measures: the scenarios, the systems in each, and the
 // targets from the issue, checked against the medians of the trials.
 
-import type { LoadResult } from './load/run-load.ts';
-import type { ClientKind } from './load/spec.ts';
+import type { LoadResult } from '../src/loadgen/run-load.ts';
+import type { ClientKind } from '../src/loadgen/spec.ts';
 
 export type SystemName = 'echo' | 'tpsd' | 'redis';
 

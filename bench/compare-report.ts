@@ -3,7 +3,7 @@
 // (each computed within one trial, then the median), and the targets.
 
 import { SCENARIOS, TARGETS } from './compare-plan.ts';
-import type { LoadResult } from './load/run-load.ts';
+import type { LoadResult } from '../src/loadgen/run-load.ts';
 
 /** trials[scenario id][trial] = results of that trial by run id. */
 export type Trials = Map<string, Record<string, LoadResult>[]>;

@@ -24,7 +24,7 @@ import { benchConfig } from './bench-config.ts';
 import { SCENARIOS, type RunDef, type Scenario } from './compare-plan.ts';
 import { errorNotes, scenarioTables, targetOutcomes, targetTable, type Trials } from './compare-report.ts';
 import { writeSection } from './doc.ts';
-import type { LoadResult } from './load/run-load.ts';
+import type { LoadResult } from '../src/loadgen/run-load.ts';
 import { MEMORY_COMMAND, measureMemory, memoryTable } from './memory.ts';
 import { ROOT, ensureRedisServer, startEcho, startRedis, startTpsd, type ServerHandle } from './servers.ts';
 

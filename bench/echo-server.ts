@@ -9,8 +9,8 @@ import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import type { EchoWorkerData, EchoWorkerMessage } from './echo-worker.ts';
+import { THREAD_BOOTSTRAP } from '../src/shm/threads.ts';
 
-const BOOTSTRAP = new URL('../src/thread-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./echo-worker.ts', import.meta.url).href;
 const HOST = '127.0.0.1';
 
@@ -22,7 +22,7 @@ const workers: Worker[] = [];
 
 function spawn(port: number): Promise<number> {
   const workerData: EchoWorkerData = { entry: ENTRY, host: HOST, port };
-  const w = new Worker(BOOTSTRAP, { workerData, name: `echo-${workers.length}` });
+  const w = new Worker(THREAD_BOOTSTRAP, { workerData, name: `echo-${workers.length}` });
   workers.push(w);
   return new Promise((resolve, reject) => {
     w.on('message', (m: EchoWorkerMessage) => {

@@ -9,8 +9,8 @@
 // Run: node --import tsx bench/idle-connections.ts --url ws://127.0.0.1:PORT --count 10000
 
 import { parseArgs } from 'node:util';
-import { WireSocket } from './load/ws-wire.ts';
-import { wsUrl } from './load/spec.ts';
+import { WireSocket } from '../src/loadgen/ws-wire.ts';
+import { wsUrl } from '../src/loadgen/spec.ts';
 
 const { values } = parseArgs({
   options: {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchConfig, manyKeysConfig } from './bench-config.ts';
 import { writeSection } from './doc.ts';
-import { cpuSeconds, rssBytes, threadCount } from './proc-stats.ts';
+import { cpuSeconds, rssBytes, threadCount } from '../src/loadgen/proc-stats.ts';
 import { startEcho, startIdleConnections, startTpsd, type ServerHandle } from './servers.ts';
 
 /** RSS is read every SAMPLE_MS until the last STABLE_SAMPLES agree within 2%, between MIN and MAX_SETTLE_MS. */

@@ -8,9 +8,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PoolObservation, ServiceObservation } from '../src/control/observation.ts';
-import { DEFAULT_MODEL_PATH, ModelError, PpoModel } from '../src/rl/model.ts';
-import { Rng } from '../src/rl/rng.ts';
+import type { PoolObservation, ServiceObservation } from '../src/ppo/observation.ts';
+import { DEFAULT_MODEL_PATH, ModelError, PpoModel } from '../src/ppo/model.ts';
+import { Rng } from '../src/ppo/rng.ts';
 
 export interface BenchModel {
   model: PpoModel;

@@ -44,8 +44,8 @@ import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from '.
 import {
   CONTROL_FIELDS, PHASE_INDEX, PHASE_MEASURE, PHASE_STOP, type TakeWorkerData, type TakeWorkerMessage,
 } from './bucket-take-worker.ts';
+import { THREAD_BOOTSTRAP } from '../src/shm/threads.ts';
 
-const BOOTSTRAP = new URL('../src/thread-bootstrap.mjs', import.meta.url);
 const WORKER_ENTRY = new URL('./bucket-take-worker.ts', import.meta.url).href;
 /** Takes of 1 token per batch: 200k x 1000 milli = 10% of a 2M-token burst. */
 const MAX_BATCH = 200_000;
@@ -202,7 +202,7 @@ async function contention(leaves: [number, number], seconds: number): Promise<nu
       entry: WORKER_ENTRY, sab: views.sab, bucketCount: keys.size, threadCount: THREADS, thread: i + 1,
       leaf, priority: keys.specs[leaf].priority, epochHrMs, control: control.buffer as SharedArrayBuffer,
     };
-    const w = new Worker(BOOTSTRAP, { workerData, name: `bench-take-${i}` });
+    const w = new Worker(THREAD_BOOTSTRAP, { workerData, name: `bench-take-${i}` });
     ready.push(new Promise((resolve, reject) => {
       w.on('message', (m: TakeWorkerMessage) => { if (m.type === 'ready') resolve(); });
       w.once('error', reject);

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { validateConfig } from '../src/config/schema.ts';
 import type { PolicyMode } from '../src/config/types.ts';
 import { Controller } from '../src/control/controller.ts';
-import { Rng } from '../src/rl/rng.ts';
+import { Rng } from '../src/ppo/rng.ts';
 import { BucketTable } from '../src/shm/bucket-table.ts';
 import { ManualClock } from '../src/shm/clock.ts';
 import { KeyIndex } from '../src/shm/key-index.ts';

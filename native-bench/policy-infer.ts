@@ -1,12 +1,12 @@
 // Micro-benchmark of the PPO policy's inference (src/control/policies/ppo.ts
-// over src/rl/model.ts): one pool's allocation from its observation, for 4,
+// over src/ppo/model.ts): one pool's allocation from its observation, for 4,
 // 16 and 64 services: features, normalisation, the policy MLP's forward
 // pass, claims and the priority water-fill.
 //
 // Cases:
 //   - PpoPolicy.allocate inline (as the simulator runs it; the compute of one
 //     inference), for 4, 16 and 64 services; target for 64: under 200 us;
-//   - PpoPool.infer for 64 services: the same through the daemon's Piscina
+//   - PpoPool (scores) + allocation for 64 services: the same through the daemon's Piscina
 //     worker (structured clone of the observation there and the allocation
 //     back), awaited one after the other: the latency a tick waits for.
 // Baselines, same process: FairPolicy.allocate (the fallback every mode ends
@@ -15,8 +15,8 @@
 // Run: node --import tsx native-bench/policy-infer.ts [--json] [--seconds S]
 
 import { FairPolicy } from '../src/control/policies/fair.ts';
-import { PpoPolicy } from '../src/control/policies/ppo.ts';
-import { PpoPool } from '../src/control/ppo-pool.ts';
+import { PpoPolicy, pooledPpo } from '../src/control/policies/ppo.ts';
+import { PpoPool } from '../src/ppo/ppo-pool.ts';
 import { benchModel, benchPool } from './bench-model.ts';
 import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, measureAsync, report } from './harness.ts';
 
@@ -40,11 +40,12 @@ for (const n of SIZES) {
 }
 
 const pool = new PpoPool(path, model.version);
+const source = pooledPpo(pool);
 try {
   const obs = benchPool(64);
   cases.push({
-    case: `PpoPool.infer, 64 services, Piscina round trip (${label})`, baseline: false,
-    opsPerSec: await measureAsync(async () => (await pool.infer(obs))[0], args.seconds), cpuOpsPerSec: lastCpuOpsPerSec(),
+    case: `PpoPool (scores) + allocation, 64 services, Piscina round trip (${label})`, baseline: false,
+    opsPerSec: await measureAsync(async () => (await source.infer(obs))[0], args.seconds), cpuOpsPerSec: lastCpuOpsPerSec(),
   });
 } finally {
   await pool.close();

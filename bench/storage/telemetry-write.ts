@@ -18,7 +18,7 @@ import { createClock, hrtimeMs } from '../../src/shm/clock.ts';
 import { KeyIndex } from '../../src/shm/key-index.ts';
 import { C_GRANTED_INDEX, C_REQUESTED_INDEX, allocateShm, counterBase } from '../../src/shm/layout.ts';
 import { openTelemetry } from '../../src/storage/telemetry.ts';
-import { TickRecorder } from '../../src/storage/tick-recorder.ts';
+import { TickRecorder } from '../../src/daemon/tick-recorder.ts';
 
 const keysWanted = Number(process.argv[2] ?? 10_000);
 const ticks = Number(process.argv[3] ?? 20);

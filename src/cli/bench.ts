@@ -1,13 +1,13 @@
-// `tpsd bench`: the load generator (code in bench/load/). Opens real
+// `tpsd bench`: the load generator (code in src/loadgen/). Opens real
 // WebSocket connections from worker threads, keeps requests in flight
 // (closed loop) or sends them at a fixed rate (open loop, latency from the
 // intended send time), prints progress on stderr and a result table, or one
 // JSON object with --json.
 
 import { availableParallelism } from 'node:os';
-import { formatResult, warnings } from '../../bench/load/report.ts';
-import { runLoad } from '../../bench/load/run-load.ts';
-import { checkSpec, defaultClient, parseKeys, type ClientKind, type LoadSpec } from '../../bench/load/spec.ts';
+import { formatResult, warnings } from '../loadgen/report.ts';
+import { runLoad } from '../loadgen/run-load.ts';
+import { checkSpec, defaultClient, parseKeys, type ClientKind, type LoadSpec } from '../loadgen/spec.ts';
 import { UsageError, runVerb, type VerbSpec } from './args.ts';
 
 const CLIENTS: readonly ClientKind[] = ['raw', 'sdk', 'rlf'];

@@ -4,7 +4,7 @@
 // database, audit-logged, applied from the next tick without a restart, and
 // re-applied when the daemon starts again.
 
-import type { LimitEntry } from '../config/live-limits.ts';
+import type { LimitEntry } from '../daemon/live-limits.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { OP_LIMITS } from '../protocol/opcodes.ts';
 import { DaemonError, UnreachableError, adminCall } from './admin-call.ts';

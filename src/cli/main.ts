@@ -20,7 +20,7 @@ interface VerbEntry {
 export const VERBS: Readonly<Record<string, VerbEntry>> = {
   start: { summary: 'run the daemon', load: () => import('./start.ts') },
   'check-config': { summary: 'validate a config file and print the effective config', load: () => import('./check-config.ts') },
-  bench: { summary: 'load-test a daemon over real connections (bench/load)', load: () => import('./bench.ts') },
+  bench: { summary: 'load-test a daemon over real connections (src/loadgen)', load: () => import('./bench.ts') },
   'install-service': { summary: 'install the systemd unit and /etc/tpsd/tpsd.json', load: () => import('./install-service.ts') },
   status: { summary: 'live limits, traffic and queues of a running daemon (--watch)', load: () => import('./status.ts') },
   limits: { summary: 'read or change live limits (get|set|rm), persisted and audited', load: () => import('./limits.ts') },

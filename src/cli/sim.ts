@@ -4,10 +4,10 @@
 
 import { readFileSync } from 'node:fs';
 import { POLICY_NAMES, type PolicyName } from '../control/policies/types.ts';
-import type { SimMetrics } from '../rl/metrics.ts';
-import { ModelError, PpoModel } from '../rl/model.ts';
-import { parseScenario, ScenarioError, type Scenario } from '../rl/scenario.ts';
-import { simulate } from '../rl/simulator.ts';
+import type { SimMetrics } from '../sim/metrics.ts';
+import { ModelError, PpoModel } from '../ppo/model.ts';
+import { parseScenario, ScenarioError, type Scenario } from '../sim/scenario.ts';
+import { simulate } from '../sim/simulator.ts';
 import { runVerb, UsageError, type VerbSpec } from './args.ts';
 
 export const SPEC: VerbSpec = {

@@ -1,11 +1,11 @@
 // `tpsd start`: loads and validates the config (config errors exit 1 before
-// anything starts), starts the daemon (src/daemon.ts, which logs the port it
+// anything starts), starts the daemon (src/daemon/daemon.ts, which logs the port it
 // bound) and stops it cleanly on SIGTERM/SIGINT; a second signal exits at once.
 // SIGHUP reloads the config file (and the model) without dropping connections.
 
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile, type ConfigOverrides } from '../config/load.ts';
-import type { Daemon } from '../daemon.ts';
-import { createLogger } from '../log.ts';
+import type { Daemon } from '../daemon/daemon.ts';
+import { createLogger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { runVerb, type VerbSpec } from './args.ts';
 
@@ -42,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
       else void reloadOnSignal(daemon, file, overrides);
     });
     try {
-      const { startDaemon } = await import('../daemon.ts');
+      const { startDaemon } = await import('../daemon/daemon.ts');
       const started = await startDaemon(config);
       daemon = started;
       shutdown.started(() => started.stop());

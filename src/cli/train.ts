@@ -6,8 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseScenario } from '../rl/scenario.ts';
-import { train } from '../rl/trainer.ts';
+import { parseScenario } from '../sim/scenario.ts';
+import { train } from '../train/trainer.ts';
 import { runVerb, UsageError, type VerbSpec } from './args.ts';
 
 export const EXAMPLE_SCENARIOS_DIR = fileURLToPath(new URL('../../test/fixtures/scenarios/', import.meta.url));

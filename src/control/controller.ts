@@ -13,7 +13,7 @@
 
 import { resolve } from 'node:path';
 import type { TpsdConfig } from '../config/types.ts';
-import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../rl/model.ts';
+import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
@@ -23,11 +23,12 @@ import {
 } from '../shm/layout.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
-import { ObservationBuilder, type PoolObservation, type ServiceObservation } from './observation.ts';
-import { PpoPolicy } from './policies/ppo.ts';
+import { ObservationBuilder } from './observation.ts';
+import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
+import { PpoPolicy, pooledPpo } from './policies/ppo.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import { PolicyRunner, weightedService, type ControlLogger, type Decision, type PpoSource } from './policy-runner.ts';
-import { PpoPool } from './ppo-pool.ts';
+import { PpoPool } from '../ppo/ppo-pool.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { writeStats } from './stats-writer.ts';
 
@@ -222,7 +223,7 @@ export class Controller {
         return { version: model.version, infer: (obs) => policy.allocate(obs) };
       }
       this.ppoPool = new PpoPool(this.modelPath, model.version);
-      return this.ppoPool;
+      return pooledPpo(this.ppoPool);
     } catch (e) {
       if (!(e instanceof ModelError)) throw e;
       this.logger?.warn({ model: this.modelPath, reason: e.message }, 'no usable PPO model; fair applies');
@@ -280,7 +281,7 @@ export class Controller {
    * Takes the per-key values of a reloaded config with the same key set
    * (SIGHUP): minimums, maximums, capacities, priorities, bursts and
    * concurrency limits. Rates follow on the next tick; live overrides are
-   * re-applied on top by the caller (config/live-limits.ts).
+   * re-applied on top by the caller (daemon/live-limits.ts).
    */
   reconfigure(next: KeyIndex): void {
     for (const n of next.specs) {

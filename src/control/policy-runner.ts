@@ -9,7 +9,7 @@
 // LOG_EVERY-th repeat, so a broken model does not flood the log).
 
 import type { PolicyMode } from '../config/types.ts';
-import type { PoolObservation } from './observation.ts';
+import type { PoolObservation } from '../ppo/observation.ts';
 import { FairPolicy } from './policies/fair.ts';
 import { StaticPolicy } from './policies/static.ts';
 import type { AllocationPolicy } from './policies/types.ts';

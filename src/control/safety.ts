@@ -11,7 +11,7 @@
 // validateAllocation() tells why a policy's raw output is unusable (NaN, Inf,
 // negative, wrong length); the controller then uses fair for that tick.
 
-import type { PoolObservation } from './observation.ts';
+import type { PoolObservation } from '../ppo/observation.ts';
 import { guarantees } from './water-fill.ts';
 
 export interface SafetyOptions {

@@ -2,7 +2,7 @@
 // Piscina worker). Used by the fair policy, as the last stage of the PPO
 // policy (which chooses the claims), and by the safety layer for guarantees.
 
-import type { PoolObservation } from './observation.ts';
+import type { PoolObservation } from '../ppo/observation.ts';
 
 /** Relative weight of each priority class (0 CRITICAL .. 3 LOW). */
 export const PRIORITY_WEIGHTS = [8, 4, 2, 1] as const;

@@ -22,7 +22,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
-import { createLogger } from '../log.ts';
+import { createLogger } from '../config/log.ts';
 import {
   CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, WS_PATH,
 } from '../protocol/opcodes.ts';
@@ -33,7 +33,8 @@ import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.t
 import { Authenticator } from './auth.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
-import { RequestHandler, type Conn } from './request-handler.ts';
+import type { Conn } from './conn.ts';
+import { RequestHandler } from './request-handler.ts';
 import { buildStatus } from './status.ts';
 
 interface WsData { conn: Conn & { ws: uWS.WebSocket<WsData> | null } }

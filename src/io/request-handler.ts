@@ -15,7 +15,7 @@
 
 // The global `performance` is a lazy getter in worker threads (a call per use); the import is a plain binding.
 import { performance } from 'node:perf_hooks';
-import type { AuthToken, TpsdConfig } from '../config/types.ts';
+import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
 import {
@@ -30,6 +30,7 @@ import {
   C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
+import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
@@ -40,19 +41,6 @@ import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 export { MAX_WAIT_MS } from './waiter-drain.ts';
 /** Failed authentications after which a connection is closed. */
 export const MAX_AUTH_FAILURES = 5;
-
-export interface Conn {
-  readonly connId: number;
-  token: AuthToken | null;
-  authFailures: number;
-  /** Waiting requests of this connection. */
-  outstanding: number;
-  closed: boolean;
-  /** Deferred replies, created on first use. */
-  out: MsgWriter | null;
-  /** The name given in HELLO (for the audit trail of admin ops). */
-  name?: string | null;
-}
 
 export interface HandlerOptions {
   config: TpsdConfig;

@@ -19,7 +19,7 @@ import type { MsgWriter } from '../protocol/codec.ts';
 import { OP_ACQUIRE, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import { C_DENIED_INDEX, C_WAIT_SUM_MS_INDEX } from '../shm/layout.ts';
-import type { Conn } from './request-handler.ts';
+import type { Conn } from './conn.ts';
 import type { WaitQueue, Waiter } from './wait-queue.ts';
 
 /** Longest wait a request may ask for; longer waits are cut to this. */

@@ -33,7 +33,11 @@
 // granted within that millisecond (as a take just before the change would
 // be), and given back later under the new burst, which clamps the refund.
 
-import type { BucketTable } from './bucket-table.ts';
+/** What allowances need of their table (BucketTable): its size and the refund of a chain. */
+export interface ChainRefund {
+  readonly size: number;
+  undoAcquire(leaf: number, milli: number, concurrency: number): void;
+}
 
 /**
  * A thread's allowance on a leaf is at most 1/ALLOWANCE_SHARE of each level's
@@ -47,7 +51,7 @@ export class Allowances {
   // their exact typed-array kinds; see BucketTable.
   /** Milli-tokens this thread holds for each leaf, taken from every level of its chain (the table's fast path reads and decrements it). */
   declare readonly held: Int32Array;
-  declare private readonly table: BucketTable;
+  declare private readonly table: ChainRefund;
   /** The table's chains (chains[leaf * depth + i]: i-th bucket from leaf up; -1 pads). */
   declare private readonly chains: Int32Array;
   declare private readonly depth: number;
@@ -64,7 +68,7 @@ export class Allowances {
   declare private readonly seenEpoch: Int32Array;
   declare private readonly chunk: Int32Array;
 
-  constructor(table: BucketTable, chains: Int32Array, depth: number, threadCount: number) {
+  constructor(table: ChainRefund, chains: Int32Array, depth: number, threadCount: number) {
     this.table = table;
     this.chains = chains;
     this.depth = depth;

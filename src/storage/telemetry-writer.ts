@@ -12,8 +12,8 @@ import { Worker } from 'node:worker_threads';
 import type { TpsdConfig } from '../config/types.ts';
 import type { TickBatch } from './telemetry-store.ts';
 import type { FromTelemetryWorker, TelemetryWorkerData, ToTelemetryWorker } from './telemetry-worker.ts';
+import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 
-const BOOTSTRAP = new URL('../thread-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./telemetry-worker.ts', import.meta.url).href;
 export const MAX_PENDING = 8;
 const CLOSE_TIMEOUT_MS = 30_000;
@@ -58,7 +58,7 @@ export class TelemetryWriter {
   /** Starts the thread; resolves once it has opened the database. */
   static start(config: TpsdConfig, log: WriterLogger): Promise<TelemetryWriter> {
     const workerData: TelemetryWorkerData = { entry: ENTRY, config };
-    const worker = new Worker(BOOTSTRAP, { workerData, name: 'tpsd-telemetry' });
+    const worker = new Worker(THREAD_BOOTSTRAP, { workerData, name: 'tpsd-telemetry' });
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the telemetry writer thread exited with code ${code} before it was ready`));
       worker.once('exit', onExit);

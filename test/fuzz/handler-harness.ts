@@ -17,7 +17,8 @@
 import { validateConfig } from '../../src/config/schema.ts';
 import type { TpsdConfig } from '../../src/config/types.ts';
 import { Authenticator } from '../../src/io/auth.ts';
-import { RequestHandler, type Conn } from '../../src/io/request-handler.ts';
+import type { Conn } from '../../src/io/conn.ts';
+import { RequestHandler } from '../../src/io/request-handler.ts';
 import { buildStatus } from '../../src/io/status.ts';
 import { DecodeError, MsgWriter, decodeAll, isUint, isUint32 } from '../../src/protocol/codec.ts';
 import { BucketTable } from '../../src/shm/bucket-table.ts';

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 import { LIVE_CONFIG, checkRecovered, runLiveFuzz } from './live-fuzz.ts';
 

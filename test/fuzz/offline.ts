@@ -5,8 +5,8 @@
 
 import { Worker } from 'node:worker_threads';
 import type { FuzzWorkerData, OfflineStats } from './fuzz-worker.ts';
+import { THREAD_BOOTSTRAP } from '../../src/shm/threads.ts';
 
-const BOOTSTRAP = new URL('../../src/thread-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./fuzz-worker.ts', import.meta.url).href;
 const CURRENT_BYTES = 8 + 128 * 1024;
 
@@ -31,7 +31,7 @@ export function runOfflineFuzz(o: OfflineOptions): Promise<OfflineResult> {
   const current = new SharedArrayBuffer(CURRENT_BYTES);
   const head = new Int32Array(current, 0, 2);
   const workerData: FuzzWorkerData = { entry: ENTRY, frames: o.frames, handlerFrames: o.handlerFrames ?? o.frames, seed: o.seed, includeKnownBugs: o.includeKnownBugs ?? false, current };
-  const worker = new Worker(BOOTSTRAP, { workerData, resourceLimits: { maxOldGenerationSizeMb: 768 } });
+  const worker = new Worker(THREAD_BOOTSTRAP, { workerData, resourceLimits: { maxOldGenerationSizeMb: 768 } });
   const stallMs = o.stallMs ?? 15_000;
   const culprit = (what: string) => {
     const len = head[1];

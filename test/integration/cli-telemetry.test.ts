@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { httpGet, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
 import { countColor, parsePng } from '../fixtures/png.ts';
 import { runCli, runLoad, sleep } from '../fixtures/telemetry.ts';

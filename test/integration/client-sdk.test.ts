@@ -9,7 +9,7 @@ import {
   connect, PermitDeniedError, TokensExceedBurstError, UnauthorizedError, UnknownKeyError,
   type ConnectOptions, type TpsdClient,
 } from '../../src/client/index.ts';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { startTestDaemon } from '../fixtures/daemon.ts';
 
 const POOLS = [{

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { STAT_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase } from '../../src/shm/layout.ts';
 import { OverrideStore } from '../../src/storage/overrides.ts';
 import { openDatabase } from '../../src/storage/db.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pack } from 'msgpackr';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { RawClient, startTestDaemon } from '../fixtures/daemon.ts';
 
 async function stillServing(port: number): Promise<void> {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Daemon } from '../../src/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
 import { RawClient, httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 
 describe('protocol v1 operations', () => {

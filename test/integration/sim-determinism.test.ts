@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { parseScenario } from '../../src/rl/scenario.ts';
-import { generateScenario } from '../../src/rl/scenario-gen.ts';
-import { simulate } from '../../src/rl/simulator.ts';
+import { parseScenario } from '../../src/sim/scenario.ts';
+import { generateScenario } from '../../src/sim/scenario-gen.ts';
+import { simulate } from '../../src/sim/simulator.ts';
 
 const spike = parseScenario(JSON.parse(readFileSync(new URL('../fixtures/scenarios/spike.json', import.meta.url), 'utf8')));
 

@@ -7,9 +7,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DISCOVERY } from '../../src/control/capacity-discovery.ts';
-import { PpoModel } from '../../src/rl/model.ts';
-import { demandAt, parseScenario, upstreamAt } from '../../src/rl/scenario.ts';
-import { simulate } from '../../src/rl/simulator.ts';
+import { PpoModel } from '../../src/ppo/model.ts';
+import { demandAt, parseScenario, upstreamAt } from '../../src/sim/scenario.ts';
+import { simulate } from '../../src/sim/simulator.ts';
 
 const dir = fileURLToPath(new URL('../fixtures/scenarios/', import.meta.url));
 const model = PpoModel.load();

@@ -4,7 +4,7 @@
 // 429s in the pool halve everyone. The safety layer scales the sum into the
 // effective capacity, which acts as the congestion signal on a full pool.
 
-import type { PoolObservation } from '../observation.ts';
+import type { PoolObservation } from '../../ppo/observation.ts';
 import { PRIORITY_WEIGHTS } from '../water-fill.ts';
 import type { AllocationPolicy } from './types.ts';
 

@@ -2,7 +2,7 @@
 // last tick's demand, honouring min_tps and max_tps; what nobody asked for is
 // spread as headroom by priority weight. Also the fallback of every mode.
 
-import type { PoolObservation } from '../observation.ts';
+import type { PoolObservation } from '../../ppo/observation.ts';
 import { waterFill } from '../water-fill.ts';
 import type { AllocationPolicy } from './types.ts';
 

@@ -2,7 +2,7 @@
 // recent demand (its smoothed forecast), capped at max_tps; priorities are
 // ignored except through the safety layer's guarantees.
 
-import type { PoolObservation } from '../observation.ts';
+import type { PoolObservation } from '../../ppo/observation.ts';
 import { weightedSplit } from './static.ts';
 import type { AllocationPolicy } from './types.ts';
 

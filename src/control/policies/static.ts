@@ -1,7 +1,7 @@
 // static: a fixed split of the effective capacity by priority weight
 // (8:4:2:1), capped at max_tps with the excess passed on; demand is ignored.
 
-import type { PoolObservation } from '../observation.ts';
+import type { PoolObservation } from '../../ppo/observation.ts';
 import { PRIORITY_WEIGHTS } from '../water-fill.ts';
 import type { AllocationPolicy } from './types.ts';
 

@@ -4,7 +4,7 @@
 // on the main thread, except PPO inference, which the daemon may run in a
 // Piscina worker (see ../ppo-pool.ts); all of them are synchronous and cheap.
 
-import type { PoolObservation } from '../observation.ts';
+import type { PoolObservation } from '../../ppo/observation.ts';
 
 export interface AllocationPolicy {
   readonly name: string;

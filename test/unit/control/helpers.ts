@@ -1,6 +1,6 @@
 // Builders of observations for control tests.
-import type { PoolObservation, ServiceObservation } from '../../../src/control/observation.ts';
-import { Rng } from '../../../src/rl/rng.ts';
+import type { PoolObservation, ServiceObservation } from '../../../src/ppo/observation.ts';
+import { Rng } from '../../../src/ppo/rng.ts';
 
 export function service(over: Partial<ServiceObservation> & { priority: number }): ServiceObservation {
   return {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, validateAllocation } from '../../../src/control/safety.ts';
 import { guarantees } from '../../../src/control/water-fill.ts';
-import { Rng } from '../../../src/rl/rng.ts';
+import { Rng } from '../../../src/ppo/rng.ts';
 import { randomPool } from './helpers.ts';
 
 function randomOutput(rng: Rng, n: number, eff: number): number[] {

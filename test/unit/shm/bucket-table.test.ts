@@ -15,6 +15,7 @@ import {
 import { ManualClock, createClock, hrtimeMs } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../../../src/shm/layout.ts';
+import { THREAD_BOOTSTRAP } from '../../../src/shm/threads.ts';
 
 function setup(pool: Record<string, unknown>, threads = 1) {
   const config = validateConfig({ pools: [pool], log: { level: 'silent' } }, {});
@@ -252,7 +253,7 @@ async function hammer(pool: Record<string, unknown>, bound: { p: number; a: numb
   const leaves = ['p/a', 'p/a/e', 'p/b'].map((k) => keys.lookup(k));
   const durationMs = 2500;
   const counts = await Promise.all(Array.from({ length: threads }, (_, t) => new Promise<number>((resolve, reject) => {
-    const w = new Worker(new URL('../../../src/thread-bootstrap.mjs', import.meta.url), {
+    const w = new Worker(THREAD_BOOTSTRAP, {
       workerData: {
         entry: new URL('../../fixtures/bucket-hammer-worker.ts', import.meta.url).href,
         sab: views.sab, bucketCount: keys.size, threadCount: threads, thread: t, epochHrMs, leaves, log, durationMs, seed: 17 + t,

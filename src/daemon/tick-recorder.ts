@@ -1,0 +1,191 @@
+// Turns each controller tick into telemetry: per key the tick's counter
+// deltas, gauges and the limit that was in force, per pool the decision
+// (policy, fallback, allocation before / proposed / after, safety clamps and
+// why, shadow regret). Hands the batch to the telemetry writer thread
+// (telemetry-writer.ts), which writes it in one transaction, and keeps the
+// figures the I/O threads show on /metrics.
+//
+// Threads: main thread only, right after Controller.tick() resolves, so the
+// controller's public fields (deltas, last, table) hold that tick's values.
+// Collecting is one pass over the keys (a few ms for 100k keys); the SQLite
+// work is on the writer thread. Nothing here runs on the I/O threads' hot
+// path. A failed or dropped write is logged and counted; the daemon keeps
+// limiting.
+
+import type { TpsdConfig } from '../config/types.ts';
+import type { Controller } from '../control/controller.ts';
+import { weightedService } from '../control/policy-runner.ts';
+import { applySafety, DEFAULT_SAFETY } from '../control/safety.ts';
+import { guarantees } from '../control/water-fill.ts';
+import type { DaemonStats } from '../io/messages.ts';
+import type { KeyIndex } from '../shm/key-index.ts';
+import {
+  C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
+  C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
+  STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
+} from '../shm/layout.ts';
+import { DEC, DEC_FIELDS, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
+
+const DELTA_FIELDS = [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX,
+  C_RELEASED_THROTTLED_INDEX, C_EXPIRED_INDEX, C_LATENCY_SUM_US_INDEX, C_LATENCY_COUNT_INDEX];
+
+
+/** The kind of a policy fallback reason (bounded, for metrics). */
+export function fallbackKind(reason: string): string {
+  if (reason === 'missing model') return 'missing_model';
+  if (reason.startsWith('inference missed')) return 'deadline';
+  if (reason.startsWith('previous inference')) return 'busy';
+  if (reason.startsWith('error:')) return 'error';
+  return 'invalid_output';
+}
+
+export class TickRecorder {
+  private readonly n: number;
+  private readonly limitsBefore: Float64Array;
+  private readonly lastWritten: Float64Array;
+  private readonly buckets: Int32Array;
+  private readonly values: Float64Array;
+  private readonly serviceCount: number;
+  private readonly pendingShadow = new Map<number, [Float64Array, Float64Array]>();
+  private tickStartedAt = 0;
+  private prevStartedAt = 0;
+  ticks = 0;
+  tickOverruns = 0;
+  tickLastMs = 0;
+  tickSumMs = 0;
+  /** Main-thread time spent collecting and posting telemetry, last tick. */
+  collectLastMs = 0;
+
+  constructor(
+    private readonly controller: Controller,
+    private readonly views: ShmViews,
+    private readonly keys: KeyIndex,
+    private readonly config: TpsdConfig,
+    private readonly writer: TelemetryWriter | null,
+  ) {
+    this.n = keys.size;
+    this.limitsBefore = new Float64Array(this.n);
+    this.lastWritten = new Float64Array(this.n).fill(Number.NaN);
+    this.buckets = new Int32Array(this.n);
+    this.values = new Float64Array(this.n * ROW_FIELDS);
+    this.serviceCount = keys.specs.filter((s) => s.depth === 1).length;
+    this.prevStartedAt = performance.now();
+  }
+
+  /** Call right before Controller.tick(): notes the limits in force during the tick that ends now. */
+  beforeTick(): void {
+    this.tickStartedAt = performance.now();
+    const t = this.controller.table;
+    for (const spec of this.keys.specs) {
+      const b = spec.index;
+      this.limitsBefore[b] = spec.depth === 0 ? this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] : t.rateTps(b);
+    }
+  }
+
+  /** Call after Controller.tick() resolved with a new tick; hands its rows to the writer thread. */
+  afterTick(nowMs = Date.now()): void {
+    const t0 = performance.now();
+    const durationMs = t0 - this.tickStartedAt;
+    const dtMs = this.tickStartedAt - this.prevStartedAt;
+    this.prevStartedAt = this.tickStartedAt;
+    this.ticks++;
+    this.tickLastMs = durationMs;
+    this.tickSumMs += durationMs;
+    const decisionValues = new Float64Array(this.serviceCount * DEC_FIELDS);
+    const decisions = this.decisions(decisionValues);
+    if (this.writer === null) return;
+    const count = this.collect();
+    const buckets = this.buckets.slice(0, count);
+    const values = this.values.slice(0, count * ROW_FIELDS);
+    const posted = this.writer.write({
+      tsMs: nowMs, tick: this.controller.ticks, dtMs, durationMs, mode: this.config.policy.mode,
+      model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
+    });
+    // A dropped tick leaves lastWritten as it was, so the next tick writes those keys' rows again.
+    if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW_FIELDS - 1];
+    this.collectLastMs = performance.now() - t0;
+  }
+
+  /** Rows of this tick into buckets/values; idle keys whose limit did not change are left out. */
+  private collect(): number {
+    const d = this.controller.deltas;
+    const t = this.controller.table;
+    let r = 0;
+    for (let b = 0; b < this.n; b++) {
+      const o = r * ROW_FIELDS;
+      let active = false;
+      for (let f = 0; f < DELTA_FIELDS.length; f++) {
+        const v = d.delta(b, DELTA_FIELDS[f]);
+        this.values[o + f] = v;
+        if (v !== 0) active = true;
+      }
+      const queue = t.queue(b);
+      const inFlight = t.concurrency(b) > 0 ? t.inFlight(b) : Math.max(0, d.total(b, C_GRANTS_INDEX) - d.total(b, C_RELEASED_OK_INDEX)
+        - d.total(b, C_RELEASED_FAILED_INDEX) - d.total(b, C_RELEASED_THROTTLED_INDEX) - d.total(b, C_EXPIRED_INDEX));
+      const limit = this.limitsBefore[b];
+      if (!active && queue === 0 && inFlight === 0 && limit === this.lastWritten[b]) continue;
+      this.values[o + 9] = queue;
+      this.values[o + 10] = inFlight;
+      this.values[o + 11] = limit;
+      this.buckets[r++] = b;
+    }
+    return r;
+  }
+
+  /** Each pool's decision; per service values go to `v` (DEC_FIELDS each), clamps are derived on the writer thread. */
+  private decisions(v: Float64Array): DecisionRow[] {
+    let offset = 0;
+    return this.controller.last.map(({ obs, decision, alloc }) => {
+      const n = obs.services.length;
+      const before = new Float64Array(n);
+      for (let i = 0; i < n; i++) before[i] = obs.services[i].limitTps;
+      let regret: number | null = null;
+      const pending = this.pendingShadow.get(obs.bucket);
+      if (pending !== undefined) {
+        regret = (weightedService(obs, pending[0]) - weightedService(obs, pending[1])) / Math.max(1, obs.capacityTps);
+        this.pendingShadow.delete(obs.bucket);
+      }
+      if (decision.shadow !== null) {
+        const safety = { stepCap: obs.stepCap, stepFloor: DEFAULT_SAFETY.stepFloor };
+        this.pendingShadow.set(obs.bucket, [applySafety(obs, decision.shadow, before, safety), Float64Array.from(alloc)]);
+      }
+      const g = guarantees(obs);
+      const row: DecisionRow = {
+        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallbackReason,
+        capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
+        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret: regret, offset, services: n,
+      };
+      for (let i = 0; i < n && offset + i < this.serviceCount; i++) {
+        const o = (offset + i) * DEC_FIELDS;
+        v[o + DEC.BEFORE] = before[i];
+        v[o + DEC.PROPOSED] = decision.raw[i];
+        v[o + DEC.AFTER] = alloc[i];
+        v[o + DEC.SHADOW] = decision.shadow === null ? Number.NaN : decision.shadow[i];
+        v[o + DEC.MAX_TPS] = obs.services[i].maxTps;
+        v[o + DEC.GUARANTEE] = g[i];
+      }
+      offset += n;
+      return row;
+    });
+  }
+
+  /** The figures for /metrics. */
+  stats(overrides: number): DaemonStats {
+    const fallbacks: Record<string, number> = {};
+    for (const [reason, n] of this.controller.runner.fallbacks) {
+      const k = fallbackKind(reason);
+      fallbacks[k] = (fallbacks[k] ?? 0) + n;
+    }
+    return {
+      ticks: this.ticks, tickOverruns: this.tickOverruns, tickLastMs: this.tickLastMs, tickSumMs: this.tickSumMs,
+      fallbacks, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
+      sqlite: { enabled: this.writer !== null, ...(this.writer?.stats ?? EMPTY_WRITER_STATS) },
+    };
+  }
+}
+
+const EMPTY_WRITER_STATS = {
+  writes: 0, writeLastMs: 0, writeSumMs: 0, rows: 0, errors: 0, droppedTicks: 0,
+  rollups: 0, rollupSumMs: 0, rolledUpRows: 0, deletedRows: 0, dbBytes: 0,
+};

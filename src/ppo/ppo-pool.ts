@@ -1,0 +1,43 @@
+// PPO inference off the main thread (daemon): a Piscina pool of one worker
+// (inference is tiny; one thread keeps the I/O threads' cores free). Each
+// worker loads the model once and reloads it when the version changes
+// (reload() after SIGHUP) and answers the network's scores per service; the
+// controller turns them into an allocation (../control/policies/ppo.ts).
+// The deadline is enforced by the controller's PolicyRunner: a late answer is
+// ignored for that tick and fair applies.
+
+import { Piscina } from 'piscina';
+import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
+import type { InferResult } from './infer.task.ts';
+import type { PoolObservation } from './observation.ts';
+
+export const INFER_TASK_URL = new URL('./infer.task.ts', import.meta.url).href;
+
+export class PpoPool {
+  private readonly pool: Piscina;
+  private reloads = 0;
+
+  constructor(private readonly modelPath: string, private modelVersion: string, threads = 1) {
+    this.pool = new Piscina({
+      filename: THREAD_BOOTSTRAP.href,
+      workerData: { entry: INFER_TASK_URL },
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Infinity,
+    });
+  }
+
+  get version(): string { return this.modelVersion; }
+
+  scores(obs: PoolObservation): Promise<InferResult> {
+    // The version carries a reload counter so a file rewritten in place is re-read.
+    return this.pool.run({ modelPath: this.modelPath, version: `${this.modelVersion}#${this.reloads}`, obs });
+  }
+
+  reload(version: string): void {
+    this.modelVersion = version;
+    this.reloads++;
+  }
+
+  async close(): Promise<void> { await this.pool.destroy(); }
+}

@@ -1,0 +1,71 @@
+// Generated scenario families for training and held-out evaluation (pure,
+// seeded): random pool sizes (1 to 32 services), capacities, priority mixes,
+// min/max bounds, demand shapes (constant, sine, step, spike, random-walk
+// trace), noise, patience and upstream capacity drops. Overall demand ranges
+// from well below to well above capacity, so the policy sees slack and
+// scarcity alike.
+
+import { PRIORITIES } from '../config/types.ts';
+import { Rng } from '../ppo/rng.ts';
+import type { DemandSpec, Scenario, ScenarioService } from './scenario.ts';
+
+export interface GenOptions {
+  durationS?: number;
+  maxServices?: number;
+}
+
+function serviceCount(rng: Rng, max: number): number {
+  const u = rng.next();
+  const n = u < 0.1 ? 1 : u < 0.65 ? rng.int(2, 5) : u < 0.92 ? rng.int(6, 12) : rng.int(13, 32);
+  return Math.min(n, max);
+}
+
+function demandShape(rng: Rng, mean: number, duration: number): DemandSpec {
+  const kind = rng.pick(['constant', 'constant', 'sine', 'step', 'spike', 'trace'] as const);
+  switch (kind) {
+    case 'constant': return { kind, tps: mean };
+    case 'sine': return { kind, base: mean, amplitude: mean * rng.uniform(0.2, 0.8), period_s: rng.uniform(60, 600), phase_s: rng.uniform(0, 600) };
+    case 'step': return { kind, tps: mean * rng.uniform(0.4, 1.2), at_s: rng.uniform(0.2, 0.8) * duration, to_tps: mean * rng.uniform(0.6, 1.8) };
+    case 'spike': return { kind, base: mean * rng.uniform(0.5, 1), peak: mean * rng.uniform(2, 5), at_s: rng.uniform(0.1, 0.8) * duration, width_s: rng.uniform(10, 90) };
+    case 'trace': {
+      const points: [number, number][] = [];
+      let x = mean;
+      for (let t = 0; t <= duration; t += 30) { points.push([t, x]); x = Math.max(0, x * Math.exp(rng.normal() * 0.3)); }
+      return { kind, points };
+    }
+  }
+}
+
+/** One random scenario; the same seed gives the same scenario. */
+export function generateScenario(seed: number, o: GenOptions = {}): Scenario {
+  const rng = new Rng(seed);
+  const duration = o.durationS ?? 180;
+  const capacity = Math.round(Math.exp(rng.uniform(Math.log(100), Math.log(2000))));
+  const n = serviceCount(rng, o.maxServices ?? 32);
+  const load = rng.uniform(0.5, 1.7);
+  const weights = Array.from({ length: n }, () => rng.uniform(0.2, 1));
+  const wsum = weights.reduce((a, b) => a + b, 0);
+  let minLeft = capacity * rng.uniform(0.1, 0.6);
+  const services: ScenarioService[] = [];
+  for (let i = 0; i < n; i++) {
+    const priority = rng.pick(PRIORITIES);
+    const mean = (capacity * load * weights[i]) / wsum;
+    let min = 0;
+    if (rng.next() < 0.4 && minLeft > 0) { min = Math.min(minLeft, mean * rng.uniform(0.3, 1)); minLeft -= min; }
+    const max = rng.next() < 0.5 ? capacity : Math.max(min + 1, capacity * rng.uniform(0.2, 1));
+    services.push({
+      name: `svc${i}`, priority, min_tps: Math.round(min), max_tps: Math.round(max),
+      demand: demandShape(rng, mean, duration), noise: rng.pick([0, 0.05, 0.1, 0.2, 0.3]),
+      patience_s: rng.pick([2, 5, 5, 10]),
+    });
+  }
+  let upstream: Scenario['upstream_tps'] = capacity;
+  if (rng.next() < 0.35) {
+    const at = rng.uniform(0.15, 0.6) * duration;
+    const ramp = rng.uniform(0, 15);
+    const low = capacity * rng.uniform(0.5, 0.9);
+    const back = at + ramp + rng.uniform(20, 0.4 * duration);
+    upstream = [[0, capacity], [at, capacity], [at + ramp, low], [back, low], [back + rng.uniform(0, 20), capacity]];
+  }
+  return { name: `gen-${seed}`, seed, duration_s: duration, tick_ms: 1000, capacity_tps: capacity, upstream_tps: upstream, services };
+}

@@ -1,0 +1,57 @@
+// `npm run sim:table`: runs every policy on every example scenario
+// (test/fixtures/scenarios, copies of the shared examples, or the files given
+// as arguments) with the shipped model and writes the comparison table into
+// docs/allocator.md between the sim-table markers. Main thread, deterministic.
+
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { POLICY_NAMES } from '../control/policies/types.ts';
+import type { SimMetrics } from './metrics.ts';
+import { PpoModel } from '../ppo/model.ts';
+import { parseScenario } from './scenario.ts';
+import { simulate } from './simulator.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DOC = join(ROOT, 'docs/allocator.md');
+const START = '<!-- sim-table:start -->';
+const END = '<!-- sim-table:end -->';
+
+export async function simTable(files: string[]): Promise<string> {
+  const model = PpoModel.load();
+  const lines: string[] = [
+    `Model \`${model.version}\`; \`tpsd sim --scenario FILE --policy all\` with each scenario's own seed.`,
+    'violations_late: violations outside the first 2 ticks after an upstream capacity drop.',
+    '',
+    '| scenario | policy | reward | utilization | served_ratio | violations | violations_late | min_guarantee_met | queue_p99_ms | fulfillment |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const file of files) {
+    const scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
+    const rows: SimMetrics[] = [];
+    for (const policy of POLICY_NAMES) rows.push((await simulate(scenario, { policy, model })).metrics);
+    const fair = rows.find((r) => r.policy === 'fair')!;
+    for (const r of rows) {
+      const mark = r.policy === 'ppo' ? (r.reward >= fair.reward ? ' (>= fair)' : ' (< fair)') : '';
+      const ful = Object.entries(r.fulfillment).map(([k, v]) => `${k[0]} ${v.toFixed(3)}`).join(', ');
+      lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.utilization.toFixed(3)} | ` +
+        `${r.served_ratio.toFixed(3)} | ${r.violations} | ${r.violations_late} | ${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${ful} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const dir = join(ROOT, 'test/fixtures/scenarios');
+  const files = args.length > 0 ? args : readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+  const table = await simTable(files);
+  const doc = readFileSync(DOC, 'utf8');
+  const i = doc.indexOf(START);
+  const j = doc.indexOf(END);
+  if (i < 0 || j < i) throw new Error(`${DOC} lacks the ${START} ... ${END} markers`);
+  writeFileSync(DOC, `${doc.slice(0, i + START.length)}\n${table}\n${doc.slice(j)}`);
+  process.stdout.write(`${table}\n`);
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -1,0 +1,156 @@
+// The simulator: replays a scenario against the daemon's own Controller,
+// policies, safety layer and BucketTable on a ManualClock; only the clock and
+// the traffic (traffic.ts) are simulated. Single thread: the sim command's
+// main thread, a test, or one Piscina rollout worker during training.
+//
+// Per tick: the callers' requests of the tick are played in steps of stepMs
+// (arrive, give up, acquire), the tick's reward and metrics are recorded, then
+// controller.tick() decides the allocation for the next tick. Deterministic
+// for a seed: all randomness comes from one seeded Rng.
+
+import { validateConfig } from '../config/schema.ts';
+import type { TpsdConfig } from '../config/types.ts';
+import { Controller } from '../control/controller.ts';
+import { AimdPolicy } from '../control/policies/aimd.ts';
+import { FairPolicy } from '../control/policies/fair.ts';
+import { PpoPolicy } from '../control/policies/ppo.ts';
+import { ProportionalPolicy } from '../control/policies/proportional.ts';
+import { StaticPolicy } from '../control/policies/static.ts';
+import type { AllocationPolicy, PolicyName } from '../control/policies/types.ts';
+import type { PpoSource } from '../control/policy-runner.ts';
+import { BucketTable } from '../shm/bucket-table.ts';
+import { ManualClock } from '../shm/clock.ts';
+import { KeyIndex, priorityIndex } from '../shm/key-index.ts';
+import { allocateShm } from '../shm/layout.ts';
+import { MetricsRecorder, type SimMetrics } from './metrics.ts';
+import type { PpoModel } from '../ppo/model.ts';
+import { tickReward } from './reward.ts';
+import { Rng } from '../ppo/rng.ts';
+import { demandAt, upstreamAt, type Scenario } from './scenario.ts';
+import { ServiceTraffic, Upstream } from './traffic.ts';
+
+export interface SimOptions {
+  policy: PolicyName;
+  seed?: number;
+  /** The model for policy 'ppo' (the shipped one unless given). */
+  model?: PpoModel;
+  /** Replaces the PPO source (training: a sampling policy that records). */
+  ppoSource?: PpoSource | null;
+  /** Traffic resolution; default 10 ms. */
+  stepMs?: number;
+  /** Governance cap per tick (config policy.step_cap); default 1.8. */
+  stepCap?: number;
+}
+
+export interface SimResult {
+  metrics: SimMetrics;
+  /** Reward of each tick's traffic; rewards[k + 1] follows the k-th decision. */
+  rewards: number[];
+}
+
+export const SIM_POOL = 'sim';
+
+/** The daemon config equivalent to a scenario: one pool, its services. */
+export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], stepCap = 1.8): TpsdConfig {
+  return validateConfig({
+    tick_ms: s.tick_ms,
+    policy: { mode, model: null, step_cap: stepCap },
+    log: { level: 'silent' },
+    pools: [{
+      name: SIM_POOL,
+      capacity_tps: s.capacity_tps,
+      services: s.services.map((v, i) => ({
+        name: /^[A-Za-z0-9_.:-]{1,64}$/.test(v.name) ? v.name : `service${i}`,
+        priority: v.priority, min_tps: v.min_tps, max_tps: Math.max(1e-3, v.max_tps),
+      })),
+    }],
+  }, {});
+}
+
+function policyFor(name: PolicyName, model: PpoModel | undefined): AllocationPolicy | undefined {
+  switch (name) {
+    case 'static': return new StaticPolicy();
+    case 'proportional': return new ProportionalPolicy();
+    case 'fair': return new FairPolicy();
+    case 'aimd': return new AimdPolicy();
+    case 'ppo': return undefined;
+  }
+  void model;
+}
+
+export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
+  const seed = o.seed ?? s.seed;
+  const rng = new Rng(seed);
+  const stepMs = o.stepMs ?? 10;
+  const tickS = s.tick_ms / 1000;
+  const config = scenarioConfig(s, o.policy === 'ppo' ? 'ppo' : 'fallback', o.stepCap);
+  const keys = KeyIndex.fromConfig(config);
+  const views = allocateShm(keys.size, 1);
+  const clock = new ManualClock();
+  BucketTable.initialize(views, keys, 0);
+  const table = new BucketTable(views, clock, 0);
+  let ppo: PpoSource | null | undefined = o.ppoSource;
+  if (o.policy === 'ppo' && ppo === undefined && o.model !== undefined) {
+    const policy = new PpoPolicy(o.model);
+    ppo = { version: o.model.version, infer: (obs) => policy.allocate(obs) };
+  }
+  const controller = new Controller(views, keys, config, clock, {
+    inference: 'inline', policy: policyFor(o.policy, o.model), ppo,
+  });
+  const n = s.services.length;
+  const waitHist = new Float64Array(Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1);
+  const services = s.services.map((v, i) => new ServiceTraffic(table, keys.lookup(`${SIM_POOL}/${config.pools[0].services[i].name}`),
+    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitHist));
+  const upstream = new Upstream((sec) => upstreamAt(s, sec));
+  const order = services.map((_, i) => i).sort((a, b) => services[a].priority - services[b].priority || a - b);
+  const metrics = new MetricsRecorder();
+  const rewards: number[] = [];
+  const ticks = Math.round((s.duration_s * 1000) / s.tick_ms);
+  const steps = Math.max(1, Math.round(s.tick_ms / stepMs));
+  const rate = new Float64Array(n);
+  const queueBefore = new Float64Array(n);
+  const arrived = new Float64Array(n), granted = new Float64Array(n), served = new Float64Array(n), throttled = new Float64Array(n);
+  const shortfall = new Float64Array(n), growth = new Float64Array(n);
+  const priority = Int32Array.from(services, (v) => v.priority);
+  const minTps = Float64Array.from(s.services, (v) => Math.min(v.min_tps, v.max_tps));
+  for (let k = 0; k < ticks; k++) {
+    const t0 = k * s.tick_ms;
+    for (let i = 0; i < n; i++) {
+      const v = s.services[i];
+      const mean = demandAt(v.demand, (t0 + s.tick_ms / 2) / 1000);
+      rate[i] = Math.max(0, mean * (1 + v.noise * rng.normal()));
+      queueBefore[i] = services[i].queue.length;
+      const tl = services[i].tally;
+      tl.arrived = tl.granted = tl.served = tl.throttled = tl.expired = 0;
+    }
+    for (let j = 0; j < steps; j++) {
+      const now = t0 + Math.round((j * s.tick_ms) / steps);
+      const dt = Math.round(((j + 1) * s.tick_ms) / steps) - Math.round((j * s.tick_ms) / steps);
+      clock.set(now);
+      for (const i of order) {
+        const sv = services[i];
+        sv.arrive(now, rate[i], dt);
+        sv.expire(now);
+        sv.serve(now, upstream);
+      }
+    }
+    let upstreamTps = 0;
+    for (let sec = Math.floor(t0 / 1000); sec < Math.ceil((t0 + s.tick_ms) / 1000); sec++) upstreamTps += upstreamAt(s, sec);
+    upstreamTps /= Math.max(1, Math.ceil((t0 + s.tick_ms) / 1000) - Math.floor(t0 / 1000));
+    for (let i = 0; i < n; i++) {
+      const tl = services[i].tally;
+      arrived[i] = tl.arrived; granted[i] = tl.granted; served[i] = tl.served; throttled[i] = tl.throttled;
+      growth[i] = services[i].queue.length - queueBefore[i];
+      shortfall[i] = Math.max(0, Math.min(tl.arrived, minTps[i] * tickS) - tl.granted - 1);
+    }
+    const r = tickReward({ served, throttled, queueGrowth: growth, shortfall, priority }, s.capacity_tps, tickS);
+    rewards.push(r);
+    metrics.reward += r;
+    metrics.record({ tick: k, tickS, upstreamTps, arrived, granted, served, throttled, priority, minTps });
+    clock.set(t0 + s.tick_ms);
+    await controller.tick();
+    for (const l of controller.last) if (l.decision.fallbackReason !== null) metrics.fallbackTicks++;
+  }
+  await controller.close();
+  return { metrics: metrics.report(s.name, o.policy, seed, waitHist), rewards };
+}
