@@ -26,8 +26,11 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);
   const after = KeyIndex.fromConfig(next).specs.map((s) => s.key);
   if (!same(before, after)) {
-    const added = after.filter((k) => !before.includes(k));
-    const removed = before.filter((k) => !after.includes(k));
+    // Sets, not includes(): a config may hold 100k keys.
+    const beforeKeys = new Set(before);
+    const afterKeys = new Set(after);
+    const added = after.filter((k) => !beforeKeys.has(k));
+    const removed = before.filter((k) => !afterKeys.has(k));
     changed.push(`the key set (${[...added.map((k) => `+${k}`), ...removed.map((k) => `-${k}`)].join(', ') || 'order'})`);
   }
   return changed.length === 0 ? null : `changing ${changed.join(', ')} needs a restart`;
