@@ -1,12 +1,21 @@
-// What a reloaded config (SIGHUP) may change while the daemon runs. The
-// shared-memory layout, the listen socket, the I/O threads, the database and
-// the policy pipeline are built once at start; a change to any of them needs a
-// restart. Everything per key (limits, bursts, concurrency, priorities), auth,
-// lease TTL, queue and connection limits, log level apply live, and the
-// model file is read again.
+// What a reloaded config (SIGHUP) may change while the daemon runs, and how
+// it is applied. The shared-memory layout, the listen socket, the I/O
+// threads, the database and the policy pipeline are built once at start; a
+// change to any of them needs a restart. Everything per key (limits, bursts,
+// concurrency, priorities), auth, lease TTL, queue and connection limits, log
+// level apply live, and the model file is read again.
+//
+// Threads: main thread only (cli/start.ts calls Daemon.reload on SIGHUP). The
+// controller and the live limits change here; each I/O thread gets the new
+// config by message and applies it between messages (io/io-worker.ts).
 
-import { KeyIndex } from '../shm/key-index.ts';
+import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
+import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
+import { KeyIndex } from '../shm/key-index.ts';
+import type { IoThreads } from './io-threads.ts';
+import { LiveLimits } from './live-limits.ts';
+import type { MainState } from './main-state.ts';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -26,9 +35,35 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);
   const after = KeyIndex.fromConfig(next).specs.map((s) => s.key);
   if (!same(before, after)) {
-    const added = after.filter((k) => !before.includes(k));
-    const removed = before.filter((k) => !after.includes(k));
+    // Sets, not includes(): a config may hold 100k keys.
+    const beforeKeys = new Set(before);
+    const afterKeys = new Set(after);
+    const added = after.filter((k) => !beforeKeys.has(k));
+    const removed = before.filter((k) => !afterKeys.has(k));
     changed.push(`the key set (${[...added.map((k) => `+${k}`), ...removed.map((k) => `-${k}`)].join(', ') || 'order'})`);
   }
   return changed.length === 0 ? null : `changing ${changed.join(', ')} needs a restart`;
+}
+
+/**
+ * Applies `next` without dropping connections and reloads the model. Throws,
+ * keeping the running config, when the change needs a restart.
+ */
+export async function reloadConfig(
+  state: MainState, next: TpsdConfig, threads: Pick<IoThreads, 'broadcast'>, log: Logger,
+): Promise<{ model: string }> {
+  const { controller, keys, telemetry, live } = state;
+  const reason = restartNeeded(live.config, next);
+  if (reason !== null) throw new Error(reason);
+  controller.reconfigure(KeyIndex.fromConfig(next));
+  // Live overrides stay on top of the new config values.
+  live.limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+  live.limits.restore();
+  live.config = next;
+  log.level = next.log.level;
+  threads.broadcast({ type: 'config', config: next });
+  const model = await controller.reloadModel();
+  if (model.ok) telemetry?.registerModel(model.version, live.config.policy.model ?? DEFAULT_MODEL_PATH);
+  log.info({ model: model.version, model_ok: model.ok }, 'config reloaded');
+  return { model: model.version };
 }

@@ -1,0 +1,33 @@
+// Answers the admin ops (op 16 LIMITS) the I/O threads forward: get, set or
+// rm on the live limits (live-limits.ts validates, persists and applies). A
+// refused change answers its protocol code and message; any other failure is
+// logged and answered OVERLOADED, "not applied: ...".
+//
+// Threads: main thread only, which owns the limits, the controller and the
+// database. The I/O thread that received the request checked its shape and
+// authorization (io/admin-op.ts); io-threads.ts hands the answer back to it as
+// an 'admin-reply', and that thread sends it on the connection.
+
+import type { Logger } from '../config/log.ts';
+import type { AdminRequest } from '../io/messages.ts';
+import { ErrorCode } from '../protocol/errors.ts';
+import { LimitsError, type LiveLimits } from './live-limits.ts';
+
+/** A protocol status (0: ok) and the reply body, or the error message. */
+export interface AdminReply {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Op 16 LIMITS, forwarded by an I/O thread: validate, persist, apply, answer. */
+export function answerAdmin(limits: LiveLimits, req: AdminRequest, log: Logger): AdminReply {
+  try {
+    if (req.action === 'get') return { status: 0, body: limits.get(req.key) };
+    if (req.action === 'set') return { status: 0, body: { ...limits.set(req.key!, req.changes, req.actor), persisted: limits.persisted } };
+    return { status: 0, body: { ...limits.rm(req.key!, req.fields, req.actor), persisted: limits.persisted } };
+  } catch (err) {
+    if (err instanceof LimitsError) return { status: err.code, body: err.message };
+    log.error({ err, request: req }, 'admin op failed');
+    return { status: ErrorCode.OVERLOADED, body: `not applied: ${(err as Error).message}` };
+  }
+}

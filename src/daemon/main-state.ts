@@ -1,0 +1,62 @@
+// What the main thread owns, opened in this order at start and closed after
+// the last tick: the key index, shared memory with every bucket initialized,
+// the controller, the telemetry database in data_dir (a database that cannot
+// be opened stops the start) with the model registered, and the live limits
+// with the persisted overrides re-applied.
+//
+// Threads: main thread only. The I/O threads share the memory (views.sab) and
+// nothing else of this: they reach the limits through admin ops (admin.ts).
+
+import type { Logger } from '../config/log.ts';
+import type { TpsdConfig } from '../config/types.ts';
+import { Controller } from '../control/controller.ts';
+import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
+import { BucketTable } from '../shm/bucket-table.ts';
+import { createClock, hrtimeMs } from '../shm/clock.ts';
+import { KeyIndex } from '../shm/key-index.ts';
+import { allocateShm, type ShmViews } from '../shm/layout.ts';
+import { openTelemetry, type Telemetry } from '../storage/telemetry.ts';
+import { LiveLimits } from './live-limits.ts';
+
+/** The config and the limits in force: set at start, replaced by each reload (reload.ts). */
+export interface LiveState {
+  config: TpsdConfig;
+  limits: LiveLimits;
+}
+
+export interface MainState {
+  readonly keys: KeyIndex;
+  readonly views: ShmViews;
+  /** The shared clock's epoch (hrtime ms), which every I/O thread's clock starts from. */
+  readonly epochHrMs: number;
+  readonly controller: Controller;
+  /** Null with telemetry.enabled false. */
+  readonly telemetry: Telemetry | null;
+  readonly live: LiveState;
+  /** Closes the database (its writer thread writes every tick posted first), then the controller. */
+  close(): Promise<void>;
+}
+
+export async function openMainState(config: TpsdConfig, log: Logger): Promise<MainState> {
+  const keys = KeyIndex.fromConfig(config);
+  const views = allocateShm(keys.size, config.io_threads);
+  const epochHrMs = hrtimeMs();
+  const clock = createClock(epochHrMs);
+  BucketTable.initialize(views, keys, clock.nowMs());
+  const controller = new Controller(views, keys, config, clock, { logger: log });
+  let telemetry: Telemetry | null = null;
+  try {
+    telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;
+  } catch (err) {
+    await controller.close();
+    throw err;
+  }
+  telemetry?.registerModel(controller.modelVersion, config.policy.model ?? DEFAULT_MODEL_PATH);
+  const live: LiveState = { config, limits: new LiveLimits(keys, controller, telemetry?.overrides ?? null, log) };
+  live.limits.restore();
+  const close = async (): Promise<void> => {
+    try { await telemetry?.close(); } catch (err) { log.error({ err }, 'closing the telemetry database failed'); }
+    await controller.close();
+  };
+  return { keys, views, epochHrMs, controller, telemetry, live, close };
+}

@@ -1,0 +1,60 @@
+// The controller's tick: every tick_ms one Controller.tick(), followed by its
+// telemetry (tick-recorder.ts hands the rows to the writer thread, which
+// writes them in one transaction) and the daemon's figures sent to every I/O
+// thread for /metrics. A tick still running when the next is due makes that
+// one skip, and so does a tick() the controller itself skipped; both count as
+// overruns.
+//
+// Threads: main thread only. The tick reads the counters the I/O threads
+// write to shared memory and writes the bucket rates they read
+// (control/controller.ts); nothing here runs on their hot path.
+
+import type { Logger } from '../config/log.ts';
+import type { Controller } from '../control/controller.ts';
+import type { IoThreads } from './io-threads.ts';
+import type { TickRecorder } from './tick-recorder.ts';
+
+export class TickLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
+
+  constructor(
+    private readonly controller: Controller,
+    private readonly recorder: TickRecorder,
+    private readonly threads: Pick<IoThreads, 'broadcast'>,
+    /** The live overrides in force, for the daemon's figures. */
+    private readonly overrideCount: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  start(tickMs: number): void {
+    this.timer = setInterval(() => {
+      if (this.ticking !== null) { this.recorder.tickOverruns++; return; }
+      this.ticking = this.runTick()
+        .catch((err) => { this.log.error({ err }, 'controller tick failed'); })
+        .finally(() => { this.ticking = null; });
+    }, tickMs);
+  }
+
+  /** No more ticks from the timer; one already running carries on (lastTick waits for it). */
+  stopTimer(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  /** Waits for the running tick, then runs one more: after the I/O threads exit, it writes their final counts. */
+  async lastTick(): Promise<void> {
+    await this.ticking;
+    await this.runTick().catch((err) => { this.log.error({ err }, 'last controller tick failed'); });
+  }
+
+  /** One tick and its telemetry; the figures go to every I/O thread for /metrics. */
+  private async runTick(): Promise<void> {
+    this.recorder.beforeTick();
+    const before = this.controller.ticks;
+    await this.controller.tick();
+    if (this.controller.ticks === before) { this.recorder.tickOverruns++; return; }
+    this.recorder.afterTick();
+    const stats = this.recorder.stats(this.overrideCount());
+    this.threads.broadcast({ type: 'daemon-stats', stats });
+  }
+}
