@@ -4,20 +4,22 @@
 
 import WebSocket from 'ws';
 import { normalizeUrl } from '../client/options.ts';
+import { CodedError } from '../protocol/coded-error.ts';
 import { errorCodeName } from '../protocol/errors.ts';
 import { MsgWriter, decodeAll } from '../protocol/codec.ts';
 import { OP_HELLO, PROTOCOL_VERSION } from '../protocol/opcodes.ts';
 
-/** The daemon answered with an error status. */
-export class DaemonError extends Error {
-  constructor(readonly code: number, message: string) {
+/** The daemon answered with an error status; `code` is the protocol's number. */
+export class DaemonError extends CodedError {
+  constructor(override readonly code: number, message: string) {
     super(`${errorCodeName(code)} (${code}): ${message}`);
     this.name = 'DaemonError';
   }
 }
 
 /** The daemon could not be reached, or closed the connection before answering. */
-export class UnreachableError extends Error {
+export class UnreachableError extends CodedError {
+  override readonly code = 'TPSD_CLI_UNREACHABLE';
   constructor(message: string) { super(message); this.name = 'UnreachableError'; }
 }
 

@@ -4,6 +4,7 @@
 // misuse is a UsageError, which runVerb() turns into exit code 2.
 
 import { closest } from '../config/field-reader.ts';
+import { CodedError } from '../protocol/coded-error.ts';
 
 export type FlagType = 'string' | 'boolean' | 'integer' | 'number';
 
@@ -38,7 +39,8 @@ export interface VerbSpec {
 }
 
 /** Wrong use of the command line: exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends CodedError {
+  override readonly code = 'TPSD_CLI_USAGE';
   readonly exitCode = 2;
   constructor(message: string) {
     super(message);

@@ -1,8 +1,12 @@
 // Errors raised by the SDK itself (the daemon's error replies are the
 // TpsdError classes of src/protocol/errors.ts, re-exported by index.ts).
+// Each has a stable `code`, listed in docs/errors.md.
 
-/** Base class of the errors the client raises on its own. */
-export class TpsdClientError extends Error {
+import { CodedError } from '../protocol/coded-error.ts';
+
+/** Base class of the errors the client raises on its own; it raises only the subclasses. */
+export class TpsdClientError extends CodedError {
+  override readonly code: string = 'TPSD_CLIENT_ERROR';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TpsdClientError';
@@ -11,6 +15,7 @@ export class TpsdClientError extends Error {
 
 /** withPermit() could not get a permit; retry after `retryAfterMs`. */
 export class PermitDeniedError extends TpsdClientError {
+  override readonly code = 'TPSD_CLIENT_DENIED';
   readonly key: string;
   readonly retryAfterMs: number;
   /** True when the failure mode (not the daemon) denied it. */
@@ -26,6 +31,7 @@ export class PermitDeniedError extends TpsdClientError {
 
 /** The connection is down (or went down while the call was outstanding). */
 export class DisconnectedError extends TpsdClientError {
+  override readonly code = 'TPSD_CLIENT_DISCONNECTED';
   constructor(message: string) {
     super(message);
     this.name = 'DisconnectedError';
@@ -34,6 +40,7 @@ export class DisconnectedError extends TpsdClientError {
 
 /** No reply within the call's timeout although the connection is alive. */
 export class CallTimeoutError extends TpsdClientError {
+  override readonly code = 'TPSD_CLIENT_TIMEOUT';
   readonly timeoutMs: number;
   constructor(what: string, timeoutMs: number) {
     super(`tpsd: no reply to ${what} within ${timeoutMs} ms`);
@@ -44,6 +51,7 @@ export class CallTimeoutError extends TpsdClientError {
 
 /** The client was closed by close(). */
 export class ClientClosedError extends TpsdClientError {
+  override readonly code = 'TPSD_CLIENT_CLOSED';
   constructor() {
     super('tpsd: client is closed');
     this.name = 'ClientClosedError';
@@ -52,6 +60,7 @@ export class ClientClosedError extends TpsdClientError {
 
 /** connect() could not reach the daemon (and `lazy` was not set). */
 export class ConnectError extends TpsdClientError {
+  override readonly code = 'TPSD_CLIENT_CONNECT_FAILED';
   readonly url: string;
   constructor(url: string, reason: string, cause?: unknown) {
     super(`tpsd: cannot connect to ${url}: ${reason}`, { cause });

@@ -4,8 +4,11 @@
 // stopping at the first one; the ConfigError that carries them; "did you
 // mean" suggestions for misspelled keys; and deepFreeze.
 
+import { CodedError } from '../protocol/coded-error.ts';
+
 /** Invalid configuration: `errors` holds one line per problem, each naming its path. */
-export class ConfigError extends Error {
+export class ConfigError extends CodedError {
+  override readonly code = 'TPSD_CONFIG_INVALID';
   readonly errors: string[];
   constructor(errors: string[], source?: string) {
     const where = source === undefined ? 'config' : `config file ${source}`;

@@ -9,6 +9,7 @@
 // Threads: main thread only. I/O threads forward admin requests here by
 // message (io/messages.ts) and relay the answer.
 
+import { CodedError } from '../protocol/coded-error.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { priorityName, type KeyIndex } from '../shm/key-index.ts';
 import type { LimitValue, OverrideStore } from '../storage/overrides.ts';
@@ -42,8 +43,8 @@ export interface LimitEntry {
 }
 
 /** A refused change: `code` is the protocol error code. */
-export class LimitsError extends Error {
-  constructor(readonly code: number, message: string) { super(message); this.name = 'LimitsError'; }
+export class LimitsError extends CodedError {
+  constructor(override readonly code: number, message: string) { super(message); this.name = 'LimitsError'; }
 }
 
 type Override = { value: LimitValue; setAtMs: number; setBy: string };

@@ -16,6 +16,7 @@
 //
 // Single-threaded: each load worker thread has its own frames and readers.
 
+import { CodedError } from '../protocol/coded-error.ts';
 import { MsgWriter } from '../protocol/codec.ts';
 import { OP_ACQUIRE } from '../protocol/opcodes.ts';
 
@@ -107,7 +108,9 @@ export function seqOfId(id: number, scheme: IdScheme): number {
   return Math.floor((id - 1) / scheme.batch);
 }
 
-export class MalformedReply extends Error {}
+export class MalformedReply extends CodedError {
+  override readonly code = 'TPSD_LOADGEN_MALFORMED_REPLY';
+}
 
 /** Status of an echoed request (the third element was not an integer). */
 export const ECHOED = -1;

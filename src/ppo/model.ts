@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PoolObservation } from './observation.ts';
 import { FEATURE_COUNT, FEATURE_NAMES, serviceFeatures } from './features.ts';
+import { CodedError } from '../protocol/coded-error.ts';
 import { Mlp } from './mlp.ts';
 import { Normalizer, type NormalizerState } from './normalizer.ts';
 
@@ -38,7 +39,8 @@ export interface ModelFile {
   eval: Record<string, unknown>;
 }
 
-export class ModelError extends Error {
+export class ModelError extends CodedError {
+  override readonly code = 'TPSD_MODEL_INVALID';
   constructor(message: string) { super(message); this.name = 'ModelError'; }
 }
 

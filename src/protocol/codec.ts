@@ -9,13 +9,15 @@
 // generic packer and allocates nothing per value; maps go through msgpackr.
 
 import { Packr, Unpackr } from 'msgpackr';
+import { CodedError } from './coded-error.ts';
 import { scanMessagePack } from './msgpack-scan.ts';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
 /** Why a message could not be decoded. */
-export class DecodeError extends Error {
+export class DecodeError extends CodedError {
+  override readonly code = 'TPSD_PROTOCOL_UNDECODABLE';
   /** 'incomplete': the data ends inside a value; 'corrupt': bytes that are not MessagePack. */
   readonly kind: 'incomplete' | 'corrupt';
   /** The values decoded before the bad one. */

@@ -1,6 +1,8 @@
 // One place for the protocol's error codes, one class per condition.
 // test/unit/protocol/errors.test.ts checks these against docs/protocol.md.
 
+import { CodedError } from './coded-error.ts';
+
 export const ErrorCode = {
   BAD_REQUEST: 16,
   UNKNOWN_KEY: 17,
@@ -21,9 +23,9 @@ export function errorCodeName(code: number): string {
   return NAMES.get(code) ?? `CODE_${code}`;
 }
 
-/** An error reply from the daemon, as the SDK raises it. */
-export class TpsdError extends Error {
-  readonly code: number;
+/** An error reply from the daemon, as the SDK raises it; `code` is the protocol's number. */
+export class TpsdError extends CodedError {
+  override readonly code: number;
   constructor(code: number, message: string) {
     super(message);
     this.code = code;

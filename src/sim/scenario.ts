@@ -4,6 +4,7 @@
 // the main thread, rollouts in Piscina workers).
 
 import { PRIORITIES, type Priority } from '../config/types.ts';
+import { CodedError } from '../protocol/coded-error.ts';
 
 export type DemandSpec =
   | { kind: 'constant'; tps: number }
@@ -33,7 +34,8 @@ export interface Scenario {
   services: ScenarioService[];
 }
 
-export class ScenarioError extends Error {
+export class ScenarioError extends CodedError {
+  override readonly code = 'TPSD_SCENARIO_INVALID';
   constructor(readonly errors: string[], source: string) {
     super(`invalid scenario ${source}:\n${errors.map((e) => `  - ${e}`).join('\n')}`);
     this.name = 'ScenarioError';

@@ -16,6 +16,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { CodedError } from '../protocol/coded-error.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
 
 export type Db = Database.Database;
@@ -28,7 +29,8 @@ export function dbPath(dataDir: string): string {
 }
 
 /** The database is missing, unreadable, or of an unknown schema. */
-export class StorageError extends Error {
+export class StorageError extends CodedError {
+  override readonly code = 'TPSD_STORAGE_UNAVAILABLE';
   constructor(message: string) { super(message); this.name = 'StorageError'; }
 }
 
