@@ -20,6 +20,7 @@ import type { AdminRequest, IoWorkerData, MainToWorker, WorkerToMain } from '../
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 import type { AdminReply } from './admin.ts';
+import { IoThreadExitedError, ListenError } from './errors.ts';
 
 const IO_WORKER = new URL('../io/io-worker.ts', import.meta.url).href;
 const STOP_TIMEOUT_MS = 4000;
@@ -82,15 +83,15 @@ export class IoThreads {
       w.on('message', (m: WorkerToMain) => {
         if (m.type === 'admin') w.postMessage({ type: 'admin-reply', reqId: m.reqId, ...onAdmin(m.request) } satisfies MainToWorker);
         else if (m.type === 'listening') { listening = true; resolve(m.port); }
-        else if (m.type === 'listen-failed') reject(new Error(m.message));
+        else if (m.type === 'listen-failed') reject(new ListenError(config.listen.host, port));
       });
       w.on('error', (err) => {
         if (!listening) reject(err);
         else if (!this.stopping) onFatal(err);
       });
       w.on('exit', (code) => {
-        if (!listening) reject(new Error(`I/O thread ${thread} exited with code ${code} before listening`));
-        else if (!this.stopping) onFatal(new Error(`I/O thread ${thread} exited with code ${code}`));
+        if (!listening) reject(new IoThreadExitedError(thread, code, true));
+        else if (!this.stopping) onFatal(new IoThreadExitedError(thread, code, false));
       });
     });
   }

@@ -16,6 +16,7 @@ import { KeyIndex } from '../shm/key-index.ts';
 import type { IoThreads } from './io-threads.ts';
 import { LiveLimits } from './live-limits.ts';
 import type { MainState } from './main-state.ts';
+import { RestartNeededError } from './errors.ts';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -54,7 +55,7 @@ export async function reloadConfig(
 ): Promise<{ model: string }> {
   const { controller, keys, telemetry, live } = state;
   const reason = restartNeeded(live.config, next);
-  if (reason !== null) throw new Error(reason);
+  if (reason !== null) throw new RestartNeededError(reason);
   controller.reconfigure(KeyIndex.fromConfig(next));
   // Live overrides stay on top of the new config values.
   live.limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);

@@ -9,17 +9,18 @@ import uWS from 'uWebSockets.js';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { THREAD_LIMIT } from '../io/lease-table.ts';
+import { ListenError, NativeUwsMissingError, PortInUseError, TooManyIoThreadsError } from './errors.ts';
 
 /** Refuses to run on uWebSockets.js's pure-JS fallback. */
 export function assertNativeUws(): void {
   if (typeof (uWS as { SSLApp?: unknown }).SSLApp !== 'function') {
-    throw new Error('the native uWebSockets.js build did not load (pure-JS fallback); reinstall with npm ci on Node 20 / glibc');
+    throw new NativeUwsMissingError();
   }
 }
 
 /** Checks the listen settings; resolves with the port to listen on (for port 0, a free one). */
 export async function checkListen(config: TpsdConfig, log: Logger): Promise<number> {
-  if (config.io_threads > THREAD_LIMIT) throw new Error(`io_threads ${config.io_threads} is above ${THREAD_LIMIT}`);
+  if (config.io_threads > THREAD_LIMIT) throw new TooManyIoThreadsError(config.io_threads, THREAD_LIMIT);
   if (config.auth === null && !isLoopback(config.listen.host)) {
     log.warn({ host: config.listen.host }, 'listening on a non-loopback address without auth: anyone who can reach it can take tokens');
   }
@@ -35,9 +36,7 @@ function probePort(host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new Error(err.code === 'EADDRINUSE'
-        ? `${host}:${port} is already in use (another tpsd running?)`
-        : `cannot listen on ${host}:${port}: ${err.message}`));
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(host, port) : new ListenError(host, port, err.message));
     });
     srv.listen({ host, port, exclusive: true }, () => {
       const addr = srv.address();
