@@ -11,7 +11,7 @@
 // order they were made: a FIFO of (slot, generation) is the expiry schedule
 // and sweeping it costs O(expired).
 
-import { MAX_IO_THREADS, MAX_LEASES_PER_THREAD } from '../config/schema.ts';
+import { MAX_IO_THREADS, MAX_LEASES_PER_THREAD } from '../config/defaults.ts';
 
 export const THREAD_LIMIT = MAX_IO_THREADS;
 export const SLOT_LIMIT = MAX_LEASES_PER_THREAD;
