@@ -9,7 +9,8 @@ import { ConfigError, isPlainObject } from './field-reader.ts';
 import { validateConfig } from './schema.ts';
 import type { TpsdConfig } from './types.ts';
 
-export { ConfigError, deepFreeze, validateConfig } from './schema.ts';
+export { ConfigError, deepFreeze } from './field-reader.ts';
+export { validateConfig } from './schema.ts';
 
 /** The shipped default config, config/default.json at the package root. */
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/default.json', import.meta.url));

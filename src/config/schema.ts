@@ -1,81 +1,24 @@
-// The config file's schema (shape: CONFIG.md): defaults for every optional
-// field, range and cross-field checks, and validateConfig(), which reports
-// all problems at once in a ConfigError or returns a deeply frozen TpsdConfig.
-// Reading the file itself lives in load.ts.
+// The config file's validator: validateConfig() checks a parsed file against
+// the schema (the format of config/default.json, described in README.md
+// "Running"; `tpsd check-config` prints every field with its default),
+// applies the defaults (defaults.ts), reports all problems at once in a
+// ConfigError (each naming its path, what was expected and what was found)
+// or returns a deeply frozen TpsdConfig. The root and its small sections are
+// read here; `auth` in auth-schema.ts, `pools` in pools-schema.ts. Reading
+// the file itself lives in load.ts.
 
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
-import {
-  ConfigError, FieldReader, deepFreeze, isPlainObject, joinIndex, joinKey,
-  type JsonObject, type NumberRule,
-} from './field-reader.ts';
-import {
-  POLICY_MODES, PRIORITIES,
-  type AuthToken, type EndpointConfig, type PoolConfig, type ServiceConfig, type TpsdConfig,
-} from './types.ts';
+import { readAuth } from './auth-schema.ts';
+import { DEFAULTS, MAX_IO_THREADS, MAX_LEASES_PER_THREAD, MAX_TICK_MS, MIB, defaultIoThreads } from './defaults.ts';
+import { ConfigError, FieldReader, deepFreeze, type JsonObject } from './field-reader.ts';
+import { readPools } from './pools-schema.ts';
+import { POLICY_MODES, type TpsdConfig } from './types.ts';
 
-export { ConfigError, deepFreeze } from './field-reader.ts';
+// Bounds other folders import from the validator's module (live limits, benchmarks).
+export { MAX_BURST, MAX_TPS } from './defaults.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-/** Pool, service and endpoint names; '/' is reserved as the key separator. */
-export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
-export const MAX_TPS = 2_000_000;
-export const MAX_BURST = 2_000_000;
-export const MAX_CONCURRENCY = 2_147_483_647;
-/** Pools + services + endpoints: one shared-memory bucket each. */
-export const MAX_BUCKETS = 1_000_000;
-export const MAX_IO_THREADS = 16;
-/** The lease table packs a slot number in 20 bits of the lease id. */
-export const MAX_LEASES_PER_THREAD = 1 << 20;
-const MIB = 1024 * 1024;
-
-export const DEFAULTS = {
-  listen: { host: '127.0.0.1', port: 7070 },
-  tick_ms: 1000,
-  data_dir: './data',
-  policy: { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 },
-  lease_ttl_ms: 30_000,
-  max_message_bytes: 65_536,
-  limits: {
-    max_queue_per_key: 10_000,
-    max_outstanding_per_connection: 4096,
-    max_leases_per_thread: 1_048_576,
-    max_connections: 100_000,
-    idle_timeout_s: 120,
-    max_backpressure_bytes: 4 * MIB,
-  },
-  log: { level: 'info' },
-  telemetry: { enabled: true, retention_raw_h: 24, retention_rollup_d: 30, retention_decisions_h: 168, rollup_every_s: 60 },
-} as const;
-
-/** One I/O thread per core, between 1 and MAX_IO_THREADS. */
-export function defaultIoThreads(): number {
-  return Math.min(MAX_IO_THREADS, Math.max(1, os.availableParallelism()));
-}
-
-/**
- * Default pool bucket size: 20 ms of capacity. The pool refills at capacity
- * less its burst (see control/controller.ts), so the burst is kept small.
- */
-export function defaultPoolBurst(capacityTps: number): number {
-  return Math.max(1, Math.ceil(capacityTps / 50));
-}
-
-/** Default bucket size: 50 ms worth of refill, at least one token. */
-export function defaultBurst(tps: number): number {
-  return Math.max(1, Math.ceil(tps / 20));
-}
-
-const TPS: NumberRule = { above: 0, max: MAX_TPS };
-const MIN_TPS: NumberRule = { min: 0, max: MAX_TPS };
-const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
-const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
-const NAME_EXPECTED = 'a name of 1 to 64 characters from A-Z, a-z, 0-9, "_", ".", ":", "-"';
 
 const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools'];
-const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
-const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
-const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
 
 /**
  * Validates a parsed config file and applies defaults. Throws one ConfigError
@@ -98,7 +41,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
       port: r.number(listen, 'listen', 'port', { integer: true, min: 0, max: 65535 }, d.listen.port),
     },
     io_threads: r.number(root, '', 'io_threads', { integer: true, min: 1, max: MAX_IO_THREADS }, defaultIoThreads()),
-    tick_ms: r.number(root, '', 'tick_ms', { integer: true, min: 10, max: 3_600_000 }, d.tick_ms),
+    tick_ms: r.number(root, '', 'tick_ms', { integer: true, min: 10, max: MAX_TICK_MS }, d.tick_ms),
     data_dir: r.string(root, '', 'data_dir', d.data_dir),
     policy: {
       mode: r.oneOf(policy, 'policy', 'mode', POLICY_MODES, d.policy.mode),
@@ -169,154 +112,4 @@ function readTelemetry(r: FieldReader, t: JsonObject) {
     retention_decisions_h: r.number(t, 'telemetry', 'retention_decisions_h', { above: 0, max: 24 * 3660 }, d.retention_decisions_h),
     rollup_every_s: r.number(t, 'telemetry', 'rollup_every_s', { above: 0, max: 86_400 }, d.rollup_every_s),
   };
-}
-
-function readAuth(r: FieldReader, root: JsonObject, env: NodeJS.ProcessEnv): TpsdConfig['auth'] {
-  if (root.auth === undefined || root.auth === null) return null;
-  const auth = r.object('auth', root.auth, ['tokens']);
-  if (auth === undefined) return null;
-  const items = r.array(auth, 'auth', 'tokens', 'token objects', 1) ?? [];
-  const seen = new Map<string, string>();
-  return { tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen, env)) };
-}
-
-/**
- * The secret of a token entry: given inline (`token`), read from a file
- * (`token_file`, trimmed; for secrets kept out of the config) or from an
- * environment variable (`token_env`). Exactly one of the three.
- */
-function readSecret(r: FieldReader, obj: JsonObject, path: string, env: NodeJS.ProcessEnv): string | undefined {
-  const given = ['token', 'token_file', 'token_env'].filter((k) => obj[k] !== undefined);
-  if (given.length !== 1) {
-    r.failWith(path, 'exactly one of token, token_file, token_env', given.length === 0 ? 'none' : given.join(' and '));
-    return undefined;
-  }
-  if (given[0] === 'token') return r.string(obj, path, 'token');
-  if (given[0] === 'token_file') {
-    const file = r.string(obj, path, 'token_file');
-    if (file === undefined) return undefined;
-    let text: string;
-    try { text = readFileSync(file, 'utf8').trim(); } catch (err) {
-      r.failWith(joinKey(path, 'token_file'), 'a readable file holding the token', `${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-      return undefined;
-    }
-    if (text === '') r.failWith(joinKey(path, 'token_file'), 'a file holding a non-empty token', `${JSON.stringify(file)} is empty`);
-    return text || undefined;
-  }
-  const name = r.string(obj, path, 'token_env');
-  if (name === undefined) return undefined;
-  const value = env[name];
-  if (value === undefined || value === '') {
-    r.failWith(joinKey(path, 'token_env'), 'the name of a set, non-empty environment variable', `${name} is not set`);
-    return undefined;
-  }
-  return value;
-}
-
-function readToken(r: FieldReader, item: unknown, path: string, seen: Map<string, string>, env: NodeJS.ProcessEnv): AuthToken {
-  const obj = r.object(path, item, ['token', 'token_file', 'token_env', 'keys', 'admin']);
-  if (obj === undefined) return {} as AuthToken; // already reported
-  const token = readSecret(r, obj, path, env);
-  if (token !== undefined) {
-    const first = seen.get(token);
-    // Never echo a secret: name where the duplicate was seen instead.
-    if (first !== undefined) r.failWith(joinKey(path, 'token'), 'a token not used before', `the same token as ${first}`);
-    else seen.set(token, joinKey(path, 'token'));
-  }
-  const keysPath = joinKey(path, 'keys');
-  const keys = r.array(obj, path, 'keys', 'key prefix strings', 0, []) ?? [];
-  keys.forEach((key, i) => {
-    if (typeof key !== 'string' || key.length === 0) r.fail(joinIndex(keysPath, i), 'a non-empty key prefix string', key);
-  });
-  return { token, keys, admin: r.boolean(obj, path, 'admin', false) } as AuthToken;
-}
-
-function readPools(r: FieldReader, root: JsonObject): PoolConfig[] {
-  const items = r.array(root, '', 'pools', 'pool objects', 1) ?? [];
-  const buckets = countBuckets(items);
-  if (buckets > MAX_BUCKETS) {
-    r.failWith('pools', `at most ${MAX_BUCKETS} buckets (pools + services + endpoints)`, `${buckets}`);
-    return [];
-  }
-  const names = new Map<string, string>();
-  return items.map((item, i) => readPool(r, item, joinIndex('pools', i), names));
-}
-
-function countBuckets(pools: unknown[]): number {
-  let count = pools.length;
-  for (const pool of pools) {
-    if (!isPlainObject(pool) || !Array.isArray(pool.services)) continue;
-    count += pool.services.length;
-    for (const service of pool.services) {
-      if (isPlainObject(service) && Array.isArray(service.endpoints)) count += service.endpoints.length;
-    }
-  }
-  return count;
-}
-
-function readName(r: FieldReader, obj: JsonObject, path: string, names: Map<string, string>, what: string): string | undefined {
-  const name = r.matching(obj, path, 'name', NAME_PATTERN, NAME_EXPECTED);
-  if (name === undefined) return undefined;
-  const first = names.get(name);
-  if (first !== undefined) {
-    r.failWith(joinKey(path, 'name'), `a unique ${what} name`, `${JSON.stringify(name)} (already used by ${first})`);
-  } else {
-    names.set(name, joinKey(path, 'name'));
-  }
-  return name;
-}
-
-function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<string, string>): PoolConfig {
-  const obj = r.object(path, item, POOL_KEYS);
-  if (obj === undefined) return {} as PoolConfig; // already reported
-  const name = readName(r, obj, path, poolNames, 'pool');
-  const capacity = r.number(obj, path, 'capacity_tps', TPS);
-  const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
-  const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
-  const servicesPath = joinKey(path, 'services');
-  const names = new Map<string, string>();
-  const services = items.map((s, i) => readService(r, s, joinIndex(servicesPath, i), names, capacity));
-
-  const mins = services.map((s) => s.min_tps);
-  if (capacity !== undefined && mins.every((m) => m !== undefined)) {
-    const sum = mins.reduce((a, b) => a + b, 0);
-    if (sum > capacity * (1 + 1e-12)) {
-      r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
-    }
-  }
-  return { name, capacity_tps: capacity, burst, services } as PoolConfig;
-}
-
-function readService(
-  r: FieldReader, item: unknown, path: string, serviceNames: Map<string, string>, capacity: number | undefined,
-): ServiceConfig {
-  const obj = r.object(path, item, SERVICE_KEYS);
-  if (obj === undefined) return {} as ServiceConfig; // already reported
-  const name = readName(r, obj, path, serviceNames, 'service');
-  const priority = r.oneOf(obj, path, 'priority', PRIORITIES);
-  const minTps = r.number(obj, path, 'min_tps', MIN_TPS, 0);
-  // The default is the pool's capacity; if that is invalid (reported), skip.
-  const maxTps = obj.max_tps === undefined && capacity === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, capacity);
-  if (minTps !== undefined && maxTps !== undefined && minTps > maxTps) {
-    r.fail(joinKey(path, 'min_tps'), `a number <= max_tps (${maxTps})`, minTps);
-  }
-  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
-  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
-  const items = r.array(obj, path, 'endpoints', 'endpoint objects', 0, []) ?? [];
-  const endpointsPath = joinKey(path, 'endpoints');
-  const names = new Map<string, string>();
-  const endpoints = items.map((e, i) => readEndpoint(r, e, joinIndex(endpointsPath, i), names, maxTps));
-  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints } as ServiceConfig;
-}
-
-function readEndpoint(
-  r: FieldReader, item: unknown, path: string, names: Map<string, string>, serviceMaxTps: number | undefined,
-): EndpointConfig {
-  const obj = r.object(path, item, ENDPOINT_KEYS);
-  if (obj === undefined) return {} as EndpointConfig; // already reported
-  const name = readName(r, obj, path, names, 'endpoint');
-  const maxTps = obj.max_tps === undefined && serviceMaxTps === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, serviceMaxTps);
-  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
-  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
-  return { name, max_tps: maxTps, burst, concurrency } as EndpointConfig;
 }

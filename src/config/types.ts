@@ -1,5 +1,6 @@
 // The effective configuration after defaults are applied and the file is
-// validated (see schema.ts). Every object here is frozen once loaded.
+// validated (schema.ts; defaults and bounds in defaults.ts). Every object
+// here is frozen once loaded.
 
 export const PRIORITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -11,7 +12,7 @@ export interface EndpointConfig {
   readonly name: string;
   /** Hard ceiling of the endpoint's refill rate, tokens per second. */
   readonly max_tps: number;
-  /** Bucket size in tokens; default max(1, ceil(max_tps / 20)). */
+  /** Bucket size in tokens; default max(1, ceil(max_tps / 20)): 50 ms of refill. */
   readonly burst: number;
   /** Max leases held at once; 0 means unlimited. */
   readonly concurrency: number;
@@ -31,7 +32,7 @@ export interface PoolConfig {
   readonly name: string;
   /** The upstream API's limit as the operator configured it. */
   readonly capacity_tps: number;
-  /** Pool bucket size in tokens; default max(1, ceil(capacity_tps / 20)). */
+  /** Pool bucket size in tokens; default max(1, ceil(capacity_tps / 50)): 20 ms of capacity. */
   readonly burst: number;
   readonly services: readonly ServiceConfig[];
 }

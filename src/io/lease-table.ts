@@ -11,11 +11,17 @@
 // order they were made: a FIFO of (slot, generation) is the expiry schedule
 // and sweeping it costs O(expired).
 
-import { MAX_IO_THREADS, MAX_LEASES_PER_THREAD } from '../config/schema.ts';
+import { MAX_IO_THREADS, MAX_LEASES_PER_THREAD } from '../config/defaults.ts';
+import { INT32_MAX, assertConstants } from '../shm/layout.ts';
 
 export const THREAD_LIMIT = MAX_IO_THREADS;
 export const SLOT_LIMIT = MAX_LEASES_PER_THREAD;
 const GENERATION_LIMIT = 1 << 28;
+// The largest id is GENERATION_LIMIT x SLOT_LIMIT x THREAD_LIMIT - 1 (JSON and
+// slotOf() take only safe integers); generations and slots sit in Int32Arrays.
+assertConstants(GENERATION_LIMIT * SLOT_LIMIT * THREAD_LIMIT <= 2 ** 53,
+  'lease ids < 2^53: GENERATION_LIMIT * SLOT_LIMIT * THREAD_LIMIT <= 2^53');
+assertConstants(GENERATION_LIMIT <= INT32_MAX && SLOT_LIMIT <= INT32_MAX, 'GENERATION_LIMIT and SLOT_LIMIT fit an Int32Array');
 
 export interface ExpiredLease {
   bucket: number;

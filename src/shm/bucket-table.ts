@@ -60,8 +60,6 @@ export function failBucket(result: number): number { return (result - 1) >> 2; }
 export function failReason(result: number): number { return (result - 1) & 3; }
 function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
 
-export { ALLOWANCE_SHARE } from './allowances.ts';
-
 const MAX_DEPTH = 3;
 /** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
 const GUARDS = 2 * MAX_DEPTH;

@@ -1,17 +1,27 @@
 // Opening the telemetry database: <data_dir>/tpsd.db, SQLite through
 // better-sqlite3 in WAL mode.
 //
-// Threads: the daemon opens it once, on the main thread, which is the only
-// writer (the controller's tick runs there; writes follow each tick in one
-// transaction). CLI verbs (history, decisions, recommend) open it read-only
-// from their own processes while the daemon runs; WAL lets them read without
-// blocking the writer.
+// Threads: the daemon holds two connections, each opened here, and so
+// writes from two threads:
+//   - the main thread (telemetry.ts) opens it first (creating and migrating
+//     it) and writes the rare rows: limit overrides and their audit trail,
+//     on disk before they apply (overrides.ts), and the model registry
+//     (registerModel); at shutdown it checkpoints the WAL and closes last;
+//   - the telemetry writer thread (telemetry-worker.ts, started by
+//     telemetry-writer.ts) writes the key ids at start, then every tick's
+//     rows (ticks, telemetry, decisions; telemetry-store.ts) in one
+//     transaction per tick, and runs retention (roll-ups and deletes,
+//     retention.ts) between ticks.
+// SQLite runs one write transaction at a time; busy_timeout makes the other
+// writer wait for it (up to 5 s) rather than fail. CLI verbs (history, decisions,
+// recommend) open it read-only from their own processes while the daemon
+// runs; WAL lets them read without blocking either writer.
 //
 // Durability: journal_mode=WAL with synchronous=NORMAL. A committed
 // transaction survives a crash of the process (kill -9): it is in the WAL,
 // which SQLite replays on the next open; only a power loss can drop the last
-// transactions. The daemon commits once per tick, so a kill loses at most the
-// tick that was being written.
+// transactions. The writer thread commits once per tick, so a kill loses at
+// most the tick that was being written.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -11,7 +11,7 @@ import { closest, editDistance } from '../../../src/config/field-reader.ts';
 import {
   ConfigError, DEFAULT_CONFIG_PATH, deepFreeze, loadConfigFile, validateConfig,
 } from '../../../src/config/load.ts';
-import { MAX_BUCKETS } from '../../../src/config/schema.ts';
+import { MAX_BUCKETS } from '../../../src/config/defaults.ts';
 
 const NO_ENV = {};
 

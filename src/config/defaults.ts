@@ -1,0 +1,58 @@
+// The config's numbers: the bounds every field is checked against (several
+// are what shared memory and the lease table can hold; src/shm/layout.ts and
+// src/io/lease-table.ts assert those relationships at load) and the default
+// of every optional field. The validator that applies them is schema.ts.
+
+import os from 'node:os';
+
+/** Largest rate, tokens per second: the shared-memory token ceiling (shm/layout.ts MAX_TOKENS). */
+export const MAX_TPS = 2_000_000;
+/** Largest bucket size, tokens: the shared-memory token ceiling (shm/layout.ts MAX_TOKENS). */
+export const MAX_BURST = 2_000_000;
+export const MAX_CONCURRENCY = 2_147_483_647;
+/** Pools + services + endpoints: one shared-memory bucket each. */
+export const MAX_BUCKETS = 1_000_000;
+export const MAX_IO_THREADS = 16;
+/** The lease table packs a slot number in 20 bits of the lease id. */
+export const MAX_LEASES_PER_THREAD = 1 << 20;
+/** Longest controller tick: every bucket is refilled at least this often (shm/layout.ts, int32 times). */
+export const MAX_TICK_MS = 3_600_000;
+export const MIB = 1024 * 1024;
+
+export const DEFAULTS = {
+  listen: { host: '127.0.0.1', port: 7070 },
+  tick_ms: 1000,
+  data_dir: './data',
+  policy: { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 },
+  lease_ttl_ms: 30_000,
+  max_message_bytes: 65_536,
+  limits: {
+    max_queue_per_key: 10_000,
+    max_outstanding_per_connection: 4096,
+    max_leases_per_thread: MAX_LEASES_PER_THREAD,
+    max_connections: 100_000,
+    idle_timeout_s: 120,
+    max_backpressure_bytes: 4 * MIB,
+  },
+  log: { level: 'info' },
+  telemetry: { enabled: true, retention_raw_h: 24, retention_rollup_d: 30, retention_decisions_h: 168, rollup_every_s: 60 },
+} as const;
+
+/** One I/O thread per core, between 1 and MAX_IO_THREADS. */
+export function defaultIoThreads(): number {
+  return Math.min(MAX_IO_THREADS, Math.max(1, os.availableParallelism()));
+}
+
+/**
+ * Default pool bucket size: 20 ms of capacity (capacity / 50). The pool
+ * refills at capacity less its burst (see control/controller.ts), so the
+ * burst is kept small.
+ */
+export function defaultPoolBurst(capacityTps: number): number {
+  return Math.max(1, Math.ceil(capacityTps / 50));
+}
+
+/** Default service and endpoint bucket size: 50 ms worth of refill (tps / 20), at least one token. */
+export function defaultBurst(tps: number): number {
+  return Math.max(1, Math.ceil(tps / 20));
+}

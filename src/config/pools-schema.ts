@@ -1,0 +1,113 @@
+// The schema of the `pools` section (part of schema.ts's validator): pools,
+// their services and endpoints, with names unique among siblings, rates and
+// bursts within what shared memory holds (defaults.ts), defaults taken from
+// the parent (a service's max_tps from its pool's capacity, an endpoint's
+// from its service) and the sum of a pool's min_tps within its capacity.
+
+import { MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TPS, defaultBurst, defaultPoolBurst } from './defaults.ts';
+import { FieldReader, isPlainObject, joinIndex, joinKey, type JsonObject, type NumberRule } from './field-reader.ts';
+import { PRIORITIES, type EndpointConfig, type PoolConfig, type ServiceConfig } from './types.ts';
+
+/** Pool, service and endpoint names; '/' is reserved as the key separator. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+const NAME_EXPECTED = 'a name of 1 to 64 characters from A-Z, a-z, 0-9, "_", ".", ":", "-"';
+
+const TPS: NumberRule = { above: 0, max: MAX_TPS };
+const MIN_TPS: NumberRule = { min: 0, max: MAX_TPS };
+const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
+const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
+
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
+const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
+const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
+
+/** The `pools` array; refused whole when it would need more than MAX_BUCKETS buckets. */
+export function readPools(r: FieldReader, root: JsonObject): PoolConfig[] {
+  const items = r.array(root, '', 'pools', 'pool objects', 1) ?? [];
+  const buckets = countBuckets(items);
+  if (buckets > MAX_BUCKETS) {
+    r.failWith('pools', `at most ${MAX_BUCKETS} buckets (pools + services + endpoints)`, `${buckets}`);
+    return [];
+  }
+  const names = new Map<string, string>();
+  return items.map((item, i) => readPool(r, item, joinIndex('pools', i), names));
+}
+
+function countBuckets(pools: unknown[]): number {
+  let count = pools.length;
+  for (const pool of pools) {
+    if (!isPlainObject(pool) || !Array.isArray(pool.services)) continue;
+    count += pool.services.length;
+    for (const service of pool.services) {
+      if (isPlainObject(service) && Array.isArray(service.endpoints)) count += service.endpoints.length;
+    }
+  }
+  return count;
+}
+
+function readName(r: FieldReader, obj: JsonObject, path: string, names: Map<string, string>, what: string): string | undefined {
+  const name = r.matching(obj, path, 'name', NAME_PATTERN, NAME_EXPECTED);
+  if (name === undefined) return undefined;
+  const first = names.get(name);
+  if (first !== undefined) {
+    r.failWith(joinKey(path, 'name'), `a unique ${what} name`, `${JSON.stringify(name)} (already used by ${first})`);
+  } else {
+    names.set(name, joinKey(path, 'name'));
+  }
+  return name;
+}
+
+function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<string, string>): PoolConfig {
+  const obj = r.object(path, item, POOL_KEYS);
+  if (obj === undefined) return {} as PoolConfig; // already reported
+  const name = readName(r, obj, path, poolNames, 'pool');
+  const capacity = r.number(obj, path, 'capacity_tps', TPS);
+  const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
+  const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
+  const servicesPath = joinKey(path, 'services');
+  const names = new Map<string, string>();
+  const services = items.map((s, i) => readService(r, s, joinIndex(servicesPath, i), names, capacity));
+
+  const mins = services.map((s) => s.min_tps);
+  if (capacity !== undefined && mins.every((m) => m !== undefined)) {
+    const sum = mins.reduce((a, b) => a + b, 0);
+    if (sum > capacity * (1 + 1e-12)) {
+      r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
+    }
+  }
+  return { name, capacity_tps: capacity, burst, services } as PoolConfig;
+}
+
+function readService(
+  r: FieldReader, item: unknown, path: string, serviceNames: Map<string, string>, capacity: number | undefined,
+): ServiceConfig {
+  const obj = r.object(path, item, SERVICE_KEYS);
+  if (obj === undefined) return {} as ServiceConfig; // already reported
+  const name = readName(r, obj, path, serviceNames, 'service');
+  const priority = r.oneOf(obj, path, 'priority', PRIORITIES);
+  const minTps = r.number(obj, path, 'min_tps', MIN_TPS, 0);
+  // The default is the pool's capacity; if that is invalid (reported), skip.
+  const maxTps = obj.max_tps === undefined && capacity === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, capacity);
+  if (minTps !== undefined && maxTps !== undefined && minTps > maxTps) {
+    r.fail(joinKey(path, 'min_tps'), `a number <= max_tps (${maxTps})`, minTps);
+  }
+  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
+  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
+  const items = r.array(obj, path, 'endpoints', 'endpoint objects', 0, []) ?? [];
+  const endpointsPath = joinKey(path, 'endpoints');
+  const names = new Map<string, string>();
+  const endpoints = items.map((e, i) => readEndpoint(r, e, joinIndex(endpointsPath, i), names, maxTps));
+  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints } as ServiceConfig;
+}
+
+function readEndpoint(
+  r: FieldReader, item: unknown, path: string, names: Map<string, string>, serviceMaxTps: number | undefined,
+): EndpointConfig {
+  const obj = r.object(path, item, ENDPOINT_KEYS);
+  if (obj === undefined) return {} as EndpointConfig; // already reported
+  const name = readName(r, obj, path, names, 'endpoint');
+  const maxTps = obj.max_tps === undefined && serviceMaxTps === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, serviceMaxTps);
+  const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
+  const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
+  return { name, max_tps: maxTps, burst, concurrency } as EndpointConfig;
+}
