@@ -1,7 +1,8 @@
 // Live limit overrides (`tpsd limits set|rm`) and their audit trail.
 //
-// Threads: main thread only, on its own connection (the telemetry writer thread writes tick rows on another; see db.ts). A change and its
-// audit rows are written in one transaction, before the change is applied,
+// Threads: main thread only, on its connection (the telemetry writer thread
+// writes the tick rows on its own; see db.ts). A change and its audit rows
+// are written in one transaction, before the change is applied,
 // so an override that is in force is always on disk and in the audit trail.
 
 import type { Db } from './db.ts';
