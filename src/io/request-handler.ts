@@ -11,17 +11,15 @@
 // Replies to requests in a message are written to `out` (one reply message per
 // incoming message). Replies that come later (a waiter granted or timed out)
 // go to the connection's own writer, and the connection is put on `dirty`;
-// the worker flushes dirty connections with one corked send each.
+// the worker flushes dirty connections with one corked send each. Every reply
+// frame is written by replies.ts; HELLO and the auth checks are in hello.ts.
 
 // The global `performance` is a lazy getter in worker threads (a call per use); the import is a plain binding.
 import { performance } from 'node:perf_hooks';
 import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
-import {
-  MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION,
-  STATUS_DENIED, STATUS_OK, CLOSE_POLICY_VIOLATION,
-} from '../protocol/opcodes.ts';
+import { MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, STATUS_OK } from '../protocol/opcodes.ts';
 import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -32,15 +30,16 @@ import {
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
+import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
+import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
 export { MAX_WAIT_MS } from './waiter-drain.ts';
-/** Failed authentications after which a connection is closed. */
-export const MAX_AUTH_FAILURES = 5;
+export { MAX_AUTH_FAILURES } from './hello.ts';
 
 export interface HandlerOptions {
   config: TpsdConfig;
@@ -105,83 +104,51 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   request(conn: Conn, req: unknown[]): number {
     const op = req[0] as number;
     const id = req[1] as number;
-    const w = this.out;
     switch (op) {
       case OP_ACQUIRE: {
-        if (req.length !== 5) return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'ACQUIRE is [1, id, key, tokens, wait_ms]');
-        if (typeof req[2] !== 'string') return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'key must be a string');
+        if (req.length !== 5) return this.error(op, id, ErrorCode.BAD_REQUEST, 'ACQUIRE is [1, id, key, tokens, wait_ms]');
+        if (typeof req[2] !== 'string') return this.error(op, id, ErrorCode.BAD_REQUEST, 'key must be a string');
         const key = this.reader.key;
         key.fromString(req[2]);
         return this.acquire(conn, id, key, req[3], req[4]);
       }
       // Wrong arity: an undefined lease fails release()'s shape check.
       case OP_RELEASE: return this.release(conn, id, req.length === 5 ? req[2] : undefined, req[3], req[4]);
-      case OP_HELLO: return this.hello(conn, req, id);
+      case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
       case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
-        if (req.length !== 2) return this.error(w, op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
-        if (!this.authorized(conn)) return this.unauthorized(conn, op, id, 'send HELLO with a valid token first');
-        w.array(4).uint(op).uint(id).uint(STATUS_OK).value(this.o.status());
+        if (req.length !== 2) return this.error(op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
+        if (!authorized(this.o.auth, conn)) return unauthorized(this.out, conn, op, id, 'send HELLO with a valid token first');
+        writeBody(this.out, op, id, this.o.status());
         return 0;
       default:
-        return this.error(w, op, id, ErrorCode.BAD_REQUEST, `unknown op ${op}`);
+        return this.error(op, id, ErrorCode.BAD_REQUEST, `unknown op ${op}`);
     }
   }
 
-  private error(w: MsgWriter, op: number, id: number, code: number, message: string): number {
-    w.array(4).uint(op).uint(id).uint(code).str(message);
+  /** An error reply to the current message; 0: the connection stays open. */
+  private error(op: number, id: number, code: number, message: string): number {
+    writeError(this.out, op, id, code, message);
     return 0;
   }
 
   /** RequestSink: an error reply to the current message. */
   replyError(op: number, id: number, code: number, message: string): void {
-    this.error(this.out, op, id, code, message);
-  }
-
-  private authorized(conn: Conn): boolean {
-    return !this.o.auth.enabled || conn.token !== null;
-  }
-
-  private unauthorized(conn: Conn, op: number, id: number, message: string): number {
-    this.error(this.out, op, id, ErrorCode.UNAUTHORIZED, message);
-    return ++conn.authFailures >= MAX_AUTH_FAILURES ? CLOSE_POLICY_VIOLATION : 0;
-  }
-
-  private hello(conn: Conn, req: unknown[], id: number): number {
-    const body = req[2] as Record<string, unknown> | undefined;
-    if (req.length !== 3 || typeof body !== 'object' || body === null || Array.isArray(body)) {
-      return this.error(this.out, OP_HELLO, id, ErrorCode.BAD_REQUEST, 'HELLO is [0, id, {v: 1, token?, name?}]');
-    }
-    if (body.v !== PROTOCOL_VERSION) {
-      return this.error(this.out, OP_HELLO, id, ErrorCode.BAD_REQUEST,
-        `unsupported protocol version ${typeof body.v === 'number' ? body.v : `of type ${typeof body.v}`}; this server speaks v${PROTOCOL_VERSION}`);
-    }
-    if (this.o.auth.enabled) {
-      const token = this.o.auth.check(body.token);
-      if (token === null) {
-        return this.unauthorized(conn, OP_HELLO, id, body.token === undefined ? 'this server needs a token in HELLO' : 'invalid token');
-      }
-      conn.token = token;
-    }
-    if (typeof body.name === 'string') conn.name = body.name.slice(0, 64);
-    this.out.array(4).uint(OP_HELLO).uint(id).uint(STATUS_OK)
-      .value({ v: PROTOCOL_VERSION, server: 'tpsd/0.1.0', tick_ms: this.o.config.tick_ms });
-    return 0;
+    writeError(this.out, op, id, code, message);
   }
 
   /** Op 16 LIMITS: shape and admin checks here; the main thread answers (answerAdmin). */
   private limits(conn: Conn, req: unknown[], id: number): number {
-    const w = this.out;
-    if (this.admin === null) return this.error(w, OP_LIMITS, id, ErrorCode.BAD_REQUEST, 'LIMITS is not served here');
+    if (this.admin === null) return this.error(OP_LIMITS, id, ErrorCode.BAD_REQUEST, 'LIMITS is not served here');
     const parsed = parseLimits(req);
-    if (typeof parsed === 'string') return this.error(w, OP_LIMITS, id, ErrorCode.BAD_REQUEST, parsed);
+    if (typeof parsed === 'string') return this.error(OP_LIMITS, id, ErrorCode.BAD_REQUEST, parsed);
     if (this.o.auth.enabled) {
-      if (conn.token === null) return this.unauthorized(conn, OP_LIMITS, id, 'send HELLO with an admin token first');
-      if (!conn.token.admin) return this.unauthorized(conn, OP_LIMITS, id, 'LIMITS needs an admin token');
+      if (conn.token === null) return unauthorized(this.out, conn, OP_LIMITS, id, 'send HELLO with an admin token first');
+      if (!conn.token.admin) return unauthorized(this.out, conn, OP_LIMITS, id, 'LIMITS needs an admin token');
     }
-    if (this.o.shuttingDown()) return this.error(w, OP_LIMITS, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+    if (this.o.shuttingDown()) return this.error(OP_LIMITS, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
     if (conn.outstanding >= this.o.config.limits.max_outstanding_per_connection) {
-      return this.error(w, OP_LIMITS, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
+      return this.error(OP_LIMITS, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
     }
     conn.outstanding++;
     const actor = `${conn.name ?? 'anonymous'} (io-${this.o.thread} conn ${conn.connId})`;
@@ -200,8 +167,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     conn.outstanding--;
     if (conn.closed) return;
     const out = this.deferred(conn);
-    if (status === STATUS_OK) out.array(4).uint(OP_LIMITS).uint(id).uint(STATUS_OK).value(body);
-    else this.error(out, OP_LIMITS, id, status, String(body));
+    if (status === STATUS_OK) writeBody(out, OP_LIMITS, id, body);
+    else writeError(out, OP_LIMITS, id, status, String(body));
   }
 
   /** Fails admin ops the main thread has not answered in time (or all of them, at shutdown). */
@@ -213,19 +180,19 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   acquire(conn: Conn, id: number, key: RequestKey, tokens: unknown, waitMs: unknown): number {
     const w = this.out;
     const nowMs = this.nowMs, perf = this.perf;
-    if (!isUint(tokens) || tokens < 1) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'tokens must be an integer >= 1');
-    if (!isUint(waitMs)) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'wait_ms must be an unsigned integer');
-    if (key.tooLong()) return this.error(w, OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, `key longer than ${MAX_KEY_BYTES} bytes`);
-    if (this.o.shuttingDown()) return this.error(w, OP_ACQUIRE, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+    if (!isUint(tokens) || tokens < 1) return this.error(OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'tokens must be an integer >= 1');
+    if (!isUint(waitMs)) return this.error(OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, 'wait_ms must be an unsigned integer');
+    if (key.tooLong()) return this.error(OP_ACQUIRE, id, ErrorCode.BAD_REQUEST, `key longer than ${MAX_KEY_BYTES} bytes`);
+    if (this.o.shuttingDown()) return this.error(OP_ACQUIRE, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
     if (this.o.auth.enabled) {
-      if (conn.token === null) return this.unauthorized(conn, OP_ACQUIRE, id, 'send HELLO with a valid token first');
-      if (!keyAllowed(conn.token, key.text())) return this.unauthorized(conn, OP_ACQUIRE, id, `this token may not use key "${key.text()}"`);
+      if (conn.token === null) return unauthorized(w, conn, OP_ACQUIRE, id, 'send HELLO with a valid token first');
+      if (!keyAllowed(conn.token, key.text())) return unauthorized(w, conn, OP_ACQUIRE, id, `this token may not use key "${key.text()}"`);
     }
     const leaf = key.leaf();
-    if (leaf < 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
+    if (leaf < 0) return this.error(OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
     const t = this.table;
     if (tokens > MAX_TOKENS || t.exceedsBurst(leaf, tokens * MILLI)) {
-      return this.error(w, OP_ACQUIRE, id, ErrorCode.TOKENS_EXCEED_BURST,
+      return this.error(OP_ACQUIRE, id, ErrorCode.TOKENS_EXCEED_BURST,
         `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
     }
     const milli = tokens * MILLI;
@@ -234,22 +201,22 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     const r = t.acquire(leaf, milli, prio, false, nowMs);
     if (r === GRANTED) {
       const lease = this.grant(leaf, tokens, milli, perf);
-      if (lease === 0) return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
-      w.array(5).uint(OP_ACQUIRE).uint(id).uint(STATUS_OK).uint(lease).uint(t.remaining(leaf));
+      if (lease === 0) return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+      writeGranted(w, id, lease, t.remaining(leaf));
       return 0;
     }
     if (waitMs === 0) {
       t.count(leaf, C_DENIED_INDEX, tokens);
-      w.array(5).uint(OP_ACQUIRE).uint(id).uint(STATUS_DENIED).uint(0).uint(t.retryAfterMs(r, milli, nowMs));
+      writeDenied(w, id, t.retryAfterMs(r, milli, nowMs));
       return 0;
     }
     if (conn.outstanding >= this.o.config.limits.max_outstanding_per_connection) {
       t.count(leaf, C_DENIED_INDEX, tokens);
-      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
+      return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
     }
     if (t.queue(leaf) >= this.o.config.limits.max_queue_per_key) {
       t.count(leaf, C_DENIED_INDEX, tokens);
-      return this.error(w, OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
+      return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
     }
     this.drain.add(conn, id, leaf, tokens, milli, prio, r, perf, waitMs);
     return 0;
@@ -272,22 +239,21 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
 
   /** RELEASE with five elements, from either way of reading (RequestSink). */
   release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown): number {
-    const w = this.out;
     const reply = id !== 0;
     if (!isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
-      return reply ? this.error(w, OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
+      return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
     }
-    if (!this.authorized(conn)) {
-      return reply ? this.unauthorized(conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
+    if (!authorized(this.o.auth, conn)) {
+      return reply ? unauthorized(this.out, conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
     }
     const b = this.leases.release(lease);
-    if (b < 0) return reply ? this.error(w, OP_RELEASE, id, ErrorCode.UNKNOWN_LEASE, `no lease ${lease} (released, expired or never granted)`) : 0;
+    if (b < 0) return reply ? this.error(OP_RELEASE, id, ErrorCode.UNKNOWN_LEASE, `no lease ${lease} (released, expired or never granted)`) : 0;
     const t = this.table;
     t.releaseSlots(b, this.leases.lastMask);
     t.count(b, OUTCOME_FIELDS[outcome], 1);
     t.count(b, C_LATENCY_SUM_US_INDEX, latency);
     t.count(b, C_LATENCY_COUNT_INDEX, 1);
-    if (reply) w.array(3).uint(OP_RELEASE).uint(id).uint(STATUS_OK);
+    if (reply) writeReleased(this.out, id);
     return 0;
   }
 

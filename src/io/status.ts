@@ -13,8 +13,8 @@ import {
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import { SERVER_NAME } from './server-name.ts';
 
-export const SERVER_NAME = 'tpsd/0.1.0';
 const KINDS = ['pool', 'service', 'endpoint'] as const;
 
 export interface KeyStatus {

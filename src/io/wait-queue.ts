@@ -42,11 +42,4 @@ export class WaitQueue<C> {
     }
     this.size = size;
   }
-
-  /** Earliest deadline among live waiters, or Infinity. */
-  nextDeadline(): number {
-    let t = Infinity;
-    for (const q of this.queues) for (const w of q) if (!w.done && w.deadline < t) t = w.deadline;
-    return t;
-  }
 }

@@ -10,16 +10,18 @@
 // waiter is unregistered exactly once, in finish().
 //
 // Replies come later than the request's message, so they go to the
-// connection's deferred writer (host.deferred), which the worker flushes.
+// connection's deferred writer (host.deferred), which the worker flushes;
+// their frames are written by replies.ts.
 
 // The global `performance` is a lazy getter in worker threads (a call per use); the import is a plain binding.
 import { performance } from 'node:perf_hooks';
 import { ErrorCode } from '../protocol/errors.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
-import { OP_ACQUIRE, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
+import { OP_ACQUIRE } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import { C_DENIED_INDEX, C_WAIT_SUM_MS_INDEX } from '../shm/layout.ts';
 import type { Conn } from './conn.ts';
+import { writeDenied, writeError, writeGranted } from './replies.ts';
 import type { WaitQueue, Waiter } from './wait-queue.ts';
 
 /** Longest wait a request may ask for; longer waits are cut to this. */
@@ -31,10 +33,6 @@ export interface WaiterHost {
   grant(leaf: number, tokens: number, milli: number, perf: number): number;
   /** The connection's deferred replies (the connection is then flushed). */
   deferred(conn: Conn): MsgWriter;
-}
-
-function writeError(w: MsgWriter, id: number, code: number, message: string): void {
-  w.array(4).uint(OP_ACQUIRE).uint(id).uint(code).str(message);
 }
 
 export class WaiterDrain {
@@ -96,10 +94,10 @@ export class WaiterDrain {
             this.finish(wt);
             const lease = this.host.grant(wt.leaf, wt.tokens, wt.milli, perf);
             const out = this.host.deferred(wt.conn);
-            if (lease === 0) writeError(out, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+            if (lease === 0) writeError(out, OP_ACQUIRE, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
             else {
               t.count(wt.leaf, C_WAIT_SUM_MS_INDEX, perf - wt.enqueuedAt);
-              out.array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_OK).uint(lease).uint(t.remaining(wt.leaf));
+              writeGranted(out, wt.id, lease, t.remaining(wt.leaf));
             }
             continue;
           }
@@ -113,13 +111,12 @@ export class WaiterDrain {
           if (perf >= wt.deadline) {
             this.finish(wt);
             t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
-            this.host.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0)
-              .uint(t.retryAfterMs(r, wt.milli, nowMs));
+            writeDenied(this.host.deferred(wt.conn), wt.id, t.retryAfterMs(r, wt.milli, nowMs));
           }
         } else if (perf >= wt.deadline) {
           this.finish(wt);
           t.count(wt.leaf, C_DENIED_INDEX, wt.tokens);
-          this.host.deferred(wt.conn).array(5).uint(OP_ACQUIRE).uint(wt.id).uint(STATUS_DENIED).uint(0).uint(1);
+          writeDenied(this.host.deferred(wt.conn), wt.id, 1);
         }
       }
     }
@@ -140,7 +137,7 @@ export class WaiterDrain {
       for (const wt of q) {
         if (wt.done) continue;
         this.finish(wt);
-        if (!wt.conn.closed) writeError(this.host.deferred(wt.conn), wt.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+        if (!wt.conn.closed) writeError(this.host.deferred(wt.conn), OP_ACQUIRE, wt.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
       }
     }
     this.waiters.sweep();

@@ -50,11 +50,6 @@ export function decodeAll(bytes: Uint8Array): unknown[] {
   return values;
 }
 
-/** Encodes any value with msgpackr (used for maps and rare shapes). */
-export function encodeValue(value: unknown): Uint8Array {
-  return packr.pack(value);
-}
-
 const textEncoder = new TextEncoder();
 const VIEW_CACHE_BYTES = 512;
 

@@ -9,6 +9,7 @@ import { validateConfig } from '../../../src/config/schema.ts';
 import { Authenticator } from '../../../src/io/auth.ts';
 import type { Conn } from '../../../src/io/conn.ts';
 import { RequestHandler } from '../../../src/io/request-handler.ts';
+import { SERVER_NAME } from '../../../src/io/server-name.ts';
 import { MsgWriter, decodeAll } from '../../../src/protocol/codec.ts';
 import { CLOSE_PROTOCOL_ERROR } from '../../../src/protocol/opcodes.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
@@ -189,5 +190,12 @@ describe('RequestHandler: flat and general reading', () => {
     const { replies } = run(flat([[1, 1, 'p/a', 1, 0], [0, 2, { v: 1, token: 'secret-token-1' }], [1, 3, 'p/a', 1, 0], [1, 4, 'p/b/e.1', 1, 0]]), h);
     assert.deepEqual(replies.map(head), [[1, 1, 18], [0, 2, 0], [1, 3, 18], [1, 4, 0]]);
     assert.equal((replies[2] as unknown[])[3], 'this token may not use key "p/a"');
+  });
+
+  it('answers HELLO with the protocol version, the server name and the tick', () => {
+    const { replies, close } = bothWays([[0, 5, { v: 1, name: 'svc' }]]);
+    assert.equal(close, 0);
+    assert.deepEqual(replies, [[0, 5, 0, { v: 1, server: SERVER_NAME, tick_ms: 1000 }]]);
+    assert.match(SERVER_NAME, /^tpsd\/\d+\.\d+\.\d+/);
   });
 });
