@@ -38,8 +38,6 @@ import { RequestReader, type RequestKey, type RequestSink } from './request-read
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
-export { MAX_WAIT_MS } from './waiter-drain.ts';
-export { MAX_AUTH_FAILURES } from './hello.ts';
 
 export interface HandlerOptions {
   config: TpsdConfig;

@@ -43,7 +43,7 @@ describe('regressions found by fuzzing', () => {
   });
 
   it('hello-version-json: HELLO whose v is a BigInt, a cycle or 20k levels deep closes with 1002, the requests before it answered', async () => {
-    // src/io/request-handler.ts hello(): JSON.stringify(body.v) for the error message
+    // src/io/hello.ts: JSON.stringify(body.v) for the error message
     // throws (BigInt from ext 0x42; cycle from ext 0x69/0x70; stack overflow); since
     // b71a33c the I/O thread survives but the connection is closed with 1011 and the
     // replies to the message's earlier requests (leases granted) are dropped.
