@@ -12,7 +12,7 @@
 // that is still running when the next one is due makes that one a no-op.
 
 import { resolve } from 'node:path';
-import type { TpsdConfig } from '../config/types.ts';
+import { runningMode, type TpsdConfig } from '../config/types.ts';
 import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
@@ -35,8 +35,7 @@ import { writeStats } from './stats-writer.ts';
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
-  const name = mode === 'fair' ? 'fallback' : mode;
-  return MODE_NAMES.indexOf(name);
+  return MODE_NAMES.indexOf(runningMode(mode));
 }
 
 export interface ControllerOptions {

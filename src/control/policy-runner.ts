@@ -8,7 +8,7 @@
 // Every fallback is counted by reason and logged (first time, then every
 // LOG_EVERY-th repeat, so a broken model does not flood the log).
 
-import type { PolicyMode } from '../config/types.ts';
+import { runningMode, type PolicyMode } from '../config/types.ts';
 import type { PoolObservation } from '../ppo/observation.ts';
 import { FairPolicy } from './policies/fair.ts';
 import { StaticPolicy } from './policies/static.ts';
@@ -54,9 +54,9 @@ export class PolicyRunner {
 
   async decide(obs: PoolObservation): Promise<Decision> {
     if (this.override !== null) return this.guarded(obs, this.override.name, () => this.override!.allocate(obs));
-    switch (this.mode) {
+    switch (runningMode(this.mode)) {
       case 'static': return this.plain(this.staticPolicy, obs);
-      case 'fallback': case 'fair': return this.plain(this.fair, obs);
+      case 'fallback': return this.plain(this.fair, obs);
       case 'ppo': return this.guarded(obs, 'ppo', () => this.askPpo(obs));
       case 'shadow': {
         const proposal = await this.guarded(obs, 'ppo', () => this.askPpo(obs));

@@ -10,7 +10,7 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, sumCounter, type ShmViews,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
 import type { DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
@@ -41,7 +41,6 @@ const COUNTERS: [number, string, string][] = [
 
 /** Policy fallback kinds (bounded: the reasons themselves may carry error text). */
 export const FALLBACK_KINDS = ['missing_model', 'deadline', 'busy', 'invalid_output', 'error'] as const;
-const POLICY_MODES = ['ppo', 'shadow', 'fallback', 'static'] as const;
 
 type Line = (name: string, type: string, help: string, samples: [string, number][]) => void;
 
@@ -81,7 +80,7 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     }
   }
   metric('tpsd_policy_mode', 'gauge', 'The policy mode in force (1) among all modes.',
-    POLICY_MODES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
+    MODE_NAMES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
   if (daemon !== null) renderDaemon(metric, daemon);
   return lines.join('\n') + '\n';
 }

@@ -32,6 +32,8 @@
 // long as every bucket is refilled at least that often (the controller
 // refills every bucket on every tick).
 
+import { RUNNING_MODES } from '../config/types.ts';
+
 export const SHM_MAGIC = 0x74707364; // "tpsd"
 export const SHM_VERSION = 1;
 
@@ -51,7 +53,8 @@ export const CONNECTIONS_INDEX = 7;
 export const HEADER_FIELDS = 8;
 export const HEADER_BYTES = HEADER_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 
-export const MODE_NAMES = ['ppo', 'shadow', 'fallback', 'static'] as const;
+/** MODE_INDEX's values: the config's running modes (config/types.ts), in their order. */
+export const MODE_NAMES = RUNNING_MODES;
 
 // Bucket state (Int32 indices relative to the bucket's base).
 export const TOKENS_MILLI_INDEX = 0;
