@@ -25,7 +25,7 @@ import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './c
 import { CounterDeltas } from './counter-deltas.ts';
 import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
-import { PpoPolicy, pooledPpo } from './policies/ppo.ts';
+import { inlinePpo, pooledPpo } from './policies/ppo.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import { PolicyRunner, weightedService, type ControlLogger, type Decision, type PpoSource } from './policy-runner.ts';
 import { PpoPool } from '../ppo/ppo-pool.ts';
@@ -217,10 +217,7 @@ export class Controller {
   private openModel(inference: 'piscina' | 'inline'): PpoSource | null {
     try {
       const model = PpoModel.load(this.modelPath);
-      if (inference === 'inline') {
-        const policy = new PpoPolicy(model);
-        return { version: model.version, infer: (obs) => policy.allocate(obs) };
-      }
+      if (inference === 'inline') return inlinePpo(model);
       this.ppoPool = new PpoPool(this.modelPath, model.version);
       return pooledPpo(this.ppoPool);
     } catch (e) {

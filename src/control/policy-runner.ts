@@ -10,17 +10,12 @@
 
 import { runningMode, type PolicyMode } from '../config/types.ts';
 import type { PoolObservation } from '../ppo/observation.ts';
-import { FairPolicy } from './policies/fair.ts';
-import { StaticPolicy } from './policies/static.ts';
-import type { AllocationPolicy } from './policies/types.ts';
+import { createPolicy } from './policies/registry.ts';
+import type { AllocationPolicy, PpoSource } from './policies/types.ts';
 import { validateAllocation } from './safety.ts';
 import { PRIORITY_WEIGHTS } from './water-fill.ts';
 
-/** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */
-export interface PpoSource {
-  readonly version: string;
-  infer(obs: PoolObservation): Float64Array | Promise<Float64Array>;
-}
+export type { PpoSource } from './policies/types.ts';
 
 export interface ControlLogger {
   warn(obj: object, msg: string): void;
@@ -39,8 +34,8 @@ export interface Decision {
 const LOG_EVERY = 60;
 
 export class PolicyRunner {
-  readonly fair = new FairPolicy();
-  private readonly staticPolicy = new StaticPolicy();
+  readonly fair = createPolicy('fair');
+  private readonly staticPolicy = createPolicy('static');
   readonly fallbacks = new Map<string, number>();
   private readonly busy = new Set<number>();
 
