@@ -27,10 +27,13 @@ import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import { inlinePpo, pooledPpo } from './policies/ppo.ts';
 import type { AllocationPolicy } from './policies/types.ts';
-import { PolicyRunner, weightedService, type ControlLogger, type Decision, type PpoSource } from './policy-runner.ts';
+import type { Decision, PoolDecision } from './decision.ts';
+import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { PpoPool } from '../ppo/ppo-pool.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { ShadowRegret } from './shadow-regret.ts';
 import { writeStats } from './stats-writer.ts';
+import { guarantees } from './water-fill.ts';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -56,8 +59,6 @@ interface PoolState {
   readonly discovery: CapacityDiscovery;
   /** The allocation in force, tokens/s per service. */
   alloc: Float64Array;
-  /** Shadow mode: last tick's (ppo, fair) allocations awaiting this tick's demand. */
-  pendingShadow: [Float64Array, Float64Array] | null;
 }
 
 export class Controller {
@@ -65,10 +66,10 @@ export class Controller {
   readonly deltas: CounterDeltas;
   readonly runner: PolicyRunner;
   readonly pools: PoolState[] = [];
-  /** Last tick's observation and decision per pool (for status and the simulator). */
-  readonly last: { obs: PoolObservation; decision: Decision; alloc: Float64Array }[] = [];
+  /** Last tick's decision record per pool (telemetry, status and the simulator read it). */
+  readonly last: PoolDecision[] = [];
   ticks = 0;
-  shadowRegret = 0;
+  private readonly regret = new ShadowRegret();
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
   private readonly clock: Clock;
@@ -110,7 +111,6 @@ export class Controller {
         endpoints: services.map((s) => children.get(s.index) ?? []),
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
-        pendingShadow: null,
       });
       // The pool bucket's tokens of one second never exceed the capacity (see writePool).
       this.writePool(spec, spec.maxTps);
@@ -124,6 +124,9 @@ export class Controller {
     if (options.ppo === undefined && wantsPpo && options.policy === undefined) ppo = this.openModel(this.inference);
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
   }
+
+  /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
+  get shadowRegret(): number { return this.regret.total; }
 
   /** The model in use ('none' when PPO falls back for want of one). */
   get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
@@ -150,12 +153,7 @@ export class Controller {
     };
     this.last.length = 0;
     this.pools.forEach((pool, k) => {
-      const obs = observations[k];
-      const d = decisions[k];
-      const alloc = applySafety(obs, d.raw, pool.alloc, this.safety);
-      this.recordShadow(pool, obs, d, alloc);
-      pool.alloc = alloc;
-      this.last.push({ obs, decision: d, alloc });
+      const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
       const poolBurst = this.poolBurst(pool.spec, obs.effectiveTps);
       plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
       pool.services.forEach((s, i) => {
@@ -205,13 +203,15 @@ export class Controller {
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
   }
 
-  private recordShadow(pool: PoolState, obs: PoolObservation, d: Decision, applied: Float64Array): void {
-    if (pool.pendingShadow !== null) {
-      const [ppo, fair] = pool.pendingShadow;
-      this.shadowRegret += (weightedService(obs, ppo) - weightedService(obs, fair)) / Math.max(1, obs.capacityTps);
-      pool.pendingShadow = null;
-    }
-    if (d.shadow !== null) pool.pendingShadow = [applySafety(obs, d.shadow, pool.alloc, this.safety), applied];
+  /** The pool's decision record: the safety layer applied, guarantees and shadow regret with it; the allocation in force moves on. */
+  private record(pool: PoolState, obs: PoolObservation, decision: Decision): PoolDecision {
+    const g = guarantees(obs);
+    const alloc = applySafety(obs, decision.raw, pool.alloc, this.safety, g);
+    const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
+    pool.alloc = alloc;
+    const record: PoolDecision = { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
+    this.last.push(record);
+    return record;
   }
 
   private openModel(inference: 'piscina' | 'inline'): PpoSource | null {
@@ -295,7 +295,7 @@ export class Controller {
   /** Fallbacks by reason, shadow regret, model: for status and logs. */
   status(): { mode: string; model: string; ticks: number; fallbacks: Record<string, number>; shadowRegret: number } {
     return { mode: this.config.policy.mode, model: this.modelVersion, ticks: this.ticks,
-      fallbacks: Object.fromEntries(this.runner.fallbacks), shadowRegret: this.shadowRegret };
+      fallbacks: Object.fromEntries(this.runner.fallbacks), shadowRegret: this.regret.total };
   }
 
   /** Stops the inference workers (daemon shutdown). */

@@ -14,9 +14,6 @@
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { Controller } from '../control/controller.ts';
-import { weightedService } from '../control/policy-runner.ts';
-import { applySafety, DEFAULT_SAFETY } from '../control/safety.ts';
-import { guarantees } from '../control/water-fill.ts';
 import type { DaemonStats } from '../io/messages.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -30,16 +27,6 @@ import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
 const DELTA_FIELDS = [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_EXPIRED_INDEX, C_LATENCY_SUM_US_INDEX, C_LATENCY_COUNT_INDEX];
 
-
-/** The kind of a policy fallback reason (bounded, for metrics). */
-export function fallbackKind(reason: string): string {
-  if (reason === 'missing model') return 'missing_model';
-  if (reason.startsWith('inference missed')) return 'deadline';
-  if (reason.startsWith('previous inference')) return 'busy';
-  if (reason.startsWith('error:')) return 'error';
-  return 'invalid_output';
-}
-
 export class TickRecorder {
   private readonly n: number;
   private readonly limitsBefore: Float64Array;
@@ -47,7 +34,6 @@ export class TickRecorder {
   private readonly buckets: Int32Array;
   private readonly values: Float64Array;
   private readonly serviceCount: number;
-  private readonly pendingShadow = new Map<number, [Float64Array, Float64Array]>();
   private tickStartedAt = 0;
   private prevStartedAt = 0;
   ticks = 0;
@@ -133,37 +119,28 @@ export class TickRecorder {
     return r;
   }
 
-  /** Each pool's decision; per service values go to `v` (DEC_FIELDS each), clamps are derived on the writer thread. */
+  /**
+   * Each pool's decision as the controller recorded it (control/decision.ts);
+   * per service values go to `v` (DEC_FIELDS each), clamps are derived from
+   * them on the writer thread.
+   */
   private decisions(v: Float64Array): DecisionRow[] {
     let offset = 0;
-    return this.controller.last.map(({ obs, decision, alloc }) => {
+    return this.controller.last.map(({ obs, decision, alloc, guarantees, shadowRegret }) => {
       const n = obs.services.length;
-      const before = new Float64Array(n);
-      for (let i = 0; i < n; i++) before[i] = obs.services[i].limitTps;
-      let regret: number | null = null;
-      const pending = this.pendingShadow.get(obs.bucket);
-      if (pending !== undefined) {
-        regret = (weightedService(obs, pending[0]) - weightedService(obs, pending[1])) / Math.max(1, obs.capacityTps);
-        this.pendingShadow.delete(obs.bucket);
-      }
-      if (decision.shadow !== null) {
-        const safety = { stepCap: obs.stepCap, stepFloor: DEFAULT_SAFETY.stepFloor };
-        this.pendingShadow.set(obs.bucket, [applySafety(obs, decision.shadow, before, safety), Float64Array.from(alloc)]);
-      }
-      const g = guarantees(obs);
       const row: DecisionRow = {
-        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallbackReason,
+        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
         capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
-        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret: regret, offset, services: n,
+        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret, offset, services: n,
       };
       for (let i = 0; i < n && offset + i < this.serviceCount; i++) {
         const o = (offset + i) * DEC_FIELDS;
-        v[o + DEC.BEFORE] = before[i];
+        v[o + DEC.BEFORE] = obs.services[i].limitTps;
         v[o + DEC.PROPOSED] = decision.raw[i];
         v[o + DEC.AFTER] = alloc[i];
         v[o + DEC.SHADOW] = decision.shadow === null ? Number.NaN : decision.shadow[i];
         v[o + DEC.MAX_TPS] = obs.services[i].maxTps;
-        v[o + DEC.GUARANTEE] = g[i];
+        v[o + DEC.GUARANTEE] = guarantees[i];
       }
       offset += n;
       return row;
@@ -172,14 +149,10 @@ export class TickRecorder {
 
   /** The figures for /metrics. */
   stats(overrides: number): DaemonStats {
-    const fallbacks: Record<string, number> = {};
-    for (const [reason, n] of this.controller.runner.fallbacks) {
-      const k = fallbackKind(reason);
-      fallbacks[k] = (fallbacks[k] ?? 0) + n;
-    }
     return {
       ticks: this.ticks, tickOverruns: this.tickOverruns, tickLastMs: this.tickLastMs, tickSumMs: this.tickSumMs,
-      fallbacks, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
+      // Every kind of control/decision.ts FALLBACK_KINDS, counted by the runner; /metrics renders them as they come.
+      fallbacks: { ...this.controller.runner.fallbacksByKind }, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
       sqlite: { enabled: this.writer !== null, ...(this.writer?.stats ?? EMPTY_WRITER_STATS) },
     };
   }

@@ -133,7 +133,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     metrics.record({ tick: k, tickS, upstreamTps, arrived, granted, served, throttled, priority, minTps });
     clock.set(t0 + s.tick_ms);
     await controller.tick();
-    for (const l of controller.last) if (l.decision.fallbackReason !== null) metrics.fallbackTicks++;
+    for (const l of controller.last) if (l.decision.fallback !== null) metrics.fallbackTicks++;
   }
   await controller.close();
   return { metrics: metrics.report(s.name, o.policy, seed, waitHist), rewards };
