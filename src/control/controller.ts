@@ -23,6 +23,7 @@ import {
 } from '../shm/layout.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
+import { configuredLimits, type KeyLimits } from './key-limits.ts';
 import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import { inlinePpo, pooledPpo } from './policies/ppo.ts';
@@ -34,8 +35,6 @@ import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from '.
 import { ShadowRegret } from './shadow-regret.ts';
 import { writeStats } from './stats-writer.ts';
 import { guarantees } from './water-fill.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
@@ -72,6 +71,8 @@ export class Controller {
   private readonly regret = new ShadowRegret();
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
+  /** Per bucket, the limits in force (the KeyIndex's specs keep the config's). */
+  private readonly limits: KeyLimits[];
   private readonly clock: Clock;
   private readonly config: TpsdConfig;
   private readonly builder: ObservationBuilder;
@@ -86,6 +87,7 @@ export class Controller {
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
     this.keys = keys;
+    this.limits = keys.specs.map(configuredLimits);
     this.clock = clock;
     this.config = config;
     this.logger = options.logger ?? null;
@@ -113,7 +115,7 @@ export class Controller {
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
       // The pool bucket's tokens of one second never exceed the capacity (see writePool).
-      this.writePool(spec, spec.maxTps);
+      this.writePool(spec.index, spec.maxTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
@@ -127,6 +129,9 @@ export class Controller {
 
   /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
   get shadowRegret(): number { return this.regret.total; }
+
+  /** Key b's limits in force (the config's, changed by setLimits and reconfigure). */
+  limitsOf(b: number): Readonly<KeyLimits> { return this.limits[b]; }
 
   /** The model in use ('none' when PPO falls back for want of one). */
   get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
@@ -154,13 +159,16 @@ export class Controller {
     this.last.length = 0;
     this.pools.forEach((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      const poolBurst = this.poolBurst(pool.spec, obs.effectiveTps);
+      const poolBurst = this.poolBurst(pool.spec.index, obs.effectiveTps);
       plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
       pool.services.forEach((s, i) => {
         // Services and endpoints keep their configured bursts: an acquire that
         // fits the config must stay grantable whatever the allocation.
-        plan(s.index, alloc[i], s.burst);
-        for (const e of pool.endpoints[i]) plan(e.index, Math.min(e.maxTps, alloc[i]), e.burst);
+        plan(s.index, alloc[i], this.limits[s.index].burst);
+        for (const e of pool.endpoints[i]) {
+          const l = this.limits[e.index];
+          plan(e.index, Math.min(l.maxTps, alloc[i]), l.burst);
+        }
       });
     });
     const t = this.clock.nowMs();
@@ -176,26 +184,27 @@ export class Controller {
    * one-second window admits more than the effective capacity. Only when the
    * upstream collapses below twice the burst is the bucket made smaller.
    */
-  private poolBurst(spec: BucketSpec, effectiveTps: number): number {
-    return Math.max(1, Math.min(spec.burst, Math.ceil(effectiveTps / 2)));
+  private poolBurst(pool: number, effectiveTps: number): number {
+    return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
   }
 
-  private writePool(spec: BucketSpec, effectiveTps: number): void {
-    const burst = this.poolBurst(spec, effectiveTps);
-    this.table.setBurst(spec.index, burst);
-    this.table.setRate(spec.index, Math.max(0, effectiveTps - burst), this.clock.nowMs());
+  private writePool(pool: number, effectiveTps: number): void {
+    const burst = this.poolBurst(pool, effectiveTps);
+    this.table.setBurst(pool, burst);
+    this.table.setRate(pool, Math.max(0, effectiveTps - burst), this.clock.nowMs());
   }
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
-    const services: ServiceObservation[] = pool.services.map((s) => this.builder.service(s, this.table, this.deltas, dtS));
+    const services: ServiceObservation[] = pool.services.map((s) =>
+      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS));
     const p = pool.spec.index;
     const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
     const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
     let totalDemandTps = 0;
     for (const s of services) totalDemandTps += s.demandTps;
-    const capacityTps = pool.spec.maxTps;
+    const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
-    const reserveTps = this.poolBurst(pool.spec, pool.discovery.effectiveTps);
+    const reserveTps = this.poolBurst(p, pool.discovery.effectiveTps);
     const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
@@ -252,22 +261,23 @@ export class Controller {
    * service and its endpoints, so every I/O thread orders waiters by it at once.
    */
   setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
-    const spec = this.keys.specs[b] as Mutable<BucketSpec>;
-    if (limits.minTps !== undefined) spec.minTps = limits.minTps;
+    const depth = this.keys.specs[b].depth;
+    const live = this.limits[b];
+    if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
-      const pool = spec.depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
+      const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
       if (pool !== undefined) {
         const d = pool.discovery;
-        d.effectiveTps = d.effectiveTps >= spec.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
+        d.effectiveTps = d.effectiveTps >= live.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
         this.views.stats[statsBase(b) + STAT_CAPACITY_INDEX] = limits.maxTps;
         this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] = d.effectiveTps;
       }
-      spec.maxTps = limits.maxTps;
+      live.maxTps = limits.maxTps;
     }
-    if (limits.priority !== undefined && spec.depth === 1) {
+    if (limits.priority !== undefined && depth === 1) {
       for (const s of this.keys.specs) {
         if (s.index !== b && s.parent !== b) continue;
-        (s as Mutable<BucketSpec>).priority = limits.priority;
+        this.limits[s.index].priority = limits.priority;
         this.table.setPriority(s.index, limits.priority);
       }
     }
@@ -283,9 +293,8 @@ export class Controller {
     for (const n of next.specs) {
       const b = n.index;
       this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });
-      const spec = this.keys.specs[b] as Mutable<BucketSpec>;
-      spec.burst = n.burst;
-      spec.concurrency = n.concurrency;
+      this.limits[b].burst = n.burst;
+      this.limits[b].concurrency = n.concurrency;
       this.table.setMaxBurst(b, n.burst);
       if (n.depth > 0) this.table.setBurst(b, n.burst);
       this.table.setConcurrency(b, n.concurrency);

@@ -219,9 +219,10 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     async reload(next) {
       const reason = restartNeeded(current, next);
       if (reason !== null) throw new Error(reason);
-      controller.reconfigure(KeyIndex.fromConfig(next));
-      // Live overrides stay on top of the new config values.
-      limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+      const nextKeys = KeyIndex.fromConfig(next);
+      controller.reconfigure(nextKeys);
+      // Live overrides stay on top of the new config values (nextKeys: the same keys, the new config's limits).
+      limits = new LiveLimits(nextKeys, controller, telemetry?.overrides ?? null, log);
       limits.restore();
       current = next;
       log.level = next.log.level;
