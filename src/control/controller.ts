@@ -5,15 +5,17 @@
 //   2. per pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s (capacity-discovery.ts);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
-//      fallback to fair), passes it through the safety layer (safety.ts);
+//      fallback to fair), passes it through the safety layer (safety.ts) and
+//      keeps the pool's decision record (decision.ts, in `last`: telemetry,
+//      /metrics and the simulator read it, nothing recomputes it);
 //   4. writes refill rates and bursts: every decrease first, then the
 //      increases, so the sum of the limits never overshoots mid-rebalance.
+// The limits in force per key are the controller's (key-limits.ts); the PPO
+// model is opened and reloaded by model-source.ts.
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
-import { resolve } from 'node:path';
 import { runningMode, type TpsdConfig } from '../config/types.ts';
-import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
@@ -23,14 +25,13 @@ import {
 } from '../shm/layout.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
+import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
 import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
-import { inlinePpo, pooledPpo } from './policies/ppo.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import type { Decision, PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
-import { PpoPool } from '../ppo/ppo-pool.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
 import { writeStats } from './stats-writer.ts';
@@ -42,7 +43,7 @@ export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
 
 export interface ControllerOptions {
   /** 'piscina' (daemon default): PPO inference in a worker pool; 'inline': on this thread. */
-  inference?: 'piscina' | 'inline';
+  inference?: Inference;
   /** Replaces the model-backed PPO source (training rollouts). */
   ppo?: PpoSource | null;
   /** Forces a policy regardless of mode (the simulator's --policy). */
@@ -78,9 +79,7 @@ export class Controller {
   private readonly builder: ObservationBuilder;
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
-  private readonly modelPath: string;
-  private ppoPool: PpoPool | null = null;
-  private readonly inference: 'piscina' | 'inline';
+  private readonly model: ModelSource;
   private lastTickMs: number;
   private running = false;
 
@@ -96,7 +95,6 @@ export class Controller {
     this.builder = new ObservationBuilder(keys.size);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
-    this.modelPath = config.policy.model === null ? DEFAULT_MODEL_PATH : resolve(config.policy.model);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -120,10 +118,9 @@ export class Controller {
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
     }
-    this.inference = options.inference ?? 'piscina';
-    const wantsPpo = config.policy.mode === 'ppo' || config.policy.mode === 'shadow' || options.policy?.name === 'ppo';
+    this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
-    if (options.ppo === undefined && wantsPpo && options.policy === undefined) ppo = this.openModel(this.inference);
+    if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
   }
 
@@ -223,33 +220,15 @@ export class Controller {
     return record;
   }
 
-  private openModel(inference: 'piscina' | 'inline'): PpoSource | null {
-    try {
-      const model = PpoModel.load(this.modelPath);
-      if (inference === 'inline') return inlinePpo(model);
-      this.ppoPool = new PpoPool(this.modelPath, model.version);
-      return pooledPpo(this.ppoPool);
-    } catch (e) {
-      if (!(e instanceof ModelError)) throw e;
-      this.logger?.warn({ model: this.modelPath, reason: e.message }, 'no usable PPO model; fair applies');
-      return null;
-    }
-  }
+  /** The modes that ask the model (ppo, and shadow, which records it). */
+  private get wantsPpo(): boolean { return this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow'; }
 
   /**
    * Re-reads the model file (SIGHUP). The file is validated here first; a bad
    * file keeps the model in use and the error is returned.
    */
-  async reloadModel(): Promise<{ ok: boolean; version: string; error?: string }> {
-    let model: PpoModel;
-    try { model = PpoModel.load(this.modelPath); } catch (e) {
-      this.logger?.warn({ model: this.modelPath, reason: (e as Error).message }, 'model reload failed; keeping the current model');
-      return { ok: false, version: this.modelVersion, error: (e as Error).message };
-    }
-    if (this.ppoPool !== null) this.ppoPool.reload(model.version);
-    else if (this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow') this.runner.ppo = this.openModel(this.inference);
-    this.logger?.info({ model: this.modelPath, version: model.version }, 'model reloaded');
-    return { ok: true, version: model.version };
+  async reloadModel(): Promise<ModelReload> {
+    return this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
   }
 
   /**
@@ -309,7 +288,6 @@ export class Controller {
 
   /** Stops the inference workers (daemon shutdown). */
   async close(): Promise<void> {
-    await this.ppoPool?.close();
-    this.ppoPool = null;
+    await this.model.close();
   }
 }
