@@ -1,7 +1,8 @@
 // Turns each controller tick into telemetry: per key the tick's counter
-// deltas, gauges and the limit that was in force, per pool the decision
-// (policy, fallback, allocation before / proposed / after, safety clamps and
-// why, shadow regret). Hands the batch to the telemetry writer thread
+// deltas, gauges and the limit that was in force (ROW fields), per pool the
+// controller's decision record as it made it (control/decision.ts: policy,
+// fallback, allocation before / proposed / after, guarantees, shadow regret;
+// the writer thread derives the safety clamps and why). Hands the batch to the telemetry writer thread
 // (telemetry-writer.ts), which writes it in one transaction, and keeps the
 // figures the I/O threads show on /metrics.
 //
@@ -21,11 +22,15 @@ import {
   C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
-import { DEC, DEC_FIELDS, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
 import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
 
-const DELTA_FIELDS = [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_EXPIRED_INDEX, C_LATENCY_SUM_US_INDEX, C_LATENCY_COUNT_INDEX];
+/** The row field each per-tick counter delta goes to. */
+const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
+  [ROW.REQUESTED, C_REQUESTED_INDEX], [ROW.GRANTED, C_GRANTED_INDEX], [ROW.DENIED, C_DENIED_INDEX],
+  [ROW.OK, C_RELEASED_OK_INDEX], [ROW.FAILED, C_RELEASED_FAILED_INDEX], [ROW.THROTTLED, C_RELEASED_THROTTLED_INDEX],
+  [ROW.EXPIRED, C_EXPIRED_INDEX], [ROW.LATENCY_SUM_US, C_LATENCY_SUM_US_INDEX], [ROW.LATENCY_COUNT, C_LATENCY_COUNT_INDEX],
+];
 
 export class TickRecorder {
   private readonly n: number;
@@ -89,7 +94,7 @@ export class TickRecorder {
       model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
     });
     // A dropped tick leaves lastWritten as it was, so the next tick writes those keys' rows again.
-    if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW_FIELDS - 1];
+    if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];
     this.collectLastMs = performance.now() - t0;
   }
 
@@ -101,9 +106,9 @@ export class TickRecorder {
     for (let b = 0; b < this.n; b++) {
       const o = r * ROW_FIELDS;
       let active = false;
-      for (let f = 0; f < DELTA_FIELDS.length; f++) {
-        const v = d.delta(b, DELTA_FIELDS[f]);
-        this.values[o + f] = v;
+      for (const [field, counter] of DELTA_FIELDS) {
+        const v = d.delta(b, counter);
+        this.values[o + field] = v;
         if (v !== 0) active = true;
       }
       const queue = t.queue(b);
@@ -111,9 +116,9 @@ export class TickRecorder {
         - d.total(b, C_RELEASED_FAILED_INDEX) - d.total(b, C_RELEASED_THROTTLED_INDEX) - d.total(b, C_EXPIRED_INDEX));
       const limit = this.limitsBefore[b];
       if (!active && queue === 0 && inFlight === 0 && limit === this.lastWritten[b]) continue;
-      this.values[o + 9] = queue;
-      this.values[o + 10] = inFlight;
-      this.values[o + 11] = limit;
+      this.values[o + ROW.QUEUE] = queue;
+      this.values[o + ROW.IN_FLIGHT] = inFlight;
+      this.values[o + ROW.LIMIT_TPS] = limit;
       this.buckets[r++] = b;
     }
     return r;
