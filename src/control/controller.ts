@@ -25,8 +25,8 @@ import {
 } from '../shm/layout.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
-import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
+import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { AllocationPolicy } from './policies/types.ts';
