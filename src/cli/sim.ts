@@ -3,7 +3,7 @@
 // virtual clock and prints the metrics, as JSON or a side-by-side table.
 
 import { readFileSync } from 'node:fs';
-import { POLICY_NAMES, type PolicyName } from '../control/policies/types.ts';
+import { isPolicyName, POLICY_NAMES, type PolicyName } from '../control/policies/registry.ts';
 import type { SimMetrics } from '../sim/metrics.ts';
 import { ModelError, PpoModel } from '../ppo/model.ts';
 import { parseScenario, ScenarioError, type Scenario } from '../sim/scenario.ts';
@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     const file = args.string('scenario');
     if (file === undefined) throw new UsageError('missing --scenario FILE');
     const which = args.string('policy') ?? 'all';
-    if (which !== 'all' && !POLICY_NAMES.includes(which as PolicyName)) {
+    if (which !== 'all' && !isPolicyName(which)) {
       throw new UsageError(`--policy: expected ${POLICY_NAMES.join(', ')} or all, found ${JSON.stringify(which)}`);
     }
     let scenario: Scenario;

@@ -5,8 +5,16 @@
 export const PRIORITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
+/** The policy modes a config may name (policy.mode); 'fair' is another name for 'fallback'. */
 export const POLICY_MODES = ['ppo', 'shadow', 'fallback', 'fair', 'static'] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
+const MODE_ALIASES = { fair: 'fallback' } as const;
+/** A mode as it runs and is reported (STATUS, /metrics): POLICY_MODES without the aliases. */
+export type RunningMode = Exclude<PolicyMode, keyof typeof MODE_ALIASES>;
+export const RUNNING_MODES: readonly RunningMode[] = POLICY_MODES.filter((m): m is RunningMode => !(m in MODE_ALIASES));
+export function runningMode(mode: PolicyMode): RunningMode {
+  return mode in MODE_ALIASES ? MODE_ALIASES[mode as keyof typeof MODE_ALIASES] : mode as RunningMode;
+}
 
 export interface EndpointConfig {
   readonly name: string;

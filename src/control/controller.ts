@@ -5,15 +5,17 @@
 //   2. per pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s (capacity-discovery.ts);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
-//      fallback to fair), passes it through the safety layer (safety.ts);
+//      fallback to fair), passes it through the safety layer (safety.ts) and
+//      keeps the pool's decision record (decision.ts, in `last`: telemetry,
+//      /metrics and the simulator read it, nothing recomputes it);
 //   4. writes refill rates and bursts: every decrease first, then the
 //      increases, so the sum of the limits never overshoots mid-rebalance.
+// The limits in force per key are the controller's (key-limits.ts); the PPO
+// model is opened and reloaded by model-source.ts.
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
-import { resolve } from 'node:path';
-import type { TpsdConfig } from '../config/types.ts';
-import { ModelError, PpoModel, DEFAULT_MODEL_PATH } from '../ppo/model.ts';
+import { runningMode, type TpsdConfig } from '../config/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
@@ -23,25 +25,25 @@ import {
 } from '../shm/layout.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
+import { configuredLimits, type KeyLimits } from './key-limits.ts';
+import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { ObservationBuilder } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
-import { PpoPolicy, pooledPpo } from './policies/ppo.ts';
 import type { AllocationPolicy } from './policies/types.ts';
-import { PolicyRunner, weightedService, type ControlLogger, type Decision, type PpoSource } from './policy-runner.ts';
-import { PpoPool } from '../ppo/ppo-pool.ts';
+import type { Decision, PoolDecision } from './decision.ts';
+import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { ShadowRegret } from './shadow-regret.ts';
 import { writeStats } from './stats-writer.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+import { guarantees } from './water-fill.ts';
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
-  const name = mode === 'fair' ? 'fallback' : mode;
-  return MODE_NAMES.indexOf(name);
+  return MODE_NAMES.indexOf(runningMode(mode));
 }
 
 export interface ControllerOptions {
   /** 'piscina' (daemon default): PPO inference in a worker pool; 'inline': on this thread. */
-  inference?: 'piscina' | 'inline';
+  inference?: Inference;
   /** Replaces the model-backed PPO source (training rollouts). */
   ppo?: PpoSource | null;
   /** Forces a policy regardless of mode (the simulator's --policy). */
@@ -57,8 +59,6 @@ interface PoolState {
   readonly discovery: CapacityDiscovery;
   /** The allocation in force, tokens/s per service. */
   alloc: Float64Array;
-  /** Shadow mode: last tick's (ppo, fair) allocations awaiting this tick's demand. */
-  pendingShadow: [Float64Array, Float64Array] | null;
 }
 
 export class Controller {
@@ -66,26 +66,27 @@ export class Controller {
   readonly deltas: CounterDeltas;
   readonly runner: PolicyRunner;
   readonly pools: PoolState[] = [];
-  /** Last tick's observation and decision per pool (for status and the simulator). */
-  readonly last: { obs: PoolObservation; decision: Decision; alloc: Float64Array }[] = [];
+  /** Last tick's decision record per pool (telemetry, status and the simulator read it). */
+  readonly last: PoolDecision[] = [];
   ticks = 0;
-  shadowRegret = 0;
+  private readonly regret = new ShadowRegret();
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
+  /** Per bucket, the limits in force (the KeyIndex's specs keep the config's). */
+  private readonly limits: KeyLimits[];
   private readonly clock: Clock;
   private readonly config: TpsdConfig;
   private readonly builder: ObservationBuilder;
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
-  private readonly modelPath: string;
-  private ppoPool: PpoPool | null = null;
-  private readonly inference: 'piscina' | 'inline';
+  private readonly model: ModelSource;
   private lastTickMs: number;
   private running = false;
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
     this.keys = keys;
+    this.limits = keys.specs.map(configuredLimits);
     this.clock = clock;
     this.config = config;
     this.logger = options.logger ?? null;
@@ -94,7 +95,6 @@ export class Controller {
     this.builder = new ObservationBuilder(keys.size);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
-    this.modelPath = config.policy.model === null ? DEFAULT_MODEL_PATH : resolve(config.policy.model);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -111,20 +111,24 @@ export class Controller {
         endpoints: services.map((s) => children.get(s.index) ?? []),
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
-        pendingShadow: null,
       });
       // The pool bucket's tokens of one second never exceed the capacity (see writePool).
-      this.writePool(spec, spec.maxTps);
+      this.writePool(spec.index, spec.maxTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
     }
-    this.inference = options.inference ?? 'piscina';
-    const wantsPpo = config.policy.mode === 'ppo' || config.policy.mode === 'shadow' || options.policy?.name === 'ppo';
+    this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
-    if (options.ppo === undefined && wantsPpo && options.policy === undefined) ppo = this.openModel(this.inference);
+    if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
   }
+
+  /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
+  get shadowRegret(): number { return this.regret.total; }
+
+  /** Key b's limits in force (the config's, changed by setLimits and reconfigure). */
+  limitsOf(b: number): Readonly<KeyLimits> { return this.limits[b]; }
 
   /** The model in use ('none' when PPO falls back for want of one). */
   get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
@@ -151,19 +155,17 @@ export class Controller {
     };
     this.last.length = 0;
     this.pools.forEach((pool, k) => {
-      const obs = observations[k];
-      const d = decisions[k];
-      const alloc = applySafety(obs, d.raw, pool.alloc, this.safety);
-      this.recordShadow(pool, obs, d, alloc);
-      pool.alloc = alloc;
-      this.last.push({ obs, decision: d, alloc });
-      const poolBurst = this.poolBurst(pool.spec, obs.effectiveTps);
+      const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
+      const poolBurst = this.poolBurst(pool.spec.index, obs.effectiveTps);
       plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
       pool.services.forEach((s, i) => {
         // Services and endpoints keep their configured bursts: an acquire that
         // fits the config must stay grantable whatever the allocation.
-        plan(s.index, alloc[i], s.burst);
-        for (const e of pool.endpoints[i]) plan(e.index, Math.min(e.maxTps, alloc[i]), e.burst);
+        plan(s.index, alloc[i], this.limits[s.index].burst);
+        for (const e of pool.endpoints[i]) {
+          const l = this.limits[e.index];
+          plan(e.index, Math.min(l.maxTps, alloc[i]), l.burst);
+        }
       });
     });
     const t = this.clock.nowMs();
@@ -179,26 +181,27 @@ export class Controller {
    * one-second window admits more than the effective capacity. Only when the
    * upstream collapses below twice the burst is the bucket made smaller.
    */
-  private poolBurst(spec: BucketSpec, effectiveTps: number): number {
-    return Math.max(1, Math.min(spec.burst, Math.ceil(effectiveTps / 2)));
+  private poolBurst(pool: number, effectiveTps: number): number {
+    return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
   }
 
-  private writePool(spec: BucketSpec, effectiveTps: number): void {
-    const burst = this.poolBurst(spec, effectiveTps);
-    this.table.setBurst(spec.index, burst);
-    this.table.setRate(spec.index, Math.max(0, effectiveTps - burst), this.clock.nowMs());
+  private writePool(pool: number, effectiveTps: number): void {
+    const burst = this.poolBurst(pool, effectiveTps);
+    this.table.setBurst(pool, burst);
+    this.table.setRate(pool, Math.max(0, effectiveTps - burst), this.clock.nowMs());
   }
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
-    const services: ServiceObservation[] = pool.services.map((s) => this.builder.service(s, this.table, this.deltas, dtS));
+    const services: ServiceObservation[] = pool.services.map((s) =>
+      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS));
     const p = pool.spec.index;
     const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
     const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
     let totalDemandTps = 0;
     for (const s of services) totalDemandTps += s.demandTps;
-    const capacityTps = pool.spec.maxTps;
+    const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
-    const reserveTps = this.poolBurst(pool.spec, pool.discovery.effectiveTps);
+    const reserveTps = this.poolBurst(p, pool.discovery.effectiveTps);
     const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
@@ -206,45 +209,26 @@ export class Controller {
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
   }
 
-  private recordShadow(pool: PoolState, obs: PoolObservation, d: Decision, applied: Float64Array): void {
-    if (pool.pendingShadow !== null) {
-      const [ppo, fair] = pool.pendingShadow;
-      this.shadowRegret += (weightedService(obs, ppo) - weightedService(obs, fair)) / Math.max(1, obs.capacityTps);
-      pool.pendingShadow = null;
-    }
-    if (d.shadow !== null) pool.pendingShadow = [applySafety(obs, d.shadow, pool.alloc, this.safety), applied];
+  /** The pool's decision record: the safety layer applied, guarantees and shadow regret with it; the allocation in force moves on. */
+  private record(pool: PoolState, obs: PoolObservation, decision: Decision): PoolDecision {
+    const g = guarantees(obs);
+    const alloc = applySafety(obs, decision.raw, pool.alloc, this.safety, g);
+    const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
+    pool.alloc = alloc;
+    const record: PoolDecision = { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
+    this.last.push(record);
+    return record;
   }
 
-  private openModel(inference: 'piscina' | 'inline'): PpoSource | null {
-    try {
-      const model = PpoModel.load(this.modelPath);
-      if (inference === 'inline') {
-        const policy = new PpoPolicy(model);
-        return { version: model.version, infer: (obs) => policy.allocate(obs) };
-      }
-      this.ppoPool = new PpoPool(this.modelPath, model.version);
-      return pooledPpo(this.ppoPool);
-    } catch (e) {
-      if (!(e instanceof ModelError)) throw e;
-      this.logger?.warn({ model: this.modelPath, reason: e.message }, 'no usable PPO model; fair applies');
-      return null;
-    }
-  }
+  /** The modes that ask the model (ppo, and shadow, which records it). */
+  private get wantsPpo(): boolean { return this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow'; }
 
   /**
    * Re-reads the model file (SIGHUP). The file is validated here first; a bad
    * file keeps the model in use and the error is returned.
    */
-  async reloadModel(): Promise<{ ok: boolean; version: string; error?: string }> {
-    let model: PpoModel;
-    try { model = PpoModel.load(this.modelPath); } catch (e) {
-      this.logger?.warn({ model: this.modelPath, reason: (e as Error).message }, 'model reload failed; keeping the current model');
-      return { ok: false, version: this.modelVersion, error: (e as Error).message };
-    }
-    if (this.ppoPool !== null) this.ppoPool.reload(model.version);
-    else if (this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow') this.runner.ppo = this.openModel(this.inference);
-    this.logger?.info({ model: this.modelPath, version: model.version }, 'model reloaded');
-    return { ok: true, version: model.version };
+  async reloadModel(): Promise<ModelReload> {
+    return this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
   }
 
   /**
@@ -256,22 +240,23 @@ export class Controller {
    * service and its endpoints, so every I/O thread orders waiters by it at once.
    */
   setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
-    const spec = this.keys.specs[b] as Mutable<BucketSpec>;
-    if (limits.minTps !== undefined) spec.minTps = limits.minTps;
+    const depth = this.keys.specs[b].depth;
+    const live = this.limits[b];
+    if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
-      const pool = spec.depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
+      const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
       if (pool !== undefined) {
         const d = pool.discovery;
-        d.effectiveTps = d.effectiveTps >= spec.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
+        d.effectiveTps = d.effectiveTps >= live.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
         this.views.stats[statsBase(b) + STAT_CAPACITY_INDEX] = limits.maxTps;
         this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] = d.effectiveTps;
       }
-      spec.maxTps = limits.maxTps;
+      live.maxTps = limits.maxTps;
     }
-    if (limits.priority !== undefined && spec.depth === 1) {
+    if (limits.priority !== undefined && depth === 1) {
       for (const s of this.keys.specs) {
         if (s.index !== b && s.parent !== b) continue;
-        (s as Mutable<BucketSpec>).priority = limits.priority;
+        this.limits[s.index].priority = limits.priority;
         this.table.setPriority(s.index, limits.priority);
       }
     }
@@ -287,9 +272,8 @@ export class Controller {
     for (const n of next.specs) {
       const b = n.index;
       this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });
-      const spec = this.keys.specs[b] as Mutable<BucketSpec>;
-      spec.burst = n.burst;
-      spec.concurrency = n.concurrency;
+      this.limits[b].burst = n.burst;
+      this.limits[b].concurrency = n.concurrency;
       this.table.setMaxBurst(b, n.burst);
       if (n.depth > 0) this.table.setBurst(b, n.burst);
       this.table.setConcurrency(b, n.concurrency);
@@ -299,12 +283,11 @@ export class Controller {
   /** Fallbacks by reason, shadow regret, model: for status and logs. */
   status(): { mode: string; model: string; ticks: number; fallbacks: Record<string, number>; shadowRegret: number } {
     return { mode: this.config.policy.mode, model: this.modelVersion, ticks: this.ticks,
-      fallbacks: Object.fromEntries(this.runner.fallbacks), shadowRegret: this.shadowRegret };
+      fallbacks: Object.fromEntries(this.runner.fallbacks), shadowRegret: this.regret.total };
   }
 
   /** Stops the inference workers (daemon shutdown). */
   async close(): Promise<void> {
-    await this.ppoPool?.close();
-    this.ppoPool = null;
+    await this.model.close();
   }
 }

@@ -12,6 +12,7 @@ import {
 } from '../shm/layout.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { CounterDeltas } from './counter-deltas.ts';
+import type { KeyLimits } from './key-limits.ts';
 
 /** Ticks a service stays "active" (its min_tps guaranteed) after its last request. */
 export const ACTIVE_TICKS = 5;
@@ -51,7 +52,8 @@ export class ObservationBuilder {
     this.idleTicks = new Int32Array(size).fill(ACTIVE_TICKS);
   }
 
-  service(spec: BucketSpec, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
+  /** `limits`: the key's limits in force (key-limits.ts), which may differ from the config's `spec`. */
+  service(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
     const b = spec.index;
     const demand = d.delta(b, C_REQUESTED_INDEX) / dtS;
     const queue = table.queue(b);
@@ -61,9 +63,9 @@ export class ObservationBuilder {
     return {
       bucket: b,
       key: spec.key,
-      priority: spec.priority,
-      minTps: Math.min(spec.minTps, spec.maxTps),
-      maxTps: spec.maxTps,
+      priority: limits.priority,
+      minTps: Math.min(limits.minTps, limits.maxTps),
+      maxTps: limits.maxTps,
       demandTps: demand,
       grantedTps: d.delta(b, C_GRANTED_INDEX) / dtS,
       deniedTps: d.delta(b, C_DENIED_INDEX) / dtS,

@@ -41,13 +41,13 @@ export function validateAllocation(raw: unknown, n: number): string | null {
   return null;
 }
 
-/** The allocation the buckets get; `prev` is the one in force. */
+/** The allocation the buckets get; `prev` is the one in force, `g` the tick's guarantees if already known. */
 export function applySafety(
   obs: PoolObservation, raw: ArrayLike<number>, prev: ArrayLike<number>, o: SafetyOptions = DEFAULT_SAFETY,
+  g: ArrayLike<number> = guarantees(obs),
 ): Float64Array {
   const n = obs.services.length;
   const eff = Math.max(0, obs.effectiveTps);
-  const g = guarantees(obs);
   const out = new Float64Array(n);
   const floor = stepFloorTps(o, eff, n);
   for (let i = 0; i < n; i++) {

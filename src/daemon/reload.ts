@@ -53,12 +53,13 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
 export async function reloadConfig(
   state: MainState, next: TpsdConfig, threads: Pick<IoThreads, 'broadcast'>, log: Logger,
 ): Promise<{ model: string }> {
-  const { controller, keys, telemetry, live } = state;
+  const { controller, telemetry, live } = state;
   const reason = restartNeeded(live.config, next);
   if (reason !== null) throw new RestartNeededError(reason);
-  controller.reconfigure(KeyIndex.fromConfig(next));
-  // Live overrides stay on top of the new config values.
-  live.limits = new LiveLimits(keys, controller, telemetry?.overrides ?? null, log);
+  const nextKeys = KeyIndex.fromConfig(next);
+  controller.reconfigure(nextKeys);
+  // Live overrides stay on top of the new config values (nextKeys: the same keys, the new config's limits).
+  live.limits = new LiveLimits(nextKeys, controller, telemetry?.overrides ?? null, log);
   live.limits.restore();
   live.config = next;
   log.level = next.log.level;

@@ -1,7 +1,8 @@
 // Turns each controller tick into telemetry: per key the tick's counter
-// deltas, gauges and the limit that was in force, per pool the decision
-// (policy, fallback, allocation before / proposed / after, safety clamps and
-// why, shadow regret). Hands the batch to the telemetry writer thread
+// deltas, gauges and the limit that was in force (ROW fields), per pool the
+// controller's decision record as it made it (control/decision.ts: policy,
+// fallback, allocation before / proposed / after, guarantees, shadow regret;
+// the writer thread derives the safety clamps and why). Hands the batch to the telemetry writer thread
 // (telemetry-writer.ts), which writes it in one transaction, and keeps the
 // figures the I/O threads show on /metrics.
 //
@@ -14,9 +15,6 @@
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { Controller } from '../control/controller.ts';
-import { weightedService } from '../control/policy-runner.ts';
-import { applySafety, DEFAULT_SAFETY } from '../control/safety.ts';
-import { guarantees } from '../control/water-fill.ts';
 import type { DaemonStats } from '../io/messages.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -24,21 +22,15 @@ import {
   C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
-import { DEC, DEC_FIELDS, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
 import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
 
-const DELTA_FIELDS = [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_EXPIRED_INDEX, C_LATENCY_SUM_US_INDEX, C_LATENCY_COUNT_INDEX];
-
-
-/** The kind of a policy fallback reason (bounded, for metrics). */
-export function fallbackKind(reason: string): string {
-  if (reason === 'missing model') return 'missing_model';
-  if (reason.startsWith('inference missed')) return 'deadline';
-  if (reason.startsWith('previous inference')) return 'busy';
-  if (reason.startsWith('error:')) return 'error';
-  return 'invalid_output';
-}
+/** The row field each per-tick counter delta goes to. */
+const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
+  [ROW.REQUESTED, C_REQUESTED_INDEX], [ROW.GRANTED, C_GRANTED_INDEX], [ROW.DENIED, C_DENIED_INDEX],
+  [ROW.OK, C_RELEASED_OK_INDEX], [ROW.FAILED, C_RELEASED_FAILED_INDEX], [ROW.THROTTLED, C_RELEASED_THROTTLED_INDEX],
+  [ROW.EXPIRED, C_EXPIRED_INDEX], [ROW.LATENCY_SUM_US, C_LATENCY_SUM_US_INDEX], [ROW.LATENCY_COUNT, C_LATENCY_COUNT_INDEX],
+];
 
 export class TickRecorder {
   private readonly n: number;
@@ -47,7 +39,6 @@ export class TickRecorder {
   private readonly buckets: Int32Array;
   private readonly values: Float64Array;
   private readonly serviceCount: number;
-  private readonly pendingShadow = new Map<number, [Float64Array, Float64Array]>();
   private tickStartedAt = 0;
   private prevStartedAt = 0;
   ticks = 0;
@@ -103,7 +94,7 @@ export class TickRecorder {
       model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
     });
     // A dropped tick leaves lastWritten as it was, so the next tick writes those keys' rows again.
-    if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW_FIELDS - 1];
+    if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];
     this.collectLastMs = performance.now() - t0;
   }
 
@@ -115,9 +106,9 @@ export class TickRecorder {
     for (let b = 0; b < this.n; b++) {
       const o = r * ROW_FIELDS;
       let active = false;
-      for (let f = 0; f < DELTA_FIELDS.length; f++) {
-        const v = d.delta(b, DELTA_FIELDS[f]);
-        this.values[o + f] = v;
+      for (const [field, counter] of DELTA_FIELDS) {
+        const v = d.delta(b, counter);
+        this.values[o + field] = v;
         if (v !== 0) active = true;
       }
       const queue = t.queue(b);
@@ -125,45 +116,36 @@ export class TickRecorder {
         - d.total(b, C_RELEASED_FAILED_INDEX) - d.total(b, C_RELEASED_THROTTLED_INDEX) - d.total(b, C_EXPIRED_INDEX));
       const limit = this.limitsBefore[b];
       if (!active && queue === 0 && inFlight === 0 && limit === this.lastWritten[b]) continue;
-      this.values[o + 9] = queue;
-      this.values[o + 10] = inFlight;
-      this.values[o + 11] = limit;
+      this.values[o + ROW.QUEUE] = queue;
+      this.values[o + ROW.IN_FLIGHT] = inFlight;
+      this.values[o + ROW.LIMIT_TPS] = limit;
       this.buckets[r++] = b;
     }
     return r;
   }
 
-  /** Each pool's decision; per service values go to `v` (DEC_FIELDS each), clamps are derived on the writer thread. */
+  /**
+   * Each pool's decision as the controller recorded it (control/decision.ts);
+   * per service values go to `v` (DEC_FIELDS each), clamps are derived from
+   * them on the writer thread.
+   */
   private decisions(v: Float64Array): DecisionRow[] {
     let offset = 0;
-    return this.controller.last.map(({ obs, decision, alloc }) => {
+    return this.controller.last.map(({ obs, decision, alloc, guarantees, shadowRegret }) => {
       const n = obs.services.length;
-      const before = new Float64Array(n);
-      for (let i = 0; i < n; i++) before[i] = obs.services[i].limitTps;
-      let regret: number | null = null;
-      const pending = this.pendingShadow.get(obs.bucket);
-      if (pending !== undefined) {
-        regret = (weightedService(obs, pending[0]) - weightedService(obs, pending[1])) / Math.max(1, obs.capacityTps);
-        this.pendingShadow.delete(obs.bucket);
-      }
-      if (decision.shadow !== null) {
-        const safety = { stepCap: obs.stepCap, stepFloor: DEFAULT_SAFETY.stepFloor };
-        this.pendingShadow.set(obs.bucket, [applySafety(obs, decision.shadow, before, safety), Float64Array.from(alloc)]);
-      }
-      const g = guarantees(obs);
       const row: DecisionRow = {
-        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallbackReason,
+        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
         capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
-        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret: regret, offset, services: n,
+        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret, offset, services: n,
       };
       for (let i = 0; i < n && offset + i < this.serviceCount; i++) {
         const o = (offset + i) * DEC_FIELDS;
-        v[o + DEC.BEFORE] = before[i];
+        v[o + DEC.BEFORE] = obs.services[i].limitTps;
         v[o + DEC.PROPOSED] = decision.raw[i];
         v[o + DEC.AFTER] = alloc[i];
         v[o + DEC.SHADOW] = decision.shadow === null ? Number.NaN : decision.shadow[i];
         v[o + DEC.MAX_TPS] = obs.services[i].maxTps;
-        v[o + DEC.GUARANTEE] = g[i];
+        v[o + DEC.GUARANTEE] = guarantees[i];
       }
       offset += n;
       return row;
@@ -172,14 +154,10 @@ export class TickRecorder {
 
   /** The figures for /metrics. */
   stats(overrides: number): DaemonStats {
-    const fallbacks: Record<string, number> = {};
-    for (const [reason, n] of this.controller.runner.fallbacks) {
-      const k = fallbackKind(reason);
-      fallbacks[k] = (fallbacks[k] ?? 0) + n;
-    }
     return {
       ticks: this.ticks, tickOverruns: this.tickOverruns, tickLastMs: this.tickLastMs, tickSumMs: this.tickSumMs,
-      fallbacks, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
+      // Every kind of control/decision.ts FALLBACK_KINDS, counted by the runner; /metrics renders them as they come.
+      fallbacks: { ...this.controller.runner.fallbacksByKind }, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
       sqlite: { enabled: this.writer !== null, ...(this.writer?.stats ?? EMPTY_WRITER_STATS) },
     };
   }

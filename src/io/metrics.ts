@@ -2,15 +2,18 @@
 // memory by the I/O thread that serves GET /metrics, plus the main thread's
 // own figures (tick time, policy fallbacks, SQLite writes), which it sends to
 // every I/O thread after each tick (DaemonStats). Label values are keys,
-// pools, priorities, modes and fixed enumerations (outcome, fallback kind),
-// so the label set is bounded by the config. `promtool check metrics` passes
-// on this output (test/integration/metrics.test.ts).
+// pools, priorities, modes (shm MODE_NAMES: the config's running modes) and
+// fixed enumerations: outcome, and fallback kind (DaemonStats.fallbacks holds
+// every kind of the controller's closed list, control/decision.ts, with its
+// count; io may not import control, so the list is not repeated here), so the
+// label set is bounded by the config. `promtool check metrics` passes on this
+// output (test/integration/metrics.test.ts).
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, sumCounter, type ShmViews,
+  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
 import type { DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
@@ -39,9 +42,6 @@ const COUNTERS: [number, string, string][] = [
   [C_EXPIRED_INDEX, 'tpsd_leases_expired_total', 'Leases never released, ended by the TTL.'],
 ];
 
-/** Policy fallback kinds (bounded: the reasons themselves may carry error text). */
-export const FALLBACK_KINDS = ['missing_model', 'deadline', 'busy', 'invalid_output', 'error'] as const;
-const POLICY_MODES = ['ppo', 'shadow', 'fallback', 'static'] as const;
 
 type Line = (name: string, type: string, help: string, samples: [string, number][]) => void;
 
@@ -81,7 +81,7 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     }
   }
   metric('tpsd_policy_mode', 'gauge', 'The policy mode in force (1) among all modes.',
-    POLICY_MODES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
+    MODE_NAMES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
   if (daemon !== null) renderDaemon(metric, daemon);
   return lines.join('\n') + '\n';
 }
@@ -92,7 +92,7 @@ function renderDaemon(metric: Line, d: DaemonStats): void {
   metric('tpsd_tick_last_duration_seconds', 'gauge', 'Duration of the last controller tick.', [['', d.tickLastMs / 1000]]);
   metric('tpsd_tick_duration_seconds', 'summary', 'Duration of controller ticks.', [['_sum', d.tickSumMs / 1000], ['_count', d.ticks]]);
   metric('tpsd_policy_fallbacks_total', 'counter', 'Ticks where the policy output was unusable and fair applied, by kind.',
-    FALLBACK_KINDS.map((k) => [`{kind="${k}"}`, d.fallbacks[k] ?? 0]));
+    Object.entries(d.fallbacks).map(([kind, n]) => [`{kind="${esc(kind)}"}`, n]));
   metric('tpsd_shadow_regret', 'gauge', 'Shadow mode: accumulated priority-weighted service PPO would have added over fair (fraction of capacity).', [['', d.shadowRegret]]);
   metric('tpsd_model_info', 'gauge', 'The PPO model in use (version label).', [[`{version="${esc(d.model)}"}`, 1]]);
   metric('tpsd_limit_overrides', 'gauge', 'Live limit overrides in force (tpsd limits set).', [['', d.overrides]]);

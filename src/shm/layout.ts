@@ -64,6 +64,8 @@ export function assertConstants(holds: boolean, relationship: string): void {
 /** Largest value an Int32Array field holds. */
 export const INT32_MAX = 2 ** 31 - 1;
 
+import { RUNNING_MODES } from '../config/types.ts';
+
 export const SHM_MAGIC = 0x74707364; // "tpsd"
 export const SHM_VERSION = 1;
 
@@ -83,7 +85,8 @@ export const CONNECTIONS_INDEX = 7;
 export const HEADER_FIELDS = CONNECTIONS_INDEX + 1;
 export const HEADER_BYTES = HEADER_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 
-export const MODE_NAMES = ['ppo', 'shadow', 'fallback', 'static'] as const;
+/** MODE_INDEX's values: the config's running modes (config/types.ts), in their order. */
+export const MODE_NAMES = RUNNING_MODES;
 
 // Bucket state (Int32 indices relative to the bucket's base).
 export const TOKENS_MILLI_INDEX = 0;

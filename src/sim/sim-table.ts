@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { POLICY_NAMES } from '../control/policies/types.ts';
+import { POLICY_NAMES } from '../control/policies/registry.ts';
 import type { SimMetrics } from './metrics.ts';
 import { PpoModel } from '../ppo/model.ts';
 import { parseScenario } from './scenario.ts';

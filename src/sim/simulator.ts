@@ -11,13 +11,9 @@
 import { validateConfig } from '../config/schema.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { Controller } from '../control/controller.ts';
-import { AimdPolicy } from '../control/policies/aimd.ts';
-import { FairPolicy } from '../control/policies/fair.ts';
-import { PpoPolicy } from '../control/policies/ppo.ts';
-import { ProportionalPolicy } from '../control/policies/proportional.ts';
-import { StaticPolicy } from '../control/policies/static.ts';
-import type { AllocationPolicy, PolicyName } from '../control/policies/types.ts';
-import type { PpoSource } from '../control/policy-runner.ts';
+import { inlinePpo } from '../control/policies/ppo.ts';
+import { createPolicy, type PolicyName } from '../control/policies/registry.ts';
+import type { PpoSource } from '../control/policies/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { ManualClock } from '../shm/clock.ts';
 import { KeyIndex, priorityIndex } from '../shm/key-index.ts';
@@ -67,17 +63,6 @@ export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], 
   }, {});
 }
 
-function policyFor(name: PolicyName, model: PpoModel | undefined): AllocationPolicy | undefined {
-  switch (name) {
-    case 'static': return new StaticPolicy();
-    case 'proportional': return new ProportionalPolicy();
-    case 'fair': return new FairPolicy();
-    case 'aimd': return new AimdPolicy();
-    case 'ppo': return undefined;
-  }
-  void model;
-}
-
 export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const seed = o.seed ?? s.seed;
   const rng = new Rng(seed);
@@ -89,13 +74,12 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const clock = new ManualClock();
   BucketTable.initialize(views, keys, 0);
   const table = new BucketTable(views, clock, 0);
+  // PPO runs as the daemon runs it (mode ppo: the runner asks a PPO source, fair when it has none);
+  // any other policy is forced by name.
   let ppo: PpoSource | null | undefined = o.ppoSource;
-  if (o.policy === 'ppo' && ppo === undefined && o.model !== undefined) {
-    const policy = new PpoPolicy(o.model);
-    ppo = { version: o.model.version, infer: (obs) => policy.allocate(obs) };
-  }
+  if (o.policy === 'ppo' && ppo === undefined && o.model !== undefined) ppo = inlinePpo(o.model);
   const controller = new Controller(views, keys, config, clock, {
-    inference: 'inline', policy: policyFor(o.policy, o.model), ppo,
+    inference: 'inline', policy: o.policy === 'ppo' ? undefined : createPolicy(o.policy), ppo,
   });
   const n = s.services.length;
   const waitHist = new Float64Array(Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1);
@@ -149,7 +133,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     metrics.record({ tick: k, tickS, upstreamTps, arrived, granted, served, throttled, priority, minTps });
     clock.set(t0 + s.tick_ms);
     await controller.tick();
-    for (const l of controller.last) if (l.decision.fallbackReason !== null) metrics.fallbackTicks++;
+    for (const l of controller.last) if (l.decision.fallback !== null) metrics.fallbackTicks++;
   }
   await controller.close();
   return { metrics: metrics.report(s.name, o.policy, seed, waitHist), rewards };

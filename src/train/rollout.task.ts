@@ -14,7 +14,7 @@ import { SamplingSource } from './sampling-source.ts';
 import type { Scenario } from '../sim/scenario.ts';
 import { simulate } from '../sim/simulator.ts';
 import { generateScenario } from '../sim/scenario-gen.ts';
-import type { PolicyName } from '../control/policies/types.ts';
+import type { PolicyName } from '../control/policies/registry.ts';
 
 export interface WireModel {
   policySizes: number[];

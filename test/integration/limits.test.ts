@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { validateConfig } from '../../src/config/schema.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
+import type { LimitEntry } from '../../src/daemon/live-limits.ts';
 import { STAT_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase } from '../../src/shm/layout.ts';
 import { OverrideStore } from '../../src/storage/overrides.ts';
 import { openDatabase } from '../../src/storage/db.ts';
@@ -81,6 +83,27 @@ describe('live limits (op 16 LIMITS)', () => {
       { action: 'set', key: 'api', field: 'capacity_tps', old_value: '1000', new_value: '300' },
       { action: 'rm', key: 'api/low', field: 'max_tps', old_value: '40', new_value: '1000' },
     ]);
+  });
+
+  it('a reload (SIGHUP) puts the new config\'s values under the overrides; the KeyIndex keeps the config it was built from', async () => {
+    const daemon = await startTestDaemon({ policy: { mode: 'fair' } });
+    try {
+      daemon.limits.set('api/low', { priority: 'HIGH' }, 'test');
+      const raw = JSON.parse(JSON.stringify(daemon.config)) as { pools: { services: { name: string; max_tps: number }[] }[] };
+      raw.pools[0].services.find((s) => s.name === 'low')!.max_tps = 500;
+      await daemon.reload(validateConfig(raw, {}));
+      const entry = daemon.limits.get('api/low') as LimitEntry;
+      assert.deepEqual(entry.configured, { min_tps: 0, max_tps: 500, priority: 'LOW' });
+      assert.deepEqual(entry.effective, { min_tps: 0, max_tps: 500, priority: 'HIGH' });
+      const b = daemon.keys.lookup('api/low');
+      const live = daemon.controller.limitsOf(b);
+      assert.deepEqual([live.maxTps, live.priority], [500, 1], 'the controller\'s limits in force');
+      assert.equal(daemon.keys.specs[b].maxTps, 1000);
+      await nextTick(daemon);
+      assert.ok(rate(daemon, 'api/low') <= 500, `api/low rate ${rate(daemon, 'api/low')} <= 500 after the reload`);
+    } finally {
+      await daemon.stop();
+    }
   });
 
   it('refuses bad changes with BAD_REQUEST or UNKNOWN_KEY and audits them', async () => {

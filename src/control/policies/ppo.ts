@@ -8,9 +8,8 @@
 import { ACTION_DIM, HEADROOM_SCALE, type PpoModel } from '../../ppo/model.ts';
 import type { PoolObservation } from '../../ppo/observation.ts';
 import type { PpoPool } from '../../ppo/ppo-pool.ts';
-import type { PpoSource } from '../policy-runner.ts';
 import { waterFill } from '../water-fill.ts';
-import type { AllocationPolicy } from './types.ts';
+import type { AllocationPolicy, PpoSource } from './types.ts';
 
 export class PpoPolicy implements AllocationPolicy {
   readonly name = 'ppo';
@@ -18,6 +17,12 @@ export class PpoPolicy implements AllocationPolicy {
   allocate(obs: PoolObservation): Float64Array {
     return allocationFromScores(obs, this.model.meanScores(obs), this.model.policy.outputSize);
   }
+}
+
+/** PPO proposals computed on this thread (the simulator, inference 'inline'). */
+export function inlinePpo(model: PpoModel): PpoSource {
+  const policy = new PpoPolicy(model);
+  return { version: model.version, infer: (obs) => policy.allocate(obs) };
 }
 
 /** PPO proposals from scores computed in the inference pool. */

@@ -2,7 +2,8 @@
 // pool's observation to tokens/s per service (in obs.services order); it may
 // return anything, the safety layer (../safety.ts) makes it safe. Policies run
 // on the main thread, except PPO inference, which the daemon may run in a
-// Piscina worker (see ../ppo-pool.ts); all of them are synchronous and cheap.
+// Piscina worker (see ../../ppo/ppo-pool.ts); all of them are synchronous and
+// cheap. Which name makes which policy: registry.ts.
 
 import type { PoolObservation } from '../../ppo/observation.ts';
 
@@ -11,5 +12,8 @@ export interface AllocationPolicy {
   allocate(obs: PoolObservation): Float64Array;
 }
 
-export const POLICY_NAMES = ['static', 'proportional', 'fair', 'aimd', 'ppo'] as const;
-export type PolicyName = (typeof POLICY_NAMES)[number];
+/** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */
+export interface PpoSource {
+  readonly version: string;
+  infer(obs: PoolObservation): Float64Array | Promise<Float64Array>;
+}

@@ -9,6 +9,7 @@ import { BucketTable } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { allocateShm, C_REQUESTED_INDEX, C_GRANTED_INDEX } from '../../../src/shm/layout.ts';
+import { guarantees } from '../../../src/control/water-fill.ts';
 
 const scenario = parseScenario({
   name: 't', duration_s: 10, capacity_tps: 1000,
@@ -39,7 +40,7 @@ function setup(mode: TpsdConfig['policy']['mode'], ppo?: PpoSource | null, model
     clock.advance(1000);
     await controller.tick();
   };
-  return { controller, second, warnings, table: controller.table, a, b, pool: keys.lookup('sim') };
+  return { controller, second, warnings, table: controller.table, a, b, pool: keys.lookup('sim'), keys, config };
 }
 
 test('NaN from the policy: fair applies for that tick and the reason is logged', async () => {
@@ -48,6 +49,8 @@ test('NaN from the policy: fair applies for that tick and the reason is logged',
   await second();
   assert.equal(controller.last[0].decision.applied, 'fair');
   assert.equal(controller.status().fallbacks['NaN in allocation'], 2);
+  assert.deepEqual(controller.last[0].decision.fallback, { kind: 'invalid_output', reason: 'NaN in allocation' });
+  assert.deepEqual(controller.runner.fallbacksByKind, { missing_model: 0, deadline: 0, busy: 0, invalid_output: 2, error: 0 });
   assert.equal(warnings.length, 1, 'logged once, then counted');
   assert.match(warnings[0], /NaN in allocation/);
 });
@@ -58,6 +61,8 @@ test('a late inference misses the deadline and fair applies', async () => {
   await second();
   assert.equal(controller.last[0].decision.applied, 'fair');
   assert.match(Object.keys(controller.status().fallbacks)[0], /deadline/);
+  assert.equal(controller.last[0].decision.fallback?.kind, 'deadline');
+  assert.equal(controller.runner.fallbacksByKind.deadline, 1);
 });
 
 test('a missing model file: fair with reason "missing model"', async () => {
@@ -65,6 +70,7 @@ test('a missing model file: fair with reason "missing model"', async () => {
   await second();
   assert.equal(controller.modelVersion, 'none');
   assert.equal(controller.status().fallbacks['missing model'], 1);
+  assert.equal(controller.runner.fallbacksByKind.missing_model, 1);
   assert.ok(warnings.some((w) => w.includes('no usable PPO model')));
 });
 
@@ -93,4 +99,37 @@ test('shadow mode applies fair, records PPO and accumulates regret', async () =>
   assert.ok(controller.last[0].decision.shadow !== null);
   assert.ok(Number.isFinite(controller.status().shadowRegret));
   assert.ok(controller.status().shadowRegret < 0, 'starving LOW serves less than fair');
+});
+
+test('the decision record carries the shadow regret judged each tick; the controller sums them', async () => {
+  const greedy: PpoSource = { version: 't', infer: (obs) => Float64Array.from(obs.services, (s) => (s.priority === 0 ? 1000 : 0)) };
+  const { controller, second } = setup('shadow', greedy);
+  const regrets: (number | null)[] = [];
+  for (let i = 0; i < 4; i++) {
+    await second();
+    regrets.push(controller.last[0].shadowRegret);
+  }
+  assert.equal(regrets[0], null, 'the first tick has no earlier proposal to judge');
+  let sum = 0;
+  for (const r of regrets.slice(1)) { assert.ok(typeof r === 'number' && Number.isFinite(r)); sum += r; }
+  assert.equal(controller.status().shadowRegret, sum);
+  const { obs, guarantees: g, alloc } = controller.last[0];
+  assert.deepEqual([...g], [...guarantees(obs)]);
+  assert.ok(alloc[0] >= g[0] && alloc[1] >= g[1], 'the allocation honours the recorded guarantees');
+});
+
+test('live limits are the controller\'s: setLimits and reconfigure leave the KeyIndex as the config built it', async () => {
+  const { controller, second, table, keys, config, a, b } = setup('fallback');
+  const specs = structuredClone(keys.specs);
+  controller.setLimits(a, { minTps: 50, maxTps: 200 });
+  controller.setLimits(b, { priority: 2 });
+  await second();
+  const [sa, sb] = controller.last[0].obs.services;
+  assert.deepEqual([sa.minTps, sa.maxTps, sb.priority], [50, 200, 2], 'the observation sees the live limits');
+  assert.equal(table.priority(b), 2);
+  const bigger = { ...config, pools: [{ ...config.pools[0], services: config.pools[0].services.map((s) => ({ ...s, burst: s.burst + 7 })) }] };
+  controller.reconfigure(KeyIndex.fromConfig(bigger));
+  assert.equal(controller.limitsOf(b).burst, keys.specs[b].burst + 7);
+  assert.equal(controller.limitsOf(a).maxTps, keys.specs[a].maxTps, 'reconfigure takes the new config\'s values');
+  assert.deepEqual(keys.specs, specs, 'nothing wrote through the read-only specs');
 });
