@@ -33,10 +33,10 @@ function setup(mode: TpsdConfig['policy']['mode'], ppo?: PpoSource | null, model
   });
   const a = keys.lookup('sim/a');
   const b = keys.lookup('sim/b');
-  /** One second of demand as an I/O thread would count it. */
-  const second = async (): Promise<void> => {
-    io.count(a, C_REQUESTED_INDEX, 300); io.count(a, C_GRANTED_INDEX, 300);
-    io.count(b, C_REQUESTED_INDEX, 900); io.count(b, C_GRANTED_INDEX, 700);
+  /** One second of demand as an I/O thread would count it (tokens asked and granted per service). */
+  const second = async (demand = { a: [300, 300], b: [900, 700] }): Promise<void> => {
+    io.count(a, C_REQUESTED_INDEX, demand.a[0]); io.count(a, C_GRANTED_INDEX, demand.a[1]);
+    io.count(b, C_REQUESTED_INDEX, demand.b[0]); io.count(b, C_GRANTED_INDEX, demand.b[1]);
     clock.advance(1000);
     await controller.tick();
   };
@@ -76,16 +76,22 @@ test('a missing model file: fair with reason "missing model"', async () => {
 
 test('rates are written: decreases before increases; pool gets the effective capacity', async () => {
   const { controller, second, table, a, b, pool } = setup('fallback');
-  await second();
-  const order: [number, number][] = [];
+  for (let i = 0; i < 3; i++) await second();
+  const before = [table.rateTps(a), table.rateTps(b)];
+  const writes: [string, number, number][] = [];
+  const name = (k: number) => (k === a ? 'a' : k === b ? 'b' : k === pool ? 'pool' : String(k));
   const setRate = table.setRate.bind(table);
-  table.setRate = (k: number, tps: number, now: number) => { order.push([k, tps - table.rateTps(k)]); setRate(k, tps, now); };
-  // Demand flips: a wants more, b less.
-  await second();
-  const firstGrow = order.findIndex(([, d]) => d > 0);
-  const lastShrink = order.map(([, d]) => d < 0).lastIndexOf(true);
-  assert.ok(firstGrow === -1 || lastShrink === -1 || lastShrink < firstGrow, JSON.stringify(order));
+  table.setRate = (k: number, tps: number, now: number) => { writes.push([name(k), table.rateTps(k), tps]); setRate(k, tps, now); };
+  // Demand shifts: a (CRITICAL) now asks for 900 and b (LOW) for 100, so in one tick a's rate goes up and b's down.
+  await second({ a: [900, 300], b: [100, 100] });
+  const shrinks = writes.filter(([, from, to]) => to < from).map(([k]) => k);
+  const grows = writes.filter(([, from, to]) => to > from).map(([k]) => k);
+  assert.deepEqual([shrinks, grows], [['b'], ['a']], `b goes down and a up in the same tick: ${JSON.stringify(writes)}`);
+  const firstGrow = writes.findIndex(([, from, to]) => to > from);
+  const lastShrink = writes.map(([, from, to]) => to < from).lastIndexOf(true);
+  assert.ok(lastShrink < firstGrow, `every decrease is written before any increase: ${JSON.stringify(writes)}`);
   const alloc = controller.last[0].alloc;
+  assert.ok(alloc[0] > before[0] && alloc[1] < before[1], `the allocation moved: ${JSON.stringify(before)} -> ${JSON.stringify([...alloc])}`);
   assert.ok(Math.abs(table.rateTps(a) - alloc[0]) < 1e-3 && Math.abs(table.rateTps(b) - alloc[1]) < 1e-3);
   assert.ok(alloc[0] + alloc[1] <= 1000 + 1e-6);
   assert.ok(table.rateTps(pool) + table.burstTokens(pool) <= 1000 + 1e-6, 'a second never admits more than the capacity');
