@@ -4,8 +4,12 @@
 // cleanly having lost at most the last tick.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { PpoModel } from '../../src/ppo/model.ts';
 import { TICK_SEQ_INDEX } from '../../src/shm/layout.ts';
 import { httpGet, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
 import { dbTotals, runLoad, sleep, spawnDaemon, until, writeConfig } from '../fixtures/telemetry.ts';
@@ -127,18 +131,33 @@ describe('telemetry in SQLite', () => {
     db2.close();
   });
 
-  it('registers the PPO model in use in the model registry', async () => {
-    const daemon = await startTestDaemon({ policy: { mode: 'shadow' } });
+  it('registers the PPO model in use in the model registry: version, path, digest and size of the file', async () => {
+    // A model file of its own, so the test knows a model loads (whatever is shipped in config/).
+    const file = join(tempDir(), 'model.json');
+    const json = PpoModel.create([8]).toJson({ purpose: 'telemetry test' }, {});
+    writeFileSync(file, JSON.stringify(json));
+    const bytes = readFileSync(file);
+    const daemon = await startTestDaemon({ policy: { mode: 'shadow', model: file } });
     const version = daemon.controller.modelVersion;
     await daemon.stop();
+    assert.equal(version, json.model_version, 'the daemon runs the model in the file');
     const db = new Database(daemon.dbFile!, { readonly: true });
-    const models = db.prepare('SELECT version, path, sha256, loads FROM models').all() as { version: string; path: string; sha256: string | null; loads: number }[];
+    const models = db.prepare('SELECT version, path, sha256, bytes, loads FROM models').all();
     db.close();
-    if (version === 'none') { assert.deepEqual(models, [], 'no model loaded, none registered'); return; }
-    assert.equal(models.length, 1);
-    assert.equal(models[0].version, version);
-    assert.match(models[0].path, /model\.json$/);
-    assert.match(models[0].sha256 ?? '', /^[0-9a-f]{64}$/);
+    assert.deepEqual(models, [{
+      version: json.model_version, path: resolve(file), sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, loads: 1,
+    }]);
+  });
+
+  it('registers no model when the model file cannot be read', async () => {
+    const daemon = await startTestDaemon({ policy: { mode: 'shadow', model: join(tempDir(), 'absent.json') } });
+    const version = daemon.controller.modelVersion;
+    await daemon.stop();
+    assert.equal(version, 'none');
+    const db = new Database(daemon.dbFile!, { readonly: true });
+    const models = db.prepare('SELECT version, path FROM models').all();
+    db.close();
+    assert.deepEqual(models, []);
   });
 
   it('runs without a database when telemetry.enabled is false', async () => {
