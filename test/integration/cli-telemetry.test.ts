@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { httpGet, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
 import { countColor, parsePng } from '../fixtures/png.ts';
-import { runCli, runLoad, sleep } from '../fixtures/telemetry.ts';
+import { runCli, runLoad, sleep, until } from '../fixtures/telemetry.ts';
 
 describe('operator verbs', () => {
   let daemon: Daemon;
@@ -141,7 +141,32 @@ describe('operator verbs', () => {
     assert.match(wrong.stderr, /did you mean --since/);
   });
 
-  it('the daemon keeps serving /v1/status while the CLI reads its database', async () => {
-    assert.equal((await httpGet(daemon.port, '/healthz')).status, 200);
+  it('the daemon keeps serving /v1/status and writing ticks while the CLI reads its database', async () => {
+    const ticksWritten = (): number => {
+      const db = new Database(daemon.dbFile!, { readonly: true });
+      try { return db.prepare('SELECT max(tick) FROM ticks').pluck().get() as number; } finally { db.close(); }
+    };
+    const status = async (): Promise<number> => {
+      const r = await httpGet(daemon.port, '/v1/status');
+      assert.equal(r.status, 200, r.body);
+      return (JSON.parse(r.body) as { tick: number }).tick;
+    };
+    let exited = false;
+    const cli = runCli(['history', 'api/low', '--data', dataDir, '--csv']).finally(() => { exited = true; });
+    // /v1/status polled from the CLI's start to its exit (at least once while it runs).
+    const seen: number[] = [];
+    do {
+      seen.push(await status());
+      await sleep(20);
+    } while (!exited);
+    const r = await cli;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.trim().split('\n').length > 1, 'the CLI read rows');
+    seen.forEach((tick, i) => assert.ok(i === 0 || tick >= seen[i - 1], `ticks never go back: ${seen.join(' ')}`));
+    // And the daemon went on ticking and writing: a tick after the last one seen reaches the database.
+    const last = seen.at(-1)!;
+    await until(async () => await status() > last && ticksWritten() > last, 10_000, `tick ${last + 1} served and written`);
+    const metrics = (await httpGet(daemon.port, '/metrics')).body;
+    assert.match(metrics, /^tpsd_sqlite_errors_total 0$/m, 'no telemetry write failed');
   });
 });
