@@ -20,12 +20,28 @@ test('the simulator is deterministic for a seed', async () => {
 });
 
 test('generated scenarios are reproducible and run with any pool size', async () => {
-  assert.deepEqual(generateScenario(5), generateScenario(5));
-  for (const seed of [1, 2, 3]) {
-    const s = { ...generateScenario(seed, { durationS: 30 }) };
-    const r = await simulate(s, { policy: 'ppo' });
-    assert.ok(r.metrics.min_guarantee_met >= 0 && r.rewards.length === 30);
+  // Seeds whose pools have 12, 27, 3 and 1 services.
+  const sizes: number[] = [];
+  for (const seed of [1, 2, 3, 4]) {
+    const s = generateScenario(seed, { durationS: 30 });
+    assert.deepEqual(generateScenario(seed, { durationS: 30 }), s, `seed ${seed}: the same scenario again`);
+    assert.notDeepEqual(generateScenario(seed + 100, { durationS: 30 }), s, `seed ${seed}: another seed, another scenario`);
+    sizes.push(s.services.length);
+    const a = await simulate(s, { policy: 'ppo' });
+    const b = await simulate(generateScenario(seed, { durationS: 30 }), { policy: 'ppo' });
+    // Bit for bit: every metric (min_guarantee_met among them) and every tick's reward.
+    assert.deepStrictEqual(b, a, `seed ${seed}: two runs of one generated scenario differ`);
+    assert.equal(a.rewards.length, 30);
+    assert.ok(a.rewards.every(Number.isFinite), `seed ${seed}: finite rewards`);
+    // min_guarantee_met is a share of the n x 30 service-ticks (rounded to 4 digits).
+    const met = a.metrics.min_guarantee_met * s.services.length * 30;
+    assert.ok(Math.abs(met - Math.round(met)) <= 0.5e-4 * s.services.length * 30 && met <= s.services.length * 30 + 1e-9,
+      `seed ${seed}: min_guarantee_met ${a.metrics.min_guarantee_met} is not k / ${s.services.length * 30}`);
+    // With no min_tps nothing is owed, so every service-tick meets its guarantee.
+    const unowed = await simulate({ ...s, services: s.services.map((v) => ({ ...v, min_tps: 0 })) }, { policy: 'ppo' });
+    assert.equal(unowed.metrics.min_guarantee_met, 1, `seed ${seed}: nothing owed, all met`);
   }
+  assert.deepEqual(sizes, [12, 27, 3, 1]);
 });
 
 test('a 600 s scenario simulates all five policies in a few seconds', async () => {
