@@ -37,5 +37,5 @@ export async function run(argv: string[]): Promise<number> {
 function redactTokens(config: TpsdConfig): TpsdConfig {
   if (config.auth === null) return config;
   const tokens = config.auth.tokens.map((t) => ({ ...t, token: '<redacted>' }));
-  return { ...config, auth: { tokens } };
+  return { ...config, auth: { ...config.auth, tokens } };
 }

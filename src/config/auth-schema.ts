@@ -1,20 +1,34 @@
 // The schema of the `auth` section (part of schema.ts's validator): bearer
 // tokens, each with its secret given inline, in a file or in an environment
-// variable, the key prefixes it may use and whether it may run admin ops.
-// Problems are reported through the FieldReader; a secret is never echoed.
+// variable, the key prefixes it may use and whether it may run admin ops;
+// how many failed authentications one client address may make per minute;
+// whether /metrics is open without a token. Problems are reported through
+// the FieldReader; a secret is never echoed.
 
 import { readFileSync } from 'node:fs';
+import { DEFAULTS, MAX_FAILURES_PER_MINUTE } from './defaults.ts';
 import { FieldReader, joinIndex, joinKey, type JsonObject } from './field-reader.ts';
 import type { AuthToken, TpsdConfig } from './types.ts';
+
+/** The protocol's longest key (PROTOCOL.md BAD_REQUEST), so the longest useful prefix. */
+const MAX_PREFIX_BYTES = 256;
 
 /** The `auth` section: null when absent (no authentication). */
 export function readAuth(r: FieldReader, root: JsonObject, env: NodeJS.ProcessEnv): TpsdConfig['auth'] {
   if (root.auth === undefined || root.auth === null) return null;
-  const auth = r.object('auth', root.auth, ['tokens']);
+  const auth = r.object('auth', root.auth, ['tokens', 'max_failures_per_minute', 'metrics_open']);
   if (auth === undefined) return null;
   const items = r.array(auth, 'auth', 'tokens', 'token objects', 1) ?? [];
   const seen = new Map<string, string>();
-  return { tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen, env)) };
+  const d = DEFAULTS.auth;
+  return {
+    tokens: items.map((item, i) => readToken(r, item, joinIndex('auth.tokens', i), seen, env)),
+    max_failures_per_minute: r.number(auth, 'auth', 'max_failures_per_minute', {
+      integer: true, min: 0, max: MAX_FAILURES_PER_MINUTE,
+      expected: `an integer from 0 (no per-address limit) to ${MAX_FAILURES_PER_MINUTE}`,
+    }, d.max_failures_per_minute),
+    metrics_open: r.boolean(auth, 'auth', 'metrics_open', d.metrics_open),
+  } as TpsdConfig['auth'];
 }
 
 /**
@@ -64,6 +78,21 @@ function readToken(r: FieldReader, item: unknown, path: string, seen: Map<string
   const keys = r.array(obj, path, 'keys', 'key prefix strings', 0, []) ?? [];
   keys.forEach((key, i) => {
     if (typeof key !== 'string' || key.length === 0) r.fail(joinIndex(keysPath, i), 'a non-empty key prefix string', key);
+    else if (!prefixWellFormed(key)) r.fail(joinIndex(keysPath, i), PREFIX_EXPECTED, key);
   });
   return { token, keys, admin: r.boolean(obj, path, 'admin', false) } as AuthToken;
+}
+
+const PREFIX_EXPECTED = `a key prefix of whole path segments ("pool", "pool/", "pool/service"), at most ${MAX_PREFIX_BYTES} bytes`;
+
+/**
+ * A prefix matches whole path segments (io/auth.ts keyAllowed): it names a
+ * key, with at most one '/' after it. One that starts with '/' or has an
+ * empty segment would never match a key, so it is refused rather than
+ * silently allowing nothing.
+ */
+function prefixWellFormed(prefix: string): boolean {
+  if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_BYTES) return false;
+  const path = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  return path.split('/').every((segment) => segment.length > 0);
 }

@@ -18,6 +18,8 @@ export const MAX_LEASES_PER_THREAD = 1 << 20;
 /** Longest controller tick: every bucket is refilled at least this often (shm/layout.ts, int32 times). */
 export const MAX_TICK_MS = 3_600_000;
 export const MIB = 1024 * 1024;
+/** Largest auth.max_failures_per_minute: the shared failure table counts up to 2047 (shm/failure-table.ts). */
+export const MAX_FAILURES_PER_MINUTE = 1000;
 
 export const DEFAULTS = {
   listen: { host: '127.0.0.1', port: 7070 },
@@ -26,6 +28,8 @@ export const DEFAULTS = {
   policy: { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 },
   lease_ttl_ms: 30_000,
   max_message_bytes: 65_536,
+  /** Fields of the `auth` section besides its tokens (the section itself is optional: no section, no auth). */
+  auth: { max_failures_per_minute: 20, metrics_open: false },
   limits: {
     max_queue_per_key: 10_000,
     max_outstanding_per_connection: 4096,

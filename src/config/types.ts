@@ -47,7 +47,7 @@ export interface PoolConfig {
 
 export interface AuthToken {
   readonly token: string;
-  /** Key prefixes this token may use; an empty list means every key. */
+  /** Key prefixes this token may use, each on path-segment boundaries (`pay` = `pay/`); an empty list means every key. */
   readonly keys: readonly string[];
   readonly admin: boolean;
 }
@@ -69,7 +69,13 @@ export interface TpsdConfig {
   readonly lease_ttl_ms: number;
   readonly max_message_bytes: number;
   /** null: no authentication. */
-  readonly auth: { readonly tokens: readonly AuthToken[] } | null;
+  readonly auth: {
+    readonly tokens: readonly AuthToken[];
+    /** Failed authentications (HELLO or bearer) one client address may make per minute; 0: no per-address limit. */
+    readonly max_failures_per_minute: number;
+    /** true: GET /metrics needs no token. */
+    readonly metrics_open: boolean;
+  } | null;
   readonly limits: {
     /** Waiting requests per key (all threads together). */
     readonly max_queue_per_key: number;

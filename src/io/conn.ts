@@ -2,13 +2,15 @@
 // connection, owned by the thread that accepted it): its auth state, its
 // waiting requests and the writer for replies that come later.
 
-import type { AuthToken } from '../config/types.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
+import type { ScopedToken } from './auth.ts';
 
 export interface Conn {
   readonly connId: number;
-  token: AuthToken | null;
+  token: ScopedToken | null;
   authFailures: number;
+  /** The client address's key in the shared failure table (Authenticator.peerOf); absent or NO_PEER: not counted. */
+  peer?: number;
   /** Waiting requests of this connection. */
   outstanding: number;
   closed: boolean;

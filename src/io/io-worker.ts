@@ -28,9 +28,11 @@ import {
 } from '../protocol/opcodes.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock } from '../shm/clock.ts';
+import { FailureTable } from '../shm/failure-table.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
-import { Authenticator } from './auth.ts';
+import { Authenticator, type ScopedToken } from './auth.ts';
+import { httpCaller, metricsAllowed } from './http-auth.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
@@ -45,12 +47,17 @@ let config = data.config;
 const log = createLogger(config.log.level, `io-${data.thread}`);
 const views = viewsOf(data.sab, data.bucketCount, data.threadCount);
 const keys = KeyIndex.fromConfig(config);
-const table = new BucketTable(views, createClock(data.epochHrMs), data.thread);
+const clock = createClock(data.epochHrMs);
+const table = new BucketTable(views, clock, data.thread);
+/** Failed authentications per client address, shared with every I/O thread. */
+const failures = new FailureTable(views, clock);
+/** The token check in force (replaced on reload). */
+let auth = new Authenticator(config.auth, failures);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
-const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread);
+const status = (viewer: ScopedToken | null = null) => buildStatus(config, keys, table, views, data.startedAtMs, data.thread, viewer);
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
-  config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,
+  config, keys, table, thread: data.thread, auth, status,
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
 });
@@ -138,7 +145,10 @@ app.ws<WsData>(WS_PATH, {
       res.writeStatus('503 Service Unavailable').end('too many connections');
       return;
     }
-    const conn: WsConn = { connId: nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null, name: null, ws: null };
+    const conn: WsConn = {
+      connId: nextConnId++, token: null, authFailures: 0, peer: auth.peerOf(res.getRemoteAddressAsText()),
+      outstanding: 0, closed: false, out: null, name: null, ws: null,
+    };
     res.upgrade<WsData>({ conn }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'), context);
   },
@@ -185,12 +195,18 @@ app.get('/readyz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ready\n');
 });
-app.get('/v1/status', (res) => httpJson(res, '200 OK', 'application/json', JSON.stringify(status())));
-app.get('/metrics', (res) => {
+// With auth on: /v1/* needs a bearer token, /metrics one that sees every key unless metrics_open (http-auth.ts).
+app.get('/v1/status', (res, req) => {
+  const caller = httpCaller(res, req, auth);
+  if (caller !== null) httpJson(res, '200 OK', 'application/json', JSON.stringify(status(caller)));
+});
+app.get('/metrics', (res, req) => {
+  if (!metricsAllowed(res, req, auth)) return;
   httpJson(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(status(), keys, views, daemonStats));
 });
 app.any('/*', (res, req) => {
   const path = req.getUrl();
+  if (path.startsWith('/v1/') && httpCaller(res, req, auth) === null) return;
   httpJson(res, '404 Not Found', 'text/plain', `no route ${path}; try /v1 (WebSocket), /healthz, /readyz, /metrics, /v1/status\n`);
 });
 
@@ -228,7 +244,7 @@ function reconfigure(next: typeof config): void {
   maxMessage = next.max_message_bytes;
   maxBackpressure = next.limits.max_backpressure_bytes;
   log.level = next.log.level;
-  const auth = new Authenticator(next.auth);
+  auth = new Authenticator(next.auth, failures);
   handler.reconfigure(next, auth);
   // A token removed or re-scoped by the reload takes effect on open connections too.
   for (const conn of open) if (conn.token !== null) conn.token = auth.check(conn.token.token);

@@ -29,7 +29,7 @@ import {
 } from '../shm/layout.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
-import { keyAllowed, type Authenticator } from './auth.ts';
+import { keyAllowed, type Authenticator, type ScopedToken } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
@@ -45,8 +45,8 @@ export interface HandlerOptions {
   table: BucketTable;
   thread: number;
   auth: Authenticator;
-  /** Builds the STATUS map (encoded by msgpackr). */
-  status: () => unknown;
+  /** Builds the STATUS map (encoded by msgpackr) as `viewer` may see it (null: every key). */
+  status: (viewer: ScopedToken | null) => unknown;
   shuttingDown: () => boolean;
   /** Forwards an admin op to the main thread; absent: op 16 LIMITS is refused (BAD_REQUEST). */
   admin?: (reqId: number, request: AdminRequest) => void;
@@ -117,7 +117,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
       case OP_STATUS:
         if (req.length !== 2) return this.error(op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
         if (!authorized(this.o.auth, conn)) return unauthorized(this.out, conn, op, id, 'send HELLO with a valid token first');
-        writeBody(this.out, op, id, this.o.status());
+        writeBody(this.out, op, id, this.o.status(this.o.auth.enabled ? conn.token : null));
         return 0;
       default:
         return this.error(op, id, ErrorCode.BAD_REQUEST, `unknown op ${op}`);

@@ -13,6 +13,7 @@ import {
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import { keyVisible, type ScopedToken } from './auth.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -62,14 +63,21 @@ function inFlightFromCounters(views: ShmViews, b: number): number {
   return Math.max(0, n);
 }
 
+/**
+ * The snapshot as `viewer` may see it: only the keys it may use (an admin
+ * token: every key), and only the pools whose own key is among them. A null
+ * viewer (auth off) sees everything.
+ */
 export function buildStatus(
   config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number, thread = -1,
+  viewer: ScopedToken | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const st = views.stats;
   const out: KeyStatus[] = [];
   const pools: StatusSnapshot['pools'] = [];
   for (const spec of keys.specs) {
+    if (viewer !== null && !keyVisible(viewer, spec.key)) continue;
     const b = spec.index;
     const s = statsBase(b);
     const ps = statsBase(spec.pool);

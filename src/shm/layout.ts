@@ -1,7 +1,7 @@
 // The one description of tpsd's shared memory. Every offset used anywhere in
 // the code is named here; no other module indexes the buffer with a raw number.
 //
-// One SharedArrayBuffer holds four regions, one after the other:
+// One SharedArrayBuffer holds five regions, one after the other:
 //
 //   byte 0
 //   +--------------------------------------------------------------+
@@ -23,6 +23,15 @@
 //   | COUNTERS     Float64 x COUNTER_FIELDS per bucket per thread   |
 //   |   cumulative, each block written by exactly one I/O thread    |
 //   |   (no atomics needed); the controller sums blocks and diffs   |
+//   +--------------------------------------------------------------+
+//   | FAILURES     (starts on a 64-byte boundary; fixed size)       |
+//   |   SEED: Int32 x FAILURE_SEED_WORDS, random, written once by   |
+//   |   allocateShm (the key of the address hash), padded to 64 B   |
+//   |   SLOTS: BigUint64 x FAILURE_SLOTS, in neighbourhoods of      |
+//   |   FAILURE_NEIGHBORHOOD_SLOTS (one 64-byte line); each slot is |
+//   |   one word: an address's tag, window start and count        |
+//   |   failed authentications per client address, every I/O      |
+//   |   thread, one CAS per update (shm/failure-table.ts)           |
 //   +--------------------------------------------------------------+
 //
 // Units: tokens are fixed point in thousandths ("milli-tokens"), rates are
@@ -53,6 +62,7 @@
 // torn read never admits more than rate x t + burst. A seqlock would tax
 // every counter update on the hot path for figures that only observe.
 
+import { randomFillSync } from 'node:crypto';
 import { MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TICK_MS, MAX_TPS } from '../config/defaults.ts';
 import { PRIORITIES } from '../config/types.ts';
 
@@ -156,21 +166,44 @@ export const C_WAIT_SUM_MS_INDEX = 11; // time granted waiters spent queued
 export const COUNTER_FIELDS = C_WAIT_SUM_MS_INDEX + 1;
 export const COUNTER_BYTES = COUNTER_FIELDS * Float64Array.BYTES_PER_ELEMENT;
 
+// Failures (shm/failure-table.ts): failed authentications per client
+// address. A fixed size whatever the config: memory stays bounded however
+// many addresses fail, and the table's policy when a neighbourhood is full is
+// described (and argued) in failure-table.ts.
+/** Int32 words of the random key the address hash is keyed with (128 bits). */
+export const FAILURE_SEED_WORDS = 4;
+/** The seed, padded so the slots start on a 64-byte line. */
+export const FAILURE_HEADER_BYTES = 64;
+/** One BigUint64 word per slot: an address's tag, window start and count, updated together by one CAS. */
+export const FAILURE_SLOT_BYTES = BigUint64Array.BYTES_PER_ELEMENT;
+/** The slots one address may occupy: one 64-byte cache line, scanned whole. */
+export const FAILURE_NEIGHBORHOOD_SLOTS = 8;
+/** Addresses tracked at once: 16384 slots, 128 KiB. */
+export const FAILURE_SLOTS = 16_384;
+export const FAILURE_NEIGHBORHOODS = FAILURE_SLOTS / FAILURE_NEIGHBORHOOD_SLOTS;
+export const FAILURE_REGION_BYTES = FAILURE_HEADER_BYTES + FAILURE_SLOTS * FAILURE_SLOT_BYTES;
+
 export interface ShmLayout {
   readonly bucketCount: number;
   readonly threadCount: number;
   readonly stateByteOffset: number;
   readonly statsByteOffset: number;
   readonly countersByteOffset: number;
+  readonly failuresByteOffset: number;
   readonly byteLength: number;
 }
+
+/** The FAILURES region's alignment: its slots fill whole 64-byte lines. */
+const FAILURES_ALIGN_BYTES = 64;
 
 export function computeLayout(bucketCount: number, threadCount: number): ShmLayout {
   const stateByteOffset = HEADER_BYTES;
   const statsByteOffset = stateByteOffset + bucketCount * BUCKET_BYTES; // 8-aligned (asserted below)
   const countersByteOffset = statsByteOffset + bucketCount * STATS_BYTES;
-  const byteLength = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
-  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, byteLength };
+  const countersEnd = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
+  const failuresByteOffset = Math.ceil(countersEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
+  const byteLength = failuresByteOffset + FAILURE_REGION_BYTES;
+  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, failuresByteOffset, byteLength };
 }
 
 /** Typed views over one shared buffer. */
@@ -181,6 +214,10 @@ export interface ShmViews {
   readonly state: Int32Array;
   readonly stats: Float64Array;
   readonly counters: Float64Array;
+  /** FAILURES: the address hash's key (read-only after allocateShm). */
+  readonly failureSeed: Int32Array;
+  /** FAILURES: the slots, each updated only with Atomics (failure-table.ts). */
+  readonly failureSlots: BigUint64Array;
 }
 
 /**
@@ -224,6 +261,8 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
     state: new Int32Array(sab, layout.stateByteOffset, bucketCount * BUCKET_FIELDS),
     stats: new Float64Array(sab, layout.statsByteOffset, bucketCount * STATS_FIELDS),
     counters: new Float64Array(sab, layout.countersByteOffset, threadCount * bucketCount * COUNTER_FIELDS),
+    failureSeed: new Int32Array(sab, layout.failuresByteOffset, FAILURE_SEED_WORDS),
+    failureSlots: new BigUint64Array(sab, layout.failuresByteOffset + FAILURE_HEADER_BYTES, FAILURE_SLOTS),
   };
 }
 
@@ -235,6 +274,7 @@ export function allocateShm(bucketCount: number, threadCount: number): ShmViews 
   views.header[VERSION_INDEX] = SHM_VERSION;
   views.header[BUCKET_COUNT_INDEX] = bucketCount;
   views.header[THREAD_COUNT_INDEX] = threadCount;
+  randomFillSync(views.failureSeed);
   return views;
 }
 
@@ -300,3 +340,11 @@ assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORI
 // LAST_REFILL_MS as it was; a rate-0 bucket earns nothing whatever the
 // difference, and setRate() restarts its time.
 assertConstants(MAX_TICK_MS + 1000 < 2 ** 31, 'MAX_TICK_MS + 1000 < 2^31: int32 ms times never wrap between two refills');
+// Failures: the seed fits its header, and a neighbourhood is one cache line
+// (the slot word's own fields are asserted in failure-table.ts).
+assertConstants(FAILURE_SEED_WORDS * Int32Array.BYTES_PER_ELEMENT <= FAILURE_HEADER_BYTES, 'the seed fits the FAILURES header');
+assertConstants(FAILURE_HEADER_BYTES % FAILURES_ALIGN_BYTES === 0, 'the FAILURES slots start on a 64-byte line');
+assertConstants(FAILURE_NEIGHBORHOOD_SLOTS * FAILURE_SLOT_BYTES === FAILURES_ALIGN_BYTES, 'a neighbourhood is one 64-byte line');
+assertConstants(Number.isInteger(FAILURE_NEIGHBORHOODS) && (FAILURE_NEIGHBORHOODS & (FAILURE_NEIGHBORHOODS - 1)) === 0,
+  'FAILURE_SLOTS is a power-of-two number of neighbourhoods');
+assertConstants(2 ** 32 * FAILURE_NEIGHBORHOODS <= Number.MAX_SAFE_INTEGER, 'a peer (tag * FAILURE_NEIGHBORHOODS + home) is an exact double');

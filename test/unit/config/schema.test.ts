@@ -109,7 +109,7 @@ describe('defaults', () => {
   it('treats auth null like no auth and defaults token fields', () => {
     assert.equal(validateConfig(minimal({ auth: null }), NO_ENV).auth, null);
     const c = validateConfig(minimal({ auth: { tokens: [{ token: 't' }] } }), NO_ENV);
-    assert.deepEqual(c.auth, { tokens: [{ token: 't', keys: [], admin: false }] });
+    assert.deepEqual(c.auth, { tokens: [{ token: 't', keys: [], admin: false }], max_failures_per_minute: 20, metrics_open: false });
   });
 
   it('keeps policy mode "fair" as given', () => {
@@ -259,7 +259,7 @@ describe('accepted files', () => {
     const c = validateConfig(JSON.parse(CONFIG_MD_EXAMPLE), NO_ENV);
     assert.equal(c.io_threads, 2);
     assert.equal(c.policy.model, 'path/to/model.json');
-    assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }] });
+    assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }], max_failures_per_minute: 20, metrics_open: false });
     assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 3, concurrency: 0 }]);
     assert.equal(c.pools[0].burst, 30);
   });
