@@ -8,10 +8,10 @@
 // Threads: called by the I/O thread serving the request, synchronously
 // inside the uWS handler (uWS's HttpRequest is valid only there).
 //
-// /metrics and scoped tokens: the exposition lists every key (Prometheus
-// scrapes it whole), so it is served only to a token that may see every key
-// (an admin token, or one with no key list); a scoped token gets 403. See
-// docs/security.md.
+// /metrics and scoped tokens: any valid token may scrape it; a scoped
+// token's exposition leaves out the keys it may not use, as its STATUS does
+// (give Prometheus an admin token, or a token without a key list, or set
+// metrics_open, to scrape every key). See docs/security.md.
 
 import type uWS from 'uWebSockets.js';
 import { ErrorCode } from '../protocol/errors.ts';
@@ -59,12 +59,8 @@ export function httpCaller(res: uWS.HttpResponse, req: uWS.HttpRequest, auth: Au
   return token;
 }
 
-/** True when GET /metrics may be served; else its 401 or 403 is written. */
-export function metricsAllowed(res: uWS.HttpResponse, req: uWS.HttpRequest, auth: Authenticator): boolean {
-  if (!auth.enabled || auth.metricsOpen) return true;
-  const caller = httpCaller(res, req, auth);
-  if (caller === null) return false;
-  if (caller.admin || caller.everyKey) return true;
-  unauthorized(res, '403 Forbidden', '/metrics lists every key: it needs an admin token, or a token without a key list');
-  return false;
+/** Who GET /metrics is served to (AUTH_OFF with auth off or metrics_open); null when its 401 is written. */
+export function metricsCaller(res: uWS.HttpResponse, req: uWS.HttpRequest, auth: Authenticator): ScopedToken | null {
+  if (!auth.enabled || auth.metricsOpen) return AUTH_OFF;
+  return httpCaller(res, req, auth);
 }

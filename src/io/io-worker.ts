@@ -31,8 +31,8 @@ import { createClock } from '../shm/clock.ts';
 import { FailureTable } from '../shm/failure-table.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
-import { Authenticator, type ScopedToken } from './auth.ts';
-import { httpCaller, metricsAllowed } from './http-auth.ts';
+import { Authenticator, keyVisible, type ScopedToken } from './auth.ts';
+import { httpCaller, metricsCaller } from './http-auth.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
@@ -195,14 +195,16 @@ app.get('/readyz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ready\n');
 });
-// With auth on: /v1/* needs a bearer token, /metrics one that sees every key unless metrics_open (http-auth.ts).
+// With auth on: /v1/* and /metrics need a bearer token (not /metrics with metrics_open); a scoped token sees its keys (http-auth.ts).
 app.get('/v1/status', (res, req) => {
   const caller = httpCaller(res, req, auth);
   if (caller !== null) httpJson(res, '200 OK', 'application/json', JSON.stringify(status(caller)));
 });
 app.get('/metrics', (res, req) => {
-  if (!metricsAllowed(res, req, auth)) return;
-  httpJson(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', renderMetrics(status(), keys, views, daemonStats));
+  const caller = metricsCaller(res, req, auth);
+  if (caller === null) return;
+  const body = renderMetrics(status(), keys, views, daemonStats, (key) => keyVisible(caller, key));
+  httpJson(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', body);
 });
 app.any('/*', (res, req) => {
   const path = req.getUrl();

@@ -45,8 +45,16 @@ const COUNTERS: [number, string, string][] = [
 
 type Line = (name: string, type: string, help: string, samples: [string, number][]) => void;
 
-export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: ShmViews, daemon: DaemonStats | null = null): string {
+/**
+ * The exposition. `visible` (a scoped token's view) leaves out the series of
+ * the keys and pools it may not see; `snapshot` is the unfiltered STATUS
+ * snapshot, whose keys are in bucket order.
+ */
+export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: ShmViews, daemon: DaemonStats | null = null,
+  visible: (key: string) => boolean = () => true): string {
   const lines: string[] = [];
+  const specs = keys.specs.filter((spec) => visible(spec.key));
+  const pools = snapshot.pools.filter((p) => visible(p.name));
   const metric: Line = (name, type, help, samples) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, v] of samples) lines.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
@@ -57,25 +65,25 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
   lines.push('# HELP tpsd_connections Open protocol connections.', '# TYPE tpsd_connections gauge',
     `tpsd_connections ${Atomics.load(views.header, CONNECTIONS_INDEX)}`);
   lines.push('# HELP tpsd_pool_capacity_tps Configured capacity of the pool.', '# TYPE tpsd_pool_capacity_tps gauge');
-  for (const p of snapshot.pools) lines.push(`tpsd_pool_capacity_tps{pool="${esc(p.name)}"} ${p.capacity_tps}`);
+  for (const p of pools) lines.push(`tpsd_pool_capacity_tps{pool="${esc(p.name)}"} ${p.capacity_tps}`);
   lines.push('# HELP tpsd_pool_effective_capacity_tps Capacity after upstream 429 discovery.', '# TYPE tpsd_pool_effective_capacity_tps gauge');
-  for (const p of snapshot.pools) lines.push(`tpsd_pool_effective_capacity_tps{pool="${esc(p.name)}"} ${p.effective_capacity_tps}`);
+  for (const p of pools) lines.push(`tpsd_pool_effective_capacity_tps{pool="${esc(p.name)}"} ${p.effective_capacity_tps}`);
   for (const [field, name, help] of GAUGES) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    snapshot.keys.forEach((k, i) => lines.push(`${name}{${labels[i]}} ${k[field] as number}`));
+    for (const spec of specs) lines.push(`${name}{${labels[spec.index]}} ${snapshot.keys[spec.index][field] as number}`);
   }
   for (const [field, name, help] of COUNTERS) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-    for (const spec of keys.specs) lines.push(`${name}{${labels[spec.index]}} ${sumCounter(views, spec.index, field)}`);
+    for (const spec of specs) lines.push(`${name}{${labels[spec.index]}} ${sumCounter(views, spec.index, field)}`);
   }
   lines.push('# HELP tpsd_release_latency_seconds Upstream call latency reported in RELEASE.', '# TYPE tpsd_release_latency_seconds summary');
-  for (const spec of keys.specs) {
+  for (const spec of specs) {
     lines.push(`tpsd_release_latency_seconds_sum{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_SUM_US_INDEX) / 1e6}`);
     lines.push(`tpsd_release_latency_seconds_count{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_COUNT_INDEX)}`);
   }
   const outcomes: [number, string][] = [[C_RELEASED_OK_INDEX, 'ok'], [C_RELEASED_FAILED_INDEX, 'failed'], [C_RELEASED_THROTTLED_INDEX, 'throttled']];
   lines.push('# HELP tpsd_releases_total RELEASEs by reported outcome.', '# TYPE tpsd_releases_total counter');
-  for (const spec of keys.specs) {
+  for (const spec of specs) {
     for (const [field, outcome] of outcomes) {
       lines.push(`tpsd_releases_total{${labels[spec.index]},outcome="${outcome}"} ${sumCounter(views, spec.index, field)}`);
     }

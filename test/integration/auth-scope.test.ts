@@ -127,15 +127,19 @@ describe('auth: STATUS lists only the keys the token may use', () => {
 });
 
 describe('auth: /metrics, /healthz and /readyz', () => {
-  it('/metrics needs a bearer token that may see every key; the probes never need one', async () => {
+  it('/metrics needs a bearer token and shows a scoped token only its keys; the probes never need one', async () => {
     const daemon = await start();
     try {
       assertUnauthorized(await get(daemon.port, '/metrics'), 401, 'no token');
       const none = await get(daemon.port, '/metrics');
       assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer/);
       assertUnauthorized(await get(daemon.port, '/metrics', 'wrong'), 401, 'a wrong token');
-      // A scoped token would see every key's series: refused (403) rather than shown a part.
-      assertUnauthorized(await get(daemon.port, '/metrics', 'pay-bare'), 403, 'a scoped token');
+      // A scoped token sees the series of its own keys, as its STATUS does.
+      const scoped = await get(daemon.port, '/metrics', 'pay-bare');
+      assert.equal(scoped.status, 200);
+      assert.match(scoped.body, /tpsd_limit_tps\{key="pay\/checkout"/);
+      assert.doesNotMatch(scoped.body, /key="payroll/);
+      assert.doesNotMatch(scoped.body, /pool="payroll"/);
       for (const token of ['admin', 'everything']) {
         const ok = await get(daemon.port, '/metrics', token);
         assert.equal(ok.status, 200, token);
