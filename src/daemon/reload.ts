@@ -35,15 +35,17 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
   const changed = fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name);
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);
   const after = KeyIndex.fromConfig(next).specs.map((s) => s.key);
-  if (!same(before, after)) {
-    // Sets, not includes(): a config may hold 100k keys.
-    const beforeKeys = new Set(before);
-    const afterKeys = new Set(after);
-    const added = after.filter((k) => !beforeKeys.has(k));
-    const removed = before.filter((k) => !afterKeys.has(k));
-    changed.push(`the key set (${[...added.map((k) => `+${k}`), ...removed.map((k) => `-${k}`)].join(', ') || 'order'})`);
-  }
+  if (!same(before, after)) changed.push(`the key set (${keySetChange(before, after)})`);
   return changed.length === 0 ? null : `changing ${changed.join(', ')} needs a restart`;
+}
+
+/** "+added, -removed" keys, or "order" when only the order differs; Sets, not includes(): a config may hold 100k keys. */
+export function keySetChange(before: readonly string[], after: readonly string[]): string {
+  const beforeKeys = new Set(before);
+  const afterKeys = new Set(after);
+  const added = after.filter((k) => !beforeKeys.has(k));
+  const removed = before.filter((k) => !afterKeys.has(k));
+  return [...added.map((k) => `+${k}`), ...removed.map((k) => `-${k}`)].join(', ') || 'order';
 }
 
 /**
