@@ -282,9 +282,9 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     this.drain.shutdown();
   }
 
-  /** Frees the slots of leases past their TTL. */
-  expireLeases(): number {
-    return this.leases.expire(performance.now(), (b, mask) => {
+  /** Frees the slots of leases past their TTL by `nowMs` (performance.now() time). */
+  expireLeases(nowMs = performance.now()): number {
+    return this.leases.expire(nowMs, (b, mask) => {
       this.table.releaseSlots(b, mask);
       this.table.count(b, C_EXPIRED_INDEX, 1);
     });
