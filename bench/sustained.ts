@@ -22,7 +22,10 @@
 // Throughput per 10 s window comes from the generator's once-a-second progress
 // (decisions answered so far); at each window's end the daemon's /metrics
 // gives the leases held and those ended without a RELEASE (by the TTL or to
-// make room). The check: last window / first window within 10 %.
+// make room), and /proc/PID/stat the daemon's CPU time, so each window also
+// has the daemon's CPU per decision: other work on a shared machine moves
+// throughput a lot and that much less. The check: last window / first window
+// within 10 %.
 //
 // Usage: npm run bench:sustained -- [--seconds 60] [--warmup 2] [--only CASE] [--dry-run] [--verbose]
 // (CASE: acquire-only, acquire-only-1, acquire-release; --verbose logs every progress line.)
@@ -35,6 +38,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_BURST, MAX_TPS } from '../src/config/schema.ts';
+import { cpuSeconds } from '../src/loadgen/proc-stats.ts';
 import type { LoadResult } from '../src/loadgen/run-load.ts';
 import { writeSection } from './doc.ts';
 import { ROOT, startTpsd, type ServerHandle } from './servers.ts';
@@ -78,7 +82,8 @@ function sustainedConfig(): Record<string, unknown> {
   return { ...shipped, pools: [...(shipped.pools as unknown[]), bench] };
 }
 
-interface Sample { t: number; decisions: number }
+/** A progress line: seconds since measuring began, decisions answered so far, the daemon's CPU seconds then (NaN: unknown). */
+interface Sample { t: number; decisions: number; cpuS: number }
 interface TableState { held: number; endedEarly: number }
 interface CaseResult { c: Case; samples: Sample[]; tables: TableState[]; result: LoadResult; ttlMs: number; maxLeases: string }
 
@@ -106,7 +111,7 @@ function load(c: Case, server: ServerHandle): Promise<{ samples: Sample[]; table
     '--connections', String(c.shape.connections), '--pipeline', String(c.shape.pipeline), '--batch', String(c.shape.batch),
     '--keys', String(KEYS), '--duration', String(seconds), '--warmup', values.warmup!, '--server-pid', String(server.pid),
     ...(c.release ? ['--release'] : [])];
-  const samples: Sample[] = [{ t: 0, decisions: 0 }];
+  const samples: Sample[] = [{ t: 0, decisions: 0, cpuS: NaN }];
   const tables: Promise<TableState>[] = [];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -119,7 +124,7 @@ function load(c: Case, server: ServerHandle): Promise<{ samples: Sample[]; table
       for (const line of lines) {
         const m = /\[\s*([\d.]+) s\] .*?, (\d+) so far/.exec(line);
         if (m === null) continue;
-        const s = { t: Number(m[1]), decisions: Number(m[2]) };
+        const s = { t: Number(m[1]), decisions: Number(m[2]), cpuS: cpuSeconds(server.pid) ?? NaN };
         samples.push(s);
         if (s.t >= (tables.length + 1) * WINDOW_S - 0.5) tables.push(tableState(server.port));
         if (values.verbose || Math.round(s.t) % WINDOW_S === 0) log(`${c.id}: ${line.replace(/^tpsd bench: /, '')}`);
@@ -150,15 +155,24 @@ async function runCase(c: Case): Promise<CaseResult> {
   }
 }
 
-/** Decisions/s in each WINDOW_S window, from the progress samples nearest its ends. */
-export function windowRates(samples: Sample[], totalS: number): number[] {
-  const at = (t: number) => samples.reduce((best, s) => (Math.abs(s.t - t) < Math.abs(best.t - t) ? s : best));
-  const rates: number[] = [];
+/**
+ * Per WINDOW_S window, from the progress samples nearest its ends: decisions/s,
+ * and the daemon's CPU microseconds per decision (from the first sample with a
+ * CPU reading, about 1 s in, for the first window).
+ */
+export function windowFigures(samples: Sample[], totalS: number): { rate: number; cpuUs: number }[] {
+  const nearest = (list: Sample[], t: number) => list.reduce((best, s) => (Math.abs(s.t - t) < Math.abs(best.t - t) ? s : best));
+  const withCpu = samples.filter((s) => Number.isFinite(s.cpuS));
+  const out: { rate: number; cpuUs: number }[] = [];
   for (let w = 0; w < totalS / WINDOW_S; w++) {
-    const a = at(w * WINDOW_S), b = at((w + 1) * WINDOW_S);
-    rates.push(b.t > a.t ? (b.decisions - a.decisions) / (b.t - a.t) : NaN);
+    const a = nearest(samples, w * WINDOW_S), b = nearest(samples, (w + 1) * WINDOW_S);
+    const ca = withCpu.length > 0 ? nearest(withCpu, w * WINDOW_S) : a, cb = withCpu.length > 0 ? nearest(withCpu, (w + 1) * WINDOW_S) : b;
+    out.push({
+      rate: b.t > a.t ? (b.decisions - a.decisions) / (b.t - a.t) : NaN,
+      cpuUs: cb.decisions > ca.decisions ? ((cb.cpuS - ca.cpuS) * 1e6) / (cb.decisions - ca.decisions) : NaN,
+    });
   }
-  return rates;
+  return out;
 }
 
 const rate = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : v.toFixed(0));
@@ -167,11 +181,14 @@ const count = (v: number) => (Number.isFinite(v) ? v.toLocaleString('en-US').rep
 function report(results: CaseResult[], started: Date, loadStart: number): string {
   const heads = Array.from({ length: seconds / WINDOW_S }, (_, w) => `${w * WINDOW_S}-${(w + 1) * WINDOW_S} s`);
   const lines = ['| case | ' + heads.join(' | ') + ' | last / first | within 10 % |', `|---|${heads.map(() => '--:|').join('')}--:|---|`];
+  const cpu = ['| case: daemon CPU us per decision | ' + heads.join(' | ') + ' | last / first | within 10 % |', lines[1]];
+  const verdict = (ratio: number) => `${ratio.toFixed(3)} | ${Math.abs(ratio - 1) <= 0.1 ? 'yes' : '**no**'}`;
   const held = ['| case: leases held / ended without RELEASE (so far), at the end of each window | ' + heads.join(' | ') + ' |', `|---|${heads.map(() => '--:|').join('')}`];
   for (const r of results) {
-    const rates = windowRates(r.samples, seconds);
-    const ratio = rates[rates.length - 1] / rates[0];
-    lines.push(`| ${r.c.title} | ${rates.map(rate).join(' | ')} | ${ratio.toFixed(3)} | ${Math.abs(ratio - 1) <= 0.1 ? 'yes' : '**no**'} |`);
+    const f = windowFigures(r.samples, seconds);
+    const last = f[f.length - 1];
+    lines.push(`| ${r.c.title} | ${f.map((x) => rate(x.rate)).join(' | ')} | ${verdict(last.rate / f[0].rate)} |`);
+    cpu.push(`| ${r.c.id} | ${f.map((x) => x.cpuUs.toFixed(2)).join(' | ')} | ${verdict(last.cpuUs / f[0].cpuUs)} |`);
     held.push(`| ${r.c.id} | ${r.tables.map((s) => `${count(s.held)} / ${count(s.endedEarly)}`).join(' | ')} |`);
   }
   const first = results[0];
@@ -184,10 +201,10 @@ function report(results: CaseResult[], started: Date, loadStart: number): string
       + `closed loop, ${KEYS} keys, ${values.warmup} s warm-up (its leases count), then ${seconds} s measured; a fresh daemon per case. `
       + 'Shapes: 64 per message = 16 connections x 2 messages in flight x 64 acquires; 1 per message = 64 connections x 32 in flight.',
   ].join('\n');
-  const cpu = results.map((r) => `${r.c.id}: ${rate(r.result.decisionsPerSec)} decisions/s over the run, daemon CPU `
+  const totals = results.map((r) => `${r.c.id}: ${rate(r.result.decisionsPerSec)} decisions/s over the run, daemon CPU `
     + `${r.result.cpu.server?.usPerDecision?.toFixed(2) ?? '-'} us/decision, ${r.result.errors.total} errors, p99 ${r.result.latencyMs.p99.toFixed(2)} ms`);
-  return [summary, '', '### Decisions/s per 10 s window', '', ...lines, '', '### The lease tables', '', ...held, '',
-    ...cpu.map((s) => `- ${s}`), ''].join('\n');
+  return [summary, '', '### Decisions/s per 10 s window', '', ...lines, '', '### Daemon CPU per decision, per 10 s window', '', ...cpu, '',
+    '### The lease tables', '', ...held, '', ...totals.map((s) => `- ${s}`), ''].join('\n');
 }
 
 function gitHead(): string {
