@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchConfig } from './bench-config.ts';
+import { BENCH_LEASE_TTL_MS, benchConfig } from './bench-config.ts';
 import { SCENARIOS, type RunDef, type Scenario } from './compare-plan.ts';
 import { errorNotes, scenarioTables, targetOutcomes, targetTable, type Trials } from './compare-report.ts';
 import { writeSection } from './doc.ts';
@@ -114,7 +114,9 @@ const summary = [
     + `node ${process.version}, ${cpus()[0]?.model.trim() ?? '?'} (${cpus().length} logical CPUs, shared by the load generator and the server), `
     + `load average ${loadStart.toFixed(2)} at the start and ${loadEnd.toFixed(2)} at the end.`,
   `${trials} trial(s) per row, each a fresh \`tpsd bench\` process: ${values.warmup} s warm-up, then ${values.seconds} s measured; `
-    + `${KEYS} keys; tpsd with ${IO_THREADS} I/O threads (bench/bench-config.ts), the echo server with ${IO_THREADS} threads; `
+    + `${KEYS} keys; tpsd with ${IO_THREADS} I/O threads (bench/bench-config.ts) and the default lease TTL, `
+    + `${BENCH_LEASE_TTL_MS.toLocaleString('en-US').replace(/,/g, ' ')} ms (the generator never releases: each thread's lease table `
+    + `fills within seconds and stays full), the echo server with ${IO_THREADS} threads; `
     + `${commandOutput(redisBin, ['--version']).split(' ').slice(0, 3).join(' ')}, ioredis ${versionOf('ioredis')}, `
     + `rate-limiter-flexible ${versionOf('rate-limiter-flexible')}.`,
 ].join('\n');

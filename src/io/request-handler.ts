@@ -31,7 +31,7 @@ import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator, type ScopedToken } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
-import { LeaseTable } from './lease-table.ts';
+import { LeaseTable, connOwner, type RandomFill } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
@@ -50,6 +50,8 @@ export interface HandlerOptions {
   shuttingDown: () => boolean;
   /** Forwards an admin op to the main thread; absent: op 16 LIMITS is refused (BAD_REQUEST). */
   admin?: (reqId: number, request: AdminRequest) => void;
+  /** Random bits of lease ids (default: crypto, see lease-table.ts); tests that compare ids pass a seeded one. */
+  leaseRandom?: RandomFill;
 }
 
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
@@ -75,7 +77,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   constructor(o: HandlerOptions) {
     this.o = o;
     this.table = o.table;
-    this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread);
+    this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread, undefined, o.leaseRandom);
     this.ttlMs = o.config.lease_ttl_ms;
     this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
@@ -198,7 +200,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     t.countPair(leaf, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
     const r = t.acquire(leaf, milli, prio, false, nowMs);
     if (r === GRANTED) {
-      const lease = this.grant(leaf, tokens, milli, perf);
+      const lease = this.grant(conn, leaf, tokens, milli, perf);
       if (lease === 0) return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
       writeGranted(w, id, lease, t.remaining(leaf));
       return 0;
@@ -220,11 +222,11 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     return 0;
   }
 
-  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made (WaiterHost). */
-  grant(leaf: number, tokens: number, milli: number, perf: number): number {
+  /** Records a grant and makes its lease, owned by `conn`; 0 (and the grant undone) when no lease can be made (WaiterHost). */
+  grant(conn: Conn, leaf: number, tokens: number, milli: number, perf: number): number {
     const t = this.table;
     const mask = t.lastSlotMask;
-    const lease = this.leases.create(leaf, mask, perf + this.ttlMs);
+    const lease = this.leases.create(leaf, mask, perf + this.ttlMs, connOwner(conn.connId));
     if (this.leases.lastEvicted >= 0) t.count(this.leases.lastEvicted, C_EXPIRED_INDEX, 1);
     if (lease === 0) {
       t.undoAcquire(leaf, milli, mask);
@@ -244,7 +246,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     if (!authorized(this.o.auth, conn)) {
       return reply ? unauthorized(this.out, conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
     }
-    const b = this.leases.release(lease);
+    // Only a lease this connection acquired; anything else changes nothing (no slot freed, no outcome counted).
+    const b = this.leases.release(lease, connOwner(conn.connId));
     if (b < 0) return reply ? this.error(OP_RELEASE, id, ErrorCode.UNKNOWN_LEASE, `no lease ${lease} (released, expired or never granted)`) : 0;
     const t = this.table;
     t.releaseSlots(b, this.leases.lastMask);
@@ -279,9 +282,9 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     this.drain.shutdown();
   }
 
-  /** Frees the slots of leases past their TTL. */
-  expireLeases(): number {
-    return this.leases.expire(performance.now(), (b, mask) => {
+  /** Frees the slots of leases past their TTL by `nowMs` (performance.now() time). */
+  expireLeases(nowMs = performance.now()): number {
+    return this.leases.expire(nowMs, (b, mask) => {
       this.table.releaseSlots(b, mask);
       this.table.count(b, C_EXPIRED_INDEX, 1);
     });

@@ -29,8 +29,8 @@ export const MAX_WAIT_MS = 600_000;
 
 /** What the drain needs of its RequestHandler. */
 export interface WaiterHost {
-  /** Records a grant and makes its lease; 0 (and the grant undone) when no lease can be made. */
-  grant(leaf: number, tokens: number, milli: number, perf: number): number;
+  /** Records a grant and makes its lease, owned by `conn`; 0 (and the grant undone) when no lease can be made. */
+  grant(conn: Conn, leaf: number, tokens: number, milli: number, perf: number): number;
   /** The connection's deferred replies (the connection is then flushed). */
   deferred(conn: Conn): MsgWriter;
 }
@@ -92,7 +92,7 @@ export class WaiterDrain {
           const r = t.acquire(wt.leaf, wt.milli, wt.priority, true, nowMs);
           if (r === GRANTED) {
             this.finish(wt);
-            const lease = this.host.grant(wt.leaf, wt.tokens, wt.milli, perf);
+            const lease = this.host.grant(wt.conn, wt.leaf, wt.tokens, wt.milli, perf);
             const out = this.host.deferred(wt.conn);
             if (lease === 0) writeError(out, OP_ACQUIRE, wt.id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
             else {

@@ -9,7 +9,7 @@
 // so a reply's id tells which message (and ring slot) it answers.
 //
 // Replies: ReplyReader walks a message value by value and reads only
-// [op, id, status] of each, skipping the rest; status codes are checked
+// [op, id, status] of each (and the lease of a granted ACQUIRE), skipping the rest; status codes are checked
 // (0 granted, 1 denied, >= 16 error), never assumed. A bare echo server sends
 // the request back, so a value whose third element is a string is an echoed
 // ACQUIRE, not a decision. Anything malformed throws.
@@ -124,6 +124,8 @@ export class ReplyReader {
   id = 0;
   /** 0 granted, 1 denied, >= 16 an error code, ECHOED for an echoed request. */
   status = 0;
+  /** The lease of a granted ACQUIRE (status 0), else 0. */
+  lease = 0;
   private buf: Uint8Array = new Uint8Array(0);
   private pos = 0;
 
@@ -144,7 +146,10 @@ export class ReplyReader {
     const s = this.buf[this.pos];
     if (s <= 0x7f || (s >= 0xcc && s <= 0xcf)) this.status = this.uint();
     else { this.skip(); this.status = ECHOED; }
-    for (let i = 3; i < n; i++) this.skip();
+    let i = 3;
+    this.lease = 0;
+    if (n > 3 && this.status === 0 && this.op === OP_ACQUIRE) { this.lease = this.uint(); i++; }
+    for (; i < n; i++) this.skip();
     if (this.pos > this.buf.length) throw new MalformedReply('reply ends inside a value');
     return true;
   }

@@ -25,7 +25,7 @@ export interface LoadResult {
   target: { url: string; client: ClientKind; server: string };
   options: {
     connections: number; pipeline: number; batch: number; keys: number; durationS: number; warmupS: number;
-    rate: number | null; threads: number;
+    rate: number | null; threads: number; release: boolean;
   };
   windowS: number;
   messages: number;
@@ -147,7 +147,7 @@ function merge(spec: LoadSpec, server: string, threads: number, parts: EngineRes
     target: { url: spec.url, client: spec.client, server },
     options: {
       connections: spec.connections, pipeline: spec.pipeline, batch: spec.batch, keys: spec.keys.length,
-      durationS: spec.durationS, warmupS: spec.warmupS, rate: spec.rate, threads,
+      durationS: spec.durationS, warmupS: spec.warmupS, rate: spec.rate, threads, release: spec.release,
     },
     windowS,
     messages: sum((r) => r.messages),

@@ -12,11 +12,13 @@ import type { LoadSpec } from './spec.ts';
 
 /** One message's calls: created per message, methods on the prototype (no closure per call). */
 class Message {
-  constructor(private readonly sink: LaneSink, private left: number, private readonly intendedMs: number) {}
+  constructor(private readonly sink: LaneSink, private left: number, private readonly intendedMs: number,
+    private readonly releaseTo: TpsdClient | null) {}
   permit(p: Permit): void {
     // A permit the SDK made up (failure mode) is not the daemon's decision.
     if (p.local === true) this.sink.failures(this.intendedMs, 'answered by the SDK failure mode (daemon unreachable)', 1);
     else this.sink.replies(this.intendedMs, p.granted ? 0 : 1, 1);
+    if (this.releaseTo !== null && p.lease !== 0) this.releaseTo.release(p.lease, 0, 0);
     if (--this.left === 0) this.sink.complete();
   }
   error(err: unknown): void {
@@ -35,12 +37,13 @@ export async function openSdkLane(spec: LoadSpec, index: number, sink: LaneSink)
   client.on('state', (state, reason) => { if (state === 'disconnected' && !closing) sink.lost(reason); });
   const keys = spec.keys;
   let cursor = index * spec.batch;
+  const releaseTo = spec.release ? client : null;
 
   // Hot path: anonymous arrows only (tsx keeps the names of named closures
   // with a defineProperty call each time one is created).
   const lane: Lane = {
     submit(_seq, intendedMs) {
-      const m = new Message(sink, spec.batch, intendedMs);
+      const m = new Message(sink, spec.batch, intendedMs, releaseTo);
       for (let i = 0; i < spec.batch; i++) {
         client.acquire(keys[cursor++ % keys.length]).then((p) => m.permit(p), (e: unknown) => m.error(e));
       }

@@ -13,6 +13,8 @@ export interface LoadSpec {
   readonly pipeline: number;
   /** Acquires per message. */
   readonly batch: number;
+  /** RELEASE each granted lease as soon as its grant arrives (id 0: no reply), as a caller of a guarded upstream does. */
+  readonly release: boolean;
   readonly keys: readonly string[];
   readonly durationS: number;
   /** Load before measuring (not recorded). */
@@ -57,4 +59,5 @@ export function checkSpec(s: LoadSpec): void {
   if (s.client === 'rlf' && proto !== 'redis:') throw new RangeError(`--client rlf needs a redis:// url, got ${s.url}`);
   if (s.client !== 'rlf' && proto !== 'ws:') throw new RangeError(`--client ${s.client} needs a ws:// url, got ${s.url}`);
   if (s.rate !== null && !(s.rate > 0)) throw new RangeError('--rate must be > 0');
+  if (s.release && s.client === 'rlf') throw new RangeError('--release: rate-limiter-flexible has no leases (raw and sdk clients only)');
 }

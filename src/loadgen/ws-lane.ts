@@ -6,9 +6,12 @@
 // Single-threaded: owned by one load worker thread. A frame is patched only
 // for a ring slot whose previous message was answered (see frameCount), so a
 // buffer still queued in the socket is never changed.
+//
+// With spec.release, the leases granted in one reply message go back in one
+// message of RELEASEs (id 0: no reply, outcome ok), sent at once.
 
 import { MsgWriter, decodeAll } from '../protocol/codec.ts';
-import { OP_ACQUIRE, OP_HELLO, PROTOCOL_VERSION } from '../protocol/opcodes.ts';
+import { OP_ACQUIRE, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION } from '../protocol/opcodes.ts';
 import type { Lane, LaneSink } from './engine.ts';
 import {
   ECHOED, HELLO_ID, MalformedReply, ReplyReader, buildFrames, frameCount, idScheme, patchIds, seqOfId, slotOfId,
@@ -52,6 +55,7 @@ export async function openWsLane(spec: LoadSpec, index: number, sink: LaneSink):
   const remaining = new Int32Array(scheme.ring);
   const slotSeq = new Float64Array(scheme.ring).fill(-1);
   const reader = new ReplyReader();
+  const releases = spec.release && server === 'tpsd' ? new MsgWriter(64 * spec.batch) : null;
   let closing = false;
   let broken = false;
 
@@ -79,6 +83,7 @@ export async function openWsLane(spec: LoadSpec, index: number, sink: LaneSink):
           runStatus = status;
         }
         runCount++;
+        if (releases !== null && reader.lease !== 0) releases.array(5).uint(OP_RELEASE).uint(0).uint(reader.lease).uint(0).uint(0);
         if (--remaining[slot] === 0) {
           sink.replies(intended[slot], runStatus, runCount);
           runCount = 0;
@@ -87,6 +92,7 @@ export async function openWsLane(spec: LoadSpec, index: number, sink: LaneSink):
         }
       }
       if (runCount > 0) sink.replies(intended[runSlot], runStatus, runCount);
+      if (releases !== null && releases.length > 0) { ws.send(clientFrame(releases.view())); releases.reset(); }
     } catch (err) {
       if (!(err instanceof MalformedReply)) throw err;
       broken = true;

@@ -6,9 +6,11 @@
 // seed gives the same messages, so any failure is reproduced from its seed.
 //
 // Lease values in RELEASE come from `lease()` when the caller tracks live
-// leases; otherwise they are values the daemon can never have issued
-// (generation 0 or >= 2^28, see src/io/lease-table.ts), so fuzzing never
-// releases a lease someone else holds.
+// leases (the harness hands out its own connection's and other connections'
+// leases); otherwise they are made up: below 2^24 (nonce 0: never issued),
+// or near 2^52 and 2^53 - 1 (a random nonce; matching a live lease of the
+// sending connection is a 2^-29 chance, and the daemon refuses any other
+// connection's, see src/io/lease-table.ts).
 //
 // KNOWN_BUGS (known-bugs.ts) lists inputs that crash, hang or stall the
 // daemon today (reported, not yet fixed); messages that match one are replaced
@@ -188,7 +190,7 @@ export class FrameFuzzer {
     const live = this.rng.chance(0.7) ? this.o.lease?.() : undefined;
     if (live !== undefined) return live;
     const rng = this.rng;
-    // Generation 0 (below 2^24) or >= 2^28 (at or above 2^52): never issued.
+    // Nonce 0 (below 2^24, never issued), or random nonces around 2^28 and the largest id.
     switch (rng.int(4)) {
       case 0: return 0;
       case 1: return rng.int(1 << 24);

@@ -1,7 +1,9 @@
 // Worker-thread entry of the offline fuzz (started by offline.ts through
 // src/thread-bootstrap.mjs): generates messages, checks that decodeAll only
 // ever throws DecodeError, and feeds each message to the in-process
-// RequestHandler harness. Before each message it publishes the message's
+// RequestHandler harness; between messages, now and then, the client
+// disconnects, a second connection takes or returns a lease (leases the
+// fuzzed connection's RELEASEs then try), or the lease TTL passes. Before each message it publishes the message's
 // index and bytes in shared memory, so that a hang or a crash, which the
 // parent detects, names the exact input.
 
@@ -62,6 +64,9 @@ for (let i = 0; i < data.frames; i++) {
   if (i < data.handlerFrames) {
     harness.feed(f.bytes, `message ${i} (${f.kind})`);
     if (choices.chance(0.01)) harness.disconnect('client');
+    // Leases of another open connection for the fuzzed one to try; now and then every lease's TTL runs out.
+    if (choices.chance(0.05)) harness.neighbourStep(choices.u32());
+    if (choices.chance(0.005)) harness.ttlPasses();
   }
   stats.frames++;
   if (i % 2000 === 0) parentPort!.postMessage({ type: 'progress', done: i });

@@ -6,11 +6,18 @@
 //   (RELEASE with id 0 never), waiters later or SHUTTING_DOWN at shutdown;
 // - the close code is 1002 exactly when the message is not valid MessagePack
 //   or holds a value that is not [uint, uint32, ...], else none;
-// - a lease is never issued twice, RELEASE of a held lease succeeds and of
-//   anything else does not;
+// - a lease is never issued twice; RELEASE of a lease this connection holds
+//   succeeds, and of anything else does not: a well-formed RELEASE of a lease
+//   held by another connection (a second open one, `neighbour`, which takes
+//   leases now and then, or one closed earlier) is UNKNOWN_LEASE;
 // - after every message, each key with a concurrency limit has in_flight =
-//   the leases held on it or below it, and each key's queue = its waiters;
-// - at the end (waiters shut down, leases released) every gauge is 0.
+//   the leases held on it or below it (whoever holds them), each key's queue
+//   = its waiters, and the releases and expiries counted are exactly those
+//   the model made: a refused RELEASE counts no outcome;
+// - a closed connection's leases stay held until their TTL, which passes
+//   when the driver says (ttlPasses(): every lease then ends, none earlier);
+// - at the end (waiters shut down, leases released by their owners, the rest
+//   expired) every gauge is 0.
 //
 // Single-threaded: one shared-memory block, one handler (thread 0).
 
@@ -24,7 +31,9 @@ import { DecodeError, MsgWriter, decodeAll, isUint, isUint32 } from '../../src/p
 import { BucketTable } from '../../src/shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../../src/shm/clock.ts';
 import { KeyIndex } from '../../src/shm/key-index.ts';
-import { IN_FLIGHT_INDEX, QUEUE_INDEX, WAITERS_ANY_INDEX, allocateShm, stateBase, type ShmViews } from '../../src/shm/layout.ts';
+import {
+  C_EXPIRED_INDEX, C_LATENCY_COUNT_INDEX, IN_FLIGHT_INDEX, QUEUE_INDEX, WAITERS_ANY_INDEX, allocateShm, stateBase, sumCounter, type ShmViews,
+} from '../../src/shm/layout.ts';
 import { FUZZ_POOLS, nestingDepth } from './frame-fuzzer.ts';
 
 const ERROR_CODES = new Set([16, 17, 18, 19, 20, 21, 22]);
@@ -40,20 +49,32 @@ export interface HarnessStats {
   replies: number;
   grants: number;
   releases: number;
+  /** Leases ended by a TTL passing (ttlPasses). */
+  expired: number;
+  /** RELEASEs of a lease held by another connection (all refused). */
+  foreignReleases: number;
   closes: Record<string, number>;
 }
+
+/** Keys the neighbour connection takes leases on. */
+const NEIGHBOUR_KEYS = ['junk/b', 'junk/a', 'acct/held'];
 
 export class HandlerHarness {
   readonly config: TpsdConfig;
   readonly violations: string[] = [];
-  readonly stats: HarnessStats = { messages: 0, requests: 0, replies: 0, grants: 0, releases: 0, closes: {} };
+  readonly stats: HarnessStats = { messages: 0, requests: 0, replies: 0, grants: 0, releases: 0, expired: 0, foreignReleases: 0, closes: {} };
   private readonly handler: RequestHandler;
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
   private readonly limited: { b: number; key: string }[];
+  private readonly pools: number[];
   private conn: FuzzConn;
+  /** A second open connection: its leases are other connections' leases to the fuzzed one. */
+  private readonly neighbour: FuzzConn;
   private nextConnId = 1;
-  private readonly held = new Map<number, string>();
+  private nextNeighbourId = 1;
+  /** Every lease held, with its key and the connection that acquired it. */
+  private readonly held = new Map<number, { key: string; owner: FuzzConn }>();
   private readonly heldList: number[] = [];
   private label = '';
   private bytes: Uint8Array = new Uint8Array(0);
@@ -74,6 +95,8 @@ export class HandlerHarness {
       status: () => buildStatus(this.config, this.keys, table, this.views, Date.now(), 0), shuttingDown: () => false,
     });
     this.limited = this.keys.specs.filter((s) => s.concurrency > 0).map((s) => ({ b: s.index, key: s.key }));
+    this.pools = this.keys.specs.filter((s) => s.depth === 0).map((s) => s.index);
+    this.neighbour = this.newConn();
     this.conn = this.newConn();
   }
 
@@ -89,14 +112,22 @@ export class HandlerHarness {
     this.violations.push(`${this.label}: ${what}${hex}`);
   }
 
-  /** A lease currently held, for the fuzzer's RELEASE requests. */
+  /**
+   * A lease currently held, for the fuzzer's RELEASE requests: for an even
+   * `pick` one of this connection's when it has any, else anyone's (the
+   * neighbour's, a closed connection's).
+   */
   liveLease(pick: number): number | undefined {
+    if (pick % 2 === 0) {
+      const own = this.heldList.filter((l) => this.holds(this.conn, l));
+      if (own.length > 0) return own[(pick >>> 1) % own.length];
+    }
     return this.heldList.length === 0 ? undefined : this.heldList[pick % this.heldList.length];
   }
 
-  private hold(lease: number, key: string): void {
+  private hold(lease: number, key: string, owner: FuzzConn): void {
     if (this.held.has(lease)) this.fail(`lease ${lease} issued twice`);
-    this.held.set(lease, key);
+    this.held.set(lease, { key, owner });
     this.heldList.push(lease);
     this.stats.grants++;
   }
@@ -114,6 +145,50 @@ export class HandlerHarness {
     this.stats.closes[code] = (this.stats.closes[code] ?? 0) + 1;
     this.handler.dropConnection(this.conn);
     this.conn = this.newConn();
+  }
+
+  /** The lease is held by `conn` itself. */
+  private holds(conn: FuzzConn, lease: unknown): boolean {
+    return this.held.get(lease as number)?.owner === conn;
+  }
+
+  /**
+   * The neighbour connection acquires a lease (wait_ms 0) on one of
+   * NEIGHBOUR_KEYS, or, when it holds more than 4, releases its oldest one.
+   */
+  neighbourStep(pick: number): void {
+    const mine = this.heldList.filter((l) => this.holds(this.neighbour, l));
+    const id = this.nextNeighbourId++;
+    const req = mine.length > 4 ? [2, id, mine[0], pick % 3, 10] : [1, id, NEIGHBOUR_KEYS[pick % NEIGHBOUR_KEYS.length], 1, 0];
+    this.label = `neighbour ${JSON.stringify(req)}`;
+    this.sendAs(this.neighbour, req);
+  }
+
+  /** One well-formed request from `conn` (not the fuzzed connection), answered at once and checked. */
+  private sendAs(conn: FuzzConn, req: unknown[]): void {
+    const w = new MsgWriter(64);
+    w.value(req);
+    const close = this.handler.handleMessage(conn, w.take());
+    const replies = this.decodeReplies(this.handler.out.view(), 'reply message');
+    this.handler.out.reset();
+    if (close !== 0 || replies.length !== 1 || replies[0][1] !== req[1]) { this.fail(`${JSON.stringify(req)}: close ${close}, replies ${JSON.stringify(replies)}`); return; }
+    this.checkReply(req, replies[0], conn);
+    this.checkGauges();
+  }
+
+  /**
+   * The lease TTL passes: every lease held (this connection's, the
+   * neighbour's, closed connections') ends by expiry, and each one frees what
+   * it held. Until then a closed connection's leases stay held.
+   */
+  ttlPasses(): void {
+    this.label = 'the lease TTL passes';
+    const n = this.handler.expireLeases(performance.now() + this.config.lease_ttl_ms);
+    if (n !== this.held.size) this.fail(`${n} leases expired, ${this.held.size} held`);
+    this.stats.expired += this.held.size;
+    this.held.clear();
+    this.heldList.length = 0;
+    this.checkGauges();
   }
 
   /** One WebSocket binary message from the client. */
@@ -165,7 +240,7 @@ export class HandlerHarness {
       const [op, id] = req as [number, number];
       if (op === 2 && id === 0) { this.silentRelease(req); continue; }
       const reply = replies[r];
-      if (reply !== undefined && reply[0] === op && reply[1] === id) { r++; this.checkReply(req, reply); continue; }
+      if (reply !== undefined && reply[0] === op && reply[1] === id) { r++; this.checkReply(req, reply, conn); continue; }
       if (op === 1) { queued++; this.enqueue(conn, id, req[2] as string); continue; }
       this.fail(`no reply to ${JSON.stringify(req).slice(0, 80)}; next reply ${JSON.stringify(reply)?.slice(0, 80)}`);
     }
@@ -208,21 +283,25 @@ export class HandlerHarness {
     }
   }
 
-  private checkReply(req: unknown[], reply: unknown[]): void {
+  private checkReply(req: unknown[], reply: unknown[], conn: FuzzConn): void {
     this.stats.replies++;
     const [op, , status] = reply as [number, number, number];
+    if (op === 2 && validRelease(req) && this.held.has(req[2] as number) && !this.holds(conn, req[2])) {
+      this.stats.foreignReleases++;
+      if (status !== 19) this.fail(`RELEASE of another connection's lease ${String(req[2])} answered ${JSON.stringify(reply)}, not UNKNOWN_LEASE`);
+    }
     if (status >= 16) {
       if (!ERROR_CODES.has(status) || reply.length !== 4 || typeof reply[3] !== 'string') this.fail(`bad error reply ${JSON.stringify(reply).slice(0, 80)}`);
-      if (op === 2 && this.held.has(req[2] as number) && validRelease(req)) this.fail(`RELEASE of held lease ${String(req[2])} answered ${status}`);
+      if (op === 2 && this.holds(conn, req[2]) && validRelease(req)) this.fail(`RELEASE of held lease ${String(req[2])} answered ${status}`);
       return;
     }
     if (op === 1) {
       const lease = reply[3] as number;
       if (reply.length !== 5 || !isUint(lease) || !isUint(reply[4]) || (status === 0) !== (lease !== 0) || status > 1) this.fail(`bad ACQUIRE reply ${JSON.stringify(reply)}`);
-      else if (status === 0) this.hold(lease, req[2] as string);
+      else if (status === 0) this.hold(lease, req[2] as string, conn);
     } else if (op === 2) {
       if (reply.length !== 3 || status !== 0) this.fail(`bad RELEASE reply ${JSON.stringify(reply)}`);
-      if (!this.held.has(req[2] as number)) this.fail(`RELEASE of lease ${String(req[2])}, never held, succeeded`);
+      if (!this.holds(conn, req[2])) this.fail(`RELEASE of lease ${String(req[2])}, not held by this connection, succeeded`);
       else this.unhold(req[2] as number);
     } else if (op === 0 || op === 3) {
       const body = reply[3] as Record<string, unknown>;
@@ -231,10 +310,12 @@ export class HandlerHarness {
     } else this.fail(`success reply to unknown op ${op}`);
   }
 
-  /** RELEASE with id 0: no reply; a valid one of a held lease frees it. */
+  /** RELEASE with id 0: no reply; a valid one of a lease this connection holds frees it, of anyone else's nothing. */
   private silentRelease(req: unknown[]): void {
     const lease = req[2] as number;
-    if (validRelease(req) && this.held.has(lease)) this.unhold(lease);
+    if (!validRelease(req) || !this.held.has(lease)) return;
+    if (this.holds(this.conn, lease)) this.unhold(lease);
+    else this.stats.foreignReleases++;
   }
 
   /** One pass of the waiter drain and the deferred flush (io-worker's drainTick). */
@@ -254,7 +335,7 @@ export class HandlerHarness {
         const key = keys.shift()!;
         if (keys.length === 0) c.pending.delete(rep[1] as number);
         this.stats.replies++;
-        if (rep[2] === 0) this.hold(rep[3] as number, key);
+        if (rep[2] === 0) this.hold(rep[3] as number, key, c);
         else if (rep[2] !== 1 && rep[2] !== 20 && rep[2] !== 21) this.fail(`deferred ACQUIRE reply ${JSON.stringify(rep)}`);
       }
     }
@@ -265,7 +346,7 @@ export class HandlerHarness {
     const st = this.views.state;
     for (const { b, key } of this.limited) {
       let n = 0;
-      for (const k of this.held.values()) if (k === key || k.startsWith(`${key}/`)) n++;
+      for (const { key: k } of this.held.values()) if (k === key || k.startsWith(`${key}/`)) n++;
       if (st[stateBase(b) + IN_FLIGHT_INDEX] !== n) this.fail(`${key}: in_flight ${st[stateBase(b) + IN_FLIGHT_INDEX]}, ${n} leases held`);
     }
     const queued = new Map<string, number>();
@@ -274,6 +355,11 @@ export class HandlerHarness {
       const q = st[stateBase(spec.index) + QUEUE_INDEX];
       if (q !== (queued.get(spec.key) ?? 0)) this.fail(`${spec.key}: queue ${q}, ${queued.get(spec.key) ?? 0} waiting`);
     }
+    // Each ended lease counts once on its pool: a release (latency count, whatever the outcome) or an expiry.
+    let released = 0, expired = 0;
+    for (const p of this.pools) { released += sumCounter(this.views, p, C_LATENCY_COUNT_INDEX); expired += sumCounter(this.views, p, C_EXPIRED_INDEX); }
+    if (released !== this.stats.releases) this.fail(`${released} releases counted, ${this.stats.releases} made`);
+    if (expired !== this.stats.expired) this.fail(`${expired} expiries counted, ${this.stats.expired} leases expired`);
   }
 
   /** Shuts the waiters down, releases every held lease, and checks that every gauge is back to 0. */
@@ -282,13 +368,16 @@ export class HandlerHarness {
     this.handler.shutdownWaiters();
     this.flushDeferred();
     for (const list of this.conn.pending.values()) if (list.length > 0) this.fail(`${list.length} waiters never answered`);
-    const all = [...this.heldList];
-    for (let i = 0; i < all.length; i += 1000) {
+    const own = this.heldList.filter((l) => this.holds(this.conn, l));
+    for (let i = 0; i < own.length; i += 1000) {
       const w = new MsgWriter();
-      all.slice(i, i + 1000).forEach((lease, j) => w.array(5).uint(2).uint(j + 1).uint(lease).uint(0).uint(1));
-      this.feed(w.take(), 'finish: release all');
+      own.slice(i, i + 1000).forEach((lease, j) => w.array(5).uint(2).uint(j + 1).uint(lease).uint(0).uint(1));
+      this.feed(w.take(), 'finish: release all of this connection');
     }
-    if (this.held.size !== 0) this.fail(`${this.held.size} leases could not be released`);
+    for (const lease of this.heldList.filter((l) => this.holds(this.neighbour, l))) this.sendAs(this.neighbour, [2, this.nextNeighbourId++, lease, 0, 1]);
+    for (const { owner } of this.held.values()) if (!owner.closed) this.fail('a lease of an open connection could not be released');
+    this.ttlPasses(); // the leases of closed connections
+    this.label = 'finish';
     const st = this.views.state;
     for (const spec of this.keys.specs) {
       const base = stateBase(spec.index);

@@ -10,9 +10,13 @@
 //
 // Clean connections meanwhile take and release leases on `acct/held`
 // (concurrency 6) with well-formed requests, some waiting, and track every
-// lease they hold. Every few rounds they stop at a barrier and check, with
-// STATUS, that in_flight of `acct/held` equals the leases they hold and its
-// queue is empty; every request must be answered exactly once.
+// lease they hold. Each also tries to release the other's leases (answered
+// UNKNOWN_LEASE, or nothing with id 0), and the dirty connections' RELEASEs
+// carry clean leases now and then. Every few rounds the clean side stops at a
+// barrier and checks, with STATUS and /metrics, that in_flight of `acct/held`
+// equals the leases it holds, its queue is empty and exactly the releases it
+// made of its own leases were counted; every request must be answered
+// exactly once, and every RELEASE of its own lease must succeed.
 //
 // checkRecovered() is the after-check: once the junk leases' TTL has passed,
 // every key's queue and in_flight are 0, each key with a concurrency limit
@@ -52,6 +56,10 @@ export interface LiveResult {
   skipped: Record<string, number>;
   /** performance.now() when the last dirty connection closed: junk leases end by then + lease_ttl_ms. */
   dirtyDoneAt: number;
+  /** RELEASEs a clean connection sent of the other one's lease (all must be refused). */
+  foreignReleases: number;
+  /** Clean leases handed to the dirty connections' fuzzers for their RELEASEs. */
+  cleanLeasesToDirty: number;
 }
 
 interface Tracked { c: RawClient; sentinels: Map<number, () => void> }
@@ -93,7 +101,9 @@ function predictClose(bytes: Uint8Array, max: number, values: unknown[], error: 
 
 export async function runLiveFuzz(o: LiveOptions): Promise<LiveResult> {
   const t0 = performance.now();
-  const res: LiveResult = { frames: 0, seconds: 0, closes: {}, cleanRequests: 0, barriers: 0, violations: [], skipped: {}, dirtyDoneAt: 0 };
+  const res: LiveResult = {
+    frames: 0, seconds: 0, closes: {}, cleanRequests: 0, barriers: 0, violations: [], skipped: {}, dirtyDoneAt: 0, foreignReleases: 0, cleanLeasesToDirty: 0,
+  };
   const fail = (what: string) => { if (res.violations.length < 30) res.violations.push(what); };
   const checkShape = (r: Reply) => {
     if (!Array.isArray(r) || r.length < 3 || !isUint(r[0]) || !isUint32(r[1]) || !isUint(r[2])) fail(`malformed reply ${JSON.stringify(r).slice(0, 100)}`);
@@ -103,7 +113,9 @@ export async function runLiveFuzz(o: LiveOptions): Promise<LiveResult> {
   const cleanLoop = clean.run(() => dirtyRunning);
 
   const dirty = async (k: number) => {
-    const fz = new FrameFuzzer(o.seed + k * 7919, { keys: JUNK_KEYS, maxMessageBytes: LIVE_CONFIG.max_message_bytes, includeKnownBugs: o.includeKnownBugs });
+    const fz = new FrameFuzzer(o.seed + k * 7919, {
+      keys: JUNK_KEYS, maxMessageBytes: LIVE_CONFIG.max_message_bytes, includeKnownBugs: o.includeKnownBugs, lease: () => clean.someLease(),
+    });
     let t = await openTracked(o.port, checkShape);
     let sentinel = SENTINEL + k * 0x100000;
     const inFlight: Promise<void>[] = [];
@@ -168,12 +180,24 @@ export async function runLiveFuzz(o: LiveOptions): Promise<LiveResult> {
 class CleanSide {
   private conns: RawClient[] = [];
   private readonly held = new Map<number, number>(); // lease -> connection index
-  private readonly pending: Map<number, { op: number; lease?: number; then?: (r: Reply) => void }>[] = [new Map(), new Map()];
+  private readonly pending: Map<number, { op: number; lease?: number; foreign?: boolean; then?: (r: Reply) => void }>[] = [new Map(), new Map()];
   private nextId = 1;
   private readonly rng: Rng;
+  /** For someLease(): called from the dirty side at any time, so apart from the rounds' sequence. */
+  private readonly dirtyRng: Rng;
+  /** RELEASEs of its own leases sent (replied or not): each must be counted once. */
+  private ownReleases = 0;
 
   constructor(private readonly port: number, seed: number, private readonly fail: (s: string) => void, private readonly res: LiveResult) {
     this.rng = new Rng(seed ^ 0x2545f491);
+    this.dirtyRng = new Rng(seed ^ 0x68e31da4);
+  }
+
+  /** A lease a clean connection holds, for a dirty connection's RELEASE (undefined now and then, or when none is held). */
+  someLease(): number | undefined {
+    if (this.held.size === 0 || this.dirtyRng.chance(0.5)) return undefined;
+    this.res.cleanLeasesToDirty++;
+    return [...this.held.keys()][this.dirtyRng.int(this.held.size)];
   }
 
   private onReply(i: number, r: Reply): void {
@@ -181,7 +205,9 @@ class CleanSide {
     if (p === undefined) { this.fail(`clean connection: reply to no outstanding request ${JSON.stringify(r).slice(0, 80)}`); return; }
     this.pending[i].delete(r[1] as number);
     if (p.op !== r[0]) this.fail(`clean connection: reply op ${String(r[0])} to op ${p.op}`);
-    if (p.op === 1 && r[2] === 0) {
+    if (p.foreign === true) {
+      if (r[2] !== 19) this.fail(`RELEASE of the other clean connection's lease ${p.lease} answered ${JSON.stringify(r)}, not UNKNOWN_LEASE`);
+    } else if (p.op === 1 && r[2] === 0) {
       if (this.held.has(r[3] as number)) this.fail(`lease ${String(r[3])} granted twice`);
       this.held.set(r[3] as number, i);
     } else if (p.op === 1 && r[2] !== 1) this.fail(`clean ACQUIRE answered ${JSON.stringify(r)}`);
@@ -190,9 +216,9 @@ class CleanSide {
     p.then?.(r);
   }
 
-  private call(i: number, req: (w: MsgWriter, id: number) => void, op: number, lease?: number, then?: (r: Reply) => void): number {
+  private call(i: number, req: (w: MsgWriter, id: number) => void, op: number, lease?: number, then?: (r: Reply) => void, foreign = false): number {
     const id = this.nextId++;
-    this.pending[i].set(id, { op, lease, then });
+    this.pending[i].set(id, { op, lease, then, foreign });
     const w = new MsgWriter(64);
     req(w, id);
     this.conns[i].sendBytes(w.take());
@@ -200,12 +226,21 @@ class CleanSide {
     return id;
   }
 
-  /** One round on each connection: releases, acquires (some waiting), sometimes STATUS. */
+  /** One round on each connection: releases (its own, and tries of the other's), acquires (some waiting). */
   private round(): void {
     for (let i = 0; i < this.conns.length; i++) {
       for (const [lease, owner] of this.held) {
-        if (owner !== i || !this.rng.chance(0.5)) continue;
+        if (owner !== i) {
+          if (!this.rng.chance(0.2)) continue;
+          this.res.foreignReleases++;
+          const outcome = this.rng.int(3);
+          if (this.rng.chance(0.3)) this.conns[i].sendBytes(new MsgWriter(32).array(5).uint(2).uint(0).uint(lease).uint(outcome).uint(10).take());
+          else this.call(i, (w, id) => w.array(5).uint(2).uint(id).uint(lease).uint(outcome).uint(100), 2, lease, undefined, true);
+          continue;
+        }
+        if (!this.rng.chance(0.5)) continue;
         this.held.delete(lease);
+        this.ownReleases++;
         if (this.rng.chance(0.3)) this.conns[i].sendBytes(new MsgWriter(32).array(5).uint(2).uint(0).uint(lease).uint(0).uint(10).take());
         else this.call(i, (w, id) => w.array(5).uint(2).uint(id).uint(lease).uint(this.rng.int(3)).uint(100), 2, lease);
       }
@@ -229,6 +264,9 @@ class CleanSide {
     if (key.in_flight !== this.held.size || key.queue !== 0) {
       this.fail(`barrier: acct/held in_flight ${key.in_flight} queue ${key.queue}, ${this.held.size} leases held`);
     }
+    // Every RELEASE counts once (its latency), whatever its outcome: exactly the clean side's own releases.
+    const counted = /^tpsd_release_latency_seconds_count\{key="acct\/held",[^}]*\} (\d+)$/m.exec(await httpText(this.port, '/metrics'));
+    if (Number(counted?.[1]) !== this.ownReleases) this.fail(`barrier: ${counted?.[1]} releases of acct/held counted, ${this.ownReleases} made`);
     this.res.barriers++;
   }
 
@@ -244,6 +282,7 @@ class CleanSide {
       if (n % 20 === 0) await this.barrier();
     }
     for (const [lease, i] of this.held) this.call(i, (w, id) => w.array(5).uint(2).uint(id).uint(lease).uint(0).uint(1), 2, lease);
+    this.ownReleases += this.held.size;
     this.held.clear();
     await this.barrier();
     for (const c of this.conns) c.close();
@@ -293,6 +332,18 @@ function healthz(port: number): Promise<number> {
     get({ host: '127.0.0.1', port, path: '/healthz', agent: false, headers: { connection: 'close' } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
+    }).on('error', reject);
+  });
+}
+
+/** The body of GET `path`, on a connection closed after the reply (see healthz). */
+function httpText(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve(body));
     }).on('error', reject);
   });
 }

@@ -93,13 +93,14 @@ describe('regressions found by fuzzing', () => {
     // concurrency slots leak until restart and in_flight never drains (seen live:
     // in_flight of a pool stuck at 133 after a fuzz run with 3 s TTL).
     const lt = new LeaseTable(0, 1 << 20, 2);
-    lt.create(1, 0, 100);
+    const owner = 1;
+    lt.create(1, 0, 100, owner);
     lt.expire(50, () => {});
-    lt.create(1, 0, 150);
-    const c = lt.create(1, 0, 150);
+    lt.create(1, 0, 150, owner);
+    const c = lt.create(1, 0, 150, owner);
     lt.expire(100, () => {}); // the first ends; head moves to 1
-    lt.release(c); // a stale entry
-    for (let i = 0; i < 3; i++) lt.create(1, 0, 200); // the ring fills: compaction with head 1
+    lt.release(c, owner); // a stale entry
+    for (let i = 0; i < 3; i++) lt.create(1, 0, 200, owner); // the ring fills: compaction with head 1
     let ended = 0;
     lt.expire(1_000_000, () => { ended++; });
     assert.equal(ended, 4, 'the 4 live leases end');

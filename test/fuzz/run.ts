@@ -61,7 +61,8 @@ async function main(argv: string[]): Promise<number> {
         const r = await runLiveFuzz({ port: daemon.port, frames: liveFrames, seed, includeKnownBugs });
         violations += r.violations.length;
         out(`live: ${r.frames} messages in ${r.seconds.toFixed(1)} s, ${Math.round(r.frames / r.seconds)} messages/s; ` +
-          `closes ${JSON.stringify(r.closes)}; clean requests ${r.cleanRequests}, barriers ${r.barriers}`);
+          `closes ${JSON.stringify(r.closes)}; clean requests ${r.cleanRequests}, barriers ${r.barriers}; ` +
+          `other connections' leases tried: ${r.foreignReleases} clean, ${r.cleanLeasesToDirty} fuzzed`);
         out(`live: known-bug messages skipped ${JSON.stringify(r.skipped)}`);
         for (const v of r.violations) out(`live: VIOLATION ${v}`);
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, r.dirtyDoneAt + LIVE_CONFIG.lease_ttl_ms + 300 - performance.now())));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { startTestDaemon } from '../fixtures/daemon.ts';
+import { httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -49,7 +49,7 @@ describe('tpsd bench', () => {
     checkShape(res);
     assert.equal(res.target.server, 'tpsd');
     assert.equal(res.target.client, 'raw');
-    assert.deepEqual(res.options, { connections: 2, pipeline: 4, batch: 2, keys: 2, durationS: 1, warmupS: 0.2, rate: null, threads: 2 });
+    assert.deepEqual(res.options, { connections: 2, pipeline: 4, batch: 2, keys: 2, durationS: 1, warmupS: 0.2, rate: null, threads: 2, release: false });
     assert.equal(res.errors.total, 0, JSON.stringify(res.errors));
     assert.equal(res.cpu.server.pid, process.pid);
     assert.equal(res.sendLagMs, null, 'closed loop: no schedule to lag behind');
@@ -65,6 +65,27 @@ describe('tpsd bench', () => {
     assert.equal(res.options.rate, 500);
     assert.equal(typeof res.sendLagMs.p99, 'number');
     assert.equal(res.cpu.server, null);
+  });
+
+  it('--release gives back every lease it is granted, through the raw client and the SDK', async () => {
+    /** Leases granted and RELEASEs counted (outcome ok) on the pool, from /metrics. */
+    const counts = async () => {
+      const m = (await httpGet(daemon.port, '/metrics')).body;
+      const num = (re: RegExp) => Number(re.exec(m)?.[1] ?? NaN);
+      return { grants: num(/^tpsd_leases_granted_total\{key="bench",[^}]*\} (\d+)$/m), ok: num(/^tpsd_releases_total\{key="bench",[^}]*outcome="ok"\} (\d+)$/m) };
+    };
+    for (const client of ['raw', 'sdk']) {
+      const before = await counts();
+      const r = await bench(['--url', `ws://127.0.0.1:${daemon.port}`, '--client', client, '--release', '--keys', '2', '--connections', '2',
+        '--pipeline', '4', '--batch', '2', '--duration', '1', '--warmup', '0']);
+      assert.equal(r.code, 0, r.stderr);
+      const res = JSON.parse(r.stdout.trim());
+      assert.equal(res.options.release, true);
+      const after = await counts();
+      const grants = after.grants - before.grants, released = after.ok - before.ok;
+      // The last grants can arrive after the run stopped and its connections closed: at most a few messages' worth.
+      assert.ok(grants >= res.granted && released > 0.9 * grants && released <= grants, `${client}: ${released} of ${grants} leases released`);
+    }
   });
 
   it('counts error replies by code instead of hiding them', async () => {
