@@ -4,7 +4,7 @@
 
 import { MsgWriter, isUint, utf8Length } from '../protocol/codec.ts';
 import { FLAT_UINT, type FlatReader } from '../protocol/flat-reader.ts';
-import { MAX_KEY_BYTES, MAX_UINT32, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
+import { MAX_KEY_BYTES, MAX_UINT32, MAX_WAIT_MS, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
 import { BadRequestError, errorCodeName, errorFromReply, type TpsdError } from '../protocol/errors.ts';
 import type { Permit, ServerInfo } from './types.ts';
 
@@ -113,11 +113,11 @@ export function readStatusReply(reply: readonly unknown[]): Record<string, unkno
   return snapshot !== null && typeof snapshot === 'object' ? (snapshot as Record<string, unknown>) : {};
 }
 
-/** Validates acquire arguments the way the daemon would; returns waitMs as a uint. */
+/** Validates acquire arguments the way the daemon would; returns waitMs as a uint, cut to MAX_WAIT_MS as the daemon cuts it. */
 export function checkAcquire(key: string, tokens: number, waitMs: number): number {
   if (typeof key !== 'string' || key.length === 0) throw new BadRequestError('tpsd: key must be a non-empty string');
   if (utf8Length(key) > MAX_KEY_BYTES) throw new BadRequestError(`tpsd: key is longer than ${MAX_KEY_BYTES} bytes`);
   if (!Number.isInteger(tokens) || tokens < 1 || tokens > MAX_UINT32) throw new BadRequestError(`tpsd: tokens must be an integer >= 1, got ${String(tokens)}`);
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) throw new BadRequestError(`tpsd: waitMs must be a number >= 0, got ${String(waitMs)}`);
-  return Math.min(MAX_UINT32, Math.ceil(waitMs));
+  return Math.min(MAX_WAIT_MS, Math.ceil(waitMs));
 }
