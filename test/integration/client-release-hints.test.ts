@@ -5,9 +5,15 @@
 // the wrong type with BAD_REQUEST and changes nothing then, and counts
 // outcome 3 (timed out) with the failures. What it does with the hints is
 // not tested here (it reads them; using them is the capacity issue's).
+// Then the SDK end to end: withPermit around a real fetch to a small HTTP
+// upstream (the one stand-in: the upstream API is the external boundary)
+// that answers 429 with rate-limit headers.
 
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { connect, type TpsdClient } from '../../src/client/index.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { ErrorCode } from '../../src/protocol/errors.ts';
 import { OUTCOME_TIMED_OUT } from '../../src/protocol/opcodes.ts';
@@ -104,5 +110,44 @@ describe('RELEASE with hints and outcome 3 against the daemon', () => {
     }
     const id = nextId++;
     assert.deepEqual(await raw.call([2, id, l, 0, 10]), [2, id, 0]);
+  });
+});
+
+describe('withPermit around fetch, against the daemon', () => {
+  let daemon: Daemon;
+  let client: TpsdClient;
+  let upstream: Server;
+  let upstreamUrl = '';
+  let answer429 = true;
+  before(async () => {
+    daemon = await startTestDaemon({ pools: POOLS });
+    client = await connect(`ws://127.0.0.1:${daemon.port}`, { name: 'hints-test' });
+    upstream = createServer((_req, res) => {
+      if (answer429) res.writeHead(429, { 'Retry-After': '1', 'RateLimit-Limit': '100', 'RateLimit-Remaining': '0', 'RateLimit-Reset': '1' });
+      else res.writeHead(200, { 'X-RateLimit-Limit': '100', 'X-RateLimit-Remaining': '99' });
+      res.end(answer429 ? 'slow down' : 'ok');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  });
+  after(async () => {
+    await client.close();
+    await daemon.stop();
+    await new Promise((resolve) => upstream.close(resolve));
+  });
+
+  it('a 429 the fetch resolved with is reported as throttled (with hints), and the slot is freed', async () => {
+    const throttledBefore = await releasesTotal(daemon.port, 'throttled');
+    const res = await client.withPermit('api/one', () => fetch(upstreamUrl));
+    assert.equal(res.status, 429, 'withPermit returns the Response as it is');
+    assert.equal(await res.text(), 'slow down');
+    // RELEASE goes without a reply: wait until the daemon counted it.
+    const deadline = Date.now() + 5000;
+    while ((await releasesTotal(daemon.port, 'throttled')) < throttledBefore + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await releasesTotal(daemon.port, 'throttled'), throttledBefore + 1);
+    // concurrency 1: a second call gets the slot only if the release (six elements, with hints) was accepted.
+    answer429 = false;
+    const ok = await client.withPermit('api/one', async () => (await fetch(upstreamUrl)).text(), { waitMs: 2000 });
+    assert.equal(ok, 'ok');
   });
 });
