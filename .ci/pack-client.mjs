@@ -19,7 +19,7 @@
 // Plain Node (no tsx): it runs before anything else is built.
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -148,7 +148,10 @@ function main() {
     // dist/cjs is CommonJS whatever the package's "type" says.
     writeFileSync(join(stage, 'dist/cjs/package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
     writeFileSync(join(stage, 'package.json'), `${JSON.stringify(packageJson(repo), null, 2)}\n`);
-    copyFileSync(join(ROOT, 'src/client/README.md'), join(stage, 'README.md'));
+    // Links into the repository do not resolve inside the package: name the file instead.
+    const readme = readFileSync(join(ROOT, 'src/client/README.md'), 'utf8')
+      .replace(/\[([^\]]+)\]\(\.\.\/\.\.\/([^)]+)\)/g, (_m, text, path) => (text === path ? `${path} (in the tpsd repository)` : `${text} (${path} in the tpsd repository)`));
+    writeFileSync(join(stage, 'README.md'), readme);
     for (const f of readdirSync(stage)) if (f.startsWith('tsconfig.')) rmSync(join(stage, f));
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', args.out], {
       cwd: stage,

@@ -58,7 +58,7 @@ export class ClientClosedError extends TpsdClientError {
   }
 }
 
-/** connect() could not reach the daemon (and `lazy` was not set). */
+/** The daemon could not be reached: connect() rejects with it in failure mode 'closed'; failed attempts are reported with it to onError. */
 export class ConnectError extends TpsdClientError {
   override readonly code = 'TPSD_CLIENT_CONNECT_FAILED';
   readonly url: string;
