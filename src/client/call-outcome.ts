@@ -11,7 +11,8 @@
 //   OUTCOME_TIMED_OUT for a timeout (isUpstreamTimeout), else OUTCOME_FAILED;
 //   the hints come from the error's `response` (axios, got) or the error.
 //
-// Pure; the caller supplies the clock.
+// Pure but for the clock: Date.now() unless the caller gives the time (it is
+// read only when there are headers to read).
 
 import { OUTCOME_FAILED, OUTCOME_OK, OUTCOME_THROTTLED, OUTCOME_TIMED_OUT } from '../protocol/opcodes.ts';
 import { isUpstreamThrottle, isUpstreamTimeout } from './errors.ts';
@@ -38,33 +39,53 @@ function asResponse(v: unknown): ResponseLike | null {
   return status < 0 ? null : { status, headers: (v as { headers: object }).headers };
 }
 
+// Each function below answers for any value, also one whose getters throw
+// (then OK or FAILED, and no hints): the lease must be released whatever fn
+// returned.
+
 /** The outcome of a call that returned `result`. */
 export function outcomeOfResult(result: unknown): Outcome {
-  const status = responseStatus(result);
-  if (status === 429) return OUTCOME_THROTTLED;
-  if (status >= 500 && status <= 599) return OUTCOME_FAILED;
+  try {
+    const status = responseStatus(result);
+    if (status === 429) return OUTCOME_THROTTLED;
+    if (status >= 500 && status <= 599) return OUTCOME_FAILED;
+  } catch {
+    // not a response we can read
+  }
   return OUTCOME_OK;
 }
 
 /** The outcome of a call that threw `err`. */
 export function outcomeOfError(err: unknown): Outcome {
-  if (isUpstreamThrottle(err)) return OUTCOME_THROTTLED;
-  if (isUpstreamTimeout(err)) return OUTCOME_TIMED_OUT;
+  try {
+    if (isUpstreamThrottle(err)) return OUTCOME_THROTTLED;
+    if (isUpstreamTimeout(err)) return OUTCOME_TIMED_OUT;
+  } catch {
+    // an error we cannot read
+  }
   return OUTCOME_FAILED;
 }
 
 /** The rate-limit hints of a returned response, or undefined. */
-export function hintsOfResult(result: unknown, nowMs: number): ReleaseHints | undefined {
-  const r = asResponse(result);
-  return r === null ? undefined : readRateLimitHeaders(r.headers, r.status, nowMs);
+export function hintsOfResult(result: unknown, nowMs?: number): ReleaseHints | undefined {
+  try {
+    const r = asResponse(result);
+    return r === null ? undefined : readRateLimitHeaders(r.headers, r.status, nowMs);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The rate-limit hints of a thrown error's response (or of the error itself), or undefined. */
-export function hintsOfError(err: unknown, nowMs: number): ReleaseHints | undefined {
-  if (err === null || typeof err !== 'object') return undefined;
-  const r = asResponse((err as { response?: unknown }).response) ?? asResponse(err);
-  if (r !== null) return readRateLimitHeaders(r.headers, r.status, nowMs);
-  // An error with headers but no status of its own: a 429 when isUpstreamThrottle says so.
-  const headers = (err as { headers?: unknown }).headers;
-  return headers !== null && typeof headers === 'object' ? readRateLimitHeaders(headers, isUpstreamThrottle(err) ? 429 : 0, nowMs) : undefined;
+export function hintsOfError(err: unknown, nowMs?: number): ReleaseHints | undefined {
+  try {
+    if (err === null || typeof err !== 'object') return undefined;
+    const r = asResponse((err as { response?: unknown }).response) ?? asResponse(err);
+    if (r !== null) return readRateLimitHeaders(r.headers, r.status, nowMs);
+    // An error with headers but no status of its own: a 429 when isUpstreamThrottle says so.
+    const headers = (err as { headers?: unknown }).headers;
+    return headers !== null && typeof headers === 'object' ? readRateLimitHeaders(headers, isUpstreamThrottle(err) ? 429 : 0, nowMs) : undefined;
+  } catch {
+    return undefined;
+  }
 }

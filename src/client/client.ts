@@ -168,10 +168,10 @@ export class TpsdClient {
       result = await fn(permit);
     } catch (err) {
       // Local permits (lease 0) release nothing: no need to read the error.
-      if (permit.lease !== 0) this.release(permit.lease, outcomeOfError(err), (now() - t0) * 1000, hintsOfError(err, Date.now()));
+      if (permit.lease !== 0) this.release(permit.lease, outcomeOfError(err), (now() - t0) * 1000, hintsOfError(err));
       throw err;
     }
-    if (permit.lease !== 0) this.release(permit.lease, outcomeOfResult(result), (now() - t0) * 1000, hintsOfResult(result, Date.now()));
+    if (permit.lease !== 0) this.release(permit.lease, outcomeOfResult(result), (now() - t0) * 1000, hintsOfResult(result));
     return result;
   }
 

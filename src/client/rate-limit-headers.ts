@@ -103,21 +103,24 @@ export function readRateLimitHeaders(headers: unknown, status: number, nowMs: nu
   // `RateLimit-Limit: 10, 10;w=1, 50;w=60`: the limit in force, then the policies (the window is the one of the same quota).
   const limitItems = items(get('ratelimit-limit'));
   const hints: ReleaseHints = {};
+  // Every hint is a whole number >= 0 that the wire can carry (a header of 300 digits is not one).
+  const put = (name: keyof ReleaseHints, v: number | undefined): void => {
+    if (v !== undefined && Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) hints[name] = v;
+  };
   const limit = number(param(policy, 'q')) ?? number(limitItems[0]?.value) ?? number(policy[0]?.value)
     ?? number(param(combined, 'limit')) ?? number(x('limit'));
-  if (limit !== undefined) hints.limit = whole(limit);
+  put('limit', whole(limit));
   const remaining = number(param(combined, 'r')) ?? number(param(combined, 'remaining')) ?? number(get('ratelimit-remaining'))
     ?? number(x('remaining'));
-  if (remaining !== undefined) hints.remaining = whole(remaining);
+  put('remaining', whole(remaining));
   const reset = ms(number(param(combined, 't'))) ?? ms(number(param(combined, 'reset'))) ?? resetMs(number(get('ratelimit-reset')), nowMs)
     ?? ms(number(x('reset-after'))) ?? resetMs(number(x('reset')), nowMs);
-  if (reset !== undefined) hints.resetMs = reset;
+  put('resetMs', reset);
   const sameQuota = limitItems.find((it) => it.params.has('w') && number(it.value) === limit) ?? limitItems.find((it) => it.params.has('w'));
   const windowS = number(param(policy, 'w')) ?? number(sameQuota?.params.get('w'));
-  if (windowS !== undefined) hints.windowMs = ms(windowS);
+  put('windowMs', ms(windowS));
   if (status === 429 || status === 503) {
-    const retry = retryAfterMs(get('retry-after'), nowMs);
-    if (retry !== undefined) hints.retryAfterMs = retry;
+    put('retryAfterMs', retryAfterMs(get('retry-after'), nowMs));
   }
   return Object.keys(hints).length > 0 ? hints : undefined;
 }

@@ -68,3 +68,9 @@ test('values that are not numbers >= 0 are left out, never guessed', () => {
   assert.deepEqual(readRateLimitHeaders(h, 429, NOW_MS), { remaining: 12 });
   assert.deepEqual(readRateLimitHeaders(new Headers({ 'RateLimit-Limit': '12.7' }), 200, NOW_MS), { limit: 12 });
 });
+
+test('a number too large for the wire is left out', () => {
+  const huge = '9'.repeat(306); // finite as seconds, Infinity as ms
+  const h = new Headers({ 'RateLimit-Reset': huge, 'RateLimit-Limit': huge, 'X-RateLimit-Reset-After': huge, 'RateLimit-Remaining': '1' });
+  assert.deepEqual(readRateLimitHeaders(h, 200, NOW_MS), { remaining: 1 });
+});

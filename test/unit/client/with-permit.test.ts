@@ -89,3 +89,14 @@ test('release() takes OUTCOME_TIMED_OUT and hints; refuses outcome 4 and bad hin
   await waitFor(() => releases().length === 2);
   assert.deepEqual(releases()[1], [2, 0, q.lease, OUTCOME_OK, 1], 'empty hints: five elements');
 }));
+
+test('a result or error that cannot be read is still released (OK or FAILED, no hints)', () => withClient(async (client, releases) => {
+  const trap = { status: 429, headers: { get: () => { throw new Error('trap'); } } };
+  assert.deepEqual((await releaseOf(client, releases, () => trap)).sent, [2, 0, 'number', OUTCOME_THROTTLED]);
+  const statusTrap = { get status(): number { throw new Error('trap'); }, headers: {} };
+  assert.deepEqual((await releaseOf(client, releases, () => statusTrap)).sent, [2, 0, 'number', OUTCOME_OK]);
+  const hostile = new Proxy({}, { get: () => { throw new Error('trap'); } });
+  const r = await releaseOf(client, releases, () => { throw hostile; });
+  assert.equal(r.error, hostile);
+  assert.deepEqual(r.sent, [2, 0, 'number', OUTCOME_FAILED]);
+}));
