@@ -1,6 +1,7 @@
 // TpsdClient: the SDK's public face. Owns at most one Connection at a time,
 // reconnects with backoff in the background, and answers acquire() through
-// the failure mode while no connection is up (see failure-mode.ts).
+// the failure mode while no connection is up (see failure-mode.ts), from
+// connect() on in modes 'open' and 'local'.
 //
 // Single-threaded. State: `conn` is set only after a HELLO was answered with
 // success; calls made while it is null never wait for a connection, they are
