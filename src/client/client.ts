@@ -1,22 +1,26 @@
 // TpsdClient: the SDK's public face. Owns at most one Connection at a time,
 // reconnects with backoff in the background, and answers acquire() through
-// the failure mode while no connection is up (see failure-mode.ts).
+// the failure mode while no connection is up (see failure-mode.ts), from
+// connect() on in modes 'open' and 'local'.
 //
 // Single-threaded. State: `conn` is set only after a HELLO was answered with
 // success; calls made while it is null never wait for a connection, they are
 // decided at once by the failure mode (acquire) or rejected (status).
 
-import { MAX_UINT32, OP_HELLO, OP_STATUS } from '../protocol/opcodes.ts';
-import { TpsdError } from '../protocol/errors.ts';
+import {
+  MAX_UINT32, OP_HELLO, OP_STATUS, OUTCOME_FAILED, OUTCOME_OK, OUTCOME_THROTTLED, OUTCOME_TIMED_OUT,
+} from '../protocol/opcodes.ts';
+import { ShuttingDownError, TpsdError } from '../protocol/errors.ts';
 import { Backoff } from './backoff.ts';
 import { Connection } from './connection.ts';
-import { ClientClosedError, ConnectError, DisconnectedError, PermitDeniedError, isUpstreamThrottle } from './errors.ts';
+import { hintsOfError, hintsOfResult, outcomeOfError, outcomeOfResult } from './call-outcome.ts';
+import { ClientClosedError, ConnectError, DisconnectedError, PermitDeniedError } from './errors.ts';
 import { decideWhileUnreachable } from './failure-mode.ts';
 import { LocalLimiter } from './local-bucket.ts';
 import { normalizeUrl, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
 import { openSocket, resolveWebSocket } from './socket.ts';
-import type { AcquireOptions, ConnectionState, Outcome, Permit, ServerInfo, WithPermitOptions } from './types.ts';
-import { checkAcquire, readHelloReply, readStatusReply, writeHello, writeStatus } from './wire.ts';
+import type { AcquireOptions, ConnectionState, Outcome, Permit, ReleaseHints, ServerInfo, WithPermitOptions } from './types.ts';
+import { checkAcquire, hintsToWire, readHelloReply, readStatusReply, writeHello, writeStatus } from './wire.ts';
 
 const now = (): number => performance.now();
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
@@ -24,7 +28,15 @@ const NO_OPTIONS: AcquireOptions = Object.freeze({});
 type StateListener = (state: ConnectionState, reason: string) => void;
 type ErrorListener = (err: Error) => void;
 
-/** Connects to the daemon at `url` (`ws://host:port`, path `/v1` by default). */
+/**
+ * Connects to the daemon at `url` (`ws://host:port`, path `/v1` by default)
+ * and resolves once its HELLO is answered. When the daemon cannot be
+ * reached: failureMode 'closed' (the default) rejects with ConnectError;
+ * 'open' and 'local' resolve anyway (the failure is reported to `onError`),
+ * answer acquires by the failure mode and connect in the background, so a
+ * service can start while the daemon is down. A HELLO the daemon refuses
+ * (UnauthorizedError, ...) rejects in every mode. `lazy` resolves at once.
+ */
 export async function connect(url: string, options?: ConnectOptions): Promise<TpsdClient> {
   const client = new TpsdClient(url, options);
   if (client.options.lazy) {
@@ -34,9 +46,15 @@ export async function connect(url: string, options?: ConnectOptions): Promise<Tp
   try {
     await client.connectOnce();
   } catch (err) {
+    // The daemon refused the HELLO: a mistake to fix (token, version), not an outage.
+    const refused = err instanceof TpsdError && !(err instanceof ShuttingDownError);
+    const failure = refused ? (err as Error) : new ConnectError(client.url, (err as Error)?.message ?? String(err), err);
+    if (!refused && client.options.failureMode !== 'closed' && !client.closed) {
+      client.retryInBackground(failure);
+      return client;
+    }
     await client.close();
-    if (err instanceof TpsdError) throw err; // the daemon refused the HELLO
-    throw new ConnectError(client.url, (err as Error)?.message ?? String(err), err);
+    throw failure;
   }
   return client;
 }
@@ -62,6 +80,7 @@ export class TpsdClient {
     this.backoff = new Backoff(this.options.reconnect, random);
     this.limiter = this.options.localRate ? new LocalLimiter(this.options.localRate) : undefined;
     if (this.options.onStateChange) this.stateListeners.add(this.options.onStateChange);
+    if (this.options.onError) this.errorListeners.add(this.options.onError);
   }
 
   /** True while a connection is up and its HELLO was accepted. */
@@ -83,7 +102,7 @@ export class TpsdClient {
     return this.conn?.outstanding ?? 0;
   }
 
-  /** 'state': connected/disconnected (with a reason); 'error': a (re)connect attempt failed. Returns an unsubscribe function. */
+  /** 'state': connected/disconnected (with a reason); 'error': a (re)connect attempt failed (a ConnectError, or the daemon's refusal). Returns an unsubscribe function. */
   on(event: 'state', fn: StateListener): () => void;
   on(event: 'error', fn: ErrorListener): () => void;
   on(event: 'state' | 'error', fn: StateListener | ErrorListener): () => void {
@@ -113,23 +132,33 @@ export class TpsdClient {
   }
 
   /**
-   * Reports how the guarded call went and frees the lease (fire and forget).
-   * A no-op for lease 0 (denied or local permits) and for leases granted on
-   * an earlier connection (the daemon's lease TTL frees those).
+   * Reports how the guarded call went (an OUTCOME_* constant, the call's
+   * latency, and optionally what the upstream's rate-limit headers said) and
+   * frees the lease (fire and forget). A no-op for lease 0 (denied or local
+   * permits) and for leases granted on an earlier connection (the daemon's
+   * lease TTL frees those).
    */
-  release(lease: number, outcome: Outcome, latencyUs: number): void {
-    if (outcome !== 0 && outcome !== 1 && outcome !== 2) throw new TypeError(`tpsd: outcome must be 0, 1 or 2, got ${String(outcome)}`);
+  release(lease: number, outcome: Outcome, latencyUs: number, hints?: ReleaseHints): void {
+    if (outcome !== OUTCOME_OK && outcome !== OUTCOME_FAILED && outcome !== OUTCOME_THROTTLED && outcome !== OUTCOME_TIMED_OUT) {
+      throw new TypeError(`tpsd: outcome must be OUTCOME_OK, OUTCOME_FAILED, OUTCOME_THROTTLED or OUTCOME_TIMED_OUT (0 to 3), got ${String(outcome)}`);
+    }
+    const wire = hintsToWire(hints);
     if (lease === 0) return;
     const conn = this.conn;
     if (conn === null) return;
     const us = Number.isFinite(latencyUs) ? Math.min(MAX_UINT32, Math.max(0, Math.round(latencyUs))) : 0;
-    conn.release(lease, outcome, us);
+    conn.release(lease, outcome, us, wire);
   }
 
   /**
-   * Runs `fn` under a permit for `key` and releases it with the outcome:
-   * 0 when fn returns, 2 when it throws an upstream 429, else 1. Throws
-   * PermitDeniedError when no permit is granted.
+   * Runs `fn` under a permit for `key` and releases it with how the call
+   * went (call-outcome.ts): a returned response with status 429 is
+   * OUTCOME_THROTTLED and 5xx OUTCOME_FAILED; a thrown upstream 429 is
+   * OUTCOME_THROTTLED, a thrown timeout OUTCOME_TIMED_OUT, anything else
+   * thrown OUTCOME_FAILED; otherwise OUTCOME_OK. The response's rate-limit
+   * headers go with the release as hints. Returns what fn returns (a 429
+   * response too) and rethrows what it throws. Throws PermitDeniedError
+   * when no permit is granted.
    */
   async withPermit<T>(key: string, fn: (permit: Permit) => T | Promise<T>, options: WithPermitOptions = {}): Promise<T> {
     const permit = await this.acquire(key, options.tokens ?? 1, options);
@@ -139,10 +168,11 @@ export class TpsdClient {
     try {
       result = await fn(permit);
     } catch (err) {
-      this.release(permit.lease, isUpstreamThrottle(err) ? 2 : 1, (now() - t0) * 1000);
+      // Local permits (lease 0) release nothing: no need to read the error.
+      if (permit.lease !== 0) this.release(permit.lease, outcomeOfError(err), (now() - t0) * 1000, hintsOfError(err));
       throw err;
     }
-    this.release(permit.lease, 0, (now() - t0) * 1000);
+    if (permit.lease !== 0) this.release(permit.lease, outcomeOfResult(result), (now() - t0) * 1000, hintsOfResult(result));
     return result;
   }
 
@@ -181,12 +211,19 @@ export class TpsdClient {
     void this.attempt();
   }
 
+  /** connect() in failure mode 'open' or 'local' after a failed first attempt: report it, try again later. */
+  retryInBackground(err: Error): void {
+    this.emitError(err);
+    this.scheduleReconnect();
+  }
+
   private async attempt(): Promise<void> {
     try {
       this.adopt(await this.open());
     } catch (err) {
       if (this.isClosed) return;
-      this.emitError(err instanceof Error ? err : new Error(String(err)));
+      const reason = (err as Error)?.message ?? String(err);
+      this.emitError(err instanceof TpsdError ? err : new ConnectError(this.url, reason, err));
       this.scheduleReconnect();
     }
   }

@@ -24,7 +24,7 @@ import { DisconnectedError } from './errors.ts';
 import { PendingCalls, type OnUnreachable } from './pending-calls.ts';
 import { abortSocket, type WireSocket } from './socket.ts';
 import type { Permit } from './types.ts';
-import { writeAcquire, writeRelease } from './wire.ts';
+import { writeAcquire, writeRelease, type WireHints } from './wire.ts';
 
 export interface ConnectionOptions {
   maxOutstanding: number;
@@ -125,12 +125,12 @@ export class Connection {
   }
 
   /**
-   * RELEASE (id 0, no reply) of a lease granted here and not released yet;
+   * RELEASE (id 0, no reply, with the upstream's hints when given) of a lease granted here and not released yet;
    * false (nothing sent) for any other lease or when the connection is gone.
    */
-  release(lease: number, outcome: number, latencyUs: number): boolean {
+  release(lease: number, outcome: number, latencyUs: number, hints?: WireHints): boolean {
     if (!this.pending.deleteLease(lease) || !this.alive) return false;
-    writeRelease(this.writer, lease, outcome, latencyUs);
+    writeRelease(this.writer, lease, outcome, latencyUs, hints);
     this.queued();
     return true;
   }

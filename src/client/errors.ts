@@ -58,7 +58,7 @@ export class ClientClosedError extends TpsdClientError {
   }
 }
 
-/** connect() could not reach the daemon (and `lazy` was not set). */
+/** The daemon could not be reached: connect() rejects with it in failure mode 'closed'; failed attempts are reported with it to onError. */
 export class ConnectError extends TpsdClientError {
   override readonly code = 'TPSD_CLIENT_CONNECT_FAILED';
   readonly url: string;
@@ -71,10 +71,33 @@ export class ConnectError extends TpsdClientError {
 
 /**
  * True when an error thrown by a guarded call says the upstream answered
- * 429 Too Many Requests (fetch-, axios- and got-style errors).
+ * 429 Too Many Requests (errors with `status` or `statusCode` 429, or with a
+ * `response` whose status is 429, as axios and got throw). A fetch does not
+ * throw on a 429: withPermit reads the returned Response instead.
  */
 export function isUpstreamThrottle(err: unknown): boolean {
   if (err === null || typeof err !== 'object') return false;
-  const e = err as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } | null };
-  return e.status === 429 || e.statusCode === 429 || (typeof e.response === 'object' && e.response !== null && e.response.status === 429);
+  const e = err as { status?: unknown; statusCode?: unknown; response?: { status?: unknown; statusCode?: unknown } | null };
+  return e.status === 429 || e.statusCode === 429
+    || (typeof e.response === 'object' && e.response !== null && (e.response.status === 429 || e.response.statusCode === 429));
+}
+
+/** Error codes of Node, undici (fetch) and request libraries for a call that got no answer in time. */
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * True when an error thrown by a guarded call says the upstream did not
+ * answer in time: a `TimeoutError` (fetch with `AbortSignal.timeout()`, got)
+ * or a timeout code (ETIMEDOUT, undici's UND_ERR_*_TIMEOUT), on the error
+ * or on its `cause` (fetch wraps undici's errors). A plain abort is not a
+ * timeout: the caller gave up, the upstream may have been fine.
+ */
+export function isUpstreamTimeout(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
+    const x = e as { name?: unknown; code?: unknown; cause?: unknown };
+    if (x.name === 'TimeoutError' || (typeof x.code === 'string' && TIMEOUT_CODES.has(x.code))) return true;
+    e = x.cause;
+  }
+  return false;
 }

@@ -6,7 +6,7 @@ export type { ConnectOptions } from './options.ts';
 export type { ReconnectOptions } from './backoff.ts';
 export type { LocalRate } from './local-bucket.ts';
 export type { WebSocketCtor, WireSocket } from './socket.ts';
-export type { AcquireOptions, ConnectionState, FailureMode, Outcome, Permit, ServerInfo, WithPermitOptions } from './types.ts';
+export type { AcquireOptions, ConnectionState, FailureMode, Outcome, Permit, ReleaseHints, ServerInfo, WithPermitOptions } from './types.ts';
 export {
   TpsdClientError,
   PermitDeniedError,
@@ -15,7 +15,9 @@ export {
   ClientClosedError,
   ConnectError,
   isUpstreamThrottle,
+  isUpstreamTimeout,
 } from './errors.ts';
+export { readRateLimitHeaders } from './rate-limit-headers.ts';
 export {
   ErrorCode,
   TpsdError,
@@ -27,4 +29,4 @@ export {
   ShuttingDownError,
   TokensExceedBurstError,
 } from '../protocol/errors.ts';
-export { OUTCOME_OK, OUTCOME_FAILED, OUTCOME_THROTTLED } from '../protocol/opcodes.ts';
+export { OUTCOME_OK, OUTCOME_FAILED, OUTCOME_THROTTLED, OUTCOME_TIMED_OUT, MAX_WAIT_MS } from '../protocol/opcodes.ts';

@@ -13,7 +13,7 @@ export interface ConnectOptions {
   name?: string;
   /** Default per-call timeout, and the connect + HELLO timeout (default 5000). */
   timeoutMs?: number;
-  /** What acquire answers while the daemon is unreachable (default 'closed'). */
+  /** What acquire answers while the daemon is unreachable, from connect() on (default 'closed': connect() rejects then). */
   failureMode?: FailureMode;
   /** Safe rate per key for failureMode 'local'. */
   localRate?: LocalRate;
@@ -23,10 +23,12 @@ export interface ConnectOptions {
   maxOutstanding?: number;
   /** The daemon's max message size; batches are flushed well below it (default 65536). */
   maxMessageBytes?: number;
-  /** Resolve connect() at once and connect in the background (the failure mode applies until then). */
+  /** Resolve connect() at once, without waiting for the first attempt, and connect in the background (the failure mode applies until then). */
   lazy?: boolean;
   /** Called on every change of connection state. */
   onStateChange?: (state: ConnectionState) => void;
+  /** Called when a (re)connect attempt fails, from the first one on (same as client.on('error')). */
+  onError?: (err: Error) => void;
   /** WebSocket implementation; default globalThis.WebSocket, else the `ws` package. */
   WebSocket?: WebSocketCtor;
 }
@@ -42,12 +44,13 @@ export interface ResolvedOptions {
   readonly maxMessageBytes: number;
   readonly lazy: boolean;
   readonly onStateChange: ((state: ConnectionState) => void) | undefined;
+  readonly onError: ((err: Error) => void) | undefined;
   readonly WebSocket: WebSocketCtor | undefined;
 }
 
 const KNOWN = new Set([
   'token', 'name', 'timeoutMs', 'failureMode', 'localRate', 'reconnect',
-  'maxOutstanding', 'maxMessageBytes', 'lazy', 'onStateChange', 'WebSocket',
+  'maxOutstanding', 'maxMessageBytes', 'lazy', 'onStateChange', 'onError', 'WebSocket',
 ]);
 const RECONNECT_KNOWN = new Set(Object.keys(DEFAULT_RECONNECT));
 
@@ -84,6 +87,7 @@ export function resolveOptions(opts: ConnectOptions = {}): ResolvedOptions {
     maxMessageBytes: positive('maxMessageBytes', opts.maxMessageBytes, 64 * 1024, 1024),
     lazy: opts.lazy ?? false,
     onStateChange: opts.onStateChange,
+    onError: opts.onError,
     WebSocket: opts.WebSocket,
   });
 }

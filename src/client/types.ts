@@ -26,8 +26,31 @@ export type FailureMode = 'open' | 'closed' | 'local';
 /** Connection state as reported to listeners. */
 export type ConnectionState = 'connected' | 'disconnected';
 
-/** Outcome of a guarded call, reported by release(): ok, failed, throttled by the upstream (429). */
-export type Outcome = 0 | 1 | 2;
+/**
+ * Outcome of a guarded call, reported by release(): OUTCOME_OK (0),
+ * OUTCOME_FAILED (1), OUTCOME_THROTTLED (2: the upstream answered 429),
+ * OUTCOME_TIMED_OUT (3: the upstream did not answer within the caller's
+ * deadline).
+ */
+export type Outcome = 0 | 1 | 2 | 3;
+
+/**
+ * What the upstream's rate-limit headers said, passed with a release (all
+ * numbers >= 0, every field optional). withPermit fills it from a response's
+ * headers (see rate-limit-headers.ts).
+ */
+export interface ReleaseHints {
+  /** Requests the upstream allows per window. */
+  limit?: number;
+  /** Requests left in the upstream's current window. */
+  remaining?: number;
+  /** Milliseconds until the upstream's window resets. */
+  resetMs?: number;
+  /** Length of the upstream's window in milliseconds, when it says. */
+  windowMs?: number;
+  /** A 429's Retry-After, in milliseconds. */
+  retryAfterMs?: number;
+}
 
 /** What the daemon said in its HELLO reply. */
 export interface ServerInfo {

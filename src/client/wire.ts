@@ -4,9 +4,9 @@
 
 import { MsgWriter, isUint, utf8Length } from '../protocol/codec.ts';
 import { FLAT_UINT, type FlatReader } from '../protocol/flat-reader.ts';
-import { MAX_KEY_BYTES, MAX_UINT32, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
+import { MAX_KEY_BYTES, MAX_UINT32, MAX_WAIT_MS, OP_ACQUIRE, OP_HELLO, OP_RELEASE, OP_STATUS, PROTOCOL_VERSION, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
 import { BadRequestError, errorCodeName, errorFromReply, type TpsdError } from '../protocol/errors.ts';
-import type { Permit, ServerInfo } from './types.ts';
+import type { Permit, ReleaseHints, ServerInfo } from './types.ts';
 
 export function writeHello(w: MsgWriter, id: number, token?: string, name?: string): void {
   const body: Record<string, unknown> = { v: PROTOCOL_VERSION };
@@ -39,9 +39,35 @@ export function keyBytes(key: string): Uint8Array {
   return bytes;
 }
 
-/** RELEASE always goes with id 0: no reply wanted. */
-export function writeRelease(w: MsgWriter, lease: number, outcome: number, latencyUs: number): void {
-  w.array(5).uint(OP_RELEASE).uint(0).uint(lease).uint(outcome).uint(latencyUs);
+/** RELEASE always goes with id 0: no reply wanted. `hints` (from hintsToWire) is the sixth element when given. */
+export function writeRelease(w: MsgWriter, lease: number, outcome: number, latencyUs: number, hints?: WireHints): void {
+  if (hints === undefined) w.array(5).uint(OP_RELEASE).uint(0).uint(lease).uint(outcome).uint(latencyUs);
+  else w.array(6).uint(OP_RELEASE).uint(0).uint(lease).uint(outcome).uint(latencyUs).value(hints);
+}
+
+/** RELEASE hints as the wire names them. */
+export type WireHints = Partial<Record<'limit' | 'remaining' | 'reset_ms' | 'window_ms' | 'retry_after_ms', number>>;
+
+const HINT_NAMES: readonly [keyof ReleaseHints, keyof WireHints][] = [
+  ['limit', 'limit'], ['remaining', 'remaining'], ['resetMs', 'reset_ms'], ['windowMs', 'window_ms'], ['retryAfterMs', 'retry_after_ms'],
+];
+
+/**
+ * Release hints in wire form, whole numbers; undefined when none is set.
+ * Throws TypeError for a field that is not a number >= 0 (the daemon would
+ * refuse the whole RELEASE).
+ */
+export function hintsToWire(hints: ReleaseHints | undefined): WireHints | undefined {
+  if (hints === undefined || hints === null) return undefined;
+  if (typeof hints !== 'object') throw new TypeError(`tpsd: release hints must be an object, got ${typeof hints}`);
+  let out: WireHints | undefined;
+  for (const [name, wire] of HINT_NAMES) {
+    const v = hints[name];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`tpsd: release hint ${name} must be a number >= 0, got ${String(v)}`);
+    (out ??= {})[wire] = Math.min(Number.MAX_SAFE_INTEGER, Math.round(v));
+  }
+  return out;
 }
 
 export function writeStatus(w: MsgWriter, id: number): void {
@@ -113,11 +139,11 @@ export function readStatusReply(reply: readonly unknown[]): Record<string, unkno
   return snapshot !== null && typeof snapshot === 'object' ? (snapshot as Record<string, unknown>) : {};
 }
 
-/** Validates acquire arguments the way the daemon would; returns waitMs as a uint. */
+/** Validates acquire arguments the way the daemon would; returns waitMs as a uint, cut to MAX_WAIT_MS as the daemon cuts it. */
 export function checkAcquire(key: string, tokens: number, waitMs: number): number {
   if (typeof key !== 'string' || key.length === 0) throw new BadRequestError('tpsd: key must be a non-empty string');
   if (utf8Length(key) > MAX_KEY_BYTES) throw new BadRequestError(`tpsd: key is longer than ${MAX_KEY_BYTES} bytes`);
   if (!Number.isInteger(tokens) || tokens < 1 || tokens > MAX_UINT32) throw new BadRequestError(`tpsd: tokens must be an integer >= 1, got ${String(tokens)}`);
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) throw new BadRequestError(`tpsd: waitMs must be a number >= 0, got ${String(waitMs)}`);
-  return Math.min(MAX_UINT32, Math.ceil(waitMs));
+  return Math.min(MAX_WAIT_MS, Math.ceil(waitMs));
 }

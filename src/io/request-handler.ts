@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
-import { MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, STATUS_OK } from '../protocol/opcodes.ts';
+import { MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, OUTCOME_TIMED_OUT, STATUS_OK } from '../protocol/opcodes.ts';
 import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -34,6 +34,7 @@ import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable, connOwner, type RandomFill } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
+import { readReleaseHints } from './release-hints.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
@@ -54,8 +55,9 @@ export interface HandlerOptions {
   leaseRandom?: RandomFill;
 }
 
-const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
-const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
+// Outcome 3 (timed out) is counted with the failures: no counter of its own in shared memory.
+const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_FAILED_INDEX];
+const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled | 3 timed out, latency_us: uint, hints?: map]';
 
 export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   readonly out = new MsgWriter(16 * 1024, true);
@@ -112,8 +114,13 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
         key.fromString(req[2]);
         return this.acquire(conn, id, key, req[3], req[4]);
       }
-      // Wrong arity: an undefined lease fails release()'s shape check.
-      case OP_RELEASE: return this.release(conn, id, req.length === 5 ? req[2] : undefined, req[3], req[4]);
+      case OP_RELEASE: {
+        // Six elements: the upstream's hints, checked here (a map never takes the flat path).
+        const hintsError = req.length === 6 ? readReleaseHints(req[5]) : null;
+        if (hintsError !== null) return id !== 0 ? this.error(op, id, ErrorCode.BAD_REQUEST, hintsError) : 0;
+        // Wrong arity: an undefined lease fails release()'s shape check.
+        return this.release(conn, id, req.length === 5 || req.length === 6 ? req[2] : undefined, req[3], req[4]);
+      }
       case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
       case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
@@ -237,10 +244,10 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     return lease;
   }
 
-  /** RELEASE with five elements, from either way of reading (RequestSink). */
+  /** RELEASE with five elements (or six, hints checked), from either way of reading (RequestSink). */
   release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown): number {
     const reply = id !== 0;
-    if (!isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
+    if (!isUint(lease) || !isUint(outcome) || outcome > OUTCOME_TIMED_OUT || !isUint(latency)) {
       return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
     }
     if (!authorized(this.o.auth, conn)) {

@@ -17,15 +17,15 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode } from '../protocol/errors.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
-import { OP_ACQUIRE } from '../protocol/opcodes.ts';
+import { MAX_WAIT_MS, OP_ACQUIRE } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import { C_DENIED_INDEX, C_WAIT_SUM_MS_INDEX } from '../shm/layout.ts';
 import type { Conn } from './conn.ts';
 import { writeDenied, writeError, writeGranted } from './replies.ts';
 import type { WaitQueue, Waiter } from './wait-queue.ts';
 
-/** Longest wait a request may ask for; longer waits are cut to this. */
-export const MAX_WAIT_MS = 600_000;
+/** Longest wait a request may ask for (30 minutes); longer waits are cut to this. One value with the SDK's, in protocol/opcodes.ts. */
+export { MAX_WAIT_MS };
 
 /** What the drain needs of its RequestHandler. */
 export interface WaiterHost {

@@ -18,6 +18,8 @@ export const STATUS_DENIED = 1;
 export const OUTCOME_OK = 0;
 export const OUTCOME_FAILED = 1;
 export const OUTCOME_THROTTLED = 2;
+/** The upstream gave no answer within the caller's deadline. */
+export const OUTCOME_TIMED_OUT = 3;
 
 /** WebSocket close codes the daemon uses. */
 export const CLOSE_NORMAL = 1000;
@@ -29,4 +31,6 @@ export const CLOSE_MESSAGE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL_ERROR = 1011;
 
 export const MAX_KEY_BYTES = 256;
+/** Longest wait an ACQUIRE may ask for (30 minutes): the daemon cuts longer waits to this, and so does the SDK. */
+export const MAX_WAIT_MS = 1_800_000;
 export const MAX_UINT32 = 0xffffffff;

@@ -390,7 +390,18 @@ export class HandlerHarness {
   }
 }
 
-/** The request is a RELEASE the protocol accepts (arity and types). */
+/** The request is a RELEASE the protocol accepts (arity and types; outcome 3 and a sixth element, hints, since 2026-12). */
 function validRelease(req: unknown[]): boolean {
-  return req.length === 5 && isUint(req[2]) && isUint(req[3]) && (req[3] as number) <= 2 && isUint(req[4]);
+  return (req.length === 5 || (req.length === 6 && validHints(req[5])))
+    && isUint(req[2]) && isUint(req[3]) && (req[3] as number) <= 3 && isUint(req[4]);
+}
+
+/** RELEASE hints: nil, or a map whose known fields (when present) are numbers >= 0; other fields do not matter. */
+function validHints(v: unknown): boolean {
+  if (v === null) return true;
+  if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) return false;
+  return ['limit', 'remaining', 'reset_ms', 'window_ms', 'retry_after_ms'].every((f) => {
+    const x = (v as Record<string, unknown>)[f];
+    return !Object.hasOwn(v, f) || (typeof x === 'number' && Number.isFinite(x) && x >= 0);
+  });
 }

@@ -77,7 +77,7 @@ test('release is fire and forget with id 0, once per lease, never for lease 0', 
   await waitFor(() => fake.messages.length > before);
   await sleep(20);
   assert.deepEqual(fake.messages.slice(before), [[[2, 0, permit.lease, 2, 1500]]]);
-  assert.throws(() => client.release(permit.lease, 3 as never, 1), /outcome/);
+  assert.throws(() => client.release(permit.lease, 4 as never, 1), /outcome/); // 3 is OUTCOME_TIMED_OUT
   await client.close();
 }));
 
