@@ -16,9 +16,13 @@
 //   limit is set well above max_message_bytes and the size is checked here to
 //   answer 1009;
 // - the listen socket is kept and closed on stop;
-// - a connection that lets more than max_backpressure_bytes pile up unread is
-//   closed rather than buffered without bound (checked when send() reports
-//   backpressure: it returns 1 only when nothing is left buffered).
+// - replies are bounded per connection by max_backpressure_bytes: a message's
+//   replies may take what the connection has not used of it (one
+//   getBufferedAmount per message; per request the handler only compares), a
+//   message whose replies would pass it is closed with 1008 and none of them
+//   is sent; a later send that leaves more than that unread closes with 1008
+//   too (send() returns 1 only when nothing is left buffered);
+// - the writers shrink back after a big message (codec.ts MsgWriter.reset).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
@@ -155,7 +159,7 @@ app.ws<WsData>(WS_PATH, {
     let close: number;
     try {
       // A view, not a copy: handleMessage is synchronous and keeps nothing of it (see the uWS rules above).
-      close = handler.handleMessage(conn, new Uint8Array(message));
+      close = handler.handleMessage(conn, new Uint8Array(message), maxBackpressure - ws.getBufferedAmount());
     } catch (err) {
       // A bug must cost one connection, never the thread (and with it every connection).
       log.error({ err, conn: conn.connId }, 'request handling failed; closing the connection');
@@ -164,8 +168,13 @@ app.ws<WsData>(WS_PATH, {
       return;
     }
     const out = handler.out;
+    if (handler.overBudget) {
+      out.reset();
+      ws.end(CLOSE_POLICY_VIOLATION, 'replies over limits.max_backpressure_bytes');
+      return;
+    }
     if (out.length > 0) { sendOrClose(ws, out.view()); out.reset(); }
-    if (close !== 0) { ws.end(close, 'protocol error'); return; }
+    if (close !== 0 && !conn.closed) { ws.end(close, close === CLOSE_GOING_AWAY ? 'server shutting down' : 'protocol error'); return; }
     if (handler.waiters.size > 0) scheduleDrain();
     scheduleAllowanceFlush();
   },

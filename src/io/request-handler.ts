@@ -9,7 +9,10 @@
 // leases, wait queue and pending admin ops are its own.
 //
 // Replies to requests in a message are written to `out` (one reply message per
-// incoming message). Replies that come later (a waiter granted or timed out)
+// incoming message), within the budget the worker gives each message (the
+// connection's share of limits.max_backpressure_bytes): after each request
+// checkpoint() compares `out` with it, and ends the message there once it is
+// passed, or once the daemon is stopping. Replies that come later (a waiter granted or timed out)
 // go to the connection's own writer, and the connection is put on `dirty`;
 // the worker flushes dirty connections with one corked send each. Every reply
 // frame is written by replies.ts; HELLO and the auth checks are in hello.ts.
@@ -19,7 +22,9 @@ import { performance } from 'node:perf_hooks';
 import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
-import { MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, STATUS_OK } from '../protocol/opcodes.ts';
+import {
+  CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, STATUS_OK,
+} from '../protocol/opcodes.ts';
 import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
@@ -71,6 +76,10 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   /** The clock, read once per message: performance.now() and the shared-clock ms derived from it (table.msAt). */
   private nowMs = 0;
   private perf = 0;
+  /** `out` may not grow past this while the current message is answered (see handleMessage). */
+  private replyLimitBytes = Infinity;
+  /** The current message was ended because its replies passed the budget: send none of them. */
+  overBudget = false;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -90,12 +99,28 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
 
   /**
    * Handles one binary message. Returns 0, or a close code when the
-   * connection must be closed (after the replies in `out` are sent).
+   * connection must be closed (after the replies in `out` are sent, unless
+   * `overBudget`). `replyBudgetBytes`: how many bytes of replies this message
+   * may make (limits.max_backpressure_bytes less what the connection has
+   * not sent yet); once its replies pass it, the message ends there with
+   * CLOSE_POLICY_VIOLATION and `overBudget` set. It ends with
+   * CLOSE_GOING_AWAY when the daemon starts stopping while it is answered.
    */
-  handleMessage(conn: Conn, bytes: Uint8Array): number {
+  handleMessage(conn: Conn, bytes: Uint8Array, replyBudgetBytes = Infinity): number {
     this.perf = performance.now();
     this.nowMs = this.table.msAt(this.perf);
+    this.replyLimitBytes = this.out.length + replyBudgetBytes;
+    this.overBudget = false;
     return this.reader.read(conn, bytes);
+  }
+
+  /** After each request (RequestSink): a compare, and the stop flag (one Atomics.load). */
+  checkpoint(): number {
+    if (this.out.pos > this.replyLimitBytes) {
+      this.overBudget = true;
+      return CLOSE_POLICY_VIOLATION;
+    }
+    return this.o.shuttingDown() ? CLOSE_GOING_AWAY : 0;
   }
 
   /** A request decoded the general way (RequestSink): its head [op, id] is well formed. */
