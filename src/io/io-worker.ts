@@ -4,8 +4,15 @@
 //
 // Threads: runs in its own worker thread, started by daemon.ts. Touches shared
 // memory only through BucketTable and the header fields named in layout.ts.
-// The main thread tells it to stop with a message; it is never terminate()d
-// while listening (that aborts the process).
+// It stops at the main thread's 'stop' message, or as soon as a message it is
+// answering sees the shared SHUTTING_DOWN flag (checked between requests), so
+// a busy thread stops within one request. It is never terminate()d: a worker
+// torn down while uWS holds a socket (listening or not) aborts the whole
+// process. So stop() closes the listen socket, ends every connection (1001),
+// says 'stopped' (its counters are final), and after a grace for the close
+// handshakes closes every socket still open (app.close(): sockets of clients
+// that do not answer the close frame, idle or half-sent HTTP requests), so
+// the thread's loop empties and it exits by itself.
 //
 // uWS rules followed here:
 // - the ArrayBuffer of a message is valid only inside the handler (uWS
@@ -64,6 +71,7 @@ let daemonStats: DaemonStats | null = null;
 const open = new Set<WsConn>();
 let nextConnId = 1;
 let listenSocket: uWS.us_listen_socket | null = null;
+let stopping = false;
 let drainTimer: NodeJS.Timeout | null = null;
 let flushTimer: NodeJS.Timeout | null = null;
 let maxMessage = config.max_message_bytes;
@@ -71,6 +79,8 @@ let maxBackpressure = config.limits.max_backpressure_bytes;
 
 /** uWS send status: the bytes went out, or into the cork buffer, with nothing left in backpressure. */
 const SEND_SUCCESS = 1;
+/** At stop, how long clients have to answer the close frame before every socket left is closed. */
+const CLOSE_GRACE_MS = 500;
 
 function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
   // 0 (backpressure built up) or 2 (dropped: over uWS's own maxBackpressure) is when the buffer is worth a look.
@@ -122,8 +132,8 @@ const expiryTimer = setInterval(() => {
 /**
  * Answers an HTTP request and closes the connection: these endpoints are
  * scraped every few seconds at most, and a keep-alive socket left open would
- * keep this thread from exiting at stop (uWS has no call that closes idle
- * HTTP sockets), until the daemon had to terminate() it.
+ * hold this thread at stop until closeAllSockets() (uWS closes idle HTTP
+ * sockets only with the whole app).
  */
 function httpJson(res: uWS.HttpResponse, code: string, type: string, body: string): void {
   res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body, true));
@@ -174,7 +184,8 @@ app.ws<WsData>(WS_PATH, {
       return;
     }
     if (out.length > 0) { sendOrClose(ws, out.view()); out.reset(); }
-    if (close !== 0 && !conn.closed) { ws.end(close, close === CLOSE_GOING_AWAY ? 'server shutting down' : 'protocol error'); return; }
+    if (close === CLOSE_GOING_AWAY) { stop(); return; } // the daemon is stopping: stop() ends this connection too
+    if (close !== 0 && !conn.closed) { ws.end(close, 'protocol error'); return; }
     if (handler.waiters.size > 0) scheduleDrain();
     scheduleAllowanceFlush();
   },
@@ -212,7 +223,14 @@ app.listen(config.listen.host, data.port, (token) => {
   post({ type: 'listening', port: uWS.us_socket_local_port(token) });
 });
 
+/**
+ * Stops serving (see the header): at the main thread's 'stop', or when a
+ * message being answered sees the SHUTTING_DOWN flag. May run inside a uWS
+ * handler; the sockets left are closed from a timer, outside any handler.
+ */
 function stop(): void {
+  if (stopping) return;
+  stopping = true;
   if (listenSocket) { uWS.us_listen_socket_close(listenSocket); listenSocket = null; }
   if (drainTimer) { clearTimeout(drainTimer); drainTimer = null; }
   if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
@@ -223,7 +241,17 @@ function stop(): void {
   const n = open.size;
   for (const conn of [...open]) conn.ws?.end(CLOSE_GOING_AWAY, 'server shutting down');
   log.debug({ connections: n }, 'I/O thread stopped');
+  // Nothing more is counted here: the main thread may write its last tick now.
   post({ type: 'stopped', connectionsClosed: n });
+  setTimeout(closeAllSockets, n > 0 ? CLOSE_GRACE_MS : 0);
+}
+
+/** Closes every socket uWS still holds, so the thread's loop is empty and it exits (never terminate()d). */
+function closeAllSockets(): void {
+  // app.close() (closes every socket of the app, listening or not) is in this uWS build but not in its types.
+  const closable = app as unknown as { close?: () => void };
+  if (typeof closable.close === 'function') closable.close();
+  else log.warn('this uWebSockets.js has no app.close(); sockets still closing keep this thread alive until they end');
   parentPort!.close();
 }
 
