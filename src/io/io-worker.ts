@@ -19,9 +19,14 @@
 //   neuters it on return): the handler reads it through a Uint8Array view, not
 //   a copy, synchronously, and keeps no reference to it;
 // - sends from timers are corked (one syscall per connection per flush);
-// - uWS drops a message above maxPayloadLength without a close code, so its
-//   limit is set well above max_message_bytes and the size is checked here to
-//   answer 1009;
+// - uWS cuts a message above maxPayloadLength at its frame header, closing
+//   the TCP connection without a close frame (the client sees 1006), and no
+//   hook runs before it; so its limit is MAX_FRAME_BYTES, far above any
+//   max_message_bytes, and the size is checked here to answer 1009. The cost:
+//   uWS buffers a message up to that size before this handler sees it (as
+//   fast as the client sends it: a frame header reserves address space, not
+//   memory). Only a frame announcing more than MAX_FRAME_BYTES is still cut
+//   with 1006;
 // - the listen socket is kept and closed on stop;
 // - replies are bounded per connection by max_backpressure_bytes: a message's
 //   replies may take what the connection has not used of it (one
@@ -81,6 +86,14 @@ let maxBackpressure = config.limits.max_backpressure_bytes;
 const SEND_SUCCESS = 1;
 /** At stop, how long clients have to answer the close frame before every socket left is closed. */
 const CLOSE_GRACE_MS = 500;
+/**
+ * uWS's maxPayloadLength: every message up to this size reaches the handler
+ * and is closed with 1009 when over max_message_bytes (at most 16 MiB). uWS
+ * reserves a frame's announced size up front (address space only), so it
+ * stays small enough for any host to reserve, and one connection can make
+ * the daemon hold at most this much of a message it will refuse.
+ */
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
 function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
   // 0 (backpressure built up) or 2 (dropped: over uWS's own maxBackpressure) is when the buffer is worth a look.
@@ -142,7 +155,7 @@ function httpJson(res: uWS.HttpResponse, code: string, type: string, body: strin
 const app = uWS.App();
 app.ws<WsData>(WS_PATH, {
   compression: uWS.DISABLED,
-  maxPayloadLength: Math.max(16 * 1024 * 1024, maxMessage * 2),
+  maxPayloadLength: Math.max(MAX_FRAME_BYTES, maxMessage + 1),
   idleTimeout: config.limits.idle_timeout_s,
   maxBackpressure: maxBackpressure * 2,
   sendPingsAutomatically: true,
