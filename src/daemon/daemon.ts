@@ -18,10 +18,13 @@
 // the live limits and the database; I/O threads own connections, leases and
 // waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here (admin.ts).
 
+import { resolve } from 'node:path';
 import { createLogger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
+import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { assertConstants } from '../shm/layout.ts';
 import { answerAdmin } from './admin.ts';
+import { DaemonHealthTracker } from './daemon-health.ts';
 import { IoThreads, QUIESCE_WAIT_MS } from './io-threads.ts';
 import { openMainState } from './main-state.ts';
 import { reloadConfig } from './reload.ts';
@@ -46,10 +49,17 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const state = await openMainState(config, log);
   const { keys, views, controller, telemetry, live } = state;
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
+  const health = new DaemonHealthTracker(config.policy.mode, resolve(config.policy.model ?? DEFAULT_MODEL_PATH),
+    () => controller.modelVersion, telemetry?.writer ?? null, log);
+  const policy = health.policyNow;
+  if (policy.fallbackReason !== null) {
+    log.warn({ mode: policy.mode, policy: policy.running, reason: policy.fallbackReason },
+      `policy mode ${policy.mode} configured, but ${policy.running} applies: ${policy.fallbackReason}`);
+  }
   // Set once the daemon exists; IoThreads calls onFatal only after start() resolved, and this guards it anyway.
   let daemon: Daemon | null = null;
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), log,
+    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log,
     onAdmin: (request) => answerAdmin(live.limits, request, log),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');
@@ -64,7 +74,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     await state.close();
     throw err;
   }
-  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, log);
+  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log);
   ticks.start(config.tick_ms);
 
   let stopped: Promise<void> | null = null;

@@ -22,7 +22,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import type { AdminRequest, IoWorkerData, MainToWorker, WorkerToMain } from '../io/messages.ts';
+import type { AdminRequest, IoWorkerData, MainToWorker, PolicyRunning, WorkerToMain } from '../io/messages.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 import type { AdminReply } from './admin.ts';
@@ -40,6 +40,8 @@ export interface IoThreadsOptions {
   readonly port: number;
   readonly epochHrMs: number;
   readonly startedAtMs: number;
+  /** The policy that applies at start (daemon-health.ts). */
+  readonly policy: PolicyRunning;
   readonly log: Logger;
   /** Answers an admin request an I/O thread forwarded. */
   readonly onAdmin: (request: AdminRequest) => AdminReply;
@@ -103,10 +105,10 @@ export class IoThreads {
 
   /** Starts I/O thread `thread`; resolves with its port once it listens. */
   private spawn(thread: number): Promise<number> {
-    const { views, bucketCount, config, port, epochHrMs, startedAtMs, onAdmin } = this.options;
+    const { views, bucketCount, config, port, epochHrMs, startedAtMs, policy, onAdmin } = this.options;
     const workerData: IoWorkerData = {
       entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
-      config, port, epochHrMs, startedAtMs,
+      config, port, epochHrMs, startedAtMs, policy,
     };
     const w = new Worker(THREAD_BOOTSTRAP, { workerData, name: `tpsd-io-${thread}` });
     let quieted: () => void = () => {};

@@ -47,7 +47,7 @@ import { createClock } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator } from './auth.ts';
-import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
+import type { DaemonHealth, DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
 import { RequestHandler } from './request-handler.ts';
@@ -63,7 +63,7 @@ const views = viewsOf(data.sab, data.bucketCount, data.threadCount);
 const keys = KeyIndex.fromConfig(config);
 const table = new BucketTable(views, createClock(data.epochHrMs), data.thread);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
-const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread);
+const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread, daemonHealth.policy);
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,
@@ -72,6 +72,8 @@ const handler = new RequestHandler({
 });
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
+/** The main thread's view of the daemon's health (/readyz, STATUS): the start's until the first tick. */
+let daemonHealth: DaemonHealth = { telemetryProblem: null, policy: data.policy };
 
 const open = new Set<WsConn>();
 let nextConnId = 1;
@@ -214,9 +216,14 @@ app.get('/healthz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ok\n');
 });
+// Readiness: 503 while stopping or while telemetry cannot be written (the reason in the body); a policy that is
+// not the one the mode asks for is said in the body, still 200 (the daemon limits as it should, with fair).
 app.get('/readyz', (res) => {
-  if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
-  else httpJson(res, '200 OK', 'text/plain', 'ready\n');
+  if (isShuttingDown()) { httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n'); return; }
+  const { telemetryProblem, policy } = daemonHealth;
+  const policyLine = policy.fallbackReason === null ? '' : `policy mode ${policy.mode} configured, ${policy.running} applies: ${policy.fallbackReason}\n`;
+  if (telemetryProblem !== null) httpJson(res, '503 Service Unavailable', 'text/plain', `not ready: ${telemetryProblem}\n${policyLine}`);
+  else httpJson(res, '200 OK', 'text/plain', `ready\n${policyLine}`);
 });
 app.get('/v1/status', (res) => httpJson(res, '200 OK', 'application/json', JSON.stringify(status())));
 app.get('/metrics', (res) => {
@@ -288,5 +295,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   if (m.type === 'stop') stop();
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
-  else if (m.type === 'daemon-stats') daemonStats = m.stats;
+  else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
 });

@@ -25,7 +25,7 @@ describe('IoThreads', () => {
     const threads = new IoThreads({
       views: allocateShm(keys.size, 2), bucketCount: keys.size, config, port: 0, epochHrMs: 0, startedAtMs: 0,
       log: createLogger('silent'), onAdmin: () => ({ status: 0, body: null }), onFatal: (err) => { fatal.push(err); },
-      entry: DYING_WORKER,
+      policy: { mode: 'fair', running: 'fair', fallbackReason: null }, entry: DYING_WORKER,
     });
     await assert.rejects(threads.start(), (err) => err instanceof IoThreadExitedError && err.thread === 0 && err.exitCode === 3 && !err.beforeListening);
     assert.deepEqual(fatal, [], 'onFatal is for threads that die after start');
