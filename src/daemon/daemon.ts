@@ -7,7 +7,7 @@
 // a uWS app on the same port), then run the controller's tick on this thread,
 // each tick followed by its telemetry write (tick-loop.ts).
 // Stop: stop the I/O threads (new acquires refused, a message being answered
-// cut at its next request, waiters answered SHUTTING_DOWN, connections
+// cut within 16 requests, waiters answered SHUTTING_DOWN, connections
 // closed), run a last tick from the counters in shared memory as soon as the
 // threads said they stopped, or after a bounded wait whatever they are doing
 // (so every count the threads accepted is written), close the database, and

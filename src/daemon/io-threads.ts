@@ -10,7 +10,7 @@
 // (`onFatal`).
 //
 // Stop: flag SHUTTING_DOWN in shared memory (new acquires are refused, and a
-// thread answering a message stops at its next request), ask every I/O thread
+// thread answering a message stops within 16 requests), ask every I/O thread
 // to stop, and wait until each said 'stopped' (its counters are final) or
 // exited: then the last tick can be written, from shared memory. That wait is
 // bounded (QUIESCE_WAIT_MS): the last tick is written whatever the threads

@@ -5,8 +5,8 @@
 // Threads: runs in its own worker thread, started by daemon.ts. Touches shared
 // memory only through BucketTable and the header fields named in layout.ts.
 // It stops at the main thread's 'stop' message, or as soon as a message it is
-// answering sees the shared SHUTTING_DOWN flag (checked between requests), so
-// a busy thread stops within one request. It is never terminate()d: a worker
+// answering sees the shared SHUTTING_DOWN flag (read every 16 requests), so
+// a busy thread stops within a few requests. It is never terminate()d: a worker
 // torn down while uWS holds a socket (listening or not) aborts the whole
 // process. So stop() closes the listen socket, ends every connection (1001),
 // says 'stopped' (its counters are final), and after a grace for the close

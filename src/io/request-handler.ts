@@ -57,6 +57,8 @@ export interface HandlerOptions {
   admin?: (reqId: number, request: AdminRequest) => void;
 }
 
+/** A message being answered reads the stop flag after every this many of its requests. */
+export const STOP_CHECK_EVERY = 16;
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
 const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
 
@@ -80,6 +82,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   private replyLimitBytes = Infinity;
   /** The current message was ended because its replies passed the budget: send none of them. */
   overBudget = false;
+  /** Requests left before checkpoint() reads the stop flag again. */
+  private untilStopCheck = STOP_CHECK_EVERY;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -111,15 +115,23 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     this.nowMs = this.table.msAt(this.perf);
     this.replyLimitBytes = this.out.length + replyBudgetBytes;
     this.overBudget = false;
+    this.untilStopCheck = STOP_CHECK_EVERY;
     return this.reader.read(conn, bytes);
   }
 
-  /** After each request (RequestSink): a compare, and the stop flag (one Atomics.load). */
+  /**
+   * After each request (RequestSink): a compare with the reply budget and a
+   * countdown; every STOP_CHECK_EVERY requests of a message, the stop flag
+   * (reading it per request cost ~10% of an acquire; a short message ends
+   * before the count does anyway).
+   */
   checkpoint(): number {
     if (this.out.pos > this.replyLimitBytes) {
       this.overBudget = true;
       return CLOSE_POLICY_VIOLATION;
     }
+    if (--this.untilStopCheck > 0) return 0;
+    this.untilStopCheck = STOP_CHECK_EVERY;
     return this.o.shuttingDown() ? CLOSE_GOING_AWAY : 0;
   }
 
