@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { spawnDaemon, writeConfig } from '../fixtures/cli-daemon.ts';
 import { RawClient, httpGet } from '../fixtures/daemon.ts';
 import { rawUpgrade } from '../fixtures/raw-ws.ts';
-import { dbTotals } from '../fixtures/telemetry.ts';
+import { dbTotals, runLoad } from '../fixtures/telemetry.ts';
 
 const SERVICES = 50;
 const MAX_MESSAGE_BYTES = 65_536;
@@ -91,5 +91,29 @@ describe('SIGTERM while an I/O thread is busy', () => {
     assert.equal(code, 0, `exit code; stderr: ${d.stderr().slice(-1500)}`);
     assert.equal(await c.closed(), 1001, 'a client that reads gets the close frame');
     for (const s of [...deaf, ...halfSent]) s.destroy();
+  });
+
+  it('under load from many connections on two threads: exit 0, and every grant the clients saw is in the database', { timeout: 120_000 }, async (t) => {
+    const file = writeConfig({
+      listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, tick_ms: 3_600_000, log: { level: 'info' },
+      policy: { mode: 'fair' }, pools: [manyKeysPool()],
+    });
+    const d = spawnDaemon(['--config', file]);
+    const port = await d.port;
+    const keys = Array.from({ length: 8 }, (_, i) => `big/s${i}`);
+    const loads = Array.from({ length: 8 }, (_, i) => runLoad(port, [keys[i]], () => false, { batch: 200, pauseMs: 0 }));
+    const storms = await Promise.all(Array.from({ length: 4 }, () => RawClient.open(port)));
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const s of storms) s.sendBytes(statusStorm());
+    d.child.kill('SIGTERM');
+    const counts = await Promise.all(loads);
+    const { code, signal } = await d.exit;
+    assert.equal(signal, null, `not killed by a signal (${signal}); stderr: ${d.stderr().slice(-1500)}`);
+    assert.equal(code, 0, `exit code; stderr: ${d.stderr().slice(-1500)}`);
+    const granted = dbTotals(join(file, '..', 'data', 'tpsd.db'), 'granted');
+    const seen = counts.reduce((n, c, i) => n + c.granted[keys[i]], 0);
+    t.diagnostic(`${seen} grants seen by the clients`);
+    assert.ok(seen > 0);
+    for (let i = 0; i < keys.length; i++) assert.equal(granted[keys[i]], counts[i].granted[keys[i]], `grants of ${keys[i]}`);
   });
 });
