@@ -9,10 +9,10 @@
 // leases, wait queue and pending admin ops are its own.
 //
 // Replies to requests in a message are written to `out` (one reply message per
-// incoming message), within the budget the worker gives each message (the
-// connection's share of limits.max_backpressure_bytes): after each request
-// checkpoint() compares `out` with it, and ends the message there once it is
-// passed, or once the daemon is stopping. Replies that come later (a waiter granted or timed out)
+// incoming message), within the budget the worker gives each message (what
+// the connection has left of limits.max_backpressure_bytes): after each
+// request checkpoint() ends the message once `out` passes it, or once the
+// daemon is stopping. Replies that come later (a waiter granted or timed out)
 // go to the connection's own writer, and the connection is put on `dirty`;
 // the worker flushes dirty connections with one corked send each. Every reply
 // frame is written by replies.ts; HELLO and the auth checks are in hello.ts.
@@ -104,11 +104,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   /**
    * Handles one binary message. Returns 0, or a close code when the
    * connection must be closed (after the replies in `out` are sent, unless
-   * `overBudget`). `replyBudgetBytes`: how many bytes of replies this message
-   * may make (limits.max_backpressure_bytes less what the connection has
-   * not sent yet); once its replies pass it, the message ends there with
-   * CLOSE_POLICY_VIOLATION and `overBudget` set. It ends with
-   * CLOSE_GOING_AWAY when the daemon starts stopping while it is answered.
+   * `overBudget`: its replies passed `replyBudgetBytes`, CLOSE_POLICY_VIOLATION).
+   * CLOSE_GOING_AWAY: the daemon started stopping while it was answered.
    */
   handleMessage(conn: Conn, bytes: Uint8Array, replyBudgetBytes = Infinity): number {
     this.perf = performance.now();
