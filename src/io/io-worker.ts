@@ -30,9 +30,10 @@
 // - the listen socket is kept and closed on stop;
 // - replies are bounded per connection by max_backpressure_bytes: a message's
 //   replies may take what the connection has not used of it (one
-//   getBufferedAmount per message; per request the handler only compares), a
-//   message whose replies would pass it is closed with 1008 and none of them
-//   is sent; a later send that leaves more than that unread closes with 1008
+//   getBufferedAmount per message; per request the handler only compares); at
+//   the reply that would pass it, the message ends: the replies before it are
+//   sent, the connection is closed with 1008, the requests after it are not
+//   handled. A later send that leaves more than that unread closes with 1008
 //   too (send() returns 1 only when nothing is left buffered);
 // - the writers shrink back after a big message (codec.ts MsgWriter.reset).
 
@@ -194,6 +195,8 @@ app.ws<WsData>(WS_PATH, {
     }
     const out = handler.out;
     if (handler.overBudget) {
+      // The replies that fit go out (their grants can be released); the one that passed the budget does not.
+      if (handler.fitBytes > 0) ws.send(out.view().subarray(0, handler.fitBytes), true, false);
       out.reset();
       ws.end(CLOSE_POLICY_VIOLATION, 'replies over limits.max_backpressure_bytes');
       return;

@@ -80,8 +80,10 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   private perf = 0;
   /** `out` may not grow past this while the current message is answered (see handleMessage). */
   private replyLimitBytes = Infinity;
-  /** The current message was ended because its replies passed the budget: send none of them. */
+  /** The current message was ended because its replies passed the budget: send only the first `fitBytes` of `out`. */
   overBudget = false;
+  /** Bytes of `out` before the reply that passed the budget: the replies that fit (set by checkpoint()). */
+  fitBytes = 0;
   /** Requests left before checkpoint() reads the stop flag again. */
   private untilStopCheck = STOP_CHECK_EVERY;
 
@@ -103,15 +105,19 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
 
   /**
    * Handles one binary message. Returns 0, or a close code when the
-   * connection must be closed (after the replies in `out` are sent, unless
-   * `overBudget`: its replies passed `replyBudgetBytes`, CLOSE_POLICY_VIOLATION).
-   * CLOSE_GOING_AWAY: the daemon started stopping while it was answered.
+   * connection must be closed (after the replies in `out` are sent). With
+   * `overBudget` (CLOSE_POLICY_VIOLATION): its replies passed
+   * `replyBudgetBytes` at the last request handled; only the replies before
+   * that one, the first `fitBytes` of `out`, may be sent, and the requests
+   * after it were not handled. CLOSE_GOING_AWAY: the daemon started stopping
+   * while it was answered.
    */
   handleMessage(conn: Conn, bytes: Uint8Array, replyBudgetBytes = Infinity): number {
     this.perf = performance.now();
     this.nowMs = this.table.msAt(this.perf);
     this.replyLimitBytes = this.out.length + replyBudgetBytes;
     this.overBudget = false;
+    this.fitBytes = this.out.length;
     this.untilStopCheck = STOP_CHECK_EVERY;
     return this.reader.read(conn, bytes);
   }
@@ -123,10 +129,12 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
    * before the count does anyway).
    */
   checkpoint(): number {
-    if (this.out.pos > this.replyLimitBytes) {
+    const pos = this.out.pos;
+    if (pos > this.replyLimitBytes) {
       this.overBudget = true;
       return CLOSE_POLICY_VIOLATION;
     }
+    this.fitBytes = pos;
     if (--this.untilStopCheck > 0) return 0;
     this.untilStopCheck = STOP_CHECK_EVERY;
     return this.o.shuttingDown() ? CLOSE_GOING_AWAY : 0;

@@ -59,6 +59,10 @@ describe('reply budget of a message', () => {
     assert.equal(handler.overBudget, true);
     assert.ok(handler.out.length <= 8 * 1024 + 2 * 1024, `out holds at most the budget and the reply that passed it (${handler.out.length})`);
     assert.ok(statusCalls() < 20, `stopped after the budget, not after 1000 STATUS (${statusCalls()})`);
+    assert.ok(handler.fitBytes <= 8 * 1024 && handler.fitBytes < handler.out.length);
+    const fit = decodeAll(handler.out.view().subarray(0, handler.fitBytes)) as unknown[][];
+    assert.equal(fit.length, statusCalls() - 1, 'the replies that fit: every STATUS answered but the one that passed the budget');
+    assert.deepEqual(fit.map((r) => r[1]), Array.from({ length: fit.length }, (_, i) => i + 1));
     assert.equal(acquires(), 0, 'the ACQUIRE after the storm was not handled');
     handler.out.reset();
   });
@@ -69,6 +73,7 @@ describe('reply budget of a message', () => {
     assert.equal(handler.handleMessage(conn, batch, 1024), CLOSE_POLICY_VIOLATION);
     const handled = acquires();
     assert.ok(handled > 0 && handled < 500, `stopped part way (${handled} of 500)`);
+    assert.equal(decodeAll(handler.out.view().subarray(0, handler.fitBytes)).length, handled - 1, 'a reply for each handled but the last');
     handler.out.reset();
     assert.equal(handler.handleMessage(conn, message([[1, 1, 'p/a', 1, 0], [3, 2]]), 64 * 1024), 0);
     assert.equal(handler.overBudget, false);
