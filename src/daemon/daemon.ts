@@ -6,18 +6,26 @@
 // limit overrides (main-state.ts), start the I/O threads (io-threads.ts: each
 // a uWS app on the same port), then run the controller's tick on this thread,
 // each tick followed by its telemetry write (tick-loop.ts).
-// Stop: stop the I/O threads (new acquires refused, waiters answered
-// SHUTTING_DOWN, connections closed, threads exited), run a last tick (so
-// every count the threads accepted is written), close the database.
+// Stop: stop the I/O threads (new acquires refused, a message being answered
+// cut within 16 requests, waiters answered SHUTTING_DOWN, connections
+// closed), run a last tick from the counters in shared memory as soon as the
+// threads said they stopped, or after a bounded wait whatever they are doing
+// (so every count the threads accepted is written), close the database, and
+// wait for the threads to exit by themselves (never terminate()d: that aborts
+// the process while uWS holds a socket), all within STOP_EXIT_WAIT_MS more.
 //
 // Threads: the main thread owns the config, the lifecycle, the controller,
 // the live limits and the database; I/O threads own connections, leases and
 // waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here (admin.ts).
 
+import { resolve } from 'node:path';
 import { createLogger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
+import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
+import { assertConstants } from '../shm/layout.ts';
 import { answerAdmin } from './admin.ts';
-import { IoThreads } from './io-threads.ts';
+import { DaemonHealthTracker } from './daemon-health.ts';
+import { IoThreads, QUIESCE_WAIT_MS } from './io-threads.ts';
 import { openMainState } from './main-state.ts';
 import { reloadConfig } from './reload.ts';
 import { assertNativeUws, checkListen } from './start-checks.ts';
@@ -28,6 +36,12 @@ import type { Daemon, DaemonOptions } from './types.ts';
 export { assertNativeUws } from './start-checks.ts';
 export type { Daemon, DaemonOptions } from './types.ts';
 
+/** After the last tick is written, how long stop() waits for the I/O threads to exit. */
+const STOP_EXIT_WAIT_MS = 2500;
+/** SIGTERM to exit: a stop must end well within this, however busy the threads are. */
+const STOP_BUDGET_MS = 5000;
+assertConstants(QUIESCE_WAIT_MS + STOP_EXIT_WAIT_MS < STOP_BUDGET_MS, 'QUIESCE_WAIT_MS + STOP_EXIT_WAIT_MS < STOP_BUDGET_MS');
+
 export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {}): Promise<Daemon> {
   assertNativeUws();
   const log = options.logger ?? createLogger(config.log.level, 'tpsd');
@@ -35,20 +49,36 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const state = await openMainState(config, log);
   const { keys, views, controller, telemetry, live } = state;
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
+  const health = new DaemonHealthTracker(config.policy.mode, resolve(config.policy.model ?? DEFAULT_MODEL_PATH),
+    () => controller.modelVersion, telemetry?.writer ?? null, log);
+  const policy = health.policyNow;
+  if (policy.fallbackReason !== null) {
+    log.warn({ mode: policy.mode, policy: policy.running, reason: policy.fallbackReason },
+      `policy mode ${policy.mode} configured, but ${policy.running} applies: ${policy.fallbackReason}`);
+  }
+  // Set once the daemon exists; IoThreads calls onFatal only after start() resolved, and this guards it anyway.
+  let daemon: Daemon | null = null;
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), log,
+    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log,
     onAdmin: (request) => answerAdmin(live.limits, request, log),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');
-      void daemon.stop().finally(() => process.exit(1));
+      if (daemon !== null) void daemon.stop().finally(() => process.exit(1));
     }),
   });
-  try { await threads.start(); } catch (err) { await threads.stop(); await state.close(); throw err; }
-  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, log);
+  try {
+    await threads.start();
+  } catch (err) {
+    await threads.stop();
+    await threads.exited(STOP_EXIT_WAIT_MS);
+    await state.close();
+    throw err;
+  }
+  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log);
   ticks.start(config.tick_ms);
 
   let stopped: Promise<void> | null = null;
-  const daemon: Daemon = {
+  daemon = {
     port, views, keys, controller, dbFile: telemetry?.file ?? null,
     get config() { return live.config; },
     get limits() { return live.limits; },
@@ -56,10 +86,12 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     stop: () => stopped ??= (async () => {
       log.info('stopping: draining I/O threads');
       ticks.stopTimer();
+      // Resolves when every thread said it stopped (its counters are final), or after QUIESCE_WAIT_MS regardless.
       await threads.stop();
-      // The threads are gone, so their counters are final: the last tick writes all of them.
+      // The counters are in shared memory: the last tick writes them whatever the threads are doing.
       await ticks.lastTick();
       await state.close();
+      await threads.exited(STOP_EXIT_WAIT_MS);
       log.info('stopped');
     })(),
   };

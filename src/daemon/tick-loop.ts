@@ -1,7 +1,8 @@
 // The controller's tick: every tick_ms one Controller.tick(), followed by its
 // telemetry (tick-recorder.ts hands the rows to the writer thread, which
-// writes them in one transaction) and the daemon's figures sent to every I/O
-// thread for /metrics. A tick still running when the next is due makes that
+// writes them in one transaction) and the daemon's figures and health
+// (daemon-health.ts: is telemetry written, which policy applies) sent to
+// every I/O thread for /metrics, /readyz and STATUS. A tick still running when the next is due makes that
 // one skip, and so does a tick() the controller itself skipped; both count as
 // overruns.
 //
@@ -11,6 +12,7 @@
 
 import type { Logger } from '../config/log.ts';
 import type { Controller } from '../control/controller.ts';
+import type { DaemonHealthTracker } from './daemon-health.ts';
 import type { IoThreads } from './io-threads.ts';
 import type { TickRecorder } from './tick-recorder.ts';
 
@@ -24,6 +26,7 @@ export class TickLoop {
     private readonly threads: Pick<IoThreads, 'broadcast'>,
     /** The live overrides in force, for the daemon's figures. */
     private readonly overrideCount: () => number,
+    private readonly health: Pick<DaemonHealthTracker, 'check'>,
     private readonly log: Logger,
   ) {}
 
@@ -47,7 +50,7 @@ export class TickLoop {
     await this.runTick().catch((err) => { this.log.error({ err }, 'last controller tick failed'); });
   }
 
-  /** One tick and its telemetry; the figures go to every I/O thread for /metrics. */
+  /** One tick and its telemetry; the figures and the health go to every I/O thread. */
   private async runTick(): Promise<void> {
     this.recorder.beforeTick();
     const before = this.controller.ticks;
@@ -55,6 +58,6 @@ export class TickLoop {
     if (this.controller.ticks === before) { this.recorder.tickOverruns++; return; }
     this.recorder.afterTick();
     const stats = this.recorder.stats(this.overrideCount());
-    this.threads.broadcast({ type: 'daemon-stats', stats });
+    this.threads.broadcast({ type: 'daemon-stats', stats, health: this.health.check() });
   }
 }

@@ -4,21 +4,38 @@
 //
 // Threads: runs in its own worker thread, started by daemon.ts. Touches shared
 // memory only through BucketTable and the header fields named in layout.ts.
-// The main thread tells it to stop with a message; it is never terminate()d
-// while listening (that aborts the process).
+// It stops at the main thread's 'stop' message, or as soon as a message it is
+// answering sees the shared SHUTTING_DOWN flag (read every 16 requests), so
+// a busy thread stops within a few requests. It is never terminate()d: a worker
+// torn down while uWS holds a socket (listening or not) aborts the whole
+// process. So stop() closes the listen socket, ends every connection (1001),
+// says 'stopped' (its counters are final), and after a grace for the close
+// handshakes closes every socket still open (app.close(): sockets of clients
+// that do not answer the close frame, idle or half-sent HTTP requests), so
+// the thread's loop empties and it exits by itself.
 //
 // uWS rules followed here:
 // - the ArrayBuffer of a message is valid only inside the handler (uWS
 //   neuters it on return): the handler reads it through a Uint8Array view, not
 //   a copy, synchronously, and keeps no reference to it;
 // - sends from timers are corked (one syscall per connection per flush);
-// - uWS drops a message above maxPayloadLength without a close code, so its
-//   limit is set well above max_message_bytes and the size is checked here to
-//   answer 1009;
+// - uWS cuts a message above maxPayloadLength at its frame header, closing
+//   the TCP connection without a close frame (the client sees 1006), and no
+//   hook runs before it; so its limit is MAX_FRAME_BYTES, far above any
+//   max_message_bytes, and the size is checked here to answer 1009. The cost:
+//   uWS buffers a message up to that size before this handler sees it (as
+//   fast as the client sends it: a frame header reserves address space, not
+//   memory). Only a frame announcing more than MAX_FRAME_BYTES is still cut
+//   with 1006;
 // - the listen socket is kept and closed on stop;
-// - a connection that lets more than max_backpressure_bytes pile up unread is
-//   closed rather than buffered without bound (checked when send() reports
-//   backpressure: it returns 1 only when nothing is left buffered).
+// - replies are bounded per connection by max_backpressure_bytes: a message's
+//   replies may take what the connection has not used of it (one
+//   getBufferedAmount per message; per request the handler only compares); at
+//   the reply that would pass it, the message ends: the replies before it are
+//   sent, the connection is closed with 1008, the requests after it are not
+//   handled. A later send that leaves more than that unread closes with 1008
+//   too (send() returns 1 only when nothing is left buffered);
+// - the writers shrink back after a big message (codec.ts MsgWriter.reset).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import uWS from 'uWebSockets.js';
@@ -33,7 +50,7 @@ import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator, keyVisible, type ScopedToken } from './auth.ts';
 import { httpCaller, metricsCaller } from './http-auth.ts';
-import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
+import type { DaemonHealth, DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
 import { RequestHandler } from './request-handler.ts';
@@ -54,7 +71,8 @@ const failures = new FailureTable(views, clock);
 /** The token check in force (replaced on reload). */
 let auth = new Authenticator(config.auth, failures);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
-const status = (viewer: ScopedToken | null = null) => buildStatus(config, keys, table, views, data.startedAtMs, data.thread, viewer);
+const status = (viewer: ScopedToken | null = null) =>
+  buildStatus(config, keys, table, views, data.startedAtMs, data.thread, viewer, daemonHealth.policy);
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth, status,
@@ -63,10 +81,13 @@ const handler = new RequestHandler({
 });
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
+/** The main thread's view of the daemon's health (/readyz, STATUS): the start's until the first tick. */
+let daemonHealth: DaemonHealth = { telemetryProblem: null, policy: data.policy };
 
 const open = new Set<WsConn>();
 let nextConnId = 1;
 let listenSocket: uWS.us_listen_socket | null = null;
+let stopping = false;
 let drainTimer: NodeJS.Timeout | null = null;
 let flushTimer: NodeJS.Timeout | null = null;
 let maxMessage = config.max_message_bytes;
@@ -74,6 +95,16 @@ let maxBackpressure = config.limits.max_backpressure_bytes;
 
 /** uWS send status: the bytes went out, or into the cork buffer, with nothing left in backpressure. */
 const SEND_SUCCESS = 1;
+/** At stop, how long clients have to answer the close frame before every socket left is closed. */
+const CLOSE_GRACE_MS = 500;
+/**
+ * uWS's maxPayloadLength: every message up to this size reaches the handler
+ * and is closed with 1009 when over max_message_bytes (at most 16 MiB). uWS
+ * reserves a frame's announced size up front (address space only), so it
+ * stays small enough for any host to reserve, and one connection can make
+ * the daemon hold at most this much of a message it will refuse.
+ */
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
 function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
   // 0 (backpressure built up) or 2 (dropped: over uWS's own maxBackpressure) is when the buffer is worth a look.
@@ -125,8 +156,8 @@ const expiryTimer = setInterval(() => {
 /**
  * Answers an HTTP request and closes the connection: these endpoints are
  * scraped every few seconds at most, and a keep-alive socket left open would
- * keep this thread from exiting at stop (uWS has no call that closes idle
- * HTTP sockets), until the daemon had to terminate() it.
+ * hold this thread at stop until closeAllSockets() (uWS closes idle HTTP
+ * sockets only with the whole app).
  */
 function httpJson(res: uWS.HttpResponse, code: string, type: string, body: string): void {
   res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body, true));
@@ -135,7 +166,7 @@ function httpJson(res: uWS.HttpResponse, code: string, type: string, body: strin
 const app = uWS.App();
 app.ws<WsData>(WS_PATH, {
   compression: uWS.DISABLED,
-  maxPayloadLength: Math.max(16 * 1024 * 1024, maxMessage * 2),
+  maxPayloadLength: Math.max(MAX_FRAME_BYTES, maxMessage + 1),
   idleTimeout: config.limits.idle_timeout_s,
   maxBackpressure: maxBackpressure * 2,
   sendPingsAutomatically: true,
@@ -165,7 +196,7 @@ app.ws<WsData>(WS_PATH, {
     let close: number;
     try {
       // A view, not a copy: handleMessage is synchronous and keeps nothing of it (see the uWS rules above).
-      close = handler.handleMessage(conn, new Uint8Array(message));
+      close = handler.handleMessage(conn, new Uint8Array(message), maxBackpressure - ws.getBufferedAmount());
     } catch (err) {
       // A bug must cost one connection, never the thread (and with it every connection).
       log.error({ err, conn: conn.connId }, 'request handling failed; closing the connection');
@@ -174,8 +205,16 @@ app.ws<WsData>(WS_PATH, {
       return;
     }
     const out = handler.out;
+    if (handler.overBudget) {
+      // The replies that fit go out (their grants can be released); the one that passed the budget does not.
+      if (handler.fitBytes > 0) ws.send(out.view().subarray(0, handler.fitBytes), true, false);
+      out.reset();
+      ws.end(CLOSE_POLICY_VIOLATION, 'replies over limits.max_backpressure_bytes');
+      return;
+    }
     if (out.length > 0) { sendOrClose(ws, out.view()); out.reset(); }
-    if (close !== 0) { ws.end(close, 'protocol error'); return; }
+    if (close === CLOSE_GOING_AWAY) { stop(); return; } // the daemon is stopping: stop() ends this connection too
+    if (close !== 0 && !conn.closed) { ws.end(close, 'protocol error'); return; }
     if (handler.waiters.size > 0) scheduleDrain();
     scheduleAllowanceFlush();
   },
@@ -191,9 +230,14 @@ app.get('/healthz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ok\n');
 });
+// Readiness: 503 while stopping or while telemetry cannot be written (the reason in the body); a policy that is
+// not the one the mode asks for is said in the body, still 200 (the daemon limits as it should, with fair).
 app.get('/readyz', (res) => {
-  if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
-  else httpJson(res, '200 OK', 'text/plain', 'ready\n');
+  if (isShuttingDown()) { httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n'); return; }
+  const { telemetryProblem, policy } = daemonHealth;
+  const policyLine = policy.fallbackReason === null ? '' : `policy mode ${policy.mode} configured, ${policy.running} applies: ${policy.fallbackReason}\n`;
+  if (telemetryProblem !== null) httpJson(res, '503 Service Unavailable', 'text/plain', `not ready: ${telemetryProblem}\n${policyLine}`);
+  else httpJson(res, '200 OK', 'text/plain', `ready\n${policyLine}`);
 });
 // With auth on: /v1/* and /metrics need a bearer token (not /metrics with metrics_open); a scoped token sees its keys (http-auth.ts).
 app.get('/v1/status', (res, req) => {
@@ -221,7 +265,14 @@ app.listen(config.listen.host, data.port, (token) => {
   post({ type: 'listening', port: uWS.us_socket_local_port(token) });
 });
 
+/**
+ * Stops serving (see the header): at the main thread's 'stop', or when a
+ * message being answered sees the SHUTTING_DOWN flag. May run inside a uWS
+ * handler; the sockets left are closed from a timer, outside any handler.
+ */
 function stop(): void {
+  if (stopping) return;
+  stopping = true;
   if (listenSocket) { uWS.us_listen_socket_close(listenSocket); listenSocket = null; }
   if (drainTimer) { clearTimeout(drainTimer); drainTimer = null; }
   if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
@@ -232,7 +283,17 @@ function stop(): void {
   const n = open.size;
   for (const conn of [...open]) conn.ws?.end(CLOSE_GOING_AWAY, 'server shutting down');
   log.debug({ connections: n }, 'I/O thread stopped');
+  // Nothing more is counted here: the main thread may write its last tick now.
   post({ type: 'stopped', connectionsClosed: n });
+  setTimeout(closeAllSockets, n > 0 ? CLOSE_GRACE_MS : 0);
+}
+
+/** Closes every socket uWS still holds, so the thread's loop is empty and it exits (never terminate()d). */
+function closeAllSockets(): void {
+  // app.close() (closes every socket of the app, listening or not) is in this uWS build but not in its types.
+  const closable = app as unknown as { close?: () => void };
+  if (typeof closable.close === 'function') closable.close();
+  else log.warn('this uWebSockets.js has no app.close(); sockets still closing keep this thread alive until they end');
   parentPort!.close();
 }
 
@@ -256,5 +317,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   if (m.type === 'stop') stop();
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
-  else if (m.type === 'daemon-stats') daemonStats = m.stats;
+  else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
 });

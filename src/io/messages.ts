@@ -19,6 +19,29 @@ export interface IoWorkerData {
   readonly port: number;
   readonly epochHrMs: number;
   readonly startedAtMs: number;
+  /** The policy that applies at start (later ones come with each tick's DaemonHealth). */
+  readonly policy: PolicyRunning;
+}
+
+/**
+ * Which policy really applies and, when the mode asks for PPO and it does not
+ * run, why (the model file is missing or unusable). Decided on the main
+ * thread (daemon/daemon-health.ts); STATUS, /readyz and /metrics show it.
+ */
+export interface PolicyRunning {
+  /** policy.mode of the config. */
+  readonly mode: string;
+  /** The policy whose allocation applies: 'ppo', 'fair' or 'static' (shadow applies fair). */
+  readonly running: string;
+  /** Why PPO is not used although the mode asks for it; null when it is, or is not asked for. */
+  readonly fallbackReason: string | null;
+}
+
+/** The main thread's view of the daemon's health, sent to every I/O thread with each tick's figures. */
+export interface DaemonHealth {
+  /** Why telemetry is not being written (/readyz answers 503 with it); null while writes succeed. */
+  readonly telemetryProblem: string | null;
+  readonly policy: PolicyRunning;
 }
 
 /** An admin request after the I/O thread's checks (see io/admin-op.ts). */
@@ -35,7 +58,7 @@ export interface AdminRequest {
   readonly actor: string;
 }
 
-/** The daemon's own figures, sent to every I/O thread after each tick for /metrics. */
+/** The daemon's own figures, sent to every I/O thread after each tick for /metrics (with DaemonHealth). */
 export interface DaemonStats {
   readonly ticks: number;
   /** Ticks skipped because the previous one was still running. */
@@ -71,7 +94,7 @@ export type MainToWorker =
   | { readonly type: 'config'; readonly config: TpsdConfig }
   /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
-  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats };
+  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats; readonly health: DaemonHealth };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }

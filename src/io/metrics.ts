@@ -45,6 +45,9 @@ const COUNTERS: [number, string, string][] = [
 
 type Line = (name: string, type: string, help: string, samples: [string, number][]) => void;
 
+/** What StatusSnapshot.policy_running can be (daemon/daemon-health.ts policyRunning): the label values of tpsd_policy_running. */
+const RUNNING_POLICIES = ['ppo', 'fair', 'static'] as const;
+
 /**
  * The exposition. `visible` (a scoped token's view) leaves out the series of
  * the keys and pools it may not see; `snapshot` is the unfiltered STATUS
@@ -90,6 +93,10 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
   }
   metric('tpsd_policy_mode', 'gauge', 'The policy mode in force (1) among all modes.',
     MODE_NAMES.map((m) => [`{mode="${m}"}`, snapshot.mode === m ? 1 : 0]));
+  if (snapshot.policy_running !== undefined) {
+    metric('tpsd_policy_running', 'gauge', 'The policy whose allocation really applies (1): fair when the mode asks for PPO and no model loaded.',
+      RUNNING_POLICIES.map((p) => [`{policy="${p}"}`, snapshot.policy_running === p ? 1 : 0]));
+  }
   if (daemon !== null) renderDaemon(metric, daemon);
   return lines.join('\n') + '\n';
 }

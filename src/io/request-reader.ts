@@ -11,7 +11,9 @@
 //   a whole message did before the flat path existed, so every odd input keeps
 //   its error reply and close code.
 // The sink does all validation (tokens >= 1, key length, auth, ...) for both
-// ways; this module only decides which way a value is read.
+// ways; this module only decides which way a value is read. After each
+// request the sink's checkpoint() may end the message (its replies passed
+// the connection's budget, or the daemon is stopping).
 //
 // Threads: one RequestReader per RequestHandler (one per I/O thread), used only
 // by that thread. It keeps no reference to a message after read() returns
@@ -33,6 +35,12 @@ export interface RequestSink<C> {
   request(conn: C, req: unknown[]): number;
   /** Writes an error reply to the message's replies. */
   replyError(op: number, id: number, code: number, message: string): void;
+  /**
+   * Called after each request of a message is answered: 0 to go on, or the
+   * close code that ends the message there (its other requests are not
+   * handled). Must be a compare or two: it runs per request.
+   */
+  checkpoint(): number;
 }
 
 /** flatRequest's answer for a value it leaves to the general decoder. */
@@ -126,6 +134,8 @@ export class RequestReader<C> {
       close = this.flatRequest(conn, bytes);
       if (close !== 0) break;
       pos = r.end;
+      close = this.sink.checkpoint();
+      if (close !== 0) break;
     }
     this.key.clear();
     if (close > 0) return close;
@@ -167,7 +177,7 @@ export class RequestReader<C> {
         }
         return CLOSE_PROTOCOL_ERROR;
       }
-      const close = this.sink.request(conn, req);
+      const close = this.sink.request(conn, req) || this.sink.checkpoint();
       if (close) return close;
     }
     return closeCode;

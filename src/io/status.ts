@@ -14,6 +14,7 @@ import {
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { keyVisible, type ScopedToken } from './auth.ts';
+import type { PolicyRunning } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -49,6 +50,10 @@ export interface StatusSnapshot {
   /** The I/O thread that built this snapshot (-1: another thread). */
   io_thread: number;
   uptime_s: number;
+  /** The policy that really applies ('ppo', 'fair', 'static'), which may differ from `mode` (no model). */
+  policy_running?: string;
+  /** Why the mode's PPO does not apply (the model file is missing or unusable); null when it does or is not asked for. */
+  fallback_reason?: string | null;
   pools: { name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number }[];
   keys: KeyStatus[];
 }
@@ -71,6 +76,7 @@ function inFlightFromCounters(views: ShmViews, b: number): number {
 export function buildStatus(
   config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number, thread = -1,
   viewer: ScopedToken | null = null,
+  policy: PolicyRunning | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const st = views.stats;
@@ -114,7 +120,9 @@ export function buildStatus(
   }
   return {
     server: SERVER_NAME, v: 1, mode, tick_ms: config.tick_ms, tick: Atomics.load(views.header, TICK_SEQ_INDEX), io_thread: thread,
-    uptime_s: Math.round((Date.now() - startedAtMs) / 1000), pools, keys: out,
+    uptime_s: Math.round((Date.now() - startedAtMs) / 1000),
+    ...(policy === null ? {} : { policy_running: policy.running, fallback_reason: policy.fallbackReason }),
+    pools, keys: out,
   };
 }
 

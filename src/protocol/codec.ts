@@ -52,16 +52,33 @@ export function decodeAll(bytes: Uint8Array): unknown[] {
 
 const textEncoder = new TextEncoder();
 const VIEW_CACHE_BYTES = 512;
+/**
+ * A writer whose buffer grew past this goes back to its first size when it is
+ * reset: one message of big replies (a STATUS storm) must not keep its
+ * buffer for the life of the thread. Below it, a buffer that grew stays, so
+ * a steady load of ordinary batches allocates nothing.
+ */
+export const WRITER_SHRINK_ABOVE_BYTES = 256 * 1024;
+/** msgpackr's own buffer (shared by every Packr of this module) after it held a value over WRITER_SHRINK_ABOVE_BYTES. */
+const PACKR_BUFFER_BYTES = 8192;
+
+/** A buffer msgpackr can write into: a Node Buffer where there is one (it writes strings with Buffer#utf8Write). */
+function packrBuffer(bytes: number): Uint8Array {
+  return typeof Buffer === 'undefined' ? new Uint8Array(bytes) : Buffer.allocUnsafeSlow(bytes);
+}
 
 /**
  * Appends MessagePack values to a growable buffer. `take()` returns a copy of
  * what was written and resets the writer; `view()` returns the bytes without
- * copying (valid until the next write).
+ * copying (valid until the next write). A buffer that grew past
+ * WRITER_SHRINK_ABOVE_BYTES is given back at reset() and take().
  */
 export class MsgWriter {
   private buf: Uint8Array;
   private dv: DataView;
   pos = 0;
+  private readonly initialBytes: number;
+  private readonly shrinkAboveBytes: number;
   /** view() results by length, reused while the buffer stays the same (null: no cache). */
   private views: (Uint8Array | undefined)[] | null;
 
@@ -71,6 +88,8 @@ export class MsgWriter {
    * per send. Only for one long-lived writer: the cache holds up to that many views.
    */
   constructor(initialBytes = 4096, cacheViews = false) {
+    this.initialBytes = initialBytes;
+    this.shrinkAboveBytes = Math.max(initialBytes, WRITER_SHRINK_ABOVE_BYTES);
     this.buf = new Uint8Array(initialBytes);
     this.dv = new DataView(this.buf.buffer);
     this.views = cacheViews ? [] : null;
@@ -89,7 +108,20 @@ export class MsgWriter {
 
   get length(): number { return this.pos; }
 
-  reset(): void { this.pos = 0; }
+  /** Bytes the buffer holds now (written or not). */
+  get capacity(): number { return this.buf.length; }
+
+  /** Forgets what was written; a buffer grown past the shrink threshold goes back to its first size. */
+  reset(): void {
+    this.pos = 0;
+    if (this.buf.length > this.shrinkAboveBytes) this.shrink();
+  }
+
+  private shrink(): void {
+    this.buf = new Uint8Array(this.initialBytes);
+    this.dv = new DataView(this.buf.buffer);
+    if (this.views !== null) this.views = [];
+  }
 
   /** Bytes written so far, without copying (valid until the next write). */
   view(): Uint8Array {
@@ -101,7 +133,7 @@ export class MsgWriter {
   /** A copy of the bytes written so far; the writer is reset. */
   take(): Uint8Array {
     const out = this.buf.slice(0, this.pos);
-    this.pos = 0;
+    this.reset();
     return out;
   }
 
@@ -154,8 +186,14 @@ export class MsgWriter {
     return this;
   }
 
-  /** Any value through msgpackr. */
-  value(v: unknown): this { return this.raw(packr.pack(v)); }
+  /** Any value through msgpackr (whose buffer, like this one, is given back after a big value). */
+  value(v: unknown): this {
+    const bytes = packr.pack(v);
+    this.raw(bytes);
+    // The bytes are copied: msgpackr may start over in a small buffer (it keeps its largest otherwise).
+    if (bytes.length > WRITER_SHRINK_ABOVE_BYTES) packr.useBuffer(packrBuffer(PACKR_BUFFER_BYTES));
+    return this;
+  }
 }
 
 /** True when v can be a protocol uint (integer in [0, 2^53)). */

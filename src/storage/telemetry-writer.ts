@@ -44,6 +44,8 @@ export class TelemetryWriter {
   };
   /** The last tick written (for tests and shutdown checks). */
   lastWrittenTick = -1;
+  /** Why the last tick's write failed; null once a tick is written again (daemon/daemon-health.ts: /readyz). */
+  lastError: string | null = null;
   private pending = 0;
   private dead = false;
   private closed: Promise<void> | null = null;
@@ -118,6 +120,7 @@ export class TelemetryWriter {
       s.writeLastMs = m.ms;
       s.writeSumMs += m.ms;
       s.rows += m.rows;
+      this.lastError = m.error;
       if (m.error === null) this.lastWrittenTick = m.tick;
       else {
         s.errors++;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pack, unpack } from 'msgpackr';
-import { DecodeError, MsgWriter, decodeAll, utf8Length } from '../../../src/protocol/codec.ts';
+import { DecodeError, MsgWriter, WRITER_SHRINK_ABOVE_BYTES, decodeAll, utf8Length } from '../../../src/protocol/codec.ts';
 
 describe('codec', () => {
   it('encodes uints in every width and strings of every length', () => {
@@ -36,6 +36,29 @@ describe('codec', () => {
     w.reset();
     w.array(2).uint(5).uint(6);
     assert.deepEqual([...w.view()], [0x92, 5, 6]);
+  });
+
+  it('gives back a buffer that grew past the shrink threshold, at reset() and take(), and keeps a smaller one', () => {
+    const big = { keys: Array.from({ length: 8000 }, (_, i) => ({ key: `pool/service-${i}`, limit_tps: i, mode: 'fair' })) };
+    for (const end of ['reset', 'take'] as const) {
+      const w = new MsgWriter(1024, true);
+      w.array(2).uint(1).value(big);
+      assert.ok(w.length > WRITER_SHRINK_ABOVE_BYTES && w.capacity > WRITER_SHRINK_ABOVE_BYTES);
+      if (end === 'take') assert.deepEqual((decodeAll(w.take())[0] as unknown[])[1], big);
+      else w.reset();
+      assert.equal(w.capacity, 1024, `the buffer went back to its first size at ${end}()`);
+      w.array(1).uint(7);
+      assert.deepEqual(decodeAll(w.view()), [[7]], 'the writer still works');
+      w.reset();
+      w.str('x'.repeat(30_000));
+      const grown = w.capacity;
+      w.reset();
+      assert.equal(w.capacity, grown, 'a buffer under the threshold stays');
+    }
+    // A value encoded right after a big one is still correct (msgpackr started over in a small buffer).
+    const w = new MsgWriter();
+    w.value(big).value({ a: 1 });
+    assert.deepEqual(decodeAll(w.take()), [big, { a: 1 }]);
   });
 
   it('decodes a stream of values and writes several into one buffer', () => {
