@@ -82,6 +82,7 @@ export class IoThreads {
       this.exited.push(new Promise((done) => w.once('exit', () => done())));
       w.on('message', (m: WorkerToMain) => {
         if (m.type === 'admin') w.postMessage({ type: 'admin-reply', reqId: m.reqId, ...onAdmin(m.request) } satisfies MainToWorker);
+        else if (m.type === 'relay') this.workers[m.to]?.postMessage({ type: 'relay', relay: m.relay } satisfies MainToWorker);
         else if (m.type === 'listening') { listening = true; resolve(m.port); }
         else if (m.type === 'listen-failed') reject(new ListenError(config.listen.host, port));
       });

@@ -1,5 +1,6 @@
 // An I/O worker thread: one uWS app serving protocol v1 on /v1 and the HTTP
-// endpoints, on the port every I/O thread shares (SO_REUSEPORT; the kernel
+// endpoints (the HTTP/JSON calls POST /v1/acquire and /v1/release in
+// http-api.ts), on the port every I/O thread shares (SO_REUSEPORT; the kernel
 // spreads connections over the threads).
 //
 // Threads: runs in its own worker thread, started by daemon.ts. Touches shared
@@ -30,7 +31,10 @@ import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
+import { AppCloser } from './app-closer.ts';
 import { Authenticator } from './auth.ts';
+import { HttpApi } from './http-api.ts';
+import { HttpExchange } from './http-exchange.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
@@ -53,6 +57,11 @@ const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
+});
+const httpApi = new HttpApi({
+  handler, config, thread: data.thread, threadCount: data.threadCount, shuttingDown: isShuttingDown, log,
+  afterRequest: () => { if (handler.waiters.size > 0) scheduleDrain(); scheduleAllowanceFlush(); },
+  relay: (to, relay) => post({ type: 'relay', to, relay }),
 });
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
@@ -78,6 +87,7 @@ function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
 /** Sends the deferred replies of every connection that has some. */
 function flushDirty(): void {
   for (const conn of handler.dirty as Set<WsConn>) {
+    if (conn instanceof HttpExchange) { httpApi.deliver(conn); continue; }
     const ws = conn.ws;
     const out = conn.out!;
     if (!conn.closed && ws !== null && out.length > 0) ws.cork(() => sendOrClose(ws, out.view()));
@@ -117,15 +127,15 @@ const expiryTimer = setInterval(() => {
 
 /**
  * Answers an HTTP request and closes the connection: these endpoints are
- * scraped every few seconds at most, and a keep-alive socket left open would
- * keep this thread from exiting at stop (uWS has no call that closes idle
- * HTTP sockets), until the daemon had to terminate() it.
+ * scraped every few seconds at most. (Idle keep-alive sockets, which the
+ * HTTP/JSON API keeps, are closed at stop by AppCloser.)
  */
 function httpJson(res: uWS.HttpResponse, code: string, type: string, body: string): void {
   res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body, true));
 }
 
 const app = uWS.App();
+const appCloser = new AppCloser(app);
 app.ws<WsData>(WS_PATH, {
   compression: uWS.DISABLED,
   maxPayloadLength: Math.max(16 * 1024 * 1024, maxMessage * 2),
@@ -175,8 +185,10 @@ app.ws<WsData>(WS_PATH, {
     open.delete(conn);
     Atomics.sub(views.header, CONNECTIONS_INDEX, 1);
     handler.dropConnection(conn);
+    appCloser.wsClosed(open.size);
   },
 });
+httpApi.register(app);
 app.get('/healthz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ok\n');
@@ -209,10 +221,12 @@ function stop(): void {
   if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
+  httpApi.stop();
   handler.shutdownWaiters();
   flushDirty();
   const n = open.size;
   for (const conn of [...open]) conn.ws?.end(CLOSE_GOING_AWAY, 'server shutting down');
+  appCloser.arm(open.size);
   log.debug({ connections: n }, 'I/O thread stopped');
   post({ type: 'stopped', connectionsClosed: n });
   parentPort!.close();
@@ -230,6 +244,7 @@ function reconfigure(next: typeof config): void {
   log.level = next.log.level;
   const auth = new Authenticator(next.auth);
   handler.reconfigure(next, auth);
+  httpApi.reconfigure(next);
   // A token removed or re-scoped by the reload takes effect on open connections too.
   for (const conn of open) if (conn.token !== null) conn.token = auth.check(conn.token.token);
 }
@@ -239,4 +254,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') daemonStats = m.stats;
+  else if (m.type === 'relay') httpApi.onRelay(m.relay);
 });

@@ -64,6 +64,14 @@ export interface DaemonStats {
   };
 }
 
+/**
+ * An HTTP RELEASE of a lease another I/O thread holds (io/http-api.ts), passed
+ * through the main thread to that thread, and its reply coming back.
+ */
+export type HttpRelay =
+  | { readonly kind: 'request'; readonly from: number; readonly relayId: number; readonly secret: string | null; readonly request: Uint8Array }
+  | { readonly kind: 'reply'; readonly relayId: number; readonly reply: Uint8Array };
+
 export type MainToWorker =
   /** Stop: close the listen socket, answer waiters SHUTTING_DOWN, close connections. */
   | { readonly type: 'stop' }
@@ -71,10 +79,13 @@ export type MainToWorker =
   | { readonly type: 'config'; readonly config: TpsdConfig }
   /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
-  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats };
+  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats }
+  | { readonly type: 'relay'; readonly relay: HttpRelay };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'listen-failed'; readonly message: string }
   | { readonly type: 'stopped'; readonly connectionsClosed: number }
-  | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest };
+  | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest }
+  /** To be passed on to I/O thread `to`. */
+  | { readonly type: 'relay'; readonly to: number; readonly relay: HttpRelay };
