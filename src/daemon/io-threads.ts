@@ -84,7 +84,7 @@ export class IoThreads {
         if (m.type === 'admin') w.postMessage({ type: 'admin-reply', reqId: m.reqId, ...onAdmin(m.request) } satisfies MainToWorker);
         else if (m.type === 'relay') this.workers[m.to]?.postMessage({ type: 'relay', relay: m.relay } satisfies MainToWorker);
         else if (m.type === 'listening') { listening = true; resolve(m.port); }
-        else if (m.type === 'listen-failed') reject(new ListenError(config.listen.host, port));
+        else if (m.type === 'listen-failed') reject(new ListenError(m.host ?? config.listen.host, m.port ?? port, m.reason));
       });
       w.on('error', (err) => {
         if (!listening) reject(err);

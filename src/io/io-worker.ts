@@ -39,6 +39,7 @@ import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './me
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
 import { RequestHandler } from './request-handler.ts';
+import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
 interface WsData { conn: Conn & { ws: uWS.WebSocket<WsData> | null } }
@@ -63,6 +64,9 @@ const httpApi = new HttpApi({
   afterRequest: () => { if (handler.waiters.size > 0) scheduleDrain(); scheduleAllowanceFlush(); },
   relay: (to, relay) => post({ type: 'relay', to, relay }),
 });
+/** Envoy's rate limit service (gRPC): on thread 0 only, see rls/rls-server.ts. */
+const rls = data.thread === 0 && config.rls !== null
+  ? new RlsServer({ handler, table, keys, afterRequest: () => scheduleAllowanceFlush() }, config, log) : null;
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
 
@@ -212,7 +216,11 @@ app.listen(config.listen.host, data.port, (token) => {
     return;
   }
   listenSocket = token;
-  post({ type: 'listening', port: uWS.us_socket_local_port(token) });
+  const port = uWS.us_socket_local_port(token);
+  if (rls === null) { post({ type: 'listening', port }); return; }
+  rls.start().then(() => post({ type: 'listening', port }), (err: Error) => post({
+    type: 'listen-failed', message: err.message, host: config.rls!.host, port: config.rls!.port, reason: `rls: ${err.message}`,
+  }));
 });
 
 function stop(): void {
@@ -222,6 +230,7 @@ function stop(): void {
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
   httpApi.stop();
+  rls?.stop();
   handler.shutdownWaiters();
   flushDirty();
   const n = open.size;
@@ -245,6 +254,7 @@ function reconfigure(next: typeof config): void {
   const auth = new Authenticator(next.auth);
   handler.reconfigure(next, auth);
   httpApi.reconfigure(next);
+  rls?.reconfigure(next);
   // A token removed or re-scoped by the reload takes effect on open connections too.
   for (const conn of open) if (conn.token !== null) conn.token = auth.check(conn.token.token);
 }

@@ -84,7 +84,8 @@ export type MainToWorker =
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }
-  | { readonly type: 'listen-failed'; readonly message: string }
+  /** host, port, reason: when the address that failed is not listen.host:port (rls). */
+  | { readonly type: 'listen-failed'; readonly message: string; readonly host?: string; readonly port?: number; readonly reason?: string }
   | { readonly type: 'stopped'; readonly connectionsClosed: number }
   | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest }
   /** To be passed on to I/O thread `to`. */

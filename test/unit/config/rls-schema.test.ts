@@ -1,10 +1,11 @@
 // The `rls` section (Envoy's rate limit service): absent means not served,
 // defaults for host and unknown_keys, port required, and every mistake named
-// by its path (a misspelled key with a suggestion).
+// by its path (a misspelled key with a suggestion); what a reload may change.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, validateConfig } from '../../../src/config/load.ts';
+import { restartNeeded } from '../../../src/daemon/reload.ts';
 
 const NO_ENV = {};
 const POOLS = [{ name: 'p', capacity_tps: 100, services: [{ name: 's', priority: 'LOW' }] }];
@@ -52,5 +53,12 @@ describe('config: rls', () => {
     const errors = errorsOf({ port: 8081, unknown_key: 'deny' });
     assert.equal(errors.length, 1);
     assert.match(errors[0], /^rls\.unknown_key: expected one of the keys host, port, unknown_keys, found unknown key "unknown_key"; did you mean "unknown_keys"\?$/);
+  });
+
+  it('a reload that changes host or port (or adds the section) needs a restart; unknown_keys applies live', () => {
+    const at = (rls: unknown) => validateConfig({ pools: POOLS, rls }, NO_ENV);
+    assert.equal(restartNeeded(at({ port: 8081 }), at({ port: 8082 })), 'changing rls.host/port needs a restart');
+    assert.equal(restartNeeded(at(undefined), at({ port: 8081 })), 'changing rls.host/port needs a restart');
+    assert.equal(restartNeeded(at({ port: 8081 }), at({ port: 8081, unknown_keys: 'deny' })), null);
   });
 });
