@@ -13,10 +13,11 @@
 // SHUTTING_DOWN and close its connections, and wait for the threads to exit;
 // the ones still running after STOP_TIMEOUT_MS are terminated.
 
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import type { AdminRequest, IoWorkerData, MainToWorker, WorkerToMain } from '../io/messages.ts';
+import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 import type { AdminReply } from './admin.ts';
@@ -49,7 +50,8 @@ export class IoThreads {
 
   /** Starts the threads one after another; resolves once every one listens, rejects if one cannot. */
   async start(): Promise<void> {
-    for (let t = 0; t < this.options.config.io_threads; t++) await this.spawn(t);
+    const mesh = relayMesh(this.options.config.io_threads);
+    for (let t = 0; t < this.options.config.io_threads; t++) await this.spawn(t, mesh[t]);
   }
 
   broadcast(message: MainToWorker): void {
@@ -69,20 +71,20 @@ export class IoThreads {
   }
 
   /** Starts I/O thread `thread`; resolves with its port once it listens. */
-  private spawn(thread: number): Promise<number> {
+  private spawn(thread: number, relayPorts: (MessagePort | null)[]): Promise<number> {
     const { views, bucketCount, config, port, epochHrMs, startedAtMs, onAdmin, onFatal } = this.options;
     return new Promise<number>((resolve, reject) => {
       const workerData: IoWorkerData = {
         entry: IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
-        config, port, epochHrMs, startedAtMs,
+        config, port, epochHrMs, startedAtMs, relayPorts,
       };
-      const w = new Worker(THREAD_BOOTSTRAP, { workerData, name: `tpsd-io-${thread}` });
+      const transferList = relayPorts.filter((p): p is MessagePort => p !== null);
+      const w = new Worker(THREAD_BOOTSTRAP, { workerData, transferList, name: `tpsd-io-${thread}` });
       this.workers.push(w);
       let listening = false;
       this.exited.push(new Promise((done) => w.once('exit', () => done())));
       w.on('message', (m: WorkerToMain) => {
         if (m.type === 'admin') w.postMessage({ type: 'admin-reply', reqId: m.reqId, ...onAdmin(m.request) } satisfies MainToWorker);
-        else if (m.type === 'relay') this.workers[m.to]?.postMessage({ type: 'relay', relay: m.relay } satisfies MainToWorker);
         else if (m.type === 'listening') { listening = true; resolve(m.port); }
         else if (m.type === 'listen-failed') reject(new ListenError(m.host ?? config.listen.host, m.port ?? port, m.reason));
       });

@@ -10,9 +10,9 @@
 // Threads: one HttpApi per I/O thread, used only by it. A lease lives in the
 // lease table of the thread that granted it, but keep-alive connections land
 // on any thread (SO_REUSEPORT), so a RELEASE of another thread's lease is
-// relayed to that thread through the main thread ('relay' messages; the
-// owner is checked there, from the same token) and its reply comes back the
-// same way; a relay unanswered in RELAY_TIMEOUT_MS is answered 503.
+// relayed to that thread over a direct channel (relay-links.ts; the owner is
+// checked there, from the same token) and its reply comes back the same
+// way; a relay unanswered in RELAY_TIMEOUT_MS is answered 503.
 //
 // uWS rules followed here:
 // - onAborted is attached first, before any work: an aborted call's waiter is
@@ -35,7 +35,7 @@ import { bearerToken, callerOf } from './http-auth.ts';
 import { INTERNAL_CODE, answerOf, encodeCall, errorAnswer, parseBody, type HttpAnswer, type HttpCall } from './http-codec.ts';
 import { HttpExchange } from './http-exchange.ts';
 import { LeaseTable } from './lease-table.ts';
-import type { HttpRelay } from './messages.ts';
+import type { HttpRelay } from './relay-links.ts';
 import type { RequestHandler } from './request-handler.ts';
 
 /** Past this many body bytes a client still sending is answered 400 and disconnected. */
@@ -52,8 +52,8 @@ export interface HttpApiOptions {
   readonly shuttingDown: () => boolean;
   /** After the handler took a request: schedule the waiter drain and the allowance flush. */
   readonly afterRequest: () => void;
-  /** Sends a relay to I/O thread `to` (through the main thread). */
-  readonly relay: (to: number, relay: HttpRelay) => void;
+  /** Sends a relay to I/O thread `to` (relay-links.ts); false when there is no channel to it. */
+  readonly relay: (to: number, relay: HttpRelay) => boolean;
   readonly log: Logger;
 }
 
@@ -135,8 +135,8 @@ export class HttpApi {
     const problem = encodeCall(w, x.call, body);
     if (problem !== null) { this.refuse(x, problem, false); return; }
     const owner = x.call === 'release' && isUint(body.lease) ? LeaseTable.threadOf(body.lease) : this.o.thread;
-    if (owner !== this.o.thread && owner < this.o.threadCount && !this.stopped) {
-      this.sendRelay(x, owner, w.take());
+    if (owner !== this.o.thread && owner < this.o.threadCount && !this.stopped && this.sendRelay(x, owner, w.view())) {
+      w.reset();
       return;
     }
     const reply = this.handle(x, w.view());
@@ -209,11 +209,13 @@ export class HttpApi {
     this.o.handler.dropConnection(x);
   }
 
-  private sendRelay(x: HttpExchange, to: number, request: Uint8Array): void {
+  /** Sends the request to thread `to` (postMessage copies `request`); false when there is no channel to it. */
+  private sendRelay(x: HttpExchange, to: number, request: Uint8Array): boolean {
     const relayId = this.nextRelayId++;
+    if (!this.o.relay(to, { kind: 'request', from: this.o.thread, relayId, secret: x.secret, request })) return false;
     this.relays.set(relayId, { x, deadline: performance.now() + RELAY_TIMEOUT_MS });
     this.relayTimer ??= setInterval(() => this.expireRelays(performance.now()), RELAY_TIMEOUT_MS / 4);
-    this.o.relay(to, { kind: 'request', from: this.o.thread, relayId, secret: x.secret, request });
+    return true;
   }
 
   private expireRelays(now: number): void {

@@ -38,6 +38,7 @@ import { HttpExchange } from './http-exchange.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
+import { RelayLinks } from './relay-links.ts';
 import { RequestHandler } from './request-handler.ts';
 import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
@@ -62,8 +63,9 @@ const handler = new RequestHandler({
 const httpApi = new HttpApi({
   handler, config, thread: data.thread, threadCount: data.threadCount, shuttingDown: isShuttingDown, log,
   afterRequest: () => { if (handler.waiters.size > 0) scheduleDrain(); scheduleAllowanceFlush(); },
-  relay: (to, relay) => post({ type: 'relay', to, relay }),
+  relay: (to, relay) => relayLinks.send(to, relay),
 });
+const relayLinks = new RelayLinks(data.relayPorts, (relay) => httpApi.onRelay(relay));
 /** Envoy's rate limit service (gRPC): on thread 0 only, see rls/rls-server.ts. */
 const rls = data.thread === 0 && config.rls !== null
   ? new RlsServer({ handler, table, keys, afterRequest: () => scheduleAllowanceFlush() }, config, log) : null;
@@ -230,6 +232,7 @@ function stop(): void {
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
   httpApi.stop();
+  relayLinks.close();
   rls?.stop();
   handler.shutdownWaiters();
   flushDirty();
@@ -264,5 +267,4 @@ parentPort!.on('message', (m: MainToWorker) => {
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') daemonStats = m.stats;
-  else if (m.type === 'relay') httpApi.onRelay(m.relay);
 });

@@ -5,6 +5,7 @@
 // owns the limits, the controller and the database; the answer comes back as
 // an 'admin-reply' to the same thread, which sends it on the connection.
 
+import type { MessagePort } from 'node:worker_threads';
 import type { TpsdConfig } from '../config/types.ts';
 
 /** Given to each I/O worker at start. */
@@ -19,6 +20,8 @@ export interface IoWorkerData {
   readonly port: number;
   readonly epochHrMs: number;
   readonly startedAtMs: number;
+  /** This thread's ends of the channels to the other I/O threads (relay-links.ts); null for itself. */
+  readonly relayPorts: readonly (MessagePort | null)[];
 }
 
 /** An admin request after the I/O thread's checks (see io/admin-op.ts). */
@@ -64,14 +67,6 @@ export interface DaemonStats {
   };
 }
 
-/**
- * An HTTP RELEASE of a lease another I/O thread holds (io/http-api.ts), passed
- * through the main thread to that thread, and its reply coming back.
- */
-export type HttpRelay =
-  | { readonly kind: 'request'; readonly from: number; readonly relayId: number; readonly secret: string | null; readonly request: Uint8Array }
-  | { readonly kind: 'reply'; readonly relayId: number; readonly reply: Uint8Array };
-
 export type MainToWorker =
   /** Stop: close the listen socket, answer waiters SHUTTING_DOWN, close connections. */
   | { readonly type: 'stop' }
@@ -79,14 +74,11 @@ export type MainToWorker =
   | { readonly type: 'config'; readonly config: TpsdConfig }
   /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
-  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats }
-  | { readonly type: 'relay'; readonly relay: HttpRelay };
+  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }
   /** host, port, reason: when the address that failed is not listen.host:port (rls). */
   | { readonly type: 'listen-failed'; readonly message: string; readonly host?: string; readonly port?: number; readonly reason?: string }
   | { readonly type: 'stopped'; readonly connectionsClosed: number }
-  | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest }
-  /** To be passed on to I/O thread `to`. */
-  | { readonly type: 'relay'; readonly to: number; readonly relay: HttpRelay };
+  | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest };

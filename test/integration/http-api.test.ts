@@ -2,10 +2,13 @@
 // real daemon: every status and header of the contract's table, auth off and
 // on, waits answered later, an aborted waiter that leaks nothing, bodies that
 // are not JSON or too large, keep-alive, a RELEASE landing on another I/O
-// thread than the lease's, and a stop that does not hang on idle keep-alive
-// sockets.
+// thread than the lease's, a stop that does not hang on idle keep-alive
+// sockets, and the curl and Python examples of docs/http-api.md, run as
+// written there.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
@@ -319,5 +322,38 @@ describe('HTTP/JSON API at stop', () => {
       for (const a of agents) a.destroy();
       await daemon.stop();
     }
+  });
+});
+
+describe('the examples of docs/http-api.md', () => {
+  const doc = readFileSync(new URL('../../docs/http-api.md', import.meta.url), 'utf8');
+  /** The code block after `<!-- test: NAME -->`. */
+  const example = (name: string) => {
+    const m = new RegExp(`<!-- test: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\``).exec(doc);
+    assert.ok(m, `docs/http-api.md has a "${name}" example`);
+    return m[1];
+  };
+  const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+  let daemon: Daemon;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    daemon = await startTestDaemon({ pools: [POOL], policy: { mode: 'static' }, auth: { tokens: [{ token: 'ex', keys: ['h/'] }] } });
+    env = { ...process.env, TPSD_URL: `http://127.0.0.1:${daemon.port}`, TPSD_TOKEN: 'ex', KEY: 'h/fast' };
+  });
+  after(() => daemon.stop());
+
+  it('curl (bash)', { skip: !has('curl') || !has('bash') ? 'needs curl and bash' : false }, () => {
+    const run = spawnSync('bash', ['-euo', 'pipefail', '-c', example('bash')], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^acquire: \{"lease":\d+,"remaining":\d+\}$/m);
+    assert.match(run.stdout, /^release: \{\}$/m);
+    assert.match(run.stdout, /^HTTP\/1\.1 200 OK\r?$/m);
+    assert.match(run.stdout, /\{"lease":\d+,"remaining":\d+\}\s*$/);
+  });
+
+  it('Python with only its standard library', { skip: !has('python3') ? 'needs python3' : false }, () => {
+    const run = spawnSync('python3', ['-', 'h/fast'], { env, input: example('python'), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(run.stdout.trim().split('\n'), [0, 1, 2, 3, 4].map((i) => `call ${i}: upstream answered 200`));
   });
 });
