@@ -3,15 +3,16 @@
 // on, waits answered later, an aborted waiter that leaks nothing, bodies that
 // are not JSON or too large, keep-alive, a RELEASE landing on another I/O
 // thread than the lease's, a stop that does not hang on idle keep-alive
-// sockets, and the curl and Python examples of docs/http-api.md, run as
-// written there.
+// sockets, the curl and Python examples of docs/http-api.md, run as written
+// there, and `tpsd bench --client http`.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { validateConfig } from '../../src/config/schema.ts';
@@ -355,5 +356,40 @@ describe('the examples of docs/http-api.md', () => {
     const run = spawnSync('python3', ['-', 'h/fast'], { env, input: example('python'), encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.deepEqual(run.stdout.trim().split('\n'), [0, 1, 2, 3, 4].map((i) => `call ${i}: upstream answered 200`));
+  });
+});
+
+describe('tpsd bench --client http', () => {
+  let daemon: Daemon;
+  before(async () => { daemon = await startTestDaemon({ pools: [POOL], policy: { mode: 'static' } }); });
+  after(() => daemon.stop());
+
+  /** `tpsd bench --json` for about a second (no timing is asserted: benchmarks are programs). */
+  const bench = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--json', '--url', `http://127.0.0.1:${daemon.port}`,
+      '--duration', '1', '--warmup', '0.2', ...args], { cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+
+  it('keep-alive connections, pipelined batches: real decisions, no errors', async () => {
+    const r = await bench(['--keys', 'h/fast', '--connections', '2', '--pipeline', '4', '--batch', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(r.stdout.trim());
+    assert.equal(res.target.client, 'http');
+    assert.ok(res.decisions > 0);
+    assert.equal(res.decisions, res.granted + res.denied);
+    assert.equal(res.errors.total, 0, JSON.stringify(res.errors));
+    assert.equal(res.lostConnections, 0);
+  });
+
+  it('error answers are counted by their protocol code', async () => {
+    const r = await bench(['--keys', 'h/fast,h/nope']);
+    assert.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(r.stdout.trim());
+    assert.ok(res.errors.kinds['code 17'] > 0, JSON.stringify(res.errors));
+    assert.ok(res.decisions > 0);
   });
 });
