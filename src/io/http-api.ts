@@ -28,11 +28,11 @@
 import type uWS from 'uWebSockets.js';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import { MsgWriter, decodeAll, isUint } from '../protocol/codec.ts';
+import { MsgWriter, isUint } from '../protocol/codec.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { Authenticator } from './auth.ts';
 import { bearerToken, callerOf } from './http-auth.ts';
-import { INTERNAL_CODE, answerOf, encodeCall, errorAnswer, parseBody, type HttpAnswer, type HttpCall } from './http-codec.ts';
+import { INTERNAL_CODE, answerOf, encodeCall, errorAnswer, parseBody, replyOf, type HttpAnswer, type HttpCall } from './http-codec.ts';
 import { HttpExchange } from './http-exchange.ts';
 import { LeaseTable } from './lease-table.ts';
 import type { HttpRelay } from './relay-links.ts';
@@ -158,7 +158,7 @@ export class HttpApi {
     }
     const out = h.out;
     if (out.length === 0) return x.outstanding > 0 ? null : NO_REPLY;
-    const reply = decodeAll(out.view())[0];
+    const reply = replyOf(out.view());
     out.reset();
     return reply;
   }
@@ -167,7 +167,7 @@ export class HttpApi {
   deliver(x: HttpExchange): void {
     const out = x.out;
     if (out === null || out.length === 0) return;
-    const reply = decodeAll(out.view())[0];
+    const reply = replyOf(out.view());
     out.reset();
     this.answer(x, reply);
   }
@@ -233,7 +233,7 @@ export class HttpApi {
       const r = this.relays.get(m.relayId);
       if (r === undefined) return;
       this.relays.delete(m.relayId);
-      this.answer(r.x, decodeAll(m.reply)[0]);
+      this.answer(r.x, replyOf(m.reply));
       return;
     }
     const x = new HttpExchange(null, 'release', callerOf(this.auth, m.secret), m.secret);

@@ -11,7 +11,8 @@
 //
 // Threads: pure functions over the caller's MsgWriter (the I/O thread's).
 
-import type { MsgWriter } from '../protocol/codec.ts';
+import { decodeAll, type MsgWriter } from '../protocol/codec.ts';
+import { FLAT_UINT, FlatReader } from '../protocol/flat-reader.ts';
 import { ErrorCode, errorCodeName } from '../protocol/errors.ts';
 import { OP_ACQUIRE, OP_RELEASE, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
 
@@ -48,11 +49,17 @@ const UNAVAILABLE_RETRY_S = 1;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The body's text: ASCII (the usual case) without a decoder, anything else strictly as UTF-8 (throws if invalid). */
+function textOf(bytes: Uint8Array): string {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return utf8.decode(bytes);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
 /** The body as a JSON object, or the message of a 400. */
 export function parseBody(bytes: Uint8Array): Record<string, unknown> | string {
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(bytes));
+    value = JSON.parse(textOf(bytes));
   } catch (err) {
     return `the body is not JSON: ${(err as Error).message}`;
   }
@@ -147,16 +154,34 @@ export function httpStatusOf(code: number, hadToken: boolean): number {
   }
 }
 
+const flat = new FlatReader();
+
+/**
+ * The first reply in `bytes` (the handler's output for one request) as an
+ * array: read straight from the bytes when it is flat (every ACQUIRE and
+ * RELEASE reply is), else by the general decoder.
+ */
+export function replyOf(bytes: Uint8Array): unknown[] {
+  if (flat.read(bytes, 0) && flat.length >= 3) {
+    const n = flat.length;
+    const reply = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) reply[i] = flat.kinds[i] === FLAT_UINT ? flat.nums[i] : flat.str(bytes, i);
+    return reply;
+  }
+  return decodeAll(bytes)[0] as unknown[];
+}
+
 /** The HTTP answer to the handler's reply `[op, id, status, ...]`. */
 export function answerOf(reply: unknown, hadToken: boolean): HttpAnswer {
   if (!Array.isArray(reply) || typeof reply[2] !== 'number') return errorAnswer(INTERNAL_CODE, 'the request got no reply', hadToken);
   const [op, , status] = reply as [number, number, number, ...unknown[]];
-  if (status === STATUS_OK && op === OP_ACQUIRE) return ok(JSON.stringify({ lease: reply[3], remaining: reply[4] }));
+  // Two uints: concatenated, not stringified (this answer is the hot one).
+  if (status === STATUS_OK && op === OP_ACQUIRE) return ok(`{"lease":${Number(reply[3])},"remaining":${Number(reply[4])}}`);
   if (status === STATUS_OK) return ok('{}');
   if (status === STATUS_DENIED && op === OP_ACQUIRE) {
     const retryAfterMs = reply[4] as number;
     return {
-      status: STATUS_LINES[429], body: JSON.stringify({ retry_after_ms: retryAfterMs }),
+      status: STATUS_LINES[429], body: `{"retry_after_ms":${Number(retryAfterMs)}}`,
       retryAfterS: Math.ceil(retryAfterMs / 1000), challenge: false,
     };
   }

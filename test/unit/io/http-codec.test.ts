@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MsgWriter, decodeAll } from '../../../src/protocol/codec.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
-import { answerOf, encodeCall, httpStatusOf, parseBody, type HttpCall } from '../../../src/io/http-codec.ts';
+import { answerOf, encodeCall, httpStatusOf, parseBody, replyOf, type HttpCall } from '../../../src/io/http-codec.ts';
+import { writeDenied, writeError, writeGranted, writeReleased } from '../../../src/io/replies.ts';
 
 function encode(call: HttpCall, body: Record<string, unknown>): unknown {
   const w = new MsgWriter();
@@ -46,6 +47,20 @@ describe('http-codec: requests', () => {
 });
 
 describe('http-codec: replies', () => {
+  it('replyOf reads the handler\'s reply frames as the general decoder does', () => {
+    const frames: ((w: MsgWriter) => void)[] = [
+      (w) => writeGranted(w, 1, 2 ** 40 + 7, 3), (w) => writeDenied(w, 1, 1200), (w) => writeReleased(w, 1),
+      (w) => writeError(w, 1, 1, 17, 'no bucket with key "é/ü"'), (w) => writeError(w, 2, 1, 16, 'x'.repeat(300)),
+      (w) => w.value([1, 1, 0, { odd: true }]),
+    ];
+    for (const f of frames) {
+      const w = new MsgWriter();
+      f(w);
+      const bytes = w.take();
+      assert.deepEqual(replyOf(bytes), decodeAll(bytes)[0]);
+    }
+  });
+
   it('granted, released, denied', () => {
     assert.deepEqual(answerOf([1, 1, 0, 77, 4], false), { status: '200 OK', body: '{"lease":77,"remaining":4}', retryAfterS: -1, challenge: false });
     assert.deepEqual(answerOf([2, 1, 0], true), { status: '200 OK', body: '{}', retryAfterS: -1, challenge: false });
