@@ -10,14 +10,14 @@ import { runLoad } from '../loadgen/run-load.ts';
 import { checkSpec, defaultClient, parseKeys, type ClientKind, type LoadSpec } from '../loadgen/spec.ts';
 import { UsageError, runVerb, type VerbSpec } from './args.ts';
 
-const CLIENTS: readonly ClientKind[] = ['raw', 'sdk', 'rlf'];
+const CLIENTS: readonly ClientKind[] = ['raw', 'sdk', 'rlf', 'http'];
 
 export const SPEC: VerbSpec = {
   name: 'bench',
   summary: 'Load-test a tpsd daemon (or the echo server, or Redis + rate-limiter-flexible) over real connections.',
   flags: {
-    url: { type: 'string', value: 'URL', help: 'ws://host:port of tpsd or the echo server, or redis://host:port (default ws://127.0.0.1:7070)' },
-    client: { type: 'string', value: 'NAME', help: 'raw (pre-encoded frames; default for ws://), sdk (the tpsd client SDK), rlf (default for redis://)' },
+    url: { type: 'string', value: 'URL', help: 'ws://host:port of tpsd or the echo server, http://host:port of tpsd (HTTP API), or redis://host:port (default ws://127.0.0.1:7070)' },
+    client: { type: 'string', value: 'NAME', help: 'raw (pre-encoded frames; default for ws://), sdk (the tpsd client SDK), http (POST /v1/acquire on keep-alive connections; default for http://), rlf (default for redis://)' },
     connections: { type: 'integer', min: 1, max: 100_000, help: 'connections (default 1)' },
     pipeline: { type: 'integer', min: 1, max: 65_536, help: 'messages in flight per connection; the cap on them with --rate (default 1)' },
     batch: { type: 'integer', min: 1, max: 4096, help: 'acquires per message (default 1)' },
@@ -27,7 +27,7 @@ export const SPEC: VerbSpec = {
     warmup: { type: 'number', min: 0, max: 600, help: 'seconds of load before measuring (default 1)' },
     rate: { type: 'number', min: 1, max: 1e9, help: 'open loop: decisions/s over all connections (default: closed loop)' },
     threads: { type: 'integer', min: 1, max: 64, help: `load worker threads (default min(2, cores) = ${Math.min(2, availableParallelism())})` },
-    token: { type: 'string', value: 'TOKEN', help: 'HELLO token, for a daemon with auth' },
+    token: { type: 'string', value: 'TOKEN', help: 'HELLO token (http: Bearer token), for a daemon with auth' },
     'server-pid': { type: 'integer', min: 1, help: 'sample this process\'s CPU time over the measured window (/proc/PID/stat)' },
     'rlf-points': { type: 'integer', min: 1, help: 'rlf: points per window (default 2000000)' },
     'rlf-duration': { type: 'integer', min: 1, help: 'rlf: window in seconds (default 1)' },

@@ -39,6 +39,7 @@ export const DEFAULTS = {
     max_backpressure_bytes: 4 * MIB,
   },
   log: { level: 'info' },
+  rls: { host: '127.0.0.1', unknown_keys: 'allow' },
   telemetry: { enabled: true, retention_raw_h: 24, retention_rollup_d: 30, retention_decisions_h: 168, rollup_every_s: 60 },
 } as const;
 

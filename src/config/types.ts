@@ -45,6 +45,17 @@ export interface PoolConfig {
   readonly services: readonly ServiceConfig[];
 }
 
+/** What Envoy's rate limit service answers for a descriptor that names no configured key. */
+export const RLS_UNKNOWN_KEYS = ['allow', 'deny'] as const;
+
+/** Envoy's rate limit service over gRPC (src/io/rls/), served by I/O thread 0. */
+export interface RlsConfig {
+  readonly host: string;
+  readonly port: number;
+  /** allow: OK with no limit (as envoyproxy/ratelimit does); deny: OVER_LIMIT. */
+  readonly unknown_keys: (typeof RLS_UNKNOWN_KEYS)[number];
+}
+
 export interface AuthToken {
   readonly token: string;
   /** Key prefixes this token may use, each on path-segment boundaries (`pay` = `pay/`); an empty list means every key. */
@@ -103,4 +114,6 @@ export interface TpsdConfig {
     readonly rollup_every_s: number;
   };
   readonly pools: readonly PoolConfig[];
+  /** null: Envoy's rate limit service is not served. */
+  readonly rls: RlsConfig | null;
 }

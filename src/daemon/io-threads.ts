@@ -19,10 +19,11 @@
 // socket aborts the process (uWS: close the listen socket first, see its
 // GracefulShutdown example); the threads close their sockets and exit.
 
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import type { AdminRequest, IoWorkerData, MainToWorker, PolicyRunning, WorkerToMain } from '../io/messages.ts';
+import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 import type { AdminReply } from './admin.ts';
@@ -70,7 +71,8 @@ export class IoThreads {
 
   /** Starts the threads one after another; resolves once every one listens, rejects if one cannot or dies meanwhile. */
   async start(): Promise<void> {
-    for (let t = 0; t < this.options.config.io_threads && this.startFailure === null; t++) await this.spawn(t);
+    const mesh = relayMesh(this.options.config.io_threads);
+    for (let t = 0; t < this.options.config.io_threads && this.startFailure === null; t++) await this.spawn(t, mesh[t]);
     if (this.startFailure !== null) throw this.startFailure;
     this.started = true;
   }
@@ -104,13 +106,14 @@ export class IoThreads {
   }
 
   /** Starts I/O thread `thread`; resolves with its port once it listens. */
-  private spawn(thread: number): Promise<number> {
+  private spawn(thread: number, relayPorts: (MessagePort | null)[]): Promise<number> {
     const { views, bucketCount, config, port, epochHrMs, startedAtMs, policy, onAdmin } = this.options;
     const workerData: IoWorkerData = {
       entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
-      config, port, epochHrMs, startedAtMs, policy,
+      config, port, epochHrMs, startedAtMs, policy, relayPorts,
     };
-    const w = new Worker(THREAD_BOOTSTRAP, { workerData, name: `tpsd-io-${thread}` });
+    const transferList = relayPorts.filter((p): p is MessagePort => p !== null);
+    const w = new Worker(THREAD_BOOTSTRAP, { workerData, transferList, name: `tpsd-io-${thread}` });
     let quieted: () => void = () => {};
     const t: Thread = {
       worker: w, done: false,
@@ -123,7 +126,7 @@ export class IoThreads {
       w.on('message', (m: WorkerToMain) => {
         if (m.type === 'admin') w.postMessage({ type: 'admin-reply', reqId: m.reqId, ...onAdmin(m.request) } satisfies MainToWorker);
         else if (m.type === 'listening') { listening = true; resolve(m.port); }
-        else if (m.type === 'listen-failed') reject(new ListenError(config.listen.host, port));
+        else if (m.type === 'listen-failed') reject(new ListenError(m.host ?? config.listen.host, m.port ?? port, m.reason));
         else if (m.type === 'stopped') quieted();
       });
       w.on('error', (err) => { if (!listening) reject(err); else this.died(err); });

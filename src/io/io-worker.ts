@@ -1,5 +1,6 @@
 // An I/O worker thread: one uWS app serving protocol v1 on /v1 and the HTTP
-// endpoints, on the port every I/O thread shares (SO_REUSEPORT; the kernel
+// endpoints (the HTTP/JSON calls POST /v1/acquire and /v1/release in
+// http-api.ts), on the port every I/O thread shares (SO_REUSEPORT; the kernel
 // spreads connections over the threads).
 //
 // Threads: runs in its own worker thread, started by daemon.ts. Touches shared
@@ -49,11 +50,15 @@ import { FailureTable } from '../shm/failure-table.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator, keyVisible, type ScopedToken } from './auth.ts';
+import { HttpApi } from './http-api.ts';
 import { httpCaller, metricsCaller } from './http-auth.ts';
+import { HttpExchange } from './http-exchange.ts';
 import type { DaemonHealth, DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
+import { RelayLinks } from './relay-links.ts';
 import { RequestHandler } from './request-handler.ts';
+import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
 interface WsData { conn: Conn & { ws: uWS.WebSocket<WsData> | null } }
@@ -79,6 +84,15 @@ const handler = new RequestHandler({
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
 });
+const httpApi = new HttpApi({
+  handler, config, thread: data.thread, threadCount: data.threadCount, shuttingDown: isShuttingDown, log,
+  afterRequest: () => { if (handler.waiters.size > 0) scheduleDrain(); scheduleAllowanceFlush(); },
+  relay: (to, relay) => relayLinks.send(to, relay),
+});
+const relayLinks = new RelayLinks(data.relayPorts, (relay) => httpApi.onRelay(relay));
+/** Envoy's rate limit service (gRPC): on thread 0 only, see rls/rls-server.ts. */
+const rls = data.thread === 0 && config.rls !== null
+  ? new RlsServer({ handler, table, keys, afterRequest: () => scheduleAllowanceFlush() }, config, log) : null;
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
 /** The main thread's view of the daemon's health (/readyz, STATUS): the start's until the first tick. */
@@ -116,6 +130,7 @@ function sendOrClose(ws: uWS.WebSocket<WsData>, bytes: Uint8Array): void {
 /** Sends the deferred replies of every connection that has some. */
 function flushDirty(): void {
   for (const conn of handler.dirty as Set<WsConn>) {
+    if (conn instanceof HttpExchange) { httpApi.deliver(conn); continue; }
     const ws = conn.ws;
     const out = conn.out!;
     if (!conn.closed && ws !== null && out.length > 0) ws.cork(() => sendOrClose(ws, out.view()));
@@ -155,9 +170,9 @@ const expiryTimer = setInterval(() => {
 
 /**
  * Answers an HTTP request and closes the connection: these endpoints are
- * scraped every few seconds at most, and a keep-alive socket left open would
- * hold this thread at stop until closeAllSockets() (uWS closes idle HTTP
- * sockets only with the whole app).
+ * scraped every few seconds at most. Idle keep-alive sockets (the HTTP/JSON
+ * API keeps them) are closed at stop by closeAllSockets() (uWS closes idle
+ * HTTP sockets only with the whole app).
  */
 function httpJson(res: uWS.HttpResponse, code: string, type: string, body: string): void {
   res.cork(() => res.writeStatus(code).writeHeader('content-type', type).end(body, true));
@@ -226,6 +241,7 @@ app.ws<WsData>(WS_PATH, {
     handler.dropConnection(conn);
   },
 });
+httpApi.register(app);
 app.get('/healthz', (res) => {
   if (isShuttingDown()) httpJson(res, '503 Service Unavailable', 'text/plain', 'shutting down\n');
   else httpJson(res, '200 OK', 'text/plain', 'ok\n');
@@ -262,7 +278,11 @@ app.listen(config.listen.host, data.port, (token) => {
     return;
   }
   listenSocket = token;
-  post({ type: 'listening', port: uWS.us_socket_local_port(token) });
+  const port = uWS.us_socket_local_port(token);
+  if (rls === null) { post({ type: 'listening', port }); return; }
+  rls.start().then(() => post({ type: 'listening', port }), (err: Error) => post({
+    type: 'listen-failed', message: err.message, host: config.rls!.host, port: config.rls!.port, reason: `rls: ${err.message}`,
+  }));
 });
 
 /**
@@ -278,6 +298,9 @@ function stop(): void {
   if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
+  httpApi.stop();
+  relayLinks.close();
+  rls?.stop();
   handler.shutdownWaiters();
   flushDirty();
   const n = open.size;
@@ -309,6 +332,8 @@ function reconfigure(next: typeof config): void {
   log.level = next.log.level;
   auth = new Authenticator(next.auth, failures);
   handler.reconfigure(next, auth);
+  httpApi.reconfigure(next);
+  rls?.reconfigure(next);
   // A token removed or re-scoped by the reload takes effect on open connections too.
   for (const conn of open) if (conn.token !== null) conn.token = auth.check(conn.token.token);
 }

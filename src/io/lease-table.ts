@@ -68,9 +68,13 @@ assertConstants(NONCE_LIMIT - 1 <= INT32_MAX && SLOT_LIMIT <= INT32_MAX, 'nonces
 export const OWNER_ANYONE = 0;
 const CONN_OWNERS = INT32_MAX;
 
-/** The owner of the leases a WebSocket connection acquires: 1 .. 2^31 - 1. */
+/**
+ * The owner of the leases a connection acquires: a WebSocket's connId (1, 2,
+ * ...) becomes 1 .. 2^31 - 1; an HTTP or gRPC caller's connId is already its
+ * owner (0 = anyone, negative = a token's; io/caller.ts) and passes through.
+ */
 export function connOwner(connId: number): number {
-  return ((connId - 1) % CONN_OWNERS) + 1;
+  return connId <= 0 ? connId : ((connId - 1) % CONN_OWNERS) + 1;
 }
 
 /** Fills `out` with random bits (crypto.randomFillSync by default; tests pass a seeded one). */

@@ -5,6 +5,7 @@
 // owns the limits, the controller and the database; the answer comes back as
 // an 'admin-reply' to the same thread, which sends it on the connection.
 
+import type { MessagePort } from 'node:worker_threads';
 import type { TpsdConfig } from '../config/types.ts';
 
 /** Given to each I/O worker at start. */
@@ -21,6 +22,8 @@ export interface IoWorkerData {
   readonly startedAtMs: number;
   /** The policy that applies at start (later ones come with each tick's DaemonHealth). */
   readonly policy: PolicyRunning;
+  /** This thread's ends of the channels to the other I/O threads (relay-links.ts); null for itself. */
+  readonly relayPorts: readonly (MessagePort | null)[];
 }
 
 /**
@@ -98,6 +101,7 @@ export type MainToWorker =
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }
-  | { readonly type: 'listen-failed'; readonly message: string }
+  /** host, port, reason: when the address that failed is not listen.host:port (rls). */
+  | { readonly type: 'listen-failed'; readonly message: string; readonly host?: string; readonly port?: number; readonly reason?: string }
   | { readonly type: 'stopped'; readonly connectionsClosed: number }
   | { readonly type: 'admin'; readonly reqId: number; readonly request: AdminRequest };

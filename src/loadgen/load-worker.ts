@@ -40,6 +40,7 @@ export type FromLoadWorker =
 async function openLane(spec: LoadSpec, index: number, sink: LaneSink): Promise<{ lane: Lane; server: string }> {
   if (spec.client === 'raw') return (await import('./ws-lane.ts')).openWsLane(spec, index, sink);
   if (spec.client === 'sdk') return { lane: await (await import('./sdk-lane.ts')).openSdkLane(spec, index, sink), server: 'tpsd' };
+  if (spec.client === 'http') return { lane: await (await import('./http-lane.ts')).openHttpLane(spec, index, sink), server: 'tpsd' };
   return { lane: await (await import('./rlf-lane.ts')).openRlfLane(spec, index, sink), server: 'redis' };
 }
 

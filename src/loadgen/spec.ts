@@ -1,11 +1,11 @@
 // What one load run is: the target, the client, the shape of the load. Plain
 // data, posted as is from the main thread to every load worker.
 
-/** raw: pre-encoded frames over `ws`; sdk: the tpsd client SDK; rlf: ioredis + rate-limiter-flexible. */
-export type ClientKind = 'raw' | 'sdk' | 'rlf';
+/** raw: pre-encoded frames over `ws`; sdk: the tpsd client SDK; rlf: ioredis + rate-limiter-flexible; http: tpsd's HTTP/JSON API. */
+export type ClientKind = 'raw' | 'sdk' | 'rlf' | 'http';
 
 export interface LoadSpec {
-  /** ws://host:port[/path] (tpsd or the echo server) or redis://host:port. */
+  /** ws://host:port[/path] (tpsd or the echo server), http://host:port (tpsd's HTTP API) or redis://host:port. */
   readonly url: string;
   readonly client: ClientKind;
   readonly connections: number;
@@ -51,13 +51,14 @@ export function wsUrl(url: string): string {
 
 /** The client a URL implies when none is given. */
 export function defaultClient(url: string): ClientKind {
-  return url.startsWith('redis://') ? 'rlf' : 'raw';
+  if (url.startsWith('redis://')) return 'rlf';
+  return url.startsWith('http://') ? 'http' : 'raw';
 }
 
 export function checkSpec(s: LoadSpec): void {
   const proto = new URL(s.url).protocol;
-  if (s.client === 'rlf' && proto !== 'redis:') throw new RangeError(`--client rlf needs a redis:// url, got ${s.url}`);
-  if (s.client !== 'rlf' && proto !== 'ws:') throw new RangeError(`--client ${s.client} needs a ws:// url, got ${s.url}`);
+  const needs: Record<ClientKind, string> = { raw: 'ws:', sdk: 'ws:', rlf: 'redis:', http: 'http:' };
+  if (proto !== needs[s.client]) throw new RangeError(`--client ${s.client} needs a ${needs[s.client]}// url, got ${s.url}`);
   if (s.rate !== null && !(s.rate > 0)) throw new RangeError('--rate must be > 0');
   if (s.release && s.client === 'rlf') throw new RangeError('--release: rate-limiter-flexible has no leases (raw and sdk clients only)');
 }
