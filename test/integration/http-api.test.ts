@@ -271,7 +271,7 @@ describe('HTTP/JSON API, auth on', () => {
     assert.equal((await post(port, '/v1/release', { lease: a.json.lease }, { token: 'tok-other' })).status, 200);
   });
 
-  it('a lease belongs to the token that acquired it', { todo: 'lease owners: the HttpExchange carries `owner`; the lease table checks it after the merge' }, async () => {
+  it('a lease belongs to the token that acquired it', async () => {
     const a = await post(port, '/v1/acquire', { key: 'h/fast' }, { token: 'tok-h' });
     assertError(await post(port, '/v1/release', { lease: a.json.lease }, { token: 'tok-other' }), 404, 19, 'UNKNOWN_LEASE');
     assert.equal((await post(port, '/v1/release', { lease: a.json.lease }, { token: 'tok-h' })).status, 200);
