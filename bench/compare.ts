@@ -15,7 +15,7 @@
 //          [--only c1|pipelined|own-client|batched] [--memory] [--dry-run]
 // Writes the tables to docs/benchmarks.md (not with --dry-run or --only).
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ import { errorNotes, scenarioTables, targetOutcomes, targetTable, type Trials } 
 import { writeSection } from './doc.ts';
 import type { LoadResult } from '../src/loadgen/run-load.ts';
 import { MEMORY_COMMAND, measureMemory, memoryTable } from './memory.ts';
-import { ROOT, ensureRedisServer, startEcho, startRedis, startTpsd, type ServerHandle } from './servers.ts';
+import { ROOT, ensureRedisServer, runTpsdBench, startEcho, startRedis, startTpsd, type ServerHandle } from './servers.ts';
 
 const KEYS = 16;
 const IO_THREADS = 2;
@@ -50,19 +50,10 @@ const log = (s: string) => process.stderr.write(`bench:compare: ${s}\n`);
 
 /** One `tpsd bench --json` run in a fresh process. */
 function runBench(sc: Scenario, def: RunDef, server: ServerHandle): Promise<LoadResult> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--json', '--url', server.url, '--client', def.client,
+  return runTpsdBench(['--url', server.url, '--client', def.client,
     '--connections', String(sc.connections), '--pipeline', String(sc.pipeline), '--batch', String(sc.batch),
-    '--keys', String(KEYS), '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.once('exit', (code) => {
-      if (code !== 0) { reject(new Error(`tpsd bench (${sc.id}/${def.id}) exited with ${code}:\n${err.slice(-2000)}`)); return; }
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as LoadResult);
-    });
-  });
+    '--keys', String(KEYS), '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)],
+  `${sc.id}/${def.id}`);
 }
 
 function versionOf(pkg: string): string {

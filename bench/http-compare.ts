@@ -14,14 +14,14 @@
 //
 // Usage: node --import tsx bench/http-compare.ts [--trials 5] [--seconds 3] [--warmup 1] [--dry-run]
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchConfig } from './bench-config.ts';
 import { median } from './compare-report.ts';
 import { writeSection } from './doc.ts';
 import type { LoadResult } from '../src/loadgen/run-load.ts';
-import { ROOT, startTpsd, type ServerHandle } from './servers.ts';
+import { ROOT, runTpsdBench, startTpsd, type ServerHandle } from './servers.ts';
 
 const KEYS = 16;
 const IO_THREADS = 2;
@@ -51,19 +51,9 @@ if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials: expected
 const log = (s: string) => process.stderr.write(`bench:http: ${s}\n`);
 
 function runBench(shape: Shape, t: (typeof TRANSPORTS)[number], server: ServerHandle): Promise<LoadResult> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--json', '--url', `${t.scheme}://127.0.0.1:${server.port}`,
-    '--client', t.client, '--connections', String(shape.connections), '--pipeline', '1', '--batch', '1', '--keys', String(KEYS),
-    '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.once('exit', (code) => {
-      if (code !== 0) { reject(new Error(`tpsd bench (${shape.id}/${t.id}) exited with ${code}:\n${err.slice(-2000)}`)); return; }
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as LoadResult);
-    });
-  });
+  return runTpsdBench(['--url', `${t.scheme}://127.0.0.1:${server.port}`, '--client', t.client,
+    '--connections', String(shape.connections), '--pipeline', '1', '--batch', '1', '--keys', String(KEYS),
+    '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)], `${shape.id}/${t.id}`);
 }
 
 const rate = (v: number) => (v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : v.toFixed(0));

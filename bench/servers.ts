@@ -13,6 +13,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LoadResult } from '../src/loadgen/run-load.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HOST = '127.0.0.1';
@@ -185,4 +186,19 @@ export async function startIdleConnections(url: string, count: number): Promise<
     return 1;
   });
   return { pid: child.pid!, open: info.open, seconds: info.seconds, stop: stopper(child, () => {}) };
+}
+
+/** One `tpsd bench --json ARGS` run in a fresh process; its result (the last line of stdout). `label` names it in errors. */
+export function runTpsdBench(args: readonly string[], label: string): Promise<LoadResult> {
+  const argv = ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--json', ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.once('exit', (code) => {
+      if (code !== 0) { reject(new Error(`tpsd bench (${label}) exited with ${code}:\n${err.slice(-2000)}`)); return; }
+      resolve(JSON.parse(out.trim().split('\n').pop()!) as LoadResult);
+    });
+  });
 }
