@@ -56,7 +56,7 @@ const CONCURRENCY_LIMIT = 1_000_000;
 
 const endpoint = (name: string) => ({ name, max_tps: 1000, burst: 50, concurrency: 0 });
 const POOLS: PoolConfig[] = [{
-  name: 'bench', capacity_tps: 1000, burst: 50,
+  name: 'bench', capacity_tps: 1000, burst: 50, upstream: { window: 'sliding_1s', slo_ms: null, timeout_ms: null },
   services: [
     { name: 'a', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x'), endpoint('y')] },
     { name: 'b', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x')] },

@@ -8,15 +8,21 @@
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
 //      /metrics and the simulator read it, nothing recomputes it);
-//   4. writes refill rates and bursts: every decrease first, then the
-//      increases, so the sum of the limits never overshoots mid-rebalance.
+//   4. writes the buckets (bucket-table.ts has the whole scheme): the pool's
+//      gate at the effective capacity; each service's assured bucket at its
+//      allocation and its borrowing ceiling at max_tps less that; the pool's
+//      shared bucket at what no service is assured of; endpoints at their
+//      max_tps. Every decrease of a gate or assured rate is written before the
+//      increases, so their sum never overshoots mid-rebalance. There is no
+//      reserve: the gate holds the upstream's bound exactly (see
+//      docs/allocator.md, "The pool's gate").
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
 import { runningMode, type TpsdConfig } from '../config/types.ts';
-import { BucketTable } from '../shm/bucket-table.ts';
+import { BucketTable, ceilingBurst } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
 import {
@@ -112,8 +118,7 @@ export class Controller {
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
-      // The pool bucket's tokens of one second never exceed the capacity (see writePool).
-      this.writePool(spec.index, spec.maxTps);
+      this.writeInitialPool(spec.index, services, spec.maxTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
@@ -150,45 +155,59 @@ export class Controller {
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
     const shrink: [number, number, number][] = [];
     const grow: [number, number, number][] = [];
+    const loans: [number, number, number][] = [];
     const plan = (b: number, tps: number, burst: number): void => {
       (tps < this.table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
     };
     this.last.length = 0;
     this.pools.forEach((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      const poolBurst = this.poolBurst(pool.spec.index, obs.effectiveTps);
-      plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
+      const p = pool.spec.index;
+      plan(p, obs.effectiveTps, this.limits[p].burst);
+      let assuredTps = 0;
       pool.services.forEach((s, i) => {
         // Services and endpoints keep their configured bursts: an acquire that
         // fits the config must stay grantable whatever the allocation.
-        plan(s.index, alloc[i], this.limits[s.index].burst);
-        for (const e of pool.endpoints[i]) {
-          const l = this.limits[e.index];
-          plan(e.index, Math.min(l.maxTps, alloc[i]), l.burst);
-        }
+        const l = this.limits[s.index];
+        plan(s.index, alloc[i], l.burst);
+        loans.push([s.index, Math.max(0, l.maxTps - alloc[i]), ceilingBurst(l.burst, l.maxTps)]);
+        assuredTps += alloc[i];
+        for (const e of pool.endpoints[i]) plan(e.index, this.limits[e.index].maxTps, this.limits[e.index].burst);
       });
+      loans.push([p, Math.max(0, obs.effectiveTps - assuredTps), this.limits[p].burst]);
     });
     const t = this.clock.nowMs();
     for (const [b, tps, burst] of shrink) { this.table.setRate(b, tps, t); this.table.setBurst(b, burst); }
     for (const [b, tps, burst] of grow) { this.table.setBurst(b, burst); this.table.setRate(b, tps, t); }
+    for (const [b, tps, burst] of loans) this.table.setLoan(b, tps, burst, t);
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }
 
   /**
-   * A pool's bucket holds its configured burst (2% of a second of capacity by
-   * default) and refills at the effective capacity less that burst, so no
-   * one-second window admits more than the effective capacity. Only when the
-   * upstream collapses below twice the burst is the bucket made smaller.
+   * Before the first tick: the gate at the configured capacity, the shared
+   * bucket lending what the services' initial rates leave of it (their
+   * allocation comes with the first tick).
    */
-  private poolBurst(pool: number, effectiveTps: number): number {
-    return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
+  private writeInitialPool(pool: number, services: readonly BucketSpec[], capacityTps: number): void {
+    const now = this.clock.nowMs();
+    const burst = this.limits[pool].burst;
+    this.table.setBurst(pool, burst);
+    this.table.setRate(pool, capacityTps, now);
+    let assuredTps = 0;
+    for (const s of services) assuredTps += this.table.rateTps(s.index);
+    this.table.setLoan(pool, Math.max(0, capacityTps - assuredTps), burst, now);
   }
 
-  private writePool(pool: number, effectiveTps: number): void {
-    const burst = this.poolBurst(pool, effectiveTps);
-    this.table.setBurst(pool, burst);
-    this.table.setRate(pool, Math.max(0, effectiveTps - burst), this.clock.nowMs());
+  /**
+   * What a pool pressing its gate is not granted per second of its effective
+   * capacity: a window gate gives each take back a whole second later, one
+   * millisecond more on a running clock (window-rings.ts); a token bucket
+   * gate, nothing.
+   */
+  private gateShortfallTps(pool: number, effectiveTps: number): number {
+    if (!this.table.isWindowGate(pool)) return 0;
+    return effectiveTps * (1 - 1000 / this.table.windowMs);
   }
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
@@ -200,8 +219,8 @@ export class Controller {
     let totalDemandTps = 0;
     for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = this.limits[p].maxTps;
-    // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
-    const reserveTps = this.poolBurst(p, pool.discovery.effectiveTps);
+    // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
+    const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
     const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;

@@ -1,0 +1,158 @@
+// This thread's takes on sliding-window pool gates, by millisecond, until
+// they are due back (bucket-table.ts).
+//
+// Threads: a WindowRings belongs to one BucketTable, so to one thread; every
+// field is a plain thread-local value. The gate it serves is shared: a pool
+// whose GATE is GATE_WINDOW holds in TOKENS_MILLI what the takes of the last
+// second (all threads) leave of its capacity (RATE_MILLI). A take subtracts
+// from it with the table's CAS loop, exactly as from a token bucket; instead
+// of a refill at a rate, each thread gives its own takes back (one
+// Atomics.add) once they are `delayMs` old. That is a sliding window: no
+// interval of 1 s ever holds more takes than the capacity, whatever the
+// burst, and a busy pool is granted exactly the capacity per second.
+//
+// Why per thread: a ring of take counts by millisecond that several threads
+// write and sweep would need a lock or tagged slots (a slot of this second
+// and one of a second ago are the same slot); a thread that only sweeps what
+// it wrote itself needs neither, and sweeping its own ring costs one compare
+// per take within a millisecond and one slot per new millisecond. The price
+// is that a thread gives its takes back only when it runs: at its next take
+// on the pool, or when it is flushed (I/O threads flush from a timer, see
+// io-worker.ts), so an idle thread may hold some of the capacity a little
+// longer than 1 s. Late is safe (never more than the capacity per second);
+// early never happens.
+//
+// Times are the table's clock milliseconds. A real clock's `now` is the floor
+// of the true time, so a take stamped m happened in [m, m + 1): it is given
+// back at m + 1001, a full second later. A manual clock (the simulator,
+// tests) stamps exact instants: m + 1000.
+
+import { BUCKET_FIELDS, DEPTH_INDEX } from './layout.ts';
+
+/** Length of the window, ms. */
+export const WINDOW_MS = 1000;
+/** Slots per ring: a power of two above WINDOW_MS + 1, so the slots of one window never collide. */
+export const RING_SLOTS = 1024;
+const RING_MASK = RING_SLOTS - 1;
+
+export class WindowRings {
+  // Constructor-set fields are `declare`d (no class field emitted), so V8 keeps their typed-array kinds.
+  /** ordinal[b]: the pool's ring number, -1 for a bucket that is not a pool. */
+  declare private readonly ordinal: Int32Array;
+  /** bucketOf[k]: the pool of ring number k. */
+  declare private readonly bucketOf: Int32Array;
+  /** rings[k]: milli-tokens this thread took on pool k by millisecond (ms & RING_MASK); made at the first take. */
+  declare private readonly rings: (Int32Array | null)[];
+  /** The last millisecond pool k's ring was swept at (takes up to cursor - delayMs are back). */
+  declare private readonly cursor: Int32Array;
+  /** Milli-tokens of pool k's ring not yet given back. */
+  declare private readonly held: Float64Array;
+  /** How long a take counts against the window, ms (WINDOW_MS, + 1 for a real clock's floors). */
+  declare readonly delayMs: number;
+
+  constructor(state: Int32Array, size: number, exactClock: boolean) {
+    this.ordinal = new Int32Array(size).fill(-1);
+    let pools = 0;
+    for (let b = 0; b < size; b++) if (state[b * BUCKET_FIELDS + DEPTH_INDEX] === 0) this.ordinal[b] = pools++;
+    this.bucketOf = new Int32Array(pools);
+    for (let b = 0; b < size; b++) if (this.ordinal[b] >= 0) this.bucketOf[this.ordinal[b]] = b;
+    this.rings = new Array<Int32Array | null>(pools).fill(null);
+    this.cursor = new Int32Array(pools);
+    this.held = new Float64Array(pools);
+    this.delayMs = exactClock ? WINDOW_MS : WINDOW_MS + 1;
+  }
+
+  /**
+   * Milli-tokens of this thread's takes on pool b that are due back at `now`
+   * (taken at or before now - delayMs), removed from the ring: the caller
+   * adds them back to the gate. 0 when nothing is due.
+   */
+  due(b: number, now: number): number {
+    const k = this.ordinal[b];
+    const ring = this.rings[k];
+    if (ring === null || this.held[k] === 0) { this.cursor[k] = now; return 0; }
+    const last = this.cursor[k];
+    const gap = (now - last) | 0;
+    if (gap <= 0) return 0;
+    this.cursor[k] = now;
+    let back = 0;
+    if (gap > this.delayMs) {
+      // Every take in the ring is at or before `last`, so all are due.
+      for (let i = 0; i < RING_SLOTS; i++) { back += ring[i]; ring[i] = 0; }
+    } else {
+      // Takes stamped in (last - delay, now - delay].
+      const end = (now - this.delayMs) | 0;
+      for (let j = 0; j < gap; j++) {
+        const i = (end - j) & RING_MASK;
+        back += ring[i];
+        ring[i] = 0;
+      }
+    }
+    this.held[k] -= back;
+    return back;
+  }
+
+  /** Records a take of `milli` on pool b at `now` (after due(b, now)). */
+  record(b: number, now: number, milli: number): void {
+    const k = this.ordinal[b];
+    let ring = this.rings[k];
+    if (ring === null) ring = this.rings[k] = new Int32Array(RING_SLOTS); // once per pool and thread
+    ring[now & RING_MASK] += milli;
+    this.held[k] += milli;
+  }
+
+  /**
+   * Takes back up to `milli` of a take recorded at `ms` (a refund: an undone
+   * acquire, an allowance given back). Returns how much was still recorded
+   * there: only that much may go back to the gate.
+   */
+  unrecord(b: number, ms: number, milli: number): number {
+    const k = this.ordinal[b];
+    const ring = this.rings[k];
+    if (ring === null) return 0;
+    const i = ms & RING_MASK;
+    const n = Math.min(milli, ring[i]);
+    if (n <= 0) return 0;
+    ring[i] -= n;
+    this.held[k] -= n;
+    return n;
+  }
+
+  /**
+   * Milliseconds from `now` until the first of this thread's takes is due
+   * back (0: already due), or -1 when it holds none. Scans the rings: for
+   * timers, not for the request path.
+   */
+  nextDueInMs(now: number): number {
+    let best = -1;
+    for (let k = 0; k < this.held.length; k++) {
+      const ring = this.rings[k];
+      if (ring === null || this.held[k] === 0) continue;
+      // Takes not yet due are stamped in (cursor - delay, cursor]; the oldest comes back first.
+      const from = (this.cursor[k] - this.delayMs + 1) | 0;
+      for (let j = 0; j < this.delayMs; j++) {
+        if (ring[(from + j) & RING_MASK] === 0) continue;
+        const inMs = Math.max(0, (from + j + this.delayMs - now) | 0);
+        if (best < 0 || inMs < best) best = inMs;
+        break;
+      }
+    }
+    return best;
+  }
+
+  /** True while some take of this thread has not been given back. */
+  holdsAny(): boolean {
+    for (let k = 0; k < this.held.length; k++) if (this.held[k] !== 0) return true;
+    return false;
+  }
+
+  /** Calls `back(b, milli)` for every pool b with takes due at `now` (a flush). */
+  sweepAll(now: number, back: (b: number, milli: number) => void): void {
+    for (let k = 0; k < this.held.length; k++) {
+      if (this.held[k] === 0) continue;
+      const b = this.bucketOf[k];
+      const milli = this.due(b, now);
+      if (milli !== 0) back(b, milli);
+    }
+  }
+}
