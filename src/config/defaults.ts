@@ -58,7 +58,11 @@ export const DEFAULT_UPSTREAM_WINDOW = 'sliding_1s';
 /** Largest upstream.slo_ms and upstream.timeout_ms: one hour. */
 export const MAX_UPSTREAM_MS = 3_600_000;
 
-/** Default service and endpoint bucket size: 50 ms worth of refill (tps / 20), at least one token. */
+/**
+ * Default service and endpoint bucket size: 200 ms of max_tps (tps / 5), at
+ * least one token: enough for callers that come in bursts a few times a
+ * second to be granted at the key's rate (see docs/allocator.md).
+ */
 export function defaultBurst(tps: number): number {
-  return Math.max(1, Math.ceil(tps / 20));
+  return Math.max(1, Math.ceil(tps / 5));
 }

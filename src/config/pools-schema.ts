@@ -92,7 +92,8 @@ function readUpstream(r: FieldReader, item: unknown, path: string): UpstreamConf
   const obj = item === undefined ? {} : r.object(path, item, UPSTREAM_KEYS);
   if (obj === undefined) return {} as UpstreamConfig; // already reported
   const window = r.oneOf(obj, path, 'window', UPSTREAM_WINDOWS, DEFAULT_UPSTREAM_WINDOW);
-  const optional = (key: string) => (obj[key] === undefined ? null : r.number(obj, path, key, UPSTREAM_MS) ?? null);
+  // null is what the effective config prints for "not set", so it reads back the same.
+  const optional = (key: string) => (obj[key] === undefined || obj[key] === null ? null : r.number(obj, path, key, UPSTREAM_MS) ?? null);
   return { window, slo_ms: optional('slo_ms'), timeout_ms: optional('timeout_ms') } as UpstreamConfig;
 }
 

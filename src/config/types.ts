@@ -20,7 +20,7 @@ export interface EndpointConfig {
   readonly name: string;
   /** Hard ceiling of the endpoint's refill rate, tokens per second. */
   readonly max_tps: number;
-  /** Bucket size in tokens; default max(1, ceil(max_tps / 20)): 50 ms of refill. */
+  /** Bucket size in tokens; default max(1, ceil(max_tps / 5)): 200 ms of refill. */
   readonly burst: number;
   /** Max leases held at once; 0 means unlimited. */
   readonly concurrency: number;

@@ -8,27 +8,25 @@
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
 //      /metrics and the simulator read it, nothing recomputes it);
-//   4. writes the buckets (bucket-table.ts has the whole scheme): the pool's
-//      gate at the effective capacity; each service's assured bucket at its
-//      allocation and its borrowing ceiling at max_tps less that; the pool's
-//      shared bucket at what no service is assured of; endpoints at their
-//      max_tps. Every decrease of a gate or assured rate is written before the
-//      increases, so their sum never overshoots mid-rebalance. There is no
-//      reserve: the gate holds the upstream's bound exactly (see
-//      docs/allocator.md, "The pool's gate").
+//   4. writes the allocation into the buckets (bucket-writes.ts): the
+//      policy's output is each service's assured rate; the capacity nobody
+//      is assured of, and whatever an assured service leaves unused, is lent
+//      in priority order; the pool's gate holds the upstream's bound with no
+//      reserve (docs/allocator.md, "The pool's gate").
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
 import { runningMode, type TpsdConfig } from '../config/types.ts';
-import { BucketTable, ceilingBurst } from '../shm/bucket-table.ts';
+import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
 import {
   C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
@@ -153,33 +151,13 @@ export class Controller {
     writeStats(this.views.stats, this.keys, this.deltas, dtS);
     const observations = this.pools.map((p) => this.observe(p, dtS));
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
-    const shrink: [number, number, number][] = [];
-    const grow: [number, number, number][] = [];
-    const loans: [number, number, number][] = [];
-    const plan = (b: number, tps: number, burst: number): void => {
-      (tps < this.table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
-    };
     this.last.length = 0;
-    this.pools.forEach((pool, k) => {
+    const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      const p = pool.spec.index;
-      plan(p, obs.effectiveTps, this.limits[p].burst);
-      let assuredTps = 0;
-      pool.services.forEach((s, i) => {
-        // Services and endpoints keep their configured bursts: an acquire that
-        // fits the config must stay grantable whatever the allocation.
-        const l = this.limits[s.index];
-        plan(s.index, alloc[i], l.burst);
-        loans.push([s.index, Math.max(0, l.maxTps - alloc[i]), ceilingBurst(l.burst, l.maxTps)]);
-        assuredTps += alloc[i];
-        for (const e of pool.endpoints[i]) plan(e.index, this.limits[e.index].maxTps, this.limits[e.index].burst);
-      });
-      loans.push([p, Math.max(0, obs.effectiveTps - assuredTps), this.limits[p].burst]);
+      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, services: pool.services.map((s) => s.index),
+        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
     });
-    const t = this.clock.nowMs();
-    for (const [b, tps, burst] of shrink) { this.table.setRate(b, tps, t); this.table.setBurst(b, burst); }
-    for (const [b, tps, burst] of grow) { this.table.setBurst(b, burst); this.table.setRate(b, tps, t); }
-    for (const [b, tps, burst] of loans) this.table.setLoan(b, tps, burst, t);
+    writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }

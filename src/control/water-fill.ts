@@ -8,32 +8,27 @@ import type { PoolObservation } from '../ppo/observation.ts';
 export const PRIORITY_WEIGHTS = [8, 4, 2, 1] as const;
 
 /**
- * min_tps of every service, in priority order while capacity lasts: a class
- * that does not fit entirely shares what is left in proportion to its
- * members' minimums. Active services come first; idle ones keep their
- * minimum reserved from what is left (their assured tokens are lent to
- * others while unused, see bucket-table.ts), so a service that starts asking
- * again finds its min_tps at once.
+ * min_tps of every active service, in priority order while capacity lasts:
+ * a class that does not fit entirely shares what is left in proportion to
+ * its members' minimums.
  */
 export function guarantees(obs: PoolObservation): Float64Array {
   const n = obs.services.length;
   const g = new Float64Array(n);
   let left = obs.effectiveTps;
-  for (const active of [true, false]) {
-    for (let p = 0; p < PRIORITY_WEIGHTS.length; p++) {
-      let want = 0;
-      for (let i = 0; i < n; i++) {
-        const s = obs.services[i];
-        if (s.priority === p && s.active === active) want += s.minTps;
-      }
-      if (want <= 0) continue;
-      const f = Math.min(1, Math.max(0, left) / want);
-      for (let i = 0; i < n; i++) {
-        const s = obs.services[i];
-        if (s.priority === p && s.active === active) g[i] = s.minTps * f;
-      }
-      left -= want * f;
+  for (let p = 0; p < PRIORITY_WEIGHTS.length; p++) {
+    let want = 0;
+    for (let i = 0; i < n; i++) {
+      const s = obs.services[i];
+      if (s.priority === p && s.active) want += s.minTps;
     }
+    if (want <= 0) continue;
+    const f = Math.min(1, Math.max(0, left) / want);
+    for (let i = 0; i < n; i++) {
+      const s = obs.services[i];
+      if (s.priority === p && s.active) g[i] = s.minTps * f;
+    }
+    left -= want * f;
   }
   return g;
 }

@@ -17,17 +17,6 @@ import {
 export const ASSURED_HOLD_MS = 20;
 
 /**
- * The size of a service's borrowing ceiling bucket, tokens: what it may
- * borrow at once beyond its own burst. 100 ms of its max_tps (the pool's
- * default burst for a service that may use the whole pool) or its burst, the
- * larger: so a service bound by max_tps takes at most max_tps x t + burst +
- * this over any interval t.
- */
-export function ceilingBurst(burst: number, maxTps: number): number {
-  return Math.max(burst, Math.ceil(maxTps / 10));
-}
-
-/**
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
  * bucket, its shared bucket full at the pool's burst and lending nothing until
@@ -55,7 +44,7 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[loan + TOKENS_MILLI_INDEX] = spec.depth === 0 ? burst : 0;
   state[loan + LAST_REFILL_MS_INDEX] = nowMs;
   state[loan + RATE_MILLI_INDEX] = 0;
-  state[loan + BURST_MILLI_INDEX] = spec.depth === 0 ? burst : spec.depth === 1 ? ceilingBurst(spec.burst, spec.maxTps) * MILLI : 0;
+  state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
   state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
 }

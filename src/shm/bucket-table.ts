@@ -73,7 +73,7 @@ import {
 import { ASSURED_HOLD_MS, writeSpec } from './bucket-init.ts';
 import { WindowRings } from './window-rings.ts';
 
-export { ASSURED_HOLD_MS, ceilingBurst } from './bucket-init.ts';
+export { ASSURED_HOLD_MS } from './bucket-init.ts';
 
 /** Why an acquire failed (low 2 bits of a failure result). */
 export const FAIL_TOKENS = 0;
@@ -230,16 +230,10 @@ export class BucketTable {
     }
   }
 
-  /**
-   * A service's assured bucket refilled; what overflows it goes to its pool's
-   * shared bucket, and to its own ceiling: a service may borrow back what it
-   * left unused (still within max_tps).
-   */
+  /** A service's assured bucket refilled; what overflows it goes to its pool's shared bucket. */
   private refillService(b: number, pool: number, now: number): void {
     const over = this.earn(b * BUCKET_FIELDS, now);
-    if (over <= 0) return;
-    this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, over);
-    this.putAt(b * BUCKET_FIELDS + LOAN_OFFSET, over);
+    if (over > 0) this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, over);
   }
 
   /** A pool's gate refilled: this thread's window takes that are due come back, or the token bucket earns. */

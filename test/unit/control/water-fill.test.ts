@@ -37,21 +37,13 @@ test('what a step-capped service cannot take goes to the next in line', () => {
   assert.equal(Math.round(a[1]), 500);
 });
 
-test('guarantees shrink in priority order, active services first', () => {
+test('inactive services are not guaranteed; guarantees shrink in priority order', () => {
   const obs = pool(250, [
     service({ priority: 2, minTps: 200 }),
     service({ priority: 0, minTps: 200 }),
     service({ priority: 1, minTps: 100, active: false }),
   ]);
   assert.deepEqual(Array.from(guarantees(obs), Math.round), [50, 200, 0]);
-});
-
-test('an idle service keeps its min_tps reserved when capacity allows', () => {
-  const obs = pool(1000, [
-    service({ priority: 0, minTps: 200 }),
-    service({ priority: 3, minTps: 100, active: false }),
-  ]);
-  assert.deepEqual(Array.from(guarantees(obs), Math.round), [200, 100]);
 });
 
 test('static splits by priority weight regardless of demand', () => {
