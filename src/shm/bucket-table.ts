@@ -200,6 +200,7 @@ export class BucketTable {
       this.freshenStamp(base, now);
     } else if (depth === 2) {
       this.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
+      this.freshenStamp(base, now);
     } else {
       this.earn(base, now);
     }
@@ -208,10 +209,11 @@ export class BucketTable {
 
   /**
    * Credits the bucket whose TOKENS field is at state index i (a record's
-   * base, or base + LOAN_OFFSET) with the tokens earned since its last refill.
-   * Returns what did not fit under its burst (0 when nothing was earned).
+   * base, or base + LOAN_OFFSET) with the tokens earned since its last refill,
+   * up to its burst plus `extraMilli` (never lowering what it holds). Returns
+   * what did not fit (0 when nothing was earned).
    */
-  private earn(i: number, now: number): number {
+  private earn(i: number, now: number, extraMilli = 0): number {
     const s = this.state;
     const last = s[i + LAST_REFILL_MS_INDEX];
     const elapsed = (now - last) | 0;
@@ -219,10 +221,10 @@ export class BucketTable {
     const add = Math.floor((elapsed * s[i + RATE_MILLI_INDEX]) / 1000);
     if (add <= 0) return 0;
     if (Atomics.compareExchange(s, i + LAST_REFILL_MS_INDEX, last, now) !== last) return 0;
-    const burst = s[i + BURST_MILLI_INDEX];
+    const cap = s[i + BURST_MILLI_INDEX] + extraMilli;
     let cur = s[i + TOKENS_MILLI_INDEX];
     for (;;) {
-      const next = Math.min(burst, cur + add);
+      const next = Math.max(cur, Math.min(cap, cur + add));
       if (next === cur) return add;
       const seen = Atomics.compareExchange(s, i + TOKENS_MILLI_INDEX, cur, next);
       if (seen === cur) return cur + add - next;
@@ -230,10 +232,39 @@ export class BucketTable {
     }
   }
 
-  /** A service's assured bucket refilled; what overflows it goes to its pool's shared bucket. */
+  /**
+   * A service's assured bucket refilled; what overflows it goes to its pool's
+   * shared bucket. A service the gate has just refused (its own
+   * ASSURED_BLOCKED_MS is recent) keeps up to a second of its rate above its
+   * burst: those tokens are its rate, owed, not unused capacity.
+   */
   private refillService(b: number, pool: number, now: number): void {
-    const over = this.earn(b * BUCKET_FIELDS, now);
+    const base = b * BUCKET_FIELDS;
+    const s = this.state;
+    const owed = ((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS ? s[base + RATE_MILLI_INDEX] : 0;
+    const over = this.earn(base, now, owed);
     if (over > 0) this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, over);
+  }
+
+  /**
+   * While the pool's gate is refusing assured takes (its ASSURED_BLOCKED_MS
+   * is recent), a service that was not refused itself gives up what its
+   * assured bucket holds beyond ASSURED_HOLD_MS of its rate (to the pool's
+   * shared bucket): stored bursts yield to assured rates. Its rate still
+   * flows.
+   */
+  private yieldBurst(svc: number, pool: number, milli: number, now: number): void {
+    const s = this.state;
+    const base = svc * BUCKET_FIELDS;
+    if (((now - s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX]) | 0) >= ASSURED_HOLD_MS) return;
+    if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
+    const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
+    let cur = s[base + TOKENS_MILLI_INDEX];
+    while (cur > keep) {
+      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, keep);
+      if (seen === cur) { this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, cur - keep); return; }
+      cur = seen;
+    }
   }
 
   /** A pool's gate refilled: this thread's window takes that are due come back, or the token bucket earns. */
@@ -264,10 +295,10 @@ export class BucketTable {
     }
   }
 
-  /** Gives `milli` to the bucket whose TOKENS field is at index i (never above its burst). */
-  private putAt(i: number, milli: number): void {
+  /** Gives `milli` to the bucket whose TOKENS field is at index i (never above its burst plus `extraMilli`). */
+  private putAt(i: number, milli: number, extraMilli = 0): void {
     const s = this.state;
-    const burst = s[i + BURST_MILLI_INDEX];
+    const burst = s[i + BURST_MILLI_INDEX] + extraMilli;
     let cur = s[i];
     for (;;) {
       const next = Math.min(burst, cur + milli);
@@ -335,7 +366,10 @@ export class BucketTable {
     const depth = this.depthOf[leaf];
     const gate = queued ? priority : priority + 1;
     let minBurst = 0x7fffffff;
-    let plain = false; // a waiter or a concurrency limit on the chain: no chunk
+    // No chunk with a waiter or a concurrency limit on the chain, nor through a
+    // token-bucket gate: what a chunk gives back in a later millisecond would
+    // find that bucket refilled meanwhile (a window gate takes it back exactly).
+    let plain = s[chains[c + depth - 1] * BUCKET_FIELDS + GATE_INDEX] !== GATE_WINDOW;
     for (let i = 0; i < depth; i++) {
       const b = chains[c + i];
       const base = b * BUCKET_FIELDS;
@@ -409,6 +443,7 @@ export class BucketTable {
     let borrowed = true; // a pool's own key has no assured bucket: it only borrows
     if (svc >= 0) {
       this.refillService(svc, pool, now);
+      this.yieldBurst(svc, pool, milli, now);
       borrowed = !this.takeAt(svc * BUCKET_FIELDS, milli);
     }
     if (borrowed) {
@@ -419,8 +454,14 @@ export class BucketTable {
       }
     }
     if (!this.takeGate(pool, milli, now)) {
-      if (!borrowed) this.state[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
-      this.putBelowGate(ep, svc, pool, milli, borrowed);
+      const s = this.state;
+      let owed = 0;
+      if (!borrowed) {
+        s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
+        s[svc * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
+        owed = s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX];
+      }
+      this.putBelowGate(ep, svc, pool, milli, borrowed, owed);
       return fail(pool, FAIL_TOKENS);
     }
     this.lastBorrowed = borrowed;
@@ -486,10 +527,15 @@ export class BucketTable {
     if (n > 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, n);
   }
 
-  /** Gives back what a take below the gate took: the endpoint's, and the assured bucket's or the loans. */
-  private putBelowGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean): void {
+  /**
+   * Gives back what a take below the gate took: the endpoint's, and the
+   * assured bucket's or the loans. `owedMilli`: how far above its burst the
+   * assured bucket may hold it (a take the gate just refused goes back whole
+   * to a bucket holding what its service is owed, see refillService).
+   */
+  private putBelowGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, owedMilli = 0): void {
     if (ep >= 0) this.putAt(ep * BUCKET_FIELDS, milli);
-    if (!borrowed) { this.putAt(svc * BUCKET_FIELDS, milli); return; }
+    if (!borrowed) { this.putAt(svc * BUCKET_FIELDS, milli, owedMilli); return; }
     if (svc >= 0) this.putAt(svc * BUCKET_FIELDS + LOAN_OFFSET, milli);
     this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, milli);
   }
@@ -637,12 +683,16 @@ export class BucketTable {
     Atomics.store(this.state, base + RATE_MILLI_INDEX, milli);
   }
 
-  /** Sets the bucket size (controller only), trimming tokens above it; a window gate keeps it for display only. */
+  /**
+   * Sets the bucket size (controller only), trimming tokens above it when it
+   * shrinks (an unchanged size leaves what a refused service is owed above
+   * it, see refillService); a window gate keeps it for display only.
+   */
   setBurst(b: number, tokens: number): void {
     const base = b * BUCKET_FIELDS;
     const burst = Math.max(MILLI, Math.round(tokens * MILLI));
-    Atomics.store(this.state, base + BURST_MILLI_INDEX, burst);
-    if (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW) return;
+    const before = Atomics.exchange(this.state, base + BURST_MILLI_INDEX, burst);
+    if (burst >= before || (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW)) return;
     this.trim(base, burst);
   }
 

@@ -236,7 +236,10 @@ describe('BucketTable', () => {
       assert.ok(sawHeld, `seed ${seed}: allowances were held`);
       for (const t of tables) t.flushAllowances(clock.nowMs());
       for (let b = 0; b < keys.size; b++) {
-        assert.equal(shared(b) + granted[b], 1_000_000, `seed ${seed}: bucket ${b} conserves its tokens`);
+        // A service may have given up some of its tokens to the pool's shared bucket: once the gate is empty and
+        // refuses assured takes, what other services hold beyond their rate yields (bucket-table.ts, yieldBurst).
+        if (table.depth(b) === 1) assert.ok(shared(b) + granted[b] <= 1_000_000, `seed ${seed}: bucket ${b} never gives more than it held`);
+        else assert.equal(shared(b) + granted[b], 1_000_000, `seed ${seed}: bucket ${b} conserves its tokens`);
       }
       assert.ok(granted[keys.lookup('p')] > 990_000, `seed ${seed}: the pool was drained`);
     }
@@ -338,16 +341,18 @@ async function hammer(pool: Record<string, unknown>, bound: { p: number; a: numb
 /**
  * Two tables (threads 0 and 1) with bursts large enough for allowances
  * (each thread may hold up to burst / 32 per leaf), rate 0 so token counts are
- * exact, and `shared(b)`: the milli-tokens in the shared bucket itself.
+ * exact (the pool's window gate gives its takes back only after a second),
+ * and `shared(b)`: the milli-tokens in the shared bucket itself.
  */
 function allowanceSetup() {
-  const pool = { name: 'p', capacity_tps: 1000, burst: 1000, upstream: { window: 'token_bucket' }, services: [
+  const pool = { name: 'p', capacity_tps: 1000, burst: 1000, services: [
     { name: 'a', priority: 'HIGH', max_tps: 1000, burst: 1000, endpoints: [{ name: 'e', max_tps: 1000, burst: 1000 }] },
     { name: 'b', priority: 'LOW', max_tps: 1000, burst: 1000 },
     { name: 'c', priority: 'LOW', max_tps: 1000, burst: 1000, concurrency: 5, endpoints: [{ name: 'e', max_tps: 1000, burst: 1000 }] },
   ] };
   const { keys, views, clock, table } = setup(pool, 2);
-  for (let b = 0; b < keys.size; b++) table.setRate(b, 0, 0);
+  // The pool's window gate holds its 1000 tokens for a second: the tests stay well within it.
+  for (let b = 0; b < keys.size; b++) if (table.depth(b) > 0) table.setRate(b, 0, 0);
   const other = new BucketTable(views, clock, 1);
   const shared = (b: number) => Atomics.load(views.state, stateBase(b) + TOKENS_MILLI_INDEX);
   return { keys, views, clock, table, other, shared };
