@@ -91,6 +91,9 @@ const MAX_DEPTH = 3;
 /** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
 const GUARDS = 2 * MAX_DEPTH;
 const INT32_MIN = -0x80000000;
+/** lastGrant: the slot mask's bits (one per chain level), and the bit for a borrowed grant. */
+const SLOT_BITS = (1 << MAX_DEPTH) - 1;
+const BORROWED_BIT = 1 << MAX_DEPTH;
 
 export class BucketTable {
   // Fields set in the constructor are `declare`d, so no class field is emitted
@@ -118,6 +121,8 @@ export class BucketTable {
   declare private readonly serviceFrom: Int32Array;
   declare private readonly serviceCount: Int32Array;
   declare private readonly serviceList: Int32Array;
+  /** gateRing[b]: the ring number (window-rings.ts) of b's pool when its gate is a window, else -1 (fixed at start). */
+  declare private readonly gateRing: Int32Array;
   /** lastPull[p]: the millisecond this thread last pulled pool p's spills. */
   declare private readonly lastPull: Int32Array;
   declare private readonly clock: Clock;
@@ -127,10 +132,17 @@ export class BucketTable {
   declare private readonly rings: WindowRings;
   /** Gives milli-tokens due back to a window gate (sweepAll's callback, made once). */
   declare private readonly gateBack: (b: number, milli: number) => void;
+  /**
+   * The last successful acquire: bits 0-2, the chain levels it took a
+   * concurrency slot on (bit i = level i); BORROWED_BIT, it borrowed. One
+   * field, so a grant served from an allowance writes one value.
+   */
+  private lastGrant = 0;
+
   /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
-  lastSlotMask = 0;
+  get lastSlotMask(): number { return this.lastGrant & SLOT_BITS; }
   /** The last successful acquire borrowed (from the service's ceiling and the pool's shared bucket). */
-  lastBorrowed = false;
+  get lastBorrowed(): boolean { return (this.lastGrant & BORROWED_BIT) !== 0; }
 
   constructor(views: ShmViews, clock: Clock, thread: number | null) {
     this.state = views.state;
@@ -176,6 +188,11 @@ export class BucketTable {
     this.lastPull = new Int32Array(this.size).fill(INT32_MIN);
     this.allowances = new Allowances(this, this.chains, MAX_DEPTH, views.layout.threadCount);
     this.rings = new WindowRings(this.state, this.size, clock.exact === true);
+    this.gateRing = new Int32Array(this.size);
+    for (let b = 0; b < this.size; b++) {
+      const pool = this.chains[b * MAX_DEPTH + this.depthOf[b] - 1];
+      this.gateRing[b] = this.state[pool * BUCKET_FIELDS + GATE_INDEX] === GATE_WINDOW ? this.rings.ordinal[pool] : -1;
+    }
     this.gateBack = (b, milli) => { Atomics.add(this.state, b * BUCKET_FIELDS + TOKENS_MILLI_INDEX, milli); };
   }
 
@@ -241,6 +258,7 @@ export class BucketTable {
   private refillService(b: number, pool: number, now: number): void {
     const base = b * BUCKET_FIELDS;
     const s = this.state;
+    if (((now - s[base + LAST_REFILL_MS_INDEX]) | 0) <= 0) return; // nothing earned (the common case within a millisecond)
     const owed = ((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS ? s[base + RATE_MILLI_INDEX] : 0;
     const over = this.earn(base, now, owed);
     if (over > 0) this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, over);
@@ -256,7 +274,6 @@ export class BucketTable {
   private yieldBurst(svc: number, pool: number, milli: number, now: number): void {
     const s = this.state;
     const base = svc * BUCKET_FIELDS;
-    if (((now - s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX]) | 0) >= ASSURED_HOLD_MS) return;
     if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
     const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
     let cur = s[base + TOKENS_MILLI_INDEX];
@@ -271,7 +288,7 @@ export class BucketTable {
   private refillGate(pool: number, now: number): void {
     const base = pool * BUCKET_FIELDS;
     if (this.state[base + GATE_INDEX] !== GATE_WINDOW) { this.earn(base, now); return; }
-    const back = this.rings.due(pool, now);
+    const back = this.rings.due(this.rings.ordinal[pool], now);
     if (back !== 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, back);
   }
 
@@ -345,8 +362,7 @@ export class BucketTable {
         const busy = s[g[k]] | s[g[k + 1]] | s[g[k + 2]] | s[g[k + 3]] | s[g[k + 4]] | s[g[k + 5]];
         if (busy === 0) {
           a.held[leaf] = held - milli;
-          this.lastSlotMask = 0;
-          this.lastBorrowed = false;
+          this.lastGrant = 0;
           return GRANTED;
         }
         a.giveBackAll();
@@ -369,7 +385,8 @@ export class BucketTable {
     // No chunk with a waiter or a concurrency limit on the chain, nor through a
     // token-bucket gate: what a chunk gives back in a later millisecond would
     // find that bucket refilled meanwhile (a window gate takes it back exactly).
-    let plain = s[chains[c + depth - 1] * BUCKET_FIELDS + GATE_INDEX] !== GATE_WINDOW;
+    const ring = this.gateRing[leaf];
+    let plain = ring < 0;
     for (let i = 0; i < depth; i++) {
       const b = chains[c + i];
       const base = b * BUCKET_FIELDS;
@@ -403,25 +420,25 @@ export class BucketTable {
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
     const amount = a.chunkFor(leaf, milli, minBurst, plain);
-    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli);
+    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring);
     if (r === GRANTED) {
       if (amount !== milli) a.keep(leaf, amount - milli);
-      this.lastSlotMask = mask;
+      this.lastGrant |= mask;
       return GRANTED;
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
       a.chunkFailed(leaf);
-      r = this.takeTokens(c, depth, milli, gate, now, true);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
     }
     if (r !== GRANTED && failReason(r) === FAIL_TOKENS && a.heldCount > 0) { // never fail for tokens this thread holds
       a.giveBackAll();
-      r = this.takeTokens(c, depth, milli, gate, now, true);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
     }
     if (r !== GRANTED) {
       this.releaseSlots(leaf, mask);
       return r;
     }
-    this.lastSlotMask = mask;
+    this.lastGrant |= mask;
     return GRANTED;
   }
 
@@ -430,7 +447,7 @@ export class BucketTable {
    * service's assured bucket or (if `mayBorrow`) a loan, then the pool's gate.
    * GRANTED, or the failure (nothing taken).
    */
-  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean): number {
+  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number): number {
     const chains = this.chains;
     const pool = chains[c + depth - 1];
     const svc = depth >= 2 ? chains[c + depth - 2] : -1;
@@ -443,7 +460,7 @@ export class BucketTable {
     let borrowed = true; // a pool's own key has no assured bucket: it only borrows
     if (svc >= 0) {
       this.refillService(svc, pool, now);
-      this.yieldBurst(svc, pool, milli, now);
+      if (((now - this.state[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) this.yieldBurst(svc, pool, milli, now);
       borrowed = !this.takeAt(svc * BUCKET_FIELDS, milli);
     }
     if (borrowed) {
@@ -453,7 +470,7 @@ export class BucketTable {
         return r;
       }
     }
-    if (!this.takeGate(pool, milli, now)) {
+    if (!this.takeGate(pool, milli, now, ring)) {
       const s = this.state;
       let owed = 0;
       if (!borrowed) {
@@ -464,7 +481,7 @@ export class BucketTable {
       this.putBelowGate(ep, svc, pool, milli, borrowed, owed);
       return fail(pool, FAIL_TOKENS);
     }
-    this.lastBorrowed = borrowed;
+    this.lastGrant = borrowed ? BORROWED_BIT : 0;
     return GRANTED;
   }
 
@@ -505,17 +522,20 @@ export class BucketTable {
     return true;
   }
 
-  /** Takes `milli` from the pool's gate. */
-  private takeGate(pool: number, milli: number, now: number): boolean {
+  /** Takes `milli` from the pool's gate (`k`: its ring number if it is a window gate, else -1). */
+  private takeGate(pool: number, milli: number, now: number, k: number): boolean {
     const base = pool * BUCKET_FIELDS;
-    if (this.state[base + GATE_INDEX] !== GATE_WINDOW) {
+    if (k < 0) {
       this.earn(base, now);
       return this.takeAt(base, milli);
     }
-    const back = this.rings.due(pool, now);
-    if (back !== 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, back);
+    const rings = this.rings;
+    if (rings.cursor[k] !== now) {
+      const back = rings.due(k, now);
+      if (back !== 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, back);
+    }
     if (!this.takeAt(base, milli)) return false;
-    this.rings.record(pool, now, milli);
+    rings.record(k, milli);
     return true;
   }
 
@@ -523,7 +543,7 @@ export class BucketTable {
   private putGate(pool: number, milli: number, ms: number): void {
     const base = pool * BUCKET_FIELDS;
     if (this.state[base + GATE_INDEX] !== GATE_WINDOW) { this.putAt(base, milli); return; }
-    const n = this.rings.unrecord(pool, ms, milli);
+    const n = this.rings.unrecord(this.rings.ordinal[pool], ms, milli);
     if (n > 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, n);
   }
 

@@ -37,16 +37,18 @@ const RING_MASK = RING_SLOTS - 1;
 
 export class WindowRings {
   // Constructor-set fields are `declare`d (no class field emitted), so V8 keeps their typed-array kinds.
-  /** ordinal[b]: the pool's ring number, -1 for a bucket that is not a pool. */
-  declare private readonly ordinal: Int32Array;
+  /** ordinal[b]: the pool's ring number k (the argument of the methods below), -1 for a bucket that is not a pool. */
+  declare readonly ordinal: Int32Array;
   /** bucketOf[k]: the pool of ring number k. */
   declare private readonly bucketOf: Int32Array;
   /** rings[k]: milli-tokens this thread took on pool k by millisecond (ms & RING_MASK); made at the first take. */
   declare private readonly rings: (Int32Array | null)[];
-  /** The last millisecond pool k's ring was swept at (takes up to cursor - delayMs are back). */
-  declare private readonly cursor: Int32Array;
-  /** Milli-tokens of pool k's ring not yet given back. */
-  declare private readonly held: Float64Array;
+  /** The last millisecond pool k's ring was swept at (takes up to cursor - delayMs are back); due() is a no-op at it. */
+  declare readonly cursor: Int32Array;
+  /** The millisecond of the latest take written to pool k's ring: the ring is all given back once the cursor is delayMs past it. */
+  declare private readonly lastTake: Int32Array;
+  /** Milli-tokens taken on pool k in the cursor's millisecond, written to the ring when the millisecond ends (one write a millisecond, not one a take). */
+  declare private readonly current: Int32Array;
   /** How long a take counts against the window, ms (WINDOW_MS, + 1 for a real clock's floors). */
   declare readonly delayMs: number;
 
@@ -58,23 +60,30 @@ export class WindowRings {
     for (let b = 0; b < size; b++) if (this.ordinal[b] >= 0) this.bucketOf[this.ordinal[b]] = b;
     this.rings = new Array<Int32Array | null>(pools).fill(null);
     this.cursor = new Int32Array(pools);
-    this.held = new Float64Array(pools);
+    this.lastTake = new Int32Array(pools);
+    this.current = new Int32Array(pools);
     this.delayMs = exactClock ? WINDOW_MS : WINDOW_MS + 1;
   }
 
   /**
-   * Milli-tokens of this thread's takes on pool b that are due back at `now`
+   * Milli-tokens of this thread's takes on pool k that are due back at `now`
    * (taken at or before now - delayMs), removed from the ring: the caller
    * adds them back to the gate. 0 when nothing is due.
    */
-  due(b: number, now: number): number {
-    const k = this.ordinal[b];
-    const ring = this.rings[k];
-    if (ring === null || this.held[k] === 0) { this.cursor[k] = now; return 0; }
+  due(k: number, now: number): number {
     const last = this.cursor[k];
     const gap = (now - last) | 0;
     if (gap <= 0) return 0;
     this.cursor[k] = now;
+    let ring = this.rings[k];
+    const taken = this.current[k];
+    if (taken !== 0) { // the millisecond `last` ended: its takes go to the ring
+      if (ring === null) ring = this.rings[k] = new Int32Array(RING_SLOTS); // once per pool and thread
+      ring[last & RING_MASK] += taken;
+      this.lastTake[k] = last;
+      this.current[k] = 0;
+    }
+    if (ring === null || ((last - this.lastTake[k]) | 0) >= this.delayMs) return 0; // all given back already
     let back = 0;
     if (gap > this.delayMs) {
       // Every take in the ring is at or before `last`, so all are due.
@@ -88,33 +97,32 @@ export class WindowRings {
         ring[i] = 0;
       }
     }
-    this.held[k] -= back;
     return back;
   }
 
-  /** Records a take of `milli` on pool b at `now` (after due(b, now)). */
-  record(b: number, now: number, milli: number): void {
-    const k = this.ordinal[b];
-    let ring = this.rings[k];
-    if (ring === null) ring = this.rings[k] = new Int32Array(RING_SLOTS); // once per pool and thread
-    ring[now & RING_MASK] += milli;
-    this.held[k] += milli;
+  /** Records a take of `milli` on pool k in the cursor's millisecond (due(k, now) has moved the cursor to it). */
+  record(k: number, milli: number): void {
+    this.current[k] += milli;
   }
 
   /**
-   * Takes back up to `milli` of a take recorded at `ms` (a refund: an undone
+   * Takes back up to `milli` of pool k's take recorded at `ms` (a refund: an undone
    * acquire, an allowance given back). Returns how much was still recorded
    * there: only that much may go back to the gate.
    */
-  unrecord(b: number, ms: number, milli: number): number {
-    const k = this.ordinal[b];
+  unrecord(k: number, ms: number, milli: number): number {
+    if (ms === this.cursor[k]) {
+      const n = Math.min(milli, this.current[k]);
+      if (n <= 0) return 0;
+      this.current[k] -= n;
+      return n;
+    }
     const ring = this.rings[k];
     if (ring === null) return 0;
     const i = ms & RING_MASK;
     const n = Math.min(milli, ring[i]);
     if (n <= 0) return 0;
     ring[i] -= n;
-    this.held[k] -= n;
     return n;
   }
 
@@ -125,13 +133,18 @@ export class WindowRings {
    */
   nextDueInMs(now: number): number {
     let best = -1;
-    for (let k = 0; k < this.held.length; k++) {
+    for (let k = 0; k < this.rings.length; k++) {
       const ring = this.rings[k];
-      if (ring === null || this.held[k] === 0) continue;
-      // Takes not yet due are stamped in (cursor - delay, cursor]; the oldest comes back first.
+      if (!this.pending(k)) continue;
+      if (ring === null) { // only the cursor's millisecond holds takes
+        const inMs = Math.max(0, (this.cursor[k] + this.delayMs - now) | 0);
+        if (best < 0 || inMs < best) best = inMs;
+        continue;
+      }
+      // Takes not yet due are stamped in (cursor - delay, cursor] (the cursor's own in `current`); the oldest comes back first.
       const from = (this.cursor[k] - this.delayMs + 1) | 0;
       for (let j = 0; j < this.delayMs; j++) {
-        if (ring[(from + j) & RING_MASK] === 0) continue;
+        if (ring[(from + j) & RING_MASK] === 0 && (j < this.delayMs - 1 || this.current[k] === 0)) continue;
         const inMs = Math.max(0, (from + j + this.delayMs - now) | 0);
         if (best < 0 || inMs < best) best = inMs;
         break;
@@ -140,19 +153,23 @@ export class WindowRings {
     return best;
   }
 
+  /** True when pool k's ring may hold a take not given back yet. */
+  private pending(k: number): boolean {
+    return this.current[k] !== 0 || (this.rings[k] !== null && ((this.cursor[k] - this.lastTake[k]) | 0) < this.delayMs);
+  }
+
   /** True while some take of this thread has not been given back. */
   holdsAny(): boolean {
-    for (let k = 0; k < this.held.length; k++) if (this.held[k] !== 0) return true;
+    for (let k = 0; k < this.rings.length; k++) if (this.pending(k)) return true;
     return false;
   }
 
   /** Calls `back(b, milli)` for every pool b with takes due at `now` (a flush). */
   sweepAll(now: number, back: (b: number, milli: number) => void): void {
-    for (let k = 0; k < this.held.length; k++) {
-      if (this.held[k] === 0) continue;
-      const b = this.bucketOf[k];
-      const milli = this.due(b, now);
-      if (milli !== 0) back(b, milli);
+    for (let k = 0; k < this.rings.length; k++) {
+      if (!this.pending(k)) continue;
+      const milli = this.due(k, now);
+      if (milli !== 0) back(this.bucketOf[k], milli);
     }
   }
 }
