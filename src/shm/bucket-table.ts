@@ -1,99 +1,72 @@
 // Hierarchical token buckets in shared memory: assured rates, borrowing of
 // idle capacity in priority order, and a gate per pool that holds the
-// upstream's bound; with per-thread allowances.
+// upstream's bound; with per-thread allowances. The scheme and its reasons
+// are in docs/allocator.md ("Work-conserving buckets", "The pool's gate").
 //
 // Threads: every I/O thread and the controller (main thread) hold a
 // BucketTable over the same SharedArrayBuffer. Any thread may take, refund and
 // refill any bucket; only the controller changes rates and bursts. All
-// multi-step updates of one field are CAS loops (Atomics.compareExchange), so
-// no thread ever blocks another; nothing here waits. A BucketTable instance
-// belongs to one thread: its allowances (allowances.ts) and its window rings
-// (window-rings.ts) are plain fields, never shared.
+// multi-step updates of one field are CAS loops (bucket-cas.ts), so no thread
+// ever blocks another; nothing here waits. A BucketTable instance belongs to
+// one thread: its allowances (allowances.ts), window rings (window-rings.ts)
+// and loan bookkeeping (pool-loans.ts) are plain fields, never shared.
+// Reads that only decide whether to try are plain typed-array reads:
+// Atomics.load is not inlined by V8, and the CAS that decides fails on a
+// stale value.
 //
-// Refill is lazy: a thread that finds time has passed claims the interval by
-// CAS on LAST_REFILL_MS (so each millisecond is credited once) and then adds
-// elapsed x rate, clamped to the burst, with a CAS loop on TOKENS_MILLI. A take
-// is a CAS loop that subtracts only if enough tokens are there, so a bucket's
-// tokens never go negative and no more than rate x t + burst is ever taken
-// over any interval t. Each record holds two such buckets (layout.ts: the
-// LOAN fields), refilled and taken by the same code at base and base +
-// LOAN_OFFSET.
-//
-// Reads that only decide whether to try (a field's current value before a
-// CAS, limits, rates, waiter counts) are plain typed-array reads: Atomics.load
-// is not inlined by V8 and costs several times more, and every decision that
-// matters is made by the CAS itself, which fails on a stale value.
-//
-// ACQUIRE on a key (the allocation is described in docs/allocator.md), all or
-// nothing, concurrency slots first, then tokens from the leaf up:
-//   1. an endpoint's bucket (its max_tps cap);
-//   2. the service's assured bucket, which refills at the rate the policy gave
-//      it; tokens that overflow it when full spill into the pool's shared
-//      (LOAN) bucket. If it is empty the acquire borrows: from the service's
-//      ceiling bucket (max_tps less the assured rate) and the pool's shared
-//      bucket, which refills at the capacity no service is assured of. A
-//      borrower whose pool bucket is short first pulls the spills of the
-//      pool's idle services (their lazy refills), at most once a millisecond.
-//      The shared refills sum to the effective capacity: what one service
-//      leaves unused goes to another at once, and an assured rate is never
-//      borrowed by anyone;
-//   3. the pool's gate, the upstream's bound: a sliding 1 s window of the
-//      effective capacity (GATE_WINDOW) or a token bucket at it.
-// The first level that fails undoes what was taken below it.
+// ACQUIRE on a key, all or nothing, concurrency slots first, then tokens
+// from the leaf up: the endpoint's bucket (its max_tps cap); the service's
+// assured bucket or, when that is empty, a loan (the service's ceiling and
+// the pool's shared bucket, pool-loans.ts); then the pool's gate (a sliding
+// 1 s window of the effective capacity or a token bucket at it,
+// window-rings.ts). The first level that fails undoes what was taken below.
 //
 // Cross-thread priority rule: a waiting request that fails registers itself in
 // WAITERS[p] of the bucket that stopped it. A request of priority p may take
 // from an endpoint or service only if that bucket holds no waiter of a
 // stronger priority (for a new arrival: of the same or a stronger one, so it
-// queues behind them), and may borrow from the pool only under the same rule
-// at the pool. Assured takes pass the pool's waiters: a min_tps is a
-// reservation whatever higher classes ask. When an assured take finds the
-// gate empty (a burst after idle time can fill the window), it stamps
-// ASSURED_BLOCKED_MS and every borrower stands aside for ASSURED_HOLD_MS, so
-// the gate's next tokens go to the assured.
+// queues behind them), and may borrow only under the same rule at the pool.
+// Assured takes pass the pool's waiters: a min_tps is a reservation whatever
+// higher classes ask; when the gate refuses one, borrowers and stored bursts
+// stand aside for a while (pool-loans.ts).
 //
 // Allowances: when this thread acquires the same leaf again within one clock
 // millisecond, the take grabs a chunk from every level and keeps the surplus
 // as this thread's allowance for the leaf; further takes in that millisecond
 // are served from it with no atomic operation (the fast path of acquire()),
 // as long as no bucket on the chain has a waiter or a concurrency limit.
-// Chunks come only from assured buckets: a borrowing take is always single.
-// The bookkeeping (chunk sizes, give-back, flush) and why it keeps the bounds
-// above are in allowances.ts; it is thread-local, like the whole instance.
+// Chunks come only from assured buckets through a window gate (a borrowing
+// take is single; a token-bucket gate would have refilled by the time a
+// chunk's surplus came back). The bookkeeping and why it keeps the bounds are
+// in allowances.ts.
 
+import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
+import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
+import { ASSURED_HOLD_MS, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
-  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX,
-  GATE_INDEX, GATE_WINDOW, IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI,
-  PARENT_INDEX, PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX,
-  WAITERS_BASE_INDEX, counterBase, type ShmViews,
+  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_INDEX,
+  QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, type ShmViews,
 } from './layout.ts';
-import { ASSURED_HOLD_MS, writeSpec } from './bucket-init.ts';
-import { WindowRings } from './window-rings.ts';
+import { PoolLoans, freshenStamp } from './pool-loans.ts';
+import { WindowRings, putGate, refillGate, takeGate } from './window-rings.ts';
 
+export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
 export { ASSURED_HOLD_MS } from './bucket-init.ts';
-
-/** Why an acquire failed (low 2 bits of a failure result). */
-export const FAIL_TOKENS = 0;
-export const FAIL_CONCURRENCY = 1;
-export const FAIL_PRIORITY = 2;
-
-/** acquire() result for success; anything else encodes (bucket, reason). */
-export const GRANTED = 0;
-
-export function failBucket(result: number): number { return (result - 1) >> 2; }
-export function failReason(result: number): number { return (result - 1) & 3; }
-function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
 
 const MAX_DEPTH = 3;
 /** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
 const GUARDS = 2 * MAX_DEPTH;
-const INT32_MIN = -0x80000000;
 /** lastGrant: the slot mask's bits (one per chain level), and the bit for a borrowed grant. */
 const SLOT_BITS = (1 << MAX_DEPTH) - 1;
 const BORROWED_BIT = 1 << MAX_DEPTH;
+// Module-local copies of what the take path reads besides the bucket fields (V8 folds a local const, not an import).
+const STAMP = ASSURED_BLOCKED_MS_INDEX;
+const HOLD_MS = ASSURED_HOLD_MS;
+const LAST = LAST_REFILL_MS_INDEX;
 
 export class BucketTable {
   // Fields set in the constructor are `declare`d, so no class field is emitted
@@ -117,21 +90,15 @@ export class BucketTable {
   declare private readonly guards: Int32Array;
   /** hasChildren[b] = 1 when some bucket's chain runs through b (b is a service with endpoints, or a pool). */
   declare private readonly hasChildren: Uint8Array;
-  /** A pool's services: serviceList[serviceFrom[p] .. serviceFrom[p] + serviceCount[p]). */
-  declare private readonly serviceFrom: Int32Array;
-  declare private readonly serviceCount: Int32Array;
-  declare private readonly serviceList: Int32Array;
   /** gateRing[b]: the ring number (window-rings.ts) of b's pool when its gate is a window, else -1 (fixed at start). */
   declare private readonly gateRing: Int32Array;
-  /** lastPull[p]: the millisecond this thread last pulled pool p's spills. */
-  declare private readonly lastPull: Int32Array;
   declare private readonly clock: Clock;
   /** This thread's allowances (thread-local bookkeeping, allowances.ts). */
   declare private readonly allowances: Allowances;
   /** This thread's takes on window gates, until due back (window-rings.ts). */
   declare private readonly rings: WindowRings;
-  /** Gives milli-tokens due back to a window gate (sweepAll's callback, made once). */
-  declare private readonly gateBack: (b: number, milli: number) => void;
+  /** Borrowing and the protection of assured rates (pool-loans.ts). */
+  declare private readonly loans: PoolLoans;
   /**
    * The last successful acquire: bits 0-2, the chain levels it took a
    * concurrency slot on (bit i = level i); BORROWED_BIT, it borrowed. One
@@ -172,20 +139,9 @@ export class BucketTable {
         this.guards[b * GUARDS + 2 * i + 1] = base + CONCURRENCY_INDEX;
       }
     }
-    // Each pool's services, listed pool by pool (a pool's services are not contiguous in the key order).
-    this.serviceCount = new Int32Array(this.size);
-    this.serviceFrom = new Int32Array(this.size);
-    let serviceTotal = 0;
-    for (let b = 0; b < this.size; b++) if (this.depthOf[b] === 2) { this.serviceCount[this.chains[b * MAX_DEPTH + 1]]++; serviceTotal++; }
-    for (let b = 0, at = 0; b < this.size; b++) { this.serviceFrom[b] = at; at += this.serviceCount[b]; }
-    this.serviceList = new Int32Array(serviceTotal);
-    const listed = new Int32Array(this.size);
-    for (let b = 0; b < this.size; b++) {
-      if (this.depthOf[b] !== 2) continue;
-      const p = this.chains[b * MAX_DEPTH + 1];
-      this.serviceList[this.serviceFrom[p] + listed[p]++] = b;
-    }
-    this.lastPull = new Int32Array(this.size).fill(INT32_MIN);
+    const poolOf = new Int32Array(this.size).fill(-1);
+    for (let b = 0; b < this.size; b++) if (this.depthOf[b] === 2) poolOf[b] = this.chains[b * MAX_DEPTH + 1];
+    this.loans = new PoolLoans(this.state, poolOf);
     this.allowances = new Allowances(this, this.chains, MAX_DEPTH, views.layout.threadCount);
     this.rings = new WindowRings(this.state, this.size, clock.exact === true);
     this.gateRing = new Int32Array(this.size);
@@ -193,7 +149,6 @@ export class BucketTable {
       const pool = this.chains[b * MAX_DEPTH + this.depthOf[b] - 1];
       this.gateRing[b] = this.state[pool * BUCKET_FIELDS + GATE_INDEX] === GATE_WINDOW ? this.rings.ordinal[pool] : -1;
     }
-    this.gateBack = (b, milli) => { Atomics.add(this.state, b * BUCKET_FIELDS + TOKENS_MILLI_INDEX, milli); };
   }
 
   /** Writes the initial state of every bucket (controller, before threads start). */
@@ -213,123 +168,21 @@ export class BucketTable {
     const base = b * BUCKET_FIELDS;
     const depth = this.depthOf[b];
     if (depth === 1) {
-      this.refillGate(b, now);
-      this.freshenStamp(base, now);
+      refillGate(this.rings, s, b, this.gateRing[b], now);
+      freshenStamp(s, base, now);
     } else if (depth === 2) {
-      this.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
-      this.freshenStamp(base, now);
+      this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
+      freshenStamp(s, base, now);
     } else {
-      this.earn(base, now);
+      earn(s, base, now, 0);
     }
-    if (depth < 3 || s[base + LOAN_OFFSET + RATE_MILLI_INDEX] !== 0) this.earn(base + LOAN_OFFSET, now);
-  }
-
-  /**
-   * Credits the bucket whose TOKENS field is at state index i (a record's
-   * base, or base + LOAN_OFFSET) with the tokens earned since its last refill,
-   * up to its burst plus `extraMilli` (never lowering what it holds). Returns
-   * what did not fit (0 when nothing was earned).
-   */
-  private earn(i: number, now: number, extraMilli = 0): number {
-    const s = this.state;
-    const last = s[i + LAST_REFILL_MS_INDEX];
-    const elapsed = (now - last) | 0;
-    if (elapsed <= 0) return 0;
-    const add = Math.floor((elapsed * s[i + RATE_MILLI_INDEX]) / 1000);
-    if (add <= 0) return 0;
-    if (Atomics.compareExchange(s, i + LAST_REFILL_MS_INDEX, last, now) !== last) return 0;
-    const cap = s[i + BURST_MILLI_INDEX] + extraMilli;
-    let cur = s[i + TOKENS_MILLI_INDEX];
-    for (;;) {
-      const next = Math.max(cur, Math.min(cap, cur + add));
-      if (next === cur) return add;
-      const seen = Atomics.compareExchange(s, i + TOKENS_MILLI_INDEX, cur, next);
-      if (seen === cur) return cur + add - next;
-      cur = seen;
-    }
-  }
-
-  /**
-   * A service's assured bucket refilled; what overflows it goes to its pool's
-   * shared bucket. A service the gate has just refused (its own
-   * ASSURED_BLOCKED_MS is recent) keeps up to a second of its rate above its
-   * burst: those tokens are its rate, owed, not unused capacity.
-   */
-  private refillService(b: number, pool: number, now: number): void {
-    const base = b * BUCKET_FIELDS;
-    const s = this.state;
-    if (((now - s[base + LAST_REFILL_MS_INDEX]) | 0) <= 0) return; // nothing earned (the common case within a millisecond)
-    const owed = ((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS ? s[base + RATE_MILLI_INDEX] : 0;
-    const over = this.earn(base, now, owed);
-    if (over > 0) this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, over);
-  }
-
-  /**
-   * While the pool's gate is refusing assured takes (its ASSURED_BLOCKED_MS
-   * is recent), a service that was not refused itself gives up what its
-   * assured bucket holds beyond ASSURED_HOLD_MS of its rate (to the pool's
-   * shared bucket): stored bursts yield to assured rates. Its rate still
-   * flows.
-   */
-  private yieldBurst(svc: number, pool: number, milli: number, now: number): void {
-    const s = this.state;
-    const base = svc * BUCKET_FIELDS;
-    if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
-    const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
-    let cur = s[base + TOKENS_MILLI_INDEX];
-    while (cur > keep) {
-      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, keep);
-      if (seen === cur) { this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, cur - keep); return; }
-      cur = seen;
-    }
-  }
-
-  /** A pool's gate refilled: this thread's window takes that are due come back, or the token bucket earns. */
-  private refillGate(pool: number, now: number): void {
-    const base = pool * BUCKET_FIELDS;
-    if (this.state[base + GATE_INDEX] !== GATE_WINDOW) { this.earn(base, now); return; }
-    const back = this.rings.due(this.rings.ordinal[pool], now);
-    if (back !== 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, back);
-  }
-
-  /** Keeps an old ASSURED_BLOCKED_MS expired but recent, so int32 time differences never wrap into the hold. */
-  private freshenStamp(base: number, now: number): void {
-    const stamp = this.state[base + ASSURED_BLOCKED_MS_INDEX];
-    if (((now - stamp) | 0) > ASSURED_HOLD_MS) {
-      Atomics.compareExchange(this.state, base + ASSURED_BLOCKED_MS_INDEX, stamp, (now - ASSURED_HOLD_MS - 1) | 0);
-    }
-  }
-
-  /** Takes `milli` from the bucket whose TOKENS field is at index i, if it holds that many. */
-  private takeAt(i: number, milli: number): boolean {
-    const s = this.state;
-    let cur = s[i];
-    for (;;) {
-      if (cur < milli) return false;
-      const seen = Atomics.compareExchange(s, i, cur, cur - milli);
-      if (seen === cur) return true;
-      cur = seen;
-    }
-  }
-
-  /** Gives `milli` to the bucket whose TOKENS field is at index i (never above its burst plus `extraMilli`). */
-  private putAt(i: number, milli: number, extraMilli = 0): void {
-    const s = this.state;
-    const burst = s[i + BURST_MILLI_INDEX] + extraMilli;
-    let cur = s[i];
-    for (;;) {
-      const next = Math.min(burst, cur + milli);
-      if (next <= cur) return;
-      const seen = Atomics.compareExchange(s, i, cur, next);
-      if (seen === cur) return;
-      cur = seen;
-    }
+    if (depth < 3) earn(s, base + LOAN_OFFSET, now, 0);
   }
 
   /** Gives tokens back to bucket b (never above the burst; to a window gate, only what this thread took there in its current millisecond). */
   refund(b: number, milli: number): void {
-    if (this.depthOf[b] === 1) this.putGate(b, milli, this.allowances.ms);
-    else this.putAt(b * BUCKET_FIELDS, milli);
+    if (this.depthOf[b] === 1) putGate(this.rings, this.state, b, this.gateRing[b], milli, this.allowances.ms);
+    else putAt(this.state, b * BUCKET_FIELDS, milli, 0);
   }
 
   /** True when `tokens` can never fit in some bucket on the chain of `leaf`. */
@@ -448,116 +301,47 @@ export class BucketTable {
    * GRANTED, or the failure (nothing taken).
    */
   private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number): number {
+    const s = this.state;
     const chains = this.chains;
+    const loans = this.loans;
     const pool = chains[c + depth - 1];
     const svc = depth >= 2 ? chains[c + depth - 2] : -1;
     const ep = depth === 3 ? chains[c] : -1;
     if (ep >= 0) {
       const e = ep * BUCKET_FIELDS;
-      this.earn(e, now);
-      if (!this.takeAt(e, milli)) return fail(ep, FAIL_TOKENS);
+      earn(s, e, now, 0);
+      if (!takeAt(s, e, milli)) return fail(ep, FAIL_TOKENS);
     }
     let borrowed = true; // a pool's own key has no assured bucket: it only borrows
     if (svc >= 0) {
-      this.refillService(svc, pool, now);
-      if (((now - this.state[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) this.yieldBurst(svc, pool, milli, now);
-      borrowed = !this.takeAt(svc * BUCKET_FIELDS, milli);
+      const sb = svc * BUCKET_FIELDS;
+      if (((now - s[sb + LAST]) | 0) > 0) loans.refillService(svc, pool, now);
+      if (((now - s[pool * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) loans.yieldBurst(svc, pool, milli, now);
+      borrowed = !takeAt(s, sb, milli);
     }
     if (borrowed) {
-      const r = mayBorrow ? this.borrow(svc, pool, milli, gate, now) : fail(svc >= 0 ? svc : pool, FAIL_TOKENS);
+      const r = mayBorrow ? loans.borrow(svc, pool, milli, gate, now) : fail(svc >= 0 ? svc : pool, FAIL_TOKENS);
       if (r !== GRANTED) {
-        if (ep >= 0) this.putAt(ep * BUCKET_FIELDS, milli);
+        if (ep >= 0) putAt(s, ep * BUCKET_FIELDS, milli, 0);
         return r;
       }
     }
-    if (!this.takeGate(pool, milli, now, ring)) {
-      const s = this.state;
-      let owed = 0;
-      if (!borrowed) {
-        s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
-        s[svc * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
-        owed = s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX];
-      }
-      this.putBelowGate(ep, svc, pool, milli, borrowed, owed);
+    // The gate; inline for a window gate already swept in this millisecond (most takes).
+    const rings = this.rings;
+    let passed: boolean;
+    if (ring >= 0 && rings.cursor[ring] === now) {
+      passed = takeAt(s, pool * BUCKET_FIELDS, milli);
+      if (passed) rings.record(ring, milli);
+    } else {
+      passed = takeGate(rings, s, pool, ring, milli, now);
+    }
+    if (!passed) {
+      // A refused assured take goes back whole: its service is owed it (pool-loans.ts).
+      loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, now));
       return fail(pool, FAIL_TOKENS);
     }
     this.lastGrant = borrowed ? BORROWED_BIT : 0;
     return GRANTED;
-  }
-
-  /**
-   * A loan of `milli` for service `svc` (-1: the pool's own key): only while
-   * no stronger class waits at the pool and no assured take was just refused
-   * by the gate; from the service's ceiling, then the pool's shared bucket
-   * (after pulling idle services' spills if it is short).
-   */
-  private borrow(svc: number, pool: number, milli: number, gate: number, now: number): number {
-    const s = this.state;
-    const pb = pool * BUCKET_FIELDS;
-    if (s[pb + WAITERS_ANY_INDEX] !== 0) {
-      for (let q = 0; q < gate; q++) if (s[pb + WAITERS_BASE_INDEX + q] > 0) return fail(pool, FAIL_PRIORITY);
-    }
-    if (((now - s[pb + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return fail(pool, FAIL_PRIORITY);
-    const ceiling = svc >= 0 ? svc * BUCKET_FIELDS + LOAN_OFFSET : -1;
-    if (ceiling >= 0) {
-      this.earn(ceiling, now);
-      if (!this.takeAt(ceiling, milli)) return fail(svc, FAIL_TOKENS);
-    }
-    const shared = pb + LOAN_OFFSET;
-    this.earn(shared, now);
-    if (!this.takeAt(shared, milli) && !(this.pullSpills(pool, now) && this.takeAt(shared, milli))) {
-      if (ceiling >= 0) this.putAt(ceiling, milli);
-      return fail(pool, FAIL_TOKENS);
-    }
-    return GRANTED;
-  }
-
-  /** Refills every service of the pool, so what their full buckets overflow reaches its shared bucket; once a millisecond. */
-  private pullSpills(pool: number, now: number): boolean {
-    if (this.lastPull[pool] === now) return false;
-    this.lastPull[pool] = now;
-    const from = this.serviceFrom[pool];
-    const to = from + this.serviceCount[pool];
-    for (let i = from; i < to; i++) this.refillService(this.serviceList[i], pool, now);
-    return true;
-  }
-
-  /** Takes `milli` from the pool's gate (`k`: its ring number if it is a window gate, else -1). */
-  private takeGate(pool: number, milli: number, now: number, k: number): boolean {
-    const base = pool * BUCKET_FIELDS;
-    if (k < 0) {
-      this.earn(base, now);
-      return this.takeAt(base, milli);
-    }
-    const rings = this.rings;
-    if (rings.cursor[k] !== now) {
-      const back = rings.due(k, now);
-      if (back !== 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, back);
-    }
-    if (!this.takeAt(base, milli)) return false;
-    rings.record(k, milli);
-    return true;
-  }
-
-  /** Gives back to the gate what this thread took there at `ms`. */
-  private putGate(pool: number, milli: number, ms: number): void {
-    const base = pool * BUCKET_FIELDS;
-    if (this.state[base + GATE_INDEX] !== GATE_WINDOW) { this.putAt(base, milli); return; }
-    const n = this.rings.unrecord(this.rings.ordinal[pool], ms, milli);
-    if (n > 0) Atomics.add(this.state, base + TOKENS_MILLI_INDEX, n);
-  }
-
-  /**
-   * Gives back what a take below the gate took: the endpoint's, and the
-   * assured bucket's or the loans. `owedMilli`: how far above its burst the
-   * assured bucket may hold it (a take the gate just refused goes back whole
-   * to a bucket holding what its service is owed, see refillService).
-   */
-  private putBelowGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, owedMilli = 0): void {
-    if (ep >= 0) this.putAt(ep * BUCKET_FIELDS, milli);
-    if (!borrowed) { this.putAt(svc * BUCKET_FIELDS, milli, owedMilli); return; }
-    if (svc >= 0) this.putAt(svc * BUCKET_FIELDS + LOAN_OFFSET, milli);
-    this.putAt(pool * BUCKET_FIELDS + LOAN_OFFSET, milli);
   }
 
   /**
@@ -569,9 +353,9 @@ export class BucketTable {
     const c = leaf * MAX_DEPTH;
     const depth = this.depthOf[leaf];
     const pool = this.chains[c + depth - 1];
-    this.putBelowGate(depth === 3 ? this.chains[c] : -1, depth >= 2 ? this.chains[c + depth - 2] : -1, pool, milli,
-      borrowed || depth === 1);
-    this.putGate(pool, milli, this.allowances.ms);
+    this.loans.putBelowGate(depth === 3 ? this.chains[c] : -1, depth >= 2 ? this.chains[c + depth - 2] : -1, pool, milli,
+      borrowed || depth === 1, 0);
+    putGate(this.rings, this.state, pool, this.gateRing[leaf], milli, this.allowances.ms);
   }
 
   /**
@@ -582,7 +366,7 @@ export class BucketTable {
    */
   flushAllowances(now: number): void {
     this.allowances.startMillisecond(now);
-    this.rings.sweepAll(now, this.gateBack);
+    this.rings.sweepAll(this.state, now);
   }
 
   /** True while this thread holds tokens in an allowance (flushAllowances would give some back). */
@@ -706,32 +490,26 @@ export class BucketTable {
   /**
    * Sets the bucket size (controller only), trimming tokens above it when it
    * shrinks (an unchanged size leaves what a refused service is owed above
-   * it, see refillService); a window gate keeps it for display only.
+   * it, see pool-loans.ts); a window gate keeps it for display only.
    */
   setBurst(b: number, tokens: number): void {
     const base = b * BUCKET_FIELDS;
     const burst = Math.max(MILLI, Math.round(tokens * MILLI));
     const before = Atomics.exchange(this.state, base + BURST_MILLI_INDEX, burst);
     if (burst >= before || (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW)) return;
-    this.trim(base, burst);
+    trim(this.state, base, burst);
   }
 
   /** Sets the LOAN bucket's rate and size (controller only): a pool's shared bucket, a service's borrowing ceiling. */
   setLoan(b: number, tps: number, burstTokens: number, now: number): void {
+    const s = this.state;
     const i = b * BUCKET_FIELDS + LOAN_OFFSET;
-    this.earn(i, now);
-    Atomics.store(this.state, i + LAST_REFILL_MS_INDEX, now);
-    Atomics.store(this.state, i + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
+    earn(s, i, now, 0);
+    Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
+    Atomics.store(s, i + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
     const burst = Math.max(MILLI, Math.round(burstTokens * MILLI));
-    Atomics.store(this.state, i + BURST_MILLI_INDEX, burst);
-    this.trim(i, burst);
-  }
-
-  private trim(i: number, burst: number): void {
-    for (;;) {
-      const cur = Atomics.load(this.state, i + TOKENS_MILLI_INDEX);
-      if (cur <= burst || Atomics.compareExchange(this.state, i + TOKENS_MILLI_INDEX, cur, burst) === cur) return;
-    }
+    Atomics.store(s, i + BURST_MILLI_INDEX, burst);
+    trim(s, i, burst);
   }
 
   /** Sets a key's priority class (controller only: a live `tpsd limits set --priority`). */

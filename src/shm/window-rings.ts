@@ -27,7 +27,8 @@
 // back at m + 1001, a full second later. A manual clock (the simulator,
 // tests) stamps exact instants: m + 1000.
 
-import { BUCKET_FIELDS, DEPTH_INDEX } from './layout.ts';
+import { earn, putAt, takeAt } from './bucket-cas.ts';
+import { BUCKET_FIELDS, DEPTH_INDEX, TOKENS_MILLI_INDEX } from './layout.ts';
 
 /** Length of the window, ms. */
 export const WINDOW_MS = 1000;
@@ -164,12 +165,48 @@ export class WindowRings {
     return false;
   }
 
-  /** Calls `back(b, milli)` for every pool b with takes due at `now` (a flush). */
-  sweepAll(now: number, back: (b: number, milli: number) => void): void {
+  /** Gives every pool's takes due at `now` back to its gate in `state` (a flush). */
+  sweepAll(state: Int32Array, now: number): void {
     for (let k = 0; k < this.rings.length; k++) {
       if (!this.pending(k)) continue;
       const milli = this.due(k, now);
-      if (milli !== 0) back(this.bucketOf[k], milli);
+      if (milli !== 0) Atomics.add(state, this.bucketOf[k] * BUCKET_FIELDS + TOKENS_MILLI_INDEX, milli);
     }
   }
+}
+
+/**
+ * The gate of pool `pool` in `state`: `k` is its ring number (a window gate)
+ * or -1 (a token bucket). Takes `milli` at `now`; a window gate first gets
+ * back what this thread took a window ago.
+ */
+export function takeGate(rings: WindowRings, state: Int32Array, pool: number, k: number, milli: number, now: number): boolean {
+  const base = pool * BUCKET_FIELDS;
+  if (k < 0) {
+    earn(state, base, now, 0);
+    return takeAt(state, base, milli);
+  }
+  if (rings.cursor[k] !== now) {
+    const back = rings.due(k, now);
+    if (back !== 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, back);
+  }
+  if (!takeAt(state, base, milli)) return false;
+  rings.record(k, milli);
+  return true;
+}
+
+/** Gives back to pool `pool`'s gate what this thread took there at `ms` (a window gate takes back only what it recorded then). */
+export function putGate(rings: WindowRings, state: Int32Array, pool: number, k: number, milli: number, ms: number): void {
+  const base = pool * BUCKET_FIELDS;
+  if (k < 0) { putAt(state, base, milli, 0); return; }
+  const n = rings.unrecord(k, ms, milli);
+  if (n > 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, n);
+}
+
+/** Refills pool `pool`'s gate: this thread's window takes that are due come back, or the token bucket earns. */
+export function refillGate(rings: WindowRings, state: Int32Array, pool: number, k: number, now: number): void {
+  const base = pool * BUCKET_FIELDS;
+  if (k < 0) { earn(state, base, now, 0); return; }
+  const back = rings.due(k, now);
+  if (back !== 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, back);
 }
