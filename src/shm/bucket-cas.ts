@@ -14,7 +14,7 @@
 // tokens are there, so tokens never go negative and no more than rate x t +
 // burst is ever taken over any interval t.
 
-import { BURST_MILLI_INDEX, LAST_REFILL_MS_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, assertConstants } from './layout.ts';
+import { BURST_MILLI_INDEX, INT32_MAX, LAST_REFILL_MS_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, assertConstants } from './layout.ts';
 
 // Module-local copies of the offsets: V8 folds a local const into the code it
 // compiles, but reads an imported binding from its cell on every use.
@@ -35,7 +35,7 @@ export function earn(s: Int32Array, i: number, now: number, extraMilli: number):
   const add = Math.floor((elapsed * s[i + RATE]) / 1000);
   if (add <= 0) return 0; // not a whole milli-token yet: the time stays unclaimed
   if (Atomics.compareExchange(s, i + LAST, last, now) !== last) return 0;
-  const cap = s[i + BURST] + extraMilli;
+  const cap = Math.min(INT32_MAX, s[i + BURST] + extraMilli); // burst + a second of rate can pass 2^31 - 1
   let cur = s[i];
   for (;;) {
     const next = Math.max(cur, Math.min(cap, cur + add));
@@ -59,7 +59,7 @@ export function takeAt(s: Int32Array, i: number, milli: number): boolean {
 
 /** Gives `milli` to bucket i, never above its burst plus `extraMilli`. */
 export function putAt(s: Int32Array, i: number, milli: number, extraMilli: number): void {
-  const cap = s[i + BURST] + extraMilli;
+  const cap = Math.min(INT32_MAX, s[i + BURST] + extraMilli);
   let cur = s[i];
   for (;;) {
     const next = Math.min(cap, cur + milli);

@@ -315,13 +315,17 @@ assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET
 assertConstants(HEADER_BYTES % Float64Array.BYTES_PER_ELEMENT === 0 && BUCKET_BYTES % Float64Array.BYTES_PER_ELEMENT === 0,
   'HEADER_BYTES and BUCKET_BYTES are multiples of 8, so STATS and COUNTERS are 8-aligned');
 
-// Tokens. TOKENS, RATE, BURST and MAX_BURST are Int32 milli-token fields, and
-// an allowance (allowances.ts) is at most a burst: every value stored is at
-// most MAX_TOKENS * MILLI (the config caps rates and bursts at it, a request
-// asking for more is refused before it is multiplied). A larger value would
-// wrap negative in the Int32Array, so the bound is 2^31 - 1, not 2^32. The
-// CAS loops' sums (tokens + refill, tokens + refund) are formed in doubles
-// and clamped to the burst before they are stored: they need only be exact.
+// Tokens. TOKENS, RATE, BURST and MAX_BURST (and the LOAN ones) are Int32
+// milli-token fields, and an allowance (allowances.ts) is at most a burst:
+// rates and bursts are at most MAX_TOKENS * MILLI (the config caps them, a
+// request asking for more is refused before it is multiplied). A larger value
+// would wrap negative in the Int32Array, so the bound is 2^31 - 1, not 2^32.
+// A service the gate refused may hold its burst plus a second of its rate
+// (pool-loans.ts): that cap is clamped at 2^31 - 1. A window gate's TOKENS is
+// its capacity less the last second's takes: below 0 (never below
+// -MAX_TOKENS * MILLI) when the capacity shrinks under them. The CAS loops'
+// sums (tokens + refill, tokens + refund) are formed in doubles and clamped
+// before they are stored: they need only be exact.
 assertConstants(MAX_TPS === MAX_TOKENS && MAX_BURST === MAX_TOKENS, 'MAX_TPS === MAX_BURST === MAX_TOKENS (config/defaults.ts)');
 assertConstants(MAX_TOKENS * MILLI <= INT32_MAX, 'MAX_TOKENS * MILLI <= 2^31 - 1: milli-tokens fit an Int32 field');
 assertConstants(2 * MAX_TOKENS * MILLI <= Number.MAX_SAFE_INTEGER, '2 * MAX_TOKENS * MILLI is exact: a CAS loop sum before its clamp');
@@ -330,8 +334,12 @@ assertConstants(MAX_CONCURRENCY <= INT32_MAX, 'MAX_CONCURRENCY <= 2^31 - 1: CONC
 assertConstants(MAX_BUCKETS * 4 <= INT32_MAX, 'MAX_BUCKETS * 4 <= 2^31 - 1: a failure code holds any bucket index');
 assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORITIES.length (config/types.ts): one WAITERS field per class');
 // Times: (now - LAST_REFILL_MS) | 0 is right while refills are under 2^31 ms
-// apart. The controller refills every bucket each tick; a refill that earns
-// no whole milli-token (under 1 s at the lowest rate, 1 milli-token/s) leaves
-// LAST_REFILL_MS as it was; a rate-0 bucket earns nothing whatever the
-// difference, and setRate() restarts its time.
+// apart. The controller refills every bucket each tick (both of a record's
+// buckets); a refill that earns no whole milli-token (under 1 s at the lowest
+// rate, 1 milli-token/s) leaves LAST_REFILL_MS as it was; a rate-0 bucket
+// earns nothing whatever the difference, and setRate() restarts its time.
+// ASSURED_BLOCKED_MS is kept expired-but-recent by the same tick
+// (pool-loans.ts, freshenStamp), so an old stamp never wraps into the hold. A
+// thread's window rings compare times with its own cursor; one idle past the
+// wrap gives everything back (window-rings.ts).
 assertConstants(MAX_TICK_MS + 1000 < 2 ** 31, 'MAX_TICK_MS + 1000 < 2^31: int32 ms times never wrap between two refills');

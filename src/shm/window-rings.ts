@@ -73,8 +73,11 @@ export class WindowRings {
    */
   due(k: number, now: number): number {
     const last = this.cursor[k];
-    const gap = (now - last) | 0;
-    if (gap <= 0) return 0;
+    let gap = (now - last) | 0;
+    if (gap === 0) return 0;
+    // A clock behind the cursor (ms wrapped around int32 after ~24.8 idle days, or a manual clock set back):
+    // everything held is that old, so all of it is due.
+    if (gap < 0) gap = RING_SLOTS + this.delayMs;
     this.cursor[k] = now;
     let ring = this.rings[k];
     const taken = this.current[k];

@@ -182,6 +182,19 @@ describe('assured rates under a refusing gate', () => {
     assert.ok(s.tokens(v) > 5.9, 'an unchanged burst written again does not trim it');
   });
 
+  it('keeps what a refused service is owed within an Int32 at the largest rate and burst', () => {
+    const s = setup({ name: 'p', capacity_tps: 2_000_000, burst: 2_000_000, services: [
+      { name: 'v', priority: 'LOW', max_tps: 2_000_000, burst: 2_000_000 },
+    ] });
+    const v = s.keys.lookup('p/v');
+    s.control.setRate(s.p, 0, 0); // a gate that admits nothing
+    for (let t = 1; t < 400; t += 10) { // refused again and again: it keeps earning above its burst
+      assert.equal(failBucket(s.t0.acquire(v, MILLI, 3, true, t)), s.p);
+      s.control.refill(v, t + 9);
+    }
+    assert.equal(s.views.state[stateBase(v) + TOKENS_MILLI_INDEX], 2 ** 31 - 1, 'held up to 2^31 - 1 milli-tokens, never wrapped negative');
+  });
+
   it('a stored burst yields to a refused assured rate', () => {
     const s = setup({ name: 'p', capacity_tps: 100, burst: 10, services: [
       { name: 'v', priority: 'LOW', max_tps: 100, burst: 5 },
