@@ -12,7 +12,12 @@
 //     fails): such keys bypass allowances, so this is the single-take path,
 //     three CAS takes and a slot CAS and release per lease;
 //   - 2 worker threads acquiring at once, on two endpoints of one pool and on
-//     the same endpoint (total ops/s of both threads; see bucket-take-worker.ts).
+//     the same endpoint (total ops/s of both threads; see bucket-take-worker.ts);
+//   - the cost of borrowing: single takes (a LOW waiter registered at the
+//     pool turns chunks off and binds neither) on a service key served from
+//     its assured bucket, and on a service assured of nothing, so that every
+//     take borrows (its ceiling and the pool's shared bucket, then the gate).
+// The pool's gate is the default one, a sliding 1 s window of its capacity.
 // `now` is read once per batch, as the daemon reads it once per message, so
 // all but the first few takes of a batch are served from the allowance (in the
 // first three cases; each worker thread has its own).
@@ -38,7 +43,7 @@ import type { PoolConfig } from '../src/config/types.ts';
 import { BucketTable, GRANTED } from '../src/shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../src/shm/clock.ts';
 import { KeyIndex } from '../src/shm/key-index.ts';
-import { MAX_TOKENS, MILLI, allocateShm } from '../src/shm/layout.ts';
+import { MAX_TOKENS, MILLI, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../src/shm/layout.ts';
 import { buildReference, runReference } from './c-reference.ts';
 import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
 import {
@@ -56,11 +61,12 @@ const CONCURRENCY_LIMIT = 1_000_000;
 
 const endpoint = (name: string) => ({ name, max_tps: 1000, burst: 50, concurrency: 0 });
 const POOLS: PoolConfig[] = [{
-  name: 'bench', capacity_tps: 1000, burst: 50,
+  name: 'bench', capacity_tps: 1000, burst: 50, upstream: { window: 'sliding_1s', slo_ms: null, timeout_ms: null },
   services: [
     { name: 'a', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x'), endpoint('y')] },
     { name: 'b', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [endpoint('x')] },
     { name: 'c', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: CONCURRENCY_LIMIT, endpoints: [endpoint('x')] },
+    { name: 'd', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0, endpoints: [] },
   ],
 }];
 
@@ -75,6 +81,14 @@ for (const spec of keys.specs) {
   table.setRate(spec.index, MAX_TOKENS, clock.nowMs());
   table.setBurst(spec.index, MAX_TOKENS);
 }
+
+// bench/d is assured nothing and may borrow everything: every take on it borrows.
+const BORROWER = keys.lookup('bench/d');
+const POOL = keys.lookup('bench');
+table.setRate(BORROWER, 0, clock.nowMs());
+views.state[stateBase(BORROWER) + TOKENS_MILLI_INDEX] = 0; // its assured bucket starts (and stays) empty
+table.setLoan(BORROWER, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
+table.setLoan(POOL, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
 
 const ENDPOINT = keys.lookup('bench/a/x');
 const ENDPOINT_2 = keys.lookup('bench/b/x');
@@ -127,6 +141,25 @@ function limitedCase(leaf: number): (n: number) => number {
     }
     checkGranted(granted, n, 'BucketTable.acquire (concurrency limit)');
     for (const b of chain) table.refund(b, MAX_TOKENS * MILLI);
+    return granted;
+  };
+}
+
+/**
+ * Single takes on a service key (no chunk: a LOW waiter is registered at the
+ * pool while the loop runs; it binds neither an assured take nor a HIGH
+ * borrower), given back after each batch to where they came from.
+ */
+function singleCase(leaf: number, borrowed: boolean): (n: number) => number {
+  return (n) => {
+    table.markWaiter(POOL, 3, 1);
+    const now = clock.nowMs();
+    let granted = 0;
+    for (let i = 0; i < n; i++) if (table.acquire(leaf, MILLI, PRIORITY, false, now) === GRANTED) granted++;
+    table.markWaiter(POOL, 3, -1);
+    checkGranted(granted, n, borrowed ? 'BucketTable.acquire (borrowing)' : 'BucketTable.acquire (assured, single)');
+    if (table.lastBorrowed !== borrowed) throw new Error(`expected takes that ${borrowed ? '' : 'do not '}borrow`);
+    table.refundChain(leaf, n * MILLI, borrowed);
     return granted;
   };
 }
@@ -231,6 +264,8 @@ const SVC = 'BucketTable.acquire, service (2 levels)';
 const LIM = 'BucketTable.acquire + release, endpoint under a concurrency limit (3 levels, single take)';
 const TWO = 'BucketTable.acquire, 2 threads, 2 endpoints of 1 pool (total)';
 const SAME = 'BucketTable.acquire, 2 threads, same endpoint (total)';
+const SINGLE = 'BucketTable.acquire, service (2 levels), single take from its assured bucket';
+const BORROW = 'BucketTable.acquire, service (2 levels), single take borrowing (ceiling + shared bucket)';
 const C_EP = 'C11 atomics reference, 3 levels';
 const vsC = (baseline: string) => ({ text: 'at least 0.3x the C11 reference', baseline, minRatio: 0.3 });
 const cases: CaseResult[] = [
@@ -245,6 +280,11 @@ const cases: CaseResult[] = [
     baseline: true, baselineOf: SVC,
   },
   { case: LIM, opsPerSec: measure(limitedCase(LIMITED), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
+  {
+    case: SINGLE, opsPerSec: measure(singleCase(SERVICE, false), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(),
+    baseline: true, baselineOf: BORROW,
+  },
+  { case: BORROW, opsPerSec: measure(singleCase(BORROWER, true), args.seconds, MAX_BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false },
   { case: TWO, opsPerSec: await contention([ENDPOINT, ENDPOINT_2], args.seconds), baseline: false },
   { case: SAME, opsPerSec: await contention([ENDPOINT, ENDPOINT], args.seconds), baseline: false },
 ];

@@ -49,15 +49,25 @@ export function defaultIoThreads(): number {
 }
 
 /**
- * Default pool bucket size: 20 ms of capacity (capacity / 50). The pool
- * refills at capacity less its burst (see control/controller.ts), so the
- * burst is kept small.
+ * Default pool burst: 100 ms of capacity (capacity / 10), what a token-bucket
+ * upstream typically holds. It sizes the pool's shared borrowable bucket (and
+ * a token_bucket gate); no reserve is taken from the rate for it (see
+ * docs/allocator.md, "The pool's gate").
  */
 export function defaultPoolBurst(capacityTps: number): number {
-  return Math.max(1, Math.ceil(capacityTps / 50));
+  return Math.max(1, Math.ceil(capacityTps / 10));
 }
 
-/** Default service and endpoint bucket size: 50 ms worth of refill (tps / 20), at least one token. */
+/** pools[].upstream.window when not given: the sliding window, safe for any upstream that counts by second. */
+export const DEFAULT_UPSTREAM_WINDOW = 'sliding_1s';
+/** Largest upstream.slo_ms and upstream.timeout_ms: one hour. */
+export const MAX_UPSTREAM_MS = 3_600_000;
+
+/**
+ * Default service and endpoint bucket size: 200 ms of max_tps (tps / 5), at
+ * least one token: enough for callers that come in bursts a few times a
+ * second to be granted at the key's rate (see docs/allocator.md).
+ */
 export function defaultBurst(tps: number): number {
-  return Math.max(1, Math.ceil(tps / 20));
+  return Math.max(1, Math.ceil(tps / 5));
 }

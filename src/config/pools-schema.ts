@@ -2,11 +2,16 @@
 // their services and endpoints, with names unique among siblings, rates and
 // bursts within what shared memory holds (defaults.ts), defaults taken from
 // the parent (a service's max_tps from its pool's capacity, an endpoint's
-// from its service) and the sum of a pool's min_tps within its capacity.
+// from its service), the sum of a pool's min_tps within its capacity, and a
+// pool's `upstream`: how the upstream counts (window, default sliding_1s).
 
-import { MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TPS, defaultBurst, defaultPoolBurst } from './defaults.ts';
+import {
+  DEFAULT_UPSTREAM_WINDOW, MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TPS, MAX_UPSTREAM_MS, defaultBurst, defaultPoolBurst,
+} from './defaults.ts';
 import { FieldReader, isPlainObject, joinIndex, joinKey, type JsonObject, type NumberRule } from './field-reader.ts';
-import { PRIORITIES, type EndpointConfig, type PoolConfig, type ServiceConfig } from './types.ts';
+import {
+  PRIORITIES, UPSTREAM_WINDOWS, type EndpointConfig, type PoolConfig, type ServiceConfig, type UpstreamConfig,
+} from './types.ts';
 
 /** Pool, service and endpoint names; '/' is reserved as the key separator. */
 export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -17,7 +22,10 @@ const MIN_TPS: NumberRule = { min: 0, max: MAX_TPS };
 const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
 const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
 
-const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
+const UPSTREAM_MS: NumberRule = { above: 0, max: MAX_UPSTREAM_MS };
+
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'upstream', 'services'];
+const UPSTREAM_KEYS = ['window', 'slo_ms', 'timeout_ms'];
 const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
 const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
 
@@ -63,6 +71,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
   const name = readName(r, obj, path, poolNames, 'pool');
   const capacity = r.number(obj, path, 'capacity_tps', TPS);
   const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
+  const upstream = readUpstream(r, obj.upstream, joinKey(path, 'upstream'));
   const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
   const servicesPath = joinKey(path, 'services');
   const names = new Map<string, string>();
@@ -75,7 +84,17 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
       r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
     }
   }
-  return { name, capacity_tps: capacity, burst, services } as PoolConfig;
+  return { name, capacity_tps: capacity, burst, upstream, services } as PoolConfig;
+}
+
+/** A pool's `upstream` object (optional): how the upstream counts its limit, its latency SLO, the callers' deadline. */
+function readUpstream(r: FieldReader, item: unknown, path: string): UpstreamConfig {
+  const obj = item === undefined ? {} : r.object(path, item, UPSTREAM_KEYS);
+  if (obj === undefined) return {} as UpstreamConfig; // already reported
+  const window = r.oneOf(obj, path, 'window', UPSTREAM_WINDOWS, DEFAULT_UPSTREAM_WINDOW);
+  // null is what the effective config prints for "not set", so it reads back the same.
+  const optional = (key: string) => (obj[key] === undefined || obj[key] === null ? null : r.number(obj, path, key, UPSTREAM_MS) ?? null);
+  return { window, slo_ms: optional('slo_ms'), timeout_ms: optional('timeout_ms') } as UpstreamConfig;
 }
 
 function readService(

@@ -20,7 +20,7 @@ export interface EndpointConfig {
   readonly name: string;
   /** Hard ceiling of the endpoint's refill rate, tokens per second. */
   readonly max_tps: number;
-  /** Bucket size in tokens; default max(1, ceil(max_tps / 20)): 50 ms of refill. */
+  /** Bucket size in tokens; default max(1, ceil(max_tps / 5)): 200 ms of refill. */
   readonly burst: number;
   /** Max leases held at once; 0 means unlimited. */
   readonly concurrency: number;
@@ -36,12 +36,29 @@ export interface ServiceConfig {
   readonly endpoints: readonly EndpointConfig[];
 }
 
+/** How the upstream counts its limit (pools[].upstream.window); see docs/allocator.md "The pool's gate". */
+export const UPSTREAM_WINDOWS = ['sliding_1s', 'fixed_1s', 'token_bucket'] as const;
+export type UpstreamWindow = (typeof UPSTREAM_WINDOWS)[number];
+
+export interface UpstreamConfig {
+  /** sliding_1s (default): no 1 s interval may exceed capacity_tps; fixed_1s: calendar seconds; token_bucket: rate + `burst`. */
+  readonly window: UpstreamWindow;
+  /** The latency the upstream should answer within, ms; null when not set. */
+  readonly slo_ms: number | null;
+  /** The callers' deadline, ms; null when not set. */
+  readonly timeout_ms: number | null;
+}
+
 export interface PoolConfig {
   readonly name: string;
   /** The upstream API's limit as the operator configured it. */
   readonly capacity_tps: number;
-  /** Pool bucket size in tokens; default max(1, ceil(capacity_tps / 50)): 20 ms of capacity. */
+  /**
+   * Tokens the pool hands out at once beyond its rate; default max(1, ceil(capacity_tps / 10)): 100 ms of capacity.
+   * The size of its shared borrowable bucket, and for a token_bucket upstream its gate's (at most the upstream's burst).
+   */
   readonly burst: number;
+  readonly upstream: UpstreamConfig;
   readonly services: readonly ServiceConfig[];
 }
 

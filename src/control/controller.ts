@@ -8,8 +8,11 @@
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
 //      /metrics and the simulator read it, nothing recomputes it);
-//   4. writes refill rates and bursts: every decrease first, then the
-//      increases, so the sum of the limits never overshoots mid-rebalance.
+//   4. writes the allocation into the buckets (bucket-writes.ts): the
+//      policy's output is each service's assured rate; the capacity nobody
+//      is assured of, and whatever an assured service leaves unused, is lent
+//      in priority order; the pool's gate holds the upstream's bound with no
+//      reserve (docs/allocator.md, "The pool's gate").
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
 // tick() is async because PPO inference may run in a Piscina pool; a tick
@@ -23,6 +26,7 @@ import {
   C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
 import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
@@ -112,8 +116,7 @@ export class Controller {
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
-      // The pool bucket's tokens of one second never exceed the capacity (see writePool).
-      this.writePool(spec.index, spec.maxTps);
+      this.writeInitialPool(spec.index, services, spec.maxTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
@@ -148,47 +151,41 @@ export class Controller {
     writeStats(this.views.stats, this.keys, this.deltas, dtS);
     const observations = this.pools.map((p) => this.observe(p, dtS));
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
-    const shrink: [number, number, number][] = [];
-    const grow: [number, number, number][] = [];
-    const plan = (b: number, tps: number, burst: number): void => {
-      (tps < this.table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
-    };
     this.last.length = 0;
-    this.pools.forEach((pool, k) => {
+    const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      const poolBurst = this.poolBurst(pool.spec.index, obs.effectiveTps);
-      plan(pool.spec.index, Math.max(0, obs.effectiveTps - poolBurst), poolBurst);
-      pool.services.forEach((s, i) => {
-        // Services and endpoints keep their configured bursts: an acquire that
-        // fits the config must stay grantable whatever the allocation.
-        plan(s.index, alloc[i], this.limits[s.index].burst);
-        for (const e of pool.endpoints[i]) {
-          const l = this.limits[e.index];
-          plan(e.index, Math.min(l.maxTps, alloc[i]), l.burst);
-        }
-      });
+      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, services: pool.services.map((s) => s.index),
+        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
     });
-    const t = this.clock.nowMs();
-    for (const [b, tps, burst] of shrink) { this.table.setRate(b, tps, t); this.table.setBurst(b, burst); }
-    for (const [b, tps, burst] of grow) { this.table.setBurst(b, burst); this.table.setRate(b, tps, t); }
+    writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }
 
   /**
-   * A pool's bucket holds its configured burst (2% of a second of capacity by
-   * default) and refills at the effective capacity less that burst, so no
-   * one-second window admits more than the effective capacity. Only when the
-   * upstream collapses below twice the burst is the bucket made smaller.
+   * Before the first tick: the gate at the configured capacity, the shared
+   * bucket lending what the services' initial rates leave of it (their
+   * allocation comes with the first tick).
    */
-  private poolBurst(pool: number, effectiveTps: number): number {
-    return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
+  private writeInitialPool(pool: number, services: readonly BucketSpec[], capacityTps: number): void {
+    const now = this.clock.nowMs();
+    const burst = this.limits[pool].burst;
+    this.table.setBurst(pool, burst);
+    this.table.setRate(pool, capacityTps, now);
+    let assuredTps = 0;
+    for (const s of services) assuredTps += this.table.rateTps(s.index);
+    this.table.setLoan(pool, Math.max(0, capacityTps - assuredTps), burst, now);
   }
 
-  private writePool(pool: number, effectiveTps: number): void {
-    const burst = this.poolBurst(pool, effectiveTps);
-    this.table.setBurst(pool, burst);
-    this.table.setRate(pool, Math.max(0, effectiveTps - burst), this.clock.nowMs());
+  /**
+   * What a pool pressing its gate is not granted per second of its effective
+   * capacity: a window gate gives each take back a whole second later, one
+   * millisecond more on a running clock (window-rings.ts); a token bucket
+   * gate, nothing.
+   */
+  private gateShortfallTps(pool: number, effectiveTps: number): number {
+    if (!this.table.isWindowGate(pool)) return 0;
+    return effectiveTps * (1 - 1000 / this.table.windowMs);
   }
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
@@ -200,8 +197,8 @@ export class Controller {
     let totalDemandTps = 0;
     for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = this.limits[p].maxTps;
-    // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
-    const reserveTps = this.poolBurst(p, pool.discovery.effectiveTps);
+    // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
+    const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
     const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;

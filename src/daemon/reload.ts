@@ -1,7 +1,8 @@
 // What a reloaded config (SIGHUP) may change while the daemon runs, and how
 // it is applied. The shared-memory layout, the listen socket, the I/O
-// threads, the database and the policy pipeline are built once at start; a
-// change to any of them needs a restart. Everything per key (limits, bursts,
+// threads, the database, the policy pipeline and each pool's gate kind
+// (upstream.window) are built once at start; a change to any of them needs a
+// restart. Everything per key (limits, bursts,
 // concurrency, priorities), auth, lease TTL, queue and connection limits, log
 // level apply live, and the model file is read again.
 //
@@ -32,6 +33,8 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
     ['policy.model', current.policy.model, next.policy.model],
     ['limits.idle_timeout_s', current.limits.idle_timeout_s, next.limits.idle_timeout_s],
     ['rls.host/port', [current.rls?.host, current.rls?.port], [next.rls?.host, next.rls?.port]],
+    // A pool's gate is a sliding window or a token bucket in shared memory, chosen at start.
+    ['pools[].upstream.window', current.pools.map((p) => p.upstream.window), next.pools.map((p) => p.upstream.window)],
   ];
   const changed = fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name);
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);

@@ -104,6 +104,7 @@ let listenSocket: uWS.us_listen_socket | null = null;
 let stopping = false;
 let drainTimer: NodeJS.Timeout | null = null;
 let flushTimer: NodeJS.Timeout | null = null;
+let windowTimer: NodeJS.Timeout | null = null;
 let maxMessage = config.max_message_bytes;
 let maxBackpressure = config.limits.max_backpressure_bytes;
 
@@ -144,6 +145,7 @@ function drainTick(): void {
   const left = handler.drainWaiters();
   flushDirty();
   if (left > 0) scheduleDrain();
+  scheduleAllowanceFlush();
 }
 
 function scheduleDrain(): void {
@@ -153,12 +155,28 @@ function scheduleDrain(): void {
 /**
  * Tokens this thread holds in allowances (bucket-table.ts) go back at its next
  * acquire in a later millisecond; when no acquire comes, this timer gives them
- * back about a millisecond later, so an idle thread never sits on them.
+ * back about a millisecond later, so an idle thread never sits on them. Its
+ * takes on a pool's window gate come back a second after they were made, at
+ * its next acquire or here (window-rings.ts): the timer is set for the first
+ * that is due, at least 10 ms on, and set again after each flush.
  */
 function scheduleAllowanceFlush(): void {
-  if (flushTimer === null && table.holdsAllowances()) {
-    flushTimer = setTimeout(() => { flushTimer = null; table.flushAllowances(table.nowMs()); }, 1);
+  if (flushTimer === null && table.holdsAllowances()) flushTimer = setTimeout(flushAllowances, 1);
+  if (windowTimer === null) {
+    const inMs = table.windowReturnInMs(table.nowMs());
+    if (inMs >= 0) windowTimer = setTimeout(returnWindowTakes, Math.max(10, inMs + 1));
   }
+}
+
+function flushAllowances(): void {
+  flushTimer = null;
+  table.flushAllowances(table.nowMs());
+}
+
+function returnWindowTakes(): void {
+  windowTimer = null;
+  table.flushAllowances(table.nowMs());
+  scheduleAllowanceFlush();
 }
 
 const expiryTimer = setInterval(() => {
@@ -296,6 +314,7 @@ function stop(): void {
   if (listenSocket) { uWS.us_listen_socket_close(listenSocket); listenSocket = null; }
   if (drainTimer) { clearTimeout(drainTimer); drainTimer = null; }
   if (flushTimer) { clearTimeout(flushTimer); flushTimer = null; }
+  if (windowTimer) { clearTimeout(windowTimer); windowTimer = null; }
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
   httpApi.stop();

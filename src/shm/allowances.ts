@@ -28,7 +28,11 @@
 //   - on flushAllowances(now), which an idle thread calls from a timer.
 // Tokens held are granted only within the millisecond in which they were
 // taken, so every grant carries its take's `now`, and the rate + burst bound
-// of the table holds for grants exactly as for takes. The controller's rate
+// of the table holds for grants exactly as for takes; a pool's window gate
+// (window-rings.ts) counts them at that millisecond and takes back at that
+// millisecond's slot what is given back. Chunks are taken only from a
+// service's assured bucket, never borrowed (see bucket-table.ts), so what is
+// given back goes to the assured bucket. The controller's rate
 // and burst changes need no signal: an allowance taken under the old limits is
 // granted within that millisecond (as a take just before the change would
 // be), and given back later under the new burst, which clamps the refund.
@@ -36,7 +40,8 @@
 /** What allowances need of their table (BucketTable): its size and the refund of a chain. */
 export interface ChainRefund {
   readonly size: number;
-  undoAcquire(leaf: number, milli: number, concurrency: number): void;
+  /** Gives `milli` back to every level of `leaf`'s chain it was taken from in the current millisecond (`ms`). */
+  refundChain(leaf: number, milli: number, borrowed: boolean): void;
 }
 
 /**
@@ -81,11 +86,15 @@ export class Allowances {
     this.chunk = new Int32Array(size);
   }
 
-  /** Starts millisecond `now`: everything held is given back, chunks start again at one take. */
+  /**
+   * Starts millisecond `now`: everything held is given back (while `ms` is
+   * still the millisecond it was taken in: a window gate takes back only what
+   * it recorded then), chunks start again at one take.
+   */
   startMillisecond(now: number): void {
+    if (this.heldCount > 0) this.giveBackAll();
     this.ms = now;
     this.epoch = (this.epoch + 1) | 0;
-    if (this.heldCount > 0) this.giveBackAll();
   }
 
   /**
@@ -119,12 +128,12 @@ export class Allowances {
     }
   }
 
-  /** Refunds the leaf's allowance to every level of its chain. */
+  /** Refunds the leaf's allowance to every level of its chain (chunks are only taken from assured buckets). */
   giveBack(leaf: number): void {
     const milli = this.held[leaf];
     if (milli === 0) return;
     this.held[leaf] = 0;
-    this.table.undoAcquire(leaf, milli, 0);
+    this.table.refundChain(leaf, milli, false);
   }
 
   giveBackAll(): void {

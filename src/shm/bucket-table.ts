@@ -1,68 +1,72 @@
-// Hierarchical token buckets in shared memory, with per-thread allowances.
+// Hierarchical token buckets in shared memory: assured rates, borrowing of
+// idle capacity in priority order, and a gate per pool that holds the
+// upstream's bound; with per-thread allowances. The scheme and its reasons
+// are in docs/allocator.md ("Work-conserving buckets", "The pool's gate").
 //
 // Threads: every I/O thread and the controller (main thread) hold a
 // BucketTable over the same SharedArrayBuffer. Any thread may take, refund and
 // refill any bucket; only the controller changes rates and bursts. All
-// multi-step updates of one field are CAS loops (Atomics.compareExchange), so
-// no thread ever blocks another; nothing here waits. A BucketTable instance
-// belongs to one thread: its allowances (below) are plain fields, never shared.
+// multi-step updates of one field are CAS loops (bucket-cas.ts), so no thread
+// ever blocks another; nothing here waits. A BucketTable instance belongs to
+// one thread: its allowances (allowances.ts), window rings (window-rings.ts)
+// and loan bookkeeping (pool-loans.ts) are plain fields, never shared.
+// Reads that only decide whether to try are plain typed-array reads:
+// Atomics.load is not inlined by V8, and the CAS that decides fails on a
+// stale value.
 //
-// Refill is lazy: a thread that finds time has passed claims the interval by
-// CAS on LAST_REFILL_MS (so each millisecond is credited once) and then adds
-// elapsed x rate, clamped to the burst, with a CAS loop on TOKENS_MILLI. A take
-// is a CAS loop that subtracts only if enough tokens are there, so a bucket's
-// tokens never go negative and no more than rate x t + burst is ever taken
-// over any interval t.
-//
-// Reads that only decide whether to try (a field's current value before a
-// CAS, limits, rates, waiter counts) are plain typed-array reads: Atomics.load
-// is not inlined by V8 and costs several times more, and every decision that
-// matters is made by the CAS itself, which fails on a stale value.
-//
-// ACQUIRE on a key takes from the key and every ancestor (endpoint, service,
-// pool), all or nothing: concurrency slots first, then tokens from the leaf up;
-// the first level that fails undoes what was taken below it.
+// ACQUIRE on a key, all or nothing, concurrency slots first, then tokens
+// from the leaf up: the endpoint's bucket (its max_tps cap); the service's
+// assured bucket or, when that is empty, a loan (the service's ceiling and
+// the pool's shared bucket, pool-loans.ts); then the pool's gate (a sliding
+// 1 s window of the effective capacity or a token bucket at it,
+// window-rings.ts). The first level that fails undoes what was taken below.
 //
 // Cross-thread priority rule: a waiting request that fails registers itself in
 // WAITERS[p] of the bucket that stopped it. A request of priority p may take
-// only if no bucket on its chain holds a waiter of a stronger priority (for a
-// new arrival: of the same or a stronger one, so it queues behind them). LOW
-// traffic on one thread therefore cannot take the tokens a CRITICAL waiter on
-// another thread is waiting for.
+// from an endpoint or service only if that bucket holds no waiter of a
+// stronger priority (for a new arrival: of the same or a stronger one, so it
+// queues behind them), and may borrow only under the same rule at the pool.
+// Assured takes pass the pool's waiters: a min_tps is a reservation whatever
+// higher classes ask; when the gate refuses one, borrowers and stored bursts
+// stand aside for a while (pool-loans.ts).
 //
 // Allowances: when this thread acquires the same leaf again within one clock
 // millisecond, the take grabs a chunk from every level and keeps the surplus
 // as this thread's allowance for the leaf; further takes in that millisecond
 // are served from it with no atomic operation (the fast path of acquire()),
-// as long as no bucket on the chain has a waiter or a concurrency limit. The
-// bookkeeping (chunk sizes, give-back, flush) and why it keeps the bounds
-// above are in allowances.ts; it is thread-local, like the whole instance.
+// as long as no bucket on the chain has a waiter or a concurrency limit.
+// Chunks come only from assured buckets through a window gate (a borrowing
+// take is single; a token-bucket gate would have refilled by the time a
+// chunk's surplus came back). The bookkeeping and why it keeps the bounds are
+// in allowances.ts.
 
+import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
+import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
+import { ASSURED_HOLD_MS, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
-import type { BucketSpec, KeyIndex } from './key-index.ts';
+import type { KeyIndex } from './key-index.ts';
 import {
-  BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, IN_FLIGHT_INDEX,
-  LAST_REFILL_MS_INDEX, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT, PRIORITY_INDEX, QUEUE_INDEX,
-  RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, stateBase,
-  type ShmViews,
+  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_INDEX,
+  QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, type ShmViews,
 } from './layout.ts';
+import { PoolLoans, freshenStamp } from './pool-loans.ts';
+import { WindowRings, putGate, refillGate, takeGate } from './window-rings.ts';
 
-/** Why an acquire failed (low 2 bits of a failure result). */
-export const FAIL_TOKENS = 0;
-export const FAIL_CONCURRENCY = 1;
-export const FAIL_PRIORITY = 2;
-
-/** acquire() result for success; anything else encodes (bucket, reason). */
-export const GRANTED = 0;
-
-export function failBucket(result: number): number { return (result - 1) >> 2; }
-export function failReason(result: number): number { return (result - 1) & 3; }
-function fail(bucket: number, reason: number): number { return ((bucket << 2) | reason) + 1; }
+export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
+export { ASSURED_HOLD_MS } from './bucket-init.ts';
 
 const MAX_DEPTH = 3;
 /** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
 const GUARDS = 2 * MAX_DEPTH;
+/** lastGrant: the slot mask's bits (one per chain level), and the bit for a borrowed grant. */
+const SLOT_BITS = (1 << MAX_DEPTH) - 1;
+const BORROWED_BIT = 1 << MAX_DEPTH;
+// Module-local copies of what the take path reads besides the bucket fields (V8 folds a local const, not an import).
+const STAMP = ASSURED_BLOCKED_MS_INDEX;
+const HOLD_MS = ASSURED_HOLD_MS;
+const LAST = LAST_REFILL_MS_INDEX;
 
 export class BucketTable {
   // Fields set in the constructor are `declare`d, so no class field is emitted
@@ -76,6 +80,8 @@ export class BucketTable {
   declare private readonly counterOffset: number;
   /** chains[b * MAX_DEPTH + i]: i-th bucket from b up to its pool; -1 pads. */
   declare private readonly chains: Int32Array;
+  /** depthOf[b]: the length of b's chain (1 pool, 2 service, 3 endpoint). */
+  declare private readonly depthOf: Uint8Array;
   /**
    * guards[b * GUARDS + 2i], [.. + 2i + 1]: the state indices of WAITERS_ANY and
    * CONCURRENCY of the i-th bucket of b's chain (a short chain repeats its
@@ -84,11 +90,26 @@ export class BucketTable {
   declare private readonly guards: Int32Array;
   /** hasChildren[b] = 1 when some bucket's chain runs through b (b is a service with endpoints, or a pool). */
   declare private readonly hasChildren: Uint8Array;
+  /** gateRing[b]: the ring number (window-rings.ts) of b's pool when its gate is a window, else -1 (fixed at start). */
+  declare private readonly gateRing: Int32Array;
   declare private readonly clock: Clock;
-  /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
-  lastSlotMask = 0;
   /** This thread's allowances (thread-local bookkeeping, allowances.ts). */
   declare private readonly allowances: Allowances;
+  /** This thread's takes on window gates, until due back (window-rings.ts). */
+  declare private readonly rings: WindowRings;
+  /** Borrowing and the protection of assured rates (pool-loans.ts). */
+  declare private readonly loans: PoolLoans;
+  /**
+   * The last successful acquire: bits 0-2, the chain levels it took a
+   * concurrency slot on (bit i = level i); BORROWED_BIT, it borrowed. One
+   * field, so a grant served from an allowance writes one value.
+   */
+  private lastGrant = 0;
+
+  /** Which chain levels the last successful acquire took a concurrency slot on (bit i = level i). */
+  get lastSlotMask(): number { return this.lastGrant & SLOT_BITS; }
+  /** The last successful acquire borrowed (from the service's ceiling and the pool's shared bucket). */
+  get lastBorrowed(): boolean { return (this.lastGrant & BORROWED_BIT) !== 0; }
 
   constructor(views: ShmViews, clock: Clock, thread: number | null) {
     this.state = views.state;
@@ -97,11 +118,13 @@ export class BucketTable {
     this.counters = thread === null ? null : views.counters;
     this.counterOffset = thread === null ? 0 : counterBase(thread, 0, this.size);
     this.chains = new Int32Array(this.size * MAX_DEPTH).fill(-1);
+    this.depthOf = new Uint8Array(this.size);
     for (let b = 0; b < this.size; b++) {
       let cur = b;
       for (let i = 0; i < MAX_DEPTH && cur >= 0; i++) {
         this.chains[b * MAX_DEPTH + i] = cur;
-        cur = this.state[stateBase(cur) + PARENT_INDEX];
+        this.depthOf[b] = i + 1;
+        cur = this.state[cur * BUCKET_FIELDS + PARENT_INDEX];
       }
     }
     this.hasChildren = new Uint8Array(this.size);
@@ -116,7 +139,16 @@ export class BucketTable {
         this.guards[b * GUARDS + 2 * i + 1] = base + CONCURRENCY_INDEX;
       }
     }
+    const poolOf = new Int32Array(this.size).fill(-1);
+    for (let b = 0; b < this.size; b++) if (this.depthOf[b] === 2) poolOf[b] = this.chains[b * MAX_DEPTH + 1];
+    this.loans = new PoolLoans(this.state, poolOf);
     this.allowances = new Allowances(this, this.chains, MAX_DEPTH, views.layout.threadCount);
+    this.rings = new WindowRings(this.state, this.size, clock.exact === true);
+    this.gateRing = new Int32Array(this.size);
+    for (let b = 0; b < this.size; b++) {
+      const pool = this.chains[b * MAX_DEPTH + this.depthOf[b] - 1];
+      this.gateRing[b] = this.state[pool * BUCKET_FIELDS + GATE_INDEX] === GATE_WINDOW ? this.rings.ordinal[pool] : -1;
+    }
   }
 
   /** Writes the initial state of every bucket (controller, before threads start). */
@@ -127,52 +159,30 @@ export class BucketTable {
   nowMs(): number { return this.clock.nowMs(); }
   /** nowMs() at a performance.now() reading (see Clock.msAt). */
   msAt(perfMs: number): number { return this.clock.msAt(perfMs); }
+  /** How long a take counts against a window gate, ms (window-rings.ts). */
+  get windowMs(): number { return this.rings.delayMs; }
 
-  /** Credits the bucket with the tokens earned since its last refill. */
+  /** Credits both buckets of b with what they earned since their last refill (the controller does it every tick). */
   refill(b: number, now: number): void {
     const s = this.state;
     const base = b * BUCKET_FIELDS;
-    const last = s[base + LAST_REFILL_MS_INDEX];
-    const elapsed = (now - last) | 0;
-    if (elapsed <= 0) return;
-    const add = Math.floor((elapsed * s[base + RATE_MILLI_INDEX]) / 1000);
-    if (add <= 0) return;
-    if (Atomics.compareExchange(s, base + LAST_REFILL_MS_INDEX, last, now) !== last) return;
-    const burst = s[base + BURST_MILLI_INDEX];
-    let cur = s[base + TOKENS_MILLI_INDEX];
-    for (;;) {
-      const next = Math.min(burst, cur + add);
-      if (next === cur) return;
-      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next);
-      if (seen === cur) return;
-      cur = seen;
+    const depth = this.depthOf[b];
+    if (depth === 1) {
+      refillGate(this.rings, s, b, this.gateRing[b], now);
+      freshenStamp(s, base, now);
+    } else if (depth === 2) {
+      this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
+      freshenStamp(s, base, now);
+    } else {
+      earn(s, base, now, 0);
     }
+    if (depth < 3) earn(s, base + LOAN_OFFSET, now, 0);
   }
 
-  private take(base: number, milli: number): boolean {
-    const s = this.state;
-    let cur = s[base + TOKENS_MILLI_INDEX];
-    for (;;) {
-      if (cur < milli) return false;
-      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, cur - milli);
-      if (seen === cur) return true;
-      cur = seen;
-    }
-  }
-
-  /** Gives tokens back (never above the burst). */
+  /** Gives tokens back to bucket b (never above the burst; to a window gate, only what this thread took there in its current millisecond). */
   refund(b: number, milli: number): void {
-    const s = this.state;
-    const base = b * BUCKET_FIELDS;
-    const burst = s[base + BURST_MILLI_INDEX];
-    let cur = s[base + TOKENS_MILLI_INDEX];
-    for (;;) {
-      const next = Math.min(burst, cur + milli);
-      if (next <= cur) return;
-      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, next);
-      if (seen === cur) return;
-      cur = seen;
-    }
+    if (this.depthOf[b] === 1) putGate(this.rings, this.state, b, this.gateRing[b], milli, this.allowances.ms);
+    else putAt(this.state, b * BUCKET_FIELDS, milli, 0);
   }
 
   /** True when `tokens` can never fit in some bucket on the chain of `leaf`. */
@@ -205,7 +215,7 @@ export class BucketTable {
         const busy = s[g[k]] | s[g[k + 1]] | s[g[k + 2]] | s[g[k + 3]] | s[g[k + 4]] | s[g[k + 5]];
         if (busy === 0) {
           a.held[leaf] = held - milli;
-          this.lastSlotMask = 0;
+          this.lastGrant = 0;
           return GRANTED;
         }
         a.giveBackAll();
@@ -222,19 +232,23 @@ export class BucketTable {
     const chains = this.chains;
     const a = this.allowances;
     const c = leaf * MAX_DEPTH;
+    const depth = this.depthOf[leaf];
     const gate = queued ? priority : priority + 1;
     let minBurst = 0x7fffffff;
-    let plain = false; // a waiter or a concurrency limit on the chain: no chunk
-    let depth = 0;
-    for (; depth < MAX_DEPTH; depth++) {
-      const b = chains[c + depth];
-      if (b < 0) break;
+    // No chunk with a waiter or a concurrency limit on the chain, nor through a
+    // token-bucket gate: what a chunk gives back in a later millisecond would
+    // find that bucket refilled meanwhile (a window gate takes it back exactly).
+    const ring = this.gateRing[leaf];
+    let plain = ring < 0;
+    for (let i = 0; i < depth; i++) {
+      const b = chains[c + i];
       const base = b * BUCKET_FIELDS;
       const burst = s[base + BURST_MILLI_INDEX];
       if (burst < minBurst) minBurst = burst;
       if (s[base + WAITERS_ANY_INDEX] === 0) continue;
       plain = true;
       if (a.heldCount > 0) a.giveBackAll(); // the waiter may need tokens held for other leaves
+      if (i === depth - 1) continue; // the pool's waiters bind only borrowers (borrow())
       for (let q = 0; q < gate; q++) if (s[base + WAITERS_BASE_INDEX + q] > 0) return fail(b, FAIL_PRIORITY);
     }
     // Concurrency slots.
@@ -259,62 +273,111 @@ export class BucketTable {
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
     const amount = a.chunkFor(leaf, milli, minBurst, plain);
-    let at = this.takeChain(c, depth, amount, now);
-    if (at < 0) {
+    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring);
+    if (r === GRANTED) {
       if (amount !== milli) a.keep(leaf, amount - milli);
-      this.lastSlotMask = mask;
+      this.lastGrant |= mask;
       return GRANTED;
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
       a.chunkFailed(leaf);
-      at = this.takeChain(c, depth, milli, now);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
     }
-    if (at >= 0 && a.heldCount > 0) { // never fail for tokens this thread holds
+    if (r !== GRANTED && failReason(r) === FAIL_TOKENS && a.heldCount > 0) { // never fail for tokens this thread holds
       a.giveBackAll();
-      at = this.takeChain(c, depth, milli, now);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
     }
-    if (at >= 0) {
+    if (r !== GRANTED) {
       this.releaseSlots(leaf, mask);
-      return fail(chains[c + at], FAIL_TOKENS);
+      return r;
     }
-    this.lastSlotMask = mask;
+    this.lastGrant |= mask;
     return GRANTED;
   }
 
-  /** Takes `milli` from the first `depth` levels of chain `c`, leaf first: -1, or the level that failed (nothing taken). */
-  private takeChain(c: number, depth: number, milli: number, now: number): number {
+  /**
+   * Takes `milli` along chain `c` of `depth` levels: the endpoint, the
+   * service's assured bucket or (if `mayBorrow`) a loan, then the pool's gate.
+   * GRANTED, or the failure (nothing taken).
+   */
+  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number): number {
+    const s = this.state;
     const chains = this.chains;
-    for (let i = 0; i < depth; i++) {
-      const b = chains[c + i];
-      this.refill(b, now);
-      if (!this.take(b * BUCKET_FIELDS, milli)) {
-        for (let j = 0; j < i; j++) this.refund(chains[c + j], milli);
-        return i;
+    const loans = this.loans;
+    const pool = chains[c + depth - 1];
+    const svc = depth >= 2 ? chains[c + depth - 2] : -1;
+    const ep = depth === 3 ? chains[c] : -1;
+    if (ep >= 0) {
+      const e = ep * BUCKET_FIELDS;
+      earn(s, e, now, 0);
+      if (!takeAt(s, e, milli)) return fail(ep, FAIL_TOKENS);
+    }
+    let borrowed = true; // a pool's own key has no assured bucket: it only borrows
+    if (svc >= 0) {
+      const sb = svc * BUCKET_FIELDS;
+      if (((now - s[sb + LAST]) | 0) > 0) loans.refillService(svc, pool, now);
+      if (((now - s[pool * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) loans.yieldBurst(svc, pool, milli, now);
+      borrowed = !takeAt(s, sb, milli);
+    }
+    if (borrowed) {
+      const r = mayBorrow ? loans.borrow(svc, pool, milli, gate, now) : fail(svc >= 0 ? svc : pool, FAIL_TOKENS);
+      if (r !== GRANTED) {
+        if (ep >= 0) putAt(s, ep * BUCKET_FIELDS, milli, 0);
+        return r;
       }
     }
-    return -1;
+    // The gate; inline for a window gate already swept in this millisecond (most takes).
+    const rings = this.rings;
+    let passed: boolean;
+    if (ring >= 0 && rings.cursor[ring] === now) {
+      passed = takeAt(s, pool * BUCKET_FIELDS, milli);
+      if (passed) rings.record(ring, milli);
+    } else {
+      passed = takeGate(rings, s, pool, ring, milli, now);
+    }
+    if (!passed) {
+      // A refused assured take goes back whole: its service is owed it (pool-loans.ts).
+      loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, now));
+      return fail(pool, FAIL_TOKENS);
+    }
+    this.lastGrant = borrowed ? BORROWED_BIT : 0;
+    return GRANTED;
+  }
+
+  /**
+   * Gives back a grant of `milli` on `leaf` taken in this thread's current
+   * millisecond: to every level it came from (`borrowed`: the loans, not the
+   * assured bucket). Allowances give their surplus back through it.
+   */
+  refundChain(leaf: number, milli: number, borrowed: boolean): void {
+    const c = leaf * MAX_DEPTH;
+    const depth = this.depthOf[leaf];
+    const pool = this.chains[c + depth - 1];
+    this.loans.putBelowGate(depth === 3 ? this.chains[c] : -1, depth >= 2 ? this.chains[c + depth - 2] : -1, pool, milli,
+      borrowed || depth === 1, 0);
+    putGate(this.rings, this.state, pool, this.gateRing[leaf], milli, this.allowances.ms);
   }
 
   /**
    * Gives back every allowance this thread holds and starts millisecond `now`
-   * afresh. An I/O thread calls it when idle (from a timer), so tokens it took
-   * for a burst of takes do not wait for its next acquire.
+   * afresh; its window takes that are due go back to their gates. An I/O
+   * thread calls it when idle (from a timer), so tokens it took for a burst of
+   * takes do not wait for its next acquire.
    */
   flushAllowances(now: number): void {
     this.allowances.startMillisecond(now);
+    this.rings.sweepAll(this.state, now);
   }
 
   /** True while this thread holds tokens in an allowance (flushAllowances would give some back). */
   holdsAllowances(): boolean { return this.allowances.holdsAny(); }
 
-  /** Undoes a successful acquire: tokens back to every level, slots freed. */
+  /** Milliseconds until this thread's next window take is due back (flushAllowances then returns it), or -1 for none. */
+  windowReturnInMs(now: number): number { return this.rings.nextDueInMs(now); }
+
+  /** Undoes the last successful acquire (`milli` on `leaf`): tokens back to every level, slots freed. */
   undoAcquire(leaf: number, milli: number, mask: number): void {
-    const c = leaf * MAX_DEPTH;
-    for (let i = 0; i < MAX_DEPTH; i++) {
-      const b = this.chains[c + i];
-      if (b < 0) break;
-      this.refund(b, milli);
-    }
+    this.refundChain(leaf, milli, this.lastBorrowed);
     this.releaseSlots(leaf, mask);
   }
 
@@ -339,7 +402,7 @@ export class BucketTable {
     return Math.max(1, Math.ceil((Math.max(deficit, 0) * 1000) / rate));
   }
 
-  /** Whole tokens left in a bucket, counting this thread's allowances drawn from it (other threads' are not seen). */
+  /** Whole tokens left in a bucket (0 or more), counting this thread's allowances drawn from it (other threads' are not seen). */
   remaining(b: number): number {
     const base = b * BUCKET_FIELDS;
     let milli = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
@@ -348,7 +411,7 @@ export class BucketTable {
     if (a.heldCount > 0) {
       milli = Math.min(Atomics.load(this.state, base + BURST_MILLI_INDEX), milli + (this.hasChildren[b] === 0 ? a.held[b] : a.heldFrom(b)));
     }
-    return Math.floor(milli / MILLI);
+    return milli > 0 ? Math.floor(milli / MILLI) : 0;
   }
 
   /** Registers (+1) or unregisters (-1) a waiter of `priority` blocked at bucket b. */
@@ -387,35 +450,66 @@ export class BucketTable {
     }
   }
 
-
   priority(b: number): number { return this.state[b * BUCKET_FIELDS + PRIORITY_INDEX]; }
   depth(b: number): number { return this.state[b * BUCKET_FIELDS + DEPTH_INDEX]; }
   parent(b: number): number { return this.state[b * BUCKET_FIELDS + PARENT_INDEX]; }
+  /** The refill rate: a pool's capacity at its gate, a service's assured rate, an endpoint's cap. */
   rateTps(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + RATE_MILLI_INDEX) / MILLI; }
   burstTokens(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + BURST_MILLI_INDEX) / MILLI; }
+  /** The LOAN bucket's rate: what a pool lends beyond the assured rates, or what a service may borrow. */
+  loanTps(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + LOAN_OFFSET + RATE_MILLI_INDEX) / MILLI; }
+  /** Whole tokens in the LOAN bucket. */
+  loanTokens(b: number): number { return Math.floor(Atomics.load(this.state, b * BUCKET_FIELDS + LOAN_OFFSET) / MILLI); }
+  /** True when pool b's gate is a sliding window. */
+  isWindowGate(b: number): boolean { return this.state[b * BUCKET_FIELDS + GATE_INDEX] === GATE_WINDOW; }
   inFlight(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + IN_FLIGHT_INDEX); }
   concurrency(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX); }
   waiters(b: number, priority: number): number {
     return Atomics.load(this.state, b * BUCKET_FIELDS + WAITERS_BASE_INDEX + priority);
   }
 
-  /** Sets the refill rate (controller only); tokens earned so far use the old rate. */
+  /**
+   * Sets the refill rate (controller only); tokens earned so far use the old
+   * rate. A window gate's capacity changes at once: what the last second's
+   * takes leave of it moves by the difference (and may go below 0).
+   */
   setRate(b: number, tps: number, now: number): void {
+    const base = b * BUCKET_FIELDS;
+    const milli = Math.max(0, Math.round(tps * MILLI));
+    if (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW) {
+      const before = Atomics.exchange(this.state, base + RATE_MILLI_INDEX, milli);
+      Atomics.add(this.state, base + TOKENS_MILLI_INDEX, milli - before);
+      return;
+    }
     this.refill(b, now);
     // Time that earned no whole milli-token under the old rate is not carried over.
-    Atomics.store(this.state, b * BUCKET_FIELDS + LAST_REFILL_MS_INDEX, now);
-    Atomics.store(this.state, b * BUCKET_FIELDS + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
+    Atomics.store(this.state, base + LAST_REFILL_MS_INDEX, now);
+    Atomics.store(this.state, base + RATE_MILLI_INDEX, milli);
   }
 
-  /** Sets the bucket size (controller only), trimming tokens above it. */
+  /**
+   * Sets the bucket size (controller only), trimming tokens above it when it
+   * shrinks (an unchanged size leaves what a refused service is owed above
+   * it, see pool-loans.ts); a window gate keeps it for display only.
+   */
   setBurst(b: number, tokens: number): void {
     const base = b * BUCKET_FIELDS;
     const burst = Math.max(MILLI, Math.round(tokens * MILLI));
-    Atomics.store(this.state, base + BURST_MILLI_INDEX, burst);
-    for (;;) {
-      const cur = Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
-      if (cur <= burst || Atomics.compareExchange(this.state, base + TOKENS_MILLI_INDEX, cur, burst) === cur) return;
-    }
+    const before = Atomics.exchange(this.state, base + BURST_MILLI_INDEX, burst);
+    if (burst >= before || (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW)) return;
+    trim(this.state, base, burst);
+  }
+
+  /** Sets the LOAN bucket's rate and size (controller only): a pool's shared bucket, a service's borrowing ceiling. */
+  setLoan(b: number, tps: number, burstTokens: number, now: number): void {
+    const s = this.state;
+    const i = b * BUCKET_FIELDS + LOAN_OFFSET;
+    earn(s, i, now, 0);
+    Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
+    Atomics.store(s, i + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
+    const burst = Math.max(MILLI, Math.round(burstTokens * MILLI));
+    Atomics.store(s, i + BURST_MILLI_INDEX, burst);
+    trim(s, i, burst);
   }
 
   /** Sets a key's priority class (controller only: a live `tpsd limits set --priority`). */
@@ -431,21 +525,4 @@ export class BucketTable {
   setConcurrency(b: number, limit: number): void {
     Atomics.store(this.state, b * BUCKET_FIELDS + CONCURRENCY_INDEX, Math.max(0, limit | 0));
   }
-}
-
-function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
-  const base = stateBase(spec.index);
-  state[base + TOKENS_MILLI_INDEX] = spec.burst * MILLI;
-  state[base + LAST_REFILL_MS_INDEX] = nowMs;
-  state[base + RATE_MILLI_INDEX] = Math.round(spec.initialTps * MILLI);
-  state[base + BURST_MILLI_INDEX] = spec.burst * MILLI;
-  state[base + MAX_BURST_MILLI_INDEX] = spec.burst * MILLI;
-  state[base + IN_FLIGHT_INDEX] = 0;
-  state[base + CONCURRENCY_INDEX] = spec.concurrency;
-  state[base + PRIORITY_INDEX] = spec.priority;
-  state[base + PARENT_INDEX] = spec.parent;
-  state[base + DEPTH_INDEX] = spec.depth;
-  state[base + QUEUE_INDEX] = 0;
-  for (let p = 0; p < PRIORITY_COUNT; p++) state[base + WAITERS_BASE_INDEX + p] = 0;
-  state[base + WAITERS_ANY_INDEX] = 0;
 }

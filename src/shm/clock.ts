@@ -17,6 +17,8 @@ export interface Clock {
   nowMs(): number;
   /** nowMs() at a performance.now() reading of this thread (one clock read serves both; a manual clock ignores it). */
   msAt(perfMs: number): number;
+  /** True when nowMs() is the exact instant (a manual clock), not the floor of a running one. */
+  readonly exact?: boolean;
 }
 
 export function createClock(epochHrMs: number): Clock {
@@ -38,6 +40,7 @@ export function createClock(epochHrMs: number): Clock {
 
 /** A clock driven by hand, for the simulator and tests. */
 export class ManualClock implements Clock {
+  readonly exact = true;
   private t = 0;
   nowMs(): number { return this.t | 0; }
   msAt(): number { return this.t | 0; }

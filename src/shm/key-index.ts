@@ -11,7 +11,7 @@
 
 import type { PoolConfig, Priority, TpsdConfig } from '../config/types.ts';
 import { PRIORITIES } from '../config/types.ts';
-import { PRIORITY_NONE } from './layout.ts';
+import { GATE_TOKEN_BUCKET, GATE_WINDOW, PRIORITY_NONE } from './layout.ts';
 
 export interface BucketSpec {
   readonly index: number;
@@ -29,6 +29,13 @@ export interface BucketSpec {
   /** The config entry: a pool, service or endpoint. */
   readonly minTps: number;
   readonly maxTps: number;
+  /** Pools: how the gate counts (GATE_WINDOW or GATE_TOKEN_BUCKET, from upstream.window); others GATE_TOKEN_BUCKET. */
+  readonly gate: number;
+}
+
+/** A pool's gate: a token bucket for a token_bucket upstream, else a sliding 1 s window (also for fixed_1s: its phase is unknown). */
+export function gateOf(pool: PoolConfig): number {
+  return pool.upstream?.window === 'token_bucket' ? GATE_TOKEN_BUCKET : GATE_WINDOW;
 }
 
 export function priorityIndex(p: Priority): number {
@@ -57,7 +64,7 @@ export class KeyIndex {
       specs.push({
         index: p, key: pool.name, depth: 0, parent: -1, pool: p, priority: PRIORITY_NONE,
         burst: pool.burst, concurrency: 0, initialTps: pool.capacity_tps,
-        minTps: 0, maxTps: pool.capacity_tps,
+        minTps: 0, maxTps: pool.capacity_tps, gate: gateOf(pool),
       });
       for (const svc of pool.services) {
         const s = specs.length;
@@ -65,13 +72,13 @@ export class KeyIndex {
         specs.push({
           index: s, key: `${pool.name}/${svc.name}`, depth: 1, parent: p, pool: p,
           priority: priorityIndex(svc.priority), burst: svc.burst, concurrency: svc.concurrency,
-          initialTps: svcRate, minTps: svc.min_tps, maxTps: svc.max_tps,
+          initialTps: svcRate, minTps: svc.min_tps, maxTps: svc.max_tps, gate: GATE_TOKEN_BUCKET,
         });
         for (const ep of svc.endpoints) {
           specs.push({
             index: specs.length, key: `${pool.name}/${svc.name}/${ep.name}`, depth: 2, parent: s, pool: p,
             priority: priorityIndex(svc.priority), burst: ep.burst, concurrency: ep.concurrency,
-            initialTps: Math.min(ep.max_tps, svcRate), minTps: 0, maxTps: ep.max_tps,
+            initialTps: Math.min(ep.max_tps, svcRate), minTps: 0, maxTps: ep.max_tps, gate: GATE_TOKEN_BUCKET,
           });
         }
       }

@@ -9,11 +9,13 @@
 //   |   MAGIC | VERSION | BUCKET_COUNT | THREAD_COUNT | MODE |       |
 //   |   SHUTTING_DOWN | TICK_SEQ | CONNECTIONS                     |
 //   +--------------------------------------------------------------+
-//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (64 bytes)      |
+//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (88 bytes)      |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
 //   |   IN_FLIGHT | CONCURRENCY | PRIORITY | PARENT | DEPTH |       |
 //   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY |             |
-//   |   MAX_BURST_MILLI                                             |
+//   |   MAX_BURST_MILLI |                                           |
+//   |   LOAN_TOKENS_MILLI | LOAN_LAST_REFILL_MS | LOAN_RATE_MILLI | |
+//   |   LOAN_BURST_MILLI | GATE | ASSURED_BLOCKED_MS                |
 //   |   written by every I/O thread with Atomics (CAS loops)        |
 //   +--------------------------------------------------------------+
 //   | STATS        Float64 x STATS_FIELDS per bucket                |
@@ -33,6 +35,20 @@
 //   |   failed authentications per client address, every I/O      |
 //   |   thread, one CAS per update (shm/failure-table.ts)           |
 //   +--------------------------------------------------------------+
+//
+// What the two token buckets of a record mean depends on its depth (the
+// allocation they serve is described in docs/allocator.md and bucket-table.ts):
+//   - a pool: TOKENS..BURST are its gate, the upstream's bound: a token bucket
+//     at the effective capacity (GATE_TOKEN_BUCKET), or a sliding 1 s window
+//     (GATE_WINDOW: TOKENS is what the last second's takes leave of RATE, the
+//     capacity; the takes come back 1 s later, see window-rings.ts). LOAN is
+//     its shared borrowable bucket: the capacity no service is assured of,
+//     plus what overflows full service buckets;
+//   - a service: TOKENS..BURST are its assured bucket (the policy's rate);
+//     LOAN is its borrowing ceiling (max_tps less the assured rate);
+//   - an endpoint: TOKENS..BURST are its cap (max_tps); LOAN is unused.
+// LOAN_* lie in the same order as TOKENS..BURST (LOAN_OFFSET apart), so one
+// refill and one take serve both buckets of a record.
 //
 // Units: tokens are fixed point in thousandths ("milli-tokens"), rates are
 // milli-tokens per second (= tokens/s x 1000), times are whole milliseconds
@@ -77,7 +93,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 1;
+export const SHM_VERSION = 2;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -125,10 +141,24 @@ export const WAITERS_ANY_INDEX = WAITERS_BASE_INDEX + PRIORITY_COUNT;
  * controller may run a bucket below it; TOKENS_EXCEED_BURST is judged here.
  */
 export const MAX_BURST_MILLI_INDEX = 15;
-export const BUCKET_FIELDS = MAX_BURST_MILLI_INDEX + 1;
+/** The record's second token bucket (a pool's shared borrowable one, a service's borrowing ceiling), as TOKENS..BURST. */
+export const LOAN_TOKENS_MILLI_INDEX = 16;
+export const LOAN_LAST_REFILL_MS_INDEX = 17;
+export const LOAN_RATE_MILLI_INDEX = 18;
+export const LOAN_BURST_MILLI_INDEX = 19;
+/** LOAN_x_INDEX - x_INDEX for x = TOKENS_MILLI, LAST_REFILL_MS, RATE_MILLI, BURST_MILLI. */
+export const LOAN_OFFSET = LOAN_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
+/** Pools: how the gate counts, GATE_TOKEN_BUCKET or GATE_WINDOW (set once, at initialization). */
+export const GATE_INDEX = 20;
+/** Pools: the last millisecond an assured take failed at the gate (borrowing then stands aside for a while). */
+export const ASSURED_BLOCKED_MS_INDEX = 21;
+export const BUCKET_FIELDS = ASSURED_BLOCKED_MS_INDEX + 1;
 export const BUCKET_BYTES = BUCKET_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 
 export const PRIORITY_NONE = PRIORITY_COUNT;
+/** GATE values: a token bucket at the effective capacity, or a sliding 1 s window of it. */
+export const GATE_TOKEN_BUCKET = 0;
+export const GATE_WINDOW = 1;
 export const MILLI = 1000;
 /**
  * Upper bound of burst and rate in tokens (config's MAX_BURST and MAX_TPS),
@@ -308,25 +338,34 @@ assertFields('HEADER', HEADER_FIELDS, [MAGIC_INDEX, VERSION_INDEX, BUCKET_COUNT_
   SHUTTING_DOWN_INDEX, TICK_SEQ_INDEX, CONNECTIONS_INDEX]);
 assertFields('BUCKET STATE', BUCKET_FIELDS, [TOKENS_MILLI_INDEX, LAST_REFILL_MS_INDEX, RATE_MILLI_INDEX, BURST_MILLI_INDEX,
   IN_FLIGHT_INDEX, CONCURRENCY_INDEX, PRIORITY_INDEX, PARENT_INDEX, DEPTH_INDEX, QUEUE_INDEX,
-  ...range(WAITERS_BASE_INDEX, PRIORITY_COUNT), WAITERS_ANY_INDEX, MAX_BURST_MILLI_INDEX]);
+  ...range(WAITERS_BASE_INDEX, PRIORITY_COUNT), WAITERS_ANY_INDEX, MAX_BURST_MILLI_INDEX,
+  LOAN_TOKENS_MILLI_INDEX, LOAN_LAST_REFILL_MS_INDEX, LOAN_RATE_MILLI_INDEX, LOAN_BURST_MILLI_INDEX, GATE_INDEX,
+  ASSURED_BLOCKED_MS_INDEX]);
 assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_THROTTLED_TPS_INDEX,
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
   C_GRANTS_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_LATENCY_SUM_US_INDEX,
   C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX]);
-assertConstants(BUCKET_BYTES === 64, 'BUCKET_BYTES === 64, as the map at the top says');
+assertConstants(BUCKET_BYTES === 88, 'BUCKET_BYTES === 88, as the map at the top says');
+// One refill and one take (bucket-table.ts) serve a record's two buckets at base and base + LOAN_OFFSET.
+assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET && LOAN_RATE_MILLI_INDEX - RATE_MILLI_INDEX === LOAN_OFFSET &&
+  LOAN_BURST_MILLI_INDEX - BURST_MILLI_INDEX === LOAN_OFFSET, 'the LOAN fields lie LOAN_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
 // Float64Array needs a byte offset that is a multiple of 8; STATS starts after
 // the header and the buckets, COUNTERS after STATS.
 assertConstants(HEADER_BYTES % Float64Array.BYTES_PER_ELEMENT === 0 && BUCKET_BYTES % Float64Array.BYTES_PER_ELEMENT === 0,
   'HEADER_BYTES and BUCKET_BYTES are multiples of 8, so STATS and COUNTERS are 8-aligned');
 
-// Tokens. TOKENS, RATE, BURST and MAX_BURST are Int32 milli-token fields, and
-// an allowance (allowances.ts) is at most a burst: every value stored is at
-// most MAX_TOKENS * MILLI (the config caps rates and bursts at it, a request
-// asking for more is refused before it is multiplied). A larger value would
-// wrap negative in the Int32Array, so the bound is 2^31 - 1, not 2^32. The
-// CAS loops' sums (tokens + refill, tokens + refund) are formed in doubles
-// and clamped to the burst before they are stored: they need only be exact.
+// Tokens. TOKENS, RATE, BURST and MAX_BURST (and the LOAN ones) are Int32
+// milli-token fields, and an allowance (allowances.ts) is at most a burst:
+// rates and bursts are at most MAX_TOKENS * MILLI (the config caps them, a
+// request asking for more is refused before it is multiplied). A larger value
+// would wrap negative in the Int32Array, so the bound is 2^31 - 1, not 2^32.
+// A service the gate refused may hold its burst plus a second of its rate
+// (pool-loans.ts): that cap is clamped at 2^31 - 1. A window gate's TOKENS is
+// its capacity less the last second's takes: below 0 (never below
+// -MAX_TOKENS * MILLI) when the capacity shrinks under them. The CAS loops'
+// sums (tokens + refill, tokens + refund) are formed in doubles and clamped
+// before they are stored: they need only be exact.
 assertConstants(MAX_TPS === MAX_TOKENS && MAX_BURST === MAX_TOKENS, 'MAX_TPS === MAX_BURST === MAX_TOKENS (config/defaults.ts)');
 assertConstants(MAX_TOKENS * MILLI <= INT32_MAX, 'MAX_TOKENS * MILLI <= 2^31 - 1: milli-tokens fit an Int32 field');
 assertConstants(2 * MAX_TOKENS * MILLI <= Number.MAX_SAFE_INTEGER, '2 * MAX_TOKENS * MILLI is exact: a CAS loop sum before its clamp');
@@ -335,10 +374,14 @@ assertConstants(MAX_CONCURRENCY <= INT32_MAX, 'MAX_CONCURRENCY <= 2^31 - 1: CONC
 assertConstants(MAX_BUCKETS * 4 <= INT32_MAX, 'MAX_BUCKETS * 4 <= 2^31 - 1: a failure code holds any bucket index');
 assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORITIES.length (config/types.ts): one WAITERS field per class');
 // Times: (now - LAST_REFILL_MS) | 0 is right while refills are under 2^31 ms
-// apart. The controller refills every bucket each tick; a refill that earns
-// no whole milli-token (under 1 s at the lowest rate, 1 milli-token/s) leaves
-// LAST_REFILL_MS as it was; a rate-0 bucket earns nothing whatever the
-// difference, and setRate() restarts its time.
+// apart. The controller refills every bucket each tick (both of a record's
+// buckets); a refill that earns no whole milli-token (under 1 s at the lowest
+// rate, 1 milli-token/s) leaves LAST_REFILL_MS as it was; a rate-0 bucket
+// earns nothing whatever the difference, and setRate() restarts its time.
+// ASSURED_BLOCKED_MS is kept expired-but-recent by the same tick
+// (pool-loans.ts, freshenStamp), so an old stamp never wraps into the hold. A
+// thread's window rings compare times with its own cursor; one idle past the
+// wrap gives everything back (window-rings.ts).
 assertConstants(MAX_TICK_MS + 1000 < 2 ** 31, 'MAX_TICK_MS + 1000 < 2^31: int32 ms times never wrap between two refills');
 // Failures: the seed fits its header, and a neighbourhood is one cache line
 // (the slot word's own fields are asserted in failure-table.ts).

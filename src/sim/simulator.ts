@@ -46,8 +46,16 @@ export interface SimResult {
 
 export const SIM_POOL = 'sim';
 
-/** The daemon config equivalent to a scenario: one pool, its services. */
+/**
+ * The daemon config equivalent to a scenario: one pool, its services, and how
+ * its upstream counts (SCENARIOS.md `upstream_window`, default fixed_1s; a
+ * token_bucket upstream's `upstream_burst` is the pool's burst, so the gate
+ * matches it).
+ */
 export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], stepCap = 1.8): TpsdConfig {
+  const upstream = s as Scenario & { upstream_window?: string; upstream_burst?: number };
+  const window = upstream.upstream_window ?? 'fixed_1s';
+  const burst = window === 'token_bucket' && upstream.upstream_burst !== undefined ? { burst: Math.max(1, Math.floor(upstream.upstream_burst)) } : {};
   return validateConfig({
     tick_ms: s.tick_ms,
     policy: { mode, model: null, step_cap: stepCap },
@@ -55,6 +63,8 @@ export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], 
     pools: [{
       name: SIM_POOL,
       capacity_tps: s.capacity_tps,
+      upstream: { window },
+      ...burst,
       services: s.services.map((v, i) => ({
         name: /^[A-Za-z0-9_.:-]{1,64}$/.test(v.name) ? v.name : `service${i}`,
         priority: v.priority, min_tps: v.min_tps, max_tps: Math.max(1e-3, v.max_tps),

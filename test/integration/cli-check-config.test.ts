@@ -37,7 +37,7 @@ describe('tpsd check-config', () => {
     const config = JSON.parse(r.stdout);
     assert.equal(config.tick_ms, 1000);
     assert.deepEqual(config.pools[0].services[0], {
-      name: 's', priority: 'LOW', min_tps: 0, max_tps: 100, burst: 5, concurrency: 0, endpoints: [],
+      name: 's', priority: 'LOW', min_tps: 0, max_tps: 100, burst: 20, concurrency: 0, endpoints: [],
     });
   });
 

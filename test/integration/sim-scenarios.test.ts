@@ -1,7 +1,8 @@
 // The acceptance check of the shipped model on the example scenarios: PPO's
 // reward at least fair's, served_ratio >= 0.97 where demand exceeds capacity,
 // every guarantee met; violations after an upstream drop's first 2 ticks
-// only from capacity discovery's one-request probes (see docs/allocator.md).
+// only from capacity discovery's one-request probes, and at most one climb
+// overtaking a recovering upstream (see docs/allocator.md).
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -31,6 +32,9 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
     // A lasting upstream reduction costs at most one probe per longest hold, one request each.
     const late = ppo.violations_by_tick.filter(([, , isLate]) => isLate === 1);
     assert.ok(late.length <= Math.ceil(s.duration_s / DEFAULT_DISCOVERY.maxHoldTicks), `${late.length} ticks with late violations`);
-    assert.ok(late.every(([, n]) => n === 1), `late violations: ${JSON.stringify(late)}`);
+    // Besides, a climb may once overtake an upstream that is recovering, by at most its step (docs/allocator.md).
+    const climbs = late.filter(([, n]) => n !== 1);
+    assert.ok(climbs.length <= 1 && climbs.every(([, n]) => n <= DEFAULT_DISCOVERY.maxClimbStep * s.capacity_tps),
+      `late violations: ${JSON.stringify(late)}`);
   });
 }

@@ -27,8 +27,10 @@ class FakeUpstream {
 }
 
 const UPSTREAM_TPS = 300;
+// The fake upstream is a token bucket, and the pool says so: with a window gate (the default) the second
+// before the drop would still count against the shrunk capacity, and the pool would rightly pause for it.
 const POOL = {
-  name: 'api', capacity_tps: 1000, burst: 20,
+  name: 'api', capacity_tps: 1000, burst: 20, upstream: { window: 'token_bucket' },
   services: [{ name: 'svc', priority: 'HIGH', max_tps: 1000, burst: 50 }],
 };
 

@@ -88,16 +88,29 @@ describe('defaults', () => {
       ] }],
     }, NO_ENV);
     const pool = c.pools[0];
-    assert.equal(pool.burst, 20, "pool: 20 ms of capacity");
+    assert.equal(pool.burst, 100, 'pool: 100 ms of capacity');
     assert.deepEqual(pool.services[0], {
-      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 50, concurrency: 0,
+      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 200, concurrency: 0,
       endpoints: [
-        { name: 'e', max_tps: 1000, burst: 50, concurrency: 0 },
-        { name: 'f', max_tps: 30, burst: 2, concurrency: 0 },
+        { name: 'e', max_tps: 1000, burst: 200, concurrency: 0 },
+        { name: 'f', max_tps: 30, burst: 6, concurrency: 0 },
       ],
     });
-    assert.equal(pool.services[1].burst, 1);
+    assert.equal(pool.services[1].burst, 2);
     assert.deepEqual(pool.services[1].endpoints, []);
+  });
+
+  it('takes the upstream window of a pool, sliding_1s by default', () => {
+    const c = validateConfig({ pools: [
+      { name: 'p', capacity_tps: 100, services: [{ name: 's', priority: 'LOW' }] },
+      { name: 'q', capacity_tps: 100, upstream: { window: 'token_bucket', slo_ms: 300, timeout_ms: 2000 }, services: [{ name: 's', priority: 'LOW' }] },
+      { name: 'r', capacity_tps: 100, upstream: { window: 'fixed_1s' }, services: [{ name: 's', priority: 'LOW' }] },
+    ] }, NO_ENV);
+    assert.deepEqual(c.pools.map((p) => p.upstream), [
+      { window: 'sliding_1s', slo_ms: null, timeout_ms: null },
+      { window: 'token_bucket', slo_ms: 300, timeout_ms: 2000 },
+      { window: 'fixed_1s', slo_ms: null, timeout_ms: null },
+    ]);
   });
 
   it('keeps burst at least 1 for tiny rates', () => {
@@ -175,6 +188,14 @@ describe('error messages name the path, what was expected and what was found', (
       'auth.tokens[0].token: expected a non-empty string, found ""'],
     ['no tokens', minimal({ auth: { tokens: [] } }),
       'auth.tokens: expected a non-empty array of token objects, found an empty array'],
+    ['upstream window', { pools: [{ name: 'p', capacity_tps: 1, upstream: { window: 'sliding_2s' }, services: [{ name: 's', priority: 'LOW' }] }] },
+      'pools[0].upstream.window: expected one of sliding_1s, fixed_1s, token_bucket, found "sliding_2s"'],
+    ['upstream misspelt', { pools: [{ name: 'p', capacity_tps: 1, upstream: { windw: 'fixed_1s' }, services: [{ name: 's', priority: 'LOW' }] }] },
+      'pools[0].upstream.windw: expected one of the keys window, slo_ms, timeout_ms, found unknown key "windw"; did you mean "window"?'],
+    ['upstream not an object', { pools: [{ name: 'p', capacity_tps: 1, upstream: 'fixed_1s', services: [{ name: 's', priority: 'LOW' }] }] },
+      'pools[0].upstream: expected an object, found "fixed_1s"'],
+    ['upstream slo', { pools: [{ name: 'p', capacity_tps: 1, upstream: { slo_ms: 0 }, services: [{ name: 's', priority: 'LOW' }] }] },
+      'pools[0].upstream.slo_ms: expected a number > 0 and <= 3600000, found 0'],
   ];
   for (const [kind, raw, message] of cases) {
     it(kind, () => assert.deepEqual(errorsOf(raw), [message]));
@@ -260,8 +281,9 @@ describe('accepted files', () => {
     assert.equal(c.io_threads, 2);
     assert.equal(c.policy.model, 'path/to/model.json');
     assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }], max_failures_per_minute: 20, metrics_open: false });
-    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 3, concurrency: 0 }]);
-    assert.equal(c.pools[0].burst, 30);
+    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 10, concurrency: 0 }]);
+    assert.equal(c.pools[0].burst, 150);
+    assert.deepEqual(c.pools[0].upstream, { window: 'sliding_1s', slo_ms: null, timeout_ms: null });
   });
 
   it('ships a valid config/default.json', () => {

@@ -74,7 +74,7 @@ test('a missing model file: fair with reason "missing model"', async () => {
   assert.ok(warnings.some((w) => w.includes('no usable PPO model')));
 });
 
-test('rates are written: decreases before increases; pool gets the effective capacity', async () => {
+test('rates are written: decreases before increases; the gate gets the effective capacity, the loans the rest', async () => {
   const { controller, second, table, a, b, pool } = setup('fallback');
   for (let i = 0; i < 3; i++) await second();
   const before = [table.rateTps(a), table.rateTps(b)];
@@ -94,7 +94,11 @@ test('rates are written: decreases before increases; pool gets the effective cap
   assert.ok(alloc[0] > before[0] && alloc[1] < before[1], `the allocation moved: ${JSON.stringify(before)} -> ${JSON.stringify([...alloc])}`);
   assert.ok(Math.abs(table.rateTps(a) - alloc[0]) < 1e-3 && Math.abs(table.rateTps(b) - alloc[1]) < 1e-3);
   assert.ok(alloc[0] + alloc[1] <= 1000 + 1e-6);
-  assert.ok(table.rateTps(pool) + table.burstTokens(pool) <= 1000 + 1e-6, 'a second never admits more than the capacity');
+  assert.ok(table.isWindowGate(pool), 'the default upstream window is a sliding second');
+  assert.equal(table.rateTps(pool), 1000, 'no reserve: a window gate admits the capacity in any second, exactly');
+  assert.ok(Math.abs(table.loanTps(pool) - (1000 - alloc[0] - alloc[1])) < 1e-3, 'the pool lends what nobody is assured of');
+  assert.ok(Math.abs(table.loanTps(a) - (1000 - alloc[0])) < 1e-3 && Math.abs(table.loanTps(b) - (1000 - alloc[1])) < 1e-3,
+    'each service may borrow up to its max_tps');
 });
 
 test('shadow mode applies fair, records PPO and accumulates regret', async () => {

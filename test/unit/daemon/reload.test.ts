@@ -31,6 +31,15 @@ describe('restartNeeded', () => {
       'changing listen needs a restart');
   });
 
+  it('needs a restart to change how a pool\'s upstream counts (its gate), not its SLO', () => {
+    const pool = (upstream: Record<string, unknown>) => ({ pools: [{ name: 'api', capacity_tps: 1000, upstream,
+      services: [{ name: 'a', priority: 'LOW' }] }] });
+    const a = validateConfig({ listen: { host: '127.0.0.1', port: 0 }, ...pool({ window: 'sliding_1s' }) }, {});
+    assert.equal(restartNeeded(a, validateConfig({ listen: { host: '127.0.0.1', port: 0 }, ...pool({ window: 'token_bucket' }) }, {})),
+      'changing pools[].upstream.window needs a restart');
+    assert.equal(restartNeeded(a, validateConfig({ listen: { host: '127.0.0.1', port: 0 }, ...pool({ slo_ms: 300 }) }, {})), null);
+  });
+
   it('lists added then removed keys, or "order" when only the order changed', () => {
     const a = config(['a', 'b', 'c']);
     assert.equal(restartNeeded(a, config(['a', 'd', 'c', 'e'])),

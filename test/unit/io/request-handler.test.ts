@@ -17,9 +17,10 @@ import { createClock, hrtimeMs } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { allocateShm } from '../../../src/shm/layout.ts';
 
-// Rates of a few tokens per second: within a test, `remaining` does not move by refill.
+// Rates of a few tokens per second: within a test, `remaining` does not move by refill. The pool's gate is
+// a token bucket, so its burst of 50 is there at once (a window gate would hold the pool to 2 in any second).
 const POOLS = [
-  { name: 'p', capacity_tps: 2, burst: 50, services: [
+  { name: 'p', capacity_tps: 2, burst: 50, upstream: { window: 'token_bucket' }, services: [
     { name: 'a', priority: 'HIGH', max_tps: 1, burst: 20 },
     { name: 'b', priority: 'LOW', max_tps: 1, burst: 20, endpoints: [{ name: 'e.1', max_tps: 1, burst: 10 }] },
   ] },

@@ -16,7 +16,9 @@ function service(name: string, endpoints: string[] = []): ServiceConfig {
 }
 
 function pools(...p: [string, ServiceConfig[]][]): PoolConfig[] {
-  return p.map(([name, services]) => ({ name, capacity_tps: 1000, burst: 50, services }));
+  return p.map(([name, services]) => ({
+    name, capacity_tps: 1000, burst: 50, upstream: { window: 'sliding_1s', slo_ms: null, timeout_ms: null }, services,
+  }));
 }
 
 /** Looks `key` up from its bytes placed inside a bigger buffer (the way a message holds it). */

@@ -1,0 +1,50 @@
+// The initial state of one bucket record (bucket-table.ts), written by the
+// controller's thread before any I/O thread attaches (BucketTable.initialize),
+// so plain writes suffice. Layout and the meaning of each field: layout.ts.
+
+import type { BucketSpec } from './key-index.ts';
+import {
+  ASSURED_BLOCKED_MS_INDEX, BURST_MILLI_INDEX, CONCURRENCY_INDEX, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT,
+  PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, stateBase,
+} from './layout.ts';
+
+/**
+ * How long borrowing stands aside after an assured take found its pool's
+ * gate empty, ms: at least two retries of that take (the simulator's 10 ms
+ * steps; an I/O thread retries its waiters every millisecond).
+ */
+export const ASSURED_HOLD_MS = 20;
+
+/**
+ * Writes bucket `spec` as the config describes it: full, at its initial rate.
+ * A pool's gate starts with the whole window (its capacity) or a full token
+ * bucket, its shared bucket full at the pool's burst and lending nothing until
+ * the controller's first write; a service's borrowing ceiling starts empty.
+ */
+export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
+  const base = stateBase(spec.index);
+  const burst = spec.burst * MILLI;
+  const rate = Math.round(spec.initialTps * MILLI);
+  const window = spec.depth === 0 && spec.gate === GATE_WINDOW;
+  state[base + TOKENS_MILLI_INDEX] = window ? rate : burst;
+  state[base + LAST_REFILL_MS_INDEX] = nowMs;
+  state[base + RATE_MILLI_INDEX] = rate;
+  state[base + BURST_MILLI_INDEX] = burst;
+  state[base + MAX_BURST_MILLI_INDEX] = burst;
+  state[base + IN_FLIGHT_INDEX] = 0;
+  state[base + CONCURRENCY_INDEX] = spec.concurrency;
+  state[base + PRIORITY_INDEX] = spec.priority;
+  state[base + PARENT_INDEX] = spec.parent;
+  state[base + DEPTH_INDEX] = spec.depth;
+  state[base + QUEUE_INDEX] = 0;
+  for (let p = 0; p < PRIORITY_COUNT; p++) state[base + WAITERS_BASE_INDEX + p] = 0;
+  state[base + WAITERS_ANY_INDEX] = 0;
+  const loan = base + LOAN_OFFSET;
+  state[loan + TOKENS_MILLI_INDEX] = spec.depth === 0 ? burst : 0;
+  state[loan + LAST_REFILL_MS_INDEX] = nowMs;
+  state[loan + RATE_MILLI_INDEX] = 0;
+  state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
+  state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
+  state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+}

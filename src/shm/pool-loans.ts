@@ -1,0 +1,156 @@
+// Borrowing and the protection of assured rates, for one BucketTable
+// (bucket-table.ts; the scheme is in docs/allocator.md, "Work-conserving
+// buckets").
+//
+// Threads: a PoolLoans belongs to its table, so to one thread: its service
+// lists and `lastPull` are thread-local. Everything it changes in shared
+// memory goes through the CAS loops of bucket-cas.ts (tokens) or is a plain
+// store of a time stamp (ASSURED_BLOCKED_MS: a hint that a stale read only
+// delays by a retry), so any number of threads run it at once.
+//
+// - A service's assured bucket overflows into its pool's shared bucket
+//   (LOAN of the pool record): what a service leaves unused is lent at once.
+//   Idle services are refilled lazily, so a borrower that finds the shared
+//   bucket short pulls their overflow in (refills them), once a millisecond.
+// - A borrow takes from the service's ceiling (its LOAN: max_tps less its
+//   assured rate) and the pool's shared bucket, only while no stronger class
+//   waits at the pool and no assured take was refused by the gate in the
+//   last ASSURED_HOLD_MS.
+// - When the gate refuses an assured take, the service and the pool are
+//   stamped: the service may hold up to a second of its rate above its burst
+//   (it is owed that, not leaving it unused), borrowers stand aside, and
+//   other services give up what they hold beyond ASSURED_HOLD_MS of their
+//   rate (stored bursts yield to rates).
+
+import { earn, putAt, takeAt } from './bucket-cas.ts';
+import { ASSURED_HOLD_MS } from './bucket-init.ts';
+import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
+import {
+  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, LAST_REFILL_MS_INDEX, LOAN_OFFSET, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX,
+  WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
+} from './layout.ts';
+
+const INT32_MIN = -0x80000000;
+
+export class PoolLoans {
+  // Constructor-set fields are `declare`d (no class field emitted), so V8 keeps their typed-array kinds.
+  declare private readonly state: Int32Array;
+  /** A pool's services: serviceList[serviceFrom[p] .. serviceFrom[p] + serviceCount[p]). */
+  declare private readonly serviceFrom: Int32Array;
+  declare private readonly serviceCount: Int32Array;
+  declare private readonly serviceList: Int32Array;
+  /** lastPull[p]: the millisecond this thread last pulled pool p's spills. */
+  declare private readonly lastPull: Int32Array;
+
+  /** `poolOf[b]` for every service b (-1 for other buckets). */
+  constructor(state: Int32Array, poolOf: Int32Array) {
+    const size = poolOf.length;
+    this.state = state;
+    // Each pool's services, listed pool by pool (a pool's services are not contiguous in the key order).
+    this.serviceCount = new Int32Array(size);
+    this.serviceFrom = new Int32Array(size);
+    let total = 0;
+    for (let b = 0; b < size; b++) if (poolOf[b] >= 0) { this.serviceCount[poolOf[b]]++; total++; }
+    for (let b = 0, at = 0; b < size; b++) { this.serviceFrom[b] = at; at += this.serviceCount[b]; }
+    this.serviceList = new Int32Array(total);
+    const listed = new Int32Array(size);
+    for (let b = 0; b < size; b++) if (poolOf[b] >= 0) this.serviceList[this.serviceFrom[poolOf[b]] + listed[poolOf[b]]++] = b;
+    this.lastPull = new Int32Array(size).fill(INT32_MIN);
+  }
+
+  /** Refills service b's assured bucket; its overflow goes to the pool's shared bucket, unless it is owed (refused by the gate). */
+  refillService(b: number, pool: number, now: number): void {
+    const s = this.state;
+    const base = b * BUCKET_FIELDS;
+    if (((now - s[base + LAST_REFILL_MS_INDEX]) | 0) <= 0) return; // nothing earned (the common case within a millisecond)
+    const owed = ((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS ? s[base + RATE_MILLI_INDEX] : 0;
+    const over = earn(s, base, now, owed);
+    if (over > 0) putAt(s, pool * BUCKET_FIELDS + LOAN_OFFSET, over, 0);
+  }
+
+  /** True while pool p's gate has lately refused an assured take (borrowing and bursts stand aside). */
+  contended(pool: number, now: number): boolean {
+    return ((now - this.state[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS;
+  }
+
+  /**
+   * While the gate is contended, a service not refused itself gives up what
+   * its assured bucket holds beyond ASSURED_HOLD_MS of its rate (and `milli`)
+   * to the pool's shared bucket. Its rate still flows.
+   */
+  yieldBurst(svc: number, pool: number, milli: number, now: number): void {
+    const s = this.state;
+    const base = svc * BUCKET_FIELDS;
+    if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
+    const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
+    let cur = s[base + TOKENS_MILLI_INDEX];
+    while (cur > keep) {
+      const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, keep);
+      if (seen === cur) { putAt(s, pool * BUCKET_FIELDS + LOAN_OFFSET, cur - keep, 0); return; }
+      cur = seen;
+    }
+  }
+
+  /** The gate refused an assured take of `svc`: stamps it and its pool; returns how far above its burst it may now hold (its rate). */
+  refused(svc: number, pool: number, now: number): number {
+    const s = this.state;
+    s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
+    s[svc * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
+    return s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX];
+  }
+
+  /**
+   * A loan of `milli` for service `svc` (-1: the pool's own key), a request
+   * that may pass waiters below priority class `gate`. GRANTED or the failure.
+   */
+  borrow(svc: number, pool: number, milli: number, gate: number, now: number): number {
+    const s = this.state;
+    const pb = pool * BUCKET_FIELDS;
+    if (s[pb + WAITERS_ANY_INDEX] !== 0) {
+      for (let q = 0; q < gate; q++) if (s[pb + WAITERS_BASE_INDEX + q] > 0) return fail(pool, FAIL_PRIORITY);
+    }
+    if (this.contended(pool, now)) return fail(pool, FAIL_PRIORITY);
+    const ceiling = svc >= 0 ? svc * BUCKET_FIELDS + LOAN_OFFSET : -1;
+    if (ceiling >= 0) {
+      earn(s, ceiling, now, 0);
+      if (!takeAt(s, ceiling, milli)) return fail(svc, FAIL_TOKENS);
+    }
+    const shared = pb + LOAN_OFFSET;
+    earn(s, shared, now, 0);
+    if (!takeAt(s, shared, milli) && !(this.pullSpills(pool, now) && takeAt(s, shared, milli))) {
+      if (ceiling >= 0) putAt(s, ceiling, milli, 0);
+      return fail(pool, FAIL_TOKENS);
+    }
+    return GRANTED;
+  }
+
+  /** Refills every service of the pool, so what their full buckets overflow reaches its shared bucket; once a millisecond. */
+  private pullSpills(pool: number, now: number): boolean {
+    if (this.lastPull[pool] === now) return false;
+    this.lastPull[pool] = now;
+    const from = this.serviceFrom[pool];
+    const to = from + this.serviceCount[pool];
+    for (let i = from; i < to; i++) this.refillService(this.serviceList[i], pool, now);
+    return true;
+  }
+
+  /**
+   * Gives back what a take below the gate took: the endpoint's (ep, or -1),
+   * and the assured bucket's (up to `owedMilli` above its burst) or the loans.
+   */
+  putBelowGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, owedMilli: number): void {
+    const s = this.state;
+    if (ep >= 0) putAt(s, ep * BUCKET_FIELDS, milli, 0);
+    if (!borrowed) { putAt(s, svc * BUCKET_FIELDS, milli, owedMilli); return; }
+    if (svc >= 0) putAt(s, svc * BUCKET_FIELDS + LOAN_OFFSET, milli, 0);
+    putAt(s, pool * BUCKET_FIELDS + LOAN_OFFSET, milli, 0);
+  }
+}
+
+/** Keeps an old ASSURED_BLOCKED_MS expired but recent, so int32 time differences never wrap into the hold (the controller, every tick). */
+export function freshenStamp(s: Int32Array, base: number, now: number): void {
+  const stamp = s[base + ASSURED_BLOCKED_MS_INDEX];
+  if (((now - stamp) | 0) > ASSURED_HOLD_MS) {
+    Atomics.compareExchange(s, base + ASSURED_BLOCKED_MS_INDEX, stamp, (now - ASSURED_HOLD_MS - 1) | 0);
+  }
+}
