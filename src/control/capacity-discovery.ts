@@ -1,49 +1,58 @@
 // Capacity discovery (main thread, once per pool per tick). The operator's
 // capacity_tps is an upper bound; the upstream's real limit is learnt from its
-// 429s (RELEASE outcome 2), the only signal of it the daemon has. Rates are
+// 429s (RELEASE outcome 2) and, when clients report them, from its own
+// rate-limit headers (RELEASE hints, judged in upstream-hints.ts). Rates are
 // compared as granted rates: a pool pressing its effective capacity E is
 // granted about E - reserve per second, the reserve being the burst its
 // bucket holds (the controller passes it), and no second admits more than E.
 //   - A tick with 429s sets the ceiling to what the upstream accepted
 //     (granted - throttled) and shrinks E at once to the ceiling less a
 //     margin; to the ceiling itself when a probe has just met the same
-//     ceiling again (measured twice: no margin needed, and between probes
-//     no second admits more than the upstream took). The shrink is
+//     ceiling again (measured twice: no margin needed). The shrink is
 //     proportionate when the pool was far from pressing E (granted under
 //     `sparse` of it): a first such tick keeps at least `keep` of E, since a
 //     lone 429 at low traffic says little about the upstream's limit; a
 //     second tick in a row with 429s shrinks fully.
-//   - Probing is the only way to see the upstream recover, and every probe
-//     that finds it still reduced costs 429s, so probes are made cheap and
-//     rare. After a hold, and only while demand presses on E and the granted
-//     rate has reached what E allows (each step tested by traffic), E climbs
-//     back with a slow start (a step doubling per clean tick) without taking
-//     the granted rate past the ceiling; then one probe grants a single
-//     request per tick above it: a failed probe costs one 429.
-//   - A failed probe doubles the hold (up to maxHoldTicks); holds count from
-//     when the probe began, so the cadence of probes does not drift with how
-//     long each took. A lasting reduction of D ticks thus costs about
-//     D / maxHoldTicks 429s, and a recovery is seen within maxHoldTicks plus
-//     the few ticks of a probe.
-//   - Above the ceiling without 429s the upstream has risen: the step keeps
-//     doubling (up to maxClimbStep) to follow it fast. When 429s stop that
-//     climb, it costs at most the last step; the upstream's rise since the
-//     previous ceiling (per tick, a lower bound of its rate) becomes the step
-//     of the next climb, after a hold of recoveryHoldTicks, so a steady ramp
-//     is followed without being overtaken again.
+//   - Without hints, probing is the only way to see the upstream recover.
+//     Every `holdTicks` (at most 3), while demand presses on E and the
+//     granted rate has reached what E allows, E climbs back to the ceiling
+//     (a slow start, each step tested by traffic) and then grants one
+//     request per tick above it: a probe that finds the upstream still
+//     reduced costs one 429, one per hold. The short hold is what lets a
+//     recovery be seen within a few ticks.
+//   - A probe that gets above the ceiling without 429s means the upstream
+//     has risen by an unknown amount: E climbs with a first step of a
+//     quarter of the way to capacity_tps, doubling per clean tick (each
+//     step at most maxClimbStep), so a step back to capacity is covered in
+//     three ticks. 429s that stop a climb cost at most its last step; they
+//     measure the upstream's new level exactly, and its rise per tick since
+//     the previous ceiling. The next climb (after recoveryHoldTicks) starts
+//     at that rise and grows by climbGrowth per clean tick: a steady ramp is
+//     followed closely, and when it ends (or turns into a step) the step
+//     grows until the pool has caught up, as fast as after a step.
+//   - A hint the judge trusts and has verified (upstream-hints.ts) is the
+//     upstream's known limit: E is set to it (never above capacity_tps) and
+//     nothing probes above it. An unverified one only lowers E and is
+//     checked by the ordinary one-request probe.
 // State is plain numbers per pool; nothing here touches shared memory.
+
+import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts';
 
 export interface DiscoveryOptions {
   /** Fraction kept below the accepted rate after 429s. */
   readonly margin: number;
-  readonly baseHoldTicks: number;
-  readonly maxHoldTicks: number;
+  /** Ticks between probes at the ceiling (one request each). */
+  readonly holdTicks: number;
   /** Hold after 429s that stopped a climb above the previous ceiling. */
   readonly recoveryHoldTicks: number;
-  /** First step of the slow start, as a fraction of capacity_tps. */
+  /** First step of the slow start back to the ceiling, as a fraction of capacity_tps. */
   readonly probeStep: number;
-  /** Largest step, as a fraction of capacity_tps. */
+  /** Largest step of the slow start, as a fraction of capacity_tps. */
   readonly maxProbeStep: number;
+  /** First step above the ceiling after a probe found the upstream risen, as a fraction of the way to capacity_tps. */
+  readonly climbShare: number;
+  /** Growth per clean tick of a climb that resumes at the measured rise. */
+  readonly climbGrowth: number;
   /** Largest step above the ceiling (what a climb that overtakes the upstream may cost), as a fraction of capacity_tps. */
   readonly maxClimbStep: number;
   /** Lowest effective capacity, as a fraction of capacity_tps. */
@@ -56,11 +65,17 @@ export interface DiscoveryOptions {
   readonly sparse: number;
   /** The least fraction of E a first tick with 429s keeps when the pool was far from pressing it. */
   readonly keep: number;
+  /** Relative tolerance when hints are compared with what the upstream did (upstream-hints.ts). */
+  readonly hintTolerance: number;
+  /** Ticks a trusted hint is kept without new hints. */
+  readonly hintTtlTicks: number;
 }
 
 export const DEFAULT_DISCOVERY: DiscoveryOptions = {
-  margin: 0.01, baseHoldTicks: 5, maxHoldTicks: 15, recoveryHoldTicks: 1, probeStep: 0.005, maxProbeStep: 0.1, maxClimbStep: 0.05,
+  margin: 0.01, holdTicks: 3, recoveryHoldTicks: 1, probeStep: 0.005, maxProbeStep: 0.1,
+  climbShare: 0.25, climbGrowth: 1.5, maxClimbStep: 0.3,
   floor: 0.05, tested: 0.97, probeRequests: 1, sparse: 0.5, keep: 0.5,
+  hintTolerance: 0.1, hintTtlTicks: 30,
 };
 
 export interface DiscoveryInput {
@@ -73,11 +88,14 @@ export interface DiscoveryInput {
   readonly reserveTps?: number;
   /** Tick length in seconds (one request per tick is 1 / tickS tokens/s). Default 1. */
   readonly tickS?: number;
+  /** RELEASE outcome 3 (the upstream did not answer in time) per second. Default 0. */
+  readonly timeoutsTps?: number;
+  /** The upstream's rate-limit headers reported this tick (none when absent). */
+  readonly hints?: HintInput;
 }
 
 export class CapacityDiscovery {
   effectiveTps: number;
-  private holdTicks: number;
   private nextProbeTick = 0;
   /** Step of the granted rate: of the slow start, or of the climb above the ceiling. */
   private step = 0;
@@ -85,6 +103,8 @@ export class CapacityDiscovery {
   private probeStart = 0;
   /** This probe got above the ceiling without 429s: the upstream has risen. */
   private gained = false;
+  /** Clean ticks of the current climb. */
+  private climbTicks = 0;
   /** The step a climb resumes with after 429s stopped the previous one (0: none). */
   private climb = 0;
   /** The last tick had 429s. */
@@ -92,12 +112,15 @@ export class CapacityDiscovery {
   /** What the upstream accepted in the last tick with 429s, and when. */
   private ceiling = Infinity;
   private ceilingTick = 0;
+  private readonly judge: HintJudge;
+  /** The hint in force after the last update (null: none). */
+  hint: HintVerdict | null = null;
   private readonly o: DiscoveryOptions;
 
   constructor(capacityTps: number, options: DiscoveryOptions = DEFAULT_DISCOVERY) {
     this.o = options;
     this.effectiveTps = capacityTps;
-    this.holdTicks = options.baseHoldTicks;
+    this.judge = new HintJudge(options.hintTolerance, options.hintTtlTicks);
   }
 
   /** Updates and returns the effective capacity for the coming tick. */
@@ -108,67 +131,119 @@ export class CapacityDiscovery {
     const reserve = Math.min(Math.max(0, x.reserveTps ?? 0), eff);
     const sustained = eff - reserve;
     const unit = o.probeRequests / (x.tickS ?? 1);
-    if (x.throttledTps > 0) {
-      const accepted = Math.max(0, x.grantedTps - x.throttledTps);
-      const failed = this.probing && !this.gained;
-      const confirmed = failed && Math.abs(accepted - this.ceiling) <= 2 * unit;
-      const far = x.grantedTps < o.sparse * eff && !this.throttledBefore;
-      const lowest = Math.max(o.floor * cap, far ? o.keep * eff : 0);
-      this.effectiveTps = Math.max(lowest, Math.min(eff, confirmed ? Math.min(accepted, this.ceiling) : accepted * (1 - o.margin)));
-      if (this.probing && this.gained) {
-        this.holdTicks = o.recoveryHoldTicks;
-        const rise = (accepted - this.ceiling) / Math.max(1, x.tick - this.ceilingTick);
-        this.climb = Math.max(unit, Math.min(o.maxClimbStep * cap, rise));
-        this.step = this.climb;
-      } else {
-        if (failed) this.holdTicks = Math.min(o.maxHoldTicks, Math.max(o.baseHoldTicks, this.holdTicks * 2));
-        this.step = o.probeStep * cap;
-        this.climb = 0;
-      }
-      // Holds count from the start of the failed probe: the cadence does not drift.
-      this.nextProbeTick = failed ? Math.max(x.tick + 1, this.probeStart + this.holdTicks) : x.tick + this.holdTicks;
-      this.ceiling = accepted;
-      this.ceilingTick = x.tick;
-      this.probing = false;
-      this.gained = false;
-      this.throttledBefore = true;
-    } else {
+    const hint = this.judge.judge(x, eff);
+    const known = hint !== null && hint.verified ? hint.tps : Infinity;
+    if (x.throttledTps > 0) this.throttled(x, eff, unit);
+    else {
       this.throttledBefore = false;
-      if (eff < cap && x.tick >= this.nextProbeTick && x.demandTps >= sustained &&
+      if (eff < Math.min(cap, known) && x.tick >= this.nextProbeTick && x.demandTps >= sustained &&
         x.grantedTps >= o.tested * sustained - unit) this.probe(x, sustained, reserve, unit);
     }
+    if (hint !== null) this.follow(hint, x);
+    this.hint = hint;
     this.effectiveTps = Math.min(this.effectiveTps, cap);
     return this.effectiveTps;
+  }
+
+  /** A tick with 429s: E shrinks to what the upstream accepted; the next probe waits a hold. */
+  private throttled(x: DiscoveryInput, eff: number, unit: number): void {
+    const o = this.o;
+    const cap = x.capacityTps;
+    const accepted = Math.max(0, x.grantedTps - x.throttledTps);
+    const failed = this.probing && !this.gained;
+    const stopped = this.probing && this.gained;
+    const confirmed = failed && Math.abs(accepted - this.ceiling) <= 2 * unit;
+    const far = x.grantedTps < o.sparse * eff && !this.throttledBefore;
+    const lowest = Math.max(o.floor * cap, far ? o.keep * eff : 0);
+    // A climb's 429s measure the upstream's new level: the pool was pressing, the window is full.
+    const level = confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted : accepted * (1 - o.margin);
+    this.effectiveTps = Math.max(lowest, Math.min(eff, level));
+    let hold = o.holdTicks;
+    if (stopped) {
+      hold = o.recoveryHoldTicks;
+      const rise = (accepted - this.ceiling) / Math.max(1, x.tick - this.ceilingTick);
+      this.climb = Math.max(unit, Math.min(o.maxClimbStep * cap, rise));
+      this.step = this.climb;
+    } else {
+      this.step = o.probeStep * cap;
+      this.climb = 0;
+    }
+    // Holds count from the start of the failed probe: the cadence does not drift.
+    this.nextProbeTick = failed ? Math.max(x.tick + 1, this.probeStart + hold) : x.tick + hold;
+    this.ceiling = accepted;
+    this.ceilingTick = x.tick;
+    this.probing = false;
+    this.gained = false;
+    this.throttledBefore = true;
   }
 
   /** The level in force was tested without 429s: sets the next one (a granted rate, plus the reserve). */
   private probe(x: DiscoveryInput, sustained: number, reserve: number, unit: number): void {
     const o = this.o;
     const cap = x.capacityTps;
+    const maxStep = o.maxClimbStep * cap;
     if (this.step <= 0) this.step = o.probeStep * cap;
     let target: number;
     if (x.grantedTps > this.ceiling) {
       // Above the last 429 level without 429s: the upstream has risen; climb.
-      if (this.probing && !this.gained) { this.gained = true; this.holdTicks = o.baseHoldTicks; }
-      this.step = Math.min(o.maxClimbStep * cap, this.step);
+      const leap = Math.max(unit, Math.min(maxStep, o.climbShare * (cap - Math.max(sustained, x.grantedTps))));
+      if (!this.gained) {
+        this.gained = true;
+        this.climbTicks = 0;
+        this.step = this.climb > 0 ? this.climb : leap;
+      } else if (this.climb > 0 && ++this.climbTicks > o.holdTicks) {
+        // Following a ramp longer than a hold without meeting it: it rises faster than measured.
+        this.climb = 0;
+        this.step = Math.max(this.step, leap);
+      } else this.step = Math.min(maxStep, this.step * (this.climb > 0 ? o.climbGrowth : 2));
       target = Math.max(sustained, x.grantedTps) + this.step;
-      if (this.climb === 0) this.step = Math.min(o.maxClimbStep * cap, this.step * 2);
-    } else if (sustained + this.step < this.ceiling) {
+    } else if (sustained + reserve + this.step < this.ceiling) {
       target = sustained + this.step; // slow start back towards the ceiling
       this.step = Math.min(o.maxProbeStep * cap, this.step * 2);
     } else {
-      // At the ceiling: the probe, one request per tick above it (or the climb's step).
-      target = sustained < this.ceiling ? this.ceiling : this.ceiling + Math.max(this.climb, unit);
-      this.step = Math.max(this.climb, unit);
+      // E within a step of the ceiling: the probe, one request per tick above it (or the climb's step).
+      target = this.ceiling + Math.max(this.climb, unit);
+      this.probeStart = x.tick;
     }
     if (!this.probing) this.probeStart = x.tick;
     this.probing = true;
     this.effectiveTps = Math.min(cap, target + reserve);
-    if (this.effectiveTps >= cap) {
-      this.probing = false;
-      this.holdTicks = o.baseHoldTicks;
-      this.ceiling = Infinity;
-      this.climb = 0;
+    if (this.effectiveTps >= cap) this.reset();
+  }
+
+  /** Back at capacity_tps: nothing left to discover. */
+  private reset(): void {
+    this.probing = false;
+    this.gained = false;
+    this.ceiling = Infinity;
+    this.climb = 0;
+  }
+
+  /**
+   * A trusted hint: verified, it is the upstream's known limit and E follows
+   * it both ways (not up in a tick with 429s or timeouts); unverified, it
+   * only lowers E, and the next probes test it from there.
+   */
+  private follow(hint: HintVerdict, x: DiscoveryInput): void {
+    const distress = x.throttledTps > 0 || (x.timeoutsTps ?? 0) > 0;
+    const known = Math.min(x.capacityTps, hint.tps);
+    if (hint.verified) {
+      const level = distress ? Math.min(this.effectiveTps, known) : known;
+      if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
+    } else if (known < this.effectiveTps) this.settle(x.tick, known);
+  }
+
+  /** E set from a hint: the level counts as the ceiling, and probing starts over from it. */
+  private settle(tick: number, level: number): void {
+    this.effectiveTps = level;
+    this.probing = false;
+    this.gained = false;
+    this.climb = 0;
+    this.step = this.o.probeStep * level;
+    if (level < this.ceiling || !Number.isFinite(this.ceiling)) {
+      this.ceiling = level;
+      this.ceilingTick = tick;
     }
+    this.nextProbeTick = Math.max(this.nextProbeTick, tick + this.o.holdTicks);
   }
 }

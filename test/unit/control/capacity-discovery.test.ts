@@ -12,7 +12,7 @@ test('429s shrink the effective capacity at once; it probes back when they stop'
   assert.ok(shrunk <= 600 && shrunk >= 580, `shrinks to what the upstream accepted less a margin: ${shrunk}`);
   // Held for a few ticks, then probing with growing steps while traffic follows.
   let eff = shrunk;
-  for (let i = 0; i < 4; i++) eff = step(eff, 0);
+  for (let i = 0; i < DEFAULT_DISCOVERY.holdTicks - 1; i++) eff = step(eff, 0);
   assert.equal(eff, shrunk, 'holds after a 429');
   for (let i = 0; i < 40 && eff < 1000; i++) eff = step(eff, 0);
   assert.equal(eff, 1000, 'back to capacity_tps once the upstream stops answering 429');
@@ -46,10 +46,10 @@ function play(d: CapacityDiscovery, from: number, to: number, limitAt: (t: numbe
   return out;
 }
 
-test('a pressing pool: the 429s stop within 2 ticks of a drop', () => {
+test('a pressing pool: the 429s stop within 2 ticks of a drop (then only probes of one request)', () => {
   const d = new CapacityDiscovery(1000);
   const ticks = play(d, 0, 10, (t) => (t < 3 ? 1000 : 600));
-  assert.deepEqual(ticks.filter((x) => x.throttled > 0).map((x) => x.t), [3]);
+  assert.deepEqual(ticks.filter((x) => x.throttled > 1).map((x) => x.t), [3]);
   assert.ok(ticks[3].eff <= 600, `${ticks[3].eff}`);
 });
 
@@ -61,13 +61,14 @@ test('a recovery is found within a hold and followed up to capacity_tps', () => 
   assert.equal(ticks.filter((x) => x.t >= 200 && x.throttled > 0).length, 0, 'a step recovery to capacity costs no 429');
 });
 
-test('a climb that overtakes a rising upstream costs at most one step, then follows the ramp', () => {
+test('a climb that overtakes a rising upstream costs at most one step; the ramp is then followed at its measured rise', () => {
   const d = new CapacityDiscovery(1000);
   // Down to 500, then back up at 20 tokens/s per tick from t = 100.
-  const ticks = play(d, 0, 200, (t) => (t < 10 ? 1000 : Math.min(1000, 500 + Math.max(0, t - 100) * 20)));
+  const rise = 20;
+  const ticks = play(d, 0, 200, (t) => (t < 10 ? 1000 : Math.min(1000, 500 + Math.max(0, t - 100) * rise)));
   const during = ticks.filter((x) => x.t > 100 && x.throttled > 0);
-  assert.ok(during.length <= 2, `${during.map((x) => `${x.t}:${x.throttled}`).join(' ')}`);
-  for (const x of during) assert.ok(x.throttled <= DEFAULT_DISCOVERY.maxClimbStep * 1000, `${x.t}:${x.throttled}`);
+  assert.ok(during.length > 0 && during[0].throttled <= DEFAULT_DISCOVERY.maxClimbStep * 1000, `${during[0]?.throttled}`);
+  for (const x of during.slice(1)) assert.ok(x.throttled <= 3 * rise, `after the first, overtakes cost a few ticks of the rise: ${x.t}:${x.throttled}`);
   assert.ok(ticks[ticks.length - 1].eff >= 1000);
 });
 
