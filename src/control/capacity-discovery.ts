@@ -132,11 +132,12 @@ export class CapacityDiscovery {
     const sustained = eff - reserve;
     const unit = o.probeRequests / (x.tickS ?? 1);
     const hint = this.judge.judge(x, eff);
-    const known = hint !== null && hint.verified ? hint.tps : Infinity;
+    const known = hint !== null && hint.verified; // the hint moves E; nothing to probe
     if (x.throttledTps > 0) this.throttled(x, eff, unit);
     else {
       this.throttledBefore = false;
-      if (eff < Math.min(cap, known) && x.tick >= this.nextProbeTick && x.demandTps >= sustained &&
+      // An upstream timing out (outcome 3) is no upstream to push.
+      if (!known && eff < cap && x.tick >= this.nextProbeTick && x.demandTps >= sustained && (x.timeoutsTps ?? 0) === 0 &&
         x.grantedTps >= o.tested * sustained - unit) this.probe(x, sustained, reserve, unit);
     }
     if (hint !== null) this.follow(hint, x);
@@ -230,7 +231,7 @@ export class CapacityDiscovery {
     if (hint.verified) {
       const level = distress ? Math.min(this.effectiveTps, known) : known;
       if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
-    } else if (known < this.effectiveTps) this.settle(x.tick, known);
+    } else if (known < this.effectiveTps && !this.probing) this.settle(x.tick, known); // a probe tests it
   }
 
   /** E set from a hint: the level counts as the ceiling, and probing starts over from it. */

@@ -13,17 +13,22 @@
 //      throughput has reached them (the pool recovers by probing, as without
 //      hints). A hint consistent with the tick's 429s (the upstream changed,
 //      and the hint says so) is not contradicted.
-//   2. A hint well below the highest 429-free rate granted since the last
-//      tick with 429s is ignored, unless the tick's 429s corroborate it
-//      (accepted <= hint / (1 - tol)).
+//   2. A hint well below what the pool was granted without 429s in the same
+//      tick (granted > hint / (1 - tol)) is ignored: the upstream plainly took
+//      more. (Evidence of the same tick only: an upstream that declines, its
+//      hints saying so, is not contradicted by what it took before.)
 //   3. Of the tick's lowest and highest hint, the lowest not ruled out by
 //      1-2 is used: a low liar among honest clients is outvoted by the
 //      throughput the others got; a stale high one by the 429s.
-//   4. A hint that would lower E by more than `tol` without 429s that
-//      corroborate it is unverified: it lowers E, and the discovery's
-//      one-request probe checks it once demand presses: a 429 verifies it,
-//      a 429-free probe above it refutes it (hints at or below the probe's
-//      rate are ignored until the next tick with 429s).
+//   4. A hint is verified when the tick's 429s corroborate it, when it
+//      raises E, or when it is within `tol` below the last value so
+//      verified. Any other (one that lowers E on its word alone: a quiet
+//      pool has no throughput to contradict it) is unverified: it lowers E,
+//      and the discovery's one-request probe checks it once demand presses:
+//      a 429 verifies it, a 429-free probe above it refutes it (hints at or
+//      below the probe's rate are ignored until the next tick with 429s).
+//      A liar cannot walk E down by steps of less than `tol`: each is
+//      measured against the last verified value, not the last step.
 //   5. A verified hint is the upstream's known limit (never above
 //      capacity_tps, which the discovery applies). 429s consistent with it but
 //      a little below (another consumer shares the quota, a window edge) cap
@@ -55,8 +60,6 @@ export interface HintEvidence {
 }
 
 export class HintJudge {
-  /** Highest 429-free granted rate since the last tick with 429s (that tick's accepted rate at first). */
-  private clean = 0;
   /** Hints above this are overruled by 429s (rule 1). */
   private overruledAbove = Infinity;
   /** Hints at or below this were refuted by a 429-free probe (rule 4). */
@@ -67,6 +70,8 @@ export class HintJudge {
   /** The hinted value in force, before consistentCap. */
   private value = NaN;
   private lastHintTick = -Infinity;
+  /** The last value verified by 429s or by raising E; values within tol below it need no new verification. */
+  private anchor = NaN;
 
   constructor(private readonly tol: number, private readonly ttlTicks: number) {}
 
@@ -75,17 +80,13 @@ export class HintJudge {
     const throttled = x.throttledTps > 0;
     const accepted = Math.max(0, x.grantedTps - x.throttledTps);
     this.refute(x, throttled);
-    if (throttled) {
-      this.clean = accepted;
-      this.refutedBelow = -Infinity;
-    } else {
-      this.clean = Math.max(this.clean, x.grantedTps);
-      // 429-free throughput makes hints up to tol above it plausible again.
-      if (this.overruledAbove < Infinity) this.overruledAbove = Math.max(this.overruledAbove, x.grantedTps / (1 - this.tol));
-    }
+    if (throttled) this.refutedBelow = -Infinity;
+    // 429-free throughput makes hints up to tol above it plausible again.
+    else if (this.overruledAbove < Infinity) this.overruledAbove = Math.max(this.overruledAbove, x.grantedTps / (1 - this.tol));
+    const clean = throttled ? 0 : x.grantedTps;
     const h = x.hints;
     if (h !== undefined && h.count > 0 && Number.isFinite(h.lowTps)) {
-      this.choose(h, throttled, accepted, eff, x.tick);
+      this.choose(h, throttled, accepted, clean, eff, x.tick);
     } else if (this.trusted !== null) {
       if ((throttled && accepted < (1 - this.tol) * this.value) || x.tick - this.lastHintTick > this.ttlTicks) this.drop();
       else if (throttled) this.capAt(accepted);
@@ -103,7 +104,7 @@ export class HintJudge {
     }
   }
 
-  private choose(h: HintInput, throttled: boolean, accepted: number, eff: number, tick: number): void {
+  private choose(h: HintInput, throttled: boolean, accepted: number, clean: number, eff: number, tick: number): void {
     const tol = this.tol;
     const candidates = h.highTps > h.lowTps * (1 + tol) ? [h.lowTps, h.highTps] : [h.lowTps];
     let chosen = NaN;
@@ -112,7 +113,7 @@ export class HintJudge {
       if (v > this.overruledAbove || v <= this.refutedBelow) continue;
       if (throttled && accepted < (1 - tol) * v) { contradicted++; continue; }
       const corroborated = throttled && accepted <= v / (1 - tol);
-      if (v < (1 - tol) * this.clean && !corroborated) continue;
+      if (v < (1 - tol) * clean && !corroborated) continue;
       chosen = v;
       break;
     }
@@ -121,7 +122,8 @@ export class HintJudge {
     const same = this.trusted !== null && Math.abs(chosen - this.value) <= tol * this.value;
     if (!same) this.consistentCap = Infinity;
     const corroborated = throttled && accepted <= chosen / (1 - tol);
-    const verified = corroborated || chosen >= (1 - tol) * eff || (same && this.trusted!.verified);
+    const verified = corroborated || chosen > eff || chosen >= (1 - tol) * this.anchor;
+    if (corroborated || chosen > eff) this.anchor = chosen;
     this.value = chosen;
     this.lastHintTick = tick;
     if (throttled) this.capAt(accepted);
@@ -137,6 +139,7 @@ export class HintJudge {
   private drop(): void {
     this.trusted = null;
     this.value = NaN;
+    this.anchor = NaN;
     this.consistentCap = Infinity;
   }
 }
