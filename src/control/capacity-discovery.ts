@@ -14,7 +14,7 @@
 //     lone 429 at low traffic says little about the upstream's limit; a
 //     second tick in a row with 429s shrinks fully.
 //   - Without hints, probing is the only way to see the upstream recover.
-//     Every `holdTicks` (at most 3), while demand presses on E and the
+//     Every `holdS` seconds (3), while demand presses on E and the
 //     granted rate has reached what E allows, E climbs back to the ceiling
 //     (a slow start, each step tested by traffic) and then grants one
 //     request per tick above it: a probe that finds the upstream still
@@ -26,14 +26,15 @@
 //     step at most maxClimbStep), so a step back to capacity is covered in
 //     three ticks. 429s that stop a climb cost at most its last step; they
 //     measure the upstream's new level exactly, and its rise per tick since
-//     the previous ceiling. The next climb (after recoveryHoldTicks) starts
+//     the previous ceiling. The next climb (after recoveryHoldS) starts
 //     at that rise and grows by climbGrowth per clean tick: a steady ramp is
 //     followed closely, and when it ends (or turns into a step) the step
 //     grows until the pool has caught up, as fast as after a step.
-//   - A hint the judge trusts and has verified (upstream-hints.ts) is the
-//     upstream's known limit: E is set to it (never above capacity_tps) and
-//     nothing probes above it. An unverified one only lowers E and is
-//     checked by the ordinary one-request probe.
+//   - A hint the judge applies (upstream-hints.ts: one the pool's own 429s
+//     and throughput do not contradict, and that 429s corroborate when it
+//     lowers E) is the upstream's known limit: E follows it both ways (never
+//     above capacity_tps, never up in a tick with 429s or timeouts) and
+//     nothing probes above it.
 // State is plain numbers per pool; nothing here touches shared memory.
 
 import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts';
@@ -41,10 +42,10 @@ import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts
 export interface DiscoveryOptions {
   /** Fraction kept below the accepted rate after 429s. */
   readonly margin: number;
-  /** Ticks between probes at the ceiling (one request each). */
-  readonly holdTicks: number;
-  /** Hold after 429s that stopped a climb above the previous ceiling. */
-  readonly recoveryHoldTicks: number;
+  /** Seconds between probes at the ceiling (one request each); as many ticks of a second, more of shorter ticks. */
+  readonly holdS: number;
+  /** Hold after 429s that were not a probe's (a drop, or a climb's end), seconds. */
+  readonly recoveryHoldS: number;
   /** First step of the slow start back to the ceiling, as a fraction of capacity_tps. */
   readonly probeStep: number;
   /** Largest step of the slow start, as a fraction of capacity_tps. */
@@ -67,15 +68,15 @@ export interface DiscoveryOptions {
   readonly keep: number;
   /** Relative tolerance when hints are compared with what the upstream did (upstream-hints.ts). */
   readonly hintTolerance: number;
-  /** Ticks a trusted hint is kept without new hints. */
-  readonly hintTtlTicks: number;
+  /** Seconds a hint is kept without new hints. */
+  readonly hintTtlS: number;
 }
 
 export const DEFAULT_DISCOVERY: DiscoveryOptions = {
-  margin: 0.01, holdTicks: 3, recoveryHoldTicks: 1, probeStep: 0.005, maxProbeStep: 0.1,
+  margin: 0.01, holdS: 3, recoveryHoldS: 1, probeStep: 0.005, maxProbeStep: 0.1,
   climbShare: 0.25, climbGrowth: 1.5, maxClimbStep: 0.3,
   floor: 0.05, tested: 0.97, probeRequests: 1, sparse: 0.5, keep: 0.5,
-  hintTolerance: 0.1, hintTtlTicks: 30,
+  hintTolerance: 0.1, hintTtlS: 30,
 };
 
 export interface DiscoveryInput {
@@ -105,6 +106,13 @@ export class CapacityDiscovery {
   private gained = false;
   /** Clean ticks of the current climb. */
   private climbTicks = 0;
+  /** The ceiling was met again by a failed probe: it is the upstream's level, not one tick's measurement. */
+  private confirmedCeiling = false;
+  /** A climb found no rise after a probe succeeded: the upstream saves credit (a token bucket). */
+  private bursty = false;
+  /** The ceiling the last climb rose from, and the tick 429s stopped it. */
+  private riseFrom = NaN;
+  private stopTick = -Infinity;
   /** The step a climb resumes with after 429s stopped the previous one (0: none). */
   private climb = 0;
   /** The last tick had 429s. */
@@ -112,6 +120,9 @@ export class CapacityDiscovery {
   /** What the upstream accepted in the last tick with 429s, and when. */
   private ceiling = Infinity;
   private ceilingTick = 0;
+  /** holdS and recoveryHoldS in ticks of the length last seen. */
+  private holdTicks: number;
+  private recoveryHoldTicks: number;
   private readonly judge: HintJudge;
   /** The hint in force after the last update (null: none). */
   hint: HintVerdict | null = null;
@@ -120,7 +131,9 @@ export class CapacityDiscovery {
   constructor(capacityTps: number, options: DiscoveryOptions = DEFAULT_DISCOVERY) {
     this.o = options;
     this.effectiveTps = capacityTps;
-    this.judge = new HintJudge(options.hintTolerance, options.hintTtlTicks);
+    this.holdTicks = options.holdS;
+    this.recoveryHoldTicks = options.recoveryHoldS;
+    this.judge = new HintJudge(options.hintTolerance, options.hintTtlS);
   }
 
   /** Updates and returns the effective capacity for the coming tick. */
@@ -131,9 +144,12 @@ export class CapacityDiscovery {
     const reserve = Math.min(Math.max(0, x.reserveTps ?? 0), eff);
     const sustained = eff - reserve;
     const unit = o.probeRequests / (x.tickS ?? 1);
+    // Holds are in seconds: a shorter tick measures noisier rates, and probing each tick would cost more.
+    this.holdTicks = Math.max(1, Math.round(o.holdS / (x.tickS ?? 1)));
+    this.recoveryHoldTicks = Math.max(1, Math.round(o.recoveryHoldS / (x.tickS ?? 1)));
     const hint = this.judge.judge(x, eff);
-    const known = hint !== null && hint.verified; // the hint moves E; nothing to probe
-    if (x.throttledTps > 0) this.throttled(x, eff, unit);
+    const known = hint !== null; // the hint moves E; nothing to probe
+    if (x.throttledTps > 0) this.throttled(x, eff, reserve, unit);
     else {
       this.throttledBefore = false;
       // An upstream timing out (outcome 3) is no upstream to push.
@@ -147,7 +163,7 @@ export class CapacityDiscovery {
   }
 
   /** A tick with 429s: E shrinks to what the upstream accepted; the next probe waits a hold. */
-  private throttled(x: DiscoveryInput, eff: number, unit: number): void {
+  private throttled(x: DiscoveryInput, eff: number, reserve: number, unit: number): void {
     const o = this.o;
     const cap = x.capacityTps;
     const accepted = Math.max(0, x.grantedTps - x.throttledTps);
@@ -156,12 +172,19 @@ export class CapacityDiscovery {
     const confirmed = failed && Math.abs(accepted - this.ceiling) <= 2 * unit;
     const far = x.grantedTps < o.sparse * eff && !this.throttledBefore;
     const lowest = Math.max(o.floor * cap, far ? o.keep * eff : 0);
-    // A climb's 429s measure the upstream's new level: the pool was pressing, the window is full.
-    const level = confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted : accepted * (1 - o.margin);
+    // A climb's 429s measure the upstream's new level: the pool was pressing, the window is full. Against a
+    // bursty upstream the pool is held at the rate it accepts (E less the reserve), so it saves no credit
+    // that would let the next probe through.
+    const level = this.bursty ? accepted + reserve : confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted : accepted * (1 - o.margin);
     this.effectiveTps = Math.max(lowest, Math.min(eff, level));
-    let hold = o.holdTicks;
+    if (!this.probing && x.tick - this.stopTick <= this.holdTicks && accepted <= this.riseFrom * (1 + o.margin) + 2 * unit) {
+      // Soon after a climb, the upstream takes no more than before it: the probe's success was credit a
+      // bursty upstream (a token bucket) had saved while the pool ran below its rate, not a rise.
+      this.bursty = true;
+      this.stopTick = -Infinity;
+    }
     if (stopped) {
-      hold = o.recoveryHoldTicks;
+      this.stopTick = x.tick;
       const rise = (accepted - this.ceiling) / Math.max(1, x.tick - this.ceilingTick);
       this.climb = Math.max(unit, Math.min(o.maxClimbStep * cap, rise));
       this.step = this.climb;
@@ -169,8 +192,10 @@ export class CapacityDiscovery {
       this.step = o.probeStep * cap;
       this.climb = 0;
     }
-    // Holds count from the start of the failed probe: the cadence does not drift.
-    this.nextProbeTick = failed ? Math.max(x.tick + 1, this.probeStart + hold) : x.tick + hold;
+    // Holds count from the start of the failed probe: the cadence does not drift. After a drop's 429s, the
+    // first probe comes sooner: what a tick accepted while the upstream changed may understate it.
+    this.nextProbeTick = failed ? Math.max(x.tick + 1, this.probeStart + this.holdTicks) : x.tick + this.recoveryHoldTicks;
+    this.confirmedCeiling = confirmed || (this.confirmedCeiling && failed);
     this.ceiling = accepted;
     this.ceilingTick = x.tick;
     this.probing = false;
@@ -190,9 +215,12 @@ export class CapacityDiscovery {
       const leap = Math.max(unit, Math.min(maxStep, o.climbShare * (cap - Math.max(sustained, x.grantedTps))));
       if (!this.gained) {
         this.gained = true;
+        this.riseFrom = this.ceiling;
         this.climbTicks = 0;
-        this.step = this.climb > 0 ? this.climb : leap;
-      } else if (this.climb > 0 && ++this.climbTicks > o.holdTicks) {
+        // A ceiling met twice is the upstream's level: getting past it means a rise worth a leap. Past
+        // one measured once (a tick that ended a drop, short or drained), the climb starts gently.
+        this.step = this.climb > 0 ? this.climb : this.confirmedCeiling ? leap : o.probeStep * cap;
+      } else if (this.climb > 0 && ++this.climbTicks > this.holdTicks) {
         // Following a ramp longer than a hold without meeting it: it rises faster than measured.
         this.climb = 0;
         this.step = Math.max(this.step, leap);
@@ -218,20 +246,16 @@ export class CapacityDiscovery {
     this.gained = false;
     this.ceiling = Infinity;
     this.climb = 0;
+    this.bursty = false;
+    this.confirmedCeiling = false;
   }
 
-  /**
-   * A trusted hint: verified, it is the upstream's known limit and E follows
-   * it both ways (not up in a tick with 429s or timeouts); unverified, it
-   * only lowers E, and the next probes test it from there.
-   */
+  /** The hint applied: E follows it both ways, but not up in a tick with 429s or timeouts. */
   private follow(hint: HintVerdict, x: DiscoveryInput): void {
     const distress = x.throttledTps > 0 || (x.timeoutsTps ?? 0) > 0;
     const known = Math.min(x.capacityTps, hint.tps);
-    if (hint.verified) {
-      const level = distress ? Math.min(this.effectiveTps, known) : known;
-      if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
-    } else if (known < this.effectiveTps && !this.probing) this.settle(x.tick, known); // a probe tests it
+    const level = distress ? Math.min(this.effectiveTps, known) : known;
+    if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
   }
 
   /** E set from a hint: the level counts as the ceiling, and probing starts over from it. */
@@ -245,6 +269,6 @@ export class CapacityDiscovery {
       this.ceiling = level;
       this.ceilingTick = tick;
     }
-    this.nextProbeTick = Math.max(this.nextProbeTick, tick + this.o.holdTicks);
+    this.nextProbeTick = Math.max(this.nextProbeTick, tick + this.holdTicks);
   }
 }

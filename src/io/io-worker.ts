@@ -29,6 +29,7 @@ import {
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
+import { HintBoard } from '../shm/hint-board.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator } from './auth.ts';
 import type { DaemonStats, IoWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
@@ -53,6 +54,7 @@ const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
+  hints: new HintBoard(views),
 });
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;

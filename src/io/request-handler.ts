@@ -25,13 +25,15 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
+import type { HintBoard, ReleaseHints } from '../shm/hint-board.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable } from './lease-table.ts';
+import { parseReleaseHints } from './release-hints.ts';
 import type { AdminRequest } from './messages.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
@@ -50,10 +52,12 @@ export interface HandlerOptions {
   shuttingDown: () => boolean;
   /** Forwards an admin op to the main thread; absent: op 16 LIMITS is refused (BAD_REQUEST). */
   admin?: (reqId: number, request: AdminRequest) => void;
+  /** Where RELEASE hints go for the controller; absent: they are validated and dropped. */
+  hints?: HintBoard;
 }
 
-const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX];
-const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]';
+const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX];
+const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled | 3 timed out, latency_us: uint, hints?: map]';
 
 export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   readonly out = new MsgWriter(16 * 1024, true);
@@ -111,7 +115,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
         return this.acquire(conn, id, key, req[3], req[4]);
       }
       // Wrong arity: an undefined lease fails release()'s shape check.
-      case OP_RELEASE: return this.release(conn, id, req.length === 5 ? req[2] : undefined, req[3], req[4]);
+      case OP_RELEASE: return this.release(conn, id, req.length === 5 || req.length === 6 ? req[2] : undefined, req[3], req[4], req[5]);
       case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
       case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
@@ -235,12 +239,14 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     return lease;
   }
 
-  /** RELEASE with five elements, from either way of reading (RequestSink). */
-  release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown): number {
+  /** RELEASE with five elements (or six, with hints), from either way of reading (RequestSink). */
+  release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown, hints?: unknown): number {
     const reply = id !== 0;
-    if (!isUint(lease) || !isUint(outcome) || outcome > 2 || !isUint(latency)) {
+    if (!isUint(lease) || !isUint(outcome) || outcome >= OUTCOME_FIELDS.length || !isUint(latency)) {
       return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
     }
+    const said = parseReleaseHints(hints);
+    if (typeof said === 'string') return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, said) : 0;
     if (!authorized(this.o.auth, conn)) {
       return reply ? unauthorized(this.out, conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
     }
@@ -251,8 +257,22 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     t.count(b, OUTCOME_FIELDS[outcome], 1);
     t.count(b, C_LATENCY_SUM_US_INDEX, latency);
     t.count(b, C_LATENCY_COUNT_INDEX, 1);
+    if (said !== null) this.recordHints(conn, b, said);
     if (reply) writeReleased(this.out, id);
     return 0;
+  }
+
+  /**
+   * A released lease's hints count for the pool of its key, and only if this
+   * connection's token may use that key (the lease was granted on it; this
+   * holds even for a lease that is not the connection's own).
+   */
+  private recordHints(conn: Conn, b: number, h: ReleaseHints): void {
+    const board = this.o.hints;
+    if (board === undefined) return;
+    const spec = this.o.keys.specs[b];
+    if (this.o.auth.enabled && (conn.token === null || !keyAllowed(conn.token, spec.key))) return;
+    board.record(this.table, b, spec.pool, h);
   }
 
   /** The connection's deferred replies; the connection goes on `dirty` (WaiterHost). */

@@ -1,7 +1,7 @@
 // The one description of tpsd's shared memory. Every offset used anywhere in
 // the code is named here; no other module indexes the buffer with a raw number.
 //
-// One SharedArrayBuffer holds four regions, one after the other:
+// One SharedArrayBuffer holds five regions, one after the other:
 //
 //   byte 0
 //   +--------------------------------------------------------------+
@@ -23,6 +23,13 @@
 //   | COUNTERS     Float64 x COUNTER_FIELDS per bucket per thread   |
 //   |   cumulative, each block written by exactly one I/O thread    |
 //   |   (no atomics needed); the controller sums blocks and diffs   |
+//   +--------------------------------------------------------------+
+//   | HINTS        Int32 x HINT_FIELDS per bucket (8 bytes)         |
+//   |   HINT_LOW_MILLI | HINT_HIGH_MILLI: the lowest and highest     |
+//   |   upstream rate RELEASE hints reported since the controller   |
+//   |   last took them (pools only; hint-board.ts): lowered/raised  |
+//   |   by any I/O thread with a CAS, reset by the controller with  |
+//   |   Atomics.exchange each tick                                  |
 //   +--------------------------------------------------------------+
 //
 // Units: tokens are fixed point in thousandths ("milli-tokens"), rates are
@@ -67,7 +74,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 1;
+export const SHM_VERSION = 2;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -153,8 +160,21 @@ export const C_LATENCY_SUM_US_INDEX = 8;
 export const C_LATENCY_COUNT_INDEX = 9;
 export const C_EXPIRED_INDEX = 10; // leases never released
 export const C_WAIT_SUM_MS_INDEX = 11; // time granted waiters spent queued
-export const COUNTER_FIELDS = C_WAIT_SUM_MS_INDEX + 1;
+export const C_RELEASED_TIMEOUT_INDEX = 12; // outcome 3: the upstream gave no answer in time
+export const C_HINTS_INDEX = 13; // RELEASEs whose hints carried the upstream's limit
+export const COUNTER_FIELDS = C_HINTS_INDEX + 1;
 export const COUNTER_BYTES = COUNTER_FIELDS * Float64Array.BYTES_PER_ELEMENT;
+
+// Hints (Int32 indices relative to the bucket's base): hinted upstream rates,
+// milli-tokens/s, clamped to [0, MAX_TOKENS * MILLI].
+/** Lowest rate hinted since the last take; HINT_NONE_LOW when none. */
+export const HINT_LOW_MILLI_INDEX = 0;
+/** Highest rate hinted since the last take; HINT_NONE_HIGH when none. */
+export const HINT_HIGH_MILLI_INDEX = 1;
+export const HINT_FIELDS = HINT_HIGH_MILLI_INDEX + 1;
+export const HINT_BYTES = HINT_FIELDS * Int32Array.BYTES_PER_ELEMENT;
+export const HINT_NONE_LOW = INT32_MAX;
+export const HINT_NONE_HIGH = -1;
 
 export interface ShmLayout {
   readonly bucketCount: number;
@@ -162,6 +182,7 @@ export interface ShmLayout {
   readonly stateByteOffset: number;
   readonly statsByteOffset: number;
   readonly countersByteOffset: number;
+  readonly hintsByteOffset: number;
   readonly byteLength: number;
 }
 
@@ -169,8 +190,9 @@ export function computeLayout(bucketCount: number, threadCount: number): ShmLayo
   const stateByteOffset = HEADER_BYTES;
   const statsByteOffset = stateByteOffset + bucketCount * BUCKET_BYTES; // 8-aligned (asserted below)
   const countersByteOffset = statsByteOffset + bucketCount * STATS_BYTES;
-  const byteLength = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
-  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, byteLength };
+  const hintsByteOffset = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
+  const byteLength = hintsByteOffset + bucketCount * HINT_BYTES;
+  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset, byteLength };
 }
 
 /** Typed views over one shared buffer. */
@@ -181,6 +203,7 @@ export interface ShmViews {
   readonly state: Int32Array;
   readonly stats: Float64Array;
   readonly counters: Float64Array;
+  readonly hints: Int32Array;
 }
 
 /**
@@ -224,6 +247,7 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
     state: new Int32Array(sab, layout.stateByteOffset, bucketCount * BUCKET_FIELDS),
     stats: new Float64Array(sab, layout.statsByteOffset, bucketCount * STATS_FIELDS),
     counters: new Float64Array(sab, layout.countersByteOffset, threadCount * bucketCount * COUNTER_FIELDS),
+    hints: new Int32Array(sab, layout.hintsByteOffset, bucketCount * HINT_FIELDS),
   };
 }
 
@@ -235,6 +259,10 @@ export function allocateShm(bucketCount: number, threadCount: number): ShmViews 
   views.header[VERSION_INDEX] = SHM_VERSION;
   views.header[BUCKET_COUNT_INDEX] = bucketCount;
   views.header[THREAD_COUNT_INDEX] = threadCount;
+  for (let b = 0; b < bucketCount; b++) {
+    views.hints[b * HINT_FIELDS + HINT_LOW_MILLI_INDEX] = HINT_NONE_LOW;
+    views.hints[b * HINT_FIELDS + HINT_HIGH_MILLI_INDEX] = HINT_NONE_HIGH;
+  }
   return views;
 }
 
@@ -273,12 +301,16 @@ assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
   C_GRANTS_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX]);
+  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX]);
+assertFields('HINTS', HINT_FIELDS, [HINT_LOW_MILLI_INDEX, HINT_HIGH_MILLI_INDEX]);
+assertConstants(MAX_TOKENS * MILLI < HINT_NONE_LOW && HINT_NONE_HIGH < 0,
+  'HINT_NONE_LOW/HIGH lie outside [0, MAX_TOKENS * MILLI], the range of a hinted rate: "none" never reads as a rate');
 assertConstants(BUCKET_BYTES === 64, 'BUCKET_BYTES === 64, as the map at the top says');
 // Float64Array needs a byte offset that is a multiple of 8; STATS starts after
 // the header and the buckets, COUNTERS after STATS.
 assertConstants(HEADER_BYTES % Float64Array.BYTES_PER_ELEMENT === 0 && BUCKET_BYTES % Float64Array.BYTES_PER_ELEMENT === 0,
   'HEADER_BYTES and BUCKET_BYTES are multiples of 8, so STATS and COUNTERS are 8-aligned');
+assertConstants(COUNTER_BYTES % Int32Array.BYTES_PER_ELEMENT === 0, 'COUNTER_BYTES is a multiple of 4, so HINTS (Int32, after COUNTERS) is 4-aligned');
 
 // Tokens. TOKENS, RATE, BURST and MAX_BURST are Int32 milli-token fields, and
 // an allowance (allowances.ts) is at most a burst: every value stored is at

@@ -30,7 +30,7 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
     if (scarce) assert.ok(ppo.served_ratio >= 0.97, `served_ratio ${ppo.served_ratio}`);
     // A lasting upstream reduction costs at most one probe per longest hold, one request each.
     const late = ppo.violations_by_tick.filter(([, , isLate]) => isLate === 1);
-    assert.ok(late.length <= Math.ceil(s.duration_s / DEFAULT_DISCOVERY.holdTicks), `${late.length} ticks with late violations`);
+    assert.ok(late.length <= Math.ceil(s.duration_s / DEFAULT_DISCOVERY.holdS), `${late.length} ticks with late violations`);
     assert.ok(late.every(([, n]) => n === 1), `late violations: ${JSON.stringify(late)}`);
   });
 }

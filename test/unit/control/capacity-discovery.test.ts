@@ -12,7 +12,7 @@ test('429s shrink the effective capacity at once; it probes back when they stop'
   assert.ok(shrunk <= 600 && shrunk >= 580, `shrinks to what the upstream accepted less a margin: ${shrunk}`);
   // Held for a few ticks, then probing with growing steps while traffic follows.
   let eff = shrunk;
-  for (let i = 0; i < DEFAULT_DISCOVERY.holdTicks - 1; i++) eff = step(eff, 0);
+  for (let i = 0; i < DEFAULT_DISCOVERY.recoveryHoldS - 1; i++) eff = step(eff, 0);
   assert.equal(eff, shrunk, 'holds after a 429');
   for (let i = 0; i < 40 && eff < 1000; i++) eff = step(eff, 0);
   assert.equal(eff, 1000, 'back to capacity_tps once the upstream stops answering 429');
@@ -113,8 +113,8 @@ test('a lasting reduction costs at most one request per hold, the hold being at 
   const probes = ticks.filter((x) => x.t > 11 && x.throttled > 0);
   assert.ok(probes.every((x) => x.throttled === 1), `each probe costs one request: ${probes.map((x) => `${x.t}:${x.throttled}`).join(' ')}`);
   const gaps = probes.slice(1).map((x, i) => x.t - probes[i].t);
-  assert.ok(gaps.every((g) => g >= DEFAULT_DISCOVERY.holdTicks), `one probe per hold: gaps ${gaps.join(',')}`);
-  assert.ok(DEFAULT_DISCOVERY.holdTicks <= 3);
+  assert.ok(gaps.every((g) => g >= DEFAULT_DISCOVERY.holdS), `one probe per hold: gaps ${gaps.join(',')}`);
+  assert.ok(DEFAULT_DISCOVERY.holdS <= 3);
   const held = ticks.filter((x) => x.t > 20);
   const mean = held.reduce((a, x) => a + x.granted - x.throttled, 0) / held.length;
   assert.ok(mean >= 0.96 * 900, `the reduced upstream stays used: ${mean.toFixed(1)} of 900`);
@@ -133,4 +133,26 @@ test('recovery after a gradual ramp is as fast as after a step, and the ramp is 
     const share = ramp.reduce((a, x) => a + (x.granted - x.throttled) / limitAt(x.t), 0) / ramp.length;
     assert.ok(share >= 0.96, `ramp of ${perTick}/tick: ${share.toFixed(3)} of the upstream used while it rises`);
   }
+});
+
+test('against a token-bucket upstream, a probe let through by saved credit is found out after one climb: then one request per hold', () => {
+  const d = new CapacityDiscovery(1500);
+  const rateAt = (t: number) => (t < 10 ? 1500 : t < 400 ? 900 : 1500);
+  let tokens = 150;
+  const ticks: { t: number; granted: number; throttled: number }[] = [];
+  for (let t = 0; t < 420; t++) {
+    // Refills at rate(t) per second, holds a tenth of a second's worth; what a tick grants is taken evenly.
+    const available = Math.min(rateAt(t) / 10, tokens) + rateAt(t);
+    const granted = Math.floor(d.effectiveTps - 30);
+    const accepted = Math.min(granted, Math.floor(available));
+    tokens = available - accepted;
+    ticks.push({ t, granted, throttled: granted - accepted });
+    d.update({ tick: t, capacityTps: 1500, grantedTps: granted, throttledTps: granted - accepted, demandTps: 3000, reserveTps: 30, tickS: 1 });
+  }
+  const late = ticks.filter((x) => x.t > 40 && x.t < 400 && x.throttled > 0);
+  assert.ok(late.every((x) => x.throttled === 1), `${late.filter((x) => x.throttled > 1).map((x) => `${x.t}:${x.throttled}`).join(' ')}`);
+  const held = ticks.filter((x) => x.t > 40 && x.t < 400);
+  assert.ok(held.reduce((a, x) => a + x.granted - x.throttled, 0) / held.length >= 0.99 * 900, 'held at the rate the upstream accepts');
+  const back = ticks.find((x) => x.t >= 400 && x.granted - x.throttled >= 0.97 * 1500);
+  assert.ok(back !== undefined && back.t - 400 <= 5, `back at ${back?.t}`);
 });

@@ -120,7 +120,7 @@ describe('RequestHandler: flat and general reading', () => {
       [1, 1, 'p/a', 1], [1, 1, 'p/a', 1, 0, 0], [1, 1, 'p/a', 0, 0], [1, 1, 'p/a', -1, 0], [1, 1, 'p/a', 1.5, 0],
       [1, 1, 'p/a', 1, -3], [1, 1, 'p/a', null, 0], [1, 1, null, 1, 0], [1, 1, 5, 1, 0], [1, 1, 'p/zz', 1, 0],
       [1, 1, 'p/b/ü日本', 1, 0], [1, 1, 'k'.repeat(257), 1, 0], [1, 1, 'é'.repeat(129), 1, 0], [1, 1, 'p/a', 2 ** 40, 0],
-      [1, 1, 'p/a', 51, 0], [2, 1, 1, 3, 0], [2, 1, 1, 0], [2, 1, -1, 0, 0], [2, 1, 1, 0, null], [2, 0, 1, 3, 0], [2, 1, 99, 0, 0],
+      [1, 1, 'p/a', 51, 0], [2, 1, 1, 4, 0], [2, 1, 1, 0], [2, 1, -1, 0, 0], [2, 1, 1, 0, null], [2, 0, 1, 4, 0], [2, 1, 99, 0, 0],
     ];
     for (const c of cases) {
       const { replies, close } = bothWays([c]);
@@ -138,9 +138,10 @@ describe('RequestHandler: flat and general reading', () => {
     assert.deepEqual(bothWays([[1, 1, 'é'.repeat(129), 1, 0]]).replies, [[1, 1, 16, 'key longer than 256 bytes']]);
     assert.deepEqual(bothWays([[1, 1, 'é'.repeat(128), 1, 0]]).replies[0], [1, 1, 17, `no bucket with key "${'é'.repeat(128)}"`]);
     assert.deepEqual(bothWays([[1, 1, 'p/a', 21, 0]]).replies, [[1, 1, 22, '21 tokens is more than a bucket on the way to "p/a" can ever hold']]);
-    assert.deepEqual(bothWays([[2, 1, 1, 3, 0]]).replies[0], [2, 1, 16, 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled, latency_us: uint]']);
-    assert.deepEqual(bothWays([[2, 1, 1, 0]]).replies, bothWays([[2, 1, 1, 3, 0]]).replies);
-    assert.deepEqual(bothWays([[2, 0, 1, 3, 0]]).replies, []);
+    assert.deepEqual(bothWays([[2, 1, 1, 4, 0]]).replies[0],
+      [2, 1, 16, 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled | 3 timed out, latency_us: uint, hints?: map]']);
+    assert.deepEqual(bothWays([[2, 1, 1, 0]]).replies, bothWays([[2, 1, 1, 4, 0]]).replies);
+    assert.deepEqual(bothWays([[2, 0, 1, 4, 0]]).replies, []);
   });
 
   it('answers flat ACQUIREs, a HELLO, then more ACQUIREs in one message, in order', () => {
