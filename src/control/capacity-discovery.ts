@@ -70,13 +70,15 @@ export interface DiscoveryOptions {
   readonly hintTolerance: number;
   /** Seconds a hint is kept without new hints. */
   readonly hintTtlS: number;
+  /** Seconds the pool presses on an unverified hint before one probe checks it. */
+  readonly verifyS: number;
 }
 
 export const DEFAULT_DISCOVERY: DiscoveryOptions = {
   margin: 0.01, holdS: 3, recoveryHoldS: 1, probeStep: 0.005, maxProbeStep: 0.1,
   climbShare: 0.25, climbGrowth: 1.5, maxClimbStep: 0.3,
   floor: 0.05, tested: 0.97, probeRequests: 1, sparse: 0.5, keep: 0.5,
-  hintTolerance: 0.1, hintTtlS: 30,
+  hintTolerance: 0.1, hintTtlS: 30, verifyS: 60,
 };
 
 export interface DiscoveryInput {
@@ -126,6 +128,8 @@ export class CapacityDiscovery {
   private readonly judge: HintJudge;
   /** The hint in force after the last update (null: none). */
   hint: HintVerdict | null = null;
+  /** Seconds the pool has pressed on the unverified hint in force. */
+  private pressedS = 0;
   private readonly o: DiscoveryOptions;
 
   constructor(capacityTps: number, options: DiscoveryOptions = DEFAULT_DISCOVERY) {
@@ -148,13 +152,15 @@ export class CapacityDiscovery {
     this.holdTicks = Math.max(1, Math.round(o.holdS / (x.tickS ?? 1)));
     this.recoveryHoldTicks = Math.max(1, Math.round(o.recoveryHoldS / (x.tickS ?? 1)));
     const hint = this.judge.judge(x, eff);
-    const known = hint !== null; // the hint moves E; nothing to probe
+    const pressing = x.demandTps >= sustained && x.grantedTps >= o.tested * sustained - unit;
+    // A verified hint moves E, nothing to probe; an unverified one is probed once the pool has pressed on it verifyS.
+    this.pressedS = hint !== null && !hint.verified && hint.tps === this.hint?.tps ? this.pressedS + (pressing ? x.tickS ?? 1 : 0) : 0;
+    const probeable = hint === null || (!hint.verified && this.pressedS >= o.verifyS);
     if (x.throttledTps > 0) this.throttled(x, eff, reserve, unit);
     else {
       this.throttledBefore = false;
       // An upstream timing out (outcome 3) is no upstream to push.
-      if (!known && eff < cap && x.tick >= this.nextProbeTick && x.demandTps >= sustained && (x.timeoutsTps ?? 0) === 0 &&
-        x.grantedTps >= o.tested * sustained - unit) this.probe(x, sustained, reserve, unit);
+      if (probeable && eff < cap && x.tick >= this.nextProbeTick && pressing && (x.timeoutsTps ?? 0) === 0) this.probe(x, sustained, reserve, unit);
     }
     if (hint !== null) this.follow(hint, x);
     this.hint = hint;
@@ -210,8 +216,8 @@ export class CapacityDiscovery {
     const maxStep = o.maxClimbStep * cap;
     if (this.step <= 0) this.step = o.probeStep * cap;
     let target: number;
-    if (x.grantedTps > this.ceiling) {
-      // Above the last 429 level without 429s: the upstream has risen; climb.
+    if (x.grantedTps > this.ceiling && this.judge.refuted(unit)) {
+      // Above the last 429 level (or an unverified hint) without 429s: the upstream has risen; climb.
       const leap = Math.max(unit, Math.min(maxStep, o.climbShare * (cap - Math.max(sustained, x.grantedTps))));
       if (!this.gained) {
         this.gained = true;
@@ -250,10 +256,18 @@ export class CapacityDiscovery {
     this.confirmedCeiling = false;
   }
 
-  /** The hint applied: E follows it both ways, but not up in a tick with 429s or timeouts. */
+  /**
+   * The hint applied: verified, E follows it both ways, but not up in a tick
+   * with 429s or timeouts; unverified, it only lowers E (not under a probe
+   * that is testing it).
+   */
   private follow(hint: HintVerdict, x: DiscoveryInput): void {
     const distress = x.throttledTps > 0 || (x.timeoutsTps ?? 0) > 0;
     const known = Math.min(x.capacityTps, hint.tps);
+    if (!hint.verified) {
+      if (known < this.effectiveTps && !this.probing) this.settle(x.tick, known);
+      return;
+    }
     const level = distress ? Math.min(this.effectiveTps, known) : known;
     if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
   }

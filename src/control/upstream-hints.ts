@@ -22,17 +22,21 @@
 //      before; a second, not a tick, so short ticks' noise does not either.
 //   3. A hint is verified when the tick's 429s corroborate it (they came
 //      while the pool's effective capacity was at most hint / (1 - tol), or
-//      the upstream accepted within tol of the hint), when it raises E, or
-//      when it is within tol below the last value so verified. Unverified
-//      hints are not applied: a hint never lowers a pool on its word alone
-//      (a quiet pool has no throughput to contradict a liar). An honest
-//      drop shows 429s soon enough, and they verify it; a liar cannot walk
-//      E down by steps under tol, each being measured against the last
-//      verified value, not the last step.
-//   4. Of the tick's lowest and highest hint, the lowest verified one not
-//      ruled out by 1-2 is applied: a low liar among honest clients is
-//      outvoted by the throughput the others got; a stale high one by the
-//      429s. With none, the last applied hint stays (for ttlS seconds).
+//      the upstream accepted within tol of it), when it raises E, or when it
+//      is within tol below the last value so verified. Another (one that
+//      lowers E with nothing for or against it: a quiet pool's drop) is
+//      applied, unverified; once the pool has pressed on it for verifyS
+//      seconds, the discovery's one-request probe checks it: a 429 verifies
+//      it, a second of 429-free traffic above it refutes it (refuted():
+//      hints at or below that rate are then ignored until the next tick with
+//      429s). So an honest drop costs at most that one request, and a liar
+//      alone on a quiet pool holds it down for verifyS of demand at most. A
+//      liar cannot walk E down by steps under tol either: each is measured
+//      against the last verified value, not the last step.
+//   4. Of the tick's lowest and highest hint, the lowest not ruled out by
+//      1-2 is applied: a low liar among honest clients is outvoted by the
+//      throughput the others got; a stale high one by the 429s. With none,
+//      the last applied hint stays (for ttlS seconds).
 //   5. The hint applied is the upstream's known limit (never above
 //      capacity_tps, which the discovery applies). 429s consistent with it
 //      but a little below, while the pool was at or under it for two ticks
@@ -54,6 +58,8 @@ export interface HintInput {
 /** The hint applied: the upstream's limit as the hints say and the evidence allows, tokens/s. */
 export interface HintVerdict {
   readonly tps: number;
+  /** Corroborated, raising E, or near the last such value: the discovery does not probe above it. */
+  readonly verified: boolean;
 }
 
 /** The part of a tick's record the judge reads (capacity-discovery.ts DiscoveryInput). */
@@ -109,6 +115,8 @@ export class HintJudge {
   private value = NaN;
   /** The last value verified by 429s or by raising E (rule 3). */
   private anchor = NaN;
+  /** Hints at or below this were refuted by the probe (rule 3). */
+  private refutedBelow = -Infinity;
   private lastHintTick = -Infinity;
 
   constructor(private readonly tol: number, private readonly ttlS: number) {}
@@ -119,14 +127,30 @@ export class HintJudge {
     const accepted = Math.max(0, x.grantedTps - x.throttledTps);
     this.recent.push(x.grantedTps, x.tickS ?? 1, throttled);
     const clean = this.recent.cleanRate();
+    if (throttled) this.refutedBelow = -Infinity;
     // 429-free throughput makes hints up to tol above it plausible again.
-    if (!throttled && this.overruledAbove < Infinity) this.overruledAbove = Math.max(this.overruledAbove, clean / (1 - this.tol));
+    else if (this.overruledAbove < Infinity) this.overruledAbove = Math.max(this.overruledAbove, clean / (1 - this.tol));
     const h = x.hints;
     if (h !== undefined && Number.isFinite(h.lowTps)) {
       this.choose(h, x, accepted, clean, eff);
     } else if (this.trusted !== null) this.keep(x, accepted, eff);
     this.prevEff = eff;
     return this.trusted;
+  }
+
+  /**
+   * Rule 3, for the discovery's probe above an unverified hint: true (and the
+   * hint refuted) once the upstream has taken more than it says, without a
+   * 429, over the last second; true at once when there is no such hint.
+   */
+  refuted(unitTps: number): boolean {
+    const t = this.trusted;
+    if (t === null || t.verified) return true;
+    const clean = this.recent.cleanRate();
+    if (!(clean > t.tps + unitTps / 2)) return false;
+    this.refutedBelow = Math.max(this.refutedBelow, clean);
+    this.drop();
+    return true;
   }
 
   /**
@@ -143,13 +167,14 @@ export class HintJudge {
     const throttled = x.throttledTps > 0;
     const candidates = h.highTps > h.lowTps * (1 + tol) ? [h.lowTps, h.highTps] : [h.lowTps];
     let chosen = NaN;
+    let verified = false;
     let contradicted = 0;
     for (const v of candidates) {
-      if (v > this.overruledAbove) continue;
+      if (v > this.overruledAbove || v <= this.refutedBelow) continue;
       if (this.contradicts(v, x, accepted)) { contradicted++; continue; }
       const corroborated = throttled && (eff <= v / (1 - tol) || (accepted >= (1 - tol) * v && accepted <= v / (1 - tol)));
       if (v < (1 - tol) * clean && !corroborated) continue;
-      if (!(corroborated || v > eff || v >= (1 - tol) * this.anchor)) continue; // unverified: not applied
+      verified = corroborated || v > eff || v >= (1 - tol) * this.anchor;
       if (corroborated || v > eff) this.anchor = v;
       chosen = v;
       break;
@@ -163,7 +188,7 @@ export class HintJudge {
     if (!(this.trusted !== null && Math.abs(chosen - this.value) <= tol * this.value)) this.consistentCap = Infinity;
     this.value = chosen;
     this.lastHintTick = x.tick;
-    this.trusted = { tps: Math.min(chosen, this.consistentCap) };
+    this.trusted = { tps: Math.min(chosen, this.consistentCap), verified };
     if (throttled) this.capAt(accepted, eff);
   }
 
@@ -181,7 +206,7 @@ export class HintJudge {
     if (accepted < this.value && eff <= this.value && this.prevEff <= this.value) {
       this.consistentCap = Math.min(this.consistentCap, accepted);
     }
-    if (this.trusted !== null) this.trusted = { tps: Math.min(this.value, this.consistentCap) };
+    if (this.trusted !== null) this.trusted = { tps: Math.min(this.value, this.consistentCap), verified: this.trusted.verified };
   }
 
   private drop(): void {

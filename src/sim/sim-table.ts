@@ -21,10 +21,11 @@ export async function simTable(files: string[]): Promise<string> {
   const model = PpoModel.load();
   const lines: string[] = [
     `Model \`${model.version}\`; \`tpsd sim --scenario FILE --policy all\` with each scenario's own seed.`,
-    'violations_late: violations outside the first 2 ticks after an upstream capacity drop.',
+    'of bound: reward / fluid_bound. violations: initial / late (initial: the first 2 ticks of the run, and the tick',
+    'of each upstream drop and the 2 after it). wait_p99_ms and fulfillment per class: C, H, M, L.',
     '',
-    '| scenario | policy | reward | utilization | served_ratio | violations | violations_late | min_guarantee_met | queue_p99_ms | fulfillment |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | policy | reward | fluid_bound | of bound | utilization | served_ratio | violations | min_guarantee_met | queue_p99_ms | wait_p99_ms | fulfillment |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const file of files) {
     const scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
@@ -34,8 +35,11 @@ export async function simTable(files: string[]): Promise<string> {
     for (const r of rows) {
       const mark = r.policy === 'ppo' ? (r.reward >= fair.reward ? ' (>= fair)' : ' (< fair)') : '';
       const ful = Object.entries(r.fulfillment).map(([k, v]) => `${k[0]} ${v.toFixed(3)}`).join(', ');
-      lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.utilization.toFixed(3)} | ` +
-        `${r.served_ratio.toFixed(3)} | ${r.violations} | ${r.violations_late} | ${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${ful} |`);
+      const waits = Object.entries(r.wait_p99_ms).map(([k, v]) => `${k[0]} ${v}`).join(', ');
+      const share = r.fluid_bound > 0 ? `${((100 * r.reward) / r.fluid_bound).toFixed(1)}%` : '-';
+      lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.fluid_bound.toFixed(1)} | ${share} | ` +
+        `${r.utilization.toFixed(3)} | ${r.served_ratio.toFixed(3)} | ${r.violations_initial} / ${r.violations_late} | ` +
+        `${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${waits} | ${ful} |`);
     }
   }
   return lines.join('\n');

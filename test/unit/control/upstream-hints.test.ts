@@ -42,12 +42,14 @@ test('honest hints: only the tick of each drop has 429s, recoveries are immediat
   assert.ok(ticks.slice(320).every((x) => x.eff === 1100), 'a gradual decline within the tolerance is followed');
 });
 
-test('an honest decline of more than the tolerance without any 429 is applied as 429s corroborate it, a few requests each', () => {
+test('an honest decline of more than the tolerance without any 429 is followed, and checked by one probe request after verifyS', () => {
   const limitAt = (t: number) => (t < 20 ? 1200 : Math.max(900, 1200 - (t - 20) * 5));
-  const ticks = play(new CapacityDiscovery(CAP), 200, limitAt, honest(limitAt));
+  const d = new CapacityDiscovery(CAP);
+  const ticks = play(d, 300, limitAt, honest(limitAt));
   const late = ticks.filter((x) => x.t > 0 && x.throttled > 0);
-  assert.ok(late.length <= 4 && late.every((x) => x.throttled <= 5), `${late.map((x) => `${x.t}:${x.throttled}`).join(' ')}`);
-  assert.ok(ticks.slice(90).every((x) => x.eff === 900 && x.throttled === 0));
+  assert.deepEqual(late.map((x) => x.throttled), [1], `${late.map((x) => `${x.t}:${x.throttled}`).join(' ')}`);
+  assert.ok(late[0].t >= 80 + DEFAULT_DISCOVERY.verifyS, `the check waits verifyS of pressing at the settled value: ${late[0].t}`);
+  assert.ok(ticks.slice(late[0].t).every((x) => x.eff === 900) && d.hint?.verified === true);
 });
 
 test('hints never raise the pool above capacity_tps', () => {
@@ -67,12 +69,15 @@ test('a lone low hint below the 429-free throughput of a pressing pool is ignore
   assert.equal(d.hint, null);
 });
 
-test('a lone low hint is never applied on its word alone: a quiet pool keeps its capacity, and no 429 comes', () => {
+test('a lone low hint on a quiet pool lowers it; pressed on for verifyS, one probe shows the upstream takes more: refuted, without a 429', () => {
   const d = new CapacityDiscovery(CAP);
   const demandAt = (t: number) => (t < 20 ? 100 : 3000);
-  const ticks = play(d, 80, () => 1500, () => ({ perS: 1, lowTps: 300, highTps: 300 }), { demandAt });
-  assert.ok(ticks.every((x) => x.eff === CAP), `${ticks.map((x) => x.eff).join(',')}`);
-  assert.equal(with429(ticks).length, 0);
+  const ticks = play(d, 200, () => 1500, () => ({ perS: 1, lowTps: 300, highTps: 300 }), { demandAt });
+  assert.equal(ticks[10].eff, 300, 'nothing contradicts it while the pool is quiet');
+  assert.equal(with429(ticks).length, 0, 'the upstream never refused: no 429 at all');
+  const back = ticks.find((x) => x.t > 20 && x.eff >= CAP);
+  assert.ok(back !== undefined && back.t <= 20 + DEFAULT_DISCOVERY.verifyS + 10, `back to capacity at ${back?.t}`);
+  assert.ok(ticks.slice(back.t).every((x) => x.eff === CAP), 'the refuted value stays ignored');
 });
 
 test('a stale client reporting the old limit is overruled by the 429s: no oscillation back to it', () => {
