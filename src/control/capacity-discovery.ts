@@ -5,6 +5,7 @@
 // compared as granted rates: a pool pressing its effective capacity E is
 // granted about E - reserve per second, the reserve being the burst its
 // bucket holds (the controller passes it), and no second admits more than E.
+// Holds are in seconds, so a short tick does not probe more often.
 //   - A tick with 429s sets the ceiling to what the upstream accepted
 //     (granted - throttled) and shrinks E at once to the ceiling less a
 //     margin; to the ceiling itself when a probe has just met the same
@@ -14,27 +15,34 @@
 //     lone 429 at low traffic says little about the upstream's limit; a
 //     second tick in a row with 429s shrinks fully.
 //   - Without hints, probing is the only way to see the upstream recover.
-//     Every `holdS` seconds (3), while demand presses on E and the
-//     granted rate has reached what E allows, E climbs back to the ceiling
-//     (a slow start, each step tested by traffic) and then grants one
-//     request per tick above it: a probe that finds the upstream still
-//     reduced costs one 429, one per hold. The short hold is what lets a
-//     recovery be seen within a few ticks.
-//   - A probe that gets above the ceiling without 429s means the upstream
-//     has risen by an unknown amount: E climbs with a first step of a
-//     quarter of the way to capacity_tps, doubling per clean tick (each
+//     A second after a drop, then every `holdS` (3 s) after each failed
+//     probe, while demand presses on E and the granted rate has reached what
+//     E allows, E climbs back to the ceiling (a slow start, each step tested
+//     by traffic) and then grants one request per tick above it: a probe
+//     that finds the upstream still reduced costs one 429, one per hold.
+//   - A probe that gets past a ceiling met twice means the upstream has
+//     risen by an unknown amount: E climbs with a first step of `climbShare`
+//     (a quarter) of the way to capacity_tps, doubling per clean tick (each
 //     step at most maxClimbStep), so a step back to capacity is covered in
-//     three ticks. 429s that stop a climb cost at most its last step; they
-//     measure the upstream's new level exactly, and its rise per tick since
-//     the previous ceiling. The next climb (after recoveryHoldS) starts
-//     at that rise and grows by climbGrowth per clean tick: a steady ramp is
-//     followed closely, and when it ends (or turns into a step) the step
-//     grows until the pool has caught up, as fast as after a step.
-//   - A hint the judge applies (upstream-hints.ts: one the pool's own 429s
-//     and throughput do not contradict, and that 429s corroborate when it
-//     lowers E) is the upstream's known limit: E follows it both ways (never
-//     above capacity_tps, never up in a tick with 429s or timeouts) and
-//     nothing probes above it.
+//     three ticks and, with the hold, seen and caught up within 5. Past a
+//     ceiling measured once (a tick that ended a drop: short, or the
+//     upstream drained) the climb starts gently, at probeStep, doubling.
+//   - 429s that stop a climb cost at most its last step; they measure the
+//     upstream's new level, and its rise per tick since the previous
+//     ceiling. The next climb starts at that rise and grows by climbGrowth
+//     per clean tick: a ramp is followed closely; one that outlasts a hold
+//     without being met leaps as after a probe, so when a ramp ends (or
+//     turns into a step) the pool catches up about as fast as after a step.
+//   - A climb whose 429s soon show the upstream no higher than before it
+//     was let through by credit a bursty upstream (a token bucket) had saved
+//     while the pool ran below its rate. From then on the pool is held at
+//     the rate the upstream accepts, so no credit builds and a probe meets a
+//     429 at once: one request per hold again.
+//   - A hint the judge applies is the upstream's known limit when verified:
+//     E follows it both ways (never above capacity_tps, never up in a tick
+//     with 429s or timeouts) and nothing probes above it. An unverified one
+//     (it lowered E with nothing for or against it) only lowers E, and is
+//     probed once the pool has pressed on it `verifyS`.
 // State is plain numbers per pool; nothing here touches shared memory.
 
 import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts';
