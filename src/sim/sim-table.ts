@@ -1,7 +1,9 @@
 // `npm run sim:table`: runs every policy on every example scenario
-// (test/fixtures/scenarios, copies of the shared examples, or the files given
-// as arguments) with the shipped model and writes the comparison table into
-// docs/allocator.md between the sim-table markers. Main thread, deterministic.
+// (test/fixtures/scenarios, copies of the shared examples, then
+// test/fixtures/scenarios/throttling, throttling upstreams with and without
+// rate-limit headers; or the files given as arguments) with the shipped model
+// and writes the comparison table into docs/allocator.md between the
+// sim-table markers. Main thread, deterministic.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -47,8 +49,9 @@ export async function simTable(files: string[]): Promise<string> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const dir = join(ROOT, 'test/fixtures/scenarios');
-  const files = args.length > 0 ? args : readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+  const dirs = [join(ROOT, 'test/fixtures/scenarios'), join(ROOT, 'test/fixtures/scenarios/throttling')];
+  const files = args.length > 0 ? args
+    : dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f)));
   const table = await simTable(files);
   const doc = readFileSync(DOC, 'utf8');
   const i = doc.indexOf(START);

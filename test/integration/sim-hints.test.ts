@@ -1,5 +1,6 @@
 // Upstream hints in the simulator (SCENARIOS.md additions): on capacity-drop,
-// flapping and periodic throttling whose upstream sends rate-limit headers,
+// flapping and periodic throttling whose upstream sends rate-limit headers
+// (test/fixtures/scenarios/throttling; kept out of the trainer's evaluation set),
 // no policy has a late violation (a 429 outside the first 2 ticks of the run
 // or of an upstream drop): the example scenarios with hints and held-out ones
 // from scenario-gen.ts (every upstream window). And the fluid bound is at
@@ -14,9 +15,10 @@ import { parseScenario } from '../../src/sim/scenario.ts';
 import { generateThrottled, THROTTLE_KINDS } from '../../src/sim/scenario-gen.ts';
 import { simulate } from '../../src/sim/simulator.ts';
 
-const dir = fileURLToPath(new URL('../fixtures/scenarios/', import.meta.url));
+const dirs = ['../fixtures/scenarios/', '../fixtures/scenarios/throttling/'].map((d) => fileURLToPath(new URL(d, import.meta.url)));
 const model = PpoModel.load();
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => parseScenario(JSON.parse(readFileSync(dir + f, 'utf8')), f));
+const fixtures = dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+  .map((f) => parseScenario(JSON.parse(readFileSync(dir + f, 'utf8')), f)));
 
 test('example scenarios with hints: no late violation for any policy; the fluid bound above every reward', async () => {
   const hinted = fixtures.filter((s) => s.upstream_hints === true);

@@ -73,8 +73,8 @@ test('latency fields (issue 14) are accepted, the new fields read', () => {
 });
 
 test('every example scenario parses', () => {
-  const dir = new URL('../../fixtures/scenarios/', import.meta.url);
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
-    parseScenario(JSON.parse(readFileSync(new URL(f, dir), 'utf8')), f);
+  for (const d of ['../../fixtures/scenarios/', '../../fixtures/scenarios/throttling/']) {
+    const dir = new URL(d, import.meta.url);
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) parseScenario(JSON.parse(readFileSync(new URL(f, dir), 'utf8')), f);
   }
 });
