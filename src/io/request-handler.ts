@@ -21,20 +21,20 @@ import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
 import { MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, STATUS_OK } from '../protocol/opcodes.ts';
 import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
+import type { HintBoard, ReleaseHints } from '../shm/hint-board.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
-import type { HintBoard, ReleaseHints } from '../shm/hint-board.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable } from './lease-table.ts';
-import { parseReleaseHints } from './release-hints.ts';
 import type { AdminRequest } from './messages.ts';
+import { parseReleaseHints } from './release-hints.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { WaitQueue } from './wait-queue.ts';

@@ -18,6 +18,7 @@ import { validateConfig } from '../../src/config/schema.ts';
 import type { TpsdConfig } from '../../src/config/types.ts';
 import { Authenticator } from '../../src/io/auth.ts';
 import type { Conn } from '../../src/io/conn.ts';
+import { parseReleaseHints } from '../../src/io/release-hints.ts';
 import { RequestHandler } from '../../src/io/request-handler.ts';
 import { buildStatus } from '../../src/io/status.ts';
 import { DecodeError, MsgWriter, decodeAll, isUint, isUint32 } from '../../src/protocol/codec.ts';
@@ -301,7 +302,8 @@ export class HandlerHarness {
   }
 }
 
-/** The request is a RELEASE the protocol accepts (arity and types). */
+/** The request is a RELEASE the protocol accepts (arity and types; outcome 3 and a hints map since 2026-12). */
 function validRelease(req: unknown[]): boolean {
-  return req.length === 5 && isUint(req[2]) && isUint(req[3]) && (req[3] as number) <= 2 && isUint(req[4]);
+  return (req.length === 5 || (req.length === 6 && typeof parseReleaseHints(req[5]) !== 'string')) &&
+    isUint(req[2]) && isUint(req[3]) && (req[3] as number) <= 3 && isUint(req[4]);
 }
