@@ -15,7 +15,7 @@
 //     lone 429 at low traffic says little about the upstream's limit; a
 //     second tick in a row with 429s shrinks fully.
 //   - Without hints, probing is the only way to see the upstream recover.
-//     A second after a drop, then every `holdS` (3 s) after each failed
+//     Half a second after a drop, then every `holdS` (3 s) after each failed
 //     probe, while demand presses on E and the granted rate has reached what
 //     E allows, E climbs back to the ceiling (a slow start, each step tested
 //     by traffic) and then grants one request per tick above it: a probe
@@ -83,7 +83,7 @@ export interface DiscoveryOptions {
 }
 
 export const DEFAULT_DISCOVERY: DiscoveryOptions = {
-  margin: 0.01, holdS: 3, recoveryHoldS: 1, probeStep: 0.005, maxProbeStep: 0.1,
+  margin: 0.01, holdS: 3, recoveryHoldS: 0.5, probeStep: 0.005, maxProbeStep: 0.1,
   climbShare: 0.25, climbGrowth: 1.5, maxClimbStep: 0.3,
   floor: 0.05, tested: 0.97, probeRequests: 1, sparse: 0.5, keep: 0.5,
   hintTolerance: 0.1, hintTtlS: 30, verifyS: 60,
