@@ -70,11 +70,14 @@ export function formatTable(results: SimMetrics[]): string {
     ['utilization', (r) => r.utilization.toFixed(3)],
     ['served_ratio', (r) => r.served_ratio.toFixed(3)],
     ['violations', (r) => String(r.violations)],
+    ['violations_initial', (r) => String(r.violations_initial)],
     ['violations_late', (r) => String(r.violations_late)],
     ...classes.map((c): [string, (r: SimMetrics) => string] => [`fulfillment ${c}`, (r) => (r.fulfillment[c] ?? 0).toFixed(3)]),
     ['min_guarantee_met', (r) => r.min_guarantee_met.toFixed(3)],
     ['queue_p99_ms', (r) => String(r.queue_p99_ms)],
+    ...classes.map((c): [string, (r: SimMetrics) => string] => [`wait_p99_ms ${c}`, (r) => String(r.wait_p99_ms[c] ?? 0)]),
     ['reward', (r) => r.reward.toFixed(1)],
+    ['fluid_bound', (r) => r.fluid_bound.toFixed(1)],
     ['fallback_ticks', (r) => String(r.fallback_ticks)],
   ];
   const head = [`scenario ${results[0].scenario} (seed ${results[0].seed})`, ...results.map((r) => r.policy)];

@@ -3,7 +3,8 @@
 //   1. refills every bucket (keeping lazy refill times fresh) and turns the
 //      I/O threads' cumulative counters into per-tick deltas and STATS;
 //   2. per pool, builds the observation (observation.ts), updates the
-//      effective capacity from upstream 429s (capacity-discovery.ts);
+//      effective capacity from upstream 429s and the RELEASE hints clients
+//      reported (capacity-discovery.ts, upstream-hints.ts);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
@@ -22,8 +23,9 @@ import { runningMode, type TpsdConfig } from '../config/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
+import { HintBoard } from '../shm/hint-board.ts';
 import {
-  C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
@@ -31,7 +33,7 @@ import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './c
 import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
 import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
-import { ObservationBuilder } from './observation.ts';
+import { ObservationBuilder, poolHints } from './observation.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import type { Decision, PoolDecision } from './decision.ts';
@@ -81,6 +83,7 @@ export class Controller {
   private readonly clock: Clock;
   private readonly config: TpsdConfig;
   private readonly builder: ObservationBuilder;
+  private readonly hints: HintBoard;
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
   private readonly model: ModelSource;
@@ -97,6 +100,7 @@ export class Controller {
     this.table = new BucketTable(views, clock, null);
     this.deltas = new CounterDeltas(views);
     this.builder = new ObservationBuilder(keys.size);
+    this.hints = new HintBoard(views);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
@@ -200,7 +204,8 @@ export class Controller {
     // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
     const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
     const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
-      reserveTps, tickS: dtS });
+      reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
+      hints: poolHints(this.hints, this.deltas, p, dtS) });
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

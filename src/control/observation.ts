@@ -2,17 +2,21 @@
 // plain data so it can be posted to a Piscina worker): per service the last
 // tick's demand, outcome counters, queue, in-flight, latency, current limit,
 // priority, bounds and a Holt (double exponential smoothing) demand forecast;
-// per pool the configured and effective capacity and the total demand.
+// per pool the configured and effective capacity and the total demand; and,
+// for capacity discovery, the upstream's rate-limit headers clients reported
+// (RELEASE hints, taken from shared memory by poolHints).
 
 import { BucketTable } from '../shm/bucket-table.ts';
+import type { HintBoard } from '../shm/hint-board.ts';
 import type { BucketSpec } from '../shm/key-index.ts';
 import {
-  C_DENIED_INDEX, C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
+  C_DENIED_INDEX, C_GRANTED_INDEX, C_HINTS_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
 } from '../shm/layout.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { CounterDeltas } from './counter-deltas.ts';
 import type { KeyLimits } from './key-limits.ts';
+import type { HintInput } from './upstream-hints.ts';
 
 /** Ticks a service stays "active" (its min_tps guaranteed) after its last request. */
 export const ACTIVE_TICKS = 5;
@@ -79,4 +83,10 @@ export class ObservationBuilder {
       active: this.idleTicks[b] < ACTIVE_TICKS,
     };
   }
+}
+
+/** The pool's RELEASE hints since the last tick (hint-board.ts), for capacity discovery; takes them. */
+export function poolHints(board: HintBoard, d: CounterDeltas, pool: number, dtS: number): HintInput {
+  const range = board.take(pool, { lowTps: NaN, highTps: NaN });
+  return { perS: d.delta(pool, C_HINTS_INDEX) / dtS, lowTps: range.lowTps, highTps: range.highTps };
 }

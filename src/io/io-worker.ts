@@ -48,6 +48,7 @@ import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock } from '../shm/clock.ts';
 import { FailureTable } from '../shm/failure-table.ts';
 import { KeyIndex } from '../shm/key-index.ts';
+import { HintBoard } from '../shm/hint-board.ts';
 import { CONNECTIONS_INDEX, SHUTTING_DOWN_INDEX, viewsOf } from '../shm/layout.ts';
 import { Authenticator, keyVisible, type ScopedToken } from './auth.ts';
 import { HttpApi } from './http-api.ts';
@@ -83,6 +84,7 @@ const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth, status,
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
+  hints: new HintBoard(views),
 });
 const httpApi = new HttpApi({
   handler, config, thread: data.thread, threadCount: data.threadCount, shuttingDown: isShuttingDown, log,

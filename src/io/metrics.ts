@@ -13,7 +13,7 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
+  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
 import type { DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
@@ -84,7 +84,8 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     lines.push(`tpsd_release_latency_seconds_sum{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_SUM_US_INDEX) / 1e6}`);
     lines.push(`tpsd_release_latency_seconds_count{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_COUNT_INDEX)}`);
   }
-  const outcomes: [number, string][] = [[C_RELEASED_OK_INDEX, 'ok'], [C_RELEASED_FAILED_INDEX, 'failed'], [C_RELEASED_THROTTLED_INDEX, 'throttled']];
+  const outcomes: [number, string][] = [[C_RELEASED_OK_INDEX, 'ok'], [C_RELEASED_FAILED_INDEX, 'failed'], [C_RELEASED_THROTTLED_INDEX, 'throttled'],
+    [C_RELEASED_TIMEOUT_INDEX, 'timeout']];
   lines.push('# HELP tpsd_releases_total RELEASEs by reported outcome.', '# TYPE tpsd_releases_total counter');
   for (const spec of specs) {
     for (const [field, outcome] of outcomes) {

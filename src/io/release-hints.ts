@@ -2,25 +2,17 @@
 // headers said, as numbers (`[2, id, lease, outcome, latency_us, hints?]`).
 // A map; the fields below are read, any other field is ignored (upstreams
 // and SDKs may add their own); a known field that is not a finite number >= 0
-// makes the whole RELEASE a BAD_REQUEST. nil means no hints.
+// makes the whole RELEASE a BAD_REQUEST. nil (or no sixth element) means no
+// hints. What the numbers are worth is judged by the controller
+// (control/upstream-hints.ts), never here.
 //
 // Pure, no state: the handler of each I/O thread calls it for RELEASEs read
-// the general way (a map never takes the flat path). It reads only the
-// fields it knows, by name, so a map with many fields costs no more.
+// the general way (a map never takes the flat path), and the HTTP codec for
+// POST /v1/release. It reads only the fields it knows, by name, into a
+// caller's reused object, so a map with many fields costs no more and a
+// RELEASE allocates nothing.
 
-/** The hints the daemon understands; -1 where the RELEASE gave none. */
-export interface ReleaseHints {
-  /** Requests the upstream allows per window. */
-  limit: number;
-  /** Requests left in the upstream's current window. */
-  remaining: number;
-  /** Milliseconds until the upstream's window resets. */
-  resetMs: number;
-  /** The upstream's window length in milliseconds, when it says. */
-  windowMs: number;
-  /** A 429's Retry-After, in milliseconds. */
-  retryAfterMs: number;
-}
+import type { ReleaseHints } from '../shm/hint-board.ts';
 
 /** Wire name of each field of ReleaseHints. */
 export const HINT_FIELDS = {
@@ -36,13 +28,14 @@ const NAMES = Object.keys(HINT_FIELDS) as (keyof ReleaseHints)[];
 export const RELEASE_HINTS_USAGE = 'RELEASE hints are a map of numbers >= 0: {limit, remaining, reset_ms, window_ms, retry_after_ms}';
 
 /**
- * Checks the sixth element of a RELEASE and, given `out`, reads it there.
- * Returns null when it is usable, else the message of the BAD_REQUEST.
+ * Checks the sixth element of a RELEASE and, given `out`, reads it there (NaN
+ * for each field it does not carry). Returns null when it is usable (nil and
+ * undefined are: no hints), else the message of the BAD_REQUEST.
  */
 export function readReleaseHints(v: unknown, out?: ReleaseHints): string | null {
-  if (out !== undefined) for (const name of NAMES) out[name] = -1;
-  if (v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) return RELEASE_HINTS_USAGE;
+  if (out !== undefined) for (const name of NAMES) out[name] = NaN;
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object' || Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof Map) return RELEASE_HINTS_USAGE;
   const map = v as Record<string, unknown>;
   for (const name of NAMES) {
     const wire = HINT_FIELDS[name];
@@ -52,4 +45,10 @@ export function readReleaseHints(v: unknown, out?: ReleaseHints): string | null 
     if (out !== undefined) out[name] = x;
   }
   return null;
+}
+
+/** True when `h` (read by readReleaseHints) carries at least one field. */
+export function hasHints(h: ReleaseHints): boolean {
+  for (const name of NAMES) if (!Number.isNaN(h[name])) return true;
+  return false;
 }

@@ -27,11 +27,12 @@ import {
   STATUS_OK,
 } from '../protocol/opcodes.ts';
 import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
+import { noHints, type HintBoard, type ReleaseHints } from '../shm/hint-board.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
 import { AdminRelay, parseLimits } from './admin-op.ts';
 import type { Conn } from './conn.ts';
@@ -40,7 +41,7 @@ import { authorized, hello, unauthorized } from './hello.ts';
 import { LeaseTable, connOwner, type RandomFill } from './lease-table.ts';
 import type { AdminRequest } from './messages.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
-import { readReleaseHints } from './release-hints.ts';
+import { hasHints, readReleaseHints } from './release-hints.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
@@ -59,12 +60,13 @@ export interface HandlerOptions {
   admin?: (reqId: number, request: AdminRequest) => void;
   /** Random bits of lease ids (default: crypto, see lease-table.ts); tests that compare ids pass a seeded one. */
   leaseRandom?: RandomFill;
+  /** Where RELEASE hints go for the controller; absent: they are validated and dropped. */
+  hints?: HintBoard;
 }
 
 /** A message being answered reads the stop flag after every this many of its requests. */
 export const STOP_CHECK_EVERY = 16;
-// Outcome 3 (timed out) is counted with the failures: no counter of its own in shared memory.
-const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_FAILED_INDEX];
+const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX];
 const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled | 3 timed out, latency_us: uint, hints?: map]';
 
 export class RequestHandler implements RequestSink<Conn>, WaiterHost {
@@ -77,6 +79,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   readonly admin: AdminRelay<Conn> | null;
   private o: HandlerOptions;
   private readonly table: BucketTable;
+  /** The current RELEASE's hints, read in place (no allocation per RELEASE). */
+  private readonly said = noHints();
   private ttlMs: number;
   private readonly drain: WaiterDrain;
   private readonly reader: RequestReader<Conn>;
@@ -157,13 +161,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
         key.fromString(req[2]);
         return this.acquire(conn, id, key, req[3], req[4]);
       }
-      case OP_RELEASE: {
-        // Six elements: the upstream's hints, checked here (a map never takes the flat path).
-        const hintsError = req.length === 6 ? readReleaseHints(req[5]) : null;
-        if (hintsError !== null) return id !== 0 ? this.error(op, id, ErrorCode.BAD_REQUEST, hintsError) : 0;
-        // Wrong arity: an undefined lease fails release()'s shape check.
-        return this.release(conn, id, req.length === 5 || req.length === 6 ? req[2] : undefined, req[3], req[4]);
-      }
+      // Wrong arity: an undefined lease fails release()'s shape check.
+      case OP_RELEASE: return this.release(conn, id, req.length === 5 || req.length === 6 ? req[2] : undefined, req[3], req[4], req[5]);
       case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
       case OP_LIMITS: return this.limits(conn, req, id);
       case OP_STATUS:
@@ -287,12 +286,15 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     return lease;
   }
 
-  /** RELEASE with five elements (or six, hints checked), from either way of reading (RequestSink). */
-  release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown): number {
+  /** RELEASE with five elements (or six, with hints), from either way of reading (RequestSink). */
+  release(conn: Conn, id: number, lease: unknown, outcome: unknown, latency: unknown, hints?: unknown): number {
     const reply = id !== 0;
-    if (!isUint(lease) || !isUint(outcome) || outcome > OUTCOME_TIMED_OUT || !isUint(latency)) {
+    if (!isUint(lease) || !isUint(outcome) || outcome >= OUTCOME_FIELDS.length || !isUint(latency)) {
       return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, RELEASE_USAGE) : 0;
     }
+    const said = this.said;
+    const hintsError = readReleaseHints(hints, said);
+    if (hintsError !== null) return reply ? this.error(OP_RELEASE, id, ErrorCode.BAD_REQUEST, hintsError) : 0;
     if (!authorized(this.o.auth, conn)) {
       return reply ? unauthorized(this.out, conn, OP_RELEASE, id, 'send HELLO with a valid token first') : 0;
     }
@@ -304,8 +306,22 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     t.count(b, OUTCOME_FIELDS[outcome], 1);
     t.count(b, C_LATENCY_SUM_US_INDEX, latency);
     t.count(b, C_LATENCY_COUNT_INDEX, 1);
+    if (hasHints(said)) this.recordHints(conn, b, said);
     if (reply) writeReleased(this.out, id);
     return 0;
+  }
+
+  /**
+   * A released lease's hints count for the pool of its key, and only if this
+   * connection's token may use that key (the lease was granted on it; this
+   * holds even for a lease that is not the connection's own).
+   */
+  private recordHints(conn: Conn, b: number, h: ReleaseHints): void {
+    const board = this.o.hints;
+    if (board === undefined) return;
+    const spec = this.o.keys.specs[b];
+    if (this.o.auth.enabled && (conn.token === null || !keyAllowed(conn.token, spec.key))) return;
+    board.record(this.table, b, spec.pool, h);
   }
 
   /** The connection's deferred replies; the connection goes on `dirty` (WaiterHost). */

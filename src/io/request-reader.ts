@@ -29,8 +29,8 @@ import type { KeyIndex } from '../shm/key-index.ts';
 export interface RequestSink<C> {
   /** An ACQUIRE with a string key (read either way); validates the rest. */
   acquire(conn: C, id: number, key: RequestKey, tokens: unknown, waitMs: unknown): number;
-  /** A RELEASE with five elements (read either way); validates them. */
-  release(conn: C, id: number, lease: unknown, outcome: unknown, latency: unknown): number;
+  /** A RELEASE with five elements (read either way), or six (the hints map: read the general way); validates them. */
+  release(conn: C, id: number, lease: unknown, outcome: unknown, latency: unknown, hints?: unknown): number;
   /** Any request decoded the general way whose head [op: uint, id: uint32] is well formed. */
   request(conn: C, req: unknown[]): number;
   /** Writes an error reply to the message's replies. */

@@ -8,7 +8,7 @@ import type { BucketTable } from '../shm/bucket-table.ts';
 import { priorityName, type KeyIndex } from '../shm/key-index.ts';
 import {
   C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_FAILED_TPS_INDEX,
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
@@ -64,7 +64,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 function inFlightFromCounters(views: ShmViews, b: number): number {
   const n = sumCounter(views, b, C_GRANTS_INDEX) - sumCounter(views, b, C_RELEASED_OK_INDEX)
     - sumCounter(views, b, C_RELEASED_FAILED_INDEX) - sumCounter(views, b, C_RELEASED_THROTTLED_INDEX)
-    - sumCounter(views, b, C_EXPIRED_INDEX);
+    - sumCounter(views, b, C_RELEASED_TIMEOUT_INDEX) - sumCounter(views, b, C_EXPIRED_INDEX);
   return Math.max(0, n);
 }
 

@@ -1,7 +1,7 @@
 // The one description of tpsd's shared memory. Every offset used anywhere in
 // the code is named here; no other module indexes the buffer with a raw number.
 //
-// One SharedArrayBuffer holds five regions, one after the other:
+// One SharedArrayBuffer holds six regions, one after the other:
 //
 //   byte 0
 //   +--------------------------------------------------------------+
@@ -25,6 +25,13 @@
 //   | COUNTERS     Float64 x COUNTER_FIELDS per bucket per thread   |
 //   |   cumulative, each block written by exactly one I/O thread    |
 //   |   (no atomics needed); the controller sums blocks and diffs   |
+//   +--------------------------------------------------------------+
+//   | HINTS        Int32 x HINT_FIELDS per bucket (8 bytes)         |
+//   |   HINT_LOW_MILLI | HINT_HIGH_MILLI: the lowest and highest     |
+//   |   upstream rate RELEASE hints reported since the controller   |
+//   |   last took them (pools only; hint-board.ts): lowered/raised  |
+//   |   by any I/O thread with a CAS, reset by the controller with  |
+//   |   Atomics.exchange each tick                                  |
 //   +--------------------------------------------------------------+
 //   | FAILURES     (starts on a 64-byte boundary; fixed size)       |
 //   |   SEED: Int32 x FAILURE_SEED_WORDS, random, written once by   |
@@ -93,7 +100,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 2;
+export const SHM_VERSION = 3;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -193,8 +200,21 @@ export const C_LATENCY_SUM_US_INDEX = 8;
 export const C_LATENCY_COUNT_INDEX = 9;
 export const C_EXPIRED_INDEX = 10; // leases never released
 export const C_WAIT_SUM_MS_INDEX = 11; // time granted waiters spent queued
-export const COUNTER_FIELDS = C_WAIT_SUM_MS_INDEX + 1;
+export const C_RELEASED_TIMEOUT_INDEX = 12; // outcome 3: the upstream gave no answer in time
+export const C_HINTS_INDEX = 13; // RELEASEs whose hints carried the upstream's limit
+export const COUNTER_FIELDS = C_HINTS_INDEX + 1;
 export const COUNTER_BYTES = COUNTER_FIELDS * Float64Array.BYTES_PER_ELEMENT;
+
+// Hints (Int32 indices relative to the bucket's base): hinted upstream rates,
+// milli-tokens/s, clamped to [0, MAX_TOKENS * MILLI].
+/** Lowest rate hinted since the last take; HINT_NONE_LOW when none. */
+export const HINT_LOW_MILLI_INDEX = 0;
+/** Highest rate hinted since the last take; HINT_NONE_HIGH when none. */
+export const HINT_HIGH_MILLI_INDEX = 1;
+export const HINT_FIELDS = HINT_HIGH_MILLI_INDEX + 1;
+export const HINT_BYTES = HINT_FIELDS * Int32Array.BYTES_PER_ELEMENT;
+export const HINT_NONE_LOW = INT32_MAX;
+export const HINT_NONE_HIGH = -1;
 
 // Failures (shm/failure-table.ts): failed authentications per client
 // address. A fixed size whatever the config: memory stays bounded however
@@ -219,6 +239,7 @@ export interface ShmLayout {
   readonly stateByteOffset: number;
   readonly statsByteOffset: number;
   readonly countersByteOffset: number;
+  readonly hintsByteOffset: number;
   readonly failuresByteOffset: number;
   readonly byteLength: number;
 }
@@ -230,10 +251,11 @@ export function computeLayout(bucketCount: number, threadCount: number): ShmLayo
   const stateByteOffset = HEADER_BYTES;
   const statsByteOffset = stateByteOffset + bucketCount * BUCKET_BYTES; // 8-aligned (asserted below)
   const countersByteOffset = statsByteOffset + bucketCount * STATS_BYTES;
-  const countersEnd = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
-  const failuresByteOffset = Math.ceil(countersEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
+  const hintsByteOffset = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
+  const hintsEnd = hintsByteOffset + bucketCount * HINT_BYTES;
+  const failuresByteOffset = Math.ceil(hintsEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
   const byteLength = failuresByteOffset + FAILURE_REGION_BYTES;
-  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, failuresByteOffset, byteLength };
+  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset, failuresByteOffset, byteLength };
 }
 
 /** Typed views over one shared buffer. */
@@ -244,6 +266,7 @@ export interface ShmViews {
   readonly state: Int32Array;
   readonly stats: Float64Array;
   readonly counters: Float64Array;
+  readonly hints: Int32Array;
   /** FAILURES: the address hash's key (read-only after allocateShm). */
   readonly failureSeed: Int32Array;
   /** FAILURES: the slots, each updated only with Atomics (failure-table.ts). */
@@ -291,6 +314,7 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
     state: new Int32Array(sab, layout.stateByteOffset, bucketCount * BUCKET_FIELDS),
     stats: new Float64Array(sab, layout.statsByteOffset, bucketCount * STATS_FIELDS),
     counters: new Float64Array(sab, layout.countersByteOffset, threadCount * bucketCount * COUNTER_FIELDS),
+    hints: new Int32Array(sab, layout.hintsByteOffset, bucketCount * HINT_FIELDS),
     failureSeed: new Int32Array(sab, layout.failuresByteOffset, FAILURE_SEED_WORDS),
     failureSlots: new BigUint64Array(sab, layout.failuresByteOffset + FAILURE_HEADER_BYTES, FAILURE_SLOTS),
   };
@@ -304,6 +328,10 @@ export function allocateShm(bucketCount: number, threadCount: number): ShmViews 
   views.header[VERSION_INDEX] = SHM_VERSION;
   views.header[BUCKET_COUNT_INDEX] = bucketCount;
   views.header[THREAD_COUNT_INDEX] = threadCount;
+  for (let b = 0; b < bucketCount; b++) {
+    views.hints[b * HINT_FIELDS + HINT_LOW_MILLI_INDEX] = HINT_NONE_LOW;
+    views.hints[b * HINT_FIELDS + HINT_HIGH_MILLI_INDEX] = HINT_NONE_HIGH;
+  }
   randomFillSync(views.failureSeed);
   return views;
 }
@@ -345,7 +373,10 @@ assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
   C_GRANTS_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX]);
+  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX]);
+assertFields('HINTS', HINT_FIELDS, [HINT_LOW_MILLI_INDEX, HINT_HIGH_MILLI_INDEX]);
+assertConstants(MAX_TOKENS * MILLI < HINT_NONE_LOW && HINT_NONE_HIGH < 0,
+  'HINT_NONE_LOW/HIGH lie outside [0, MAX_TOKENS * MILLI], the range of a hinted rate: "none" never reads as a rate');
 assertConstants(BUCKET_BYTES === 88, 'BUCKET_BYTES === 88, as the map at the top says');
 // One refill and one take (bucket-table.ts) serve a record's two buckets at base and base + LOAN_OFFSET.
 assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET && LOAN_RATE_MILLI_INDEX - RATE_MILLI_INDEX === LOAN_OFFSET &&
@@ -354,6 +385,7 @@ assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET
 // the header and the buckets, COUNTERS after STATS.
 assertConstants(HEADER_BYTES % Float64Array.BYTES_PER_ELEMENT === 0 && BUCKET_BYTES % Float64Array.BYTES_PER_ELEMENT === 0,
   'HEADER_BYTES and BUCKET_BYTES are multiples of 8, so STATS and COUNTERS are 8-aligned');
+assertConstants(COUNTER_BYTES % Int32Array.BYTES_PER_ELEMENT === 0, 'COUNTER_BYTES is a multiple of 4, so HINTS (Int32, after COUNTERS) is 4-aligned');
 
 // Tokens. TOKENS, RATE, BURST and MAX_BURST (and the LOAN ones) are Int32
 // milli-token fields, and an allowance (allowances.ts) is at most a burst:

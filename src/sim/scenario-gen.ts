@@ -3,11 +3,14 @@
 // min/max bounds, demand shapes (constant, sine, step, spike, random-walk
 // trace), noise, patience and upstream capacity drops. Overall demand ranges
 // from well below to well above capacity, so the policy sees slack and
-// scarcity alike.
+// scarcity alike. generateThrottled() gives the same pools an upstream that
+// throttles (a drop, flapping or periodic throttling) under a random window,
+// with or without rate-limit headers; it draws from its own generator, so
+// generateScenario's scenarios (the trainer's) stay as they were.
 
 import { PRIORITIES } from '../config/types.ts';
 import { Rng } from '../ppo/rng.ts';
-import type { DemandSpec, Scenario, ScenarioService } from './scenario.ts';
+import { UPSTREAM_WINDOWS, type DemandSpec, type Scenario, type ScenarioService, type UpstreamWindow } from './scenario.ts';
 
 export interface GenOptions {
   durationS?: number;
@@ -68,4 +71,50 @@ export function generateScenario(seed: number, o: GenOptions = {}): Scenario {
     upstream = [[0, capacity], [at, capacity], [at + ramp, low], [back, low], [back + rng.uniform(0, 20), capacity]];
   }
   return { name: `gen-${seed}`, seed, duration_s: duration, tick_ms: 1000, capacity_tps: capacity, upstream_tps: upstream, services };
+}
+
+export const THROTTLE_KINDS = ['drop', 'flapping', 'periodic'] as const;
+export type ThrottleKind = (typeof THROTTLE_KINDS)[number];
+
+/** [[t_s, tps], ...] of an upstream at `capacity` that throttles as `kind` says. */
+function throttlePoints(rng: Rng, kind: ThrottleKind, capacity: number, duration: number): [number, number][] {
+  const low = () => Math.round(capacity * rng.uniform(0.35, 0.9));
+  const points: [number, number][] = [[0, capacity]];
+  const dip = (at: number, ramp: number, width: number, level: number, back: number): void => {
+    points.push([at, capacity], [at + ramp, level], [at + ramp + width, level], [at + ramp + width + back, capacity]);
+  };
+  if (kind === 'drop') {
+    const at = rng.uniform(0.15, 0.5) * duration;
+    dip(at, rng.uniform(0, 15), rng.uniform(20, 0.4 * duration), low(), rng.uniform(0, 20));
+  } else if (kind === 'flapping') {
+    const level = low();
+    for (let t = rng.uniform(10, 30); t < duration - 10; t += rng.uniform(5, 40)) {
+      const width = rng.uniform(5, 40);
+      dip(t, rng.uniform(0, 3), width, level, rng.uniform(0, 3));
+      t += width + 6;
+    }
+  } else {
+    const period = rng.uniform(60, 180);
+    const width = rng.uniform(10, 0.4 * period);
+    const level = low();
+    for (let t = rng.uniform(10, period); t < duration - 10; t += period) dip(t, rng.uniform(0, 5), width, level, rng.uniform(0, 5));
+  }
+  points.push([duration, points[points.length - 1][1]]);
+  return points;
+}
+
+/**
+ * A generated pool (generateScenario's, same seed) in front of an upstream
+ * that throttles as `kind` says; `window` and `hints` as given, else drawn.
+ */
+export function generateThrottled(seed: number, kind: ThrottleKind,
+  o: GenOptions & { window?: UpstreamWindow; hints?: boolean } = {}): Scenario {
+  const base = generateScenario(seed, o);
+  const rng = new Rng((seed * 2654435761 + THROTTLE_KINDS.indexOf(kind) + 1) >>> 0);
+  const window = o.window ?? rng.pick(UPSTREAM_WINDOWS);
+  return {
+    ...base, name: `${kind}-${seed}`,
+    upstream_tps: throttlePoints(rng, kind, base.capacity_tps, base.duration_s),
+    upstream_window: window, upstream_hints: o.hints ?? rng.next() < 0.5,
+  };
 }

@@ -1,8 +1,11 @@
-// Traffic scenarios for the simulator (SCENARIOS.md is the contract): parsing
-// with path-naming errors, defaults, and the demand and upstream curves as
-// functions of time. Pure; used by the simulator in any thread (sim command on
-// the main thread, rollouts in Piscina workers).
+// Traffic scenarios for the simulator (SCENARIOS.md is the contract, with
+// its additions): parsing with the config validator's rules (every problem
+// named by its path, misspelled keys caught with a suggestion, unknown values
+// refused), defaults, and the demand and upstream curves as functions of
+// time. Pure; used by the simulator in any thread (sim command on the main
+// thread, rollouts in Piscina workers).
 
+import { FieldReader, isPlainObject, joinIndex, joinKey, type JsonObject } from '../config/field-reader.ts';
 import { PRIORITIES, type Priority } from '../config/types.ts';
 import { CodedError } from '../protocol/coded-error.ts';
 
@@ -12,6 +15,9 @@ export type DemandSpec =
   | { kind: 'step'; tps: number; at_s: number; to_tps: number }
   | { kind: 'spike'; base: number; peak: number; at_s: number; width_s: number }
   | { kind: 'trace'; points: [number, number][] };
+
+/** A constant or piecewise-linear [[t_s, value], ...] curve. */
+export type Curve = number | [number, number][];
 
 export interface ScenarioService {
   name: string;
@@ -23,14 +29,32 @@ export interface ScenarioService {
   patience_s: number;
 }
 
+/** How the upstream counts (SCENARIOS.md additions); the simulator's upstream.ts implements each. */
+export const UPSTREAM_WINDOWS = ['fixed_1s', 'sliding_1s', 'token_bucket'] as const;
+export type UpstreamWindow = (typeof UPSTREAM_WINDOWS)[number];
+
+/** Accepted so that such scenarios load; the latency model is another issue's (the simulator ignores it). */
+export interface UpstreamLatency {
+  base_ms: number;
+  knee_tps: Curve;
+  timeout_ms: number;
+}
+
 export interface Scenario {
   name: string;
   seed: number;
   duration_s: number;
   tick_ms: number;
   capacity_tps: number;
-  /** A constant or piecewise-linear [[t_s, tps], ...]. */
-  upstream_tps: number | [number, number][];
+  upstream_tps: Curve;
+  /** Default fixed_1s. */
+  upstream_window?: UpstreamWindow;
+  /** token_bucket's size in requests; default (null/absent) a tenth of a second of upstream_tps(t). */
+  upstream_burst?: number | null;
+  /** The upstream answers with rate-limit headers, which reach the controller as RELEASE hints do. Default false. */
+  upstream_hints?: boolean;
+  upstream_latency?: UpstreamLatency | null;
+  slo_ms?: number | null;
   services: ScenarioService[];
 }
 
@@ -42,72 +66,105 @@ export class ScenarioError extends CodedError {
   }
 }
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const ROOT_KEYS = ['name', 'description', 'seed', 'duration_s', 'tick_ms', 'capacity_tps', 'upstream_tps', 'upstream_window',
+  'upstream_burst', 'upstream_hints', 'upstream_latency', 'slo_ms', 'services'] as const;
+const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'demand', 'noise', 'patience_s'] as const;
+const LATENCY_KEYS = ['base_ms', 'knee_tps', 'timeout_ms'] as const;
+/** Each demand kind's fields, beside `kind`. */
+const DEMAND_KEYS: Record<DemandSpec['kind'], readonly string[]> = {
+  constant: ['tps'], sine: ['base', 'amplitude', 'period_s', 'phase_s'], step: ['tps', 'at_s', 'to_tps'],
+  spike: ['base', 'peak', 'at_s', 'width_s'], trace: ['points'],
+};
+const DEMAND_KINDS = Object.keys(DEMAND_KEYS) as DemandSpec['kind'][];
+export const MAX_SCENARIO_SERVICES = 64;
+
+/** [[t_s, value], ...] with non-negative numbers, sorted by time. */
+function points(r: FieldReader, v: unknown, path: string): [number, number][] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((p) => Array.isArray(p) && p.length === 2 &&
+    p.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0))) {
+    r.fail(path, '[[t_s, value], ...] with non-negative numbers', v);
+    return [[0, 0]];
+  }
+  return (v as [number, number][]).map(([t, x]) => [t, x] as [number, number]).sort((a, b) => a[0] - b[0]);
+}
+
+/** A number, or [[t_s, value], ...]; `min` for the number. */
+function curve(r: FieldReader, o: JsonObject, path: string, key: string, min: number): Curve {
+  const v = o[key];
+  if (Array.isArray(v)) return points(r, v, joinKey(path, key));
+  return r.number(o, path, key, { min }) ?? min;
+}
+
+function demand(r: FieldReader, v: unknown, path: string): DemandSpec {
+  const d = isPlainObject(v) ? v : (r.fail(path, 'an object', v), { kind: 'constant', tps: 0 });
+  const kind = r.oneOf(d, path, 'kind', DEMAND_KINDS);
+  if (kind === undefined) return { kind: 'constant', tps: 0 };
+  r.object(path, d, ['kind', ...DEMAND_KEYS[kind]]);
+  const n = (key: string, min = 0, fallback?: number) => r.number(d, path, key, { min }, fallback) ?? 0;
+  switch (kind) {
+    case 'constant': return { kind, tps: n('tps') };
+    case 'sine': return { kind, base: n('base'), amplitude: n('amplitude'), period_s: r.number(d, path, 'period_s', { above: 0 }) ?? 1,
+      phase_s: r.number(d, path, 'phase_s', {}, 0) ?? 0 };
+    case 'step': return { kind, tps: n('tps'), at_s: n('at_s'), to_tps: n('to_tps') };
+    case 'spike': return { kind, base: n('base'), peak: n('peak'), at_s: n('at_s'), width_s: n('width_s') };
+    case 'trace': return { kind, points: points(r, d.points, `${path}.points`) };
+  }
+}
+
+function service(r: FieldReader, v: unknown, i: number, capacity: number): ScenarioService | null {
+  const path = joinIndex('services', i);
+  const s = r.object(path, v, SERVICE_KEYS);
+  if (s === undefined) return null;
+  const priority = r.oneOf(s, path, 'priority', PRIORITIES) ?? 'LOW';
+  const name = r.string(s, path, 'name', `service${i}`) ?? `service${i}`;
+  return {
+    name, priority,
+    min_tps: r.number(s, path, 'min_tps', { min: 0 }, 0) ?? 0,
+    max_tps: r.number(s, path, 'max_tps', { min: 0 }, capacity) ?? capacity,
+    demand: demand(r, s.demand, `${path}.demand`),
+    noise: r.number(s, path, 'noise', { min: 0 }, 0) ?? 0,
+    patience_s: r.number(s, path, 'patience_s', { min: 0 }, 5) ?? 5,
+  };
+}
+
+function latency(r: FieldReader, v: unknown): UpstreamLatency | null {
+  if (v === undefined || v === null) return null;
+  const l = r.object('upstream_latency', v, LATENCY_KEYS);
+  if (l === undefined) return null;
+  return {
+    base_ms: r.number(l, 'upstream_latency', 'base_ms', { min: 0 }) ?? 0,
+    knee_tps: curve(r, l, 'upstream_latency', 'knee_tps', 0),
+    timeout_ms: r.number(l, 'upstream_latency', 'timeout_ms', { above: 0 }) ?? 1,
+  };
+}
 
 /** Validates a parsed scenario file and fills in the defaults. */
 export function parseScenario(raw: unknown, source = 'scenario'): Scenario {
-  const errors: string[] = [];
-  const num = (o: Json, key: string, path: string, def?: number, min = 0): number => {
-    const v = o[key];
-    if (v === undefined && def !== undefined) return def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      errors.push(`${path}.${key}: expected a number >= ${min}, found ${JSON.stringify(v) ?? 'nothing'}`);
-      return def ?? min;
-    }
-    return v;
-  };
-  const points = (v: unknown, path: string): [number, number][] => {
-    if (!Array.isArray(v) || v.length === 0 || !v.every((p) => Array.isArray(p) && p.length === 2 &&
-      p.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0))) {
-      errors.push(`${path}: expected [[t_s, tps], ...] with non-negative numbers`);
-      return [[0, 0]];
-    }
-    return (v as [number, number][]).map(([t, x]) => [t, x] as [number, number]).sort((a, b) => a[0] - b[0]);
-  };
-  if (!isObj(raw)) throw new ScenarioError(['(root): expected an object'], source);
-  const name = typeof raw.name === 'string' ? raw.name : (errors.push('name: expected a string'), 'unnamed');
-  const seed = num(raw, 'seed', '', 1);
-  const duration = num(raw, 'duration_s', '', undefined, 1);
-  const tickMs = num(raw, 'tick_ms', '', 1000, 10);
-  const capacity = num(raw, 'capacity_tps', '', undefined, 1);
-  const upstream = raw.upstream_tps === undefined ? capacity
-    : typeof raw.upstream_tps === 'number' ? num(raw, 'upstream_tps', '') : points(raw.upstream_tps, 'upstream_tps');
+  const r = new FieldReader();
+  const o = r.object('', raw, ROOT_KEYS);
+  if (o === undefined) throw new ScenarioError(r.errors, source);
+  if (o.description !== undefined && typeof o.description !== 'string') r.fail('description', 'a string', o.description);
+  const capacity = r.number(o, '', 'capacity_tps', { min: 1 }) ?? 1;
   const services: ScenarioService[] = [];
-  if (!Array.isArray(raw.services) || raw.services.length === 0) errors.push('services: expected a non-empty array');
-  else raw.services.forEach((s: unknown, i: number) => {
-    const path = `services[${i}]`;
-    if (!isObj(s)) { errors.push(`${path}: expected an object`); return; }
-    const priority = PRIORITIES.includes(s.priority as Priority) ? (s.priority as Priority)
-      : (errors.push(`${path}.priority: expected one of ${PRIORITIES.join(', ')}, found ${JSON.stringify(s.priority)}`), 'LOW');
-    const d = isObj(s.demand) ? s.demand : (errors.push(`${path}.demand: expected an object`), { kind: 'constant', tps: 0 });
-    const dp = `${path}.demand`;
-    let demand: DemandSpec;
-    switch (d.kind) {
-      case 'constant': demand = { kind: 'constant', tps: num(d, 'tps', dp) }; break;
-      case 'sine': demand = { kind: 'sine', base: num(d, 'base', dp), amplitude: num(d, 'amplitude', dp),
-        period_s: num(d, 'period_s', dp, undefined, 1e-3), phase_s: num(d, 'phase_s', dp, 0, -Infinity) }; break;
-      case 'step': demand = { kind: 'step', tps: num(d, 'tps', dp), at_s: num(d, 'at_s', dp), to_tps: num(d, 'to_tps', dp) }; break;
-      case 'spike': demand = { kind: 'spike', base: num(d, 'base', dp), peak: num(d, 'peak', dp),
-        at_s: num(d, 'at_s', dp), width_s: num(d, 'width_s', dp) }; break;
-      case 'trace': demand = { kind: 'trace', points: points(d.points, `${dp}.points`) }; break;
-      default:
-        errors.push(`${dp}.kind: expected constant, sine, step, spike or trace, found ${JSON.stringify(d.kind)}`);
-        demand = { kind: 'constant', tps: 0 };
-    }
-    services.push({
-      name: typeof s.name === 'string' ? s.name : `service${i}`,
-      priority,
-      min_tps: num(s, 'min_tps', path, 0),
-      max_tps: num(s, 'max_tps', path, capacity),
-      demand,
-      noise: num(s, 'noise', path, 0),
-      patience_s: num(s, 'patience_s', path, 5),
-    });
-  });
-  if (services.length > 64) errors.push(`services: at most 64 services per pool, found ${services.length}`);
-  if (errors.length > 0) throw new ScenarioError(errors, source);
-  return { name, seed, duration_s: duration, tick_ms: tickMs, capacity_tps: capacity, upstream_tps: upstream, services };
+  const list = r.array(o, '', 'services', 'services', 1) ?? [];
+  list.forEach((v, i) => { const s = service(r, v, i, capacity); if (s !== null) services.push(s); });
+  if (list.length > MAX_SCENARIO_SERVICES) r.failWith('services', `at most ${MAX_SCENARIO_SERVICES} services per pool`, `${list.length}`);
+  const scenario: Scenario = {
+    name: r.string(o, '', 'name') ?? 'unnamed',
+    seed: r.number(o, '', 'seed', { integer: true, min: 0 }, 1) ?? 1,
+    duration_s: r.number(o, '', 'duration_s', { min: 1 }) ?? 1,
+    tick_ms: r.number(o, '', 'tick_ms', { min: 10 }, 1000) ?? 1000,
+    capacity_tps: capacity,
+    upstream_tps: o.upstream_tps === undefined ? capacity : curve(r, o, '', 'upstream_tps', 0),
+    upstream_window: r.oneOf(o, '', 'upstream_window', UPSTREAM_WINDOWS, 'fixed_1s') ?? 'fixed_1s',
+    upstream_burst: o.upstream_burst === undefined || o.upstream_burst === null ? null : r.number(o, '', 'upstream_burst', { min: 1 }) ?? null,
+    upstream_hints: r.boolean(o, '', 'upstream_hints', false) ?? false,
+    upstream_latency: latency(r, o.upstream_latency),
+    slo_ms: o.slo_ms === undefined || o.slo_ms === null ? null : r.number(o, '', 'slo_ms', { above: 0 }) ?? null,
+    services,
+  };
+  if (r.errorCount > 0) throw new ScenarioError(r.errors, source);
+  return scenario;
 }
 
 /** Linear interpolation over sorted points, flat outside. */
@@ -134,6 +191,10 @@ export function demandAt(d: DemandSpec, t: number): number {
   }
 }
 
+export function curveAt(c: Curve, t: number): number {
+  return typeof c === 'number' ? c : piecewise(c, t);
+}
+
 export function upstreamAt(s: Scenario, t: number): number {
-  return typeof s.upstream_tps === 'number' ? s.upstream_tps : piecewise(s.upstream_tps, t);
+  return curveAt(s.upstream_tps, t);
 }

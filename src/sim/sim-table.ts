@@ -1,7 +1,9 @@
 // `npm run sim:table`: runs every policy on every example scenario
-// (test/fixtures/scenarios, copies of the shared examples, or the files given
-// as arguments) with the shipped model and writes the comparison table into
-// docs/allocator.md between the sim-table markers. Main thread, deterministic.
+// (test/fixtures/scenarios, copies of the shared examples, then
+// test/fixtures/scenarios/throttling, throttling upstreams with and without
+// rate-limit headers; or the files given as arguments) with the shipped model
+// and writes the comparison table into docs/allocator.md between the
+// sim-table markers. Main thread, deterministic.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -21,10 +23,11 @@ export async function simTable(files: string[]): Promise<string> {
   const model = PpoModel.load();
   const lines: string[] = [
     `Model \`${model.version}\`; \`tpsd sim --scenario FILE --policy all\` with each scenario's own seed.`,
-    'violations_late: violations outside the first 2 ticks after an upstream capacity drop.',
+    'of bound: reward / fluid_bound. violations: initial / late (initial: the first 2 ticks of the run, and the tick',
+    'of each upstream drop and the 2 after it). wait_p99_ms and fulfillment per class: C, H, M, L.',
     '',
-    '| scenario | policy | reward | utilization | served_ratio | violations | violations_late | min_guarantee_met | queue_p99_ms | fulfillment |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | policy | reward | fluid_bound | of bound | utilization | served_ratio | violations | min_guarantee_met | queue_p99_ms | wait_p99_ms | fulfillment |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const file of files) {
     const scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
@@ -34,8 +37,11 @@ export async function simTable(files: string[]): Promise<string> {
     for (const r of rows) {
       const mark = r.policy === 'ppo' ? (r.reward >= fair.reward ? ' (>= fair)' : ' (< fair)') : '';
       const ful = Object.entries(r.fulfillment).map(([k, v]) => `${k[0]} ${v.toFixed(3)}`).join(', ');
-      lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.utilization.toFixed(3)} | ` +
-        `${r.served_ratio.toFixed(3)} | ${r.violations} | ${r.violations_late} | ${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${ful} |`);
+      const waits = Object.entries(r.wait_p99_ms).map(([k, v]) => `${k[0]} ${v}`).join(', ');
+      const share = r.fluid_bound > 0 ? `${((100 * r.reward) / r.fluid_bound).toFixed(1)}%` : '-';
+      lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.fluid_bound.toFixed(1)} | ${share} | ` +
+        `${r.utilization.toFixed(3)} | ${r.served_ratio.toFixed(3)} | ${r.violations_initial} / ${r.violations_late} | ` +
+        `${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${waits} | ${ful} |`);
     }
   }
   return lines.join('\n');
@@ -43,8 +49,9 @@ export async function simTable(files: string[]): Promise<string> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const dir = join(ROOT, 'test/fixtures/scenarios');
-  const files = args.length > 0 ? args : readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
+  const dirs = [join(ROOT, 'test/fixtures/scenarios'), join(ROOT, 'test/fixtures/scenarios/throttling')];
+  const files = args.length > 0 ? args
+    : dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f)));
   const table = await simTable(files);
   const doc = readFileSync(DOC, 'utf8');
   const i = doc.indexOf(START);

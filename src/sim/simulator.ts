@@ -4,7 +4,9 @@
 // main thread, a test, or one Piscina rollout worker during training.
 //
 // Per tick: the callers' requests of the tick are played in steps of stepMs
-// (arrive, give up, acquire), the tick's reward and metrics are recorded, then
+// (arrive, give up, acquire, pass to the upstream, whose answers and, with
+// upstream_hints, headers go where a RELEASE's would), the tick's reward and
+// metrics are recorded, the fluid bound is given the same arrivals, then
 // controller.tick() decides the allocation for the next tick. Deterministic
 // for a seed: all randomness comes from one seeded Rng.
 
@@ -16,14 +18,17 @@ import { createPolicy, type PolicyName } from '../control/policies/registry.ts';
 import type { PpoSource } from '../control/policies/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { ManualClock } from '../shm/clock.ts';
+import { HintBoard } from '../shm/hint-board.ts';
 import { KeyIndex, priorityIndex } from '../shm/key-index.ts';
 import { allocateShm } from '../shm/layout.ts';
 import { MetricsRecorder, type SimMetrics } from './metrics.ts';
 import type { PpoModel } from '../ppo/model.ts';
 import { tickReward } from './reward.ts';
 import { Rng } from '../ppo/rng.ts';
+import { FluidBound } from './fluid-bound.ts';
 import { demandAt, upstreamAt, type Scenario } from './scenario.ts';
-import { ServiceTraffic, Upstream } from './traffic.ts';
+import { ServiceTraffic } from './traffic.ts';
+import { createUpstream } from './upstream.ts';
 
 export interface SimOptions {
   policy: PolicyName;
@@ -92,10 +97,15 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     inference: 'inline', policy: o.policy === 'ppo' ? undefined : createPolicy(o.policy), ppo,
   });
   const n = s.services.length;
-  const waitHist = new Float64Array(Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1);
+  const histBins = Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1;
+  const waitByClass = Array.from({ length: 4 }, () => new Float64Array(histBins));
+  const pool = keys.lookup(SIM_POOL);
+  const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
   const services = s.services.map((v, i) => new ServiceTraffic(table, keys.lookup(`${SIM_POOL}/${config.pools[0].services[i].name}`),
-    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitHist));
-  const upstream = new Upstream((sec) => upstreamAt(s, sec));
+    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints));
+  const upstream = createUpstream(s);
+  const fluid = new FluidBound(s.services.map((v) => ({ priority: priorityIndex(v.priority), minTps: Math.min(v.min_tps, v.max_tps),
+    maxTps: v.max_tps, patienceS: v.patience_s })), s.capacity_tps, tickS);
   const order = services.map((_, i) => i).sort((a, b) => services[a].priority - services[b].priority || a - b);
   const metrics = new MetricsRecorder();
   const rewards: number[] = [];
@@ -128,9 +138,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
         sv.serve(now, upstream);
       }
     }
-    let upstreamTps = 0;
-    for (let sec = Math.floor(t0 / 1000); sec < Math.ceil((t0 + s.tick_ms) / 1000); sec++) upstreamTps += upstreamAt(s, sec);
-    upstreamTps /= Math.max(1, Math.ceil((t0 + s.tick_ms) / 1000) - Math.floor(t0 / 1000));
+    const { upstreamTps, dropping } = upstreamOverTick(s, t0);
     for (let i = 0; i < n; i++) {
       const tl = services[i].tally;
       arrived[i] = tl.arrived; granted[i] = tl.granted; served[i] = tl.served; throttled[i] = tl.throttled;
@@ -140,11 +148,32 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     const r = tickReward({ served, throttled, queueGrowth: growth, shortfall, priority }, s.capacity_tps, tickS);
     rewards.push(r);
     metrics.reward += r;
-    metrics.record({ tick: k, tickS, upstreamTps, arrived, granted, served, throttled, priority, minTps });
+    metrics.record({ tick: k, tickS, upstreamTps, dropping, arrived, granted, served, throttled, priority, minTps });
+    fluid.tick(arrived, upstreamTps);
     clock.set(t0 + s.tick_ms);
     await controller.tick();
     for (const l of controller.last) if (l.decision.fallback !== null) metrics.fallbackTicks++;
   }
   await controller.close();
-  return { metrics: metrics.report(s.name, o.policy, seed, waitHist), rewards };
+  return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards };
+}
+
+/**
+ * The upstream's limit over the tick starting at t0 (ms), as its window
+ * applies it: a fixed window holds each second's value for the second; the
+ * others follow upstream_tps(t) as it moves, so a tick in which it falls is a
+ * drop even before its mean shows it.
+ */
+export function upstreamOverTick(s: Scenario, t0: number): { upstreamTps: number; dropping: boolean } {
+  const t1 = t0 + s.tick_ms;
+  if ((s.upstream_window ?? 'fixed_1s') === 'fixed_1s') {
+    let sum = 0;
+    const from = Math.floor(t0 / 1000), to = Math.ceil(t1 / 1000);
+    for (let sec = from; sec < to; sec++) sum += upstreamAt(s, sec);
+    return { upstreamTps: sum / Math.max(1, to - from), dropping: false };
+  }
+  const samples = Math.max(2, Math.ceil(s.tick_ms / 100));
+  let sum = 0;
+  for (let j = 0; j < samples; j++) sum += upstreamAt(s, (t0 + ((j + 0.5) * s.tick_ms) / samples) / 1000);
+  return { upstreamTps: sum / samples, dropping: upstreamAt(s, t1 / 1000) < upstreamAt(s, t0 / 1000) - 1e-9 };
 }

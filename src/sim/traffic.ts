@@ -1,10 +1,13 @@
-// Simulated callers and upstream for the simulator (single thread: the sim
-// command's main thread or one rollout worker). Requests arrive per service,
-// wait in a FIFO with patience, and take tokens through the real BucketTable
-// (acquire + count, exactly the counters an I/O thread writes). The upstream
-// answers 429 to whatever is admitted above upstream_tps in a second.
+// Simulated callers for the simulator (single thread: the sim command's main
+// thread or one rollout worker). Requests arrive per service, wait in a FIFO
+// with patience, and take tokens through the real BucketTable (acquire +
+// count, exactly the counters an I/O thread writes). Each grant goes to the
+// upstream (upstream.ts), which may answer 429; with upstream hints, its
+// headers are recorded as a RELEASE's are, through the daemon's HintBoard.
 
 import { BucketTable, failBucket, GRANTED } from '../shm/bucket-table.ts';
+import { noHints, type HintBoard } from '../shm/hint-board.ts';
+import type { SimUpstream } from './upstream.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX,
   C_LATENCY_SUM_US_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
@@ -42,21 +45,6 @@ export interface ServiceTally {
   expired: number;
 }
 
-export class Upstream {
-  private second = -1;
-  private admitted = 0;
-  private limit = 0;
-  constructor(private readonly limitAt: (second: number) => number) {}
-  /** True when the upstream accepts one more request at `ms`; false means 429. */
-  accept(ms: number): boolean {
-    const s = Math.floor(ms / 1000);
-    if (s !== this.second) { this.second = s; this.admitted = 0; this.limit = Math.floor(this.limitAt(s)); }
-    this.admitted++;
-    return this.admitted <= this.limit;
-  }
-  load(): number { return this.limit > 0 ? this.admitted / this.limit : 1; }
-}
-
 const BASE_LATENCY_US = 20_000;
 
 export class ServiceTraffic {
@@ -65,12 +53,16 @@ export class ServiceTraffic {
   private carry = 0;
   private waitingAt = -1;
 
+  private readonly said = noHints();
+
+  /** `waitHistogram`: ms waited by granted requests, of this service's class; `hints`: where its upstream's headers go, if it sends them. */
   constructor(
     private readonly table: BucketTable,
     readonly bucket: number,
     readonly priority: number,
     private readonly patienceMs: number,
     private readonly waitHistogram: Float64Array,
+    private readonly hints: { board: HintBoard; pool: number } | null = null,
   ) {}
 
   /** Adds `tps * dtMs` arrivals (fractional part carried over) at `now`. */
@@ -98,7 +90,7 @@ export class ServiceTraffic {
   }
 
   /** Grants waiting requests in order until the buckets say no. */
-  serve(now: number, upstream: Upstream): void {
+  serve(now: number, upstream: SimUpstream): void {
     const q = this.queue;
     const t = this.table;
     if (this.waitingAt >= 0) { t.markWaiter(this.waitingAt, this.priority, -1); this.waitingAt = -1; }
@@ -115,8 +107,13 @@ export class ServiceTraffic {
       this.waitHistogram[Math.min(this.waitHistogram.length - 1, waited)]++;
       t.count(this.bucket, C_WAIT_SUM_MS_INDEX, waited);
       granted++;
-      if (upstream.accept(now)) this.tally.served++;
+      const accepted = upstream.accept(now);
+      if (accepted) this.tally.served++;
       else throttled++;
+      if (this.hints !== null) {
+        upstream.headers(now, !accepted, this.said);
+        this.hints.board.record(t, this.bucket, this.hints.pool, this.said);
+      }
     }
     if (granted === 0) return;
     this.tally.granted += granted;
