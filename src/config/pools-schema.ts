@@ -17,7 +17,7 @@ const MIN_TPS: NumberRule = { min: 0, max: MAX_TPS };
 const BURST: NumberRule = { integer: true, min: 1, max: MAX_BURST };
 const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, expected: `an integer from 0 (unlimited) to ${MAX_CONCURRENCY}` };
 
-const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'services'];
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'shared', 'services'];
 const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
 const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
 
@@ -63,6 +63,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
   const name = readName(r, obj, path, poolNames, 'pool');
   const capacity = r.number(obj, path, 'capacity_tps', TPS);
   const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
+  const shared = r.boolean(obj, path, 'shared', false);
   const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
   const servicesPath = joinKey(path, 'services');
   const names = new Map<string, string>();
@@ -75,7 +76,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
       r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
     }
   }
-  return { name, capacity_tps: capacity, burst, services } as PoolConfig;
+  return { name, capacity_tps: capacity, burst, shared, services } as PoolConfig;
 }
 
 function readService(

@@ -3,7 +3,9 @@
 //   1. refills every bucket (keeping lazy refill times fresh) and turns the
 //      I/O threads' cumulative counters into per-tick deltas and STATS;
 //   2. per pool, builds the observation (observation.ts), updates the
-//      effective capacity from upstream 429s (capacity-discovery.ts);
+//      effective capacity from upstream 429s (capacity-discovery.ts), capped
+//      by the optional pool cap hook (PoolCapProvider: a shared pool's share
+//      of a cluster, daemon/cluster);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
@@ -50,6 +52,19 @@ export interface ControllerOptions {
   policy?: AllocationPolicy;
   logger?: ControlLogger;
   discovery?: DiscoveryOptions;
+  /** Caps pools' effective capacity (the daemon's cluster: a shared pool runs on this node's share). */
+  poolCap?: PoolCapProvider;
+}
+
+/**
+ * A per-pool cap the controller consults wherever a pool's effective
+ * capacity feeds its bucket (at construction and in each tick's
+ * observation, before the policy divides it). Called on the main thread, in
+ * the tick: it must answer at once from what it already knows.
+ */
+export interface PoolCapProvider {
+  /** The capacity pool `poolKey` may run at this tick, given what capacity discovery allows. */
+  capTps(poolKey: string, effectiveTps: number): number;
 }
 
 interface PoolState {
@@ -80,6 +95,7 @@ export class Controller {
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
   private readonly model: ModelSource;
+  private readonly poolCap: PoolCapProvider | null;
   private lastTickMs: number;
   private running = false;
 
@@ -95,6 +111,7 @@ export class Controller {
     this.builder = new ObservationBuilder(keys.size);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
+    this.poolCap = options.poolCap ?? null;
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -113,10 +130,11 @@ export class Controller {
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
       // The pool bucket's tokens of one second never exceed the capacity (see writePool).
-      this.writePool(spec.index, spec.maxTps);
+      const startTps = this.capped(spec.key, spec.maxTps);
+      this.writePool(spec.index, startTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
-      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
+      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
     }
     this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
@@ -185,6 +203,13 @@ export class Controller {
     return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
   }
 
+  /** The pool cap hook (ControllerOptions.poolCap): what pool `key` may run at, never above what discovery allows. */
+  private capped(key: string, effectiveTps: number): number {
+    if (this.poolCap === null) return effectiveTps;
+    const cap = this.poolCap.capTps(key, effectiveTps);
+    return Number.isFinite(cap) ? Math.max(0, Math.min(effectiveTps, cap)) : effectiveTps;
+  }
+
   private writePool(pool: number, effectiveTps: number): void {
     const burst = this.poolBurst(pool, effectiveTps);
     this.table.setBurst(pool, burst);
@@ -202,8 +227,9 @@ export class Controller {
     const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted it less the burst its bucket holds (writePool).
     const reserveTps = this.poolBurst(p, pool.discovery.effectiveTps);
-    const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
+    const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS });
+    const effectiveTps = this.capped(pool.spec.key, discoveredTps);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

@@ -31,6 +31,8 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
     ['policy.mode', current.policy.mode, next.policy.mode],
     ['policy.model', current.policy.model, next.policy.model],
     ['limits.idle_timeout_s', current.limits.idle_timeout_s, next.limits.idle_timeout_s],
+    ['cluster', current.cluster, next.cluster],
+    ['pools[].shared', current.pools.map((p) => p.shared === true), next.pools.map((p) => p.shared === true)],
   ];
   const changed = fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name);
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);

@@ -47,7 +47,7 @@ const views = viewsOf(data.sab, data.bucketCount, data.threadCount);
 const keys = KeyIndex.fromConfig(config);
 const table = new BucketTable(views, createClock(data.epochHrMs), data.thread);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
-const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread);
+const status = () => buildStatus(config, keys, table, views, data.startedAtMs, data.thread, daemonStats?.cluster ?? null);
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth: new Authenticator(config.auth), status,

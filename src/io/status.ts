@@ -1,7 +1,9 @@
 // The STATUS snapshot, built from shared memory by whichever thread is asked
 // (an I/O thread for op 3 and GET /v1/status). Reads only: rates and gauges
 // from the bucket state, per-tick figures from the STATS region the
-// controller writes, in-flight counts from the threads' cumulative counters.
+// controller writes, in-flight counts from the threads' cumulative counters,
+// and for shared pools the cluster figures the main thread sent after its
+// last tick (DaemonStats.cluster; the lease age is taken at build time).
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { BucketTable } from '../shm/bucket-table.ts';
@@ -13,6 +15,7 @@ import {
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
+import type { ClusterMode, ClusterStats } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -37,6 +40,22 @@ export interface KeyStatus {
   capacity_tps: number;
   effective_capacity_tps: number;
   mode: string;
+  /** A shared pool's key (kind 'pool') only: the same object as its pools[] entry. */
+  cluster?: PoolClusterStatus;
+}
+
+/** A shared pool in a cluster, as this node sees it (PROTOCOL.md: `cluster: {nodes, share_tps, mode}`). */
+export interface PoolClusterStatus {
+  nodes: number;
+  share_tps: number;
+  mode: ClusterMode;
+  node_id: string;
+  /** Since this node's lease was last renewed (null: never). */
+  lease_age_ms: number | null;
+  lease_ms: number;
+  /** The pool's effective capacity across the cluster; this node's share moves towards target_tps. */
+  cluster_capacity_tps: number;
+  target_tps: number;
 }
 
 export interface StatusSnapshot {
@@ -48,7 +67,10 @@ export interface StatusSnapshot {
   /** The I/O thread that built this snapshot (-1: another thread). */
   io_thread: number;
   uptime_s: number;
-  pools: { name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number }[];
+  pools: {
+    name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number;
+    cluster?: PoolClusterStatus;
+  }[];
   keys: KeyStatus[];
 }
 
@@ -62,8 +84,21 @@ function inFlightFromCounters(views: ShmViews, b: number): number {
   return Math.max(0, n);
 }
 
+/** A shared pool's `cluster` object from the main thread's last figures (null: not shared, or no figures yet). */
+export function poolClusterStatus(cluster: ClusterStats | null, pool: string, nowMs = Date.now()): PoolClusterStatus | null {
+  const p = cluster?.pools[pool];
+  if (cluster == null || p === undefined) return null;
+  return {
+    nodes: p.nodes, share_tps: round(p.shareTps), mode: cluster.mode, node_id: cluster.nodeId,
+    lease_age_ms: cluster.renewedAtMs === null ? null : Math.max(0, nowMs - cluster.renewedAtMs), lease_ms: cluster.leaseMs,
+    cluster_capacity_tps: round(p.clusterCapacityTps), target_tps: round(p.targetTps),
+  };
+}
+
+/** `cluster`: the main thread's cluster figures after its last tick (DaemonStats.cluster), for shared pools. */
 export function buildStatus(
   config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number, thread = -1,
+  cluster: ClusterStats | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const st = views.stats;
@@ -98,9 +133,11 @@ export function buildStatus(
     };
     out.push(entry);
     if (spec.depth === 0) {
+      const shared = poolClusterStatus(cluster, spec.key);
+      if (shared !== null) entry.cluster = shared;
       pools.push({
         name: spec.key, capacity_tps: entry.capacity_tps, effective_capacity_tps: entry.effective_capacity_tps,
-        mode, tps: entry.tps, demand_tps: entry.demand_tps,
+        mode, tps: entry.tps, demand_tps: entry.demand_tps, ...(shared === null ? {} : { cluster: shared }),
       });
     }
   }
