@@ -101,14 +101,18 @@ export class RedisShareStore implements ShareStore {
   roundTrips = 0;
   private readonly client: Client;
   private readonly keys: string[];
+  /** Until the first connection is ready, a call waits for it (up to its timeout); afterwards calls fail fast while down. */
+  private firstReady: Promise<void> | null;
 
-  constructor(o: RedisStoreOptions) {
+  constructor(private readonly o: RedisStoreOptions) {
     this.keys = shareKeys(o.keyPrefix, o.pools);
     this.client = openClient(o.url, o.timeoutMs);
     this.client.on('error', o.onError);
+    this.firstReady = new Promise<void>((resolve) => this.client.once('ready', () => { this.firstReady = null; resolve(); }));
   }
 
   async share(report: ShareReport): Promise<ShareAnswer> {
+    if (this.firstReady !== null) await this.readyWithin(this.firstReady);
     const arg = JSON.stringify(report);
     let reply: unknown;
     this.roundTrips++;
@@ -124,6 +128,14 @@ export class RedisShareStore implements ShareStore {
 
   async close(): Promise<void> {
     try { await this.client.quit(); } catch { this.client.disconnect(); }
+  }
+
+  private readyWithin(ready: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not connected within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+    });
+    return Promise.race([ready, late]).finally(() => clearTimeout(timer));
   }
 }
 

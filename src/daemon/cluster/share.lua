@@ -24,6 +24,7 @@ local report = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- A rate or a count from a report or a record (never a time: times exceed the clamp).
 local function num(x)
   local v = tonumber(x)
   if v == nil or v ~= v or v < 0 then return 0 end
@@ -88,7 +89,7 @@ local function share(key, p)
   nodes[tostring(report.node)] = true
   for j = 1, #raw, 2 do
     local ok, r = pcall(cjson.decode, raw[j + 1])
-    if not ok or type(r) ~= 'table' or num(r.exp) <= now then
+    if not ok or type(r) ~= 'table' or (tonumber(r.exp) or 0) <= now then
       dead[#dead + 1] = raw[j]
     elseif raw[j] ~= me then
       others[#others + 1] = r
