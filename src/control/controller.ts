@@ -65,6 +65,8 @@ export interface ControllerOptions {
 export interface PoolCapProvider {
   /** The capacity pool `poolKey` may run at this tick, given what capacity discovery allows. */
   capTps(poolKey: string, effectiveTps: number): number;
+  /** The burst pool `poolKey`'s bucket may hold, given the configured one (absent: the configured one). */
+  burstTokens?(poolKey: string, burst: number): number;
 }
 
 interface PoolState {
@@ -200,7 +202,10 @@ export class Controller {
    * upstream collapses below twice the burst is the bucket made smaller.
    */
   private poolBurst(pool: number, effectiveTps: number): number {
-    return Math.max(1, Math.min(this.limits[pool].burst, Math.ceil(effectiveTps / 2)));
+    const configured = this.limits[pool].burst;
+    // Pool cap hook: a node running on a share of a pool holds its share of the burst (n nodes' reserves add up).
+    const burst = this.poolCap?.burstTokens?.(this.keys.specs[pool].key, configured) ?? configured;
+    return Math.max(1, Math.min(burst, Math.ceil(effectiveTps / 2)));
   }
 
   /** The pool cap hook (ControllerOptions.poolCap): what pool `key` may run at, never above what discovery allows. */

@@ -114,6 +114,18 @@ export class ClusterNode implements PoolCapProvider {
     return Math.min(effectiveTps, this.lease.shareTps(pool.lease, pool.capacityTps, this.now()));
   }
 
+  /**
+   * The pool bucket's burst on this node: its share of the configured one.
+   * The bucket refills at the cap less its burst (so no second admits more
+   * than the cap), and n nodes each holding the whole burst would leave n
+   * bursts of the capacity unused.
+   */
+  burstTokens(poolKey: string, burst: number): number {
+    const pool = this.byName.get(poolKey);
+    if (pool === undefined) return burst;
+    return Math.max(1, Math.ceil(burst * Math.min(1, pool.lease.heldTps / pool.capacityTps)));
+  }
+
   /** After each controller tick: the report of its figures goes out unless a call is still out. */
   afterTick(source: TickSource): void {
     if (this.store === null || this.stopped) return;
