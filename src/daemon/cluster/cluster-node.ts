@@ -32,6 +32,9 @@ import type { ClusterMode, ClusterPoolStats, ClusterStats } from '../../io/messa
 import { LeaseState, newPoolLease, type PoolLease } from './lease-state.ts';
 import { RedisShareStore, type PoolAnswer, type PoolReport, type ShareAnswer, type ShareReport, type ShareStore } from './redis-store.ts';
 
+/** A service denied more than this fraction of its demand is pressing on its share (so is one with callers waiting). */
+const PRESSING_DENIED = 0.01;
+
 export interface ClusterNodeOptions {
   /** The store (default: Redis at cluster.redis); the pools' names in report order are given. */
   store?: (pools: readonly string[]) => ShareStore;
@@ -97,7 +100,8 @@ export class ClusterNode implements PoolCapProvider {
     const c = this.config.cluster!;
     this.nodeId = c.node_id ?? defaultNodeId;
     if (this.pools.length === 0) return; // nothing shared: no store needed
-    const timeoutMs = Math.max(1, Math.floor(c.lease_ms / 2));
+    // An answer is worth waiting for as long as it leaves some of its lease (which counts from the send) to use.
+    const timeoutMs = Math.max(1, Math.floor(Math.max(c.lease_ms / 2, c.lease_ms - 2 * this.config.tick_ms)));
     const names = this.pools.map((p) => p.name);
     this.store = this.o.store?.(names) ?? new RedisShareStore({
       url: c.redis, keyPrefix: c.key_prefix, pools: names, timeoutMs,
@@ -167,9 +171,18 @@ export class ClusterNode implements PoolCapProvider {
     };
   }
 
+  /**
+   * What this node claims per priority: a service whose callers wait or are
+   * denied claims up to its max_tps (callers that wait for a permit before
+   * asking again arrive only as fast as they are served, so their arrivals
+   * understate what they want); any other claims its arrivals.
+   */
   private poolReport(pool: SharedPool, rec: PoolDecision, burst: number): PoolReport {
     const d: [number, number, number, number] = [0, 0, 0, 0];
-    for (const s of rec.obs.services) d[Math.min(3, Math.max(0, s.priority))] += s.demandTps;
+    for (const s of rec.obs.services) {
+      const pressing = s.queue > 0 || s.deniedTps > PRESSING_DENIED * s.demandTps;
+      d[Math.min(3, Math.max(0, s.priority))] += pressing ? s.maxTps : Math.min(s.demandTps, s.maxTps);
+    }
     pool.capacityTps = rec.obs.capacityTps;
     return {
       cap: rec.obs.capacityTps, held: pool.lease.heldTps, est: pool.discovery.effectiveTps, d,
