@@ -212,7 +212,7 @@ export class Controller {
   private capped(key: string, effectiveTps: number): number {
     if (this.poolCap === null) return effectiveTps;
     const cap = this.poolCap.capTps(key, effectiveTps);
-    return Number.isFinite(cap) ? Math.max(0, Math.min(effectiveTps, cap)) : effectiveTps;
+    return Number.isNaN(cap) ? 0 : Math.max(0, Math.min(effectiveTps, cap));
   }
 
   private writePool(pool: number, effectiveTps: number): void {

@@ -82,7 +82,7 @@ export class ClusterNode implements PoolCapProvider {
 
   constructor(private readonly config: TpsdConfig, private readonly log: Logger, private readonly o: ClusterNodeOptions = {}) {
     const c = config.cluster;
-    if (c === null) throw new Error('ClusterNode needs a cluster section');
+    if (c === null) throw new TypeError('ClusterNode needs a config with a cluster section');
     this.leaseMs = c.lease_ms;
     this.now = o.now ?? (() => performance.now());
     this.inst = o.inst ?? randomBytes(4).toString('hex');

@@ -15,6 +15,17 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { parseRedisUrl, type RedisTarget } from '../../config/cluster-schema.ts';
+import { ConfigError } from '../../config/field-reader.ts';
+import { CodedError } from '../../protocol/coded-error.ts';
+
+/** A share call that got no usable answer: no connection in time, or an answer that is not the script's. (ioredis's own errors pass as they are.) */
+export class ClusterStoreError extends CodedError {
+  override readonly code = 'TPSD_CLUSTER_STORE_FAILED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClusterStoreError';
+  }
+}
 
 /** What a node tells the script about one shared pool (tokens per second unless named otherwise). */
 export interface PoolReport {
@@ -133,19 +144,23 @@ export class RedisShareStore implements ShareStore {
   private readyWithin(ready: Promise<void>): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`not connected within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+      timer = setTimeout(() => reject(new ClusterStoreError(`not connected to the cluster's Redis within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
     });
     return Promise.race([ready, late]).finally(() => clearTimeout(timer));
   }
 }
 
-/** The script's JSON reply, checked: a pool answer per pool reported. */
-function readAnswer(reply: unknown, pools: number): ShareAnswer {
-  const a = JSON.parse(String(reply)) as ShareAnswer;
+const POOL_ANSWER_FIELDS = ['grant', 'target', 'nodes', 'eff', 'cap', 'g', 't', 'q', 'b'] as const;
+const isAmount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/** The script's JSON reply, checked: a mode, and per pool reported an answer of finite, non-negative numbers. */
+export function readAnswer(reply: unknown, pools: number): ShareAnswer {
+  let a: ShareAnswer;
+  try { a = JSON.parse(String(reply)) as ShareAnswer; } catch { a = {} as ShareAnswer; }
   const list = Array.isArray(a.pools) ? a.pools : [];
-  if (typeof a.now !== 'number' || (list.length !== pools && a.mode !== 'left')) {
-    throw new Error(`the share script answered ${String(reply).slice(0, 200)}`);
-  }
+  const ok = isAmount(a.now) && (a.mode === 'left' || ((a.mode === 'coordinated' || a.mode === 'learning') && list.length === pools
+    && list.every((p) => POOL_ANSWER_FIELDS.every((f) => isAmount(p?.[f])))));
+  if (!ok) throw new ClusterStoreError(`the share script answered ${String(reply).slice(0, 200)}`);
   return { ...a, pools: list };
 }
 
@@ -153,7 +168,7 @@ const RETRY_MS = (times: number): number => Math.min(1000, 50 * 2 ** Math.min(ti
 
 function openClient(url: string, timeoutMs: number): Client {
   const target = parseRedisUrl(url);
-  if ('error' in target) throw new Error(`cluster.redis: ${target.error}`); // validated in config: a bug if reached
+  if ('error' in target) throw new ConfigError([`cluster.redis: ${target.error}`]); // validated with the config already
   const common: RedisOptions = {
     enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: timeoutMs, connectTimeout: Math.max(timeoutMs, 1000),
     retryStrategy: RETRY_MS, autoResubscribe: false, autoResendUnfulfilledCommands: false, connectionName: 'tpsd-cluster',
