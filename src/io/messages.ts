@@ -46,6 +46,7 @@ export type ClusterMode = (typeof CLUSTER_MODES)[number];
 
 /** One shared pool as this node sees it, after its last tick. */
 export interface ClusterPoolStats {
+  readonly pool: string;
   /** Live nodes sharing the pool (this one included), or the count last seen. */
   readonly nodes: number;
   /** This node's share in force, tokens/s. */
@@ -72,7 +73,8 @@ export interface ClusterStats {
   /** Ticks that sent no report because the previous call was still out (a slow store). */
   readonly skippedTicks: number;
   readonly pending: boolean;
-  readonly pools: Readonly<Record<string, ClusterPoolStats>>;
+  /** The shared pools, in config order (a list: pool names are not safe as object keys, "__proto__" is a valid one). */
+  readonly pools: readonly ClusterPoolStats[];
 }
 
 /** The daemon's own figures, sent to every I/O thread after each tick for /metrics. */

@@ -16,7 +16,7 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
-import { CLUSTER_MODES, type ClusterStats, type DaemonStats } from './messages.ts';
+import { CLUSTER_MODES, type ClusterPoolStats, type ClusterStats, type DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
 
 function esc(v: string): string {
@@ -114,9 +114,7 @@ function renderDaemon(metric: Line, d: DaemonStats): void {
 
 /** Shared pools in a cluster (daemon/cluster): labels are the configured shared pools and the fixed modes. */
 function renderCluster(metric: Line, c: ClusterStats, nowMs = Date.now()): void {
-  const pools = Object.entries(c.pools);
-  const per = (f: (p: ClusterStats['pools'][string]) => number): [string, number][] =>
-    pools.map(([name, p]) => [`{pool="${esc(name)}"}`, f(p)]);
+  const per = (f: (p: ClusterPoolStats) => number): [string, number][] => c.pools.map((p) => [`{pool="${esc(p.pool)}"}`, f(p)]);
   metric('tpsd_cluster_nodes', 'gauge', 'Daemons sharing the pool (live in the last answer, or last seen).', per((p) => p.nodes));
   metric('tpsd_cluster_share_tps', 'gauge', 'This daemon\'s share of the pool in force, tokens per second.', per((p) => p.shareTps));
   metric('tpsd_cluster_target_tps', 'gauge', 'The share the cluster\'s water-fill gives this daemon (the share moves towards it).', per((p) => p.targetTps));
@@ -124,7 +122,7 @@ function renderCluster(metric: Line, c: ClusterStats, nowMs = Date.now()): void 
   const ageS = c.renewedAtMs === null ? -1 : Math.max(0, nowMs - c.renewedAtMs) / 1000;
   metric('tpsd_cluster_lease_age_seconds', 'gauge', 'Since this daemon\'s shares were last renewed (-1: never).', per(() => ageS));
   metric('tpsd_cluster_mode', 'gauge', 'The cluster mode in force (1) among coordinated, safe, learning.',
-    pools.flatMap(([name]) => CLUSTER_MODES.map((m): [string, number] => [`{pool="${esc(name)}",mode="${m}"}`, c.mode === m ? 1 : 0])));
+    c.pools.flatMap((p) => CLUSTER_MODES.map((m): [string, number] => [`{pool="${esc(p.pool)}",mode="${m}"}`, c.mode === m ? 1 : 0])));
   metric('tpsd_cluster_store_calls_total', 'counter', 'Share script calls made to the store.', [['', c.calls]]);
   metric('tpsd_cluster_store_errors_total', 'counter', 'Share script calls that failed or timed out.', [['', c.errors]]);
   metric('tpsd_cluster_store_round_trips_total', 'counter', 'Round trips to the store (EVALSHA, and EVAL after NOSCRIPT).', [['', c.roundTrips]]);

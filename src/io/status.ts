@@ -15,7 +15,7 @@ import {
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
-import type { ClusterMode, ClusterStats } from './messages.ts';
+import type { ClusterMode, ClusterPoolStats, ClusterStats } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -75,6 +75,14 @@ export interface StatusSnapshot {
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+const NO_SHARED: ReadonlyMap<string, ClusterPoolStats | null> = new Map();
+
+/** The shared pools by name, with their figures (null before the main thread's first). */
+function sharedPools(config: TpsdConfig, cluster: ClusterStats | null): ReadonlyMap<string, ClusterPoolStats | null> {
+  if (config.cluster === null) return NO_SHARED;
+  if (cluster !== null) return new Map(cluster.pools.map((p) => [p.pool, p]));
+  return new Map(config.pools.filter((p) => p.shared === true).map((p) => [p.name, null]));
+}
 
 /** Leases held on bucket b, from the counters of every thread. */
 function inFlightFromCounters(views: ShmViews, b: number): number {
@@ -84,10 +92,23 @@ function inFlightFromCounters(views: ShmViews, b: number): number {
   return Math.max(0, n);
 }
 
-/** A shared pool's `cluster` object from the main thread's last figures (null: not shared, or no figures yet). */
-export function poolClusterStatus(cluster: ClusterStats | null, pool: string, nowMs = Date.now()): PoolClusterStatus | null {
-  const p = cluster?.pools[pool];
-  if (cluster == null || p === undefined) return null;
+/**
+ * A shared pool's `cluster` object from the main thread's last figures
+ * (null: not a shared pool). Before the first tick's figures arrive, a
+ * shared pool is shown as the daemon starts it: no share yet, learning.
+ */
+export function poolClusterStatus(
+  config: TpsdConfig, cluster: ClusterStats | null, shared: ReadonlyMap<string, ClusterPoolStats | null>, pool: string,
+  capacityTps: number, nowMs = Date.now(),
+): PoolClusterStatus | null {
+  if (config.cluster === null || !shared.has(pool)) return null;
+  const p = shared.get(pool) ?? null;
+  if (cluster === null || p === null) {
+    return {
+      nodes: 0, share_tps: 0, mode: 'learning', node_id: config.cluster.node_id ?? '', lease_age_ms: null,
+      lease_ms: config.cluster.lease_ms, cluster_capacity_tps: capacityTps, target_tps: 0,
+    };
+  }
   return {
     nodes: p.nodes, share_tps: round(p.shareTps), mode: cluster.mode, node_id: cluster.nodeId,
     lease_age_ms: cluster.renewedAtMs === null ? null : Math.max(0, nowMs - cluster.renewedAtMs), lease_ms: cluster.leaseMs,
@@ -101,6 +122,7 @@ export function buildStatus(
   cluster: ClusterStats | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
+  const shared = sharedPools(config, cluster);
   const st = views.stats;
   const out: KeyStatus[] = [];
   const pools: StatusSnapshot['pools'] = [];
@@ -133,11 +155,11 @@ export function buildStatus(
     };
     out.push(entry);
     if (spec.depth === 0) {
-      const shared = poolClusterStatus(cluster, spec.key);
-      if (shared !== null) entry.cluster = shared;
+      const clusterStatus = poolClusterStatus(config, cluster, shared, spec.key, entry.capacity_tps);
+      if (clusterStatus !== null) entry.cluster = clusterStatus;
       pools.push({
         name: spec.key, capacity_tps: entry.capacity_tps, effective_capacity_tps: entry.effective_capacity_tps,
-        mode, tps: entry.tps, demand_tps: entry.demand_tps, ...(shared === null ? {} : { cluster: shared }),
+        mode, tps: entry.tps, demand_tps: entry.demand_tps, ...(clusterStatus === null ? {} : { cluster: clusterStatus }),
       });
     }
   }

@@ -35,8 +35,10 @@ class FakeUpstream {
 }
 
 async function cluster(d: Daemon): Promise<PoolCluster> {
-  const s = await (await fetch(`http://127.0.0.1:${d.port}/v1/status`)).json() as { pools: { name: string; cluster: PoolCluster }[] };
-  return s.pools.find((p) => p.name === 'shared')!.cluster;
+  const s = await (await fetch(`http://127.0.0.1:${d.port}/v1/status`)).json() as { pools: { name: string; cluster?: PoolCluster }[] };
+  const c = s.pools.find((p) => p.name === 'shared')?.cluster;
+  assert.ok(c !== undefined, 'a shared pool\'s STATUS entry carries `cluster` from the start');
+  return c;
 }
 
 async function until(ds: Daemon[], cond: (c: PoolCluster) => boolean, what: string, limitMs = 20_000): Promise<PoolCluster[]> {

@@ -79,6 +79,8 @@ export class ClusterNode implements PoolCapProvider {
   private renewedAtMs: number | null = null;
   private lastMode: ClusterMode = 'learning';
   private stopped = false;
+  /** A call failed since the last answer (logged once). */
+  private failing = false;
 
   constructor(private readonly config: TpsdConfig, private readonly log: Logger, private readonly o: ClusterNodeOptions = {}) {
     const c = config.cluster;
@@ -157,13 +159,10 @@ export class ClusterNode implements PoolCapProvider {
   }
 
   stats(): ClusterStats {
-    const pools: Record<string, ClusterPoolStats> = {};
-    for (const p of this.pools) {
-      pools[p.name] = {
-        nodes: p.lease.nodesSeen, shareTps: p.lease.heldTps, targetTps: p.answer?.target ?? 0,
-        clusterCapacityTps: p.answer?.eff ?? p.capacityTps,
-      };
-    }
+    const pools: ClusterPoolStats[] = this.pools.map((p) => ({
+      pool: p.name, nodes: p.lease.nodesSeen, shareTps: p.lease.heldTps, targetTps: p.answer?.target ?? 0,
+      clusterCapacityTps: p.answer?.eff ?? p.capacityTps,
+    }));
     return {
       nodeId: this.nodeId, mode: this.lease.mode(this.now()), renewedAtMs: this.renewedAtMs, leaseMs: this.leaseMs,
       calls: this.calls, errors: this.errors, roundTrips: this.store?.roundTrips ?? 0, latencyLastMs: this.latencyLastMs,
@@ -206,7 +205,8 @@ export class ClusterNode implements PoolCapProvider {
     this.latencyLastMs = latencyMs;
     this.latencySumMs += latencyMs;
     if (a.mode === 'left') return;
-    if (this.lease.mode(this.now()) === 'safe') this.log.info({ latency_ms: Math.round(latencyMs) }, 'cluster store answers again');
+    if (this.failing) this.log.info({ latency_ms: Math.round(latencyMs) }, 'cluster store answers again');
+    this.failing = false;
     this.lease.renewed(sentAtMs, a.mode);
     this.renewedAtMs = Date.now();
     this.answers++;
@@ -223,7 +223,8 @@ export class ClusterNode implements PoolCapProvider {
   private onFailure(err: Error): void {
     this.errors++;
     this.lease.failed(this.now());
-    if (this.errors === 1 || this.lease.mode(this.now()) !== 'safe') {
+    if (!this.failing) {
+      this.failing = true;
       this.log.warn({ err: err.message }, 'cluster store call failed; running on the lease, then the safe share');
     } else {
       this.log.debug({ err: err.message }, 'cluster store call failed');
