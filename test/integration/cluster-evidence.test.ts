@@ -95,10 +95,12 @@ describe('capacity learned across the cluster', { skip: SKIP_WITHOUT_REDIS }, ()
   });
 
   it('shrinks every node\'s share on one node\'s 429s', async () => {
-    const shrunk = await until([a, b], (c) => c.cluster_capacity_tps < CAPACITY * 0.75, 'the pool to shrink on both');
+    // The upstream takes 240/s of a's calls and none of b's, so the pool settles near 2 x 240 (each daemon
+    // half of it, a's half within what the upstream takes): below the 600 configured, and b below its 300.
+    const shrunk = await until([a, b], (c) => c.cluster_capacity_tps < CAPACITY * 0.9 && c.share_tps < CAPACITY / 2 * 0.9,
+      'the pool and both shares to shrink');
     const [ca, cb] = shrunk;
     console.log(`429s at a only: cluster capacity ${ca.cluster_capacity_tps} / ${cb.cluster_capacity_tps}, shares ${ca.share_tps} / ${cb.share_tps}`);
-    assert.ok(cb.share_tps < CAPACITY / 2 * 0.75, `b never saw a 429 but its share shrank: ${cb.share_tps}`);
   });
 
   it('grows back for both when the upstream recovers', async () => {
