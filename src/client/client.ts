@@ -29,15 +29,17 @@ type StateListener = (state: ConnectionState, reason: string) => void;
 type ErrorListener = (err: Error) => void;
 
 /**
- * Connects to the daemon at `url` (`ws://host:port`, path `/v1` by default)
- * and resolves once its HELLO is answered. When the daemon cannot be
- * reached: failureMode 'closed' (the default) rejects with ConnectError;
- * 'open' and 'local' resolve anyway (the failure is reported to `onError`),
- * answer acquires by the failure mode and connect in the background, so a
- * service can start while the daemon is down. A HELLO the daemon refuses
+ * Connects to the daemon at `url` (`ws://host:port`, path `/v1` by default),
+ * or to the first of a list of daemons that answers (a shared fleet: the
+ * client moves to the next one whenever it reconnects, docs/cluster.md), and
+ * resolves once its HELLO is answered. When no daemon can be reached:
+ * failureMode 'closed' (the default) rejects with ConnectError; 'open' and
+ * 'local' resolve anyway (the failure is reported to `onError`), answer
+ * acquires by the failure mode and connect in the background, so a service
+ * can start while the daemon is down. A HELLO the daemon refuses
  * (UnauthorizedError, ...) rejects in every mode. `lazy` resolves at once.
  */
-export async function connect(url: string, options?: ConnectOptions): Promise<TpsdClient> {
+export async function connect(url: string | readonly string[], options?: ConnectOptions): Promise<TpsdClient> {
   const client = new TpsdClient(url, options);
   if (client.options.lazy) {
     client.startInBackground();
@@ -48,7 +50,7 @@ export async function connect(url: string, options?: ConnectOptions): Promise<Tp
   } catch (err) {
     // The daemon refused the HELLO: a mistake to fix (token, version), not an outage.
     const refused = err instanceof TpsdError && !(err instanceof ShuttingDownError);
-    const failure = refused ? (err as Error) : new ConnectError(client.url, (err as Error)?.message ?? String(err), err);
+    const failure = refused ? (err as Error) : new ConnectError(client.urls.join(', '), (err as Error)?.message ?? String(err), err);
     if (!refused && client.options.failureMode !== 'closed' && !client.closed) {
       client.retryInBackground(failure);
       return client;
@@ -60,7 +62,9 @@ export async function connect(url: string, options?: ConnectOptions): Promise<Tp
 }
 
 export class TpsdClient {
-  readonly url: string;
+  /** The daemons, in the order they are tried; `url` is the one in use (or tried next). */
+  readonly urls: readonly string[];
+  private urlIndex = 0;
   readonly options: ResolvedOptions;
   private conn: Connection | null = null;
   private opening: AbortController | null = null;
@@ -74,13 +78,20 @@ export class TpsdClient {
   private readonly errorListeners = new Set<ErrorListener>();
 
   /** Use connect(); the constructor does not open anything. */
-  constructor(url: string, options?: ConnectOptions, random: () => number = Math.random) {
-    this.url = normalizeUrl(url);
+  constructor(url: string | readonly string[], options?: ConnectOptions, random: () => number = Math.random) {
+    const list: readonly string[] = typeof url === 'string' ? [url] : url;
+    if (!Array.isArray(list) || list.length === 0) throw new TypeError('tpsd: connect needs a daemon url or a non-empty list of them');
+    this.urls = Object.freeze(list.map(normalizeUrl));
     this.options = resolveOptions(options);
     this.backoff = new Backoff(this.options.reconnect, random);
     this.limiter = this.options.localRate ? new LocalLimiter(this.options.localRate) : undefined;
     if (this.options.onStateChange) this.stateListeners.add(this.options.onStateChange);
     if (this.options.onError) this.errorListeners.add(this.options.onError);
+  }
+
+  /** The daemon in use, or the one the next attempt goes to. */
+  get url(): string {
+    return this.urls[this.urlIndex];
   }
 
   /** True while a connection is up and its HELLO was accepted. */
@@ -201,9 +212,17 @@ export class TpsdClient {
     }
   }
 
-  /** connect() without `lazy`: one attempt; throws what went wrong. */
+  /** connect() without `lazy`: one attempt per daemon, in order; throws what went wrong with the last (or a HELLO refusal at once). */
   async connectOnce(): Promise<void> {
-    this.adopt(await this.open());
+    for (let tried = 1; ; tried++) {
+      try {
+        this.adopt(await this.open());
+        return;
+      } catch (err) {
+        if (err instanceof TpsdError || this.isClosed || tried >= this.urls.length) throw err;
+        this.nextUrl();
+      }
+    }
   }
 
   /** connect() with `lazy`: the first attempt happens now, in the background. */
@@ -281,8 +300,14 @@ export class TpsdClient {
     this.scheduleReconnect();
   }
 
+  /** Fail-over: the next attempt goes to the next daemon of the list (the only place the daemon in use changes). */
+  private nextUrl(): void {
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+  }
+
   private scheduleReconnect(): void {
     if (this.isClosed || this.reconnectTimer !== null || this.opening !== null) return;
+    this.nextUrl();
     const delay = this.backoff.next();
     this.nextAttemptAt = now() + delay;
     const timer = setTimeout(() => {

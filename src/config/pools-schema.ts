@@ -24,7 +24,7 @@ const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, e
 
 const UPSTREAM_MS: NumberRule = { above: 0, max: MAX_UPSTREAM_MS };
 
-const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'upstream', 'services'];
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'upstream', 'shared', 'services'];
 const UPSTREAM_KEYS = ['window', 'slo_ms', 'timeout_ms'];
 const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
 const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
@@ -72,6 +72,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
   const capacity = r.number(obj, path, 'capacity_tps', TPS);
   const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
   const upstream = readUpstream(r, obj.upstream, joinKey(path, 'upstream'));
+  const shared = r.boolean(obj, path, 'shared', false);
   const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
   const servicesPath = joinKey(path, 'services');
   const names = new Map<string, string>();
@@ -84,7 +85,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
       r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
     }
   }
-  return { name, capacity_tps: capacity, burst, upstream, services } as PoolConfig;
+  return { name, capacity_tps: capacity, burst, upstream, shared, services } as PoolConfig;
 }
 
 /** A pool's `upstream` object (optional): how the upstream counts its limit, its latency SLO, the callers' deadline. */

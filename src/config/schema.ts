@@ -5,9 +5,11 @@
 // ConfigError (each naming its path, what was expected and what was found)
 // or returns a deeply frozen TpsdConfig. The root and its small sections are
 // read here; `auth` in auth-schema.ts, `pools` in pools-schema.ts, `rls` in
-// rls-schema.ts. Reading the file itself lives in load.ts.
+// rls-schema.ts, `cluster` in cluster-schema.ts. Reading the file itself lives
+// in load.ts.
 
 import { readAuth } from './auth-schema.ts';
+import { readCluster } from './cluster-schema.ts';
 import { DEFAULTS, MAX_IO_THREADS, MAX_LEASES_PER_THREAD, MAX_TICK_MS, MIB, defaultIoThreads } from './defaults.ts';
 import { ConfigError, FieldReader, deepFreeze, type JsonObject } from './field-reader.ts';
 import { readPools } from './pools-schema.ts';
@@ -19,7 +21,7 @@ export { MAX_BURST, MAX_TPS } from './defaults.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools', 'rls'];
+const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools', 'rls', 'cluster'];
 
 /**
  * Validates a parsed config file and applies defaults. Throws one ConfigError
@@ -58,7 +60,9 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     telemetry: readTelemetry(r, telemetry),
     pools: readPools(r, root),
     rls: readRls(r, root),
+    cluster: null as TpsdConfig['cluster'],
   };
+  config.cluster = readCluster(r, root, config.tick_ms, config.pools);
   if (r.errorCount > 0) throw new ConfigError(r.errors);
   return deepFreeze(config as TpsdConfig);
 }

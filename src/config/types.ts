@@ -59,6 +59,8 @@ export interface PoolConfig {
    */
   readonly burst: number;
   readonly upstream: UpstreamConfig;
+  /** Shared with every daemon of the `cluster` section (daemon/cluster); the validator sets it, default false. */
+  readonly shared?: boolean;
   readonly services: readonly ServiceConfig[];
 }
 
@@ -133,4 +135,20 @@ export interface TpsdConfig {
   readonly pools: readonly PoolConfig[];
   /** null: Envoy's rate limit service is not served. */
   readonly rls: RlsConfig | null;
+  /** Pools marked `shared` are divided among the daemons naming the same Redis; null: no cluster (cluster-schema.ts). */
+  readonly cluster: ClusterConfig | null;
+}
+
+/** The `cluster` section (cluster-schema.ts validates it; docs/cluster.md). */
+export interface ClusterConfig {
+  /** redis://, rediss://, redis+sentinel:// or redis+cluster:// URL. */
+  readonly redis: string;
+  /** This daemon's name among the nodes; null: `<hostname>:<bound port>`, resolved at start. */
+  readonly node_id: string | null;
+  /** How long a share lasts without renewal, ms. */
+  readonly lease_ms: number;
+  /** What a node grants per shared pool while the store is unreachable: 'even' (capacity / nodes last seen) or a fraction of capacity. */
+  readonly safe_share: 'even' | number;
+  /** Prefix of every Redis key (a hash tag: all keys in one Redis Cluster slot). */
+  readonly key_prefix: string;
 }

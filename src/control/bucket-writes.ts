@@ -23,6 +23,8 @@ import type { KeyLimits } from './key-limits.ts';
 export interface PoolAllocation {
   readonly pool: number;
   readonly effectiveTps: number;
+  /** The gate's burst, tokens (the configured one, or a cluster node's part of it). */
+  readonly burst: number;
   /** Bucket index of each service, in the order of `alloc`. */
   readonly services: readonly number[];
   /** Bucket indices of each service's endpoints. */
@@ -40,7 +42,7 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
     (tps < table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
   };
   for (const p of pools) {
-    plan(p.pool, p.effectiveTps, limits[p.pool].burst);
+    plan(p.pool, p.effectiveTps, p.burst);
     let assuredTps = 0;
     p.services.forEach((s, i) => {
       const l = limits[s];
@@ -49,7 +51,7 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
       assuredTps += p.alloc[i];
       for (const e of p.endpoints[i]) plan(e, limits[e].maxTps, limits[e].burst);
     });
-    loans.push([p.pool, Math.max(0, p.effectiveTps - assuredTps), limits[p.pool].burst]);
+    loans.push([p.pool, Math.max(0, p.effectiveTps - assuredTps), p.burst]);
   }
   for (const [b, tps, burst] of shrink) { table.setRate(b, tps, now); table.setBurst(b, burst); }
   for (const [b, tps, burst] of grow) { table.setBurst(b, burst); table.setRate(b, tps, now); }

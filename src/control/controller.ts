@@ -4,7 +4,9 @@
 //      I/O threads' cumulative counters into per-tick deltas and STATS;
 //   2. per pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s and the RELEASE hints clients
-//      reported (capacity-discovery.ts, upstream-hints.ts);
+//      reported (capacity-discovery.ts, upstream-hints.ts), capped by the
+//      optional pool cap hook (PoolCapProvider: a shared pool's share of a
+//      cluster, daemon/cluster);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
@@ -56,6 +58,21 @@ export interface ControllerOptions {
   policy?: AllocationPolicy;
   logger?: ControlLogger;
   discovery?: DiscoveryOptions;
+  /** Caps pools' effective capacity (the daemon's cluster: a shared pool runs on this node's share). */
+  poolCap?: PoolCapProvider;
+}
+
+/**
+ * A per-pool cap the controller consults wherever a pool's effective
+ * capacity feeds its bucket (at construction and in each tick's
+ * observation, before the policy divides it). Called on the main thread, in
+ * the tick: it must answer at once from what it already knows.
+ */
+export interface PoolCapProvider {
+  /** The capacity pool `poolKey` may run at this tick, given what capacity discovery allows. */
+  capTps(poolKey: string, effectiveTps: number): number;
+  /** The burst pool `poolKey`'s bucket may hold, given the configured one (absent: the configured one). */
+  burstTokens?(poolKey: string, burst: number): number;
 }
 
 interface PoolState {
@@ -87,6 +104,7 @@ export class Controller {
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
   private readonly model: ModelSource;
+  private readonly poolCap: PoolCapProvider | null;
   private lastTickMs: number;
   private running = false;
 
@@ -103,6 +121,7 @@ export class Controller {
     this.hints = new HintBoard(views);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
+    this.poolCap = options.poolCap ?? null;
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -120,10 +139,11 @@ export class Controller {
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
-      this.writeInitialPool(spec.index, services, spec.maxTps);
+      const startTps = this.capped(spec.key, spec.maxTps);
+      this.writeInitialPool(spec.index, services, startTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
-      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = spec.maxTps;
+      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
     }
     this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
@@ -158,7 +178,7 @@ export class Controller {
     this.last.length = 0;
     const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, services: pool.services.map((s) => s.index),
+      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, burst: this.gateBurst(pool.spec.index), services: pool.services.map((s) => s.index),
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
@@ -173,12 +193,26 @@ export class Controller {
    */
   private writeInitialPool(pool: number, services: readonly BucketSpec[], capacityTps: number): void {
     const now = this.clock.nowMs();
-    const burst = this.limits[pool].burst;
+    const burst = this.gateBurst(pool);
     this.table.setBurst(pool, burst);
     this.table.setRate(pool, capacityTps, now);
     let assuredTps = 0;
     for (const s of services) assuredTps += this.table.rateTps(s.index);
     this.table.setLoan(pool, Math.max(0, capacityTps - assuredTps), burst, now);
+  }
+
+  /** The pool's burst: the configured one, or this node's part of it when the pool is shared (the cap hook; n nodes' bursts add up). */
+  private gateBurst(pool: number): number {
+    const configured = this.limits[pool].burst;
+    if (this.poolCap?.burstTokens === undefined) return configured;
+    return Math.max(1, Math.min(configured, this.poolCap.burstTokens(this.keys.specs[pool].key, configured)));
+  }
+
+  /** The pool cap hook (ControllerOptions.poolCap): what pool `key` may run at, never above what discovery allows. */
+  private capped(key: string, effectiveTps: number): number {
+    if (this.poolCap === null) return effectiveTps;
+    const cap = this.poolCap.capTps(key, effectiveTps);
+    return Number.isNaN(cap) ? 0 : Math.max(0, Math.min(effectiveTps, cap));
   }
 
   /**
@@ -203,9 +237,10 @@ export class Controller {
     const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
     const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
-    const effectiveTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
+    const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS) });
+    const effectiveTps = this.capped(pool.spec.key, discoveredTps);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

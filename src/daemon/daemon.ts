@@ -6,24 +6,29 @@
 // limit overrides (main-state.ts), start the I/O threads (io-threads.ts: each
 // a uWS app on the same port), then run the controller's tick on this thread,
 // each tick followed by its telemetry write (tick-loop.ts).
+// With a `cluster` section, the pools marked `shared` run on this node's share
+// (cluster/cluster-node.ts), which joins once the port is known.
 // Stop: stop the I/O threads (new acquires refused, a message being answered
 // cut within 16 requests, waiters answered SHUTTING_DOWN, connections
 // closed), run a last tick from the counters in shared memory as soon as the
 // threads said they stopped, or after a bounded wait whatever they are doing
-// (so every count the threads accepted is written), close the database, and
-// wait for the threads to exit by themselves (never terminate()d: that aborts
-// the process while uWS holds a socket), all within STOP_EXIT_WAIT_MS more.
+// (so every count the threads accepted is written), leave the cluster, close
+// the database, and wait for the threads to exit by themselves (never
+// terminate()d: that aborts the process while uWS holds a socket), all within
+// STOP_EXIT_WAIT_MS more.
 //
 // Threads: the main thread owns the config, the lifecycle, the controller,
 // the live limits and the database; I/O threads own connections, leases and
 // waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here (admin.ts).
 
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { createLogger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { assertConstants } from '../shm/layout.ts';
 import { answerAdmin } from './admin.ts';
+import { ClusterNode } from './cluster/cluster-node.ts';
 import { DaemonHealthTracker } from './daemon-health.ts';
 import { IoThreads, QUIESCE_WAIT_MS } from './io-threads.ts';
 import { openMainState } from './main-state.ts';
@@ -46,7 +51,9 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   assertNativeUws();
   const log = options.logger ?? createLogger(config.log.level, 'tpsd');
   const port = await checkListen(config, log);
-  const state = await openMainState(config, log);
+  // Shared pools start at no share: the cap is in place before the buckets are first written.
+  const cluster = config.cluster === null ? null : new ClusterNode(config, log);
+  const state = await openMainState(config, log, cluster ?? undefined);
   const { keys, views, controller, telemetry, live } = state;
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
   const health = new DaemonHealthTracker(config.policy.mode, resolve(config.policy.model ?? DEFAULT_MODEL_PATH),
@@ -74,7 +81,8 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     await state.close();
     throw err;
   }
-  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log);
+  cluster?.start(`${hostname()}:${port}`);
+  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log, cluster);
   ticks.start(config.tick_ms);
 
   let stopped: Promise<void> | null = null;
@@ -90,6 +98,8 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
       await threads.stop();
       // The counters are in shared memory: the last tick writes them whatever the threads are doing.
       await ticks.lastTick();
+      // Nothing is granted any more: this node's shares go back to the cluster now, not at the end of its lease.
+      await cluster?.leave();
       await state.close();
       await threads.exited(STOP_EXIT_WAIT_MS);
       log.info('stopped');

@@ -9,7 +9,7 @@
 
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import { Controller } from '../control/controller.ts';
+import { Controller, type PoolCapProvider } from '../control/controller.ts';
 import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../shm/clock.ts';
@@ -37,13 +37,14 @@ export interface MainState {
   close(): Promise<void>;
 }
 
-export async function openMainState(config: TpsdConfig, log: Logger): Promise<MainState> {
+/** `poolCap`: the cluster's hook (daemon/cluster), in place before the buckets are first written. */
+export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: PoolCapProvider): Promise<MainState> {
   const keys = KeyIndex.fromConfig(config);
   const views = allocateShm(keys.size, config.io_threads);
   const epochHrMs = hrtimeMs();
   const clock = createClock(epochHrMs);
   BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, config, clock, { logger: log });
+  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap });
   let telemetry: Telemetry | null = null;
   try {
     telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;

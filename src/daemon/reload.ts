@@ -35,6 +35,8 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
     ['rls.host/port', [current.rls?.host, current.rls?.port], [next.rls?.host, next.rls?.port]],
     // A pool's gate is a sliding window or a token bucket in shared memory, chosen at start.
     ['pools[].upstream.window', current.pools.map((p) => p.upstream.window), next.pools.map((p) => p.upstream.window)],
+    ['cluster', current.cluster, next.cluster],
+    ['pools[].shared', current.pools.map((p) => p.shared === true), next.pools.map((p) => p.shared === true)],
   ];
   const changed = fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name);
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);

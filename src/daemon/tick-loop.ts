@@ -8,10 +8,12 @@
 //
 // Threads: main thread only. The tick reads the counters the I/O threads
 // write to shared memory and writes the bucket rates they read
-// (control/controller.ts); nothing here runs on their hot path.
+// (control/controller.ts); nothing here runs on their hot path. With a
+// cluster, its report goes out after the tick and is never awaited in it.
 
 import type { Logger } from '../config/log.ts';
 import type { Controller } from '../control/controller.ts';
+import type { ClusterNode } from './cluster/cluster-node.ts';
 import type { DaemonHealthTracker } from './daemon-health.ts';
 import type { IoThreads } from './io-threads.ts';
 import type { TickRecorder } from './tick-recorder.ts';
@@ -28,6 +30,8 @@ export class TickLoop {
     private readonly overrideCount: () => number,
     private readonly health: Pick<DaemonHealthTracker, 'check'>,
     private readonly log: Logger,
+    /** With a `cluster` section: told after each tick (it sends its report without waiting), its figures go with the daemon's. */
+    private readonly cluster: ClusterNode | null = null,
   ) {}
 
   start(tickMs: number): void {
@@ -56,8 +60,9 @@ export class TickLoop {
     const before = this.controller.ticks;
     await this.controller.tick();
     if (this.controller.ticks === before) { this.recorder.tickOverruns++; return; }
+    this.cluster?.afterTick(this.controller);
     this.recorder.afterTick();
     const stats = this.recorder.stats(this.overrideCount());
-    this.threads.broadcast({ type: 'daemon-stats', stats, health: this.health.check() });
+    this.threads.broadcast({ type: 'daemon-stats', stats: this.cluster === null ? stats : { ...stats, cluster: this.cluster.stats() }, health: this.health.check() });
   }
 }

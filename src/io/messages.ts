@@ -61,6 +61,48 @@ export interface AdminRequest {
   readonly actor: string;
 }
 
+/**
+ * A node's modes in a cluster (daemon/cluster): `coordinated` (a share
+ * leased from the store), `safe` (the store unreachable: the safe share),
+ * `learning` (the store lost its state, or the node has just started: no
+ * more than it holds). The STATUS `cluster.mode` and /metrics label values.
+ */
+export const CLUSTER_MODES = ['coordinated', 'safe', 'learning'] as const;
+export type ClusterMode = (typeof CLUSTER_MODES)[number];
+
+/** One shared pool as this node sees it, after its last tick. */
+export interface ClusterPoolStats {
+  readonly pool: string;
+  /** Live nodes sharing the pool (this one included), or the count last seen. */
+  readonly nodes: number;
+  /** This node's share in force, tokens/s. */
+  readonly shareTps: number;
+  /** The water-fill's share for this node in the last answer (the share moves towards it). */
+  readonly targetTps: number;
+  /** The pool's effective capacity across the cluster (least of the nodes' estimates). */
+  readonly clusterCapacityTps: number;
+}
+
+/** The cluster's figures (daemon/cluster/cluster-node.ts), part of DaemonStats; STATUS and /metrics show them. */
+export interface ClusterStats {
+  readonly nodeId: string;
+  readonly mode: ClusterMode;
+  /** Date.now() when the lease was last renewed; null before the first answer. */
+  readonly renewedAtMs: number | null;
+  readonly leaseMs: number;
+  /** Share calls made, failed, and their Redis round trips. */
+  readonly calls: number;
+  readonly errors: number;
+  readonly roundTrips: number;
+  readonly latencyLastMs: number;
+  readonly latencySumMs: number;
+  /** Ticks that sent no report because the previous call was still out (a slow store). */
+  readonly skippedTicks: number;
+  readonly pending: boolean;
+  /** The shared pools, in config order (a list: pool names are not safe as object keys, "__proto__" is a valid one). */
+  readonly pools: readonly ClusterPoolStats[];
+}
+
 /** The daemon's own figures, sent to every I/O thread after each tick for /metrics (with DaemonHealth). */
 export interface DaemonStats {
   readonly ticks: number;
@@ -88,6 +130,8 @@ export interface DaemonStats {
     readonly deletedRows: number;
     readonly dbBytes: number;
   };
+  /** With a `cluster` section: this node's view of its shared pools. */
+  readonly cluster?: ClusterStats | null;
 }
 
 export type MainToWorker =

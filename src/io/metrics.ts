@@ -1,12 +1,13 @@
 // Prometheus text exposition of the daemon's state, rendered from shared
 // memory by the I/O thread that serves GET /metrics, plus the main thread's
-// own figures (tick time, policy fallbacks, SQLite writes), which it sends to
-// every I/O thread after each tick (DaemonStats). Label values are keys,
-// pools, priorities, modes (shm MODE_NAMES: the config's running modes) and
-// fixed enumerations: outcome, and fallback kind (DaemonStats.fallbacks holds
-// every kind of the controller's closed list, control/decision.ts, with its
-// count; io may not import control, so the list is not repeated here), so the
-// label set is bounded by the config. `promtool check metrics` passes on this
+// own figures (tick time, policy fallbacks, SQLite writes, the cluster's
+// shares), which it sends to every I/O thread after each tick (DaemonStats).
+// Label values are keys, pools, priorities, modes (shm MODE_NAMES: the
+// config's running modes) and fixed enumerations: outcome, cluster mode
+// (io/messages.ts CLUSTER_MODES) and fallback kind (DaemonStats.fallbacks
+// holds every kind of the controller's closed list, control/decision.ts, with
+// its count; io may not import control, so the list is not repeated here),
+// so the label set is bounded by the config. `promtool check metrics` passes on this
 // output (test/integration/metrics.test.ts).
 
 import type { KeyIndex } from '../shm/key-index.ts';
@@ -15,7 +16,7 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
-import type { DaemonStats } from './messages.ts';
+import { CLUSTER_MODES, type ClusterPoolStats, type ClusterStats, type DaemonStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
 
 function esc(v: string): string {
@@ -112,6 +113,7 @@ function renderDaemon(metric: Line, d: DaemonStats): void {
   metric('tpsd_shadow_regret', 'gauge', 'Shadow mode: accumulated priority-weighted service PPO would have added over fair (fraction of capacity).', [['', d.shadowRegret]]);
   metric('tpsd_model_info', 'gauge', 'The PPO model in use (version label).', [[`{version="${esc(d.model)}"}`, 1]]);
   metric('tpsd_limit_overrides', 'gauge', 'Live limit overrides in force (tpsd limits set).', [['', d.overrides]]);
+  if (d.cluster != null) renderCluster(metric, d.cluster);
   const q = d.sqlite;
   metric('tpsd_sqlite_enabled', 'gauge', '1 when telemetry is written to SQLite.', [['', q.enabled ? 1 : 0]]);
   if (!q.enabled) return;
@@ -124,4 +126,22 @@ function renderDaemon(metric: Line, d: DaemonStats): void {
   metric('tpsd_sqlite_rolled_up_rows_total', 'counter', 'Per-tick rows rolled up into 1-minute rows.', [['', q.rolledUpRows]]);
   metric('tpsd_sqlite_deleted_rows_total', 'counter', 'Rows deleted by retention.', [['', q.deletedRows]]);
   metric('tpsd_sqlite_database_bytes', 'gauge', 'Size of the database file and its WAL.', [['', q.dbBytes]]);
+}
+
+/** Shared pools in a cluster (daemon/cluster): labels are the configured shared pools and the fixed modes. */
+function renderCluster(metric: Line, c: ClusterStats, nowMs = Date.now()): void {
+  const per = (f: (p: ClusterPoolStats) => number): [string, number][] => c.pools.map((p) => [`{pool="${esc(p.pool)}"}`, f(p)]);
+  metric('tpsd_cluster_nodes', 'gauge', 'Daemons sharing the pool (live in the last answer, or last seen).', per((p) => p.nodes));
+  metric('tpsd_cluster_share_tps', 'gauge', 'This daemon\'s share of the pool in force, tokens per second.', per((p) => p.shareTps));
+  metric('tpsd_cluster_target_tps', 'gauge', 'The share the cluster\'s water-fill gives this daemon (the share moves towards it).', per((p) => p.targetTps));
+  metric('tpsd_cluster_capacity_tps', 'gauge', 'The pool\'s effective capacity across the cluster (least of the daemons\' estimates).', per((p) => p.clusterCapacityTps));
+  const ageS = c.renewedAtMs === null ? -1 : Math.max(0, nowMs - c.renewedAtMs) / 1000;
+  metric('tpsd_cluster_lease_age_seconds', 'gauge', 'Since this daemon\'s shares were last renewed (-1: never).', per(() => ageS));
+  metric('tpsd_cluster_mode', 'gauge', 'The cluster mode in force (1) among coordinated, safe, learning.',
+    c.pools.flatMap((p) => CLUSTER_MODES.map((m): [string, number] => [`{pool="${esc(p.pool)}",mode="${m}"}`, c.mode === m ? 1 : 0])));
+  metric('tpsd_cluster_store_calls_total', 'counter', 'Share script calls made to the store.', [['', c.calls]]);
+  metric('tpsd_cluster_store_errors_total', 'counter', 'Share script calls that failed or timed out.', [['', c.errors]]);
+  metric('tpsd_cluster_store_round_trips_total', 'counter', 'Round trips to the store (EVALSHA, and EVAL after NOSCRIPT).', [['', c.roundTrips]]);
+  metric('tpsd_cluster_store_latency_seconds', 'summary', 'Time of answered share calls.', [['_sum', c.latencySumMs / 1000], ['_count', c.calls - c.errors - (c.pending ? 1 : 0)]]);
+  metric('tpsd_cluster_skipped_reports_total', 'counter', 'Ticks that sent no report because the previous call was still out.', [['', c.skippedTicks]]);
 }

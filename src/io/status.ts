@@ -1,7 +1,9 @@
 // The STATUS snapshot, built from shared memory by whichever thread is asked
 // (an I/O thread for op 3 and GET /v1/status). Reads only: rates and gauges
 // from the bucket state, per-tick figures from the STATS region the
-// controller writes, in-flight counts from the threads' cumulative counters.
+// controller writes, in-flight counts from the threads' cumulative counters,
+// and for shared pools the cluster figures the main thread sent after its
+// last tick (DaemonStats.cluster; the lease age is taken at build time).
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { BucketTable } from '../shm/bucket-table.ts';
@@ -14,7 +16,7 @@ import {
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { keyVisible, type ScopedToken } from './auth.ts';
-import type { PolicyRunning } from './messages.ts';
+import type { ClusterMode, ClusterPoolStats, ClusterStats, PolicyRunning } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -39,6 +41,22 @@ export interface KeyStatus {
   capacity_tps: number;
   effective_capacity_tps: number;
   mode: string;
+  /** A shared pool's key (kind 'pool') only: the same object as its pools[] entry. */
+  cluster?: PoolClusterStatus;
+}
+
+/** A shared pool in a cluster, as this node sees it (PROTOCOL.md: `cluster: {nodes, share_tps, mode}`). */
+export interface PoolClusterStatus {
+  nodes: number;
+  share_tps: number;
+  mode: ClusterMode;
+  node_id: string;
+  /** Since this node's lease was last renewed (null: never). */
+  lease_age_ms: number | null;
+  lease_ms: number;
+  /** The pool's effective capacity across the cluster; this node's share moves towards target_tps. */
+  cluster_capacity_tps: number;
+  target_tps: number;
 }
 
 export interface StatusSnapshot {
@@ -54,11 +72,22 @@ export interface StatusSnapshot {
   policy_running?: string;
   /** Why the mode's PPO does not apply (the model file is missing or unusable); null when it does or is not asked for. */
   fallback_reason?: string | null;
-  pools: { name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number }[];
+  pools: {
+    name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number;
+    cluster?: PoolClusterStatus;
+  }[];
   keys: KeyStatus[];
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+const NO_SHARED: ReadonlyMap<string, ClusterPoolStats | null> = new Map();
+
+/** The shared pools by name, with their figures (null before the main thread's first). */
+function sharedPools(config: TpsdConfig, cluster: ClusterStats | null): ReadonlyMap<string, ClusterPoolStats | null> {
+  if (config.cluster === null) return NO_SHARED;
+  if (cluster !== null) return new Map(cluster.pools.map((p) => [p.pool, p]));
+  return new Map(config.pools.filter((p) => p.shared === true).map((p) => [p.name, null]));
+}
 
 /** Leases held on bucket b, from the counters of every thread. */
 function inFlightFromCounters(views: ShmViews, b: number): number {
@@ -69,16 +98,43 @@ function inFlightFromCounters(views: ShmViews, b: number): number {
 }
 
 /**
+ * A shared pool's `cluster` object from the main thread's last figures
+ * (null: not a shared pool). Before the first tick's figures arrive, a
+ * shared pool is shown as the daemon starts it: no share yet, learning.
+ */
+export function poolClusterStatus(
+  config: TpsdConfig, cluster: ClusterStats | null, shared: ReadonlyMap<string, ClusterPoolStats | null>, pool: string,
+  capacityTps: number, nowMs = Date.now(),
+): PoolClusterStatus | null {
+  if (config.cluster === null || !shared.has(pool)) return null;
+  const p = shared.get(pool) ?? null;
+  if (cluster === null || p === null) {
+    return {
+      nodes: 0, share_tps: 0, mode: 'learning', node_id: config.cluster.node_id ?? '', lease_age_ms: null,
+      lease_ms: config.cluster.lease_ms, cluster_capacity_tps: capacityTps, target_tps: 0,
+    };
+  }
+  return {
+    nodes: p.nodes, share_tps: round(p.shareTps), mode: cluster.mode, node_id: cluster.nodeId,
+    lease_age_ms: cluster.renewedAtMs === null ? null : Math.max(0, nowMs - cluster.renewedAtMs), lease_ms: cluster.leaseMs,
+    cluster_capacity_tps: round(p.clusterCapacityTps), target_tps: round(p.targetTps),
+  };
+}
+
+/**
  * The snapshot as `viewer` may see it: only the keys it may use (an admin
  * token: every key), and only the pools whose own key is among them. A null
- * viewer (auth off) sees everything.
+ * viewer (auth off) sees everything. `cluster`: the main thread's cluster
+ * figures after its last tick (DaemonStats.cluster), for shared pools.
  */
 export function buildStatus(
   config: TpsdConfig, keys: KeyIndex, table: BucketTable, views: ShmViews, startedAtMs: number, thread = -1,
   viewer: ScopedToken | null = null,
   policy: PolicyRunning | null = null,
+  cluster: ClusterStats | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
+  const shared = sharedPools(config, cluster);
   const st = views.stats;
   const out: KeyStatus[] = [];
   const pools: StatusSnapshot['pools'] = [];
@@ -112,9 +168,11 @@ export function buildStatus(
     };
     out.push(entry);
     if (spec.depth === 0) {
+      const clusterStatus = poolClusterStatus(config, cluster, shared, spec.key, entry.capacity_tps);
+      if (clusterStatus !== null) entry.cluster = clusterStatus;
       pools.push({
         name: spec.key, capacity_tps: entry.capacity_tps, effective_capacity_tps: entry.effective_capacity_tps,
-        mode, tps: entry.tps, demand_tps: entry.demand_tps,
+        mode, tps: entry.tps, demand_tps: entry.demand_tps, ...(clusterStatus === null ? {} : { cluster: clusterStatus }),
       });
     }
   }

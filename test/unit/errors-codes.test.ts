@@ -15,6 +15,7 @@ import {
   CallTimeoutError, ClientClosedError, ConnectError, DisconnectedError, PermitDeniedError, TpsdClientError,
 } from '../../src/client/errors.ts';
 import { ConfigError } from '../../src/config/field-reader.ts';
+import { ClusterStoreError } from '../../src/daemon/cluster/redis-store.ts';
 import {
   IoThreadExitedError, ListenError, NativeUwsMissingError, PortInUseError, RestartNeededError, TooManyIoThreadsError,
 } from '../../src/daemon/errors.ts';
@@ -46,6 +47,7 @@ const STRING_CODED: CodedError[] = [
   new TooManyIoThreadsError(99, 64),
   new IoThreadExitedError(0, 1, true),
   new RestartNeededError('x'),
+  new ClusterStoreError('x'),
   new UsageError('x'),
   new UnreachableError('x'),
   new MalformedReply('x'),

@@ -108,7 +108,7 @@ function run(seed: number) {
       alloc[i] += add;
       left -= add;
     }
-    writeAllocations(control, limits, [{ pool, effectiveTps: pc.capacity_tps, services: services.map((s) => s.key),
+    writeAllocations(control, limits, [{ pool, effectiveTps: pc.capacity_tps, burst: limits[pool].burst, services: services.map((s) => s.key),
       endpoints: services.map((s) => s.leaves.slice(1)), alloc }], t0);
     // This tick's demand per service: idle, a trickle, about its max, a flood, or one burst.
     const rate = services.map((s) => rng.pick([0, 0.3 * s.maxTps, s.maxTps, 3 * s.maxTps, -1]));
