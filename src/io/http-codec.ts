@@ -15,20 +15,12 @@ import { decodeAll, type MsgWriter } from '../protocol/codec.ts';
 import { FLAT_UINT, FlatReader } from '../protocol/flat-reader.ts';
 import { ErrorCode, errorCodeName } from '../protocol/errors.ts';
 import { OP_ACQUIRE, OP_RELEASE, STATUS_DENIED, STATUS_OK } from '../protocol/opcodes.ts';
+import { HINT_FIELDS, readReleaseHints } from './release-hints.ts';
 
 export type HttpCall = 'acquire' | 'release';
 
 /** The request id of the one request an HTTP call becomes (never 0: RELEASE 0 wants no reply). */
 export const HTTP_REQUEST_ID = 1;
-
-/**
- * Whether /v1/release passes `hints` on as RELEASE's 6th element. False while
- * the daemon's RELEASE parser takes five elements: the hints are then checked
- * here (PROTOCOL.md: unknown fields ignored, a wrong type is BAD_REQUEST) and
- * dropped. Turn on once request-handler.ts reads the 6th element.
- */
-export const FORWARD_HINTS = false;
-const HINT_FIELDS = ['limit', 'remaining', 'reset_ms', 'window_ms', 'retry_after_ms'] as const;
 
 /** An HTTP answer: the status line, the JSON body, and its extra headers. */
 export interface HttpAnswer {
@@ -96,10 +88,12 @@ export function encodeCall(w: MsgWriter, call: HttpCall, body: Record<string, un
     element(w, field(body, 'wait_ms', 0));
     return null;
   }
+  // The hints are checked by the RELEASE rules (release-hints.ts) and only their known
+  // fields are passed on: a JSON object may nest deeper than the encoder should follow.
   const hints = field(body, 'hints', undefined);
-  const problem = hints === undefined ? null : checkHints(hints);
+  const problem = readReleaseHints(hints);
   if (problem !== null) return problem;
-  const forward = FORWARD_HINTS && hints !== undefined;
+  const forward = hints !== undefined && hints !== null;
   w.array(forward ? 6 : 5).uint(OP_RELEASE).uint(HTTP_REQUEST_ID);
   element(w, field(body, 'lease', undefined));
   element(w, field(body, 'outcome', 0));
@@ -108,22 +102,10 @@ export function encodeCall(w: MsgWriter, call: HttpCall, body: Record<string, un
   return null;
 }
 
-/** null when `hints` is an object whose known fields are non-negative numbers; else why not. */
-function checkHints(hints: unknown): string | null {
-  if (typeof hints !== 'object' || hints === null || Array.isArray(hints)) return 'hints must be an object';
-  for (const name of HINT_FIELDS) {
-    const v = field(hints as Record<string, unknown>, name, undefined);
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
-      return `hints.${name} must be a non-negative number`;
-    }
-  }
-  return null;
-}
-
 /** The known hint fields only (unknown ones are ignored), for the 6th element. */
 function knownHints(hints: Record<string, unknown>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const name of HINT_FIELDS) if (Object.hasOwn(hints, name)) out[name] = hints[name] as number;
+  for (const wire of Object.values(HINT_FIELDS)) if (Object.hasOwn(hints, wire)) out[wire] = hints[wire] as number;
   return out;
 }
 

@@ -207,7 +207,8 @@ describe('HTTP/JSON API, auth off', () => {
 
   it('hints on release: an object of numbers is taken, a wrong type is 400', async () => {
     const a = await post(port, '/v1/acquire', { key: 'h/fast' });
-    const hints = { limit: 100, remaining: 40, reset_ms: 500, window_ms: 1000, retry_after_ms: 0, vendor: 'ignored' };
+    // The pool's own capacity: hints that change nothing here (the next suite shows what they do).
+    const hints = { limit: 1000, remaining: 400, reset_ms: 500, window_ms: 1000, retry_after_ms: 0, vendor: 'ignored' };
     assert.equal((await post(port, '/v1/release', { lease: a.json.lease, outcome: 2, latency_us: 10, hints })).status, 200);
     const b = await post(port, '/v1/acquire', { key: 'h/fast' });
     assertError(await post(port, '/v1/release', { lease: b.json.lease, hints: { limit: '100' } }), 400, 16, 'BAD_REQUEST');
@@ -243,6 +244,22 @@ describe('HTTP/JSON API, auth off', () => {
     } finally {
       for (const a of agents) a.destroy();
     }
+  });
+});
+
+describe('HTTP/JSON API: release hints reach the controller', () => {
+  let daemon: Daemon;
+  before(async () => { daemon = await startTestDaemon({ pools: [POOL], tick_ms: 100 }); });
+  after(() => daemon.stop());
+
+  it('a hinted limit below the capacity lowers the pool\'s effective capacity (a quiet pool believes it)', async () => {
+    const a = await post(daemon.port, '/v1/acquire', { key: 'h/fast' });
+    const hints = { limit: 100, remaining: 40, reset_ms: 500, window_ms: 1000 };
+    assert.equal((await post(daemon.port, '/v1/release', { lease: a.json.lease, latency_us: 10, hints })).status, 200);
+    await until(async () => {
+      const snap = await (await fetch(`http://127.0.0.1:${daemon.port}/v1/status`)).json() as { pools: { name: string; effective_capacity_tps: number }[] };
+      return snap.pools.find((p) => p.name === 'h')!.effective_capacity_tps <= 100;
+    }, 'pool h at the hinted 100/s');
   });
 });
 

@@ -31,12 +31,14 @@ describe('http-codec: requests', () => {
     assert.deepEqual(encode('acquire', { key: { a: 1 }, tokens: deep }), [1, 1, null, null, 0]);
   });
 
-  it('release: defaults outcome 0 and latency_us 0; hints checked, not forwarded while RELEASE has five elements', () => {
+  it('release: defaults outcome 0 and latency_us 0; hints checked by the RELEASE rules, their known fields forwarded', () => {
     assert.deepEqual(encode('release', { lease: 2 ** 52 + 3 }), [2, 1, 2 ** 52 + 3, 0, 0]);
-    assert.deepEqual(encode('release', { lease: 5, outcome: 2, latency_us: 900, hints: { limit: 100, remaining: 0, x: 'ignored' } }), [2, 1, 5, 2, 900]);
-    assert.equal(encode('release', { lease: 5, hints: { reset_ms: '5' } }), 'hints.reset_ms must be a non-negative number');
-    assert.equal(encode('release', { lease: 5, hints: { retry_after_ms: -1 } }), 'hints.retry_after_ms must be a non-negative number');
-    assert.equal(encode('release', { lease: 5, hints: null }), 'hints must be an object');
+    assert.deepEqual(encode('release', { lease: 5, outcome: 2, latency_us: 900, hints: { limit: 100, remaining: 0, x: 'ignored', deep: [[[1]]] } }),
+      [2, 1, 5, 2, 900, { limit: 100, remaining: 0 }]);
+    assert.deepEqual(encode('release', { lease: 5, hints: null }), [2, 1, 5, 0, 0]);
+    assert.match(encode('release', { lease: 5, hints: { reset_ms: '5' } }) as string, /reset_ms is string/);
+    assert.match(encode('release', { lease: 5, hints: { retry_after_ms: -1 } }) as string, /retry_after_ms is -1/);
+    assert.match(encode('release', { lease: 5, hints: [1] }) as string, /hints are a map of numbers/);
   });
 
   it('a body must be a JSON object in UTF-8', () => {
