@@ -178,7 +178,7 @@ export class Controller {
     this.last.length = 0;
     const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
       const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, burst: this.gateBurst(pool.spec.index), services: pool.services.map((s) => s.index),
+      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, burst: this.gateBurst(pool.spec.index, obs.effectiveTps), services: pool.services.map((s) => s.index),
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
@@ -193,7 +193,7 @@ export class Controller {
    */
   private writeInitialPool(pool: number, services: readonly BucketSpec[], capacityTps: number): void {
     const now = this.clock.nowMs();
-    const burst = this.gateBurst(pool);
+    const burst = this.gateBurst(pool, capacityTps);
     this.table.setBurst(pool, burst);
     this.table.setRate(pool, capacityTps, now);
     let assuredTps = 0;
@@ -201,11 +201,21 @@ export class Controller {
     this.table.setLoan(pool, Math.max(0, capacityTps - assuredTps), burst, now);
   }
 
-  /** The pool's burst: the configured one, or this node's part of it when the pool is shared (the cap hook; n nodes' bursts add up). */
-  private gateBurst(pool: number): number {
+  /**
+   * The pool's burst: the configured one, or this node's part of it when the
+   * pool is shared (the cap hook; n nodes' bursts add up). A token-bucket
+   * gate's burst shrinks with the effective capacity: an upstream that
+   * throttles to a fraction of its rate holds no more than that fraction of
+   * its burst, so stored tokens never burst past it (a window gate's burst
+   * bounds only the shared bucket).
+   */
+  private gateBurst(pool: number, effectiveTps: number): number {
     const configured = this.limits[pool].burst;
-    if (this.poolCap?.burstTokens === undefined) return configured;
-    return Math.max(1, Math.min(configured, this.poolCap.burstTokens(this.keys.specs[pool].key, configured)));
+    let burst = this.poolCap?.burstTokens === undefined ? configured
+      : Math.min(configured, this.poolCap.burstTokens(this.keys.specs[pool].key, configured));
+    const capacityTps = this.limits[pool].maxTps;
+    if (!this.table.isWindowGate(pool) && effectiveTps < capacityTps) burst = Math.floor((burst * effectiveTps) / capacityTps);
+    return Math.max(1, burst);
   }
 
   /** The pool cap hook (ControllerOptions.poolCap): what pool `key` may run at, never above what discovery allows. */
@@ -241,6 +251,7 @@ export class Controller {
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS) });
     const effectiveTps = this.capped(pool.spec.key, discoveredTps);
+    if (throttledTps > 0) this.table.drainGate(p);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

@@ -500,6 +500,18 @@ export class BucketTable {
     trim(this.state, base, burst);
   }
 
+  /**
+   * Empties a token-bucket gate's stored tokens (controller only): after a
+   * 429 the upstream's own burst is spent, so what the gate stored would
+   * pass requests it refuses. A window gate counts takes, not stored tokens:
+   * left alone.
+   */
+  drainGate(pool: number): void {
+    const base = pool * BUCKET_FIELDS;
+    if (this.state[base + GATE_INDEX] === GATE_WINDOW) return;
+    trim(this.state, base, 0);
+  }
+
   /** Sets the LOAN bucket's rate and size (controller only): a pool's shared bucket, a service's borrowing ceiling. */
   setLoan(b: number, tps: number, burstTokens: number, now: number): void {
     const s = this.state;

@@ -54,13 +54,16 @@ export const SIM_POOL = 'sim';
 /**
  * The daemon config equivalent to a scenario: one pool, its services, and how
  * its upstream counts (SCENARIOS.md `upstream_window`, default fixed_1s; a
- * token_bucket upstream's `upstream_burst` is the pool's burst, so the gate
- * matches it).
+ * token_bucket upstream's burst, `upstream_burst` or its default, is the pool's
+ * burst, so the gate matches it).
  */
 export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], stepCap = 1.8): TpsdConfig {
   const upstream = s as Scenario & { upstream_window?: string; upstream_burst?: number };
   const window = upstream.upstream_window ?? 'fixed_1s';
-  const burst = window === 'token_bucket' && upstream.upstream_burst !== undefined ? { burst: Math.max(1, Math.floor(upstream.upstream_burst)) } : {};
+  // A token-bucket upstream holds upstream_burst, by default a tenth of a second at its rate: the gate holds no more
+  // (whole tokens; the pool's own default rounds up, which would pass one request the upstream refuses).
+  const upstreamBurst = upstream.upstream_burst ?? s.capacity_tps / 10;
+  const burst = window === 'token_bucket' ? { burst: Math.max(1, Math.floor(upstreamBurst)) } : {};
   return validateConfig({
     tick_ms: s.tick_ms,
     policy: { mode, model: null, step_cap: stepCap },

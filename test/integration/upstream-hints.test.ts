@@ -30,7 +30,8 @@ class FakeUpstream {
 
 const AUTH = { tokens: [{ token: 'tok-api', keys: ['api/'] }, { token: 'tok-other', keys: ['other/'] }, { token: 'tok-admin', keys: [], admin: true }] };
 const POOLS = [
-  { name: 'api', capacity_tps: 1000, burst: 20, services: [{ name: 'svc', priority: 'HIGH', max_tps: 1000, burst: 50 }] },
+  // The fake upstream is a token bucket, and the pool says so (a window gate would pause a second after the drop).
+  { name: 'api', capacity_tps: 1000, burst: 20, upstream: { window: 'token_bucket' }, services: [{ name: 'svc', priority: 'HIGH', max_tps: 1000, burst: 50 }] },
   { name: 'other', capacity_tps: 500, burst: 20, services: [{ name: 'svc', priority: 'LOW', max_tps: 500, burst: 50 }] },
 ];
 

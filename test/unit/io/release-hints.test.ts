@@ -104,7 +104,7 @@ describe('RELEASE hints', () => {
     const c = conn();
     const id = lease(handler, c, 'p/a');
     const [bad] = send(handler, c, [[2, 1, id, 0, 10, { limit: 'lots' }]]);
-    assert.deepEqual(bad, [2, 1, 16, 'hints.limit must be a number >= 0']);
+    assert.deepEqual(bad, [2, 1, 16, 'RELEASE hints are a map of numbers >= 0: {limit, remaining, reset_ms, window_ms, retry_after_ms}; limit is string']);
     assert.deepEqual(send(handler, c, [[2, 2, id, 0, 10, [100]]])[0].slice(0, 3), [2, 2, 16]);
     assert.deepEqual(send(handler, c, [[2, 0, id, 0, 10, 'x']]), [], 'id 0: no reply, and still nothing done');
     assert.deepEqual(send(handler, c, [[2, 3, id, 0, 10]]), [[2, 3, 0]], 'the lease was still held');

@@ -22,9 +22,10 @@ const WAIT_MS = 600_000;
 /** One clock step refills every bucket (rates of 10/s or more) to its burst of 1 token. */
 const STEP_MS = 1000;
 
-// Two services of different classes under one pool; the pool holds the single token they compete for.
+// Two services of different classes under one pool; the pool holds the single token they compete for
+// (a token-bucket gate of burst 1: a window gate would let the second's 10 through at once).
 const POOLS = [
-  { name: 'p', capacity_tps: 10, burst: 1, services: [
+  { name: 'p', capacity_tps: 10, burst: 1, upstream: { window: 'token_bucket' }, services: [
     { name: 'hi', priority: 'HIGH', max_tps: 10, burst: 1 },
     { name: 'lo', priority: 'LOW', max_tps: 10, burst: 1, endpoints: [{ name: 'e', max_tps: 10, burst: 1 }] },
   ] },
