@@ -5,7 +5,7 @@
 import type { BucketSpec } from './key-index.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BURST_MILLI_INDEX, CONCURRENCY_INDEX, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
-  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_HOLD_MS, PACE_OFFSET, PARENT_INDEX, PRIORITY_COUNT,
   PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, stateBase,
 } from './layout.ts';
 
@@ -19,9 +19,14 @@ export const ASSURED_HOLD_MS = 20;
 /**
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
- * bucket, its shared bucket full at the pool's burst and lending nothing until
+ * bucket (a window gate's pace full), its shared bucket full at the pool's burst and lending nothing until
  * the controller's first write; a service's borrowing ceiling starts empty.
  */
+/** A window gate's pace size: the pool's burst, or PACE_HOLD_MS of its rate if more (layout.ts). */
+export function paceBurstMilli(burstMilli: number, rateMilli: number): number {
+  return Math.max(burstMilli, Math.round((rateMilli * PACE_HOLD_MS) / 1000));
+}
+
 export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
   const base = stateBase(spec.index);
   const burst = spec.burst * MILLI;
@@ -47,4 +52,10 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
   state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+  const pace = base + PACE_OFFSET;
+  const paceBurst = window ? paceBurstMilli(burst, rate) : 0;
+  state[pace + TOKENS_MILLI_INDEX] = paceBurst;
+  state[pace + LAST_REFILL_MS_INDEX] = nowMs;
+  state[pace + RATE_MILLI_INDEX] = window ? rate : 0;
+  state[pace + BURST_MILLI_INDEX] = paceBurst;
 }

@@ -43,16 +43,16 @@
 import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
 import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, writeSpec } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, paceBurstMilli, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
-  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_INDEX,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_OFFSET, PARENT_INDEX, PRIORITY_INDEX,
   QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, type ShmViews,
 } from './layout.ts';
 import { PoolLoans, freshenStamp } from './pool-loans.ts';
-import { WindowRings, putGate, refillGate, takeGate } from './window-rings.ts';
+import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
 export { ASSURED_HOLD_MS } from './bucket-init.ts';
@@ -330,8 +330,7 @@ export class BucketTable {
     const rings = this.rings;
     let passed: boolean;
     if (ring >= 0 && rings.cursor[ring] === now) {
-      passed = takeAt(s, pool * BUCKET_FIELDS, milli);
-      if (passed) rings.record(ring, milli);
+      passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now);
     } else {
       passed = takeGate(rings, s, pool, ring, milli, now);
     }
@@ -397,7 +396,11 @@ export class BucketTable {
     if (failReason(result) === FAIL_CONCURRENCY) return 10;
     this.refill(b, now);
     const rate = Atomics.load(this.state, base + RATE_MILLI_INDEX);
-    const deficit = milli - Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
+    let deficit = milli - Atomics.load(this.state, base + TOKENS_MILLI_INDEX);
+    // A window gate may have room in its second and none in its pace.
+    if (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW) {
+      deficit = Math.max(deficit, milli - Atomics.load(this.state, base + PACE_OFFSET + TOKENS_MILLI_INDEX));
+    }
     if (rate <= 0) return 1000;
     return Math.max(1, Math.ceil((Math.max(deficit, 0) * 1000) / rate));
   }
@@ -479,6 +482,12 @@ export class BucketTable {
     if (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW) {
       const before = Atomics.exchange(this.state, base + RATE_MILLI_INDEX, milli);
       Atomics.add(this.state, base + TOKENS_MILLI_INDEX, milli - before);
+      // The pace follows the rate from now on (what it earned so far at the old one).
+      const pace = base + PACE_OFFSET;
+      earn(this.state, pace, now, 0);
+      Atomics.store(this.state, pace + LAST_REFILL_MS_INDEX, now);
+      Atomics.store(this.state, pace + RATE_MILLI_INDEX, milli);
+      this.sizePace(base);
       return;
     }
     this.refill(b, now);
@@ -490,14 +499,25 @@ export class BucketTable {
   /**
    * Sets the bucket size (controller only), trimming tokens above it when it
    * shrinks (an unchanged size leaves what a refused service is owed above
-   * it, see pool-loans.ts); a window gate keeps it for display only.
+   * it, see pool-loans.ts); a window gate's sizes its pace.
    */
   setBurst(b: number, tokens: number): void {
     const base = b * BUCKET_FIELDS;
     const burst = Math.max(MILLI, Math.round(tokens * MILLI));
     const before = Atomics.exchange(this.state, base + BURST_MILLI_INDEX, burst);
-    if (burst >= before || (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW)) return;
+    if (this.depthOf[b] === 1 && this.state[base + GATE_INDEX] === GATE_WINDOW) {
+      this.sizePace(base);
+      return;
+    }
+    if (burst >= before) return;
     trim(this.state, base, burst);
+  }
+
+  /** A window gate's pace holds its burst or PACE_HOLD_MS of its rate (layout.ts), never more. */
+  private sizePace(base: number): void {
+    const size = paceBurstMilli(this.state[base + BURST_MILLI_INDEX], this.state[base + RATE_MILLI_INDEX]);
+    Atomics.store(this.state, base + PACE_OFFSET + BURST_MILLI_INDEX, size);
+    trim(this.state, base + PACE_OFFSET, size);
   }
 
   /**

@@ -9,13 +9,15 @@
 //   |   MAGIC | VERSION | BUCKET_COUNT | THREAD_COUNT | MODE |       |
 //   |   SHUTTING_DOWN | TICK_SEQ | CONNECTIONS                     |
 //   +--------------------------------------------------------------+
-//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (88 bytes)      |
+//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (104 bytes)     |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
 //   |   IN_FLIGHT | CONCURRENCY | PRIORITY | PARENT | DEPTH |       |
 //   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY |             |
 //   |   MAX_BURST_MILLI |                                           |
 //   |   LOAN_TOKENS_MILLI | LOAN_LAST_REFILL_MS | LOAN_RATE_MILLI | |
-//   |   LOAN_BURST_MILLI | GATE | ASSURED_BLOCKED_MS                |
+//   |   LOAN_BURST_MILLI | GATE | ASSURED_BLOCKED_MS |              |
+//   |   PACE_TOKENS_MILLI | PACE_LAST_REFILL_MS | PACE_RATE_MILLI | |
+//   |   PACE_BURST_MILLI                                           |
 //   |   written by every I/O thread with Atomics (CAS loops)        |
 //   +--------------------------------------------------------------+
 //   | STATS        Float64 x STATS_FIELDS per bucket                |
@@ -48,7 +50,9 @@
 //   - a pool: TOKENS..BURST are its gate, the upstream's bound: a token bucket
 //     at the effective capacity (GATE_TOKEN_BUCKET), or a sliding 1 s window
 //     (GATE_WINDOW: TOKENS is what the last second's takes leave of RATE, the
-//     capacity; the takes come back 1 s later, see window-rings.ts). LOAN is
+//     capacity; the takes come back 1 s later, see window-rings.ts; PACE is
+//     then a token bucket at the same rate holding the pool's burst, which
+//     every take also passes, so the second flows out evenly). LOAN is
 //     its shared borrowable bucket: the capacity no service is assured of,
 //     plus what overflows full service buckets;
 //   - a service: TOKENS..BURST are its assured bucket (the policy's rate);
@@ -100,7 +104,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 3;
+export const SHM_VERSION = 4;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -159,7 +163,22 @@ export const LOAN_OFFSET = LOAN_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
 export const GATE_INDEX = 20;
 /** Pools: the last millisecond an assured take failed at the gate (borrowing then stands aside for a while). */
 export const ASSURED_BLOCKED_MS_INDEX = 21;
-export const BUCKET_FIELDS = ASSURED_BLOCKED_MS_INDEX + 1;
+/**
+ * A window gate's pace (pools with GATE_WINDOW only): a token bucket at the
+ * gate's rate holding the pool's burst or PACE_HOLD_MS of the rate, whichever
+ * is more, which every take also passes, so a busy pool's second is handed
+ * out as a stream, never as one burst at the window's edge (window-rings.ts).
+ * Same order as TOKENS..BURST.
+ */
+export const PACE_TOKENS_MILLI_INDEX = 22;
+export const PACE_LAST_REFILL_MS_INDEX = 23;
+export const PACE_RATE_MILLI_INDEX = 24;
+export const PACE_BURST_MILLI_INDEX = 25;
+/** The least a pace holds, ms of its rate: callers that arrive in bursts lose nothing to it over gaps this long. */
+export const PACE_HOLD_MS = 250;
+/** PACE_* minus their TOKENS..BURST counterparts. */
+export const PACE_OFFSET = PACE_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
+export const BUCKET_FIELDS = PACE_BURST_MILLI_INDEX + 1;
 export const BUCKET_BYTES = BUCKET_FIELDS * Int32Array.BYTES_PER_ELEMENT;
 
 export const PRIORITY_NONE = PRIORITY_COUNT;
@@ -368,7 +387,7 @@ assertFields('BUCKET STATE', BUCKET_FIELDS, [TOKENS_MILLI_INDEX, LAST_REFILL_MS_
   IN_FLIGHT_INDEX, CONCURRENCY_INDEX, PRIORITY_INDEX, PARENT_INDEX, DEPTH_INDEX, QUEUE_INDEX,
   ...range(WAITERS_BASE_INDEX, PRIORITY_COUNT), WAITERS_ANY_INDEX, MAX_BURST_MILLI_INDEX,
   LOAN_TOKENS_MILLI_INDEX, LOAN_LAST_REFILL_MS_INDEX, LOAN_RATE_MILLI_INDEX, LOAN_BURST_MILLI_INDEX, GATE_INDEX,
-  ASSURED_BLOCKED_MS_INDEX]);
+  ASSURED_BLOCKED_MS_INDEX, PACE_TOKENS_MILLI_INDEX, PACE_LAST_REFILL_MS_INDEX, PACE_RATE_MILLI_INDEX, PACE_BURST_MILLI_INDEX]);
 assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_THROTTLED_TPS_INDEX,
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
@@ -377,10 +396,12 @@ assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_
 assertFields('HINTS', HINT_FIELDS, [HINT_LOW_MILLI_INDEX, HINT_HIGH_MILLI_INDEX]);
 assertConstants(MAX_TOKENS * MILLI < HINT_NONE_LOW && HINT_NONE_HIGH < 0,
   'HINT_NONE_LOW/HIGH lie outside [0, MAX_TOKENS * MILLI], the range of a hinted rate: "none" never reads as a rate');
-assertConstants(BUCKET_BYTES === 88, 'BUCKET_BYTES === 88, as the map at the top says');
+assertConstants(BUCKET_BYTES === 104, 'BUCKET_BYTES === 104, as the map at the top says');
 // One refill and one take (bucket-table.ts) serve a record's two buckets at base and base + LOAN_OFFSET.
 assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET && LOAN_RATE_MILLI_INDEX - RATE_MILLI_INDEX === LOAN_OFFSET &&
   LOAN_BURST_MILLI_INDEX - BURST_MILLI_INDEX === LOAN_OFFSET, 'the LOAN fields lie LOAN_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
+assertConstants(PACE_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === PACE_OFFSET && PACE_RATE_MILLI_INDEX - RATE_MILLI_INDEX === PACE_OFFSET &&
+  PACE_BURST_MILLI_INDEX - BURST_MILLI_INDEX === PACE_OFFSET, 'the PACE fields lie PACE_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
 // Float64Array needs a byte offset that is a multiple of 8; STATS starts after
 // the header and the buckets, COUNTERS after STATS.
 assertConstants(HEADER_BYTES % Float64Array.BYTES_PER_ELEMENT === 0 && BUCKET_BYTES % Float64Array.BYTES_PER_ELEMENT === 0,

@@ -22,13 +22,21 @@
 // longer than 1 s. Late is safe (never more than the capacity per second);
 // early never happens.
 //
+// Pace: a sliding window alone lets a busy pool's whole second out in one
+// burst, and then again each time it comes back a second later, so the
+// upstream (and anything downstream of its clock, a sliding window of its
+// own shifted by network jitter) sees bursts at the window's edge. Every
+// take on a window gate therefore also passes the gate's pace (PACE_* in
+// layout.ts): a token bucket at the same rate holding the pool's burst. The
+// window bounds every second; the pace spreads it.
+//
 // Times are the table's clock milliseconds. A real clock's `now` is the floor
 // of the true time, so a take stamped m happened in [m, m + 1): it is given
 // back at m + 1001, a full second later. A manual clock (the simulator,
 // tests) stamps exact instants: m + 1000.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
-import { BUCKET_FIELDS, DEPTH_INDEX, TOKENS_MILLI_INDEX } from './layout.ts';
+import { BUCKET_FIELDS, DEPTH_INDEX, PACE_OFFSET, TOKENS_MILLI_INDEX } from './layout.ts';
 
 /** Length of the window, ms. */
 export const WINDOW_MS = 1000;
@@ -193,7 +201,18 @@ export function takeGate(rings: WindowRings, state: Int32Array, pool: number, k:
     const back = rings.due(k, now);
     if (back !== 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, back);
   }
-  if (!takeAt(state, base, milli)) return false;
+  return takeWindow(rings, state, base, k, milli, now);
+}
+
+/** A take on window gate `base` (ring k, swept at `now`): its pace, then the window; both or neither. */
+export function takeWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number, now: number): boolean {
+  const pace = base + PACE_OFFSET;
+  earn(state, pace, now, 0);
+  if (!takeAt(state, pace, milli)) return false;
+  if (!takeAt(state, base, milli)) {
+    putAt(state, pace, milli, 0);
+    return false;
+  }
   rings.record(k, milli);
   return true;
 }
@@ -203,13 +222,17 @@ export function putGate(rings: WindowRings, state: Int32Array, pool: number, k: 
   const base = pool * BUCKET_FIELDS;
   if (k < 0) { putAt(state, base, milli, 0); return; }
   const n = rings.unrecord(k, ms, milli);
-  if (n > 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, n);
+  if (n > 0) {
+    Atomics.add(state, base + TOKENS_MILLI_INDEX, n);
+    putAt(state, base + PACE_OFFSET, n, 0);
+  }
 }
 
 /** Refills pool `pool`'s gate: this thread's window takes that are due come back, or the token bucket earns. */
 export function refillGate(rings: WindowRings, state: Int32Array, pool: number, k: number, now: number): void {
   const base = pool * BUCKET_FIELDS;
   if (k < 0) { earn(state, base, now, 0); return; }
+  earn(state, base + PACE_OFFSET, now, 0);
   const back = rings.due(k, now);
   if (back !== 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, back);
 }

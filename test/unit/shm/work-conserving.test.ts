@@ -50,6 +50,17 @@ describe('the sliding-window gate', () => {
     assert.equal(tokens(p), 0);
   });
 
+  it('hands a busy second out as a stream: its pace (the burst, or 250 ms of the rate) at once, the capacity over the second', () => {
+    const { keys, t0 } = setup({ ...ONE_SERVICE, burst: 10 });
+    const a = keys.lookup('p/a');
+    assert.equal(drain(t0, a, 0), 25, '250 ms of 100/s, more than the burst of 10');
+    assert.equal(drain(t0, a, 100), 10, 'then what the pace earns: 10 in 100 ms');
+    let total = 35;
+    for (let t = 110; t < WINDOW_MS; t += 10) total += drain(t0, a, t);
+    assert.equal(total, 100, 'the window: the capacity in the second, no more');
+    assert.equal(drain(t0, a, WINDOW_MS - 1), 0);
+  });
+
   it('gives a take back 1001 ms later on a running clock (its stamp is the floor of the time)', () => {
     const rings = new WindowRings(allocateShm(1, 1).state, 1, false);
     assert.equal(rings.delayMs, WINDOW_MS + 1);
@@ -157,8 +168,9 @@ describe('borrowing', () => {
 });
 
 describe('assured rates under a refusing gate', () => {
+  // The pool's burst (its pace, its shared bucket's size) is the whole window: these cases fill the window at once.
   it('a refused take goes back whole, its service keeps what it earns meanwhile, and borrowers stand aside', () => {
-    const s = setup({ name: 'p', capacity_tps: 100, burst: 10, services: [
+    const s = setup({ name: 'p', capacity_tps: 100, burst: 100, services: [
       { name: 'v', priority: 'LOW', max_tps: 100, burst: 5 },
       { name: 'b', priority: 'CRITICAL', max_tps: 100, burst: 40 },
     ] });
@@ -196,11 +208,12 @@ describe('assured rates under a refusing gate', () => {
   });
 
   it('a stored burst yields to a refused assured rate', () => {
-    const s = setup({ name: 'p', capacity_tps: 100, burst: 10, services: [
+    const s = setup({ name: 'p', capacity_tps: 100, burst: 100, services: [
       { name: 'v', priority: 'LOW', max_tps: 100, burst: 5 },
       { name: 'x', priority: 'CRITICAL', max_tps: 100, burst: 60 },
     ] });
     const v = s.keys.lookup('p/v'), x = s.keys.lookup('p/x');
+    s.control.setLoan(s.p, 0, 10, 0);
     s.control.setRate(v, 50, 0); s.control.setRate(x, 50, 0);
     assert.equal(drain(s.t0, v, 0), 5);
     assert.equal(drain(s.t0, x, 0, 40), 40, 'x keeps 20 of its burst');
