@@ -28,6 +28,6 @@ test('every .md file cited by --help exists in the repository', async () => {
 });
 
 test('tpsd sim --help points to the scenario format', async () => {
-  const mod = await VERBS.sim.load() as { SPEC: VerbSpec };
+  const mod = await VERBS.sim.load() as unknown as { SPEC: VerbSpec };
   assert.match(formatHelp(mod.SPEC), /docs\/scenarios\.md/);
 });
