@@ -122,7 +122,7 @@ export function recommend(points: readonly Point[], sustainMs: number): Recommen
     pressedSamples: points.filter(pressed).length, sustainMs,
     bestFromMs: sustained === null ? null : best!.fromMs, bestToMs: sustained === null ? null : best!.toMs,
     busiestTps: busiest.rateTps, limitTps: lastLimit, throttledAtTps, limitBound,
-    note: noteFor(verdict, sustained, busiest.rateTps, lastLimit, throttledAtTps, limitBound),
+    note: noteFor(verdict, sustained, busiest.rateTps, lastLimit, throttledAtTps, limitBound, sustainMs),
   };
   const of = (f: number) => (sustained === null ? null : sustained * f);
   return {
@@ -132,12 +132,14 @@ export function recommend(points: readonly Point[], sustainMs: number): Recommen
 }
 
 const tps = (x: number) => `${Math.round(x * 10) / 10} tps`;
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
-function noteFor(verdict: Verdict, sustained: number | null, busiest: number, limit: number | null, throttledAt: number | null, limitBound: boolean): string {
+function noteFor(verdict: Verdict, sustained: number | null, busiest: number, limit: number | null, throttledAt: number | null,
+  limitBound: boolean, sustainMs: number): string {
   if (verdict === 'demand-limited') {
-    return `demand-limited: demand never pressed the limit for a whole stretch without 429s (the busiest stretch averaged ${tps(busiest)}` +
-      `${limit === null ? '' : ` against a limit of ${tps(limit)}`}, idle gaps included); the history does not show the upstream's limit, ` +
-      'no change suggested';
+    return `demand-limited: demand pressed the limit for no ${seconds(sustainMs)} on end without 429s (the busiest ${seconds(sustainMs)} ` +
+      `averaged ${tps(busiest)}${limit === null ? '' : ` against a limit of ${tps(limit)}`}, idle time included); ` +
+      'the history does not show the upstream\'s limit, no change suggested';
   }
   if (verdict === 'upstream-limit-not-seen') {
     return `no 429s in the window: the upstream took ${tps(sustained!)} while demand pressed tpsd's limit, and its own limit does not show ` +
