@@ -1,9 +1,10 @@
 // Finding the telemetry database for the verbs that read history:
 // --db FILE, else --data DIR, else $TPSD_DATA, else the data_dir of
 // --config FILE, else of /etc/tpsd/tpsd.json when it exists (what
-// `tpsd install-service` writes), else of the shipped config (./data).
-// Relative data_dir paths resolve against the current directory, as they do
-// for `tpsd start`.
+// `tpsd install-service` writes), else of the shipped config (the data/
+// folder at the package root). A relative data_dir in a config file resolves
+// against that file's folder (config/load.ts), as it does for `tpsd start`;
+// --data and $TPSD_DATA, typed in a shell, against the current directory.
 
 import { existsSync } from 'node:fs';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile } from '../config/load.ts';

@@ -16,7 +16,7 @@ export const SPEC: VerbSpec = {
     until: { type: 'string', value: 'WHEN', help: 'end, same forms (default now)' },
     pool: { type: 'string', value: 'POOL', help: 'only this pool\'s decisions (limit changes of its keys)' },
     kind: { type: 'string', value: 'KIND', help: 'decisions, limits or all (default all)' },
-    limit: { type: 'integer', value: 'N', min: 0, help: 'the newest N decisions (default 50; 0: all in the window)' },
+    limit: { type: 'integer', value: 'N', min: 0, help: 'the newest N decisions and the newest N limit changes (default 50; 0: all in the window)' },
     verbose: { type: 'boolean', help: 'one line per service: limit before -> after, proposal, clamps' },
     json: { type: 'boolean', help: 'print the entries as JSON' },
     ...DB_FLAGS,
@@ -46,9 +46,7 @@ export async function run(argv: string[]): Promise<number> {
       const entries: Entry[] = [];
       if (kind !== 'limits') for (const d of readDecisions(db, since, until, pool, limit)) entries.push({ tsMs: d.tsMs, decision: d });
       if (kind !== 'decisions') {
-        for (const a of readAudit(db, since, until)) {
-          if (pool === null || a.key === pool || a.key.startsWith(`${pool}/`)) entries.push({ tsMs: a.tsMs, audit: a });
-        }
+        for (const a of readAudit(db, since, until, { pool, limit })) entries.push({ tsMs: a.tsMs, audit: a });
       }
       entries.sort((a, b) => a.tsMs - b.tsMs);
       progress.done(`read ${entries.length} entries`);

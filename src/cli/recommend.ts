@@ -1,7 +1,9 @@
 // `tpsd recommend [KEY]`: suggested limits from history. For each key with
 // traffic (or the one given): conservative (85 %), optimal (95 %) and
-// maximum (99 %) of the highest goodput sustained without any upstream 429
-// (storage/recommend.ts), with the evidence, and the command that applies it.
+// maximum (99 %) of the highest goodput sustained while demand pressed the
+// limit without any upstream 429 (storage/recommend.ts), with the evidence
+// and a verdict; the command that applies it only when 429s show where the
+// upstream's limit is (otherwise it says why no change is suggested).
 
 import { allKeys, findKey, readPoints, type KeyInfo } from '../storage/queries.ts';
 import { recommend, type Recommendation } from '../storage/recommend.ts';
@@ -11,16 +13,21 @@ import { EXIT, EXIT_HELP_DB, Progress, formatDuration, formatTime, num, parseDur
 
 export const SPEC: VerbSpec = {
   name: 'recommend',
-  summary: 'Suggest limits from history: 85/95/99 % of the goodput sustained without upstream 429s.',
+  summary: 'Suggest limits from history: 85/95/99 % of the goodput sustained at the limit without upstream 429s.',
   positionals: [{ name: 'KEY', help: 'one pool, service or endpoint key (default: every key with traffic)' }],
   flags: {
     since: { type: 'string', value: 'WHEN', help: 'history to use: a duration back from now or a date/time (default 24h)' },
-    sustain: { type: 'string', value: 'DURATION', help: 'how long a rate must hold without 429s to count (default 1m)' },
+    sustain: { type: 'string', value: 'DURATION', help: 'how long demand must press the limit without 429s to count (default 1m)' },
     json: { type: 'boolean', help: 'print the recommendations and their evidence as JSON' },
     ...DB_FLAGS,
   },
-  details: 'Goodput is granted minus failed minus upstream-429 calls. For a pool the figures are a\n' +
-    'capacity_tps, for a service or endpoint a max_tps.\n\n' + EXIT_HELP_DB + '.',
+  details: 'Goodput is granted minus failed minus upstream-429 calls. Only stretches where demand pressed\n' +
+    'the key\'s limit (denials, waiters, or demand at the limit, with no idle gap) and the upstream\n' +
+    'answered no 429 count. Verdicts: measured (429s were seen: apply the optimal figure);\n' +
+    'upstream-limit-not-seen (no 429s: the figures are a floor, no change suggested); demand-limited\n' +
+    '(demand never pressed the limit for a whole stretch: the history does not show the upstream\'s\n' +
+    'limit, no change suggested). For a pool the figures are a capacity_tps, for a service or\n' +
+    'endpoint a max_tps.\n\n' + EXIT_HELP_DB + '.',
 };
 
 interface Result { key: string; kind: string; recommendation: Recommendation | null }
@@ -66,17 +73,19 @@ export async function run(argv: string[]): Promise<number> {
 
 function render(results: Result[], sustainMs: number): string {
   if (results.length === 0) return '';
-  const rows = [['KEY', 'SUSTAINED', 'CONSERVATIVE 85%', 'OPTIMAL 95%', 'MAXIMUM 99%', 'SAMPLES 429-FREE/ALL']];
+  const rows = [['KEY', 'SUSTAINED', 'CONSERVATIVE 85%', 'OPTIMAL 95%', 'MAXIMUM 99%', 'SAMPLES 429-FREE/ALL', 'VERDICT']];
   for (const { key, recommendation: r } of results) {
     rows.push([key, num(r!.sustainedTps), num(r!.conservativeTps), num(r!.optimalTps), num(r!.maximumTps),
-      `${r!.evidence.cleanSamples}/${r!.evidence.samples}`]);
+      `${r!.evidence.cleanSamples}/${r!.evidence.samples}`, r!.verdict]);
   }
-  let out = `${table(rows, new Set([1, 2, 3, 4, 5]))}\nEvidence (sustained = best average over ${formatDuration(sustainMs)} without 429s):\n`;
+  let out = `${table(rows, new Set([1, 2, 3, 4, 5]))}\nEvidence (sustained = best average over ${formatDuration(sustainMs)} ` +
+    'while demand pressed the limit, without 429s):\n';
   for (const { key, kind, recommendation: r } of results) {
     const e = r!.evidence;
-    out += `  ${key}: window ${formatTime(e.fromMs)} .. ${formatTime(e.toMs)}, ${e.samples} samples (${e.throttledSamples} with 429s); ` +
-      `best stretch ${formatTime(e.bestFromMs)} .. ${formatTime(e.bestToMs)}; ${e.note}\n` +
-      `    apply: tpsd limits set ${key} --${kind === 'pool' ? 'capacity-tps' : 'max-tps'} ${Math.floor(r!.optimalTps)}\n`;
+    const best = e.bestFromMs === null ? '' : `best stretch ${formatTime(e.bestFromMs)} .. ${formatTime(e.bestToMs!)}; `;
+    out += `  ${key}: window ${formatTime(e.fromMs)} .. ${formatTime(e.toMs)}, ${e.samples} samples (${e.throttledSamples} with 429s, ` +
+      `${e.pressedSamples} pressing the limit); ${best}${e.note}\n`;
+    if (r!.applyTps !== null) out += `    apply: tpsd limits set ${key} --${kind === 'pool' ? 'capacity-tps' : 'max-tps'} ${Math.floor(r!.applyTps)}\n`;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // `tpsd sim --scenario FILE --policy NAME|all [--seed N] [--json]`: replays a
-// traffic scenario (SCENARIOS.md) against the daemon's controller on a
+// traffic scenario (docs/scenarios.md) against the daemon's controller on a
 // virtual clock and prints the metrics, as JSON or a side-by-side table.
 
 import { readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ export const SPEC: VerbSpec = {
   name: 'sim',
   summary: 'Replay a traffic scenario against the controller and compare allocation policies.',
   flags: {
-    scenario: { type: 'string', value: 'FILE', help: 'scenario file (JSON, see SCENARIOS.md)' },
+    scenario: { type: 'string', value: 'FILE', help: 'scenario file (JSON; the format: docs/scenarios.md)' },
     policy: { type: 'string', value: 'NAME', help: `${POLICY_NAMES.join(', ')} or all (default all)` },
     seed: { type: 'integer', min: 0, max: 4294967295, help: 'random seed (default: the scenario\'s seed)' },
     model: { type: 'string', value: 'FILE', help: 'PPO model file (default: config/model.json)' },

@@ -2,9 +2,17 @@
 // name the file, line and column), applies command-line overrides (--port,
 // --data) and validates it with schema.ts. Every failure is a ConfigError
 // that names the file.
+//
+// Paths: a relative data_dir in the file (or the default one when the file
+// names none) is resolved against the file's folder, so every verb reading
+// the same file finds the same database from any working directory; an
+// absolute one is kept. --data from the command line is resolved against
+// the working directory, as a path typed in a shell is.
 
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULTS } from './defaults.ts';
 import { ConfigError, isPlainObject } from './field-reader.ts';
 import { validateConfig } from './schema.ts';
 import type { TpsdConfig } from './types.ts';
@@ -34,7 +42,7 @@ export function loadConfigFile(
   }
   const raw = parseJson(text, path);
   try {
-    return validateConfig(applyOverrides(raw, overrides), env);
+    return validateConfig(applyOverrides(raw, overrides, dirname(resolve(path))), env);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(err.errors, path);
     throw err;
@@ -60,14 +68,19 @@ function lineAndColumn(text: string, offset: number): string {
   return `line ${line}, column ${column}`;
 }
 
-/** Copies the raw file with the overrides in place; a malformed file is left for the validator to report. */
-function applyOverrides(raw: unknown, overrides: ConfigOverrides): unknown {
+/**
+ * Copies the raw file with the overrides in place and data_dir resolved (see
+ * the header); a malformed file is left for the validator to report.
+ */
+function applyOverrides(raw: unknown, overrides: ConfigOverrides, fileDir: string): unknown {
   if (!isPlainObject(raw)) return raw;
   const out: Record<string, unknown> = { ...raw };
   if (overrides.port !== undefined) {
     if (raw.listen === undefined) out.listen = { port: overrides.port };
     else if (isPlainObject(raw.listen)) out.listen = { ...raw.listen, port: overrides.port };
   }
-  if (overrides.data_dir !== undefined) out.data_dir = overrides.data_dir;
+  if (overrides.data_dir !== undefined) out.data_dir = resolve(overrides.data_dir);
+  else if (raw.data_dir === undefined) out.data_dir = resolve(fileDir, DEFAULTS.data_dir);
+  else if (typeof raw.data_dir === 'string' && raw.data_dir !== '' && !isAbsolute(raw.data_dir)) out.data_dir = resolve(fileDir, raw.data_dir);
   return out;
 }

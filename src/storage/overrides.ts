@@ -80,11 +80,20 @@ export class OverrideStore {
   }
 }
 
-/** The audit trail since `sinceMs`, oldest first (for `tpsd decisions`). */
-export function readAudit(db: Db, sinceMs: number, untilMs: number): AuditEntry[] {
-  const rows = db.prepare(`SELECT ts_ms, action, key, field, old_value, new_value, actor, detail FROM limit_audit
-    WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, id`).all(sinceMs, untilMs) as
-    { ts_ms: number; action: AuditAction; key: string; field: string | null; old_value: string | null; new_value: string | null; actor: string; detail: string | null }[];
+/**
+ * The audit trail in [sinceMs, untilMs), oldest first (for `tpsd decisions`):
+ * only the keys of `pool` (the pool and the keys under it) when given, and
+ * only the newest `limit` entries when limit > 0.
+ */
+export function readAudit(db: Db, sinceMs: number, untilMs: number, o: { pool?: string | null; limit?: number } = {}): AuditEntry[] {
+  const pool = o.pool ?? null;
+  const limit = o.limit !== undefined && o.limit > 0 ? Math.floor(o.limit) : 0;
+  const rows = (db.prepare(`SELECT ts_ms, action, key, field, old_value, new_value, actor, detail FROM limit_audit
+    WHERE ts_ms >= @since AND ts_ms < @until
+    ${pool === null ? '' : "AND (key = @pool OR substr(key, 1, length(@pool) + 1) = @pool || '/')"}
+    ORDER BY ts_ms DESC, id DESC ${limit > 0 ? `LIMIT ${limit}` : ''}`).all({ since: sinceMs, until: untilMs, ...(pool === null ? {} : { pool }) }) as
+    { ts_ms: number; action: AuditAction; key: string; field: string | null; old_value: string | null; new_value: string | null; actor: string; detail: string | null }[])
+    .reverse();
   return rows.map((r) => ({
     tsMs: r.ts_ms, action: r.action, key: r.key, field: r.field, oldValue: dec(r.old_value), newValue: dec(r.new_value),
     actor: r.actor, detail: r.detail,

@@ -25,6 +25,8 @@ export interface Point {
   /** 'raw': per-tick rows, '1m': roll-ups, 'mixed' or 'empty' for buckets. */
   source: 'raw' | '1m' | 'mixed' | 'empty';
   samples: number;
+  /** Time the point's rows cover: its span for a per-tick row, the sum of its ticks for a roll-up (less when the key was idle part of the minute). */
+  coveredMs: number;
   requested: number;
   granted: number;
   denied: number;
@@ -41,15 +43,15 @@ export interface Point {
 
 // Per-tick rows are stored in time order: walk the ticks of the window and look
 // each up by (ts_ms, key_id) (CROSS JOIN keeps ticks as the outer loop).
-const RAW = `SELECT t.ts_ms AS t, t.dt_ms AS span, 1 AS samples, requested, granted, denied, ok, failed, throttled,
+const RAW = `SELECT t.ts_ms AS t, t.dt_ms AS span, t.dt_ms AS covered, 1 AS samples, requested, granted, denied, ok, failed, throttled,
   latency_sum_us AS lsum, latency_count AS lcount, queue AS qmax, in_flight AS fmax, limit_tps AS lsum_limit
   FROM ticks k CROSS JOIN telemetry t ON t.ts_ms = k.ts_ms AND t.key_id = ?
   WHERE k.ts_ms >= ? AND k.ts_ms < ? ORDER BY k.ts_ms`;
-const ROLLUP = `SELECT minute_ms + ${MINUTE_MS} AS t, ${MINUTE_MS} AS span, samples, requested, granted, denied, ok, failed, throttled,
+const ROLLUP = `SELECT minute_ms + ${MINUTE_MS} AS t, ${MINUTE_MS} AS span, dt_ms AS covered, samples, requested, granted, denied, ok, failed, throttled,
   latency_sum_us AS lsum, latency_count AS lcount, queue_max AS qmax, in_flight_max AS fmax, limit_sum AS lsum_limit
   FROM telemetry_1m WHERE key_id = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms`;
 
-interface Row { t: number; span: number; samples: number; requested: number; granted: number; denied: number; ok: number; failed: number;
+interface Row { t: number; span: number; covered: number; samples: number; requested: number; granted: number; denied: number; ok: number; failed: number;
   throttled: number; lsum: number; lcount: number; qmax: number; fmax: number; lsum_limit: number }
 
 /** Rows to read (ticks in the window, roll-ups of the key): the size for progress. */
@@ -61,7 +63,7 @@ export function countRows(db: Db, keyId: number, sinceMs: number, untilMs: numbe
 
 function point(r: Row, source: Point['source']): Point {
   return {
-    tsMs: r.t, spanMs: r.span, source, samples: r.samples, requested: r.requested, granted: r.granted, denied: r.denied,
+    tsMs: r.t, spanMs: r.span, source, samples: r.samples, coveredMs: r.covered, requested: r.requested, granted: r.granted, denied: r.denied,
     ok: r.ok, failed: r.failed, throttled: r.throttled, latencySumUs: r.lsum, latencyCount: r.lcount,
     queueMax: r.qmax, inFlightMax: r.fmax, limitTps: r.lsum_limit / r.samples,
   };
@@ -91,7 +93,7 @@ export function readPoints(db: Db, keyId: number, sinceMs: number, untilMs: numb
 export function bucketize(points: readonly Point[], sinceMs: number, untilMs: number, buckets: number): Point[] {
   const width = (untilMs - sinceMs) / buckets;
   const out: Point[] = Array.from({ length: buckets }, (_, i) => ({
-    tsMs: Math.round(sinceMs + (i + 1) * width), spanMs: width, source: 'empty', samples: 0, requested: 0, granted: 0, denied: 0,
+    tsMs: Math.round(sinceMs + (i + 1) * width), spanMs: width, source: 'empty', samples: 0, coveredMs: 0, requested: 0, granted: 0, denied: 0,
     ok: 0, failed: 0, throttled: 0, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps: 0,
   }));
   for (const p of points) {
@@ -103,6 +105,7 @@ export function bucketize(points: readonly Point[], sinceMs: number, untilMs: nu
     o.queueMax = Math.max(o.queueMax, p.queueMax); o.inFlightMax = Math.max(o.inFlightMax, p.inFlightMax);
     o.limitTps += p.limitTps * p.samples;
     o.samples += p.samples;
+    o.coveredMs += p.coveredMs;
   }
   let last = Number.NaN;
   for (const o of out) {

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
@@ -95,5 +96,35 @@ describe('tpsd bench', () => {
     assert.ok(res.errors.kinds['code 17'] > 0, 'UNKNOWN_KEY replies are counted');
     assert.ok(res.decisions > 0);
     assert.match(r.stderr, /warning: .* failed/);
+  });
+});
+
+describe('tpsd bench with its defaults', () => {
+  // The pools of the shipped config (config/default.json), on a free port.
+  const shipped = JSON.parse(readFileSync(new URL('../../config/default.json', import.meta.url), 'utf8')) as { pools: unknown[] };
+  let daemon: Daemon;
+  before(async () => { daemon = await startTestDaemon({ pools: shipped.pools }); });
+  after(async () => { await daemon.stop(); });
+
+  for (const scheme of ['ws', 'http']) {
+    it(`against the default config (${scheme}://) uses a key the daemon has, named on stderr: no UNKNOWN_KEY`, async () => {
+      const r = await bench(['--url', `${scheme}://127.0.0.1:${daemon.port}`, '--duration', '0.5', '--warmup', '0']);
+      assert.equal(r.code, 0, r.stderr);
+      const res = JSON.parse(r.stdout.trim());
+      assert.equal(res.errors.total, 0, JSON.stringify(res.errors));
+      assert.ok(res.granted > 0, 'acquires were granted');
+      // payments/checkout has a concurrency limit that unreleased leases would fill: the first service without one.
+      assert.match(r.stderr, /keys: payments\/orders \(from the daemon's STATUS\)/);
+    });
+  }
+
+  it('says in --help which key it uses by default', async () => {
+    const r = await new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--help'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      child.once('exit', () => resolve(out));
+    });
+    assert.match(r, /default: the first service without a concurrency limit in the daemon's STATUS/);
   });
 });

@@ -104,7 +104,7 @@ describe('operator verbs', () => {
     assert.equal((await runCli(['history', 'api/low', '--data', join(dataDir, 'missing')])).code, 6);
   });
 
-  it('decisions shows per-tick decisions and limit changes; recommend gives 85/95/99 % with evidence', async () => {
+  it('decisions shows per-tick decisions and limit changes; recommend gives 85/95/99 % with evidence and a verdict', async () => {
     const d = await runCli(['decisions', '--data', dataDir, '--limit', '3']);
     assert.equal(d.code, 0, d.stderr);
     assert.equal(d.stdout.match(/ tick \d+ {2}api {2}mode fair {2}policy fair {2}capacity /g)?.length, 3);
@@ -115,15 +115,26 @@ describe('operator verbs', () => {
 
     const r = await runCli(['recommend', 'api/crit', '--data', dataDir, '--sustain', '1s', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const [rec] = JSON.parse(r.stdout) as { key: string; recommendation: { sustainedTps: number; conservativeTps: number; optimalTps: number; maximumTps: number; evidence: { samples: number } } }[];
+    type Rec = { key: string; recommendation: { verdict: string; sustainedTps: number | null; conservativeTps: number | null;
+      maximumTps: number | null; applyTps: number | null; evidence: { samples: number; busiestTps: number } } };
+    const [rec] = JSON.parse(r.stdout) as Rec[];
     assert.equal(rec.key, 'api/crit');
-    const s = rec.recommendation.sustainedTps;
-    assert.ok(s > 0);
-    assert.ok(Math.abs(rec.recommendation.conservativeTps - 0.85 * s) < 1e-9 && Math.abs(rec.recommendation.maximumTps - 0.99 * s) < 1e-9);
+    // api/crit drew no 429s: whether the load pressed its limit or not, no change is suggested.
+    assert.equal(rec.recommendation.applyTps, null);
+    assert.ok(rec.recommendation.evidence.busiestTps > 0);
     assert.ok(rec.recommendation.evidence.samples > 5);
+    if (rec.recommendation.verdict === 'upstream-limit-not-seen') {
+      const s = rec.recommendation.sustainedTps!;
+      assert.ok(s > 0);
+      assert.ok(Math.abs(rec.recommendation.conservativeTps! - 0.85 * s) < 1e-9 && Math.abs(rec.recommendation.maximumTps! - 0.99 * s) < 1e-9);
+    } else {
+      assert.equal(rec.recommendation.verdict, 'demand-limited');
+      assert.equal(rec.recommendation.sustainedTps, null);
+    }
     const text = await runCli(['recommend', '--data', dataDir, '--sustain', '1s']);
-    assert.match(text.stdout, /^KEY +SUSTAINED +CONSERVATIVE 85% +OPTIMAL 95% +MAXIMUM 99% +SAMPLES 429-FREE\/ALL$/m);
-    assert.match(text.stdout, /apply: tpsd limits set api\/crit --max-tps \d+/);
+    assert.match(text.stdout, /^KEY +SUSTAINED +CONSERVATIVE 85% +OPTIMAL 95% +MAXIMUM 99% +SAMPLES 429-FREE\/ALL +VERDICT$/m);
+    assert.match(text.stdout, /^ {2}api\/crit: window .*no change suggested$/m);
+    assert.doesNotMatch(text.stdout, /apply: tpsd limits set api\/crit/);
     assert.equal((await runCli(['recommend', '--data', dataDir, '--since', '1ms'])).code, 6);
   });
 

@@ -66,4 +66,32 @@ describe('/metrics', () => {
     // A daemon without a cluster section has no cluster figures: test/integration/cluster.test.ts checks those.
     for (const name of names) if (!name.startsWith('tpsd_cluster_')) assert.match(body, new RegExp(`^${name}(\\{| )`, 'm'), `${name} is exported`);
   });
+
+  it('dashboard: an instance variable, and every query on one instance, so two daemons never merge in a panel', () => {
+    type Var = { name: string; type: string; query?: { query?: string } | string; definition?: string; multi?: boolean; includeAll?: boolean };
+    const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[]; templating: { list: Var[] } };
+    const vars = dash.templating.list;
+    const instance = vars.find((v) => v.name === 'instance');
+    assert.ok(instance !== undefined, 'an instance template variable');
+    const q = typeof instance.query === 'string' ? instance.query : instance.query?.query ?? '';
+    const m = /^label_values\((tpsd_[a-z_]+), instance\)$/.exec(q);
+    assert.ok(m !== null, `instance values come from a tpsd metric: ${q}`);
+    assert.match(body, new RegExp(`^${m[1]}(\\{| )`, 'm'), `${m[1]} is exported`);
+    assert.equal(instance.multi, false, 'one instance at a time: sums by pool never add two daemons');
+    assert.equal(instance.includeAll, false);
+    // Every selector of a tpsd metric, in every panel and in the other variables' queries, filters on the instance.
+    const exprs: [string, string][] = [
+      ...dash.panels.flatMap((p) => (p.targets ?? []).map((t) => [p.title, t.expr] as [string, string])),
+      ...vars.filter((v) => v.type === 'query' && v.name !== 'instance')
+        .map((v) => [`variable ${v.name}`, typeof v.query === 'string' ? v.query : v.query?.query ?? ''] as [string, string]),
+    ];
+    let selectors = 0;
+    for (const [where, expr] of exprs) {
+      for (const sel of expr.matchAll(/\btpsd_[a-z_]+(\{[^}]*\})?/g)) {
+        selectors++;
+        assert.match(sel[1] ?? '', /[{,]instance=~"\$instance"[,}]/, `${where}: ${sel[0]} filters on instance=~"$instance"`);
+      }
+    }
+    assert.ok(selectors >= 30, `${selectors} selectors checked`);
+  });
 });

@@ -12,9 +12,10 @@ import { recommend } from '../../../src/storage/recommend.ts';
 import { DEC, DEC_FIELDS, clampsOf, type DecisionRow } from '../../../src/storage/telemetry-store.ts';
 import { tempDir } from '../../fixtures/daemon.ts';
 
-function pt(tsMs: number, grantedTps: number, throttled: number, limitTps = 1000): Point {
+/** One second at `grantedTps`; demand presses the limit unless the limit is above it. */
+function pt(tsMs: number, grantedTps: number, throttled: number, limitTps = grantedTps): Point {
   return {
-    tsMs, spanMs: 1000, source: 'raw', samples: 1, requested: grantedTps, granted: grantedTps, denied: 0, ok: grantedTps - throttled,
+    tsMs, spanMs: 1000, source: 'raw', samples: 1, coveredMs: 1000, requested: grantedTps, granted: grantedTps, denied: 0, ok: grantedTps - throttled,
     failed: 0, throttled, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps,
   };
 }
@@ -35,9 +36,11 @@ describe('recommend', () => {
     assert.equal(r.evidence.samples, 200);
     assert.equal(r.evidence.throttledSamples, 30);
     assert.equal(r.evidence.throttledAtTps, 400);
-    assert.equal(r.evidence.bestToMs - r.evidence.bestFromMs, 30_000);
-    assert.ok(r.evidence.bestFromMs >= 60_000 && r.evidence.bestToMs <= 120_000, 'best stretch inside the 300/s minute');
+    assert.equal(r.evidence.bestToMs! - r.evidence.bestFromMs!, 30_000);
+    assert.ok(r.evidence.bestFromMs! >= 60_000 && r.evidence.bestToMs! <= 120_000, 'best stretch inside the 300/s minute');
     assert.match(r.evidence.note, /429s were seen from 400 tps/);
+    assert.equal(r.verdict, 'measured');
+    assert.equal(r.applyTps, 285);
   });
 
   it('needs a whole sustain window free of 429s, and says when tpsd\'s own limit was the bound', () => {
@@ -47,12 +50,37 @@ describe('recommend', () => {
     const r = recommend(capped, 10_000)!;
     assert.equal(r.evidence.limitBound, true);
     assert.match(r.evidence.note, /no 429s in the window/);
+    assert.equal(r.verdict, 'upstream-limit-not-seen');
+    assert.equal(r.sustainedTps, 99);
+    assert.equal(r.applyTps, null, 'no 429s: no cut suggested');
     assert.equal(recommend([], 1000), null);
   });
 
-  it('counts idle gaps between rows as time without traffic', () => {
+  it('counts idle gaps between rows as time without traffic, and a stretch with a gap as not pressing the limit', () => {
     const r = recommend([pt(1000, 100, 0), pt(10_000, 100, 0)], 10_000)!;
-    assert.equal(r.sustainedTps, 20, '200 tokens over the 10 s the two rows span');
+    assert.equal(r.evidence.busiestTps, 20, '200 tokens over the 10 s the two rows span');
+    assert.equal(r.verdict, 'demand-limited');
+    assert.equal(r.sustainedTps, null);
+    assert.equal(r.applyTps, null);
+    assert.match(r.evidence.note, /the history does not show the upstream's limit, no change suggested/);
+  });
+
+  it('needs every point of a stretch to press the limit: denials, waiters or demand at the limit', () => {
+    const busy = (i: number, over: Partial<Point>) => ({ ...pt((i + 1) * 1000, 100, 0, 100), ...over });
+    // 20 s at the limit, one second at 60 % of it in the middle: no 15 s pressed stretch.
+    const dip = Array.from({ length: 20 }, (_, i) => busy(i, i === 10 ? { requested: 60, granted: 60 } : {}));
+    assert.equal(recommend(dip, 15_000)!.verdict, 'demand-limited');
+    assert.equal(recommend(dip, 9_000)!.sustainedTps, 100);
+    // Demand below the limit still presses when the key denied or queued.
+    const denied = Array.from({ length: 20 }, (_, i) => busy(i, { requested: 80, granted: 70, denied: 10 }));
+    assert.equal(recommend(denied, 15_000)!.sustainedTps, 70);
+    const queued = Array.from({ length: 20 }, (_, i) => busy(i, { requested: 70, granted: 70, queueMax: 3 }));
+    assert.equal(recommend(queued, 15_000)!.sustainedTps, 70);
+    // A roll-up minute whose ticks covered a third of it was idle the rest: it does not press, denials or not.
+    const minute = (m: number, coveredMs: number): Point => ({ ...pt((m + 1) * 60_000, 6000, 0, 100), spanMs: 60_000,
+      source: '1m', samples: 200, coveredMs, requested: 7000, denied: 1000 });
+    assert.equal(recommend([minute(0, 20_000), minute(1, 20_000)], 60_000)!.verdict, 'demand-limited');
+    assert.equal(recommend([minute(0, 60_000), minute(1, 59_000)], 60_000)!.sustainedTps, 100);
   });
 });
 
