@@ -6,9 +6,9 @@
 //   - each service's assured bucket at its allocation (the policy's output
 //     after the safety layer), with its configured burst, so an acquire that
 //     fits the config stays grantable whatever the allocation;
-//   - each service's ceiling at max_tps less its allocation, with its burst:
-//     what it may borrow beyond its assured rate (nothing once that is its
-//     max_tps);
+//   - each service's ceiling at max_tps, with its burst: every take of the
+//     service, assured or borrowed, passes it, so together they never
+//     exceed max_tps and one burst;
 //   - the pool's shared bucket at the effective capacity less every
 //     allocation: what nobody is assured of (plus, as they happen, the
 //     spills of full service buckets), lent in priority order;
@@ -47,7 +47,7 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
     p.services.forEach((s, i) => {
       const l = limits[s];
       plan(s, p.alloc[i], l.burst);
-      loans.push([s, Math.max(0, l.maxTps - p.alloc[i]), l.burst]);
+      loans.push([s, l.maxTps, l.burst]);
       assuredTps += p.alloc[i];
       for (const e of p.endpoints[i]) plan(e, limits[e].maxTps, limits[e].burst);
     });

@@ -20,7 +20,7 @@ export const ASSURED_HOLD_MS = 20;
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
  * bucket (a window gate's pace full), its shared bucket full at the pool's burst and lending nothing until
- * the controller's first write; a service's borrowing ceiling starts empty.
+ * the controller's first write; a service's ceiling starts full at max_tps.
  */
 /** A window gate's pace size: the pool's burst, or PACE_HOLD_MS of its rate if more (layout.ts). */
 export function paceBurstMilli(burstMilli: number, rateMilli: number): number {
@@ -46,9 +46,10 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   for (let p = 0; p < PRIORITY_COUNT; p++) state[base + WAITERS_BASE_INDEX + p] = 0;
   state[base + WAITERS_ANY_INDEX] = 0;
   const loan = base + LOAN_OFFSET;
-  state[loan + TOKENS_MILLI_INDEX] = spec.depth === 0 ? burst : 0;
+  // A pool's shared bucket starts full and lends nothing; a service's ceiling starts full at max_tps.
+  state[loan + TOKENS_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[loan + LAST_REFILL_MS_INDEX] = nowMs;
-  state[loan + RATE_MILLI_INDEX] = 0;
+  state[loan + RATE_MILLI_INDEX] = spec.depth === 1 ? Math.round(spec.maxTps * MILLI) : 0;
   state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
   state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;

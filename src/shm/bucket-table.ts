@@ -16,8 +16,9 @@
 //
 // ACQUIRE on a key, all or nothing, concurrency slots first, then tokens
 // from the leaf up: the endpoint's bucket (its max_tps cap); the service's
-// assured bucket or, when that is empty, a loan (the service's ceiling and
-// the pool's shared bucket, pool-loans.ts); then the pool's gate (a sliding
+// assured bucket and its ceiling (max_tps) or, when the assured bucket is
+// empty, a loan (the ceiling and the pool's shared bucket, pool-loans.ts);
+// then the pool's gate (a sliding
 // 1 s window of the effective capacity or a token bucket at it,
 // window-rings.ts). The first level that fails undoes what was taken below.
 //
@@ -51,7 +52,7 @@ import {
   IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_OFFSET, PARENT_INDEX, PRIORITY_INDEX,
   QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, type ShmViews,
 } from './layout.ts';
-import { PoolLoans, freshenStamp } from './pool-loans.ts';
+import { PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
@@ -318,6 +319,12 @@ export class BucketTable {
       if (((now - s[sb + LAST]) | 0) > 0) loans.refillService(svc, pool, now);
       if (((now - s[pool * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) loans.yieldBurst(svc, pool, milli, now);
       borrowed = !takeAt(s, sb, milli);
+      // An assured take passes the service's ceiling too: max_tps (and one burst) bounds all it gets.
+      if (!borrowed && !takeCeiling(s, sb, milli, now)) {
+        Atomics.add(s, sb + TOKENS_MILLI_INDEX, milli);
+        if (ep >= 0) putAt(s, ep * BUCKET_FIELDS, milli, 0);
+        return fail(svc, FAIL_TOKENS);
+      }
     }
     if (borrowed) {
       const r = mayBorrow ? loans.borrow(svc, pool, milli, gate, now) : fail(svc >= 0 ? svc : pool, FAIL_TOKENS);

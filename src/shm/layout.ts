@@ -56,7 +56,7 @@
 //     its shared borrowable bucket: the capacity no service is assured of,
 //     plus what overflows full service buckets;
 //   - a service: TOKENS..BURST are its assured bucket (the policy's rate);
-//     LOAN is its borrowing ceiling (max_tps less the assured rate);
+//     LOAN is its ceiling (max_tps and its burst), which every take passes;
 //   - an endpoint: TOKENS..BURST are its cap (max_tps); LOAN is unused.
 // LOAN_* lie in the same order as TOKENS..BURST (LOAN_OFFSET apart), so one
 // refill and one take serve both buckets of a record.

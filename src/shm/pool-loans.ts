@@ -12,8 +12,10 @@
 //   (LOAN of the pool record): what a service leaves unused is lent at once.
 //   Idle services are refilled lazily, so a borrower that finds the shared
 //   bucket short pulls their overflow in (refills them), once a millisecond.
-// - A borrow takes from the service's ceiling (its LOAN: max_tps less its
-//   assured rate) and the pool's shared bucket, only while no stronger class
+// - Every take of a service passes its ceiling (its LOAN: a token bucket at
+//   max_tps with the service's burst), so assured and borrowed tokens
+//   together never pass max_tps and one burst. A borrow takes from the
+//   ceiling and the pool's shared bucket, only while no stronger class
 //   waits at the pool and no assured take was refused by the gate in the
 //   last ASSURED_HOLD_MS.
 // - When the gate refuses an assured take, the service and the pool are
@@ -111,10 +113,7 @@ export class PoolLoans {
     }
     if (this.contended(pool, now)) return fail(pool, FAIL_PRIORITY);
     const ceiling = svc >= 0 ? svc * BUCKET_FIELDS + LOAN_OFFSET : -1;
-    if (ceiling >= 0) {
-      earn(s, ceiling, now, 0);
-      if (!takeAt(s, ceiling, milli)) return fail(svc, FAIL_TOKENS);
-    }
+    if (ceiling >= 0 && !takeCeiling(s, svc * BUCKET_FIELDS, milli, now)) return fail(svc, FAIL_TOKENS);
     const shared = pb + LOAN_OFFSET;
     earn(s, shared, now, 0);
     if (!takeAt(s, shared, milli) && !(this.pullSpills(pool, now) && takeAt(s, shared, milli))) {
@@ -141,10 +140,16 @@ export class PoolLoans {
   putBelowGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, owedMilli: number): void {
     const s = this.state;
     if (ep >= 0) putAt(s, ep * BUCKET_FIELDS, milli, 0);
-    if (!borrowed) { putAt(s, svc * BUCKET_FIELDS, milli, owedMilli); return; }
     if (svc >= 0) putAt(s, svc * BUCKET_FIELDS + LOAN_OFFSET, milli, 0);
+    if (!borrowed) { putAt(s, svc * BUCKET_FIELDS, milli, owedMilli); return; }
     putAt(s, pool * BUCKET_FIELDS + LOAN_OFFSET, milli, 0);
   }
+}
+
+/** Takes `milli` from the ceiling of the service at `base` (its LOAN: max_tps and its burst), which every take of the service passes. */
+export function takeCeiling(s: Int32Array, base: number, milli: number, now: number): boolean {
+  earn(s, base + LOAN_OFFSET, now, 0);
+  return takeAt(s, base + LOAN_OFFSET, milli);
 }
 
 /** Keeps an old ASSURED_BLOCKED_MS expired but recent, so int32 time differences never wrap into the hold (the controller, every tick). */

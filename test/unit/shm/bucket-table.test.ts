@@ -102,10 +102,12 @@ describe('BucketTable', () => {
     assert.equal(failReason(r), FAIL_PRIORITY, 'borrowing yields to a stronger waiter at the pool');
     assert.equal(failBucket(r), p);
     table.markWaiter(p, 0, -1);
-    assert.equal(failReason(table.acquire(b, 1000, 3, false, 0)), FAIL_TOKENS, 'b\'s ceiling has earned nothing yet');
-    assert.equal(table.acquire(b, 1000, 3, false, 10), GRANTED, 'in 10 ms it earned one token');
+    // The ceiling (b's max_tps and burst) started full; the 6 assured takes passed it too.
+    for (let i = 0; i < 4; i++) assert.equal(table.acquire(b, 1000, 3, false, 0), GRANTED, 'borrowed what the ceiling still holds');
     assert.ok(table.lastBorrowed, 'from the pool\'s shared bucket');
-    assert.equal(table.loanTokens(p), 9);
+    assert.equal(failReason(table.acquire(b, 1000, 3, false, 0)), FAIL_TOKENS, 'b\'s ceiling is empty');
+    assert.equal(table.acquire(b, 1000, 3, false, 10), GRANTED, 'in 10 ms it earned one token');
+    assert.equal(table.loanTokens(p), 5);
   });
 
   it('setRate keeps tokens earned at the old rate; setBurst trims', () => {

@@ -117,8 +117,8 @@ const TWO_SERVICES = {
 function allocated(hi: number, lo: number) {
   const s = setup(TWO_SERVICES);
   const [h, l] = [s.keys.lookup('p/hi'), s.keys.lookup('p/lo')];
-  s.control.setRate(h, hi, 0); s.control.setLoan(h, 1000 - hi, 20, 0);
-  s.control.setRate(l, lo, 0); s.control.setLoan(l, 300 - lo, 20, 0);
+  s.control.setRate(h, hi, 0); s.control.setLoan(h, 1000, 20, 0);
+  s.control.setRate(l, lo, 0); s.control.setLoan(l, 300, 20, 0);
   s.control.setLoan(s.p, 1000 - hi - lo, 50, 0);
   return { ...s, h, l };
 }
@@ -126,17 +126,31 @@ function allocated(hi: number, lo: number) {
 describe('borrowing', () => {
   it('takes the assured bucket first, then borrows from the ceiling and the pool\'s shared bucket', () => {
     const { t0, h, p, control } = allocated(100, 100);
-    assert.equal(drain(t0, h, 0), 20, 'at 0 ms: its burst; its ceiling has earned nothing yet');
+    assert.equal(drain(t0, h, 0), 20, 'at 0 ms: its burst, which its ceiling (passed by every take) also held');
     assert.ok(!t0.lastBorrowed);
-    assert.equal(drain(t0, h, 10), 1 + 9, '10 ms later: 1 assured, 9 borrowed (a 900/s ceiling)');
+    assert.equal(drain(t0, h, 10), 1 + 9, '10 ms later: 1 assured, 9 borrowed (a 1000/s ceiling)');
     assert.ok(t0.lastBorrowed);
     assert.equal(control.loanTokens(p), 50 - 9, 'lent by the shared bucket (full at 50)');
   });
 
-  it('never borrows past max_tps: the ceiling refills at max_tps less the assured rate', () => {
+  it('never passes max_tps: every take passes the ceiling, which refills at max_tps', () => {
     const { t0, l } = allocated(100, 300);
     assert.equal(drain(t0, l, 0), 20);
     assert.equal(drain(t0, l, 100), 20, 'an assured rate at max_tps: no borrowing, its burst caps it');
+  });
+
+  it('never grants a service more than max_tps and one burst in a second, assured and borrowed together', () => {
+    const s = setup({ name: 'p', capacity_tps: 2000, burst: 100, services: [
+      { name: 'a', priority: 'HIGH', max_tps: 600, burst: 30 }, { name: 'b', priority: 'LOW', max_tps: 2000, burst: 100 },
+    ] });
+    const a = s.keys.lookup('p/a');
+    // As the controller writes them (bucket-writes.ts): half of max_tps assured, the rest of the pool lent.
+    s.control.setRate(a, 300, 0); s.control.setLoan(a, 600, 30, 0); s.control.setLoan(s.p, 1700, 100, 0);
+    s.control.refill(a, 1000); // idle for a second: every bucket full
+    let granted = 0;
+    for (let ms = 1000; ms < 2000; ms++) granted += drain(s.t0, a, ms);
+    assert.ok(granted <= 600 + 30, `${granted} in one second`);
+    assert.ok(granted >= 600, `and it does get max_tps: ${granted}`);
   });
 
   it('lends what a full service bucket overflows, pulled from an idle service when the shared bucket is short', () => {
@@ -148,7 +162,7 @@ describe('borrowing', () => {
     s.control.setRate(h, 0, 0); s.control.setLoan(h, 1000, 1000, 0); // hi is assured nothing: it borrows
     s.control.setRate(l, 800, 0); // lo is assured 800/s and idle
     s.control.setLoan(s.p, 0, 50, 0); // the shared bucket lends only what it holds and what overflows
-    assert.equal(drain(s.t0, h, 0), 20, 'hi\'s own burst; its ceiling is still empty');
+    assert.equal(drain(s.t0, h, 0), 20, 'hi\'s own burst, which emptied its ceiling too');
     assert.equal(drain(s.t0, h, 200), 50 + 50, 'the shared bucket\'s 50, then lo\'s overflow of 200 ms (160) pulled, of which it holds 50');
     assert.equal(s.control.loanTokens(s.p), 0);
     assert.equal(drain(s.t0, h, 205), 4, 'what lo overflowed in the next 5 ms (800/s)');
