@@ -107,7 +107,7 @@ describe('regressions found by fuzzing', () => {
     assert.equal(lt.active, 0, 'no lease left active');
   });
 
-  it('stop-with-keepalive: stopping the daemon with an HTTP keep-alive connection open exits cleanly (10 runs)', { timeout: 120_000 }, async () => {
+  it('stop-with-keepalive: stopping the daemon with an HTTP keep-alive connection open exits cleanly (10 runs)', { timeout: 300_000 }, async () => {
     // src/io/io-worker.ts stop() closes the listen socket and the WebSocket
     // connections, not HTTP keep-alive sockets (fetch keeps them; so does a
     // Prometheus scraper); the worker then exits with uWS handles open and Node
