@@ -43,7 +43,7 @@ import type { PoolConfig } from '../src/config/types.ts';
 import { BucketTable, GRANTED } from '../src/shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../src/shm/clock.ts';
 import { KeyIndex } from '../src/shm/key-index.ts';
-import { MAX_TOKENS, MILLI, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../src/shm/layout.ts';
+import { MAX_TOKENS, MILLI, PACE_OFFSET, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../src/shm/layout.ts';
 import { buildReference, runReference } from './c-reference.ts';
 import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
 import {
@@ -80,6 +80,8 @@ const table = new BucketTable(views, clock, 0);
 for (const spec of keys.specs) {
   table.setRate(spec.index, MAX_TOKENS, clock.nowMs());
   table.setBurst(spec.index, MAX_TOKENS);
+  // A service's ceiling, which every take of it passes (the controller writes it at max_tps).
+  if (spec.depth === 1) table.setLoan(spec.index, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
 }
 
 // bench/d is assured nothing and may borrow everything: every take on it borrows.
@@ -89,6 +91,7 @@ table.setRate(BORROWER, 0, clock.nowMs());
 views.state[stateBase(BORROWER) + TOKENS_MILLI_INDEX] = 0; // its assured bucket starts (and stays) empty
 table.setLoan(BORROWER, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
 table.setLoan(POOL, MAX_TOKENS, MAX_TOKENS, clock.nowMs());
+views.state[stateBase(POOL) + PACE_OFFSET + TOKENS_MILLI_INDEX] = MAX_TOKENS * MILLI; // the window gate's pace starts full
 
 const ENDPOINT = keys.lookup('bench/a/x');
 const ENDPOINT_2 = keys.lookup('bench/b/x');

@@ -180,10 +180,15 @@ export class BucketTable {
     if (depth < 3) earn(s, base + LOAN_OFFSET, now, 0);
   }
 
-  /** Gives tokens back to bucket b (never above the burst; to a window gate, only what this thread took there in its current millisecond). */
+  /**
+   * Gives tokens back to bucket b (never above the burst; to a window gate,
+   * only what this thread took there in its current millisecond; to a
+   * service, its ceiling too, which its takes passed).
+   */
   refund(b: number, milli: number): void {
-    if (this.depthOf[b] === 1) putGate(this.rings, this.state, b, this.gateRing[b], milli, this.allowances.ms);
-    else putAt(this.state, b * BUCKET_FIELDS, milli, 0);
+    if (this.depthOf[b] === 1) { putGate(this.rings, this.state, b, this.gateRing[b], milli, this.allowances.ms); return; }
+    putAt(this.state, b * BUCKET_FIELDS, milli, 0);
+    if (this.depthOf[b] === 2) putAt(this.state, b * BUCKET_FIELDS + LOAN_OFFSET, milli, 0);
   }
 
   /** True when `tokens` can never fit in some bucket on the chain of `leaf`. */
