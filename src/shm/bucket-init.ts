@@ -6,7 +6,8 @@ import type { BucketSpec } from './key-index.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BURST_MILLI_INDEX, CONCURRENCY_INDEX, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
   IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PARENT_INDEX, PRIORITY_COUNT,
-  PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, stateBase,
+  PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX,
+  WAITERS_BASE_INDEX, stateBase,
 } from './layout.ts';
 
 /**
@@ -20,7 +21,8 @@ export const ASSURED_HOLD_MS = 20;
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
  * bucket, its shared bucket full at the pool's burst and lending nothing until
- * the controller's first write; a service's borrowing ceiling starts empty.
+ * the controller's first write; a service's borrowing ceiling starts empty,
+ * its reservation full at its min_tps (within its initial rate).
  */
 export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): void {
   const base = stateBase(spec.index);
@@ -47,4 +49,12 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
   state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+  const reserve = base + RESERVE_OFFSET;
+  const reserveRate = spec.depth === 1 ? Math.round(Math.min(spec.minTps, spec.initialTps) * MILLI) : 0;
+  const reserveBurst = reserveRate > 0 ? Math.max(MILLI, reserveRate) : 0;
+  state[reserve + TOKENS_MILLI_INDEX] = reserveBurst;
+  state[reserve + LAST_REFILL_MS_INDEX] = nowMs;
+  state[reserve + RATE_MILLI_INDEX] = reserveRate;
+  state[reserve + BURST_MILLI_INDEX] = reserveBurst;
+  if (spec.depth === 0) state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
 }
