@@ -90,13 +90,14 @@ export class PoolLoans {
   /**
    * While the gate is contended, a service not refused itself gives up what
    * its assured bucket holds beyond ASSURED_HOLD_MS of its rate (and `milli`)
-   * to the pool's shared bucket. Its rate still flows.
+   * to the pool's shared bucket, but never what its reservation still covers
+   * (min_tps it has not had). Its rate still flows.
    */
   yieldBurst(svc: number, pool: number, milli: number, now: number): void {
     const s = this.state;
     const base = svc * BUCKET_FIELDS;
     if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
-    const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
+    const keep = Math.max(Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli, s[base + RESERVE_OFFSET]);
     let cur = s[base + TOKENS_MILLI_INDEX];
     while (cur > keep) {
       const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, keep);
