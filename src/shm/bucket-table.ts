@@ -560,9 +560,6 @@ export class BucketTable {
     trim(s, i, burst);
   }
 
-  /** Service b's reservation, tokens/s. */
-  reserveTps(b: number): number { return Atomics.load(this.state, b * BUCKET_FIELDS + RESERVE_OFFSET + RATE_MILLI_INDEX) / MILLI; }
-
   /** Sets a key's priority class (controller only: a live `tpsd limits set --priority`). */
   setPriority(b: number, priority: number): void {
     Atomics.store(this.state, b * BUCKET_FIELDS + PRIORITY_INDEX, priority);

@@ -117,7 +117,8 @@ export class PoolLoans {
     const pb = pool * BUCKET_FIELDS;
     if (reserved || this.covers(svc, milli, now)) {
       // Only a take the gate can ever hold holds the others back (a window admits at most its capacity at once).
-      if (milli <= s[pb + (s[pb + GATE_INDEX] === GATE_WINDOW ? RATE_MILLI_INDEX : BURST_MILLI_INDEX)]) s[pb + RESERVE_BLOCKED_MS_INDEX] = now;
+      const most = s[pb + (s[pb + GATE_INDEX] === GATE_WINDOW ? RATE_MILLI_INDEX : BURST_MILLI_INDEX)];
+      if (milli <= most) s[pb + RESERVE_BLOCKED_MS_INDEX] = now;
     }
     s[pb + ASSURED_BLOCKED_MS_INDEX] = now;
     s[svc * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
