@@ -82,3 +82,28 @@ describe('min_tps after a shortfall at the gate', () => {
     });
   }
 });
+
+describe('a reserved take the gate can never hold', () => {
+  it('does not hold the others back (a token-bucket gate smaller than the take)', () => {
+    const config = validateConfig({ log: { level: 'silent' }, pools: [{ name: 'p', capacity_tps: 100, burst: 5, upstream: { window: 'token_bucket' },
+      services: [{ name: 'm', priority: 'MEDIUM', min_tps: 50, max_tps: 100, burst: 50 }, { name: 'c', priority: 'CRITICAL', max_tps: 100 }] }] }, {});
+    const keys = KeyIndex.fromConfig(config);
+    const views = allocateShm(keys.size, 1);
+    const clock = new ManualClock();
+    BucketTable.initialize(views, keys, 0);
+    const io = new BucketTable(views, clock, 0);
+    const control = new BucketTable(views, clock, null);
+    const limits = keys.specs.map(configuredLimits);
+    const [p, m, c] = ['p', 'p/m', 'p/c'].map((k) => keys.lookup(k));
+    writeAllocations(control, limits, [{ pool: p, effectiveTps: 100, burst: 5, services: [m, c], endpoints: [[], []], alloc: [50, 50] }], 0);
+    for (let t = 1; t < 100; t++) io.acquire(c, MILLI, 0, true, t); // c keeps the gate empty
+    assert.notEqual(io.acquire(c, 5 * MILLI, 0, true, 100), GRANTED, 'the gate is short: contended');
+    assert.equal(failBucket(io.acquire(m, 20 * MILLI, 2, true, 101)), p, 'm asks for 20 at once: more than the gate ever holds');
+    let granted = 0;
+    for (let t = 102; t < 200; t += 5) {
+      assert.notEqual(io.acquire(m, 20 * MILLI, 2, true, t), GRANTED, 'm retries, as a waiter does');
+      if (io.acquire(c, MILLI, 0, true, t + 1) === GRANTED) granted++;
+    }
+    assert.ok(granted >= 9, `c still takes what the gate refills, about 10 tokens in 100 ms (${granted})`);
+  });
+});
