@@ -12,6 +12,9 @@
 //   - the pool's shared bucket at the effective capacity less every
 //     allocation: what nobody is assured of (plus, as they happen, the
 //     spills of full service buckets), lent in priority order;
+//   - each service's reservation at its min_tps, as far as its allocation
+//     covers it (drawn on only while the gate is short: min_tps holds
+//     whatever higher classes ask);
 //   - endpoints at their own max_tps (caps; their service's buckets decide).
 // Gates and assured rates that decrease are written before those that
 // increase, so their sum never overshoots mid-rebalance; the loans follow.
@@ -38,6 +41,7 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
   const shrink: [number, number, number][] = [];
   const grow: [number, number, number][] = [];
   const loans: [number, number, number][] = [];
+  const reserves: [number, number][] = [];
   const plan = (b: number, tps: number, burst: number): void => {
     (tps < table.rateTps(b) ? shrink : grow).push([b, tps, burst]);
   };
@@ -48,6 +52,7 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
       const l = limits[s];
       plan(s, p.alloc[i], l.burst);
       loans.push([s, l.maxTps, l.burst]);
+      reserves.push([s, Math.max(0, Math.min(l.minTps, p.alloc[i]))]);
       assuredTps += p.alloc[i];
       for (const e of p.endpoints[i]) plan(e, limits[e].maxTps, limits[e].burst);
     });
@@ -56,4 +61,5 @@ export function writeAllocations(table: BucketTable, limits: readonly KeyLimits[
   for (const [b, tps, burst] of shrink) { table.setRate(b, tps, now); table.setBurst(b, burst); }
   for (const [b, tps, burst] of grow) { table.setBurst(b, burst); table.setRate(b, tps, now); }
   for (const [b, tps, burst] of loans) table.setLoan(b, tps, burst, now);
+  for (const [b, tps] of reserves) table.setReserve(b, tps, now);
 }

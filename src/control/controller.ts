@@ -246,12 +246,15 @@ export class Controller {
     for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
-    const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
+    const beforeTps = pool.discovery.effectiveTps;
+    const reserveTps = this.gateShortfallTps(p, beforeTps);
     const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS) });
     const effectiveTps = this.capped(pool.spec.key, discoveredTps);
-    if (throttledTps > 0) this.table.drainGate(p);
+    // A token-bucket gate's stored tokens assume the upstream's burst is there: not after a 429 (spent), nor after
+    // the capacity came down (the ticks above the upstream's new rate spent it).
+    if (throttledTps > 0 || effectiveTps < beforeTps) this.table.drainGate(p);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };

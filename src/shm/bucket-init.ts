@@ -5,8 +5,9 @@
 import type { BucketSpec } from './key-index.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BURST_MILLI_INDEX, CONCURRENCY_INDEX, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
-  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_HOLD_MS, PACE_OFFSET, PARENT_INDEX, PRIORITY_COUNT,
-  PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, stateBase,
+  IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_HOLD_MS, PACE_OFFSET, PACE_RATE_FACTOR, PARENT_INDEX, PRIORITY_COUNT,
+  PRIORITY_INDEX, QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX,
+  WAITERS_BASE_INDEX, stateBase,
 } from './layout.ts';
 
 /**
@@ -19,9 +20,16 @@ export const ASSURED_HOLD_MS = 20;
 /**
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
- * bucket (a window gate's pace full), its shared bucket full at the pool's burst and lending nothing until
- * the controller's first write; a service's ceiling starts full at max_tps.
+ * bucket (a window gate's pace full), its shared bucket full at the pool's
+ * burst and lending nothing until the controller's first write; a service's
+ * ceiling starts full at max_tps, its reservation full at its min_tps (within
+ * its initial rate).
  */
+/** A window gate's pace rate: PACE_RATE_FACTOR x its rate (layout.ts), within an Int32. */
+export function paceRateMilli(rateMilli: number): number {
+  return Math.min(0x7fffffff, rateMilli * PACE_RATE_FACTOR);
+}
+
 /** A window gate's pace size: the pool's burst, or PACE_HOLD_MS of its rate if more (layout.ts). */
 export function paceBurstMilli(burstMilli: number, rateMilli: number): number {
   return Math.max(burstMilli, Math.round((rateMilli * PACE_HOLD_MS) / 1000));
@@ -57,6 +65,14 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   const paceBurst = window ? paceBurstMilli(burst, rate) : 0;
   state[pace + TOKENS_MILLI_INDEX] = paceBurst;
   state[pace + LAST_REFILL_MS_INDEX] = nowMs;
-  state[pace + RATE_MILLI_INDEX] = window ? rate : 0;
+  state[pace + RATE_MILLI_INDEX] = window ? paceRateMilli(rate) : 0;
   state[pace + BURST_MILLI_INDEX] = paceBurst;
+  const reserve = base + RESERVE_OFFSET;
+  const reserveRate = spec.depth === 1 ? Math.round(Math.min(spec.minTps, spec.initialTps) * MILLI) : 0;
+  const reserveBurst = reserveRate > 0 ? Math.max(MILLI, reserveRate) : 0;
+  state[reserve + TOKENS_MILLI_INDEX] = reserveBurst;
+  state[reserve + LAST_REFILL_MS_INDEX] = nowMs;
+  state[reserve + RATE_MILLI_INDEX] = reserveRate;
+  state[reserve + BURST_MILLI_INDEX] = reserveBurst;
+  if (spec.depth === 0) state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
 }

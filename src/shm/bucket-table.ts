@@ -27,9 +27,11 @@
 // from an endpoint or service only if that bucket holds no waiter of a
 // stronger priority (for a new arrival: of the same or a stronger one, so it
 // queues behind them), and may borrow only under the same rule at the pool.
-// Assured takes pass the pool's waiters: a min_tps is a reservation whatever
-// higher classes ask; when the gate refuses one, borrowers and stored bursts
-// stand aside for a while (pool-loans.ts).
+// Assured takes pass the pool's waiters; when the gate refuses one, borrowers
+// and stored bursts stand aside for a while, and while the gate is short a
+// min_tps is a reservation whatever higher classes ask: takes it covers go
+// first (pool-loans.ts). Only a take that finds its pool so stamped does more
+// than the uncontended path (contendedGate).
 //
 // Allowances: when this thread acquires the same leaf again within one clock
 // millisecond, the take grabs a chunk from every level and keeps the surplus
@@ -44,13 +46,14 @@
 import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
 import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, paceBurstMilli, writeSpec } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, CONCURRENCY_INDEX, COUNTER_FIELDS, DEPTH_INDEX, GATE_INDEX, GATE_WINDOW,
   IN_FLIGHT_INDEX, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MAX_BURST_MILLI_INDEX, MILLI, PACE_OFFSET, PARENT_INDEX, PRIORITY_INDEX,
-  QUEUE_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX, counterBase, type ShmViews,
+  QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
+  counterBase, type ShmViews,
 } from './layout.ts';
 import { PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
@@ -163,17 +166,19 @@ export class BucketTable {
   /** How long a take counts against a window gate, ms (window-rings.ts). */
   get windowMs(): number { return this.rings.delayMs; }
 
-  /** Credits both buckets of b with what they earned since their last refill (the controller does it every tick). */
+  /** Credits the buckets of b with what they earned since their last refill (the controller does it every tick). */
   refill(b: number, now: number): void {
     const s = this.state;
     const base = b * BUCKET_FIELDS;
     const depth = this.depthOf[b];
     if (depth === 1) {
       refillGate(this.rings, s, b, this.gateRing[b], now);
-      freshenStamp(s, base, now);
+      freshenStamp(s, base + STAMP, now);
+      freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now);
     } else if (depth === 2) {
       this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
-      freshenStamp(s, base, now);
+      freshenStamp(s, base + STAMP, now);
+      earn(s, base + RESERVE_OFFSET, now, 0);
     } else {
       earn(s, base, now, 0);
     }
@@ -257,6 +262,8 @@ export class BucketTable {
       if (i === depth - 1) continue; // the pool's waiters bind only borrowers (borrow())
       for (let q = 0; q < gate; q++) if (s[base + WAITERS_BASE_INDEX + q] > 0) return fail(b, FAIL_PRIORITY);
     }
+    // Nor while the gate is short: a chunk's surplus would draw on its service's reservation for nothing (contendedGate).
+    if (((now - s[chains[c + depth - 1] * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) plain = true;
     // Concurrency slots.
     let mask = 0;
     for (let i = 0; i < depth; i++) {
@@ -319,10 +326,14 @@ export class BucketTable {
       if (!takeAt(s, e, milli)) return fail(ep, FAIL_TOKENS);
     }
     let borrowed = true; // a pool's own key has no assured bucket: it only borrows
+    let contended = false;
     if (svc >= 0) {
       const sb = svc * BUCKET_FIELDS;
       if (((now - s[sb + LAST]) | 0) > 0) loans.refillService(svc, pool, now);
-      if (((now - s[pool * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) loans.yieldBurst(svc, pool, milli, now);
+      if (((now - s[pool * BUCKET_FIELDS + STAMP]) | 0) < HOLD_MS) {
+        contended = true;
+        loans.yieldBurst(svc, pool, milli, now);
+      }
       borrowed = !takeAt(s, sb, milli);
       // An assured take passes the service's ceiling too: max_tps (and one burst) bounds all it gets.
       if (!borrowed && !takeCeiling(s, sb, milli, now)) {
@@ -338,6 +349,7 @@ export class BucketTable {
         return r;
       }
     }
+    if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, now);
     // The gate; inline for a window gate already swept in this millisecond (most takes).
     const rings = this.rings;
     let passed: boolean;
@@ -348,11 +360,31 @@ export class BucketTable {
     }
     if (!passed) {
       // A refused assured take goes back whole: its service is owed it (pool-loans.ts).
-      loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, now));
+      loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, false, now));
       return fail(pool, FAIL_TOKENS);
     }
     this.lastGrant = borrowed ? BORROWED_BIT : 0;
     return GRANTED;
+  }
+
+  /**
+   * The gate of takeTokens() while it is short (its pool was lately stamped
+   * by a refused assured take): the take draws on its service's reservation;
+   * one it does not cover stands aside while a reserved take waits (pool-loans.ts).
+   * `ep` and `svc` (-1: none) have been taken from, or the loans (`borrowed`).
+   */
+  private contendedGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, ring: number, now: number): number {
+    const loans = this.loans;
+    const reserved = !borrowed && loans.reserve(svc, milli, now);
+    if (reserved || !loans.reservationWaits(pool, now)) {
+      if (takeGate(this.rings, this.state, pool, ring, milli, now)) {
+        this.lastGrant = borrowed ? BORROWED_BIT : 0;
+        return GRANTED;
+      }
+      if (reserved) loans.unreserve(svc, milli);
+    }
+    loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, reserved, now));
+    return fail(pool, FAIL_TOKENS);
   }
 
   /**
@@ -498,7 +530,7 @@ export class BucketTable {
       const pace = base + PACE_OFFSET;
       earn(this.state, pace, now, 0);
       Atomics.store(this.state, pace + LAST_REFILL_MS_INDEX, now);
-      Atomics.store(this.state, pace + RATE_MILLI_INDEX, milli);
+      Atomics.store(this.state, pace + RATE_MILLI_INDEX, paceRateMilli(milli));
       this.sizePace(base);
       return;
     }
@@ -534,8 +566,8 @@ export class BucketTable {
 
   /**
    * Empties a token-bucket gate's stored tokens (controller only): after a
-   * 429 the upstream's own burst is spent, so what the gate stored would
-   * pass requests it refuses. A window gate counts takes, not stored tokens:
+   * 429, or once the capacity came down, the upstream's own burst is spent,
+   * so what the gate stored would pass requests it refuses. A window gate counts takes, not stored tokens:
    * left alone.
    */
   drainGate(pool: number): void {
@@ -552,6 +584,22 @@ export class BucketTable {
     Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
     Atomics.store(s, i + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
     const burst = Math.max(MILLI, Math.round(burstTokens * MILLI));
+    Atomics.store(s, i + BURST_MILLI_INDEX, burst);
+    trim(s, i, burst);
+  }
+
+  /**
+   * Sets service b's reservation (controller only): its min_tps, as far as
+   * its allocation covers it; the bucket holds a second of it (pool-loans.ts).
+   */
+  setReserve(b: number, tps: number, now: number): void {
+    const s = this.state;
+    const i = b * BUCKET_FIELDS + RESERVE_OFFSET;
+    const rate = Math.max(0, Math.round(tps * MILLI));
+    earn(s, i, now, 0);
+    Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
+    Atomics.store(s, i + RATE_MILLI_INDEX, rate);
+    const burst = rate > 0 ? Math.max(MILLI, rate) : 0;
     Atomics.store(s, i + BURST_MILLI_INDEX, burst);
     trim(s, i, burst);
   }

@@ -9,13 +9,15 @@
 //   |   MAGIC | VERSION | BUCKET_COUNT | THREAD_COUNT | MODE |       |
 //   |   SHUTTING_DOWN | TICK_SEQ | CONNECTIONS                     |
 //   +--------------------------------------------------------------+
-//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (104 bytes)     |
+//   | BUCKET STATE Int32 x BUCKET_FIELDS per bucket (120 bytes)     |
 //   |   TOKENS_MILLI | LAST_REFILL_MS | RATE_MILLI | BURST_MILLI |  |
 //   |   IN_FLIGHT | CONCURRENCY | PRIORITY | PARENT | DEPTH |       |
 //   |   QUEUE | WAITERS[4] (by priority) | WAITERS_ANY |             |
 //   |   MAX_BURST_MILLI |                                           |
 //   |   LOAN_TOKENS_MILLI | LOAN_LAST_REFILL_MS | LOAN_RATE_MILLI | |
-//   |   LOAN_BURST_MILLI | GATE | ASSURED_BLOCKED_MS |              |
+//   |   LOAN_BURST_MILLI | GATE | ASSURED_BLOCKED_MS |             |
+//   |   RESERVE_TOKENS_MILLI | RESERVE_LAST_REFILL_MS |            |
+//   |   RESERVE_RATE_MILLI | RESERVE_BURST_MILLI                    |
 //   |   PACE_TOKENS_MILLI | PACE_LAST_REFILL_MS | PACE_RATE_MILLI | |
 //   |   PACE_BURST_MILLI                                           |
 //   |   written by every I/O thread with Atomics (CAS loops)        |
@@ -51,13 +53,19 @@
 //     at the effective capacity (GATE_TOKEN_BUCKET), or a sliding 1 s window
 //     (GATE_WINDOW: TOKENS is what the last second's takes leave of RATE, the
 //     capacity; the takes come back 1 s later, see window-rings.ts; PACE is
-//     then a token bucket at the same rate holding the pool's burst, which
+//     then a token bucket at twice the rate holding the pool's burst, which
 //     every take also passes, so the second flows out evenly). LOAN is
 //     its shared borrowable bucket: the capacity no service is assured of,
 //     plus what overflows full service buckets;
 //   - a service: TOKENS..BURST are its assured bucket (the policy's rate);
 //     LOAN is its ceiling (max_tps and its burst), which every take passes;
 //   - an endpoint: TOKENS..BURST are its cap (max_tps); LOAN is unused.
+// RESERVE is a third bucket, a service's reservation: its min_tps (as far
+// as its allocation covers it), holding a second of it; consumed only while
+// the pool's gate is short (pool-loans.ts). A pool has no reservation of
+// its own; its RESERVE_LAST_REFILL_MS is RESERVE_BLOCKED_MS, the last
+// millisecond a reserved take was refused at the gate. Endpoints leave
+// RESERVE unused.
 // LOAN_* lie in the same order as TOKENS..BURST (LOAN_OFFSET apart), so one
 // refill and one take serve both buckets of a record.
 //
@@ -104,7 +112,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 4;
+export const SHM_VERSION = 5;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -163,19 +171,36 @@ export const LOAN_OFFSET = LOAN_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
 export const GATE_INDEX = 20;
 /** Pools: the last millisecond an assured take failed at the gate (borrowing then stands aside for a while). */
 export const ASSURED_BLOCKED_MS_INDEX = 21;
+/** Services: the reservation bucket (its min_tps, within its allocation), as TOKENS..BURST; see pool-loans.ts. */
+export const RESERVE_TOKENS_MILLI_INDEX = 22;
+export const RESERVE_LAST_REFILL_MS_INDEX = 23;
+export const RESERVE_RATE_MILLI_INDEX = 24;
+export const RESERVE_BURST_MILLI_INDEX = 25;
+/** RESERVE_x_INDEX - x_INDEX, as LOAN_OFFSET. */
+export const RESERVE_OFFSET = RESERVE_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
+/** Pools (which have no reservation bucket): the last millisecond a reserved take was refused at the gate (others then stand aside). */
+export const RESERVE_BLOCKED_MS_INDEX = RESERVE_LAST_REFILL_MS_INDEX;
 /**
- * A window gate's pace (pools with GATE_WINDOW only): a token bucket at the
- * gate's rate holding the pool's burst or PACE_HOLD_MS of the rate, whichever
- * is more, which every take also passes, so a busy pool's second is handed
- * out as a stream, never as one burst at the window's edge (window-rings.ts).
+ * A window gate's pace (pools with GATE_WINDOW only): a token bucket at
+ * PACE_RATE_FACTOR x the gate's rate holding the pool's burst or PACE_HOLD_MS
+ * of the rate, whichever is more, which every take also passes, so a busy
+ * pool's second is handed out as a stream, never as one burst at the
+ * window's edge (window-rings.ts); the window still bounds every second.
  * Same order as TOKENS..BURST.
  */
-export const PACE_TOKENS_MILLI_INDEX = 22;
-export const PACE_LAST_REFILL_MS_INDEX = 23;
-export const PACE_RATE_MILLI_INDEX = 24;
-export const PACE_BURST_MILLI_INDEX = 25;
-/** The least a pace holds, ms of its rate: callers that arrive in bursts lose nothing to it over gaps this long. */
+export const PACE_TOKENS_MILLI_INDEX = 26;
+export const PACE_LAST_REFILL_MS_INDEX = 27;
+export const PACE_RATE_MILLI_INDEX = 28;
+export const PACE_BURST_MILLI_INDEX = 29;
+/** The least a pace holds, ms of the gate's rate: callers that arrive in bursts lose nothing to it over gaps this long. */
 export const PACE_HOLD_MS = 250;
+/**
+ * The pace refills at this multiple of the gate's rate: it spreads a second
+ * over at least half a second, and after a drop of the capacity (the window
+ * still counting the old rate's takes) it lets the window's second through
+ * in the part of it that is left.
+ */
+export const PACE_RATE_FACTOR = 2;
 /** PACE_* minus their TOKENS..BURST counterparts. */
 export const PACE_OFFSET = PACE_TOKENS_MILLI_INDEX - TOKENS_MILLI_INDEX;
 export const BUCKET_FIELDS = PACE_BURST_MILLI_INDEX + 1;
@@ -387,7 +412,8 @@ assertFields('BUCKET STATE', BUCKET_FIELDS, [TOKENS_MILLI_INDEX, LAST_REFILL_MS_
   IN_FLIGHT_INDEX, CONCURRENCY_INDEX, PRIORITY_INDEX, PARENT_INDEX, DEPTH_INDEX, QUEUE_INDEX,
   ...range(WAITERS_BASE_INDEX, PRIORITY_COUNT), WAITERS_ANY_INDEX, MAX_BURST_MILLI_INDEX,
   LOAN_TOKENS_MILLI_INDEX, LOAN_LAST_REFILL_MS_INDEX, LOAN_RATE_MILLI_INDEX, LOAN_BURST_MILLI_INDEX, GATE_INDEX,
-  ASSURED_BLOCKED_MS_INDEX, PACE_TOKENS_MILLI_INDEX, PACE_LAST_REFILL_MS_INDEX, PACE_RATE_MILLI_INDEX, PACE_BURST_MILLI_INDEX]);
+  ASSURED_BLOCKED_MS_INDEX, RESERVE_TOKENS_MILLI_INDEX, RESERVE_LAST_REFILL_MS_INDEX, RESERVE_RATE_MILLI_INDEX, RESERVE_BURST_MILLI_INDEX,
+  PACE_TOKENS_MILLI_INDEX, PACE_LAST_REFILL_MS_INDEX, PACE_RATE_MILLI_INDEX, PACE_BURST_MILLI_INDEX]);
 assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_THROTTLED_TPS_INDEX,
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
@@ -396,10 +422,12 @@ assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_
 assertFields('HINTS', HINT_FIELDS, [HINT_LOW_MILLI_INDEX, HINT_HIGH_MILLI_INDEX]);
 assertConstants(MAX_TOKENS * MILLI < HINT_NONE_LOW && HINT_NONE_HIGH < 0,
   'HINT_NONE_LOW/HIGH lie outside [0, MAX_TOKENS * MILLI], the range of a hinted rate: "none" never reads as a rate');
-assertConstants(BUCKET_BYTES === 104, 'BUCKET_BYTES === 104, as the map at the top says');
+assertConstants(BUCKET_BYTES === 120, 'BUCKET_BYTES === 120, as the map at the top says');
 // One refill and one take (bucket-table.ts) serve a record's two buckets at base and base + LOAN_OFFSET.
 assertConstants(LOAN_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === LOAN_OFFSET && LOAN_RATE_MILLI_INDEX - RATE_MILLI_INDEX === LOAN_OFFSET &&
   LOAN_BURST_MILLI_INDEX - BURST_MILLI_INDEX === LOAN_OFFSET, 'the LOAN fields lie LOAN_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
+assertConstants(RESERVE_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === RESERVE_OFFSET && RESERVE_RATE_MILLI_INDEX - RATE_MILLI_INDEX === RESERVE_OFFSET &&
+  RESERVE_BURST_MILLI_INDEX - BURST_MILLI_INDEX === RESERVE_OFFSET, 'the RESERVE fields lie RESERVE_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
 assertConstants(PACE_LAST_REFILL_MS_INDEX - LAST_REFILL_MS_INDEX === PACE_OFFSET && PACE_RATE_MILLI_INDEX - RATE_MILLI_INDEX === PACE_OFFSET &&
   PACE_BURST_MILLI_INDEX - BURST_MILLI_INDEX === PACE_OFFSET, 'the PACE fields lie PACE_OFFSET after TOKENS, LAST_REFILL, RATE and BURST');
 // Float64Array needs a byte offset that is a multiple of 8; STATS starts after
@@ -431,7 +459,7 @@ assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORI
 // buckets); a refill that earns no whole milli-token (under 1 s at the lowest
 // rate, 1 milli-token/s) leaves LAST_REFILL_MS as it was; a rate-0 bucket
 // earns nothing whatever the difference, and setRate() restarts its time.
-// ASSURED_BLOCKED_MS is kept expired-but-recent by the same tick
+// ASSURED_BLOCKED_MS and a pool's RESERVE_BLOCKED_MS are kept expired-but-recent by the same tick
 // (pool-loans.ts, freshenStamp), so an old stamp never wraps into the hold. A
 // thread's window rings compare times with its own cursor; one idle past the
 // wrap gives everything back (window-rings.ts).

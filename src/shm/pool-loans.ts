@@ -23,13 +23,27 @@
 //   (it is owed that, not leaving it unused), borrowers stand aside, and
 //   other services give up what they hold beyond ASSURED_HOLD_MS of their
 //   rate (stored bursts yield to rates).
+// - min_tps is a reservation (RESERVE: a bucket at the service's min_tps, as
+//   far as its allocation covers it, holding a second of it). While the gate
+//   is short (the pool stamped as above), a service's takes draw on its
+//   reservation first, and a take so covered is *reserved*. When the gate
+//   refuses a take its service's reservation covers, the pool is stamped
+//   RESERVE_BLOCKED: for ASSURED_HOLD_MS, a take that is not reserved may not
+//   take from the gate at all (it is refused as the gate refuses, so its
+//   assured tokens are owed back), and what the gate has goes to the
+//   reservations, whichever class asks first. Reservations are not drawn on
+//   while the gate keeps up (no atomic operation on the uncontended path), so
+//   each starts full: a service that missed its min_tps while the gate was
+//   dry has up to a second of it to catch up at the front. Their sum is at
+//   most the effective capacity (the safety layer keeps every min_tps inside
+//   it), so they never hold the gate for long.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
 import { ASSURED_HOLD_MS } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
 import {
-  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, LAST_REFILL_MS_INDEX, LOAN_OFFSET, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX,
-  WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
+  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, GATE_INDEX, GATE_WINDOW, LAST_REFILL_MS_INDEX, LOAN_OFFSET,
+  RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
 } from './layout.ts';
 
 const INT32_MIN = -0x80000000;
@@ -78,13 +92,14 @@ export class PoolLoans {
   /**
    * While the gate is contended, a service not refused itself gives up what
    * its assured bucket holds beyond ASSURED_HOLD_MS of its rate (and `milli`)
-   * to the pool's shared bucket. Its rate still flows.
+   * to the pool's shared bucket, but never what its reservation still covers
+   * (min_tps it has not had). Its rate still flows.
    */
   yieldBurst(svc: number, pool: number, milli: number, now: number): void {
     const s = this.state;
     const base = svc * BUCKET_FIELDS;
     if (((now - s[base + ASSURED_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS) return; // refused itself: catching up
-    const keep = Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli;
+    const keep = Math.max(Math.floor((s[base + RATE_MILLI_INDEX] * ASSURED_HOLD_MS) / 1000) + milli, s[base + RESERVE_OFFSET]);
     let cur = s[base + TOKENS_MILLI_INDEX];
     while (cur > keep) {
       const seen = Atomics.compareExchange(s, base + TOKENS_MILLI_INDEX, cur, keep);
@@ -93,12 +108,47 @@ export class PoolLoans {
     }
   }
 
-  /** The gate refused an assured take of `svc`: stamps it and its pool; returns how far above its burst it may now hold (its rate). */
-  refused(svc: number, pool: number, now: number): number {
+  /**
+   * The gate refused an assured take of `milli` by `svc` (`reserved`: its
+   * reservation covered it): stamps it and its pool, and RESERVE_BLOCKED when
+   * its reservation covers the take. Returns how far above its burst it may
+   * now hold (its rate).
+   */
+  refused(svc: number, pool: number, milli: number, reserved: boolean, now: number): number {
     const s = this.state;
-    s[pool * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
+    const pb = pool * BUCKET_FIELDS;
+    if (reserved || this.covers(svc, milli, now)) {
+      // Only a take the gate can ever hold holds the others back (a window admits at most its capacity at once).
+      const most = s[pb + (s[pb + GATE_INDEX] === GATE_WINDOW ? RATE_MILLI_INDEX : BURST_MILLI_INDEX)];
+      if (milli <= most) s[pb + RESERVE_BLOCKED_MS_INDEX] = now;
+    }
+    s[pb + ASSURED_BLOCKED_MS_INDEX] = now;
     s[svc * BUCKET_FIELDS + ASSURED_BLOCKED_MS_INDEX] = now;
     return s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX];
+  }
+
+  /** True when service svc's reservation holds `milli` (refilled first; nothing taken). */
+  private covers(svc: number, milli: number, now: number): boolean {
+    const r = svc * BUCKET_FIELDS + RESERVE_OFFSET;
+    earn(this.state, r, now, 0);
+    return this.state[r] >= milli;
+  }
+
+  /** Takes `milli` from service svc's reservation if it holds that many (the gate is short): the take is then reserved. */
+  reserve(svc: number, milli: number, now: number): boolean {
+    const r = svc * BUCKET_FIELDS + RESERVE_OFFSET;
+    earn(this.state, r, now, 0);
+    return takeAt(this.state, r, milli);
+  }
+
+  /** Gives a reserved take the gate refused back to svc's reservation. */
+  unreserve(svc: number, milli: number): void {
+    putAt(this.state, svc * BUCKET_FIELDS + RESERVE_OFFSET, milli, 0);
+  }
+
+  /** True while a reserved take was lately refused at pool's gate: takes that are not reserved stand aside. */
+  reservationWaits(pool: number, now: number): boolean {
+    return ((now - this.state[pool * BUCKET_FIELDS + RESERVE_BLOCKED_MS_INDEX]) | 0) < ASSURED_HOLD_MS;
   }
 
   /**
@@ -152,10 +202,12 @@ export function takeCeiling(s: Int32Array, base: number, milli: number, now: num
   return takeAt(s, base + LOAN_OFFSET, milli);
 }
 
-/** Keeps an old ASSURED_BLOCKED_MS expired but recent, so int32 time differences never wrap into the hold (the controller, every tick). */
-export function freshenStamp(s: Int32Array, base: number, now: number): void {
-  const stamp = s[base + ASSURED_BLOCKED_MS_INDEX];
-  if (((now - stamp) | 0) > ASSURED_HOLD_MS) {
-    Atomics.compareExchange(s, base + ASSURED_BLOCKED_MS_INDEX, stamp, (now - ASSURED_HOLD_MS - 1) | 0);
-  }
+/**
+ * Keeps an old stamp (ASSURED_BLOCKED_MS, a pool's RESERVE_BLOCKED_MS) at
+ * state index i expired but recent, so int32 time differences never wrap into
+ * the hold (the controller, every tick).
+ */
+export function freshenStamp(s: Int32Array, i: number, now: number): void {
+  const stamp = s[i];
+  if (((now - stamp) | 0) > ASSURED_HOLD_MS) Atomics.compareExchange(s, i, stamp, (now - ASSURED_HOLD_MS - 1) | 0);
 }

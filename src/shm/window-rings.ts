@@ -27,8 +27,9 @@
 // upstream (and anything downstream of its clock, a sliding window of its
 // own shifted by network jitter) sees bursts at the window's edge. Every
 // take on a window gate therefore also passes the gate's pace (PACE_* in
-// layout.ts): a token bucket at the same rate holding the pool's burst. The
-// window bounds every second; the pace spreads it.
+// layout.ts): a token bucket at twice the rate holding the pool's burst or a
+// quarter second of the rate. The window bounds every second; the pace
+// spreads it.
 //
 // Times are the table's clock milliseconds. A real clock's `now` is the floor
 // of the true time, so a take stamped m happened in [m, m + 1): it is given

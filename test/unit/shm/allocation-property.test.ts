@@ -2,24 +2,32 @@
 // controller's writes (control/bucket-writes.ts), on a ManualClock: random
 // pools (capacity, services, priorities, min/max, bursts, gate kind), random
 // allocations each tick (every service at least its min_tps, the sum within
-// the capacity, as the safety layer makes them), random demand (idle ticks,
+// the effective capacity, as the safety layer makes them), drops of the
+// effective capacity now and then (the gate's rate, as capacity discovery
+// follows an upstream that shrank: a window gate still counts the last
+// second's takes at the old rate), random demand (idle ticks,
 // bursts, floods), requests served by two tables (two I/O threads) that
 // queue and register as waiters the way the I/O threads and the simulator do.
 // Seeded. Checked over every run:
 //   - the pool never grants more than its gate allows: a window gate at most
-//     the capacity in any 1 s window of grant times; a token-bucket gate at
-//     most capacity x t + burst over any interval t;
+//     the capacity in any 1 s window of grant times, and at most the
+//     effective capacity in force at a grant in the 1 s up to it; a
+//     token-bucket gate at most capacity x t + burst over any interval t;
 //   - each service is granted its min_tps while it asks for it: over every
 //     run of ticks in which it asked for more than it got throughout (a
 //     request still waiting after every step), counted from its second such
 //     tick (the controller sees a service wake up at a tick), what it was
-//     granted plus what its assured bucket still holds for it at the end is
-//     at least min_tps x the run's length (less one token of rounding): none
-//     of its reserved rate went to anyone else. (Per tick it may be served a
-//     little early or late: the guarantee is of a rate.)
-// Bursts are at least 20 ms of max_tps: a bucket smaller than what it earns
-// between two acquires (steps of up to 10 ms here) wastes its refill whatever
-// the allocation.
+//     granted plus what its assured bucket still holds for it at the end, up
+//     to its burst, is at least min_tps x the run's length (less one token
+//     of rounding): none of its reserved rate went to anyone else, whatever
+//     higher classes asked. (Per tick it may be served a little early or
+//     late: the guarantee is of a rate. What it holds above its burst it is
+//     owed by a gate that refused it: counting that too hid the starvation
+//     after a drop, before min_tps became a reservation at the gate; seed
+//     1056 found it.)
+// Bursts are at least 20 ms of max_tps (a token-bucket gate's, of the
+// capacity): a bucket smaller than what it earns between two acquires (steps
+// of up to 10 ms here) wastes its refill whatever the allocation.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -48,7 +56,9 @@ interface Service {
   waitingAt: number;
   grantedInTick: number;
   backloggedAllTick: boolean;
-  /** The current run of ticks asked for throughout (after its first): granted, ticks, tokens held at its last tick's end. */
+  /** Its burst, tokens. */
+  burst: number;
+  /** The current run of ticks asked for throughout (after its first): granted, ticks, tokens held (up to its burst) at its last tick's end. */
   runGranted: number;
   runTicks: number;
   runHeld: number;
@@ -61,7 +71,8 @@ function randomPool(rng: Rng) {
   const services = Array.from({ length: n }, (_, i) => {
     const min = rng.next() < 0.6 ? Math.floor(rng.uniform(0, minLeft / 2)) : 0;
     minLeft -= min;
-    const max = Math.max(min + 1, Math.round(rng.uniform(0.1, 1) * capacity));
+    // Room above min_tps to make up what a short gate (after a drop) withheld: max_tps caps every second, catching up too.
+    const max = Math.max(Math.ceil(1.25 * min) + 1, Math.round(rng.uniform(0.1, 1) * capacity));
     const withEndpoint = rng.next() < 0.3;
     return {
       name: `s${i}`, priority: rng.pick(PRIORITIES), min_tps: min, max_tps: max,
@@ -70,7 +81,7 @@ function randomPool(rng: Rng) {
     };
   });
   const window = rng.pick(['sliding_1s', 'fixed_1s', 'token_bucket']);
-  const burst = rng.next() < 0.5 ? undefined : rng.int(1, Math.ceil(capacity / 3));
+  const burst = rng.next() < 0.5 ? undefined : Math.max(Math.ceil(capacity / 50), rng.int(1, Math.ceil(capacity / 3)));
   return { name: 'p', capacity_tps: capacity, burst, upstream: { window }, services };
 }
 
@@ -91,24 +102,30 @@ function run(seed: number) {
     const key = keys.lookup(`p/s${i}`);
     const leaves = [key, ...s.endpoints.map((e) => keys.lookup(`p/s${i}/${e.name}`))];
     return { key, leaves, priority: keys.specs[key].priority, minTps: s.min_tps, maxTps: s.max_tps, queue: [], waitingAt: -1,
-      grantedInTick: 0, backloggedAllTick: true, runGranted: 0, runTicks: 0, runHeld: 0 };
+      grantedInTick: 0, backloggedAllTick: true, burst: limits[key].burst, runGranted: 0, runTicks: 0, runHeld: 0 };
   });
   const grantedAt = new Float64Array(TICKS * 1000 + 1);
+  const effectiveAt = new Float64Array(TICKS * 1000 + 1);
   const misses: string[] = [];
   const asking = new Array<boolean>(services.length).fill(false);
   for (let tick = 0; tick < TICKS; tick++) {
     const t0 = tick * 1000;
     clock.set(t0);
-    // The controller's tick: refill everything, write a random allocation (each at least its min_tps, at most max_tps).
+    // The controller's tick: refill everything; the effective capacity (the gate's rate) at the capacity or, now and
+    // then, dropped to a random part of it (never under the sum of the min_tps, as the safety layer would not);
+    // a random allocation within it (each at least its min_tps, at most max_tps).
     for (let b = 0; b < keys.size; b++) control.refill(b, t0);
     const alloc = services.map((s) => s.minTps);
-    let left = pc.capacity_tps - alloc.reduce((a, b) => a + b, 0);
+    const minSum = alloc.reduce((a, b) => a + b, 0);
+    const effective = tick > 0 && rng.next() < 0.3 ? Math.max(minSum, Math.round(pc.capacity_tps * rng.uniform(0.3, 1))) : pc.capacity_tps;
+    effectiveAt.fill(effective, t0, t0 + 1000);
+    let left = effective - minSum;
     for (const i of services.map((_, i) => i).sort(() => rng.next() - 0.5)) {
       const add = Math.min(services[i].maxTps - alloc[i], left * rng.next());
       alloc[i] += add;
       left -= add;
     }
-    writeAllocations(control, limits, [{ pool, effectiveTps: pc.capacity_tps, burst: limits[pool].burst, services: services.map((s) => s.key),
+    writeAllocations(control, limits, [{ pool, effectiveTps: effective, burst: limits[pool].burst, services: services.map((s) => s.key),
       endpoints: services.map((s) => s.leaves.slice(1)), alloc }], t0);
     // This tick's demand per service: idle, a trickle, about its max, a flood, or one burst.
     const rate = services.map((s) => rng.pick([0, 0.3 * s.maxTps, s.maxTps, 3 * s.maxTps, -1]));
@@ -135,8 +152,7 @@ function run(seed: number) {
       if (owed) {
         s.runGranted += s.grantedInTick;
         s.runTicks++;
-        // What its assured bucket still holds for it (at most its burst, or more if the gate refused it) is not lost.
-        s.runHeld = Math.floor(views.state[stateBase(s.key) + TOKENS_MILLI_INDEX] / MILLI);
+        s.runHeld = Math.min(s.burst, Math.floor(views.state[stateBase(s.key) + TOKENS_MILLI_INDEX] / MILLI));
       }
       if (!owed || tick === TICKS - 1) {
         if (s.runTicks > 0 && s.runGranted + s.runHeld < s.minTps * s.runTicks - 1) {
@@ -150,7 +166,7 @@ function run(seed: number) {
       asking[i] = s.backloggedAllTick;
     });
   }
-  return { grantedAt, misses, capacity: pc.capacity_tps, burst: pc.burst, window: pc.upstream.window };
+  return { grantedAt, effectiveAt, misses, capacity: pc.capacity_tps, burst: pc.burst, window: pc.upstream.window };
 }
 
 /** Grants the service's waiting requests in order until the buckets say no; registers as a waiter like an I/O thread. */
@@ -168,6 +184,18 @@ function serve(s: Service, t: BucketTable, ms: number, grantedAt: Float64Array):
     s.grantedInTick++;
     grantedAt[ms]++;
   }
+}
+
+/** Grant times at which the 1 s up to them granted more than the effective capacity then in force. */
+function overWindow(grantedAt: Float64Array, effectiveAt: Float64Array): string[] {
+  const over: string[] = [];
+  let sum = 0;
+  for (let t = 0; t < grantedAt.length; t++) {
+    sum += grantedAt[t];
+    if (t >= 1000) sum -= grantedAt[t - 1000];
+    if (grantedAt[t] > 0 && sum > effectiveAt[t] + 1e-9) over.push(`${sum} in the 1 s up to ${t} ms, at ${effectiveAt[t]}/s`);
+  }
+  return over;
 }
 
 /** The most granted in any 1 s window of grant times. */
@@ -205,6 +233,7 @@ describe('work-conserving buckets under random demand and allocations (property,
       } else {
         const worst = worstSecond(r.grantedAt);
         assert.ok(worst <= r.capacity, `seed ${seeds[i]}: ${worst} granted in 1 s through a ${r.capacity}/s window gate`);
+        assert.deepEqual(overWindow(r.grantedAt, r.effectiveAt).slice(0, 3), [], `seed ${seeds[i]}: a window gate over its effective capacity`);
       }
     }
   });
