@@ -251,10 +251,14 @@ export class Controller {
     const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p) });
-    const effectiveTps = this.capped(pool.spec.key, discoveredTps);
+    const discovered = this.capped(pool.spec.key, discoveredTps);
+    const obs = { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps: discovered, totalDemandTps,
+      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, discovered, services.length), services };
+    // A policy that plans the capacity itself (baseline's periodicity detector) may lower it, never raise it.
+    const effectiveTps = this.runner.capacityTps(obs);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
-    return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
-      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
+    return effectiveTps === discovered ? obs
+      : { ...obs, effectiveTps, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length) };
   }
 
   /** The pool's decision record: the safety layer applied, guarantees and shadow regret with it; the allocation in force moves on. */

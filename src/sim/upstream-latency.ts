@@ -6,7 +6,7 @@
 // and a request admitted at t is answered after
 //   latency(rho) = base_ms * (1 + rho^4 / (1 - rho))   for rho < 1
 //   latency(rho) = infinity                           for rho >= 1
-// that is base_ms at low load (+6 % at half the knee), a knee around 0.8
+// that is base_ms at low load (+12.5 % at half the knee), a knee around 0.8
 // (x3 at 0.8, x7.6 at 0.9, x17 at 0.95), and no answer at all at or past the
 // knee. A request whose latency exceeds timeout_ms is a timeout (RELEASE
 // outcome 3): the caller gave up, it is not served. The curve is documented
