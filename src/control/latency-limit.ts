@@ -7,12 +7,17 @@
 // timeouts (outcome 3). An AIMD controller whose steps are scaled by the
 // latency gradient, as Netflix's Gradient2 scales its limit by target/measured,
 // and bounded as TopFull bounds its actions (at most half off per tick):
-//   - over: the mean past slo_ms, or any timeout. The limit becomes what the
-//     pool was granted times target/measured (the target being `target` of
+//   - over: the mean past slo_ms, or any timeout. The limit becomes the rate
+//     the upstream answered in time (granted less timeouts, at least half of
+//     granted) times target/measured (the target being `target` of
 //     the SLO: the mean must stay below it for the tail to stay within it),
-//     cut by at least `minCut` and at most half. A tick right after a cut
-//     whose latency already fell (the backlog of the previous tick draining)
-//     is not cut again.
+//     that ratio kept within [1 - maxCut, 1 - minCut]: a tick cuts at most
+//     three quarters of the granted rate, half when nothing timed out. As
+//     TCP cuts at most once per round trip, the next cut waits until the
+//     requests in flight at this one have been answered: the latency
+//     measured, at most twice the SLO (less half a tick, at most
+//     `maxSettleS`); releases reported before then describe the load before
+//     the cut.
 //   - warm: the mean between the target and the SLO. A gentle decrease of
 //     at most `warmCut` per tick, only when the limit is in force.
 //   - cool: the mean under the target. Growth only when the pool pressed on
@@ -41,10 +46,12 @@ export interface LatencyOptions {
   readonly maxStep: number;
   /** The lowest limit, as a share of capacity_tps. */
   readonly floor: number;
+  /** The longest wait after a cut before the next one, seconds. */
+  readonly maxSettleS: number;
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
-  target: 0.6, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05,
+  target: 0.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
 };
 
 export interface LatencyInput {
@@ -65,9 +72,8 @@ export interface LatencyInput {
 export class LatencyLimit {
   /** The latency bound on the effective capacity; Infinity when none is in force. */
   limitTps = Infinity;
-  /** The latency of the last tick that cut, and whether the last tick did. */
-  private cutLatencyMs = 0;
-  private cutBefore = false;
+  /** Seconds until the last cut can show in what releases report (0: it has). */
+  private settleS = 0;
 
   constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {}
 
@@ -76,9 +82,11 @@ export class LatencyLimit {
     const target = this.o.target * x.sloMs;
     const measured = x.latencyMs;
     const timeouts = x.timeoutsTps > 0;
-    const cut = this.cutBefore;
-    this.cutBefore = false;
-    if (timeouts || measured > x.sloMs) this.over(x, target, measured, cut);
+    // As TCP cuts its window at most once per round trip: what releases report now left before the last cut.
+    const settling = this.settleS > 0;
+    this.settleS = Math.max(0, this.settleS - x.tickS);
+    if (settling) return this.limitTps;
+    if (timeouts || measured > x.sloMs) this.over(x, target, measured);
     else if (!(measured >= 0)) return this.limitTps; // no release reported a latency: no evidence either way
     else if (measured > target) this.warm(x, target, measured);
     else this.cool(x, target, measured);
@@ -86,18 +94,22 @@ export class LatencyLimit {
     return this.limitTps;
   }
 
-  /** Past the SLO or timing out: a cut by target/measured, within [minCut, maxCut], of the rate that was granted. */
-  private over(x: LatencyInput, target: number, measured: number, cutBefore: boolean): void {
+  /** Past the SLO or timing out: a cut by target/measured, within [minCut, maxCut], of the rate in force. */
+  private over(x: LatencyInput, target: number, measured: number): void {
     const o = this.o;
-    // The previous tick cut and latency is already falling: the cut has not shown its full effect yet.
-    if (cutBefore && !x.timeoutsTps && measured < 0.9 * this.cutLatencyMs) { this.cutLatencyMs = measured; this.cutBefore = true; return; }
     const gradient = measured > 0 ? target / measured : 1;
-    let keep = Math.min(1 - o.minCut, Math.max(1 - o.maxCut, gradient));
-    if (x.timeoutsTps > 0 && x.grantedTps > 0) keep = Math.min(keep, Math.max(1 - o.maxCut, 1 - x.timeoutsTps / x.grantedTps));
-    const base = Math.min(this.limitTps, Math.max(x.grantedTps, o.floor * x.capacityTps));
+    const keep = Math.min(1 - o.minCut, Math.max(1 - o.maxCut, gradient));
+    // The rate in force: what the upstream answered in time (granted less timeouts, as the 429 rule takes
+    // granted less 429s), unless the tick was sparse (granted under half the limit in force).
+    const sparse = Number.isFinite(this.limitTps) && x.grantedTps < (1 - o.maxCut) * this.limitTps;
+    const answered = Math.max(x.grantedTps - x.timeoutsTps, (1 - o.maxCut) * x.grantedTps, 1 / x.tickS);
+    const base = sparse ? this.limitTps : Math.min(this.limitTps, answered);
     this.limitTps = Math.max(o.floor * x.capacityTps, base * keep);
-    this.cutLatencyMs = measured;
-    this.cutBefore = true;
+    // The cut shows once the requests now in flight have been answered: about the latency measured, but
+    // no longer than twice the SLO (a mean swollen by timeouts reported at the callers' deadline would
+    // hold the next cut for the whole deadline).
+    const lagMs = Math.min(Number.isFinite(measured) ? measured : 0, 2 * (x.sloMs ?? 0));
+    this.settleS = Math.min(o.maxSettleS, Math.max(0, lagMs / 1000 - x.tickS / 2));
   }
 
   /** Between the target and the SLO: a gentle decrease while a limit is in force. */

@@ -29,11 +29,15 @@ test('without slo_ms, latency and timeouts change nothing (as before)', () => {
   assert.equal(d.effectiveTps, CAP);
 });
 
-test('latency past the SLO shrinks the effective capacity at once, by at most half per tick', () => {
+test('latency past the SLO shrinks the effective capacity at once, by at most three quarters per tick (half without timeouts)', () => {
   const d = new CapacityDiscovery(CAP);
   const first = tick(d, 0, 1000, 1400, SLO);
   assert.ok(first.ms > SLO);
-  assert.ok(first.eff < 1400 && first.eff >= 700, `shrinks, bounded: ${first.eff}`);
+  assert.ok(first.eff < 1400 && first.eff >= 350, `shrinks, bounded: ${first.eff}`);
+  const slow = new CapacityDiscovery(CAP);
+  const eff = slow.update({ tick: 0, capacityTps: CAP, grantedTps: 1000, throttledTps: 0, demandTps: 1500, tickS: 1,
+    timeoutsTps: 0, latencyMs: 10 * SLO, sloMs: SLO });
+  assert.equal(eff, 500, 'at most half without timeouts');
 });
 
 test('a knee that drops: latency is back within the SLO in a few ticks and stays there; the pool is not starved', () => {
