@@ -79,6 +79,11 @@ export function formatTable(results: SimMetrics[]): string {
     ['reward', (r) => r.reward.toFixed(1)],
     ['fluid_bound', (r) => r.fluid_bound.toFixed(1)],
     ['fallback_ticks', (r) => String(r.fallback_ticks)],
+    // A latency-limited upstream (scenario upstream_latency) adds its timeouts and the share of ticks within the SLO.
+    ...(results[0].slo_met === undefined ? [] : [
+      ['timeouts', (r) => String(r.timeouts ?? 0)],
+      ['slo_met', (r) => (r.slo_met ?? 0).toFixed(3)],
+    ] as [string, (r: SimMetrics) => string][]),
   ];
   const head = [`scenario ${results[0].scenario} (seed ${results[0].seed})`, ...results.map((r) => r.policy)];
   const table = [head, ...rows.map(([name, f]) => [name, ...results.map(f)])];

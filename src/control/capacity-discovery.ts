@@ -43,8 +43,14 @@
 //     with 429s or timeouts) and nothing probes above it. An unverified one
 //     (it lowered E with nothing for or against it) only lowers E, and is
 //     probed once the pool has pressed on it `verifyS`.
+//   - With upstream.slo_ms, RELEASE latencies and timeouts bound E too
+//     (latency-limit.ts): E is the lesser of what the rules above allow and
+//     the latency limit, which shrinks when the upstream answers past its
+//     SLO or times out and grows back, by the latency gradient, when the pool
+//     presses on it. Without slo_ms the limit never exists.
 // State is plain numbers per pool; nothing here touches shared memory.
 
+import { DEFAULT_LATENCY, LatencyLimit, type LatencyOptions } from './latency-limit.ts';
 import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts';
 
 export interface DiscoveryOptions {
@@ -103,10 +109,17 @@ export interface DiscoveryInput {
   readonly timeoutsTps?: number;
   /** The upstream's rate-limit headers reported this tick (none when absent). */
   readonly hints?: HintInput;
+  /** upstream.slo_ms (absent or null: latency shrinks nothing). */
+  readonly sloMs?: number | null;
+  /** The tick's mean RELEASE latency, ms (NaN or absent: none reported). */
+  readonly latencyMs?: number;
 }
 
 export class CapacityDiscovery {
-  effectiveTps: number;
+  /** The effective capacity as 429s and hints have it (the latency rule may hold the pool under it). */
+  private rateTps: number;
+  /** The latency rule's bound (latency-limit.ts); Infinity without upstream.slo_ms or while the SLO is kept. */
+  readonly latency: LatencyLimit;
   private nextProbeTick = 0;
   /** Step of the granted rate: of the slow start, or of the climb above the ceiling. */
   private step = 0;
@@ -140,19 +153,41 @@ export class CapacityDiscovery {
   private pressedS = 0;
   private readonly o: DiscoveryOptions;
 
-  constructor(capacityTps: number, options: DiscoveryOptions = DEFAULT_DISCOVERY) {
+  constructor(capacityTps: number, options: DiscoveryOptions = DEFAULT_DISCOVERY, latency: LatencyOptions = DEFAULT_LATENCY) {
     this.o = options;
-    this.effectiveTps = capacityTps;
+    this.rateTps = capacityTps;
+    this.latency = new LatencyLimit(latency);
     this.holdTicks = options.holdS;
     this.recoveryHoldTicks = options.recoveryHoldS;
     this.judge = new HintJudge(options.hintTolerance, options.hintTtlS);
   }
 
+  /** The effective capacity in force: the 429 rule's, under the latency rule's bound. */
+  get effectiveTps(): number { return Math.min(this.rateTps, this.latency.limitTps); }
+
+  /** Sets the effective capacity (a new capacity_tps, live limits): the 429 rule's level; the latency bound stays under it. */
+  set effectiveTps(tps: number) {
+    this.rateTps = tps;
+    if (this.latency.limitTps > tps) this.latency.limitTps = Infinity;
+  }
+
   /** Updates and returns the effective capacity for the coming tick. */
   update(x: DiscoveryInput): number {
+    const inForce = this.effectiveTps;
+    this.update429(x);
+    const reserve = Math.min(Math.max(0, x.reserveTps ?? 0), inForce);
+    const unit = this.o.probeRequests / (x.tickS ?? 1);
+    const pressing = x.demandTps >= inForce - reserve && x.grantedTps >= this.o.tested * (inForce - reserve) - unit;
+    this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
+      grantedTps: x.grantedTps, pressing, upperTps: this.rateTps, capacityTps: x.capacityTps, tickS: x.tickS ?? 1 });
+    return this.effectiveTps;
+  }
+
+  /** The 429 and hint rules: the effective capacity as they have it. */
+  private update429(x: DiscoveryInput): void {
     const o = this.o;
     const cap = x.capacityTps;
-    const eff = this.effectiveTps; // in force during the tick observed
+    const eff = this.rateTps; // in force during the tick observed, as far as 429s go
     const reserve = Math.min(Math.max(0, x.reserveTps ?? 0), eff);
     const sustained = eff - reserve;
     const unit = o.probeRequests / (x.tickS ?? 1);
@@ -172,8 +207,7 @@ export class CapacityDiscovery {
     }
     if (hint !== null) this.follow(hint, x);
     this.hint = hint;
-    this.effectiveTps = Math.min(this.effectiveTps, cap);
-    return this.effectiveTps;
+    this.rateTps = Math.min(this.rateTps, cap);
   }
 
   /** A tick with 429s: E shrinks to what the upstream accepted; the next probe waits a hold. */
@@ -190,7 +224,7 @@ export class CapacityDiscovery {
     // bursty upstream the pool is held at the rate it accepts (E less the reserve), so it saves no credit
     // that would let the next probe through.
     const level = this.bursty ? accepted + reserve : confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted : accepted * (1 - o.margin);
-    this.effectiveTps = Math.max(lowest, Math.min(eff, level));
+    this.rateTps = Math.max(lowest, Math.min(eff, level));
     if (!this.probing && x.tick - this.stopTick <= this.holdTicks && accepted <= this.riseFrom * (1 + o.margin) + 2 * unit) {
       // Soon after a climb, the upstream takes no more than before it: the probe's success was credit a
       // bursty upstream (a token bucket) had saved while the pool ran below its rate, not a rise.
@@ -250,8 +284,8 @@ export class CapacityDiscovery {
     }
     if (!this.probing) this.probeStart = x.tick;
     this.probing = true;
-    this.effectiveTps = Math.min(cap, target + reserve);
-    if (this.effectiveTps >= cap) this.reset();
+    this.rateTps = Math.min(cap, target + reserve);
+    if (this.rateTps >= cap) this.reset();
   }
 
   /** Back at capacity_tps: nothing left to discover. */
@@ -273,16 +307,16 @@ export class CapacityDiscovery {
     const distress = x.throttledTps > 0 || (x.timeoutsTps ?? 0) > 0;
     const known = Math.min(x.capacityTps, hint.tps);
     if (!hint.verified) {
-      if (known < this.effectiveTps && !this.probing) this.settle(x.tick, known);
+      if (known < this.rateTps && !this.probing) this.settle(x.tick, known);
       return;
     }
-    const level = distress ? Math.min(this.effectiveTps, known) : known;
-    if (level !== this.effectiveTps || this.probing) this.settle(x.tick, level);
+    const level = distress ? Math.min(this.rateTps, known) : known;
+    if (level !== this.rateTps || this.probing) this.settle(x.tick, level);
   }
 
   /** E set from a hint: the level counts as the ceiling, and probing starts over from it. */
   private settle(tick: number, level: number): void {
-    this.effectiveTps = level;
+    this.rateTps = level;
     this.probing = false;
     this.gained = false;
     this.climb = 0;

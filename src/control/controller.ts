@@ -3,8 +3,10 @@
 //   1. refills every bucket (keeping lazy refill times fresh) and turns the
 //      I/O threads' cumulative counters into per-tick deltas and STATS;
 //   2. per pool, builds the observation (observation.ts), updates the
-//      effective capacity from upstream 429s and the RELEASE hints clients
-//      reported (capacity-discovery.ts, upstream-hints.ts), capped by the
+//      effective capacity from upstream 429s, the RELEASE hints clients
+//      reported and, with upstream.slo_ms, the latencies and timeouts they
+//      reported (capacity-discovery.ts, upstream-hints.ts,
+//      latency-limit.ts), capped by the
 //      optional pool cap hook (PoolCapProvider: a shared pool's share of a
 //      cluster, daemon/cluster);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
@@ -27,7 +29,7 @@ import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
 import { HintBoard } from '../shm/hint-board.ts';
 import {
-  C_GRANTED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
@@ -44,6 +46,12 @@ import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from '.
 import { ShadowRegret } from './shadow-regret.ts';
 import { writeStats } from './stats-writer.ts';
 import { guarantees } from './water-fill.ts';
+
+/** The mean latency the pool's RELEASEs reported this tick, ms (NaN: none reported). */
+function poolLatencyMs(d: CounterDeltas, pool: number): number {
+  const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
+  return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
+}
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
@@ -80,6 +88,8 @@ interface PoolState {
   readonly services: BucketSpec[];
   readonly endpoints: BucketSpec[][];
   readonly discovery: CapacityDiscovery;
+  /** upstream.slo_ms of the pool's config (null: latency bounds nothing). */
+  readonly sloMs: number | null;
   /** The allocation in force, tokens/s per service. */
   alloc: Float64Array;
 }
@@ -137,6 +147,7 @@ export class Controller {
         spec, services,
         endpoints: services.map((s) => children.get(s.index) ?? []),
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
+        sloMs: config.pools.find((p) => p.name === spec.key)?.upstream.slo_ms ?? null,
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
       });
       const startTps = this.capped(spec.key, spec.maxTps);
@@ -246,18 +257,22 @@ export class Controller {
     for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
-    const beforeTps = pool.discovery.effectiveTps;
-    const reserveTps = this.gateShortfallTps(p, beforeTps);
+    const beforeTps = this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX]; // last tick's, as applied
+    const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
     const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
-      hints: poolHints(this.hints, this.deltas, p, dtS) });
-    const effectiveTps = this.capped(pool.spec.key, discoveredTps);
+      hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p) });
+    const discovered = this.capped(pool.spec.key, discoveredTps);
+    const obs = { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps: discovered, totalDemandTps,
+      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, discovered, services.length), services };
+    // A policy that plans the capacity itself (baseline's periodicity detector) may lower it, never raise it.
+    const effectiveTps = this.runner.capacityTps(obs);
     // A token-bucket gate's stored tokens assume the upstream's burst is there: not after a 429 (spent), nor after
     // the capacity came down (the ticks above the upstream's new rate spent it).
     if (throttledTps > 0 || effectiveTps < beforeTps) this.table.drainGate(p);
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
-    return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
-      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
+    return effectiveTps === discovered ? obs
+      : { ...obs, effectiveTps, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length) };
   }
 
   /** The pool's decision record: the safety layer applied, guarantees and shadow regret with it; the allocation in force moves on. */

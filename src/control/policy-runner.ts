@@ -42,6 +42,19 @@ export class PolicyRunner {
     private readonly override: AllocationPolicy | null = null,
   ) {}
 
+  /**
+   * The pool's capacity for the coming tick: the policy's own (a forced
+   * policy with a capacityTps hook, such as baseline), never above
+   * discovery's; discovery's when it has none or answers nonsense.
+   */
+  capacityTps(obs: PoolObservation): number {
+    const hook = this.override?.capacityTps;
+    if (hook === undefined) return obs.effectiveTps;
+    let tps: number;
+    try { tps = hook.call(this.override, obs); } catch { return obs.effectiveTps; }
+    return Number.isFinite(tps) && tps >= 0 ? Math.min(obs.effectiveTps, tps) : obs.effectiveTps;
+  }
+
   async decide(obs: PoolObservation): Promise<Decision> {
     if (this.override !== null) return this.guarded(obs, this.override.name, () => this.override!.allocate(obs));
     switch (runningMode(this.mode)) {

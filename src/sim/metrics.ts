@@ -31,6 +31,10 @@ export interface SimMetrics {
   /** The reward of a clairvoyant fluid allocation of the same traffic (fluid-bound.ts). */
   fluid_bound: number;
   fallback_ticks: number;
+  /** With upstream_latency: requests the upstream took but did not answer within timeout_ms (outcome 3). */
+  timeouts?: number;
+  /** With upstream_latency: the share of ticks whose served p95 latency was within slo_ms (timeouts count as beyond it). */
+  slo_met?: number;
 }
 
 export class MetricsRecorder {
@@ -48,6 +52,9 @@ export class MetricsRecorder {
   reward = 0;
   fallbackTicks = 0;
   private prevUpstream = NaN;
+  private timeouts = 0;
+  private latencyTicks = 0;
+  private sloTicks = 0;
   private lastDropTick = -1e9;
 
   /** One tick: per-service arrays plus the upstream's limit over the tick (tokens/s). */
@@ -85,6 +92,13 @@ export class MetricsRecorder {
     if (throttled > 0) this.byTick.push([t.tick, throttled, initial ? 0 : 1]);
   }
 
+  /** One tick of a latency-limited upstream: its timeouts, and whether its served p95 was within the SLO. */
+  recordLatency(timeouts: number, sloMet: boolean): void {
+    this.timeouts += timeouts;
+    this.latencyTicks++;
+    if (sloMet) this.sloTicks++;
+  }
+
   /** `waitByClass[p]`: histogram (1 ms bins) of the waits of granted requests of class p. */
   report(scenario: string, policy: string, seed: number, waitByClass: readonly Float64Array[], fluidBound: number): SimMetrics {
     const fulfillment: Record<string, number> = {};
@@ -110,6 +124,7 @@ export class MetricsRecorder {
       reward: round(this.reward, 2),
       fluid_bound: round(fluidBound, 2),
       fallback_ticks: this.fallbackTicks,
+      ...(this.latencyTicks > 0 ? { timeouts: this.timeouts, slo_met: round(this.sloTicks / this.latencyTicks, 4) } : {}),
     };
   }
 }

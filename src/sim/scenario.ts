@@ -33,7 +33,7 @@ export interface ScenarioService {
 export const UPSTREAM_WINDOWS = ['fixed_1s', 'sliding_1s', 'token_bucket'] as const;
 export type UpstreamWindow = (typeof UPSTREAM_WINDOWS)[number];
 
-/** Accepted so that such scenarios load; the latency model is another issue's (the simulator ignores it). */
+/** The upstream slows near its knee (the curve: upstream-latency.ts); past timeout_ms a request is a timeout. */
 export interface UpstreamLatency {
   base_ms: number;
   knee_tps: Curve;

@@ -1,7 +1,8 @@
 // `npm run sim:table`: runs every policy on every example scenario
 // (test/fixtures/scenarios, copies of the shared examples, then
 // test/fixtures/scenarios/throttling, throttling upstreams with and without
-// rate-limit headers; or the files given as arguments) with the shipped model
+// rate-limit headers, then test/fixtures/scenarios/latency, upstreams that
+// slow past their SLO; or the files given as arguments) with the shipped model
 // and writes the comparison table into docs/allocator.md between the
 // sim-table markers. Main thread, deterministic.
 
@@ -25,9 +26,11 @@ export async function simTable(files: string[]): Promise<string> {
     `Model \`${model.version}\`; \`tpsd sim --scenario FILE --policy all\` with each scenario's own seed.`,
     'of bound: reward / fluid_bound. violations: initial / late (initial: the first 2 ticks of the run, and the tick',
     'of each upstream drop and the 2 after it). wait_p99_ms and fulfillment per class: C, H, M, L.',
+    'slo_met / timeouts: for a latency-limited upstream, the share of ticks whose served p95 latency was within slo_ms,',
+    'and the requests it did not answer within timeout_ms (\`-\` without upstream_latency).',
     '',
-    '| scenario | policy | reward | fluid_bound | of bound | utilization | served_ratio | violations | min_guarantee_met | queue_p99_ms | wait_p99_ms | fulfillment |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| scenario | policy | reward | fluid_bound | of bound | utilization | served_ratio | violations | min_guarantee_met | queue_p99_ms | wait_p99_ms | fulfillment | slo_met / timeouts |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|',
   ];
   for (const file of files) {
     const scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
@@ -41,7 +44,8 @@ export async function simTable(files: string[]): Promise<string> {
       const share = r.fluid_bound > 0 ? `${((100 * r.reward) / r.fluid_bound).toFixed(1)}%` : '-';
       lines.push(`| ${basename(file, '.json')} | ${r.policy} | ${r.reward.toFixed(1)}${mark} | ${r.fluid_bound.toFixed(1)} | ${share} | ` +
         `${r.utilization.toFixed(3)} | ${r.served_ratio.toFixed(3)} | ${r.violations_initial} / ${r.violations_late} | ` +
-        `${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${waits} | ${ful} |`);
+        `${r.min_guarantee_met.toFixed(3)} | ${r.queue_p99_ms} | ${waits} | ${ful} | ` +
+        `${r.slo_met === undefined ? '-' : `${r.slo_met.toFixed(3)} / ${r.timeouts ?? 0}`} |`);
     }
   }
   return lines.join('\n');
@@ -49,7 +53,7 @@ export async function simTable(files: string[]): Promise<string> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const dirs = [join(ROOT, 'test/fixtures/scenarios'), join(ROOT, 'test/fixtures/scenarios/throttling')];
+  const dirs = ['', 'throttling', 'latency'].map((d) => join(ROOT, 'test/fixtures/scenarios', d));
   const files = args.length > 0 ? args
     : dirs.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f)));
   const table = await simTable(files);

@@ -9,6 +9,11 @@
 // metrics are recorded, the fluid bound is given the same arrivals, then
 // controller.tick() decides the allocation for the next tick. Deterministic
 // for a seed: all randomness comes from one seeded Rng.
+// With `upstream_latency` the upstream answers late as it nears its knee
+// (upstream-latency.ts); the pool is configured with the scenario's slo_ms
+// (and timeout_ms), so the controller's capacity discovery acts on the
+// latencies and timeouts the releases report; each tick's served p95 is
+// judged against slo_ms (timeout_ms when the scenario sets no SLO).
 
 import { validateConfig } from '../config/schema.ts';
 import type { TpsdConfig } from '../config/types.ts';
@@ -29,6 +34,7 @@ import { FluidBound } from './fluid-bound.ts';
 import { demandAt, upstreamAt, type Scenario } from './scenario.ts';
 import { ServiceTraffic } from './traffic.ts';
 import { createUpstream } from './upstream.ts';
+import { LatencyModel, loadWithin, TickLatencies } from './upstream-latency.ts';
 
 export interface SimOptions {
   policy: PolicyName;
@@ -71,7 +77,8 @@ export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], 
     pools: [{
       name: SIM_POOL,
       capacity_tps: s.capacity_tps,
-      upstream: { window },
+      upstream: { window, ...(s.slo_ms != null ? { slo_ms: s.slo_ms } : {}),
+        ...(s.upstream_latency != null ? { timeout_ms: s.upstream_latency.timeout_ms } : {}) },
       ...burst,
       services: s.services.map((v, i) => ({
         name: /^[A-Za-z0-9_.:-]{1,64}$/.test(v.name) ? v.name : `service${i}`,
@@ -104,8 +111,9 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const waitByClass = Array.from({ length: 4 }, () => new Float64Array(histBins));
   const pool = keys.lookup(SIM_POOL);
   const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
+  const latency = simLatency(s);
   const services = s.services.map((v, i) => new ServiceTraffic(table, keys.lookup(`${SIM_POOL}/${config.pools[0].services[i].name}`),
-    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints));
+    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency));
   const upstream = createUpstream(s);
   const fluid = new FluidBound(s.services.map((v) => ({ priority: priorityIndex(v.priority), minTps: Math.min(v.min_tps, v.max_tps),
     maxTps: v.max_tps, patienceS: v.patience_s })), s.capacity_tps, tickS);
@@ -128,8 +136,9 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
       rate[i] = Math.max(0, mean * (1 + v.noise * rng.normal()));
       queueBefore[i] = services[i].queue.length;
       const tl = services[i].tally;
-      tl.arrived = tl.granted = tl.served = tl.throttled = tl.expired = 0;
+      tl.arrived = tl.granted = tl.served = tl.throttled = tl.expired = tl.timedOut = 0;
     }
+    latency?.tick.reset();
     for (let j = 0; j < steps; j++) {
       const now = t0 + Math.round((j * s.tick_ms) / steps);
       const dt = Math.round(((j + 1) * s.tick_ms) / steps) - Math.round((j * s.tick_ms) / steps);
@@ -141,7 +150,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
         sv.serve(now, upstream);
       }
     }
-    const { upstreamTps, dropping } = upstreamOverTick(s, t0);
+    const { upstreamTps, dropping } = boundOverTick(s, t0, latency);
     for (let i = 0; i < n; i++) {
       const tl = services[i].tally;
       arrived[i] = tl.arrived; granted[i] = tl.granted; served[i] = tl.served; throttled[i] = tl.throttled;
@@ -152,6 +161,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     rewards.push(r);
     metrics.reward += r;
     metrics.record({ tick: k, tickS, upstreamTps, dropping, arrived, granted, served, throttled, priority, minTps });
+    if (latency !== null) metrics.recordLatency(latency.tick.timeouts, latency.tick.p95() <= latency.tick.sloMs);
     fluid.tick(arrived, upstreamTps);
     clock.set(t0 + s.tick_ms);
     await controller.tick();
@@ -159,6 +169,28 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   }
   await controller.close();
   return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards };
+}
+
+/** The scenario's latency model and the tick's SLO tally, or null without upstream_latency. */
+function simLatency(s: Scenario): { model: LatencyModel; tick: TickLatencies } | null {
+  const l = s.upstream_latency;
+  if (l == null) return null;
+  return { model: new LatencyModel(l), tick: new TickLatencies(s.slo_ms ?? l.timeout_ms, l.timeout_ms) };
+}
+
+/**
+ * What the upstream can serve over the tick, for the metrics and the fluid
+ * bound: its 429 limit, and with upstream_latency also the rate at which its
+ * latency stays within the SLO (the knee's share loadWithin(base, slo)).
+ */
+function boundOverTick(s: Scenario, t0: number, latency: { model: LatencyModel; tick: TickLatencies } | null): { upstreamTps: number; dropping: boolean } {
+  const u = upstreamOverTick(s, t0);
+  if (latency === null) return u;
+  const share = loadWithin(latency.model.baseMs, latency.tick.sloMs);
+  const samples = Math.max(2, Math.ceil(s.tick_ms / 100));
+  let knee = 0;
+  for (let j = 0; j < samples; j++) knee += latency.model.kneeAt(t0 + ((j + 0.5) * s.tick_ms) / samples);
+  return { upstreamTps: Math.min(u.upstreamTps, (share * knee) / samples), dropping: u.dropping };
 }
 
 /**

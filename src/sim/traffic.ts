@@ -4,13 +4,18 @@
 // count, exactly the counters an I/O thread writes). Each grant goes to the
 // upstream (upstream.ts), which may answer 429; with upstream hints, its
 // headers are recorded as a RELEASE's are, through the daemon's HintBoard.
+// With `upstream_latency` each admitted request gets its answer time from
+// the latency model (upstream-latency.ts), and its release is counted as a
+// client's RELEASE is (request-handler.ts): outcome 0 with its latency, or 3
+// (timeout) with the caller's deadline as latency; a 429 answers at base_ms.
 
 import { BucketTable, failBucket, GRANTED } from '../shm/bucket-table.ts';
 import { noHints, type HintBoard } from '../shm/hint-board.ts';
 import type { SimUpstream } from './upstream.ts';
+import type { LatencyModel, TickLatencies } from './upstream-latency.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX,
-  C_LATENCY_SUM_US_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
+  C_LATENCY_SUM_US_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX,
   C_WAIT_SUM_MS_INDEX, MILLI,
 } from '../shm/layout.ts';
 
@@ -43,13 +48,21 @@ export interface ServiceTally {
   served: number;
   throttled: number;
   expired: number;
+  /** Admitted by the upstream but not answered within timeout_ms (with upstream_latency only). */
+  timedOut: number;
+}
+
+/** The upstream's latency and where the tick's answers are tallied (scenarios with upstream_latency). */
+export interface SimLatency {
+  readonly model: LatencyModel;
+  readonly tick: TickLatencies;
 }
 
 const BASE_LATENCY_US = 20_000;
 
 export class ServiceTraffic {
   readonly queue = new Fifo();
-  readonly tally: ServiceTally = { arrived: 0, granted: 0, served: 0, throttled: 0, expired: 0 };
+  readonly tally: ServiceTally = { arrived: 0, granted: 0, served: 0, throttled: 0, expired: 0, timedOut: 0 };
   private carry = 0;
   private waitingAt = -1;
 
@@ -63,6 +76,7 @@ export class ServiceTraffic {
     private readonly patienceMs: number,
     private readonly waitHistogram: Float64Array,
     private readonly hints: { board: HintBoard; pool: number } | null = null,
+    private readonly latency: SimLatency | null = null,
   ) {}
 
   /** Adds `tps * dtMs` arrivals (fractional part carried over) at `now`. */
@@ -96,6 +110,9 @@ export class ServiceTraffic {
     if (this.waitingAt >= 0) { t.markWaiter(this.waitingAt, this.priority, -1); this.waitingAt = -1; }
     let granted = 0;
     let throttled = 0;
+    let timedOut = 0;
+    let latencySumUs = 0;
+    const lat = this.latency;
     while (q.length > 0) {
       const r = t.acquire(this.bucket, MILLI, this.priority, true, now);
       if (r !== GRANTED) {
@@ -108,8 +125,24 @@ export class ServiceTraffic {
       t.count(this.bucket, C_WAIT_SUM_MS_INDEX, waited);
       granted++;
       const accepted = upstream.accept(now);
-      if (accepted) this.tally.served++;
-      else throttled++;
+      if (lat === null) {
+        if (accepted) this.tally.served++;
+        else throttled++;
+      } else if (!accepted) {
+        throttled++;
+        latencySumUs += lat.model.baseMs * 1000;
+      } else {
+        const ms = lat.model.admit(now);
+        if (ms > lat.model.timeoutMs) {
+          timedOut++;
+          lat.tick.timedOut();
+          latencySumUs += lat.model.timeoutMs * 1000;
+        } else {
+          this.tally.served++;
+          lat.tick.served(ms);
+          latencySumUs += ms * 1000;
+        }
+      }
       if (this.hints !== null) {
         upstream.headers(now, !accepted, this.said);
         this.hints.board.record(t, this.bucket, this.hints.pool, this.said);
@@ -120,10 +153,12 @@ export class ServiceTraffic {
     t.count(this.bucket, C_GRANTED_INDEX, granted);
     t.count(this.bucket, C_GRANTS_INDEX, granted);
     this.tally.throttled += throttled;
-    t.count(this.bucket, C_RELEASED_OK_INDEX, granted - throttled);
+    this.tally.timedOut += timedOut;
+    t.count(this.bucket, C_RELEASED_OK_INDEX, granted - throttled - timedOut);
     if (throttled > 0) t.count(this.bucket, C_RELEASED_THROTTLED_INDEX, throttled);
-    const load = upstream.load();
-    t.count(this.bucket, C_LATENCY_SUM_US_INDEX, granted * BASE_LATENCY_US * (1 + load ** 4));
+    if (timedOut > 0) t.count(this.bucket, C_RELEASED_TIMEOUT_INDEX, timedOut);
+    // Without a latency model, a nominal latency rising with how full the upstream's window is (as before).
+    t.count(this.bucket, C_LATENCY_SUM_US_INDEX, lat === null ? granted * BASE_LATENCY_US * (1 + upstream.load() ** 4) : latencySumUs);
     t.count(this.bucket, C_LATENCY_COUNT_INDEX, granted);
     t.addQueue(this.bucket, -granted);
   }

@@ -49,11 +49,28 @@ test('tpsd sim --json prints the metrics of SCENARIOS.md', async () => {
 test('tpsd sim --policy all prints a side-by-side table; bad input exits non-zero', async () => {
   const { code, out } = await capture(['--scenario', file, '--policy', 'all', '--seed', '3']);
   assert.equal(code, 0);
-  assert.match(out.split('\n')[0], /static\s+proportional\s+fair\s+aimd\s+ppo/);
+  assert.match(out.split('\n')[0], /static\s+proportional\s+fair\s+aimd\s+baseline\s+ppo/);
+  assert.doesNotMatch(out, /slo_met|timeouts/, 'latency rows only for a latency-limited upstream');
   assert.equal((await capture(['--scenario', file, '--policy', 'nope'])).code, 2);
   writeFileSync(join(dir, 'bad.json'), JSON.stringify({ name: 'x', duration_s: 10, capacity_tps: 10, services: [{ priority: 'URGENT', demand: { kind: 'wave' } }] }));
   const bad = await capture(['--scenario', join(dir, 'bad.json')]);
   assert.equal(bad.code, 1);
   assert.match(bad.err, /services\[0\]\.priority/);
   assert.match(bad.err, /services\[0\]\.demand\.kind/);
+});
+
+test('tpsd sim on a latency-limited upstream adds timeouts and slo_met, in the table and the JSON', async () => {
+  const slow = join(dir, 'slow.json');
+  writeFileSync(slow, JSON.stringify({
+    name: 'slow', seed: 4, duration_s: 30, capacity_tps: 500, slo_ms: 200,
+    upstream_latency: { base_ms: 20, knee_tps: 300, timeout_ms: 1000 },
+    services: [{ name: 'a', priority: 'HIGH', demand: { kind: 'constant', tps: 400 } }],
+  }));
+  const table = await capture(['--scenario', slow, '--policy', 'fair']);
+  assert.equal(table.code, 0);
+  assert.match(table.out, /^timeouts\s+\d+$/m);
+  assert.match(table.out, /^slo_met\s+[01]\.\d{3}$/m);
+  const m = JSON.parse((await capture(['--scenario', slow, '--policy', 'fair', '--json'])).out);
+  assert.ok(m.timeouts > 0, 'the first tick, at capacity_tps past the knee, times out');
+  assert.ok(m.slo_met > 0.8 && m.slo_met <= 1, `${m.slo_met}`);
 });

@@ -5,6 +5,7 @@
 
 import type { PpoModel } from '../../ppo/model.ts';
 import { AimdPolicy } from './aimd.ts';
+import { BaselinePolicy } from './baseline.ts';
 import { FairPolicy } from './fair.ts';
 import { PpoPolicy } from './ppo.ts';
 import { ProportionalPolicy } from './proportional.ts';
@@ -12,7 +13,7 @@ import { StaticPolicy } from './static.ts';
 import type { AllocationPolicy } from './types.ts';
 
 /** Every policy, in the order the comparison tables list them. */
-export const POLICY_NAMES = ['static', 'proportional', 'fair', 'aimd', 'ppo'] as const;
+export const POLICY_NAMES = ['static', 'proportional', 'fair', 'aimd', 'baseline', 'ppo'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 export function isPolicyName(name: string): name is PolicyName {
@@ -26,6 +27,7 @@ export function createPolicy(name: PolicyName, model?: PpoModel): AllocationPoli
     case 'proportional': return new ProportionalPolicy();
     case 'fair': return new FairPolicy();
     case 'aimd': return new AimdPolicy();
+    case 'baseline': return new BaselinePolicy();
     case 'ppo':
       if (model === undefined) throw new Error('the ppo policy needs a model');
       return new PpoPolicy(model);

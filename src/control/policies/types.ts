@@ -10,6 +10,12 @@ import type { PoolObservation } from '../../ppo/observation.ts';
 export interface AllocationPolicy {
   readonly name: string;
   allocate(obs: PoolObservation): Float64Array;
+  /**
+   * Optional: the pool's capacity for the coming tick, given the observation
+   * (whose effectiveTps is capacity discovery's). The controller takes it
+   * only downwards (never above discovery's) and before allocate().
+   */
+  capacityTps?(obs: PoolObservation): number;
 }
 
 /** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */

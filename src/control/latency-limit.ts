@@ -1,0 +1,135 @@
+// Capacity discovery's latency rule (main thread, once per pool per tick,
+// called by capacity-discovery.ts; plain numbers, no shared memory). A pool
+// whose upstream has `upstream.slo_ms` gets a second bound on its effective
+// capacity besides the 429 one: a latency limit, Infinity while the upstream
+// keeps its SLO. It reads what RELEASEs report: the tick's mean latency (the
+// counters hold a sum and a count, so the mean is what they give) and the
+// timeouts (outcome 3). An AIMD controller whose steps are scaled by the
+// latency gradient, as Netflix's Gradient2 scales its limit by target/measured,
+// and bounded as TopFull bounds its actions (at most half off per tick):
+//   - over: the mean past slo_ms, or any timeout. The limit becomes the rate
+//     the upstream answered in time (granted less timeouts, at least half of
+//     granted) times target/measured (the target being `target` of
+//     the SLO: the mean must stay below it for the tail to stay within it),
+//     that ratio kept within [1 - maxCut, 1 - minCut]: a tick cuts at most
+//     three quarters of the granted rate, half when nothing timed out. As
+//     TCP cuts at most once per round trip, the next cut waits until the
+//     requests in flight at this one have been answered: the latency
+//     measured, at most twice the SLO (less half a tick, at most
+//     `maxSettleS`); releases reported before then describe the load before
+//     the cut.
+//   - warm: the mean between the target and the SLO. A gentle decrease of
+//     at most `warmCut` per tick, only when the limit is in force.
+//   - cool: the mean under the target. Growth only when the pool pressed on
+//     the limit (the level was tested), by `growShare` of the limit times
+//     the square of the headroom h = 1 - measured/target (at least one
+//     request per second, at most `maxStep` of capacity_tps): fast while
+//     the upstream answers near its base latency (h near 1: +6 % at h 0.8),
+//     slow as the mean nears the target (+0.4 % at h 0.2), so the limit
+//     settles where the mean meets the target instead of overshooting a
+//     knee whose latency rises steeply. Once the limit reaches the bound
+//     above it (the 429 rule's capacity), it is lifted.
+// Steps are per second of tick, so a shorter tick moves no faster.
+
+export interface LatencyOptions {
+  /** The mean latency aimed at, as a share of slo_ms. */
+  readonly target: number;
+  /** The smallest cut of a tick over the SLO (the limit keeps at most 1 - minCut of the granted rate). */
+  readonly minCut: number;
+  /** The largest cut of a tick (TopFull's bound). */
+  readonly maxCut: number;
+  /** The largest cut per second of a tick between the target and the SLO. */
+  readonly warmCut: number;
+  /** Growth per second of a limit whose latency is nothing (headroom 1), as a share of it. */
+  readonly growShare: number;
+  /** The largest step, as a share of capacity_tps. */
+  readonly maxStep: number;
+  /** The lowest limit, as a share of capacity_tps. */
+  readonly floor: number;
+  /** The longest wait after a cut before the next one, seconds. */
+  readonly maxSettleS: number;
+}
+
+export const DEFAULT_LATENCY: LatencyOptions = {
+  target: 0.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
+};
+
+export interface LatencyInput {
+  /** upstream.slo_ms; null: no latency rule. */
+  readonly sloMs: number | null;
+  /** Mean RELEASE latency of the tick, ms (NaN: no release reported one). */
+  readonly latencyMs: number;
+  readonly timeoutsTps: number;
+  readonly grantedTps: number;
+  /** The pool pressed on the capacity in force (its level was tested). */
+  readonly pressing: boolean;
+  /** The bound above the latency limit (the 429 rule's effective capacity). */
+  readonly upperTps: number;
+  readonly capacityTps: number;
+  readonly tickS: number;
+}
+
+export class LatencyLimit {
+  /** The latency bound on the effective capacity; Infinity when none is in force. */
+  limitTps = Infinity;
+  /** Seconds until the last cut can show in what releases report (0: it has). */
+  private settleS = 0;
+
+  constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {}
+
+  update(x: LatencyInput): number {
+    if (x.sloMs === null || !(x.sloMs > 0)) { this.limitTps = Infinity; return this.limitTps; }
+    const target = this.o.target * x.sloMs;
+    const measured = x.latencyMs;
+    const timeouts = x.timeoutsTps > 0;
+    // As TCP cuts its window at most once per round trip: what releases report now left before the last cut.
+    const settling = this.settleS > 0;
+    this.settleS = Math.max(0, this.settleS - x.tickS);
+    if (settling) return this.limitTps;
+    if (timeouts || measured > x.sloMs) this.over(x, target, measured);
+    else if (!(measured >= 0)) return this.limitTps; // no release reported a latency: no evidence either way
+    else if (measured > target) this.warm(x, target, measured);
+    else this.cool(x, target, measured);
+    if (this.limitTps >= x.upperTps || this.limitTps >= x.capacityTps) this.lift();
+    return this.limitTps;
+  }
+
+  /** Past the SLO or timing out: a cut by target/measured, within [minCut, maxCut], of the rate in force. */
+  private over(x: LatencyInput, target: number, measured: number): void {
+    const o = this.o;
+    const gradient = measured > 0 ? target / measured : 1;
+    const keep = Math.min(1 - o.minCut, Math.max(1 - o.maxCut, gradient));
+    // The rate in force: what the upstream answered in time (granted less timeouts, as the 429 rule takes
+    // granted less 429s), unless the tick was sparse (granted under half the limit in force).
+    const sparse = Number.isFinite(this.limitTps) && x.grantedTps < (1 - o.maxCut) * this.limitTps;
+    const answered = Math.max(x.grantedTps - x.timeoutsTps, (1 - o.maxCut) * x.grantedTps, 1 / x.tickS);
+    const base = sparse ? this.limitTps : Math.min(this.limitTps, answered);
+    this.limitTps = Math.max(o.floor * x.capacityTps, base * keep);
+    // The cut shows once the requests now in flight have been answered: about the latency measured, but
+    // no longer than twice the SLO (a mean swollen by timeouts reported at the callers' deadline would
+    // hold the next cut for the whole deadline).
+    const lagMs = Math.min(Number.isFinite(measured) ? measured : 0, 2 * (x.sloMs ?? 0));
+    this.settleS = Math.min(o.maxSettleS, Math.max(0, lagMs / 1000 - x.tickS / 2));
+  }
+
+  /** Between the target and the SLO: a gentle decrease while a limit is in force. */
+  private warm(x: LatencyInput, target: number, measured: number): void {
+    if (!Number.isFinite(this.limitTps)) return;
+    const keep = Math.max(1 - this.o.warmCut * x.tickS, target / measured);
+    this.limitTps = Math.max(this.o.floor * x.capacityTps, Math.min(this.limitTps, x.grantedTps + 1 / x.tickS) * keep);
+  }
+
+  /** Under the target: growth of a tested limit by the square of the headroom left (1 - measured/target). */
+  private cool(x: LatencyInput, target: number, measured: number): void {
+    if (!Number.isFinite(this.limitTps) || !x.pressing) return;
+    const o = this.o;
+    const headroom = Math.max(0, 1 - measured / target);
+    const step = o.growShare * this.limitTps * x.tickS * headroom * headroom;
+    this.limitTps += Math.min(o.maxStep * x.capacityTps * x.tickS, Math.max(1 / x.tickS, step));
+  }
+
+  /** The limit reached the bound above it: nothing to hold. */
+  private lift(): void {
+    this.limitTps = Infinity;
+  }
+}
