@@ -22,7 +22,7 @@ import { DEFAULT_HYPER, gae, PpoLearner, type PpoHyper, type Step } from './lear
 import { Rng } from '../ppo/rng.ts';
 import type { EpisodeResult, EpisodeSpec, RolloutTask, WireModel } from './rollout.task.ts';
 import type { Scenario } from '../sim/scenario.ts';
-import { codeVersion, hashOf } from './provenance.ts';
+import { codeVersion, hashOf, type CodeVersion } from './provenance.ts';
 
 export const ROLLOUT_TASK_URL = new URL('./rollout.task.ts', import.meta.url).href;
 
@@ -159,6 +159,8 @@ function freshModel(hidden: number[], rng: Rng): PpoModel {
 
 export async function train(o: TrainOptions): Promise<{ model: PpoModel; file: ModelFile }> {
   const started = Date.now();
+  // Read before training, so an edit made while it runs cannot be credited with the model.
+  const code = codeVersion();
   const elapsedS = (): number => (Date.now() - started) / 1000;
   const rng = new Rng(o.seed);
   const model = o.init === undefined ? freshModel(o.hidden, rng) : PpoModel.fromJson(o.init.toJson({}, {}));
@@ -202,7 +204,7 @@ export async function train(o: TrainOptions): Promise<{ model: PpoModel; file: M
   }
   const chosen = best as unknown as { file: ModelFile; eval: EvalResult; iteration: number };
   const final = PpoModel.fromJson(chosen.file);
-  const { created, ...meta } = metadata(o, hyper, { chosen: chosen.iteration, run: iterationsRun, steps: totalSteps, heldOut, reported });
+  const { created, ...meta } = metadata(o, hyper, code, { chosen: chosen.iteration, run: iterationsRun, steps: totalSteps, heldOut, reported });
   const file = final.toJson(meta,
     { held_out: { vs_fair_mean: chosen.eval.score, vs_fair_worst: chosen.eval.worst, reward: chosen.eval.perScenario },
       reported: { vs_fair_mean: reportedEval.score, vs_fair_worst: reportedEval.worst, reward: reportedEval.perScenario } },
@@ -216,8 +218,7 @@ export async function train(o: TrainOptions): Promise<{ model: PpoModel; file: M
 interface RunFacts { chosen: number; run: number; steps: number; heldOut: EpisodeSpec[]; reported: EpisodeSpec[] }
 
 /** The model file's metadata: the recipe, the code and a hash of every input. No clock, no machine-dependent value but node's version. */
-function metadata(o: TrainOptions, hyper: PpoHyper, f: RunFacts): Record<string, unknown> & { created: string | undefined } {
-  const code = codeVersion();
+function metadata(o: TrainOptions, hyper: PpoHyper, code: CodeVersion, f: RunFacts): Record<string, unknown> & { created: string | undefined } {
   const recipe = { seed: o.seed, hidden: o.init === undefined ? o.hidden : [...o.init.policy.sizes.slice(1, -1)], iterations: o.iterations,
     episodes_per_iteration: o.episodesPerIteration, episode_s: o.durationS, eval_every: o.evalEvery, held_out: o.heldOut, hyper };
   const inputs: Record<string, string> = {
