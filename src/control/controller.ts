@@ -145,7 +145,9 @@ export class Controller {
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
     }
-    this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
+    // Shadow mode may run a candidate (policy.shadow_model) beside the live policy; its regret is what it would have changed.
+    const modelFile = config.policy.mode === 'shadow' && config.policy.shadow_model !== null ? config.policy.shadow_model : config.policy.model;
+    this.model = new ModelSource(modelFile, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
     if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
@@ -156,6 +158,9 @@ export class Controller {
 
   /** Key b's limits in force (the config's, changed by setLimits and reconfigure). */
   limitsOf(b: number): Readonly<KeyLimits> { return this.limits[b]; }
+
+  /** The model file: policy.model, or in shadow mode policy.shadow_model when set (the shipped model when neither is). */
+  get modelPath(): string { return this.model.path; }
 
   /** The model in use ('none' when PPO falls back for want of one). */
   get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
