@@ -78,7 +78,8 @@ function list(args: ParsedArgs): number {
     const r = existsSync(path) ? readModelFile(path) : { error: 'missing' };
     return 'error' in r ? { role, path, file: null, error: r.error } : { role, path, file: r };
   });
-  const db = existsSync(dbPath(config.data_dir)) ? openHistory(args, 'model') : null;
+  // The database is optional here: without one, only the files are listed.
+  const db = args.has('db') || args.has('data') || existsSync(dbPath(config.data_dir)) ? openHistory(args, 'model') : null;
   const loaded = db !== null && typeof db !== 'number' ? loadedModels(db) : [];
   const audit = db !== null && typeof db !== 'number' ? readModelAudit(db, 10) : [];
   if (db !== null && typeof db !== 'number') db.close();
