@@ -28,7 +28,8 @@ export const VERBS: Readonly<Record<string, VerbEntry>> = {
   decisions: { summary: 'the audit trail: controller decisions and limit changes', load: () => import('./decisions.ts') },
   recommend: { summary: 'suggested limits from history (85/95/99 % of 429-free goodput)', load: () => import('./recommend.ts') },
   sim: { summary: 'replay a traffic scenario and compare allocation policies', load: () => import('./sim.ts') },
-  train: { summary: 'train the PPO allocation model', load: () => import('./train.ts') },
+  train: { summary: 'train the PPO allocation model (--from-history: fine-tune on this daemon\'s telemetry)', load: () => import('./train.ts') },
+  model: { summary: 'PPO models: list, eval a candidate on recorded history, promote it (audited)', load: () => import('./model.ts') },
 };
 
 export function usage(): string {

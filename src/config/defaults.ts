@@ -25,7 +25,7 @@ export const DEFAULTS = {
   listen: { host: '127.0.0.1', port: 7070 },
   tick_ms: 1000,
   data_dir: './data',
-  policy: { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 },
+  policy: { mode: 'ppo', model: null, shadow_model: null, step_cap: 1.8, deadline_ms: 50 },
   lease_ttl_ms: 30_000,
   max_message_bytes: 65_536,
   /** Fields of the `auth` section besides its tokens (the section itself is optional: no section, no auth). */

@@ -33,7 +33,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   if (root === undefined) throw new ConfigError(r.errors);
 
   const listen = section(r, root, 'listen', ['host', 'port']);
-  const policy = section(r, root, 'policy', ['mode', 'model', 'step_cap', 'deadline_ms']);
+  const policy = section(r, root, 'policy', ['mode', 'model', 'shadow_model', 'step_cap', 'deadline_ms']);
   const limits = section(r, root, 'limits', Object.keys(DEFAULTS.limits));
   const log = section(r, root, 'log', ['level']);
   const telemetry = section(r, root, 'telemetry', Object.keys(DEFAULTS.telemetry));
@@ -49,6 +49,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     policy: {
       mode: r.oneOf(policy, 'policy', 'mode', POLICY_MODES, d.policy.mode),
       model: readModelPath(r, policy),
+      shadow_model: readModelPath(r, policy, 'shadow_model'),
       step_cap: r.number(policy, 'policy', 'step_cap', { min: 1, max: 100 }, d.policy.step_cap),
       deadline_ms: r.number(policy, 'policy', 'deadline_ms', { above: 0, max: 60_000 }, d.policy.deadline_ms),
     },
@@ -72,11 +73,11 @@ function section(r: FieldReader, root: JsonObject, key: string, keys: readonly s
   return root[key] === undefined ? {} : (r.object(key, root[key], keys) ?? {});
 }
 
-function readModelPath(r: FieldReader, policy: JsonObject): string | null {
-  const model = policy.model;
+function readModelPath(r: FieldReader, policy: JsonObject, key: 'model' | 'shadow_model' = 'model'): string | null {
+  const model = policy[key];
   if (model === undefined || model === null) return null;
   if (typeof model === 'string' && model.length > 0) return model;
-  r.fail('policy.model', 'a model file path or null', model);
+  r.fail(`policy.${key}`, 'a model file path or null', model);
   return null;
 }
 

@@ -91,6 +91,8 @@ export interface TpsdConfig {
     readonly mode: PolicyMode;
     /** Path of the model file; null means the shipped default model. */
     readonly model: string | null;
+    /** Shadow mode only: the model that proposes beside the live policy (a candidate); null: policy.model. */
+    readonly shadow_model: string | null;
     /** Per-tick growth cap of a service's allocation (multiplier). */
     readonly step_cap: number;
     /** Deadline of one policy inference, milliseconds. */

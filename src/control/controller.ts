@@ -44,6 +44,7 @@ import type { Decision, PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
+import { ModelDrift } from './model-drift.ts';
 import { writeStats } from './stats-writer.ts';
 import { guarantees } from './water-fill.ts';
 
@@ -103,6 +104,8 @@ export class Controller {
   readonly last: PoolDecision[] = [];
   ticks = 0;
   private readonly regret = new ShadowRegret();
+  /** How far live observations are from the model's training distribution (model-drift.ts). */
+  readonly drift: ModelDrift;
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
   /** Per bucket, the limits in force (the KeyIndex's specs keep the config's). */
@@ -156,10 +159,14 @@ export class Controller {
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
     }
-    this.model = new ModelSource(config.policy.model, options.inference ?? 'piscina', this.logger);
+    // Shadow mode may run a candidate (policy.shadow_model) beside the live policy; its regret is what it would have changed.
+    const modelFile = config.policy.mode === 'shadow' && config.policy.shadow_model !== null ? config.policy.shadow_model : config.policy.model;
+    this.model = new ModelSource(modelFile, options.inference ?? 'piscina', this.logger);
     let ppo: PpoSource | null = options.ppo ?? null;
     if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
+    this.drift = new ModelDrift(this.logger);
+    this.drift.setReference(this.model.loaded?.norm.state() ?? null);
   }
 
   /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
@@ -167,6 +174,9 @@ export class Controller {
 
   /** Key b's limits in force (the config's, changed by setLimits and reconfigure). */
   limitsOf(b: number): Readonly<KeyLimits> { return this.limits[b]; }
+
+  /** The model file: policy.model, or in shadow mode policy.shadow_model when set (the shipped model when neither is). */
+  get modelPath(): string { return this.model.path; }
 
   /** The model in use ('none' when PPO falls back for want of one). */
   get modelVersion(): string { return this.runner.ppo?.version ?? 'none'; }
@@ -185,6 +195,7 @@ export class Controller {
     this.deltas.read();
     writeStats(this.views.stats, this.keys, this.deltas, dtS);
     const observations = this.pools.map((p) => this.observe(p, dtS));
+    this.drift.observe(observations);
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
     this.last.length = 0;
     const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
@@ -294,7 +305,9 @@ export class Controller {
    * file keeps the model in use and the error is returned.
    */
   async reloadModel(): Promise<ModelReload> {
-    return this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
+    const r = this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
+    if (r.ok) this.drift.setReference(this.model.loaded?.norm.state() ?? null);
+    return r;
   }
 
   /**

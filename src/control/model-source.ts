@@ -19,6 +19,8 @@ export interface ModelReload { ok: boolean; version: string; error?: string }
 export class ModelSource {
   readonly path: string;
   private pool: PpoPool | null = null;
+  /** The model last opened or reloaded (its obs_norm is the drift reference, model-drift.ts); null when none is usable. */
+  loaded: PpoModel | null = null;
 
   /** `model`: the config's policy.model (null: the shipped model). */
   constructor(model: string | null, private readonly inference: Inference, private readonly logger: ControlLogger | null) {
@@ -29,6 +31,7 @@ export class ModelSource {
   open(loaded?: PpoModel): PpoSource | null {
     try {
       const model = loaded ?? PpoModel.load(this.path);
+      this.loaded = model;
       if (this.inference === 'inline') return inlinePpo(model);
       this.pool = new PpoPool(this.path, model.version);
       return pooledPpo(this.pool);
@@ -50,6 +53,7 @@ export class ModelSource {
       this.logger?.warn({ model: this.path, reason: (e as Error).message }, 'model reload failed; keeping the current model');
       return { ok: false, version: current, error: (e as Error).message };
     }
+    this.loaded = model;
     if (this.pool !== null) this.pool.reload(model.version);
     else if (reopen !== null) reopen(this.open(model));
     this.logger?.info({ model: this.path, version: model.version }, 'model reloaded');

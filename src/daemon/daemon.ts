@@ -20,17 +20,17 @@
 // Threads: the main thread owns the config, the lifecycle, the controller,
 // the live limits and the database; I/O threads own connections, leases and
 // waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here (admin.ts).
+// The model file is watched (model-watch.ts): a promoted model applies without SIGHUP.
 
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
 import { createLogger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { assertConstants } from '../shm/layout.ts';
 import { answerAdmin } from './admin.ts';
 import { ClusterNode } from './cluster/cluster-node.ts';
 import { DaemonHealthTracker } from './daemon-health.ts';
 import { IoThreads, QUIESCE_WAIT_MS } from './io-threads.ts';
+import { ModelWatch } from './model-watch.ts';
 import { openMainState } from './main-state.ts';
 import { reloadConfig } from './reload.ts';
 import { assertNativeUws, checkListen } from './start-checks.ts';
@@ -56,7 +56,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const state = await openMainState(config, log, cluster ?? undefined);
   const { keys, views, controller, telemetry, live } = state;
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
-  const health = new DaemonHealthTracker(config.policy.mode, resolve(config.policy.model ?? DEFAULT_MODEL_PATH),
+  const health = new DaemonHealthTracker(config.policy.mode, controller.modelPath,
     () => controller.modelVersion, telemetry?.writer ?? null, log);
   const policy = health.policyNow;
   if (policy.fallbackReason !== null) {
@@ -84,6 +84,13 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   cluster?.start(`${hostname()}:${port}`);
   const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log, cluster);
   ticks.start(config.tick_ms);
+  // A promoted model (`tpsd model promote` renames it over this file) is reloaded without SIGHUP.
+  const modelWatch = new ModelWatch(controller.modelPath, async () => {
+    const r = await controller.reloadModel();
+    if (r.ok) telemetry?.registerModel(r.version, controller.modelPath);
+    return r;
+  }, log);
+  modelWatch.start();
 
   let stopped: Promise<void> | null = null;
   daemon = {
@@ -94,6 +101,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     stop: () => stopped ??= (async () => {
       log.info('stopping: draining I/O threads');
       ticks.stopTimer();
+      modelWatch.stop();
       // Resolves when every thread said it stopped (its counters are final), or after QUIESCE_WAIT_MS regardless.
       await threads.stop();
       // The counters are in shared memory: the last tick writes them whatever the threads are doing.

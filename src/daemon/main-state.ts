@@ -52,7 +52,7 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
     await controller.close();
     throw err;
   }
-  telemetry?.registerModel(controller.modelVersion, config.policy.model ?? DEFAULT_MODEL_PATH);
+  telemetry?.registerModel(controller.modelVersion, controller.modelPath);
   const live: LiveState = { config, limits: new LiveLimits(keys, controller, telemetry?.overrides ?? null, log) };
   live.limits.restore();
   const close = async (): Promise<void> => {

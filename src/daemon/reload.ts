@@ -31,6 +31,7 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
     ['telemetry', current.telemetry, next.telemetry],
     ['policy.mode', current.policy.mode, next.policy.mode],
     ['policy.model', current.policy.model, next.policy.model],
+    ['policy.shadow_model', current.policy.shadow_model, next.policy.shadow_model],
     ['limits.idle_timeout_s', current.limits.idle_timeout_s, next.limits.idle_timeout_s],
     ['rls.host/port', [current.rls?.host, current.rls?.port], [next.rls?.host, next.rls?.port]],
     // A pool's gate is a sliding window or a token bucket in shared memory, chosen at start.
@@ -73,7 +74,7 @@ export async function reloadConfig(
   log.level = next.log.level;
   threads.broadcast({ type: 'config', config: next });
   const model = await controller.reloadModel();
-  if (model.ok) telemetry?.registerModel(model.version, live.config.policy.model ?? DEFAULT_MODEL_PATH);
+  if (model.ok) telemetry?.registerModel(model.version, controller.modelPath);
   log.info({ model: model.version, model_ok: model.ok }, 'config reloaded');
   return { model: model.version };
 }

@@ -158,6 +158,7 @@ export class TickRecorder {
       ticks: this.ticks, tickOverruns: this.tickOverruns, tickLastMs: this.tickLastMs, tickSumMs: this.tickSumMs,
       // Every kind of control/decision.ts FALLBACK_KINDS, counted by the runner; /metrics renders them as they come.
       fallbacks: { ...this.controller.runner.fallbacksByKind }, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
+      drift: this.controller.drift.status(),
       sqlite: { enabled: this.writer !== null, ...(this.writer?.stats ?? EMPTY_WRITER_STATS) },
     };
   }

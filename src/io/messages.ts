@@ -103,6 +103,15 @@ export interface ClusterStats {
   readonly pools: readonly ClusterPoolStats[];
 }
 
+/** control/model-drift.ts DriftStatus, as the I/O threads get it. */
+export interface ModelDriftStats {
+  readonly score: number;
+  readonly feature: string;
+  readonly ticks: number;
+  readonly retrainDue: boolean;
+  readonly threshold: number;
+}
+
 /** The daemon's own figures, sent to every I/O thread after each tick for /metrics (with DaemonHealth). */
 export interface DaemonStats {
   readonly ticks: number;
@@ -114,6 +123,8 @@ export interface DaemonStats {
   readonly fallbacks: Readonly<Record<string, number>>;
   readonly shadowRegret: number;
   readonly model: string;
+  /** Drift of live observations from the model's training distribution (control/model-drift.ts); absent without a controller. */
+  readonly drift?: ModelDriftStats;
   readonly overrides: number;
   readonly sqlite: {
     readonly enabled: boolean;

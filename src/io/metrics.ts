@@ -111,6 +111,10 @@ function renderDaemon(metric: Line, d: DaemonStats): void {
   metric('tpsd_policy_fallbacks_total', 'counter', 'Ticks where the policy output was unusable and fair applied, by kind.',
     Object.entries(d.fallbacks).map(([kind, n]) => [`{kind="${esc(kind)}"}`, n]));
   metric('tpsd_shadow_regret', 'gauge', 'Shadow mode: accumulated priority-weighted service PPO would have added over fair (fraction of capacity).', [['', d.shadowRegret]]);
+  if (d.drift !== undefined) {
+    metric('tpsd_model_drift', 'gauge', 'Largest standardised mean shift of a PPO input feature from the model\'s training distribution (training standard deviations; 0 without a model).', [['', d.drift.score]]);
+    metric('tpsd_model_retrain_due', 'gauge', `1 when the drift stayed above ${d.drift.threshold} for a window of ticks: retrain (tpsd train --from-history).`, [['', d.drift.retrainDue ? 1 : 0]]);
+  }
   metric('tpsd_model_info', 'gauge', 'The PPO model in use (version label).', [[`{version="${esc(d.model)}"}`, 1]]);
   metric('tpsd_limit_overrides', 'gauge', 'Live limit overrides in force (tpsd limits set).', [['', d.overrides]]);
   if (d.cluster != null) renderCluster(metric, d.cluster);

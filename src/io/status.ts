@@ -16,7 +16,7 @@ import {
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { keyVisible, type ScopedToken } from './auth.ts';
-import type { ClusterMode, ClusterPoolStats, ClusterStats, PolicyRunning } from './messages.ts';
+import type { ClusterMode, ClusterPoolStats, ClusterStats, ModelDriftStats, PolicyRunning } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -72,6 +72,8 @@ export interface StatusSnapshot {
   policy_running?: string;
   /** Why the mode's PPO does not apply (the model file is missing or unusable); null when it does or is not asked for. */
   fallback_reason?: string | null;
+  /** Drift of live observations from the model's training distribution (control/model-drift.ts); absent before the first tick. */
+  model_drift?: { score: number; feature: string; retrain_due: boolean; threshold: number; ticks: number };
   pools: {
     name: string; capacity_tps: number; effective_capacity_tps: number; mode: string; tps: number; demand_tps: number;
     cluster?: PoolClusterStatus;
@@ -132,6 +134,7 @@ export function buildStatus(
   viewer: ScopedToken | null = null,
   policy: PolicyRunning | null = null,
   cluster: ClusterStats | null = null,
+  drift: ModelDriftStats | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const shared = sharedPools(config, cluster);
@@ -180,6 +183,7 @@ export function buildStatus(
     server: SERVER_NAME, v: 1, mode, tick_ms: config.tick_ms, tick: Atomics.load(views.header, TICK_SEQ_INDEX), io_thread: thread,
     uptime_s: Math.round((Date.now() - startedAtMs) / 1000),
     ...(policy === null ? {} : { policy_running: policy.running, fallback_reason: policy.fallbackReason }),
+    ...(drift === null ? {} : { model_drift: { score: round(drift.score), feature: drift.feature, retrain_due: drift.retrainDue, threshold: drift.threshold, ticks: drift.ticks } }),
     pools, keys: out,
   };
 }

@@ -95,7 +95,8 @@ export class PpoModel {
     return this.policy.infer(this.features(obs), obs.services.length).slice();
   }
 
-  toJson(metadata: Record<string, unknown>, evalResults: Record<string, unknown>): ModelFile {
+  /** `created`: the trainer passes its code commit's date, so the file does not depend on when it was trained. */
+  toJson(metadata: Record<string, unknown>, evalResults: Record<string, unknown>, created = new Date().toISOString()): ModelFile {
     const round = (a: Float32Array): number[] => Array.from(a, (v) => Number(v.toPrecision(6)));
     const policy = { sizes: [...this.policy.sizes], params: round(this.policy.params) };
     const value = { sizes: [...this.value.sizes], params: round(this.value.params) };
@@ -105,7 +106,7 @@ export class PpoModel {
     const hash = createHash('sha256').update(JSON.stringify([policy, value, this.logStd, obsNorm])).digest('hex');
     return {
       format: MODEL_FORMAT, format_version: MODEL_FORMAT_VERSION, model_version: `ppo-${hash.slice(0, 8)}`,
-      created: new Date().toISOString(), features: [...FEATURE_NAMES], headroom_scale: HEADROOM_SCALE,
+      created, features: [...FEATURE_NAMES], headroom_scale: HEADROOM_SCALE,
       policy, value, log_std: Number(this.logStd.toPrecision(6)), obs_norm: obsNorm, metadata, eval: evalResults,
     };
   }

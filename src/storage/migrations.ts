@@ -22,6 +22,8 @@
 //   limit_overrides live limits set with `tpsd limits set` (re-applied at start)
 //   limit_audit     every set / rm / rejected / skipped limit change
 //   models          the PPO models the daemon has loaded
+//   model_audit     every `tpsd model promote`: promoted or refused, from
+//                   which version to which, by whom, with the evaluation
 
 export interface Migration {
   readonly version: number;
@@ -72,6 +74,16 @@ CREATE TABLE models (
   id INTEGER PRIMARY KEY, version TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT, bytes INTEGER,
   first_seen_ms INTEGER NOT NULL, last_loaded_ms INTEGER NOT NULL, loads INTEGER NOT NULL,
   UNIQUE (version, path));
+`,
+  },
+  {
+    version: 2,
+    name: 'model promotion audit',
+    sql: `
+CREATE TABLE model_audit (
+  id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, action TEXT NOT NULL, version TEXT NOT NULL, previous TEXT,
+  path TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT);
+CREATE INDEX model_audit_ts ON model_audit (ts_ms);
 `,
   },
 ];

@@ -32,7 +32,8 @@ export interface RolloutTask {
   episodes: EpisodeSpec[];
   /** 'sample': explore and record; 'ppo': deterministic; or a baseline policy name. */
   mode: 'sample' | PolicyName;
-  seed: number;
+  /** 'sample': one exploration seed per episode (drawn by the trainer in order, so the result is the same whatever the chunking or worker count). */
+  seeds: number[];
 }
 
 export interface EpisodeResult {
@@ -53,12 +54,11 @@ export function scenarioOf(e: EpisodeSpec): Scenario {
 
 export default async function rollout(task: RolloutTask): Promise<EpisodeResult[]> {
   const model = task.model === null ? undefined : modelFromWire(task.model);
-  const rng = new Rng(task.seed);
   const out: EpisodeResult[] = [];
-  for (const e of task.episodes) {
+  for (const [k, e] of task.episodes.entries()) {
     const scenario = scenarioOf(e);
     if (task.mode === 'sample') {
-      const source = new SamplingSource(model!, rng.fork());
+      const source = new SamplingSource(model!, new Rng(task.seeds[k] ?? 0));
       const r = await simulate(scenario, { policy: 'ppo', ppoSource: source });
       // Common random numbers: the same scenario and seed give the same traffic whatever
       // the policy, so fair's per-tick reward on it is an action-independent control

@@ -65,7 +65,7 @@ describe('defaults', () => {
     assert.equal(c.io_threads, Math.min(16, Math.max(1, os.availableParallelism())));
     assert.equal(c.tick_ms, 1000);
     assert.equal(c.data_dir, './data');
-    assert.deepEqual(c.policy, { mode: 'ppo', model: null, step_cap: 1.8, deadline_ms: 50 });
+    assert.deepEqual(c.policy, { mode: 'ppo', model: null, shadow_model: null, step_cap: 1.8, deadline_ms: 50 });
     assert.equal(c.lease_ttl_ms, 30000);
     assert.equal(c.max_message_bytes, 65536);
     assert.equal(c.auth, null);
@@ -180,6 +180,7 @@ describe('error messages name the path, what was expected and what was found', (
     ['policy mode', minimal({ policy: { mode: 'ppo2' } }),
       'policy.mode: expected one of ppo, shadow, fallback, fair, static, found "ppo2"'],
     ['policy model', minimal({ policy: { model: 3 } }), 'policy.model: expected a model file path or null, found 3'],
+    ['policy shadow_model', minimal({ policy: { shadow_model: '' } }), 'policy.shadow_model: expected a model file path or null, found ""'],
     ['boolean', minimal({ auth: { tokens: [{ token: 't', admin: 'yes' }] } }),
       'auth.tokens[0].admin: expected true or false, found "yes"'],
     ['token keys', minimal({ auth: { tokens: [{ token: 't', keys: ['p/', 7] }] } }),
