@@ -22,6 +22,9 @@
 //   limit_overrides live limits set with `tpsd limits set` (re-applied at start)
 //   limit_audit     every set / rm / rejected / skipped limit change
 //   models          the PPO models the daemon has loaded
+//   tenant_tiers    (2) the tier an admin placed a tenant in (`tpsd tenants
+//                   set`, op 17), keyed by its service's key and its name;
+//                   changes are audited in limit_audit (field 'tier')
 
 export interface Migration {
   readonly version: number;
@@ -72,6 +75,15 @@ CREATE TABLE models (
   id INTEGER PRIMARY KEY, version TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT, bytes INTEGER,
   first_seen_ms INTEGER NOT NULL, last_loaded_ms INTEGER NOT NULL, loads INTEGER NOT NULL,
   UNIQUE (version, path));
+`,
+  },
+  {
+    version: 2,
+    name: 'tenant tiers',
+    sql: `
+CREATE TABLE tenant_tiers (
+  service_key TEXT NOT NULL, tenant TEXT NOT NULL, tier TEXT NOT NULL,
+  set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (service_key, tenant)) WITHOUT ROWID;
 `,
   },
 ];

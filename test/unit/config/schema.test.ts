@@ -90,10 +90,10 @@ describe('defaults', () => {
     const pool = c.pools[0];
     assert.equal(pool.burst, 100, 'pool: 100 ms of capacity');
     assert.deepEqual(pool.services[0], {
-      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 200, concurrency: 0,
+      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 200, concurrency: 0, enforce: true, tenants: null,
       endpoints: [
-        { name: 'e', max_tps: 1000, burst: 200, concurrency: 0 },
-        { name: 'f', max_tps: 30, burst: 6, concurrency: 0 },
+        { name: 'e', max_tps: 1000, burst: 200, concurrency: 0, enforce: true },
+        { name: 'f', max_tps: 30, burst: 6, concurrency: 0, enforce: true },
       ],
     });
     assert.equal(pool.services[1].burst, 2);
@@ -209,7 +209,7 @@ describe('error messages name the path, what was expected and what was found', (
   it('limits the number of buckets', () => {
     const services = Array.from({ length: MAX_BUCKETS }, (_, i) => ({ name: `s${i}`, priority: 'LOW' }));
     assert.deepEqual(errorsOf({ pools: [{ name: 'p', capacity_tps: 1, services }] }), [
-      `pools: expected at most ${MAX_BUCKETS} buckets (pools + services + endpoints), found ${MAX_BUCKETS + 1}`,
+      `pools: expected at most ${MAX_BUCKETS} buckets (pools + services + endpoints + tiers), found ${MAX_BUCKETS + 1}`,
     ]);
   });
 
@@ -235,7 +235,7 @@ describe('error messages name the path, what was expected and what was found', (
 describe('unknown keys', () => {
   it('suggests the close known key', () => {
     assert.deepEqual(errorsOf(withService({ name: 's', priority: 'LOW', max_tsp: 5 })), [
-      'pools[0].services[0].max_tsp: expected one of the keys name, priority, min_tps, max_tps, burst, concurrency, endpoints, found unknown key "max_tsp"; did you mean "max_tps"?',
+      'pools[0].services[0].max_tsp: expected one of the keys name, priority, min_tps, max_tps, burst, concurrency, endpoints, enforce, tenants, found unknown key "max_tsp"; did you mean "max_tps"?',
     ]);
     assert.match(errorsOf(minimal({ polcy: {} }))[0], /^polcy: .*found unknown key "polcy"; did you mean "policy"\?$/);
   });
@@ -281,7 +281,7 @@ describe('accepted files', () => {
     assert.equal(c.io_threads, 2);
     assert.equal(c.policy.model, 'path/to/model.json');
     assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }], max_failures_per_minute: 20, metrics_open: false });
-    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 10, concurrency: 0 }]);
+    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 10, concurrency: 0, enforce: true }]);
     assert.equal(c.pools[0].burst, 150);
     assert.deepEqual(c.pools[0].upstream, { window: 'sliding_1s', slo_ms: null, timeout_ms: null });
   });
