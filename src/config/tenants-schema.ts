@@ -25,7 +25,9 @@ export function readTenants(r: FieldReader, item: unknown, path: string): Tenant
   if (items.length > MAX_TIERS) r.failWith(tiersPath, `at most ${MAX_TIERS} tiers`, `${items.length}`);
   const names = new Map<string, string>();
   const tiers = items.slice(0, MAX_TIERS).map((t, i) => readTier(r, t, joinIndex(tiersPath, i), names));
-  const defaultTier = r.string(obj, path, 'default_tier', tiers[0]?.name);
+  // The first tier when not given (no tiers: already reported, nothing to default to).
+  const first = tiers[0]?.name;
+  const defaultTier = first === undefined && obj.default_tier === undefined ? undefined : r.string(obj, path, 'default_tier', first);
   if (defaultTier !== undefined && tiers.length > 0 && !names.has(defaultTier)) {
     r.failWith(joinKey(path, 'default_tier'), `one of the tiers' names (${[...names.keys()].map((n) => JSON.stringify(n)).join(', ')})`,
       JSON.stringify(defaultTier));

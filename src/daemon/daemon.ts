@@ -68,7 +68,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   let daemon: Daemon | null = null;
   // Tenants (keys made on first use): their tiers' assignments re-applied, then handed to every I/O thread.
   const tenants = keys.hasTenants
-    ? new TenantDirectory(keys, views, telemetry?.tenantTiers ?? null, (m) => threads.broadcast(m)) : null;
+    ? new TenantDirectory(keys, views, telemetry?.tenantTiers ?? null, (m) => threads.broadcast(m), () => controller.table.nowMs()) : null;
   const tenantTiers = tenants?.restore(log) ?? [];
   const threads = new IoThreads({
     views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
@@ -88,7 +88,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   }
   cluster?.start(`${hostname()}:${port}`);
   const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log, cluster,
-    tenants === null ? null : () => tenants.sweep(controller.table.msAt(performance.now())));
+    tenants === null ? null : () => tenants.sweep(controller.table.nowMs()));
   ticks.start(config.tick_ms);
 
   let stopped: Promise<void> | null = null;

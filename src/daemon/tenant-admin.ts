@@ -48,6 +48,8 @@ export class TenantDirectory {
     views: ShmViews,
     private readonly store: TenantTierStore | null,
     private readonly broadcast: (m: { type: 'tenant-tier' } & TenantTier) => void,
+    /** The shared clock's ms (the buckets' time). */
+    private readonly nowMs: () => number,
   ) {
     this.table = new TenantTable(views);
     for (const s of keys.specs) {
@@ -118,7 +120,7 @@ export class TenantDirectory {
     const slot = this.table.findByName(svc.service, new TextEncoder().encode(name));
     if (slot >= 0) {
       const spec = this.keys.specs[tier].tier!;
-      this.table.setTier(slot, tier, Math.round(spec.tps * MILLI), Math.round(spec.burst * MILLI));
+      this.table.setTier(slot, tier, Math.round(spec.tps * MILLI), Math.round(spec.burst * MILLI), this.nowMs());
     }
     this.broadcast({ type: 'tenant-tier', service: svc.service, name, tier: tierName === null ? -1 : tier });
   }

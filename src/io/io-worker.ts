@@ -72,10 +72,11 @@ let config = data.config;
 const log = createLogger(config.log.level, `io-${data.thread}`);
 const views = viewsOf(data.sab, data.bucketCount, data.threadCount, data.tenantSlots ?? 0);
 const keys = KeyIndex.fromConfig(config);
-const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views)) : null;
-for (const a of data.tenantTiers ?? []) tenants?.applyTier(a.service, a.name, a.tier);
 const clock = createClock(data.epochHrMs);
 const table = new BucketTable(views, clock, data.thread);
+/** Tenant keys (services with `tenants`): their slots are shared, the tier assignments this thread's copy. */
+const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views)) : null;
+for (const a of data.tenantTiers ?? []) tenants?.applyTier(a.service, a.name, a.tier, table.nowMs());
 /** Failed authentications per client address, shared with every I/O thread. */
 const failures = new FailureTable(views, clock);
 /** The token check in force (replaced on reload). */
@@ -369,5 +370,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
-  else if (m.type === 'tenant-tier') tenants?.applyTier(m.service, m.name, m.tier);
+  else if (m.type === 'tenant-tier') tenants?.applyTier(m.service, m.name, m.tier, table.nowMs());
 });

@@ -123,14 +123,14 @@ export class TenantKeys {
    * it lives (the main thread wrote it too; this fixes a tenant this thread
    * made with the old tier before the message arrived).
    */
-  applyTier(service: number, name: string, tier: number): void {
+  applyTier(service: number, name: string, tier: number, now: number): void {
     if (tier < 0) this.assigned.delete(assignmentKey(service, name));
     else this.assigned.set(assignmentKey(service, name), tier);
     const target = tier < 0 ? this.defaultTier[service] : tier;
     const bytes = new TextEncoder().encode(name);
     const slot = this.table.findByName(service, bytes);
     if (slot >= 0 && this.table.tierOf(slot) !== target) {
-      this.table.setTier(slot, target, this.rates.rateMilli[target], this.rates.burstMilli[target]);
+      this.table.setTier(slot, target, this.rates.rateMilli[target], this.rates.burstMilli[target], now);
     }
   }
 }

@@ -268,8 +268,10 @@ export class TenantTable {
    * and each I/O thread again when the change reaches it (TenantKeys): the
    * tier moves by compareExchange, so the tier counts move once.
    */
-  setTier(slot: number, tier: number, rateMilli: number, burstMilli: number): void {
+  setTier(slot: number, tier: number, rateMilli: number, burstMilli: number, now: number): void {
     const r = slot * TENANT_FIELDS;
+    earn(this.rec, r, now, 0); // what the old rate earned so far; the new one counts from now
+    Atomics.store(this.rec, r + T_LAST_REFILL_MS_INDEX, now);
     const before = Atomics.load(this.rec, r + T_TIER_INDEX);
     if (before !== tier && Atomics.compareExchange(this.rec, r + T_TIER_INDEX, before, tier) === before) {
       Atomics.sub(this.tierCount, before, 1);

@@ -105,8 +105,8 @@ describe('tenant table', () => {
   it('a tier change moves the tenant and its count once, and trims its tokens to the new burst', () => {
     const { table } = tableFor(8);
     const s = make(table, 'x', 8);
-    table.setTier(s, 3, 1000, 2000);
-    table.setTier(s, 3, 1000, 2000); // a second thread applying the same change
+    table.setTier(s, 3, 1000, 2000, 0);
+    table.setTier(s, 3, 1000, 2000, 0); // a second thread applying the same change
     assert.equal(table.tierOf(s), 3);
     assert.equal(Atomics.load(table.tierCount, TIER), 0);
     assert.equal(Atomics.load(table.tierCount, 3), 1);
