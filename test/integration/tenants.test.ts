@@ -12,7 +12,9 @@ import type { Daemon } from '../../src/daemon/daemon.ts';
 import { dbPath } from '../../src/storage/db.ts';
 import { C_ACQUIRES_INDEX, counterBase, TICK_SEQ_INDEX } from '../../src/shm/layout.ts';
 import { RawClient, httpGet, startTestDaemon, tempDir, type Reply } from '../fixtures/daemon.ts';
-import { until } from '../fixtures/telemetry.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, until } from '../fixtures/telemetry.ts';
 
 const TENANT_POOL = {
   name: 'api', capacity_tps: 5000, burst: 500,
@@ -193,6 +195,36 @@ describe('tenants (keys made on first use)', () => {
     const metrics = (await httpGet(d.port, '/metrics')).body;
     assert.match(metrics, /tpsd_would_deny_tokens_total\{key="api\/dry"[^}]*\} ([7-9]|10)\b/);
     c.close();
+    await d.stop();
+  });
+});
+
+describe('tpsd tenants', () => {
+  it('set, get, list, rm and import FILE against a running daemon, with exit codes 0, 2, 4, 5', async () => {
+    const d = await start({ auth: { tokens: [{ token: 'adm', keys: [], admin: true }, { token: 'user', keys: ['api/v1'] }] } });
+    const url = `ws://127.0.0.1:${d.port}/v1`;
+    const env = { TPSD_TOKEN: 'adm' };
+    const set = await runCli(['tenants', 'set', 'api/v1/acme', 'pro', '--url', url], env);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^api\/v1\/acme: tier pro$/m);
+    const dir = tempDir();
+    const file = join(dir, 'tiers.csv');
+    writeFileSync(file, '# tenant,tier\nbeta,pro\napi/v1/gamma, free\n\ndelta,pro\n');
+    const imp = await runCli(['tenants', 'import', file, '--service', 'api/v1', '--url', url], env);
+    assert.equal(imp.code, 0, imp.stderr);
+    const list = await runCli(['tenants', 'list', 'api/v1', '--tier', 'pro', '--url', url, '--json'], env);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual((JSON.parse(list.stdout) as { tenants: { tenant: string }[] }).tenants.map((t) => t.tenant), ['acme', 'beta', 'delta']);
+    writeFileSync(file, 'epsilon,gold\n');
+    const refused = await runCli(['tenants', 'import', file, '--service', 'api/v1', '--url', url], env);
+    assert.equal(refused.code, 5);
+    assert.match(refused.stderr, /api\/v1\/epsilon: BAD_REQUEST: no tier "gold"/);
+    assert.equal((await runCli(['tenants', 'get', 'api/nope/x', '--url', url], env)).code, 4);
+    assert.equal((await runCli(['tenants', 'set', 'api/v1/acme', '--url', url], env)).code, 2, 'set without a tier');
+    assert.equal((await runCli(['tenants', 'set', 'api/v1/acme', 'free', '--url', url], { TPSD_TOKEN: 'user' })).code, 5, 'not an admin token');
+    const rm = await runCli(['tenants', 'rm', 'api/v1/acme', '--url', url, '--json'], env);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal(JSON.parse(rm.stdout).tier, 'free');
     await d.stop();
   });
 });
