@@ -90,13 +90,13 @@ export class TenantKeys {
     while (slash >= 0 && b[slash] !== SLASH) slash--;
     const len = n - slash - 1;
     if (slash <= 0 || len < 1 || len > MAX_NAME_BYTES) return NOT_TENANT;
-    for (let i = slash + 1; i < n; i++) if (NAME_BYTE[b[i]] === 0) return NOT_TENANT;
     const service = this.keys.lookupBytes(b, 0, slash);
     if (service < 0 || this.maxOf[service] === 0) return NOT_TENANT;
     const t = this.table;
     const h = t.hash(service, b, slash + 1, n);
-    let slot = t.find(service, b, slash + 1, n, h);
+    let slot = t.find(service, b, slash + 1, n, h); // a name in the table was checked when it was made
     if (slot < 0) {
+      for (let i = slash + 1; i < n; i++) if (NAME_BYTE[b[i]] === 0) return NOT_TENANT;
       const tier = this.tierFor(service, b, slash + 1, n);
       slot = t.create(service, b, slash + 1, n, h, this.maxOf[service], tier,
         this.rates.rateMilli[tier], this.rates.burstMilli[tier], now);

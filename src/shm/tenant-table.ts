@@ -131,8 +131,9 @@ export class TenantTable {
 
   /** True when `slot` is still what find() or create() returned (not retired, not reused). */
   stillIs(slot: number, word: number, gen: number): boolean {
+    // Plain reads: called after the take's compareExchange, which orders them after it.
     const i = slot * TENANT_INDEX_FIELDS;
-    return Atomics.load(this.index, i) === word && this.index[i + TI_GEN_INDEX] === gen;
+    return this.index[i] === word && this.index[i + TI_GEN_INDEX] === gen;
   }
 
   private holds(slot: number, service: number, b: Uint8Array, start: number, end: number): boolean {
