@@ -45,6 +45,14 @@ export function readPools(r: FieldReader, root: JsonObject): PoolConfig[] {
   return pools;
 }
 
+/**
+ * `enforce` in the effective config: present only when false (a dry run), so
+ * a config without dry runs reads back as it did before the field existed.
+ */
+export function dryRun(enforce: boolean | undefined): { enforce?: false } {
+  return enforce === false ? { enforce: false } : {};
+}
+
 function countBuckets(pools: unknown[]): number {
   let count = pools.length;
   for (const pool of pools) {
@@ -91,7 +99,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
       r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
     }
   }
-  return { name, capacity_tps: capacity, burst, upstream, shared, enforce, services } as PoolConfig;
+  return { name, capacity_tps: capacity, burst, upstream, shared, ...dryRun(enforce), services } as PoolConfig;
 }
 
 /** A pool's `upstream` object (optional): how the upstream counts its limit, its latency SLO, the callers' deadline. */
@@ -125,7 +133,7 @@ function readService(
   const endpoints = items.map((e, i) => readEndpoint(r, e, joinIndex(endpointsPath, i), names, maxTps));
   const enforce = r.boolean(obj, path, 'enforce', true);
   const tenants = readTenants(r, obj.tenants, joinKey(path, 'tenants'));
-  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints, enforce, tenants } as ServiceConfig;
+  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints, ...dryRun(enforce), ...(tenants === null ? {} : { tenants }) } as ServiceConfig;
 }
 
 function readEndpoint(
@@ -138,5 +146,5 @@ function readEndpoint(
   const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
   const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
   const enforce = r.boolean(obj, path, 'enforce', true);
-  return { name, max_tps: maxTps, burst, concurrency, enforce } as EndpointConfig;
+  return { name, max_tps: maxTps, burst, concurrency, ...dryRun(enforce) } as EndpointConfig;
 }

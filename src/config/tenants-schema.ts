@@ -7,6 +7,9 @@ import { DEFAULT_TENANTS_MAX, DEFAULT_TENANT_IDLE_S, MAX_BURST, MAX_TENANTS, MAX
 import { joinIndex, joinKey, type FieldReader, type JsonObject } from './field-reader.ts';
 import { PRIORITIES, type TenantsConfig, type TierConfig } from './types.ts';
 
+/** `enforce` in the effective config: present only when false (pools-schema.ts says why). */
+const dryRun = (enforce: boolean | undefined): { enforce?: false } => (enforce === false ? { enforce: false } : {});
+
 /** A tenant's name, the last segment of `pool/service/TENANT` (PROTOCOL.md). Tier names follow NAME_PATTERN. */
 export const TENANT_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 const TIER_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -51,7 +54,7 @@ function readTier(r: FieldReader, item: unknown, path: string, names: Map<string
   const burst = r.number(obj, path, 'burst', { integer: true, min: 1, max: MAX_BURST }, defaultBurst(tps ?? 1));
   const enforce = r.boolean(obj, path, 'enforce', true);
   if (obj.value_per_request !== undefined) r.number(obj, path, 'value_per_request', { min: 0, max: 1e9 });
-  return { name, priority, tps, burst, enforce } as TierConfig;
+  return { name, priority, tps, burst, ...dryRun(enforce) } as TierConfig;
 }
 
 /** The sum of every service's tenants.max: the tenant slots shared memory holds. */

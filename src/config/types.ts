@@ -24,7 +24,7 @@ export interface EndpointConfig {
   readonly burst: number;
   /** Max leases held at once; 0 means unlimited. */
   readonly concurrency: number;
-  /** false: a dry run, acquires this key would deny are granted and counted as would_deny (default true). */
+  /** false: a dry run, acquires this key would deny are granted and counted as would_deny. Absent: true (the effective config shows it only when false). */
   readonly enforce?: boolean;
 }
 

@@ -228,6 +228,14 @@ export class TenantTable {
     rec[r + T_LAST_USED_MS_INDEX] = now;
   }
 
+  /** The tenant's service (bucket index). */
+  serviceOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX]; }
+
+  /** True when the tenant's name is b[start, end). */
+  holdsName(slot: number, b: Uint8Array, start: number, end: number): boolean {
+    return this.holds(slot, this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX], b, start, end);
+  }
+
   /** The tenant's tier (bucket index). */
   tierOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_TIER_INDEX]; }
   /** The tenant's bucket size, milli-tokens. */
@@ -257,7 +265,7 @@ export class TenantTable {
 
   /** Whole tokens left in the tenant's bucket. */
   remaining(slot: number): number {
-    const milli = Atomics.load(this.rec, slot * TENANT_FIELDS);
+    const milli = this.rec[slot * TENANT_FIELDS]; // a figure for the reply: a plain read
     return milli > 0 ? Math.floor(milli / MILLI) : 0;
   }
 

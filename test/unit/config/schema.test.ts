@@ -90,10 +90,10 @@ describe('defaults', () => {
     const pool = c.pools[0];
     assert.equal(pool.burst, 100, 'pool: 100 ms of capacity');
     assert.deepEqual(pool.services[0], {
-      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 200, concurrency: 0, enforce: true, tenants: null,
+      name: 's', priority: 'HIGH', min_tps: 0, max_tps: 1000, burst: 200, concurrency: 0,
       endpoints: [
-        { name: 'e', max_tps: 1000, burst: 200, concurrency: 0, enforce: true },
-        { name: 'f', max_tps: 30, burst: 6, concurrency: 0, enforce: true },
+        { name: 'e', max_tps: 1000, burst: 200, concurrency: 0 },
+        { name: 'f', max_tps: 30, burst: 6, concurrency: 0 },
       ],
     });
     assert.equal(pool.services[1].burst, 2);
@@ -281,7 +281,7 @@ describe('accepted files', () => {
     assert.equal(c.io_threads, 2);
     assert.equal(c.policy.model, 'path/to/model.json');
     assert.deepEqual(c.auth, { tokens: [{ token: 's3cret', keys: ['payments/'], admin: false }], max_failures_per_minute: 20, metrics_open: false });
-    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 10, concurrency: 0, enforce: true }]);
+    assert.deepEqual(c.pools[0].services[0].endpoints, [{ name: 'refund', max_tps: 50, burst: 10, concurrency: 0 }]);
     assert.equal(c.pools[0].burst, 150);
     assert.deepEqual(c.pools[0].upstream, { window: 'sliding_1s', slo_ms: null, timeout_ms: null });
   });

@@ -40,13 +40,13 @@ describe('config: tenants and enforce', () => {
     }, {});
     const svc = c.pools[0].services[1];
     assert.equal(svc.enforce, false);
-    assert.equal(c.pools[0].services[0].enforce, true);
-    assert.equal(c.pools[0].services[0].tenants, null);
+    assert.equal(c.pools[0].services[0].enforce, undefined, 'enforce is shown only when false');
+    assert.equal(c.pools[0].services[0].tenants, undefined, 'no tenants section, none shown');
     assert.deepEqual(svc.tenants, {
       tiers: [
-        { name: 'enterprise', priority: 'CRITICAL', tps: 120, burst: 240, enforce: true },
-        { name: 'pro', priority: 'HIGH', tps: 40, burst: 8, enforce: true },
-        { name: 'free', priority: 'LOW', tps: 10, burst: 2, enforce: true },
+        { name: 'enterprise', priority: 'CRITICAL', tps: 120, burst: 240 },
+        { name: 'pro', priority: 'HIGH', tps: 40, burst: 8 },
+        { name: 'free', priority: 'LOW', tps: 10, burst: 2 },
       ],
       default_tier: 'free', max: 100000, idle_s: 300,
     });
