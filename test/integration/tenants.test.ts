@@ -106,6 +106,21 @@ describe('tenants (keys made on first use)', () => {
     await d.stop();
   });
 
+  it('over HTTP a tenant key is made and limited like over WebSocket', async () => {
+    const d = await start();
+    const post = async (key: string) => {
+      const res = await fetch(`http://127.0.0.1:${d.port}/v1/acquire`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key, tokens: 5 }) });
+      return { status: res.status, body: await res.json() as Record<string, unknown> };
+    };
+    const first = await post('api/v1/h1');
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.remaining, 0, 'the free tier\'s burst (5) taken');
+    assert.equal((await post('api/v1/~free')).status, 404, 'a tier is not a key');
+    assert.equal((await post('api/small/a@b')).status, 200);
+    await d.stop();
+  });
+
   it('names that are not tenants, tiers and bad tokens are refused without making anything', async () => {
     const d = await start();
     const c = await RawClient.open(d.port);
