@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { type BenchResult, type CaseTarget, formatOps, formatTime } from './harness.ts';
 
 /** The benchmark programs, in the order they run and are reported. */
-const BENCHES = ['bucket-take', 'codec', 'policy-infer', 'controller-tick'];
+const BENCHES = ['bucket-take', 'codec', 'policy-infer', 'controller-tick', 'tenant-acquire'];
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOC = fileURLToPath(new URL('../docs/native-bench.md', import.meta.url));

@@ -10,6 +10,15 @@ export const MAX_TPS = 2_000_000;
 /** Largest bucket size, tokens: the shared-memory token ceiling (shm/layout.ts MAX_TOKENS). */
 export const MAX_BURST = 2_000_000;
 export const MAX_CONCURRENCY = 2_147_483_647;
+/** Tenants alive at once, all services together: the tenant slots are sized from the sum of `tenants.max` (shm/tenant-table.ts). */
+export const MAX_TENANTS = 1_000_000;
+/** Tiers of one service's tenants (each a bucket). */
+export const MAX_TIERS = 16;
+/** tenants.max and tenants.idle_s when not given. */
+export const DEFAULT_TENANTS_MAX = 10_000;
+export const DEFAULT_TENANT_IDLE_S = 300;
+/** Longest tenants.idle_s: one day. */
+export const MAX_TENANT_IDLE_S = 86_400;
 /** Pools + services + endpoints: one shared-memory bucket each. */
 export const MAX_BUCKETS = 1_000_000;
 export const MAX_IO_THREADS = 16;

@@ -6,8 +6,9 @@
 // pool's `upstream`: how the upstream counts (window, default sliding_1s).
 
 import {
-  DEFAULT_UPSTREAM_WINDOW, MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TPS, MAX_UPSTREAM_MS, defaultBurst, defaultPoolBurst,
+  DEFAULT_UPSTREAM_WINDOW, MAX_BUCKETS, MAX_TENANTS, MAX_BURST, MAX_CONCURRENCY, MAX_TPS, MAX_UPSTREAM_MS, defaultBurst, defaultPoolBurst,
 } from './defaults.ts';
+import { readTenants, tenantSlotsWanted } from './tenants-schema.ts';
 import { FieldReader, isPlainObject, joinIndex, joinKey, type JsonObject, type NumberRule } from './field-reader.ts';
 import {
   PRIORITIES, UPSTREAM_WINDOWS, type EndpointConfig, type PoolConfig, type ServiceConfig, type UpstreamConfig,
@@ -24,21 +25,32 @@ const CONCURRENCY: NumberRule = { integer: true, min: 0, max: MAX_CONCURRENCY, e
 
 const UPSTREAM_MS: NumberRule = { above: 0, max: MAX_UPSTREAM_MS };
 
-const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'upstream', 'shared', 'services'];
+const POOL_KEYS = ['name', 'capacity_tps', 'burst', 'upstream', 'shared', 'enforce', 'services'];
 const UPSTREAM_KEYS = ['window', 'slo_ms', 'timeout_ms'];
-const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints'];
-const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency'];
+const SERVICE_KEYS = ['name', 'priority', 'min_tps', 'max_tps', 'burst', 'concurrency', 'endpoints', 'enforce', 'tenants'];
+const ENDPOINT_KEYS = ['name', 'max_tps', 'burst', 'concurrency', 'enforce'];
 
 /** The `pools` array; refused whole when it would need more than MAX_BUCKETS buckets. */
 export function readPools(r: FieldReader, root: JsonObject): PoolConfig[] {
   const items = r.array(root, '', 'pools', 'pool objects', 1) ?? [];
   const buckets = countBuckets(items);
   if (buckets > MAX_BUCKETS) {
-    r.failWith('pools', `at most ${MAX_BUCKETS} buckets (pools + services + endpoints)`, `${buckets}`);
+    r.failWith('pools', `at most ${MAX_BUCKETS} buckets (pools + services + endpoints + tiers)`, `${buckets}`);
     return [];
   }
   const names = new Map<string, string>();
-  return items.map((item, i) => readPool(r, item, joinIndex('pools', i), names));
+  const pools = items.map((item, i) => readPool(r, item, joinIndex('pools', i), names));
+  const tenants = tenantSlotsWanted(pools.flatMap((p) => p.services ?? []));
+  if (tenants > MAX_TENANTS) r.failWith('pools', `the sum of every tenants.max to be at most ${MAX_TENANTS}`, `${tenants}`);
+  return pools;
+}
+
+/**
+ * `enforce` in the effective config: present only when false (a dry run), so
+ * a config without dry runs reads back as it did before the field existed.
+ */
+export function dryRun(enforce: boolean | undefined): { enforce?: false } {
+  return enforce === false ? { enforce: false } : {};
 }
 
 function countBuckets(pools: unknown[]): number {
@@ -48,6 +60,7 @@ function countBuckets(pools: unknown[]): number {
     count += pool.services.length;
     for (const service of pool.services) {
       if (isPlainObject(service) && Array.isArray(service.endpoints)) count += service.endpoints.length;
+      if (isPlainObject(service) && isPlainObject(service.tenants) && Array.isArray(service.tenants.tiers)) count += service.tenants.tiers.length;
     }
   }
   return count;
@@ -73,6 +86,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
   const burst = r.number(obj, path, 'burst', BURST, defaultPoolBurst(capacity ?? 1));
   const upstream = readUpstream(r, obj.upstream, joinKey(path, 'upstream'));
   const shared = r.boolean(obj, path, 'shared', false);
+  const enforce = r.boolean(obj, path, 'enforce', true);
   const items = r.array(obj, path, 'services', 'service objects', 1) ?? [];
   const servicesPath = joinKey(path, 'services');
   const names = new Map<string, string>();
@@ -85,7 +99,7 @@ function readPool(r: FieldReader, item: unknown, path: string, poolNames: Map<st
       r.failWith(servicesPath, `the sum of min_tps to be <= capacity_tps (${capacity})`, `${sum}`);
     }
   }
-  return { name, capacity_tps: capacity, burst, upstream, shared, services } as PoolConfig;
+  return { name, capacity_tps: capacity, burst, upstream, shared, ...dryRun(enforce), services } as PoolConfig;
 }
 
 /** A pool's `upstream` object (optional): how the upstream counts its limit, its latency SLO, the callers' deadline. */
@@ -117,7 +131,9 @@ function readService(
   const endpointsPath = joinKey(path, 'endpoints');
   const names = new Map<string, string>();
   const endpoints = items.map((e, i) => readEndpoint(r, e, joinIndex(endpointsPath, i), names, maxTps));
-  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints } as ServiceConfig;
+  const enforce = r.boolean(obj, path, 'enforce', true);
+  const tenants = readTenants(r, obj.tenants, joinKey(path, 'tenants'));
+  return { name, priority, min_tps: minTps, max_tps: maxTps, burst, concurrency, endpoints, ...dryRun(enforce), ...(tenants === null ? {} : { tenants }) } as ServiceConfig;
 }
 
 function readEndpoint(
@@ -129,5 +145,6 @@ function readEndpoint(
   const maxTps = obj.max_tps === undefined && serviceMaxTps === undefined ? undefined : r.number(obj, path, 'max_tps', TPS, serviceMaxTps);
   const burst = r.number(obj, path, 'burst', BURST, defaultBurst(maxTps ?? 1));
   const concurrency = r.number(obj, path, 'concurrency', CONCURRENCY, 0);
-  return { name, max_tps: maxTps, burst, concurrency } as EndpointConfig;
+  const enforce = r.boolean(obj, path, 'enforce', true);
+  return { name, max_tps: maxTps, burst, concurrency, ...dryRun(enforce) } as EndpointConfig;
 }

@@ -24,6 +24,30 @@ export interface EndpointConfig {
   readonly burst: number;
   /** Max leases held at once; 0 means unlimited. */
   readonly concurrency: number;
+  /** false: a dry run, acquires this key would deny are granted and counted as would_deny. Absent: true (the effective config shows it only when false). */
+  readonly enforce?: boolean;
+}
+
+/** One tier of a service's tenants (`pool/service/~name`): its share's priority and each tenant's rate. */
+export interface TierConfig {
+  readonly name: string;
+  readonly priority: Priority;
+  /** Each tenant of the tier refills at this rate, tokens per second. */
+  readonly tps: number;
+  /** Each tenant's bucket size, tokens; default as for services (tps / 5, at least 1). */
+  readonly burst: number;
+  readonly enforce?: boolean;
+}
+
+/** A service's tenants: keys `pool/service/TENANT` made on first use (docs/tenants.md). */
+export interface TenantsConfig {
+  readonly tiers: readonly TierConfig[];
+  /** The tier of a tenant no admin has placed. */
+  readonly default_tier: string;
+  /** Tenants alive at once; a new one beyond it is OVERLOADED. */
+  readonly max: number;
+  /** A tenant with no acquire for this long is forgotten, seconds. */
+  readonly idle_s: number;
 }
 
 export interface ServiceConfig {
@@ -34,6 +58,9 @@ export interface ServiceConfig {
   readonly burst: number;
   readonly concurrency: number;
   readonly endpoints: readonly EndpointConfig[];
+  readonly enforce?: boolean;
+  /** Keys one level below made on first use; absent or null: none. */
+  readonly tenants?: TenantsConfig | null;
 }
 
 /** How the upstream counts its limit (pools[].upstream.window); see docs/allocator.md "The pool's gate". */
@@ -61,6 +88,7 @@ export interface PoolConfig {
   readonly upstream: UpstreamConfig;
   /** Shared with every daemon of the `cluster` section (daemon/cluster); the validator sets it, default false. */
   readonly shared?: boolean;
+  readonly enforce?: boolean;
   readonly services: readonly ServiceConfig[];
 }
 

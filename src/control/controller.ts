@@ -47,6 +47,7 @@ import { ShadowRegret } from './shadow-regret.ts';
 import { ModelDrift } from './model-drift.ts';
 import { writeStats } from './stats-writer.ts';
 import { guarantees } from './water-fill.ts';
+import { TierSplit } from './tier-split.ts';
 
 /** The mean latency the pool's RELEASEs reported this tick, ms (NaN: none reported). */
 function poolLatencyMs(d: CounterDeltas, pool: number): number {
@@ -118,6 +119,8 @@ export class Controller {
   private readonly logger: ControlLogger | null;
   private readonly model: ModelSource;
   private readonly poolCap: PoolCapProvider | null;
+  /** Tenant tiers: each service's share divided among them (tier-split.ts). */
+  private readonly tiers: TierSplit;
   private lastTickMs: number;
   private running = false;
 
@@ -138,8 +141,9 @@ export class Controller {
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
+    this.tiers = new TierSplit(keys);
     for (const spec of keys.specs) {
-      if (spec.parent < 0) continue;
+      if (spec.parent < 0 || spec.tier !== null) continue; // tiers are divided by this.tiers
       const list = children.get(spec.parent);
       if (list) list.push(spec); else children.set(spec.parent, [spec]);
     }
@@ -204,8 +208,18 @@ export class Controller {
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
+    if (this.tiers.groups.length > 0) this.tiers.write(this.table, this.deltas, dtS, (svc) => this.reachTps(allocations, svc), this.clock.nowMs());
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
+  }
+
+  /** What service `svc` may be granted per second this tick: its assured rate, or up to max_tps within its pool's effective capacity. */
+  private reachTps(allocations: readonly PoolAllocation[], svc: number): number {
+    for (const p of allocations) {
+      const i = p.services.indexOf(svc);
+      if (i >= 0) return Math.max(p.alloc[i], Math.min(this.limits[svc].maxTps, p.effectiveTps));
+    }
+    return 0;
   }
 
   /**

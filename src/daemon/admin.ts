@@ -1,5 +1,6 @@
-// Answers the admin ops (op 16 LIMITS) the I/O threads forward: get, set or
-// rm on the live limits (live-limits.ts validates, persists and applies). A
+// Answers the admin ops the I/O threads forward: op 16 LIMITS, get, set or
+// rm on the live limits (live-limits.ts validates, persists and applies), and
+// op 17 TENANTS, a tenant's tier (tenant-admin.ts). A
 // refused change answers its protocol code and message; any other failure is
 // logged and answered OVERLOADED, "not applied: ...".
 //
@@ -12,6 +13,7 @@ import type { Logger } from '../config/log.ts';
 import type { AdminRequest } from '../io/messages.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { LimitsError, type LiveLimits } from './live-limits.ts';
+import type { TenantDirectory } from './tenant-admin.ts';
 
 /** A protocol status (0: ok) and the reply body, or the error message. */
 export interface AdminReply {
@@ -20,8 +22,13 @@ export interface AdminReply {
 }
 
 /** Op 16 LIMITS, forwarded by an I/O thread: validate, persist, apply, answer. */
-export function answerAdmin(limits: LiveLimits, req: AdminRequest, log: Logger): AdminReply {
+export function answerAdmin(limits: LiveLimits, req: AdminRequest, log: Logger, tenants: TenantDirectory | null = null): AdminReply {
   try {
+    if (req.op === 'tenants') {
+      if (tenants === null) return { status: ErrorCode.UNKNOWN_KEY, body: 'no service of this config has tenants' };
+      return { status: 0, body: tenants.answer(req.action, req.key!, req.changes, req.limit, req.actor) };
+    }
+    if (req.action === 'list') return { status: ErrorCode.BAD_REQUEST, body: 'LIMITS has no list' };
     if (req.action === 'get') return { status: 0, body: limits.get(req.key) };
     if (req.action === 'set') return { status: 0, body: { ...limits.set(req.key!, req.changes, req.actor), persisted: limits.persisted } };
     return { status: 0, body: { ...limits.rm(req.key!, req.fields, req.actor), persisted: limits.persisted } };

@@ -34,6 +34,7 @@ import { ModelWatch } from './model-watch.ts';
 import { openMainState } from './main-state.ts';
 import { reloadConfig } from './reload.ts';
 import { assertNativeUws, checkListen } from './start-checks.ts';
+import { TenantDirectory } from './tenant-admin.ts';
 import { TickLoop } from './tick-loop.ts';
 import { TickRecorder } from './tick-recorder.ts';
 import type { Daemon, DaemonOptions } from './types.ts';
@@ -65,9 +66,13 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   }
   // Set once the daemon exists; IoThreads calls onFatal only after start() resolved, and this guards it anyway.
   let daemon: Daemon | null = null;
+  // Tenants (keys made on first use): their tiers' assignments re-applied, then handed to every I/O thread.
+  const tenants = keys.hasTenants
+    ? new TenantDirectory(keys, views, telemetry?.tenantTiers ?? null, (m) => threads.broadcast(m), () => controller.table.nowMs()) : null;
+  const tenantTiers = tenants?.restore(log) ?? [];
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log,
-    onAdmin: (request) => answerAdmin(live.limits, request, log),
+    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
+    onAdmin: (request) => answerAdmin(live.limits, request, log, tenants),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');
       if (daemon !== null) void daemon.stop().finally(() => process.exit(1));
@@ -82,7 +87,8 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     throw err;
   }
   cluster?.start(`${hostname()}:${port}`);
-  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log, cluster);
+  const ticks = new TickLoop(controller, recorder, threads, () => live.limits.count, health, log, cluster,
+    tenants === null ? null : () => tenants.sweep(controller.table.nowMs()));
   ticks.start(config.tick_ms);
   // A promoted model (`tpsd model promote` renames it over this file) is reloaded without SIGHUP.
   const modelWatch = new ModelWatch(controller.modelPath, async () => {

@@ -22,7 +22,7 @@
 import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import type { AdminRequest, IoWorkerData, MainToWorker, PolicyRunning, WorkerToMain } from '../io/messages.ts';
+import type { AdminRequest, IoWorkerData, MainToWorker, PolicyRunning, TenantTier, WorkerToMain } from '../io/messages.ts';
 import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
@@ -44,6 +44,8 @@ export interface IoThreadsOptions {
   /** The policy that applies at start (daemon-health.ts). */
   readonly policy: PolicyRunning;
   readonly log: Logger;
+  /** Tier assignments of tenants at start (tenant-admin.ts), for every thread. */
+  readonly tenantTiers?: readonly TenantTier[];
   /** Answers an admin request an I/O thread forwarded. */
   readonly onAdmin: (request: AdminRequest) => AdminReply;
   /** An I/O thread died after start() resolved, while not stopping. */
@@ -110,6 +112,7 @@ export class IoThreads {
     const { views, bucketCount, config, port, epochHrMs, startedAtMs, policy, onAdmin } = this.options;
     const workerData: IoWorkerData = {
       entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
+      tenantSlots: views.layout.tenantSlots, tenantTiers: this.options.tenantTiers ?? [],
       config, port, epochHrMs, startedAtMs, policy, relayPorts,
     };
     const transferList = relayPorts.filter((p): p is MessagePort => p !== null);

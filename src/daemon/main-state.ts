@@ -14,7 +14,8 @@ import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
-import { allocateShm, type ShmViews } from '../shm/layout.ts';
+import { allocateShm, tenantSlotsFor, type ShmViews } from '../shm/layout.ts';
+import { tenantSlotsWanted } from '../config/tenants-schema.ts';
 import { openTelemetry, type Telemetry } from '../storage/telemetry.ts';
 import { LiveLimits } from './live-limits.ts';
 
@@ -40,7 +41,7 @@ export interface MainState {
 /** `poolCap`: the cluster's hook (daemon/cluster), in place before the buckets are first written. */
 export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: PoolCapProvider): Promise<MainState> {
   const keys = KeyIndex.fromConfig(config);
-  const views = allocateShm(keys.size, config.io_threads);
+  const views = allocateShm(keys.size, config.io_threads, tenantSlotsFor(tenantSlotsWanted(config.pools.flatMap((p) => p.services))));
   const epochHrMs = hrtimeMs();
   const clock = createClock(epochHrMs);
   BucketTable.initialize(views, keys, clock.nowMs());

@@ -32,6 +32,8 @@ export class TickLoop {
     private readonly log: Logger,
     /** With a `cluster` section: told after each tick (it sends its report without waiting), its figures go with the daemon's. */
     private readonly cluster: ClusterNode | null = null,
+    /** With tenants: forgets idle ones after each tick (tenant-admin.ts). */
+    private readonly sweepTenants: (() => void) | null = null,
   ) {}
 
   start(tickMs: number): void {
@@ -61,6 +63,7 @@ export class TickLoop {
     await this.controller.tick();
     if (this.controller.ticks === before) { this.recorder.tickOverruns++; return; }
     this.cluster?.afterTick(this.controller);
+    this.sweepTenants?.();
     this.recorder.afterTick();
     const stats = this.recorder.stats(this.overrideCount());
     this.threads.broadcast({ type: 'daemon-stats', stats: this.cluster === null ? stats : { ...stats, cluster: this.cluster.stats() }, health: this.health.check() });

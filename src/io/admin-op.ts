@@ -1,4 +1,4 @@
-// Op 16 LIMITS on an I/O thread: checks the request's shape, then forwards it
+// Admin ops (16 LIMITS, 17 TENANTS) on an I/O thread: checks the request's shape, then forwards it
 // to the main thread (which validates the values, persists, applies and
 // answers) and remembers whom to answer.
 //
@@ -12,6 +12,10 @@
 //                                            max_tps (endpoint), capacity_tps (pool)
 //   [16, id, "rm", key]                      drop every override of the key
 //   [16, id, "rm", key, [field...]]          drop some
+//   [17, id, "get", key]                     a tenant's tier
+//   [17, id, "set", key, {tier}]             place a tenant in a tier
+//   [17, id, "rm", key]                      back to the default tier
+//   [17, id, "list", service_key, {tier?, limit?}]  a service's tenants
 
 import type { AdminRequest } from './messages.ts';
 
@@ -21,6 +25,8 @@ export const ADMIN_TIMEOUT_MS = 10_000;
 export interface PendingAdmin<C> {
   readonly conn: C;
   readonly id: number;
+  /** The op to answer with (16 or 17). */
+  readonly op: number;
   readonly deadline: number;
 }
 
@@ -52,6 +58,28 @@ export function parseLimits(req: unknown[]): Omit<AdminRequest, 'actor'> | strin
   return { op: 'limits', action, key, changes: {}, fields: fields as string[] };
 }
 
+/** Op 17 TENANTS: the request's parts, or what is wrong with it (BAD_REQUEST). */
+export function parseTenants(req: unknown[]): Omit<AdminRequest, 'actor'> | string {
+  const usage = 'TENANTS is [17, id, "get", key] | [17, id, "set", key, {tier}] | [17, id, "rm", key] | [17, id, "list", service_key, {tier?, limit?}]';
+  const [, , action, key, opts] = req;
+  if (action !== 'get' && action !== 'set' && action !== 'rm' && action !== 'list') return usage;
+  if (typeof key !== 'string' || key.length === 0 || key.length > 256) return 'key must be a string of 1 to 256 characters';
+  const wantsMap = action === 'set' || action === 'list';
+  if (req.length !== (wantsMap ? 5 : 4) && !(action === 'list' && req.length === 4)) return usage;
+  if (!wantsMap || opts === undefined) {
+    if (action === 'set') return 'set is [17, id, "set", key, {tier: string}]';
+    return { op: 'tenants', action, key, changes: {}, fields: [] };
+  }
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) return `${action}'s last element must be a map`;
+  const o = opts as Record<string, unknown>;
+  const extra = Object.keys(o).filter((k) => k !== 'tier' && !(action === 'list' && k === 'limit'));
+  if (extra.length > 0) return `unknown field ${JSON.stringify(extra[0])} (${action === 'set' ? 'tier' : 'tier, limit'})`;
+  if (o.tier !== undefined && (typeof o.tier !== 'string' || o.tier.length === 0 || o.tier.length > 64)) return 'tier must be a tier name';
+  if (action === 'set' && o.tier === undefined) return 'set needs {tier: string}';
+  if (o.limit !== undefined && (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1)) return 'limit must be an integer >= 1';
+  return { op: 'tenants', action, key, changes: o.tier === undefined ? {} : { tier: o.tier }, fields: [], limit: o.limit as number | undefined };
+}
+
 export class AdminRelay<C> {
   private nextId = 1;
   private readonly pending = new Map<number, PendingAdmin<C>>();
@@ -60,9 +88,9 @@ export class AdminRelay<C> {
 
   get size(): number { return this.pending.size; }
 
-  forward(conn: C, id: number, request: AdminRequest, now: number): void {
+  forward(conn: C, id: number, op: number, request: AdminRequest, now: number): void {
     const reqId = this.nextId++;
-    this.pending.set(reqId, { conn, id, deadline: now + ADMIN_TIMEOUT_MS });
+    this.pending.set(reqId, { conn, id, op, deadline: now + ADMIN_TIMEOUT_MS });
     this.post(reqId, request);
   }
 

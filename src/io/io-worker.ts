@@ -59,6 +59,8 @@ import { renderMetrics } from './metrics.ts';
 import type { Conn } from './conn.ts';
 import { RelayLinks } from './relay-links.ts';
 import { RequestHandler } from './request-handler.ts';
+import { TenantKeys } from './tenant-keys.ts';
+import { TenantTable } from '../shm/tenant-table.ts';
 import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
@@ -68,10 +70,13 @@ type WsConn = WsData['conn'];
 const data = workerData as IoWorkerData;
 let config = data.config;
 const log = createLogger(config.log.level, `io-${data.thread}`);
-const views = viewsOf(data.sab, data.bucketCount, data.threadCount);
+const views = viewsOf(data.sab, data.bucketCount, data.threadCount, data.tenantSlots ?? 0);
 const keys = KeyIndex.fromConfig(config);
 const clock = createClock(data.epochHrMs);
 const table = new BucketTable(views, clock, data.thread);
+/** Tenant keys (services with `tenants`): their slots are shared, the tier assignments this thread's copy. */
+const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views)) : null;
+for (const a of data.tenantTiers ?? []) tenants?.applyTier(a.service, a.name, a.tier, table.nowMs());
 /** Failed authentications per client address, shared with every I/O thread. */
 const failures = new FailureTable(views, clock);
 /** The token check in force (replaced on reload). */
@@ -86,6 +91,7 @@ const handler = new RequestHandler({
   shuttingDown: isShuttingDown,
   admin: (reqId, request) => post({ type: 'admin', reqId, request }),
   hints: new HintBoard(views),
+  tenants,
 });
 const httpApi = new HttpApi({
   handler, config, thread: data.thread, threadCount: data.threadCount, shuttingDown: isShuttingDown, log,
@@ -365,4 +371,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   else if (m.type === 'config') reconfigure(m.config);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
+  else if (m.type === 'tenant-tier') tenants?.applyTier(m.service, m.name, m.tier, table.nowMs());
 });

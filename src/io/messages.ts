@@ -15,6 +15,10 @@ export interface IoWorkerData {
   readonly sab: SharedArrayBuffer;
   readonly bucketCount: number;
   readonly threadCount: number;
+  /** Tenant slots in shared memory (layout.ts tenantSlotsFor; 0 without tenants). */
+  readonly tenantSlots?: number;
+  /** The tier assignments at start (SQLite), for the tenants this thread makes. */
+  readonly tenantTiers?: readonly TenantTier[];
   readonly thread: number;
   readonly config: TpsdConfig;
   readonly port: number;
@@ -47,10 +51,18 @@ export interface DaemonHealth {
   readonly policy: PolicyRunning;
 }
 
+/** A tenant's tier assignment: service bucket, tenant name, tier bucket (-1: back to the default tier). */
+export interface TenantTier {
+  readonly service: number;
+  readonly name: string;
+  readonly tier: number;
+}
+
 /** An admin request after the I/O thread's checks (see io/admin-op.ts). */
 export interface AdminRequest {
-  readonly op: 'limits';
-  readonly action: 'get' | 'set' | 'rm';
+  /** limits: op 16 LIMITS; tenants: op 17 TENANTS. */
+  readonly op: 'limits' | 'tenants';
+  readonly action: 'get' | 'set' | 'rm' | 'list';
   /** null: every key (get only). */
   readonly key: string | null;
   /** set: field -> value. */
@@ -59,6 +71,8 @@ export interface AdminRequest {
   readonly fields: string[];
   /** Who asked, for the audit trail (HELLO name, thread and connection; never the token). */
   readonly actor: string;
+  /** TENANTS list: at most this many entries (default and cap in daemon/tenant-admin.ts). */
+  readonly limit?: number;
 }
 
 /**
@@ -152,7 +166,9 @@ export type MainToWorker =
   | { readonly type: 'config'; readonly config: TpsdConfig }
   /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
-  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats; readonly health: DaemonHealth };
+  | { readonly type: 'daemon-stats'; readonly stats: DaemonStats; readonly health: DaemonHealth }
+  /** A tenant's tier changed (op 17 TENANTS set or rm). */
+  | ({ readonly type: 'tenant-tier' } & TenantTier);
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }

@@ -12,7 +12,7 @@
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
-  CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
+  CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_WOULD_DENY_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
@@ -41,6 +41,7 @@ const COUNTERS: [number, string, string][] = [
   [C_ACQUIRES_INDEX, 'tpsd_acquires_total', 'ACQUIRE requests.'],
   [C_GRANTS_INDEX, 'tpsd_leases_granted_total', 'Leases handed out.'],
   [C_EXPIRED_INDEX, 'tpsd_leases_expired_total', 'Leases never released, ended by the TTL.'],
+  [C_WOULD_DENY_INDEX, 'tpsd_would_deny_tokens_total', 'Tokens a dry run (enforce: false) granted that would have been denied.'],
 ];
 
 
@@ -79,6 +80,12 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
   for (const [field, name, help] of COUNTERS) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
     for (const spec of specs) lines.push(`${name}{${labels[spec.index]}} ${sumCounter(views, spec.index, field)}`);
+  }
+  // Tenants: per tier (and per service with tenants), never per tenant.
+  const tenantKeys = specs.filter((spec) => snapshot.keys[spec.index].tenants !== undefined);
+  if (tenantKeys.length > 0) {
+    lines.push('# HELP tpsd_tenants Live tenants of a tier; tenants held by a service with tenants.', '# TYPE tpsd_tenants gauge');
+    for (const spec of tenantKeys) lines.push(`tpsd_tenants{${labels[spec.index]}} ${snapshot.keys[spec.index].tenants}`);
   }
   lines.push('# HELP tpsd_release_latency_seconds Upstream call latency reported in RELEASE.', '# TYPE tpsd_release_latency_seconds summary');
   for (const spec of specs) {

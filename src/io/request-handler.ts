@@ -23,18 +23,18 @@ import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
 import {
-  CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, OUTCOME_TIMED_OUT,
+  CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, OP_TENANTS, OUTCOME_TIMED_OUT,
   STATUS_OK,
 } from '../protocol/opcodes.ts';
-import { GRANTED, type BucketTable } from '../shm/bucket-table.ts';
+import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import { noHints, type HintBoard, type ReleaseHints } from '../shm/hint-board.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
-import { AdminRelay, parseLimits } from './admin-op.ts';
+import { AdminRelay, parseLimits, parseTenants } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator, type ScopedToken } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
@@ -43,6 +43,8 @@ import type { AdminRequest } from './messages.ts';
 import { writeBody, writeDenied, writeError, writeGranted, writeReleased } from './replies.ts';
 import { hasHints, readReleaseHints } from './release-hints.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
+import { acquireTenant, type TenantHost } from './tenant-acquire.ts';
+import type { TenantKeys } from './tenant-keys.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
@@ -62,6 +64,14 @@ export interface HandlerOptions {
   leaseRandom?: RandomFill;
   /** Where RELEASE hints go for the controller; absent: they are validated and dropped. */
   hints?: HintBoard;
+  /** Tenant keys (services with `tenants`); absent: a key no config names is UNKNOWN_KEY. */
+  tenants?: TenantKeys | null;
+}
+
+/** 1 per bucket whose config says enforce: false (a dry run), or null when every bucket enforces. */
+export function dryRunFlags(keys: KeyIndex): Uint8Array | null {
+  if (keys.specs.every((s) => s.enforce)) return null;
+  return Uint8Array.from(keys.specs, (s) => (s.enforce ? 0 : 1));
 }
 
 /** A message being answered reads the stop flag after every this many of its requests. */
@@ -69,7 +79,7 @@ export const STOP_CHECK_EVERY = 16;
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX];
 const RELEASE_USAGE = 'RELEASE is [2, id, lease: uint, outcome: 0 ok | 1 failed | 2 throttled | 3 timed out, latency_us: uint, hints?: map]';
 
-export class RequestHandler implements RequestSink<Conn>, WaiterHost {
+export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost {
   readonly out = new MsgWriter(16 * 1024, true);
   readonly leases: LeaseTable;
   readonly waiters = new WaitQueue<Conn>(PRIORITY_COUNT);
@@ -95,6 +105,9 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   fitBytes = 0;
   /** Requests left before checkpoint() reads the stop flag again. */
   private untilStopCheck = STOP_CHECK_EVERY;
+  /** Buckets with enforce: false (TenantHost), or null. */
+  readonly dryRun: Uint8Array | null;
+  private readonly tenants: TenantKeys | null;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -104,6 +117,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
     this.reader = new RequestReader<Conn>(o.keys, this);
+    this.dryRun = dryRunFlags(o.keys);
+    this.tenants = o.tenants ?? null;
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
@@ -164,7 +179,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
       // Wrong arity: an undefined lease fails release()'s shape check.
       case OP_RELEASE: return this.release(conn, id, req.length === 5 || req.length === 6 ? req[2] : undefined, req[3], req[4], req[5]);
       case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
-      case OP_LIMITS: return this.limits(conn, req, id);
+      case OP_LIMITS: return this.adminOp(conn, req, id, OP_LIMITS);
+      case OP_TENANTS: return this.adminOp(conn, req, id, OP_TENANTS);
       case OP_STATUS:
         if (req.length !== 2) return this.error(op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
         if (!authorized(this.o.auth, conn)) return unauthorized(this.out, conn, op, id, 'send HELLO with a valid token first');
@@ -186,22 +202,23 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     writeError(this.out, op, id, code, message);
   }
 
-  /** Op 16 LIMITS: shape and admin checks here; the main thread answers (answerAdmin). */
-  private limits(conn: Conn, req: unknown[], id: number): number {
-    if (this.admin === null) return this.error(OP_LIMITS, id, ErrorCode.BAD_REQUEST, 'LIMITS is not served here');
-    const parsed = parseLimits(req);
-    if (typeof parsed === 'string') return this.error(OP_LIMITS, id, ErrorCode.BAD_REQUEST, parsed);
+  /** Op 16 LIMITS and op 17 TENANTS: shape and admin checks here; the main thread answers (answerAdmin). */
+  private adminOp(conn: Conn, req: unknown[], id: number, op: number): number {
+    const name = op === OP_LIMITS ? 'LIMITS' : 'TENANTS';
+    if (this.admin === null) return this.error(op, id, ErrorCode.BAD_REQUEST, `${name} is not served here`);
+    const parsed = op === OP_LIMITS ? parseLimits(req) : parseTenants(req);
+    if (typeof parsed === 'string') return this.error(op, id, ErrorCode.BAD_REQUEST, parsed);
     if (this.o.auth.enabled) {
-      if (conn.token === null) return unauthorized(this.out, conn, OP_LIMITS, id, 'send HELLO with an admin token first');
-      if (!conn.token.admin) return unauthorized(this.out, conn, OP_LIMITS, id, 'LIMITS needs an admin token');
+      if (conn.token === null) return unauthorized(this.out, conn, op, id, 'send HELLO with an admin token first');
+      if (!conn.token.admin) return unauthorized(this.out, conn, op, id, `${name} needs an admin token`);
     }
-    if (this.o.shuttingDown()) return this.error(OP_LIMITS, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+    if (this.o.shuttingDown()) return this.error(op, id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
     if (conn.outstanding >= this.o.config.limits.max_outstanding_per_connection) {
-      return this.error(OP_LIMITS, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
+      return this.error(op, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
     }
     conn.outstanding++;
     const actor = `${conn.name ?? 'anonymous'} (io-${this.o.thread} conn ${conn.connId})`;
-    this.admin.forward(conn, id, { ...parsed, actor }, performance.now());
+    this.admin.forward(conn, id, op, { ...parsed, actor }, performance.now());
     return 0;
   }
 
@@ -209,20 +226,20 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
   answerAdmin(reqId: number, status: number, body: unknown): void {
     const p = this.admin?.take(reqId);
     if (p === undefined) return;
-    this.finishAdmin(p.conn, p.id, status, body);
+    this.finishAdmin(p.conn, p.id, p.op, status, body);
   }
 
-  private finishAdmin(conn: Conn, id: number, status: number, body: unknown): void {
+  private finishAdmin(conn: Conn, id: number, op: number, status: number, body: unknown): void {
     conn.outstanding--;
     if (conn.closed) return;
     const out = this.deferred(conn);
-    if (status === STATUS_OK) writeBody(out, OP_LIMITS, id, body);
-    else writeError(out, OP_LIMITS, id, status, String(body));
+    if (status === STATUS_OK) writeBody(out, op, id, body);
+    else writeError(out, op, id, status, String(body));
   }
 
   /** Fails admin ops the main thread has not answered in time (or all of them, at shutdown). */
   expireAdmin(now: number, status: number = ErrorCode.OVERLOADED, message = 'the main thread did not answer in time'): void {
-    for (const p of this.admin?.drain(now) ?? []) this.finishAdmin(p.conn, p.id, status, message);
+    for (const p of this.admin?.drain(now) ?? []) this.finishAdmin(p.conn, p.id, p.op, status, message);
   }
 
   /** ACQUIRE with a string key, from either way of reading (RequestSink). */
@@ -238,7 +255,10 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
       if (!keyAllowed(conn.token, key.text())) return unauthorized(w, conn, OP_ACQUIRE, id, `this token may not use key "${key.text()}"`);
     }
     const leaf = key.leaf();
-    if (leaf < 0) return this.error(OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
+    if (leaf < 0) {
+      if (this.tenants !== null) return acquireTenant(this, this.tenants, this.table, conn, id, key, tokens, nowMs, perf);
+      return this.error(OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
+    }
     const t = this.table;
     if (tokens > MAX_TOKENS || t.exceedsBurst(leaf, tokens * MILLI)) {
       return this.error(OP_ACQUIRE, id, ErrorCode.TOKENS_EXCEED_BURST,
@@ -254,6 +274,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
       writeGranted(w, id, lease, t.remaining(leaf));
       return 0;
     }
+    if (this.dryRun !== null && this.dryRun[failBucket(r)] === 1) return this.dryGrant(conn, id, leaf, tokens, t.remaining(leaf), perf);
     if (waitMs === 0) {
       t.count(leaf, C_DENIED_INDEX, tokens);
       writeDenied(w, id, t.retryAfterMs(r, milli, nowMs));
@@ -269,6 +290,30 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost {
     }
     this.drain.add(conn, id, leaf, tokens, milli, prio, r, perf, waitMs);
     return 0;
+  }
+
+  /**
+   * A dry run (TenantHost): a level with enforce: false refused, so the
+   * acquire is granted without tokens (a lease with no concurrency slot) and
+   * counted as would_deny.
+   */
+  dryGrant(conn: Conn, id: number, leaf: number, tokens: number, remaining: number, perf: number): number {
+    const t = this.table;
+    const lease = this.leases.create(leaf, 0, perf + this.ttlMs, connOwner(conn.connId));
+    if (this.leases.lastEvicted >= 0) t.count(this.leases.lastEvicted, C_EXPIRED_INDEX, 1);
+    if (lease === 0) {
+      t.count(leaf, C_DENIED_INDEX, tokens);
+      return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+    }
+    t.countPair(leaf, C_GRANTED_INDEX, tokens, C_GRANTS_INDEX, 1);
+    t.count(leaf, C_WOULD_DENY_INDEX, tokens);
+    writeGranted(this.out, id, lease, remaining);
+    return 0;
+  }
+
+  /** An error reply to the current message (TenantHost); 0. */
+  fail(op: number, id: number, code: number, message: string): number {
+    return this.error(op, id, code, message);
   }
 
   /** Records a grant and makes its lease, owned by `conn`; 0 (and the grant undone) when no lease can be made (WaiterHost). */

@@ -43,6 +43,7 @@ export interface RequestSink<C> {
   checkpoint(): number;
 }
 
+const textEncoder = new TextEncoder();
 /** flatRequest's answer for a value it leaves to the general decoder. */
 const NOT_FLAT = -1;
 const EMPTY = new Uint8Array(0);
@@ -108,6 +109,19 @@ export class RequestKey {
   leaf(): number {
     if (this.index === -2) this.index = this.keys.lookup(this.str!);
     return this.index;
+  }
+
+  /**
+   * Copies the key's UTF-8 bytes into `into` (at least 3 x MAX_KEY_BYTES long)
+   * and returns their number; from a message, with no allocation.
+   */
+  copyBytes(into: Uint8Array): number {
+    if (this.str !== null && this.bytes < 0) return textEncoder.encodeInto(this.str, into).written;
+    const src = this.src;
+    const start = this.reader!.strStart[this.elem];
+    const n = this.bytes;
+    for (let i = 0; i < n; i++) into[i] = src[start + i];
+    return n;
   }
 
   text(): string {

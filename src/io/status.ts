@@ -9,7 +9,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import type { BucketTable } from '../shm/bucket-table.ts';
 import { priorityName, type KeyIndex } from '../shm/key-index.ts';
 import {
-  C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
+  C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_WOULD_DENY_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_DEMAND_TPS_INDEX, STAT_DENIED_TPS_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_FAILED_TPS_INDEX,
   STAT_LATENCY_AVG_US_INDEX, STAT_THROTTLED_TPS_INDEX, STAT_TPS_INDEX, TICK_SEQ_INDEX, sumCounter,
@@ -24,7 +24,7 @@ const KINDS = ['pool', 'service', 'endpoint'] as const;
 export interface KeyStatus {
   key: string;
   pool: string;
-  kind: (typeof KINDS)[number];
+  kind: (typeof KINDS)[number] | 'tier';
   priority: string | null;
   limit_tps: number;
   burst: number;
@@ -43,6 +43,14 @@ export interface KeyStatus {
   mode: string;
   /** A shared pool's key (kind 'pool') only: the same object as its pools[] entry. */
   cluster?: PoolClusterStatus;
+  /** Tokens granted by a dry run (enforce: false) that would have been denied, since start (this key and those below it). */
+  would_deny: number;
+  /** A tier (`pool/service/~tier`): its live tenants; a service with tenants: the tenants it holds. */
+  tenants?: number;
+  /** A tier: each tenant's rate and burst; a service with tenants: its tenants.max. */
+  tenant_tps?: number;
+  tenant_burst?: number;
+  tenants_max?: number;
 }
 
 /** A shared pool in a cluster, as this node sees it (PROTOCOL.md: `cluster: {nodes, share_tps, mode}`). */
@@ -150,7 +158,7 @@ export function buildStatus(
     const entry: KeyStatus = {
       key: spec.key,
       pool: keys.specs[spec.pool].key,
-      kind: KINDS[spec.depth],
+      kind: spec.tier !== null ? 'tier' : KINDS[spec.depth],
       // From shared memory: a live `tpsd limits set --priority` shows at once.
       priority: spec.depth === 0 ? null : priorityName(table.priority(b)),
       limit_tps: round(table.rateTps(b)),
@@ -168,7 +176,16 @@ export function buildStatus(
       capacity_tps: st[ps + STAT_CAPACITY_INDEX],
       effective_capacity_tps: round(st[ps + STAT_EFFECTIVE_CAPACITY_INDEX]),
       mode,
+      would_deny: sumCounter(views, b, C_WOULD_DENY_INDEX),
     };
+    if (spec.tier !== null) {
+      entry.tenants = Atomics.load(views.tenantTierCount, b);
+      entry.tenant_tps = spec.tier.tps;
+      entry.tenant_burst = spec.tier.burst;
+    } else if (spec.tenants !== null) {
+      entry.tenants = Atomics.load(views.tenantServiceCount, b);
+      entry.tenants_max = spec.tenants.max;
+    }
     out.push(entry);
     if (spec.depth === 0) {
       const clusterStatus = poolClusterStatus(config, cluster, shared, spec.key, entry.capacity_tps);

@@ -10,6 +10,8 @@ export const OP_RELEASE = 2;
 export const OP_STATUS = 3;
 /** Admin: read or change live limits (issue: telemetry/limits). */
 export const OP_LIMITS = 16;
+/** Admin: a tenant's tier (get, set, rm, list). */
+export const OP_TENANTS = 17;
 
 export const STATUS_OK = 0;
 /** ACQUIRE only: no tokens within wait_ms. */

@@ -1,7 +1,11 @@
-// The key space: every pool, service and endpoint of the config gets one
-// bucket index, in config order (pool, then its services, each followed by its
-// endpoints). Every thread builds the same index from the same config, so an
-// index means the same key everywhere without sharing strings.
+// The key space: every pool, service, endpoint and tenant tier of the config
+// gets one bucket index, in config order (pool, then its services, each
+// followed by its endpoints, then its tiers `pool/service/~tier`). Every
+// thread builds the same index from the same config, so an index means the
+// same key everywhere without sharing strings. Tiers are buckets but not
+// keys a client may acquire (a tenant never picks its own tier): lookup and
+// lookupBytes do not find them, find() does (STATUS, admin). Tenants
+// themselves are not here: they are made on first use (tenant-table.ts).
 //
 // Keys are found by string (lookup) or, on the request path, by their UTF-8
 // bytes straight from a message (lookupBytes): an open-addressing table
@@ -9,7 +13,7 @@
 // built once; a lookup creates no string and allocates nothing. Read-only
 // after construction, so every thread may use its own copy freely.
 
-import type { PoolConfig, Priority, TpsdConfig } from '../config/types.ts';
+import type { PoolConfig, Priority, TenantsConfig, TierConfig, TpsdConfig } from '../config/types.ts';
 import { PRIORITIES } from '../config/types.ts';
 import { GATE_TOKEN_BUCKET, GATE_WINDOW, PRIORITY_NONE } from './layout.ts';
 
@@ -31,7 +35,16 @@ export interface BucketSpec {
   readonly maxTps: number;
   /** Pools: how the gate counts (GATE_WINDOW or GATE_TOKEN_BUCKET, from upstream.window); others GATE_TOKEN_BUCKET. */
   readonly gate: number;
+  /** false: a dry run (acquires it would deny are granted and counted as would_deny). */
+  readonly enforce: boolean;
+  /** A tier bucket (`pool/service/~name`): its config; null for every other key. */
+  readonly tier: TierConfig | null;
+  /** A service with tenants: its `tenants` section; null otherwise. */
+  readonly tenants: TenantsConfig | null;
 }
+
+/** The first character of a tier's last key segment: never in a tenant's or a configured name. */
+export const TIER_MARK = '~';
 
 /** A pool's gate: a token bucket for a token_bucket upstream, else a sliding 1 s window (also for fixed_1s: its phase is unknown). */
 export function gateOf(pool: PoolConfig): number {
@@ -64,7 +77,7 @@ export class KeyIndex {
       specs.push({
         index: p, key: pool.name, depth: 0, parent: -1, pool: p, priority: PRIORITY_NONE,
         burst: pool.burst, concurrency: 0, initialTps: pool.capacity_tps,
-        minTps: 0, maxTps: pool.capacity_tps, gate: gateOf(pool),
+        minTps: 0, maxTps: pool.capacity_tps, gate: gateOf(pool), enforce: pool.enforce !== false, tier: null, tenants: null,
       });
       for (const svc of pool.services) {
         const s = specs.length;
@@ -73,18 +86,30 @@ export class KeyIndex {
           index: s, key: `${pool.name}/${svc.name}`, depth: 1, parent: p, pool: p,
           priority: priorityIndex(svc.priority), burst: svc.burst, concurrency: svc.concurrency,
           initialTps: svcRate, minTps: svc.min_tps, maxTps: svc.max_tps, gate: GATE_TOKEN_BUCKET,
+          enforce: svc.enforce !== false, tier: null, tenants: svc.tenants ?? null,
         });
         for (const ep of svc.endpoints) {
           specs.push({
             index: specs.length, key: `${pool.name}/${svc.name}/${ep.name}`, depth: 2, parent: s, pool: p,
             priority: priorityIndex(svc.priority), burst: ep.burst, concurrency: ep.concurrency,
             initialTps: Math.min(ep.max_tps, svcRate), minTps: 0, maxTps: ep.max_tps, gate: GATE_TOKEN_BUCKET,
+            enforce: ep.enforce !== false, tier: null, tenants: null,
+          });
+        }
+        for (const tier of svc.tenants?.tiers ?? []) {
+          // A tier's bucket holds its share of the service (the controller sets it each tick, tier-split.ts).
+          specs.push({
+            index: specs.length, key: `${pool.name}/${svc.name}/${TIER_MARK}${tier.name}`, depth: 2, parent: s, pool: p,
+            priority: priorityIndex(tier.priority), burst: Math.max(svc.burst, tier.burst), concurrency: 0,
+            initialTps: svcRate, minTps: 0, maxTps: svc.max_tps, gate: GATE_TOKEN_BUCKET,
+            enforce: tier.enforce !== false, tier, tenants: null,
           });
         }
       }
     }
     this.specs = specs;
     this.byKey = new Map(specs.map((s) => [s.key, s.index]));
+    this.hasTenants = specs.some((s) => s.tenants !== null);
     const encoded = specs.map((s) => textEncoder.encode(s.key));
     this.keyStart = new Int32Array(specs.length + 1);
     for (let i = 0; i < encoded.length; i++) this.keyStart[i + 1] = this.keyStart[i] + encoded[i].length;
@@ -97,6 +122,7 @@ export class KeyIndex {
     this.slotHash = new Int32Array(size);
     this.slotMask = size - 1;
     for (let i = 0; i < encoded.length; i++) {
+      if (specs[i].tier !== null) continue; // not acquirable
       const h = hashBytes(encoded[i], 0, encoded[i].length);
       let at = h & this.slotMask;
       while (this.slots[at] !== 0) at = (at + 1) & this.slotMask;
@@ -111,8 +137,17 @@ export class KeyIndex {
 
   get size(): number { return this.specs.length; }
 
-  /** Bucket index of a key, or -1. */
+  /** True when some service has tenants (keys made on first use). */
+  readonly hasTenants: boolean;
+
+  /** Bucket index of a key a client may acquire (not a tier), or -1. */
   lookup(key: string): number {
+    const i = this.byKey.get(key);
+    return i === undefined || this.specs[i].tier !== null ? -1 : i;
+  }
+
+  /** Bucket index of any configured key, tiers included, or -1. */
+  find(key: string): number {
     const i = this.byKey.get(key);
     return i === undefined ? -1 : i;
   }

@@ -46,6 +46,17 @@
 //   |   failed authentications per client address, every I/O      |
 //   |   thread, one CAS per update (shm/failure-table.ts)           |
 //   +--------------------------------------------------------------+
+//   | TENANTS      (sized at start from the sum of tenants.max;     |
+//   |   empty without tenants; shm/tenant-table.ts)                 |
+//   |   SEQ: Int32 x neighbourhoods, even/odd, bumped by the main   |
+//   |     thread around every slot it empties                       |
+//   |   SERVICE_COUNT: Int32 x buckets, tenants held per service    |
+//   |   TIER_COUNT: Int32 x buckets, live tenants per tier          |
+//   |   INDEX: Int32 x 2 per slot: TAG|STATE (CAS-claimed), GEN     |
+//   |   RECORDS: Int32 x TENANT_FIELDS per slot: the tenant's token |
+//   |     bucket (TOKENS..BURST as a bucket's), tier, service,      |
+//   |     last use, key length and bytes                            |
+//   +--------------------------------------------------------------+
 //
 // What the two token buckets of a record mean depends on its depth (the
 // allocation they serve is described in docs/allocator.md and bucket-table.ts):
@@ -98,7 +109,7 @@
 // every counter update on the hot path for figures that only observe.
 
 import { randomFillSync } from 'node:crypto';
-import { MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TICK_MS, MAX_TPS } from '../config/defaults.ts';
+import { MAX_BUCKETS, MAX_BURST, MAX_CONCURRENCY, MAX_TENANTS as MAX_TENANTS_CONFIG, MAX_TICK_MS, MAX_TPS } from '../config/defaults.ts';
 import { PRIORITIES } from '../config/types.ts';
 
 /** Throws (at module load) when a relationship between constants, named by `relationship`, does not hold. */
@@ -112,7 +123,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 5;
+export const SHM_VERSION = 6;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -246,7 +257,8 @@ export const C_EXPIRED_INDEX = 10; // leases never released
 export const C_WAIT_SUM_MS_INDEX = 11; // time granted waiters spent queued
 export const C_RELEASED_TIMEOUT_INDEX = 12; // outcome 3: the upstream gave no answer in time
 export const C_HINTS_INDEX = 13; // RELEASEs whose hints carried the upstream's limit
-export const COUNTER_FIELDS = C_HINTS_INDEX + 1;
+export const C_WOULD_DENY_INDEX = 14; // tokens granted by a dry run (enforce: false) that would have been denied
+export const COUNTER_FIELDS = C_WOULD_DENY_INDEX + 1;
 export const COUNTER_BYTES = COUNTER_FIELDS * Float64Array.BYTES_PER_ELEMENT;
 
 // Hints (Int32 indices relative to the bucket's base): hinted upstream rates,
@@ -277,9 +289,47 @@ export const FAILURE_SLOTS = 16_384;
 export const FAILURE_NEIGHBORHOODS = FAILURE_SLOTS / FAILURE_NEIGHBORHOOD_SLOTS;
 export const FAILURE_REGION_BYTES = FAILURE_HEADER_BYTES + FAILURE_SLOTS * FAILURE_SLOT_BYTES;
 
+// Tenants (shm/tenant-table.ts): keys made on first use. The slot count is a
+// power of two, at least twice the sum of tenants.max (tenantSlotsFor), so a
+// neighbourhood of TENANT_NEIGHBORHOOD_SLOTS rarely fills before max does.
+/** Slots one tenant may occupy: its hash picks the neighbourhood, any free slot in it holds it. */
+export const TENANT_NEIGHBORHOOD_SLOTS = 32;
+/** INDEX words per slot: TAG << 2 | STATE, and the generation (bumped at each claim). */
+export const TENANT_INDEX_FIELDS = 2;
+export const TI_WORD_INDEX = 0;
+export const TI_GEN_INDEX = 1;
+/** A record: the tenant's bucket at the offsets of a bucket's (bucket-cas.ts works on it), then its identity. */
+export const T_TOKENS_MILLI_INDEX = TOKENS_MILLI_INDEX;
+export const T_LAST_REFILL_MS_INDEX = LAST_REFILL_MS_INDEX;
+export const T_RATE_MILLI_INDEX = RATE_MILLI_INDEX;
+export const T_BURST_MILLI_INDEX = BURST_MILLI_INDEX;
+/** Bucket index of the tenant's tier (written at creation and by a tier change). */
+export const T_TIER_INDEX = 4;
+/** Bucket index of the tenant's service. */
+export const T_SERVICE_INDEX = 5;
+/** Last acquire, ms (the daemon's epoch): idle tenants are forgotten by it. */
+export const T_LAST_USED_MS_INDEX = 6;
+export const T_KEY_BYTES_INDEX = 7;
+/** The tenant name's bytes, TENANT_NAME_WORDS Int32 words (little-endian bytes of a Uint8Array view). */
+export const T_NAME_INDEX = 8;
+export const TENANT_NAME_BYTES = 64;
+export const TENANT_NAME_WORDS = TENANT_NAME_BYTES / Int32Array.BYTES_PER_ELEMENT;
+export const TENANT_FIELDS = T_NAME_INDEX + TENANT_NAME_WORDS;
+export const TENANT_RECORD_BYTES = TENANT_FIELDS * Int32Array.BYTES_PER_ELEMENT;
+
+/** Tenant slots for a sum of tenants.max: 0 without tenants, else a power of two >= 2 x max and >= one neighbourhood. */
+export function tenantSlotsFor(maxTenants: number): number {
+  if (maxTenants <= 0) return 0;
+  let n = TENANT_NEIGHBORHOOD_SLOTS;
+  while (n < 2 * maxTenants) n *= 2;
+  return n;
+}
+
 export interface ShmLayout {
   readonly bucketCount: number;
   readonly threadCount: number;
+  readonly tenantSlots: number;
+  readonly tenantsByteOffset: number;
   readonly stateByteOffset: number;
   readonly statsByteOffset: number;
   readonly countersByteOffset: number;
@@ -291,15 +341,18 @@ export interface ShmLayout {
 /** The FAILURES region's alignment: its slots fill whole 64-byte lines. */
 const FAILURES_ALIGN_BYTES = 64;
 
-export function computeLayout(bucketCount: number, threadCount: number): ShmLayout {
+export function computeLayout(bucketCount: number, threadCount: number, tenantSlots = 0): ShmLayout {
   const stateByteOffset = HEADER_BYTES;
   const statsByteOffset = stateByteOffset + bucketCount * BUCKET_BYTES; // 8-aligned (asserted below)
   const countersByteOffset = statsByteOffset + bucketCount * STATS_BYTES;
   const hintsByteOffset = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
   const hintsEnd = hintsByteOffset + bucketCount * HINT_BYTES;
   const failuresByteOffset = Math.ceil(hintsEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
-  const byteLength = failuresByteOffset + FAILURE_REGION_BYTES;
-  return { bucketCount, threadCount, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset, failuresByteOffset, byteLength };
+  const tenantsByteOffset = failuresByteOffset + FAILURE_REGION_BYTES;
+  const tenantWords = tenantSlots / TENANT_NEIGHBORHOOD_SLOTS + 2 * bucketCount + tenantSlots * (TENANT_INDEX_FIELDS + TENANT_FIELDS);
+  const byteLength = tenantsByteOffset + tenantWords * Int32Array.BYTES_PER_ELEMENT;
+  return { bucketCount, threadCount, tenantSlots, tenantsByteOffset, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset,
+    failuresByteOffset, byteLength };
 }
 
 /** Typed views over one shared buffer. */
@@ -315,6 +368,14 @@ export interface ShmViews {
   readonly failureSeed: Int32Array;
   /** FAILURES: the slots, each updated only with Atomics (failure-table.ts). */
   readonly failureSlots: BigUint64Array;
+  /** TENANTS (tenant-table.ts): per neighbourhood, the main thread's even/odd sequence. */
+  readonly tenantSeq: Int32Array;
+  /** TENANTS: tenants held per service bucket (claimed, live or retired). */
+  readonly tenantServiceCount: Int32Array;
+  /** TENANTS: live tenants per tier bucket. */
+  readonly tenantTierCount: Int32Array;
+  readonly tenantIndex: Int32Array;
+  readonly tenantRecords: Int32Array;
 }
 
 /**
@@ -323,8 +384,8 @@ export interface ShmViews {
  * not carry SHM_MAGIC and SHM_VERSION (not tpsd's shared memory, or a layout
  * this code does not know), or one made for other bucket or thread counts.
  */
-export function viewsOf(sab: SharedArrayBuffer, bucketCount: number, threadCount: number): ShmViews {
-  const layout = computeLayout(bucketCount, threadCount);
+export function viewsOf(sab: SharedArrayBuffer, bucketCount: number, threadCount: number, tenantSlots = 0): ShmViews {
+  const layout = computeLayout(bucketCount, threadCount, tenantSlots);
   if (sab.byteLength !== layout.byteLength) {
     throw new Error(`shared buffer is ${sab.byteLength} bytes, layout needs ${layout.byteLength}`);
   }
@@ -350,8 +411,20 @@ function checkHeader(header: Int32Array, bucketCount: number, threadCount: numbe
 }
 
 function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
-  const { bucketCount, threadCount } = layout;
+  const { bucketCount, threadCount, tenantSlots } = layout;
+  const i32 = Int32Array.BYTES_PER_ELEMENT;
+  const seqAt = layout.tenantsByteOffset;
+  const hoods = tenantSlots / TENANT_NEIGHBORHOOD_SLOTS;
+  const serviceCountAt = seqAt + hoods * i32;
+  const tierCountAt = serviceCountAt + bucketCount * i32;
+  const indexAt = tierCountAt + bucketCount * i32;
+  const recordsAt = indexAt + tenantSlots * TENANT_INDEX_FIELDS * i32;
   return {
+    tenantSeq: new Int32Array(sab, seqAt, hoods),
+    tenantServiceCount: new Int32Array(sab, serviceCountAt, bucketCount),
+    tenantTierCount: new Int32Array(sab, tierCountAt, bucketCount),
+    tenantIndex: new Int32Array(sab, indexAt, tenantSlots * TENANT_INDEX_FIELDS),
+    tenantRecords: new Int32Array(sab, recordsAt, tenantSlots * TENANT_FIELDS),
     layout,
     sab,
     header: new Int32Array(sab, 0, HEADER_FIELDS),
@@ -365,8 +438,8 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
 }
 
 /** A new zeroed buffer for the layout, its header written (main thread, before any thread attaches). */
-export function allocateShm(bucketCount: number, threadCount: number): ShmViews {
-  const layout = computeLayout(bucketCount, threadCount);
+export function allocateShm(bucketCount: number, threadCount: number, tenantSlots = 0): ShmViews {
+  const layout = computeLayout(bucketCount, threadCount, tenantSlots);
   const views = mapViews(new SharedArrayBuffer(layout.byteLength), layout);
   views.header[MAGIC_INDEX] = SHM_MAGIC;
   views.header[VERSION_INDEX] = SHM_VERSION;
@@ -418,7 +491,18 @@ assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
   C_GRANTS_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX]);
+  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX, C_WOULD_DENY_INDEX]);
+assertFields('TENANT RECORD', T_NAME_INDEX + 1, [T_TOKENS_MILLI_INDEX, T_LAST_REFILL_MS_INDEX, T_RATE_MILLI_INDEX, T_BURST_MILLI_INDEX,
+  T_TIER_INDEX, T_SERVICE_INDEX, T_LAST_USED_MS_INDEX, T_KEY_BYTES_INDEX, T_NAME_INDEX]);
+assertFields('TENANT INDEX', TENANT_INDEX_FIELDS, [TI_WORD_INDEX, TI_GEN_INDEX]);
+// A tenant's record starts with a bucket's four fields at a bucket's offsets, so bucket-cas.ts refills and takes it.
+assertConstants(T_TOKENS_MILLI_INDEX === 0 && T_LAST_REFILL_MS_INDEX === 1 && T_RATE_MILLI_INDEX === 2 && T_BURST_MILLI_INDEX === 3,
+  'a tenant record\'s TOKENS, LAST_REFILL, RATE and BURST lie where a bucket\'s do');
+assertConstants(TENANT_NAME_BYTES % Int32Array.BYTES_PER_ELEMENT === 0 && TENANT_NAME_BYTES >= 64,
+  'a tenant name (1 to 64 bytes, PROTOCOL.md) fits TENANT_NAME_WORDS whole words');
+assertConstants((TENANT_NEIGHBORHOOD_SLOTS & (TENANT_NEIGHBORHOOD_SLOTS - 1)) === 0, 'TENANT_NEIGHBORHOOD_SLOTS is a power of two');
+// A failure result packs a tenant's tier like any bucket; a tenant slot number fits an int32 with room for +1.
+assertConstants(tenantSlotsFor(MAX_TENANTS_CONFIG) <= 2 ** 30, 'the tenant slots for MAX_TENANTS fit an int32 slot number');
 assertFields('HINTS', HINT_FIELDS, [HINT_LOW_MILLI_INDEX, HINT_HIGH_MILLI_INDEX]);
 assertConstants(MAX_TOKENS * MILLI < HINT_NONE_LOW && HINT_NONE_HIGH < 0,
   'HINT_NONE_LOW/HIGH lie outside [0, MAX_TOKENS * MILLI], the range of a hinted rate: "none" never reads as a rate');

@@ -22,8 +22,11 @@
 //   limit_overrides live limits set with `tpsd limits set` (re-applied at start)
 //   limit_audit     every set / rm / rejected / skipped limit change
 //   models          the PPO models the daemon has loaded
-//   model_audit     every `tpsd model promote`: promoted or refused, from
+//   model_audit     (2) every `tpsd model promote`: promoted or refused, from
 //                   which version to which, by whom, with the evaluation
+//   tenant_tiers    (3) the tier an admin placed a tenant in (`tpsd tenants
+//                   set`, op 17), keyed by its service's key and its name;
+//                   changes are audited in limit_audit (field 'tier')
 
 export interface Migration {
   readonly version: number;
@@ -84,6 +87,15 @@ CREATE TABLE model_audit (
   id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, action TEXT NOT NULL, version TEXT NOT NULL, previous TEXT,
   path TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT);
 CREATE INDEX model_audit_ts ON model_audit (ts_ms);
+`,
+  },
+  {
+    version: 3,
+    name: 'tenant tiers',
+    sql: `
+CREATE TABLE tenant_tiers (
+  service_key TEXT NOT NULL, tenant TEXT NOT NULL, tier TEXT NOT NULL,
+  set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (service_key, tenant)) WITHOUT ROWID;
 `,
   },
 ];

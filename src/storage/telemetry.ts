@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import type { TpsdConfig } from '../config/types.ts';
 import { closeDatabase, dbPath, openDatabase, type Db } from './db.ts';
 import { OverrideStore } from './overrides.ts';
+import { TenantTierStore } from './tenant-tiers.ts';
 import { registerModel } from './telemetry-store.ts';
 import { TelemetryWriter, type WriterLogger } from './telemetry-writer.ts';
 
@@ -22,6 +23,8 @@ export interface Telemetry {
   readonly db: Db;
   readonly writer: TelemetryWriter;
   readonly overrides: OverrideStore;
+  /** Tenant tier assignments (op 17 TENANTS). */
+  readonly tenantTiers: TenantTierStore;
   /** Adds the model in use to the registry (skipped for 'none'). */
   registerModel(version: string, path: string): void;
   /** Waits for the writer to write every tick posted, then closes the database. */
@@ -42,6 +45,7 @@ export async function openTelemetry(config: TpsdConfig, log: WriterLogger): Prom
     db,
     writer,
     overrides: new OverrideStore(db),
+    tenantTiers: new TenantTierStore(db),
     registerModel(version, path) {
       if (version === 'none') return;
       let sha: string | null = null;

@@ -32,9 +32,14 @@ export const FUZZ_POOLS = [
       endpoints: [{ name: 'e', max_tps: 50, burst: 5, concurrency: 2 }] },
     { name: 'b', priority: 'LOW', max_tps: 5000, burst: 500 },
     { name: 'slow', priority: 'MEDIUM', max_tps: 20, burst: 2 },
+    // Tenants: keys made on first use (a few names, a tier that may not be acquired, `max` small enough to be reached).
+    { name: 'ten', priority: 'LOW', max_tps: 2000, burst: 200, tenants: {
+      tiers: [{ name: 'std', priority: 'LOW', tps: 500, burst: 50 }, { name: 'dry', priority: 'LOW', tps: 1, burst: 1, enforce: false }],
+      max: 8, idle_s: 1 } },
   ] },
 ];
-export const JUNK_KEYS = ['junk', 'junk/a', 'junk/a/e', 'junk/b', 'junk/slow'];
+export const JUNK_KEYS = ['junk', 'junk/a', 'junk/a/e', 'junk/b', 'junk/slow', 'junk/ten/t1', 'junk/ten/t2', 'junk/ten/a@b.c',
+  'junk/ten/~std', 'junk/ten/t1/x'];
 
 /** mulberry32: small, fast, good enough for fuzzing. */
 export class Rng {

@@ -26,13 +26,16 @@ import type { TpsdConfig } from '../../src/config/types.ts';
 import { Authenticator } from '../../src/io/auth.ts';
 import type { Conn } from '../../src/io/conn.ts';
 import { RequestHandler } from '../../src/io/request-handler.ts';
+import { TenantKeys } from '../../src/io/tenant-keys.ts';
+import { TenantTable } from '../../src/shm/tenant-table.ts';
+import { tenantSlotsWanted } from '../../src/config/tenants-schema.ts';
 import { buildStatus } from '../../src/io/status.ts';
 import { DecodeError, MsgWriter, decodeAll, isUint, isUint32 } from '../../src/protocol/codec.ts';
 import { BucketTable } from '../../src/shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../../src/shm/clock.ts';
 import { KeyIndex } from '../../src/shm/key-index.ts';
 import {
-  C_EXPIRED_INDEX, C_LATENCY_COUNT_INDEX, IN_FLIGHT_INDEX, QUEUE_INDEX, WAITERS_ANY_INDEX, allocateShm, stateBase, sumCounter, type ShmViews,
+  C_EXPIRED_INDEX, C_LATENCY_COUNT_INDEX, IN_FLIGHT_INDEX, QUEUE_INDEX, WAITERS_ANY_INDEX, allocateShm, stateBase, sumCounter, tenantSlotsFor, type ShmViews,
 } from '../../src/shm/layout.ts';
 import { FUZZ_POOLS, nestingDepth } from './frame-fuzzer.ts';
 
@@ -86,13 +89,14 @@ export class HandlerHarness {
       lease_ttl_ms: 3_600_000, max_message_bytes: 65_536, pools: FUZZ_POOLS,
     }, {});
     this.keys = KeyIndex.fromConfig(this.config);
-    this.views = allocateShm(this.keys.size, 1);
+    this.views = allocateShm(this.keys.size, 1, tenantSlotsFor(tenantSlotsWanted(this.config.pools.flatMap((p) => p.services))));
     const epoch = hrtimeMs();
     BucketTable.initialize(this.views, this.keys, createClock(epoch).nowMs());
     const table = new BucketTable(this.views, createClock(epoch), 0);
     this.handler = new RequestHandler({
       config: this.config, keys: this.keys, table, thread: 0, auth: new Authenticator(this.config.auth),
       status: () => buildStatus(this.config, this.keys, table, this.views, Date.now(), 0), shuttingDown: () => false,
+      tenants: new TenantKeys(this.keys, new TenantTable(this.views)),
     });
     this.limited = this.keys.specs.filter((s) => s.concurrency > 0).map((s) => ({ b: s.index, key: s.key }));
     this.pools = this.keys.specs.filter((s) => s.depth === 0).map((s) => s.index);

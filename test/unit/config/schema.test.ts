@@ -210,7 +210,7 @@ describe('error messages name the path, what was expected and what was found', (
   it('limits the number of buckets', () => {
     const services = Array.from({ length: MAX_BUCKETS }, (_, i) => ({ name: `s${i}`, priority: 'LOW' }));
     assert.deepEqual(errorsOf({ pools: [{ name: 'p', capacity_tps: 1, services }] }), [
-      `pools: expected at most ${MAX_BUCKETS} buckets (pools + services + endpoints), found ${MAX_BUCKETS + 1}`,
+      `pools: expected at most ${MAX_BUCKETS} buckets (pools + services + endpoints + tiers), found ${MAX_BUCKETS + 1}`,
     ]);
   });
 
@@ -236,7 +236,7 @@ describe('error messages name the path, what was expected and what was found', (
 describe('unknown keys', () => {
   it('suggests the close known key', () => {
     assert.deepEqual(errorsOf(withService({ name: 's', priority: 'LOW', max_tsp: 5 })), [
-      'pools[0].services[0].max_tsp: expected one of the keys name, priority, min_tps, max_tps, burst, concurrency, endpoints, found unknown key "max_tsp"; did you mean "max_tps"?',
+      'pools[0].services[0].max_tsp: expected one of the keys name, priority, min_tps, max_tps, burst, concurrency, endpoints, enforce, tenants, found unknown key "max_tsp"; did you mean "max_tps"?',
     ]);
     assert.match(errorsOf(minimal({ polcy: {} }))[0], /^polcy: .*found unknown key "polcy"; did you mean "policy"\?$/);
   });

@@ -1,0 +1,123 @@
+// Micro-benchmark of ACQUIRE on a tenant key against a configured key, the
+// whole request path of an I/O thread: RequestHandler.handleMessage on a
+// message of 64 flat ACQUIREs (read from the bytes, key looked up, tokens
+// taken, lease made, reply written), as io-worker.ts calls it.
+//
+// Cases (ops = requests):
+//   - a configured endpoint key, `api/v1/ep` (3 levels: endpoint, service,
+//     pool): the baseline, same process;
+//   - one tenant, `api/v1/acme` (4 levels: the tenant's own bucket, its tier,
+//     the service, the pool);
+//   - 1000 tenants in turn, `api/v1/tenant-N` (each request another tenant:
+//     the lookup of many tenants, as a public API sees them).
+// Every bucket and tenant is refilled between batches (outside the requests'
+// own work, a few hundred stores), so every acquire is granted in every case.
+// Target: a tenant key at least 0.8x the configured key.
+//
+// Run: node --import tsx native-bench/tenant-acquire.ts [--json] [--seconds S]
+
+import { validateConfig } from '../src/config/schema.ts';
+import { tenantSlotsWanted } from '../src/config/tenants-schema.ts';
+import { Authenticator } from '../src/io/auth.ts';
+import type { Conn } from '../src/io/conn.ts';
+import { RequestHandler } from '../src/io/request-handler.ts';
+import { TenantKeys } from '../src/io/tenant-keys.ts';
+import { MsgWriter } from '../src/protocol/codec.ts';
+import { BucketTable } from '../src/shm/bucket-table.ts';
+import { createClock, hrtimeMs } from '../src/shm/clock.ts';
+import { KeyIndex } from '../src/shm/key-index.ts';
+import { BURST_MILLI_INDEX, BUCKET_FIELDS, LOAN_OFFSET, TENANT_FIELDS, T_BURST_MILLI_INDEX, allocateShm, tenantSlotsFor } from '../src/shm/layout.ts';
+import { TenantTable } from '../src/shm/tenant-table.ts';
+import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
+
+const args = benchArgs();
+const BATCH = 64;
+const TENANTS = 1000;
+const MAX = 2_000_000;
+
+const config = validateConfig({
+  listen: { host: '127.0.0.1', port: 0 }, io_threads: 1, log: { level: 'silent' }, policy: { mode: 'static' },
+  limits: { max_leases_per_thread: 4096 },
+  pools: [{ name: 'api', capacity_tps: MAX, burst: MAX, services: [
+    { name: 'v1', priority: 'HIGH', max_tps: MAX, burst: MAX, endpoints: [{ name: 'ep', max_tps: MAX, burst: MAX }],
+      tenants: { tiers: [{ name: 'std', priority: 'HIGH', tps: MAX, burst: MAX }], max: 2 * TENANTS } },
+  ] }],
+}, {});
+const keys = KeyIndex.fromConfig(config);
+const views = allocateShm(keys.size, 1, tenantSlotsFor(tenantSlotsWanted(config.pools[0].services)));
+const epoch = hrtimeMs();
+BucketTable.initialize(views, keys, createClock(epoch).nowMs());
+const table = new BucketTable(views, createClock(epoch), 0);
+const handler = new RequestHandler({
+  config, keys, table, thread: 0, auth: new Authenticator(config.auth), status: () => ({}), shuttingDown: () => false,
+  tenants: new TenantKeys(keys, new TenantTable(views)),
+});
+const conn: Conn = { connId: 1, token: null, authFailures: 0, outstanding: 0, closed: false, out: null };
+
+/** Every bucket (both of each record) and every tenant full again. */
+function refill(): void {
+  const s = views.state;
+  for (let b = 0; b < keys.size; b++) {
+    s[b * BUCKET_FIELDS] = s[b * BUCKET_FIELDS + BURST_MILLI_INDEX];
+    s[b * BUCKET_FIELDS + LOAN_OFFSET] = s[b * BUCKET_FIELDS + LOAN_OFFSET + BURST_MILLI_INDEX];
+  }
+  const r = views.tenantRecords;
+  for (let i = 0; i < views.layout.tenantSlots; i++) r[i * TENANT_FIELDS] = r[i * TENANT_FIELDS + T_BURST_MILLI_INDEX];
+}
+
+/** MESSAGES messages of BATCH flat ACQUIREs, the n-th request on keyOf(n). */
+function messages(keyOf: (n: number) => string, count: number): Uint8Array[] {
+  const w = new MsgWriter();
+  const out: Uint8Array[] = [];
+  for (let m = 0; m < count; m++) {
+    for (let r = 0; r < BATCH; r++) w.array(5).uint(1).uint(1 + r).str(keyOf(m * BATCH + r)).uint(1).uint(0);
+    out.push(w.take());
+  }
+  return out;
+}
+
+function handlerCase(msgs: Uint8Array[]): (n: number) => number {
+  let i = 0;
+  return (n) => {
+    refill();
+    let bytes = 0;
+    for (let k = 0; k < n; k++) {
+      handler.handleMessage(conn, msgs[i]);
+      i = (i + 1) % msgs.length;
+      bytes += handler.out.length;
+      handler.out.reset();
+    }
+    return bytes;
+  };
+}
+
+/** Checks the message's 64 replies are all grants (status 0), so no case measures denials. */
+function checkGranted(msg: Uint8Array, what: string): void {
+  handler.handleMessage(conn, msg);
+  const replies = handler.out.view();
+  handler.out.reset();
+  // A grant is [1, id, 0, lease, remaining]: fixarray(5), 1, id, 0.
+  let grants = 0;
+  for (let i = 0; i + 3 < replies.length; i++) if (replies[i] === 0x95 && replies[i + 1] === 1 && replies[i + 3] === 0) grants++;
+  if (grants < BATCH) throw new Error(`${what}: ${grants} of ${BATCH} granted`);
+}
+
+const configured = messages(() => 'api/v1/ep', 16);
+const oneTenant = messages(() => 'api/v1/acme', 16);
+const manyTenants = messages((n) => `api/v1/tenant-${n % TENANTS}`, TENANTS / BATCH * 4);
+refill();
+for (const m of manyTenants) checkGranted(m, 'tenants');
+refill();
+checkGranted(configured[0], 'configured');
+checkGranted(oneTenant[0], 'tenant');
+
+const CONF = 'handleMessage, 64 ACQUIREs on a configured endpoint key (3 levels)';
+const ONE = 'handleMessage, 64 ACQUIREs on one tenant key (tenant + 3 levels)';
+const MANY = 'handleMessage, 64 ACQUIREs on 1000 tenant keys in turn';
+const target = { text: 'at least 0.8x a configured key', baseline: CONF, minRatio: 0.8 };
+const cases: CaseResult[] = [
+  { case: CONF, opsPerSec: measure(handlerCase(configured), args.seconds, 1 << 16, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: true, baselineOf: `${ONE}; ${MANY}` },
+  { case: ONE, opsPerSec: measure(handlerCase(oneTenant), args.seconds, 1 << 16, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false, target },
+  { case: MANY, opsPerSec: measure(handlerCase(manyTenants), args.seconds, 1 << 16, BATCH), cpuOpsPerSec: lastCpuOpsPerSec(), baseline: false, target },
+];
+report({ name: 'tenant-acquire', cases }, args);

@@ -1,0 +1,355 @@
+// Tenants: keys `pool/service/TENANT` made on first use, in shared memory
+// (the TENANTS region of layout.ts). What a tenant is and its tiers are in
+// docs/tenants.md; this module holds their slots.
+//
+// Threads: every I/O thread and the main thread hold a TenantTable over the
+// same buffer. I/O threads find tenants (every acquire of a tenant key) and
+// make them (the first acquire); only the main thread forgets idle ones and
+// changes a tenant's tier. Nothing here takes a lock; finding a tenant that
+// exists is plain reads, one Atomics.load and a byte compare.
+//
+// The table: open addressing by neighbourhoods. A keyed hash of (service,
+// name) picks a neighbourhood of TENANT_NEIGHBORHOOD_SLOTS slots; the tenant
+// lives in any slot of it. Each slot's INDEX word is `hash & ~3 | STATE`
+// (EMPTY 0, CLAIMED, LIVE, RETIRED), claimed by one compareExchange from 0,
+// so the claim carries the tenant's hash: a second thread making the same
+// tenant sees the claim and waits for it instead of claiming another slot.
+// Why neighbourhoods and not plain linear probing: a lookup that misses ends
+// after one bounded scan (32 index words, four cache lines), and the proof
+// below needs a fixed set of slots per key. Why not a lock-free linked hash
+// map: shared memory holds no pointers, and a fixed array with a CAS per
+// slot needs no allocation and no reclamation of nodes.
+//
+// Never twice for the same tenant. A maker scans the neighbourhood (a LIVE
+// or CLAIMED slot with its hash: found, or wait for the claim to finish),
+// then claims the first EMPTY slot. Slots go from EMPTY to taken only by a
+// claim, and back to EMPTY only by the main thread, which bumps the
+// neighbourhood's SEQ to odd before and to even after. A maker reads SEQ
+// before its scan (odd: retry) and again after its claim; if it moved, it
+// retires its claim and starts over. Without a change, two makers of one
+// tenant claim in scan order: the later scan sees the earlier claim (all
+// Atomics are sequentially consistent), so at most one claims. With a
+// change, the maker whose scan may have missed a slot that became EMPTY sees
+// SEQ move and retries. test/unit/shm/tenant-table.test.ts hammers it from
+// worker threads.
+//
+// Forgetting idle tenants (main thread, sweep(), each tick): a LIVE slot
+// whose last acquire is older than its service's idle_s goes LIVE ->
+// RETIRED by compareExchange; a RETIRED slot still RETIRED at the next sweep
+// goes EMPTY (SEQ bumped around it). A thread that found a tenant just before
+// it was retired stays safe: it remembered the slot's INDEX word and
+// generation (lastWord, lastGen), takes its tokens, then checks they are
+// unchanged (stillIs); if not, it gives the tokens back and looks again. The
+// slot is not reused before a whole tick has passed (RETIRED is never
+// claimed), so its tokens go back to the record they came from unless that
+// thread stalled for more than a tick between the two reads; then the
+// refund goes to the new tenant of the slot, which is made full anyway.
+//
+// Memory: slots are a power of two, at least twice the sum of tenants.max
+// (layout.ts, tenantSlotsFor), sized at start: 8 + 96 bytes per slot.
+// A neighbourhood that is full (32 tenants hashed into it while the table is
+// half empty: the hash is keyed with the daemon's random seed, so a client
+// cannot aim at one) answers OVERLOADED, as `max` does.
+
+import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
+import {
+  FAILURE_SEED_WORDS, MILLI, TENANT_FIELDS, TENANT_INDEX_FIELDS, TENANT_NAME_BYTES, TENANT_NEIGHBORHOOD_SLOTS, TI_GEN_INDEX,
+  T_BURST_MILLI_INDEX, T_KEY_BYTES_INDEX, T_LAST_REFILL_MS_INDEX, T_LAST_USED_MS_INDEX, T_NAME_INDEX, T_RATE_MILLI_INDEX,
+  T_SERVICE_INDEX, T_TIER_INDEX, T_TOKENS_MILLI_INDEX, type ShmViews,
+} from './layout.ts';
+
+const EMPTY = 0;
+const CLAIMED = 1;
+const LIVE = 2;
+const RETIRED = 3;
+const STATE_MASK = 3;
+const HOOD = TENANT_NEIGHBORHOOD_SLOTS;
+/** create(): no slot (the neighbourhood or the service's max is full). */
+export const TENANT_FULL = -1;
+/** create(): another thread is making a tenant with the same hash and has not finished; try again. */
+export const TENANT_BUSY = -2;
+/** Reads of a CLAIMED slot before create() gives up with TENANT_BUSY (a claim is finished in well under a microsecond unless its thread is descheduled). */
+const SPIN_LIMIT = 1 << 14;
+/** Attempts of create() when SEQ moves under it. */
+const ATTEMPTS = 8;
+
+export class TenantTable {
+  readonly slots: number;
+  private readonly index: Int32Array;
+  private readonly rec: Int32Array;
+  /** The records' bytes (tenant names are compared and written through it). */
+  private readonly recBytes: Uint8Array;
+  private readonly seq: Int32Array;
+  private readonly serviceCount: Int32Array;
+  readonly tierCount: Int32Array;
+  private readonly hoodMask: number;
+  private readonly seed: number;
+  /** What find() and create() saw of the slot they returned: its INDEX word and generation (stillIs compares). */
+  lastWord = 0;
+  lastGen = 0;
+  /** Main thread: slots seen RETIRED at the last sweep (emptied at this one). */
+  private retiredSeen: Uint8Array | null = null;
+
+  constructor(views: ShmViews) {
+    this.slots = views.layout.tenantSlots;
+    this.index = views.tenantIndex;
+    this.rec = views.tenantRecords;
+    this.recBytes = new Uint8Array(this.rec.buffer, this.rec.byteOffset, this.rec.byteLength);
+    this.seq = views.tenantSeq;
+    this.serviceCount = views.tenantServiceCount;
+    this.tierCount = views.tenantTierCount;
+    this.hoodMask = Math.max(0, this.slots / HOOD - 1);
+    // The FAILURES seed is random per daemon and fixed for its life: the hash is keyed with part of it.
+    this.seed = views.failureSeed[FAILURE_SEED_WORDS - 1] ^ 0x5bd1e995;
+  }
+
+  /** The keyed hash of tenant `b[start, end)` of service bucket `service`. */
+  hash(service: number, b: Uint8Array, start: number, end: number): number {
+    let h = Math.imul(this.seed ^ (service + 1), 0x9e3779b1);
+    for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+    h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  /** The LIVE slot of tenant `b[start, end)` of `service` with hash h, or -1. Sets lastWord and lastGen. */
+  find(service: number, b: Uint8Array, start: number, end: number, h: number): number {
+    const idx = this.index;
+    const want = (h & ~STATE_MASK) | LIVE;
+    const first = (h & this.hoodMask) * HOOD;
+    for (let k = 0; k < HOOD; k++) {
+      const slot = first + k;
+      if (idx[slot * TENANT_INDEX_FIELDS] !== want) continue;
+      const word = Atomics.load(idx, slot * TENANT_INDEX_FIELDS); // orders the record's reads after its publication
+      if (word !== want || !this.holds(slot, service, b, start, end)) continue;
+      this.lastWord = word;
+      this.lastGen = idx[slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX];
+      return slot;
+    }
+    return -1;
+  }
+
+  /** True when `slot` is still what find() or create() returned (not retired, not reused). */
+  stillIs(slot: number, word: number, gen: number): boolean {
+    // Plain reads: called after the take's compareExchange, which orders them after it.
+    const i = slot * TENANT_INDEX_FIELDS;
+    return this.index[i] === word && this.index[i + TI_GEN_INDEX] === gen;
+  }
+
+  private holds(slot: number, service: number, b: Uint8Array, start: number, end: number): boolean {
+    const r = slot * TENANT_FIELDS;
+    const len = end - start;
+    if (this.rec[r + T_SERVICE_INDEX] !== service || this.rec[r + T_KEY_BYTES_INDEX] !== len) return false;
+    const rb = this.recBytes;
+    const at = (r + T_NAME_INDEX) * 4;
+    for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
+    return true;
+  }
+
+  /**
+   * Finds or makes the tenant (I/O threads): a new one in `tier` with that
+   * tier's rate and burst (milli-tokens), full. The slot, TENANT_FULL
+   * (`maxTenants` of the service held, or its neighbourhood full) or
+   * TENANT_BUSY. Sets lastWord and lastGen.
+   */
+  create(service: number, b: Uint8Array, start: number, end: number, h: number, maxTenants: number,
+    tier: number, rateMilli: number, burstMilli: number, now: number): number {
+    const idx = this.index;
+    const hood = h & this.hoodMask;
+    const first = hood * HOOD;
+    const tag = h & ~STATE_MASK;
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const seq = Atomics.load(this.seq, hood);
+      if ((seq & 1) !== 0) continue; // the main thread is emptying a slot here
+      let empty = -1;
+      let claimed = -1;
+      for (let k = 0; k < HOOD; k++) {
+        const slot = first + k;
+        const word = Atomics.load(idx, slot * TENANT_INDEX_FIELDS);
+        if (word === EMPTY) { if (empty < 0) empty = slot; continue; }
+        if ((word & ~STATE_MASK) !== tag) continue;
+        if ((word & STATE_MASK) === LIVE && this.holds(slot, service, b, start, end)) {
+          this.lastWord = word;
+          this.lastGen = idx[slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX];
+          return slot;
+        }
+        if ((word & STATE_MASK) === CLAIMED) claimed = slot;
+      }
+      if (claimed >= 0) { // maybe this tenant, being made by another thread
+        if (!this.awaitClaim(claimed)) return TENANT_BUSY;
+        continue;
+      }
+      if (empty < 0) return TENANT_FULL;
+      if (Atomics.add(this.serviceCount, service, 1) >= maxTenants) {
+        Atomics.sub(this.serviceCount, service, 1);
+        return TENANT_FULL;
+      }
+      if (Atomics.compareExchange(idx, empty * TENANT_INDEX_FIELDS, EMPTY, tag | CLAIMED) !== EMPTY) {
+        Atomics.sub(this.serviceCount, service, 1);
+        continue;
+      }
+      const gen = (idx[empty * TENANT_INDEX_FIELDS + TI_GEN_INDEX] + 1) | 0;
+      Atomics.store(idx, empty * TENANT_INDEX_FIELDS + TI_GEN_INDEX, gen);
+      this.write(empty, service, b, start, end, tier, rateMilli, burstMilli, now);
+      if (Atomics.load(this.seq, hood) !== seq) {
+        // A slot of this neighbourhood became EMPTY since the scan: it may hold a claim of this tenant now. Start over.
+        Atomics.store(idx, empty * TENANT_INDEX_FIELDS, tag | RETIRED);
+        continue;
+      }
+      Atomics.add(this.tierCount, tier, 1);
+      Atomics.store(idx, empty * TENANT_INDEX_FIELDS, tag | LIVE);
+      this.lastWord = tag | LIVE;
+      this.lastGen = gen;
+      return empty;
+    }
+    return TENANT_BUSY;
+  }
+
+  /** Waits (bounded) until `slot` is no longer CLAIMED; false if it still is. */
+  private awaitClaim(slot: number): boolean {
+    for (let i = 0; i < SPIN_LIMIT; i++) {
+      if ((Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) !== CLAIMED) return true;
+    }
+    return false;
+  }
+
+  private write(slot: number, service: number, b: Uint8Array, start: number, end: number, tier: number,
+    rateMilli: number, burstMilli: number, now: number): void {
+    const r = slot * TENANT_FIELDS;
+    const rec = this.rec;
+    rec[r + T_SERVICE_INDEX] = service;
+    rec[r + T_KEY_BYTES_INDEX] = end - start;
+    this.recBytes.set(b.subarray(start, end), (r + T_NAME_INDEX) * 4);
+    rec[r + T_TIER_INDEX] = tier;
+    rec[r + T_RATE_MILLI_INDEX] = rateMilli;
+    rec[r + T_BURST_MILLI_INDEX] = burstMilli;
+    rec[r + T_TOKENS_MILLI_INDEX] = burstMilli;
+    rec[r + T_LAST_REFILL_MS_INDEX] = now;
+    rec[r + T_LAST_USED_MS_INDEX] = now;
+  }
+
+  /** The tenant's service (bucket index). */
+  serviceOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX]; }
+
+  /** True when the tenant's name is b[start, end). */
+  holdsName(slot: number, b: Uint8Array, start: number, end: number): boolean {
+    return this.holds(slot, this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX], b, start, end);
+  }
+
+  /** The tenant's tier (bucket index). */
+  tierOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_TIER_INDEX]; }
+  /** The tenant's bucket size, milli-tokens. */
+  burstMilli(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_BURST_MILLI_INDEX]; }
+
+  /** Refills the tenant's bucket and takes `milli` if it holds that many; marks it used at `now`. */
+  take(slot: number, milli: number, now: number): boolean {
+    const r = slot * TENANT_FIELDS;
+    const rec = this.rec;
+    if (rec[r + T_LAST_USED_MS_INDEX] !== now) rec[r + T_LAST_USED_MS_INDEX] = now;
+    earn(rec, r, now, 0);
+    return takeAt(rec, r, milli);
+  }
+
+  /** Gives back what take() took (the grant failed further up). */
+  giveBack(slot: number, milli: number): void {
+    putAt(this.rec, slot * TENANT_FIELDS, milli, 0);
+  }
+
+  /** Milliseconds until the tenant's bucket holds `milli` (after a failed take). */
+  retryAfterMs(slot: number, milli: number): number {
+    const r = slot * TENANT_FIELDS;
+    const rate = this.rec[r + T_RATE_MILLI_INDEX];
+    if (rate <= 0) return 1000;
+    return Math.max(1, Math.ceil((Math.max(0, milli - Atomics.load(this.rec, r)) * 1000) / rate));
+  }
+
+  /** Whole tokens left in the tenant's bucket. */
+  remaining(slot: number): number {
+    const milli = this.rec[slot * TENANT_FIELDS]; // a figure for the reply: a plain read
+    return milli > 0 ? Math.floor(milli / MILLI) : 0;
+  }
+
+  // --- Main thread only -----------------------------------------------------
+
+  /**
+   * Moves a live tenant to another tier: its rate and burst from now on, its
+   * tokens trimmed to the burst. The main thread does it for a tier change,
+   * and each I/O thread again when the change reaches it (TenantKeys): the
+   * tier moves by compareExchange, so the tier counts move once.
+   */
+  setTier(slot: number, tier: number, rateMilli: number, burstMilli: number, now: number): void {
+    const r = slot * TENANT_FIELDS;
+    earn(this.rec, r, now, 0); // what the old rate earned so far; the new one counts from now
+    Atomics.store(this.rec, r + T_LAST_REFILL_MS_INDEX, now);
+    const before = Atomics.load(this.rec, r + T_TIER_INDEX);
+    if (before !== tier && Atomics.compareExchange(this.rec, r + T_TIER_INDEX, before, tier) === before) {
+      Atomics.sub(this.tierCount, before, 1);
+      Atomics.add(this.tierCount, tier, 1);
+    }
+    Atomics.store(this.rec, r + T_RATE_MILLI_INDEX, rateMilli);
+    Atomics.store(this.rec, r + T_BURST_MILLI_INDEX, burstMilli);
+    trim(this.rec, r, burstMilli);
+  }
+
+  /** The LIVE slot of a tenant by name (main thread, admin), or -1. */
+  findByName(service: number, name: Uint8Array): number {
+    return this.find(service, name, 0, name.length, this.hash(service, name, 0, name.length));
+  }
+
+  /**
+   * Forgets idle tenants (main thread, once per tick): LIVE ones unused for
+   * idleMsOf(service) go RETIRED; those already RETIRED at the last sweep go
+   * EMPTY, SEQ bumped around. Returns how many were retired.
+   */
+  sweep(now: number, idleMsOf: (service: number) => number): number {
+    const idx = this.index;
+    const seen = this.retiredSeen ??= new Uint8Array(this.slots);
+    let retired = 0;
+    for (let slot = 0; slot < this.slots; slot++) {
+      const word = idx[slot * TENANT_INDEX_FIELDS];
+      const state = word & STATE_MASK;
+      if (state === EMPTY || state === CLAIMED) { seen[slot] = 0; continue; }
+      const r = slot * TENANT_FIELDS;
+      if (state === RETIRED) {
+        if (seen[slot] === 0) { seen[slot] = 1; continue; }
+        seen[slot] = 0;
+        const hood = (slot / HOOD) | 0;
+        Atomics.add(this.seq, hood, 1);
+        Atomics.store(idx, slot * TENANT_INDEX_FIELDS, EMPTY);
+        Atomics.add(this.seq, hood, 1);
+        Atomics.sub(this.serviceCount, this.rec[r + T_SERVICE_INDEX], 1);
+        continue;
+      }
+      const service = this.rec[r + T_SERVICE_INDEX];
+      if (((now - this.rec[r + T_LAST_USED_MS_INDEX]) | 0) < idleMsOf(service)) continue;
+      if (Atomics.compareExchange(idx, slot * TENANT_INDEX_FIELDS, word, (word & ~STATE_MASK) | RETIRED) !== word) continue;
+      Atomics.sub(this.tierCount, this.rec[r + T_TIER_INDEX], 1);
+      seen[slot] = 1;
+      retired++;
+    }
+    return retired;
+  }
+
+  /** Tenants held by a service (claimed, live, or retired and not yet emptied). */
+  heldBy(service: number): number { return Atomics.load(this.serviceCount, service); }
+
+  /** Calls fn for every live tenant of `service` (main thread: admin list, tests). */
+  forEachLive(service: number, fn: (slot: number, name: string, tier: number) => void): void {
+    for (let slot = 0; slot < this.slots; slot++) {
+      if ((Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) !== LIVE) continue;
+      const r = slot * TENANT_FIELDS;
+      if (this.rec[r + T_SERVICE_INDEX] !== service) continue;
+      fn(slot, this.nameOf(slot), this.rec[r + T_TIER_INDEX]);
+    }
+  }
+
+  nameOf(slot: number): string {
+    const r = slot * TENANT_FIELDS;
+    const at = (r + T_NAME_INDEX) * 4;
+    return textDecoder.decode(this.recBytes.slice(at, at + this.rec[r + T_KEY_BYTES_INDEX]));
+  }
+}
+
+const textDecoder = new TextDecoder();
+/** The largest tenant name, bytes (TENANT_NAME_BYTES of a record). */
+export const MAX_TENANT_NAME_BYTES = TENANT_NAME_BYTES;
