@@ -18,6 +18,13 @@
 //      reserve (docs/allocator.md, "The pool's gate").
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
+// The tick's cost follows the keys that moved, not the keys that exist: it
+// visits the keys the I/O threads touched since the last tick and those it
+// visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
+// until one of its keys moves (pool-rest.ts); idle buckets are refilled in a
+// slow sweep (REFILL_SWEEP_TICKS) that keeps their int32 time stamps fresh,
+// since takes refill lazily. `incremental: false` runs the full tick over
+// every key (the test that both allocate alike).
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
@@ -42,7 +49,9 @@ import type { Decision, PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
-import { writeStats } from './stats-writer.ts';
+import { asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { writeStatsFor } from './stats-writer.ts';
+import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
@@ -60,7 +69,12 @@ export interface ControllerOptions {
   discovery?: DiscoveryOptions;
   /** Caps pools' effective capacity (the daemon's cluster: a shared pool runs on this node's share). */
   poolCap?: PoolCapProvider;
+  /** false: every tick visits every key and evaluates every pool (default true: only what moved). */
+  incremental?: boolean;
 }
+
+/** Every bucket is refilled at least once per this many ticks, so its int32 millisecond stamps never wrap (3 600 000 ms ticks: 2.7 days). */
+export const REFILL_SWEEP_TICKS = 64;
 
 /**
  * A per-pool cap the controller consults wherever a pool's effective
@@ -75,22 +89,17 @@ export interface PoolCapProvider {
   burstTokens?(poolKey: string, burst: number): number;
 }
 
-interface PoolState {
-  readonly spec: BucketSpec;
-  readonly services: BucketSpec[];
-  readonly endpoints: BucketSpec[][];
-  readonly discovery: CapacityDiscovery;
-  /** The allocation in force, tokens/s per service. */
-  alloc: Float64Array;
-}
-
 export class Controller {
   readonly table: BucketTable;
   readonly deltas: CounterDeltas;
   readonly runner: PolicyRunner;
   readonly pools: PoolState[] = [];
-  /** Last tick's decision record per pool (telemetry, status and the simulator read it). */
+  /** Each pool's latest decision record, by ordinal (telemetry, status and the simulator read it); a sleeping pool keeps its last one. */
   readonly last: PoolDecision[] = [];
+  /** Ordinals of the pools the last tick evaluated (the others slept: their `last` is older). */
+  evaluated: number[] = [];
+  /** The keys the last tick visited (list[0 .. count)); every other key's counters did not move. */
+  readonly touched: TouchedKeys;
   ticks = 0;
   private readonly regret = new ShadowRegret();
   private readonly views: ShmViews;
@@ -107,6 +116,10 @@ export class Controller {
   private readonly poolCap: PoolCapProvider | null;
   private lastTickMs: number;
   private running = false;
+  private readonly incremental: boolean;
+  /** poolOf[b]: the ordinal of bucket b's pool. */
+  private readonly poolOf: Int32Array;
+  private sweepAt = 0;
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
@@ -122,6 +135,9 @@ export class Controller {
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
     this.poolCap = options.poolCap ?? null;
+    this.incremental = options.incremental ?? true;
+    this.touched = new TouchedKeys(views, Int32Array.from(keys.specs, (s) => s.parent));
+    this.poolOf = new Int32Array(keys.size);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -133,13 +149,17 @@ export class Controller {
     for (const spec of keys.specs) {
       if (spec.depth !== 0) continue;
       const services = children.get(spec.index) ?? [];
+      const endpoints = services.map((s) => children.get(s.index) ?? []);
+      const buckets = Int32Array.from([spec, ...services, ...endpoints.flat()], (s) => s.index);
+      const ordinal = this.pools.length;
+      for (const b of buckets) this.poolOf[b] = ordinal;
+      const startTps = this.capped(spec.key, spec.maxTps);
       this.pools.push({
-        spec, services,
-        endpoints: services.map((s) => children.get(s.index) ?? []),
+        ordinal, spec, services, endpoints, buckets,
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
+        effectiveTps: startTps, burst: this.gateBurst(spec.index), quietTicks: 0,
       });
-      const startTps = this.capped(spec.key, spec.maxTps);
       this.writeInitialPool(spec.index, services, startTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
@@ -170,20 +190,61 @@ export class Controller {
     const now = this.clock.nowMs();
     const dtS = Math.max(1, (now - this.lastTickMs) | 0) / 1000;
     this.lastTickMs = now;
-    for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
-    this.deltas.read();
-    writeStats(this.views.stats, this.keys, this.deltas, dtS);
-    const observations = this.pools.map((p) => this.observe(p, dtS));
+    const t = this.touched;
+    if (this.incremental) t.collect(); else t.all();
+    for (let k = 0; k < t.count; k++) wake(this.pools[this.poolOf[t.list[k]]]);
+    if (this.poolCap !== null) this.wakeCapped();
+    const awake = this.pools.filter((p) => !asleep(p));
+    this.refill(awake, now);
+    this.deltas.readKeys(t.list, t.count);
+    writeStatsFor(this.views.stats, t.list, t.count, this.deltas, dtS);
+    const effectiveBefore = awake.map((p) => p.effectiveTps);
+    const observations = awake.map((p) => this.observe(p, dtS));
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
-    this.last.length = 0;
-    const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
-      const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, burst: this.gateBurst(pool.spec.index), services: pool.services.map((s) => s.index),
-        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
+    const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
+    const allocations: PoolAllocation[] = awake.map((pool, k) => {
+      const before = pool.alloc;
+      const rec = this.record(pool, observations[k], decisions[k]);
+      pool.burst = this.gateBurst(pool.spec.index);
+      noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
+      return { pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
+        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc };
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
+    this.evaluated = awake.map((p) => p.ordinal);
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
+  }
+
+  /**
+   * Refills the buckets of the pools evaluated this tick, the keys visited,
+   * and a 1/REFILL_SWEEP_TICKS slice of the table in turn. An idle bucket
+   * needs no refill to be right (takes refill lazily, and a borrower pulls
+   * idle services' overflow itself, pool-loans.ts); the sweep keeps its
+   * LAST_REFILL and ASSURED_BLOCKED stamps within int32 range of now.
+   */
+  private refill(awake: readonly PoolState[], now: number): void {
+    const table = this.table;
+    if (!this.incremental) {
+      for (let b = 0; b < table.size; b++) table.refill(b, now);
+      return;
+    }
+    for (const p of awake) for (const b of p.buckets) table.refill(b, now);
+    const t = this.touched;
+    for (let k = 0; k < t.count; k++) table.refill(t.list[k], now);
+    const slice = Math.ceil(table.size / REFILL_SWEEP_TICKS);
+    for (let i = 0; i < slice; i++) {
+      table.refill(this.sweepAt, now);
+      this.sweepAt = this.sweepAt + 1 === table.size ? 0 : this.sweepAt + 1;
+    }
+  }
+
+  /** Wakes every sleeping pool whose cluster cap (capacity or burst) moved since its last evaluation. */
+  private wakeCapped(): void {
+    for (const p of this.pools) {
+      if (!asleep(p)) continue;
+      if (this.capped(p.spec.key, p.discovery.effectiveTps) !== p.effectiveTps || this.gateBurst(p.spec.index) !== p.burst) wake(p);
+    }
   }
 
   /**
@@ -241,6 +302,7 @@ export class Controller {
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS) });
     const effectiveTps = this.capped(pool.spec.key, discoveredTps);
+    pool.effectiveTps = effectiveTps;
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length), services };
@@ -253,7 +315,7 @@ export class Controller {
     const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
     pool.alloc = alloc;
     const record: PoolDecision = { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
-    this.last.push(record);
+    this.last[pool.ordinal] = record;
     return record;
   }
 
@@ -265,7 +327,9 @@ export class Controller {
    * file keeps the model in use and the error is returned.
    */
   async reloadModel(): Promise<ModelReload> {
-    return this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
+    const result = await this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
+    for (const p of this.pools) wake(p); // a new model may answer idle pools differently
+    return result;
   }
 
   /**
@@ -279,6 +343,7 @@ export class Controller {
   setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
     const depth = this.keys.specs[b].depth;
     const live = this.limits[b];
+    wake(this.pools[this.poolOf[b]]);
     if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
       const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
@@ -291,10 +356,10 @@ export class Controller {
       live.maxTps = limits.maxTps;
     }
     if (limits.priority !== undefined && depth === 1) {
-      for (const s of this.keys.specs) {
-        if (s.index !== b && s.parent !== b) continue;
-        this.limits[s.index].priority = limits.priority;
-        this.table.setPriority(s.index, limits.priority);
+      for (const k of this.pools[this.poolOf[b]].buckets) {
+        if (k !== b && this.keys.specs[k].parent !== b) continue;
+        this.limits[k].priority = limits.priority;
+        this.table.setPriority(k, limits.priority);
       }
     }
   }

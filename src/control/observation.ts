@@ -22,6 +22,13 @@ import type { HintInput } from './upstream-hints.ts';
 export const ACTIVE_TICKS = 5;
 const HOLT_ALPHA = 0.5;
 const HOLT_BETA = 0.3;
+/**
+ * A forecast that has decayed below this (tokens/s, level and trend) with no
+ * demand is zero: Holt's series would otherwise take some 2 000 ticks to
+ * underflow, and an idle service is at rest (pool-rest.ts) only once its
+ * forecast is exactly zero.
+ */
+const FORECAST_FLOOR_TPS = 1e-9;
 
 /** Holt's linear trend method over one series per bucket. */
 export class DemandForecast {
@@ -40,6 +47,7 @@ export class DemandForecast {
     const prev = this.level[b];
     this.level[b] = HOLT_ALPHA * x + (1 - HOLT_ALPHA) * (prev + this.trend[b]);
     this.trend[b] = HOLT_BETA * (this.level[b] - prev) + (1 - HOLT_BETA) * this.trend[b];
+    if (x === 0 && Math.abs(this.level[b]) < FORECAST_FLOOR_TPS && Math.abs(this.trend[b]) < FORECAST_FLOOR_TPS) this.level[b] = this.trend[b] = 0;
   }
 
   forecast(b: number): number { return Math.max(0, this.level[b] + this.trend[b]); }
@@ -83,6 +91,12 @@ export class ObservationBuilder {
       active: this.idleTicks[b] < ACTIVE_TICKS,
     };
   }
+}
+
+/** True when a service observation shows nothing moving: no traffic, queue, lease, latency or forecast, and not active. */
+export function serviceAtRest(s: ServiceObservation): boolean {
+  return s.demandTps === 0 && s.grantedTps === 0 && s.deniedTps === 0 && s.throttledTps === 0 && s.queue === 0 && s.inFlight === 0
+    && s.latencyMs === 0 && s.forecastTps === 0 && s.trendTps === 0 && !s.active;
 }
 
 /** The pool's RELEASE hints since the last tick (hint-board.ts), for capacity discovery; takes them. */
