@@ -23,12 +23,12 @@ export const ACTIVE_TICKS = 5;
 const HOLT_ALPHA = 0.5;
 const HOLT_BETA = 0.3;
 /**
- * A forecast that has decayed below this (tokens/s, level and trend) with no
+ * A forecast that has decayed below this (a thousandth of a request per second, level and trend) with no
  * demand is zero: Holt's series would otherwise take some 2 000 ticks to
  * underflow, and an idle service is at rest (pool-rest.ts) only once its
  * forecast is exactly zero.
  */
-const FORECAST_FLOOR_TPS = 1e-9;
+const FORECAST_FLOOR_TPS = 1e-3;
 
 /** Holt's linear trend method over one series per bucket. */
 export class DemandForecast {
