@@ -49,7 +49,7 @@ import type { Decision, PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
-import { asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { HINT_MEMORY_TICKS, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
 import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
@@ -158,7 +158,7 @@ export class Controller {
         ordinal, spec, services, endpoints, buckets,
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
-        effectiveTps: startTps, burst: this.gateBurst(spec.index), quietTicks: 0,
+        effectiveTps: startTps, burst: this.gateBurst(spec.index), atRest: false, sinceGrants: HINT_MEMORY_TICKS,
       });
       this.writeInitialPool(spec.index, services, startTps);
       const s = statsBase(spec.index);

@@ -1,21 +1,23 @@
 // When a pool may sleep through a tick (main thread, the controller's tick).
-// A pool whose every input has been zero for SLEEP_AFTER_TICKS ticks, whose
-// allocation and effective capacity did not move in that time, and whose
-// capacity discovery holds no upstream hint is at a fixed point: another
-// tick would observe the same thing (every service at rest: no traffic,
-// queue, lease, latency, forecast or trend, not active), ask the same policy
-// the same question and write the same rates. The controller skips it (no
-// observation, policy, safety, writes or decision row) until a key of it is
-// touched (touched-keys.ts), a limit of it changes, the model is reloaded, or
-// the cluster's cap on it moves.
+// A pool is at rest when an evaluation found nothing coming in or moving:
+// no demand, grants or 429s, every service at rest (no traffic, queue,
+// lease, latency, forecast or trend, not active), no upstream hint in force,
+// and the allocation and effective capacity it produced equal to those in
+// force before. Such a tick is a fixed point: the next would observe the
+// same thing, ask the same (deterministic) policy the same question, pass
+// the same proposal through the safety layer from the same allocation, and
+// write the same rates; capacity discovery with no traffic and no hint
+// changes nothing either. So the controller skips the pool (no observation,
+// policy, safety, writes or decision row) until a key of it is touched
+// (touched-keys.ts), a limit of it changes, the model is reloaded, or the
+// cluster's cap on it moves.
 //
-// Why SLEEP_AFTER_TICKS (64): capacity discovery's hint judge keeps the
-// granted rate of the last 64 ticks (upstream-hints.ts, RecentTicks); after
-// 64 ticks without traffic they are all zero, as they would be after any
-// number more, so a pool that wakes sees what it would have seen had it
-// ticked throughout. It is also well past ACTIVE_TICKS (a service's min_tps
-// guarantee ends 5 ticks after its last request) and lets the safety layer's
-// step cap finish moving the allocation. Not in shadow mode (each tick
+// One more condition: HINT_MEMORY_TICKS ticks since the pool last granted
+// anything. Discovery's hint judge keeps the granted rate of the last 64
+// ticks (upstream-hints.ts, RecentTicks); once they are all zero they stay
+// zero however many ticks follow, so a pool that wakes sees what it would
+// have seen had it ticked throughout. A pool that never had traffic sleeps
+// after its first evaluation at rest. Never in shadow mode (each tick
 // judges PPO's regret) and never after a fallback (deadline and busy depend
 // on timing, not on the observation).
 
@@ -25,7 +27,8 @@ import type { CapacityDiscovery } from './capacity-discovery.ts';
 import type { PoolDecision } from './decision.ts';
 import { serviceAtRest } from './observation.ts';
 
-export const SLEEP_AFTER_TICKS = 64;
+/** Ticks without grants before a pool may sleep: the length of the hint judge's memory (upstream-hints.ts). */
+export const HINT_MEMORY_TICKS = 64;
 
 export interface PoolState {
   /** The pool's place in Controller.pools and Controller.last. */
@@ -41,25 +44,25 @@ export interface PoolState {
   /** The effective capacity and gate burst the last evaluation wrote. */
   effectiveTps: number;
   burst: number;
-  /** Consecutive evaluations that found the pool at rest; it sleeps from SLEEP_AFTER_TICKS on. */
-  quietTicks: number;
+  /** The last evaluation found the pool at rest. */
+  atRest: boolean;
+  /** Evaluations since the last one with grants (HINT_MEMORY_TICKS for a pool that never had any). */
+  sinceGrants: number;
 }
 
 /** True while the pool may be skipped. */
-export function asleep(pool: PoolState): boolean { return pool.quietTicks >= SLEEP_AFTER_TICKS; }
+export function asleep(pool: PoolState): boolean { return pool.atRest && pool.sinceGrants >= HINT_MEMORY_TICKS; }
 
 /** The pool must be evaluated next tick (a limit changed, a key was touched, the model or cap changed). */
-export function wake(pool: PoolState): void { pool.quietTicks = Math.min(pool.quietTicks, SLEEP_AFTER_TICKS - 1); }
+export function wake(pool: PoolState): void { pool.atRest = false; }
 
-/**
- * Counts this evaluation towards the pool's sleep: it was at rest when
- * nothing came in or moved (`before`: the allocation in force before it).
- */
+/** Notes what this evaluation found (`before`: the allocation in force before it). */
 export function noteEvaluation(pool: PoolState, rec: PoolDecision, before: Float64Array, effectiveBefore: number, mayRest: boolean): void {
-  pool.quietTicks = mayRest && atRest(pool, rec, before, effectiveBefore) ? pool.quietTicks + 1 : 0;
+  pool.sinceGrants = rec.obs.grantedTps > 0 ? 0 : Math.min(HINT_MEMORY_TICKS, pool.sinceGrants + 1);
+  pool.atRest = mayRest && isAtRest(pool, rec, before, effectiveBefore);
 }
 
-function atRest(pool: PoolState, rec: PoolDecision, before: Float64Array, effectiveBefore: number): boolean {
+function isAtRest(pool: PoolState, rec: PoolDecision, before: Float64Array, effectiveBefore: number): boolean {
   const { obs, decision, alloc } = rec;
   if (decision.fallback !== null || decision.shadow !== null || pool.discovery.hint !== null) return false;
   if (!quietPool(obs) || obs.effectiveTps !== effectiveBefore) return false;

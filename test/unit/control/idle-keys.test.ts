@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { validateConfig } from '../../../src/config/load.ts';
 import type { TpsdConfig } from '../../../src/config/types.ts';
 import { Controller } from '../../../src/control/controller.ts';
-import { SLEEP_AFTER_TICKS } from '../../../src/control/pool-rest.ts';
+import { HINT_MEMORY_TICKS } from '../../../src/control/pool-rest.ts';
 import { Rng } from '../../../src/ppo/rng.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
@@ -105,14 +105,14 @@ for (const mode of ['fallback', 'static'] as const) {
   });
 }
 
-test('an idle pool sleeps after SLEEP_AFTER_TICKS quiet ticks, and one request wakes it', async () => {
+test('a pool never used sleeps at once; one request wakes it, and it sleeps again HINT_MEMORY_TICKS ticks after its last grant', async () => {
   const rng = new Rng(9);
   const cfg = config('fallback', rng);
   const keys = KeyIndex.fromConfig(cfg);
   const clock = new ManualClock();
   const w = world(cfg, keys, clock, true);
   const tick = async () => { clock.advance(1000); await w.controller.tick(); };
-  for (let i = 0; i < SLEEP_AFTER_TICKS + 10; i++) await tick();
+  for (let i = 0; i < 10; i++) await tick();
   assert.deepEqual(w.controller.evaluated, [], 'every pool sleeps');
   assert.equal(w.controller.touched.count, 0, 'no key visited');
   const leaf = keys.lookup('p3/s1');
@@ -123,4 +123,7 @@ test('an idle pool sleeps after SLEEP_AFTER_TICKS quiet ticks, and one request w
   await tick();
   assert.deepEqual(w.controller.evaluated, [3], 'and stays awake while its service is active');
   assert.equal(w.controller.last[3].obs.services[1].demandTps, 0, 'the key visited again reads its delta back to zero');
+  let awake = 2;
+  for (; awake < 500 && w.controller.evaluated.length > 0; awake++) await tick();
+  assert.ok(awake > HINT_MEMORY_TICKS && awake < HINT_MEMORY_TICKS + 40, `asleep again after ${awake} ticks`);
 });
