@@ -14,7 +14,8 @@
 //   telemetry collection and the main thread's GC).
 // - active: `tpsd bench` (open loop, RELEASE on grant) over 1 000 keys, 10 in
 //   each of 100 pools ("spread": every pool evaluated each tick) or the first
-//   1 000 services (2 pools, "packed"); measured after WARM_S of load.
+//   1 000 services (2 pools, "packed"); measured after WARM_S of load,
+//   packed first (a pool that had traffic stays awake 64 ticks after it).
 //
 // Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--write]
 // (--baseline: a commit to measure beside this checkout, e.g. the commit
@@ -120,10 +121,11 @@ export async function measureIdleKeys(label: string, root: string, keys: number,
     const idle = await tickWindow(s, IDLE_S);
     const idleCpuPct = (((cpuSeconds(s.pid) ?? NaN) - c0) / ((performance.now() - t0) / 1000)) * 100;
     log(`${label}: idle CPU ${idleCpuPct.toFixed(1)}% of a core, tick ${idle.avgMs.toFixed(2)} ms`);
-    const spread = await activeWindow(s, activeKeys(config, true));
-    log(`${label}: 1000 active (spread) tick ${spread.avgMs.toFixed(2)} ms`);
+    // Packed first: after the spread load every pool stays awake HINT_MEMORY_TICKS ticks (control/pool-rest.ts).
     const packed = await activeWindow(s, activeKeys(config, false));
-    log(`${label}: 1000 active (packed) tick ${packed.avgMs.toFixed(2)} ms`);
+    log(`${label}: 1000 active (packed) tick ${packed.avgMs.toFixed(2)} ms, main thread ${packed.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
+    const spread = await activeWindow(s, activeKeys(config, true));
+    log(`${label}: 1000 active (spread) tick ${spread.avgMs.toFixed(2)} ms, main thread ${spread.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
     const note = r.stable ? `settled after ${r.afterS.toFixed(0)} s` : `not stable: ${mib(r.min)} - ${mib(r.max)}`;
     return { label, rssBytes: r.bytes, rssNote: note, idleCpuPct, idle, spread, packed };
   } finally {
@@ -148,8 +150,8 @@ export function idleTable(rs: IdleResult[], keys: number): string {
   const row = (what: string, f: (r: IdleResult) => string, target: string) => lines.push(`| ${what} | ${rs.map(f).join(' | ')} | ${target} |`);
   row('RSS, idle', (r) => `${mib(r.rssBytes)} (${r.rssNote})`, '< 400 MiB');
   row(`CPU, idle, over ${IDLE_S} s (all threads)`, (r) => `${cell(r.idleCpuPct)} % of a core`, '< 5 %');
-  for (const [what, get] of [['idle', (r: IdleResult) => r.idle], ['1 000 active, spread over 100 pools', (r: IdleResult) => r.spread],
-    ['1 000 active, packed in 2 pools', (r: IdleResult) => r.packed]] as const) {
+  for (const [what, get] of [['idle', (r: IdleResult) => r.idle], ['1 000 active, packed in 2 pools', (r: IdleResult) => r.packed],
+    ['1 000 active, spread over 100 pools', (r: IdleResult) => r.spread]] as const) {
     row(`tick, ${what}: mean (max) ms`, (r) => `${cell(get(r).avgMs, 2)} (${cell(get(r).maxMs, 1)})`, what === 'idle' ? '' : '< 20 ms');
     row(`main thread CPU per tick, ${what}`, (r) => `${cell(get(r).mainCpuMsPerTick, 1)} ms`, '');
   }

@@ -54,6 +54,12 @@ import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
 
+function sameRates(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
 }
@@ -158,7 +164,7 @@ export class Controller {
         ordinal, spec, services, endpoints, buckets,
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
-        effectiveTps: startTps, burst: this.gateBurst(spec.index), atRest: false, sinceGrants: HINT_MEMORY_TICKS,
+        effectiveTps: startTps, burst: this.gateBurst(spec.index), atRest: false, sinceGrants: HINT_MEMORY_TICKS, written: false,
       });
       this.writeInitialPool(spec.index, services, startTps);
       const s = statsBase(spec.index);
@@ -202,13 +208,18 @@ export class Controller {
     const observations = awake.map((p) => this.observe(p, dtS));
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
     const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
-    const allocations: PoolAllocation[] = awake.map((pool, k) => {
+    const allocations: PoolAllocation[] = [];
+    awake.forEach((pool, k) => {
       const before = pool.alloc;
+      const burstBefore = pool.burst;
       const rec = this.record(pool, observations[k], decisions[k]);
       pool.burst = this.gateBurst(pool.spec.index);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
-      return { pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
-        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc };
+      // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
+      if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
+      pool.written = true;
+      allocations.push({ pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
+        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc });
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
     this.evaluated = awake.map((p) => p.ordinal);
@@ -343,7 +354,9 @@ export class Controller {
   setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
     const depth = this.keys.specs[b].depth;
     const live = this.limits[b];
-    wake(this.pools[this.poolOf[b]]);
+    const owner = this.pools[this.poolOf[b]];
+    wake(owner);
+    owner.written = false; // bursts, max_tps and priorities reach the buckets with the next write
     if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
       const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;

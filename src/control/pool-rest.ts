@@ -48,6 +48,8 @@ export interface PoolState {
   atRest: boolean;
   /** Evaluations since the last one with grants (HINT_MEMORY_TICKS for a pool that never had any). */
   sinceGrants: number;
+  /** The buckets hold the allocation in force with the limits in force (false after a limit change, and before the first tick). */
+  written: boolean;
 }
 
 /** True while the pool may be skipped. */

@@ -133,7 +133,8 @@ export class TickRecorder {
     const { touched, evaluated, pools } = this.controller;
     for (let k = 0; k < touched.count; k++) visit(touched.list[k]);
     for (const b of held) visit(b);
-    for (const k of evaluated) for (const b of pools[k].buckets) visit(b);
+    // An evaluated pool's other keys write a row only where the limit in force moved.
+    for (const k of evaluated) for (const b of pools[k].buckets) if (this.inForce[b] !== this.lastWritten[b]) visit(b);
     for (const k of evaluated) for (const b of pools[k].buckets) this.inForce[b] = this.currentLimit(b);
     return r;
   }
