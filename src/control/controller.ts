@@ -1,8 +1,8 @@
 // The control loop's tick (main thread only; the simulator drives the same
 // class with a ManualClock). Each tick it:
-//   1. refills every bucket (keeping lazy refill times fresh) and turns the
-//      I/O threads' cumulative counters into per-tick deltas and STATS;
-//   2. per pool, builds the observation (observation.ts), updates the
+//   1. refills the buckets of awake pools and turns the cumulative counters
+//      of the keys that moved into per-tick deltas and STATS;
+//   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s and the RELEASE hints clients
 //      reported (capacity-discovery.ts, upstream-hints.ts), capped by the
 //      optional pool cap hook (PoolCapProvider: a shared pool's share of a
@@ -21,10 +21,11 @@
 // The tick's cost follows the keys that moved, not the keys that exist: it
 // visits the keys the I/O threads touched since the last tick and those it
 // visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
-// until one of its keys moves (pool-rest.ts); idle buckets are refilled in a
-// slow sweep (REFILL_SWEEP_TICKS) that keeps their int32 time stamps fresh,
-// since takes refill lazily. `incremental: false` runs the full tick over
-// every key (the test that both allocate alike).
+// until one of its keys moves, and an awake pool whose allocation did not
+// move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
+// sweep (RefillSweep) that keeps their int32 time stamps fresh, since takes
+// refill lazily. `incremental: false` runs the full tick over every key and
+// pool (test/unit/control/idle-keys.test.ts: both allocate alike).
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
@@ -49,7 +50,7 @@ import type { Decision, PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
-import { HINT_MEMORY_TICKS, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
 import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
@@ -79,8 +80,7 @@ export interface ControllerOptions {
   incremental?: boolean;
 }
 
-/** Every bucket is refilled at least once per this many ticks, so its int32 millisecond stamps never wrap (3 600 000 ms ticks: 2.7 days). */
-export const REFILL_SWEEP_TICKS = 64;
+
 
 /**
  * A per-pool cap the controller consults wherever a pool's effective
@@ -125,7 +125,7 @@ export class Controller {
   private readonly incremental: boolean;
   /** poolOf[b]: the ordinal of bucket b's pool. */
   private readonly poolOf: Int32Array;
-  private sweepAt = 0;
+  private readonly sweep = new RefillSweep();
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
@@ -201,7 +201,8 @@ export class Controller {
     for (let k = 0; k < t.count; k++) wake(this.pools[this.poolOf[t.list[k]]]);
     if (this.poolCap !== null) this.wakeCapped();
     const awake = this.pools.filter((p) => !asleep(p));
-    this.refill(awake, now);
+    if (this.incremental) this.sweep.refill(this.table, awake, t, now);
+    else for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
     this.deltas.readKeys(t.list, t.count);
     writeStatsFor(this.views.stats, t.list, t.count, this.deltas, dtS);
     const effectiveBefore = awake.map((p) => p.effectiveTps);
@@ -225,29 +226,6 @@ export class Controller {
     this.evaluated = awake.map((p) => p.ordinal);
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
-  }
-
-  /**
-   * Refills the buckets of the pools evaluated this tick, the keys visited,
-   * and a 1/REFILL_SWEEP_TICKS slice of the table in turn. An idle bucket
-   * needs no refill to be right (takes refill lazily, and a borrower pulls
-   * idle services' overflow itself, pool-loans.ts); the sweep keeps its
-   * LAST_REFILL and ASSURED_BLOCKED stamps within int32 range of now.
-   */
-  private refill(awake: readonly PoolState[], now: number): void {
-    const table = this.table;
-    if (!this.incremental) {
-      for (let b = 0; b < table.size; b++) table.refill(b, now);
-      return;
-    }
-    for (const p of awake) for (const b of p.buckets) table.refill(b, now);
-    const t = this.touched;
-    for (let k = 0; k < t.count; k++) table.refill(t.list[k], now);
-    const slice = Math.ceil(table.size / REFILL_SWEEP_TICKS);
-    for (let i = 0; i < slice; i++) {
-      table.refill(this.sweepAt, now);
-      this.sweepAt = this.sweepAt + 1 === table.size ? 0 : this.sweepAt + 1;
-    }
   }
 
   /** Wakes every sleeping pool whose cluster cap (capacity or burst) moved since its last evaluation. */

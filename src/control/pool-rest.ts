@@ -21,11 +21,13 @@
 // judges PPO's regret) and never after a fallback (deadline and busy depend
 // on timing, not on the observation).
 
+import type { BucketTable } from '../shm/bucket-table.ts';
 import type { BucketSpec } from '../shm/key-index.ts';
 import type { PoolObservation } from '../ppo/observation.ts';
 import type { CapacityDiscovery } from './capacity-discovery.ts';
 import type { PoolDecision } from './decision.ts';
 import { serviceAtRest } from './observation.ts';
+import type { TouchedKeys } from './touched-keys.ts';
 
 /** Ticks without grants before a pool may sleep: the length of the hint judge's memory (upstream-hints.ts). */
 export const HINT_MEMORY_TICKS = 64;
@@ -75,4 +77,29 @@ function isAtRest(pool: PoolState, rec: PoolDecision, before: Float64Array, effe
 
 function quietPool(obs: PoolObservation): boolean {
   return obs.totalDemandTps === 0 && obs.grantedTps === 0 && obs.throttledTps === 0;
+}
+
+/** Every bucket is refilled at least once per this many ticks, so its int32 millisecond stamps never wrap (3 600 000 ms ticks: 2.7 days). */
+export const REFILL_SWEEP_TICKS = 64;
+
+/**
+ * The controller's refill: the buckets of the pools evaluated this tick, the
+ * keys visited, and a 1/REFILL_SWEEP_TICKS slice of the table in turn. An
+ * idle bucket needs no refill to be right (takes refill lazily, and a
+ * borrower pulls idle services' overflow itself, shm/pool-loans.ts); the
+ * sweep keeps its LAST_REFILL and ASSURED_BLOCKED stamps within int32 range
+ * of now.
+ */
+export class RefillSweep {
+  private at = 0;
+
+  refill(table: BucketTable, awake: readonly PoolState[], touched: TouchedKeys, now: number): void {
+    for (const p of awake) for (const b of p.buckets) table.refill(b, now);
+    for (let k = 0; k < touched.count; k++) table.refill(touched.list[k], now);
+    const slice = Math.ceil(table.size / REFILL_SWEEP_TICKS);
+    for (let i = 0; i < slice; i++) {
+      table.refill(this.at, now);
+      this.at = this.at + 1 === table.size ? 0 : this.at + 1;
+    }
+  }
 }
