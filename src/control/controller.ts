@@ -278,7 +278,7 @@ export class Controller {
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
     const services: ServiceObservation[] = pool.services.map((s) =>
-      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS));
+      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS, !this.incremental || this.touched.has(s.index)));
     const p = pool.spec.index;
     const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
     const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;

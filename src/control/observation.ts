@@ -58,14 +58,39 @@ export class DemandForecast {
 export class ObservationBuilder {
   private readonly forecast: DemandForecast;
   private readonly idleTicks: Int32Array;
+  /** Per service, its last observation when that was at rest (serviceAtRest), else undefined. */
+  private readonly resting: (ServiceObservation | undefined)[];
 
   constructor(size: number) {
     this.forecast = new DemandForecast(size);
     this.idleTicks = new Int32Array(size).fill(ACTIVE_TICKS);
+    this.resting = new Array<ServiceObservation | undefined>(size);
   }
 
-  /** `limits`: the key's limits in force (key-limits.ts), which may differ from the config's `spec`. */
-  service(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
+  /**
+   * `limits`: the key's limits in force (key-limits.ts), which may differ
+   * from the config's `spec`. `moved`: the key was visited this tick
+   * (touched-keys.ts). A service at rest that did not move observes what it
+   * observed last tick (its deltas are zero, its forecast stays zero, its
+   * queue and leases change only with a touch): the same object is returned
+   * while its limits and rate are those it carries (observations are never
+   * mutated), so an awake pool's idle services cost no allocation.
+   */
+  service(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number, moved = true): ServiceObservation {
+    const b = spec.index;
+    const rest = this.resting[b];
+    if (!moved && rest !== undefined && rest.limitTps === table.rateTps(b) && rest.priority === limits.priority
+      && rest.maxTps === limits.maxTps && rest.minTps === Math.min(limits.minTps, limits.maxTps)) {
+      this.forecast.update(b, 0); // stays zero, and marks the series seen as a full observation would
+      this.idleTicks[b]++;
+      return rest;
+    }
+    const obs = this.build(spec, limits, table, d, dtS);
+    this.resting[b] = serviceAtRest(obs) ? obs : undefined;
+    return obs;
+  }
+
+  private build(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
     const b = spec.index;
     const demand = d.delta(b, C_REQUESTED_INDEX) / dtS;
     const queue = table.queue(b);

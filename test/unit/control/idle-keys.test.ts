@@ -92,6 +92,10 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number): Promis
     for (let k = 0; k < b.controller.pools.length; k++) {
       assert.deepEqual([...a.controller.last[k].alloc], [...b.controller.last[k].alloc], `seed ${seed}, tick ${tick}, pool ${k}: allocation differs`);
     }
+    // What a pool evaluated in both observed (forecasts included: PPO reads them), but the tick number.
+    for (const k of a.controller.evaluated) {
+      assert.deepEqual({ ...a.controller.last[k].obs, tick: 0 }, { ...b.controller.last[k].obs, tick: 0 }, `seed ${seed}, tick ${tick}, pool ${k}: observation differs`);
+    }
   }
   return { evaluatedA, evaluatedB };
 }
