@@ -39,9 +39,9 @@ export interface MemoryResult { rows: MemoryRow[]; connections: number; keys: nu
  * readings stop moving (at most MAX_SETTLE_MS), and returns the median of the
  * last ones.
  */
-interface Settled { bytes: number; afterS: number; stable: boolean; min: number; max: number }
+export interface Settled { bytes: number; afterS: number; stable: boolean; min: number; max: number }
 
-async function settledRss(pid: number): Promise<Settled> {
+export async function settledRss(pid: number): Promise<Settled> {
   const t0 = performance.now();
   const xs: number[] = [];
   const late: number[] = []; // readings after MIN_SETTLE_MS

@@ -56,8 +56,8 @@ function spawnWithFdLimit(argv: string[], cwd: string): ChildProcess {
 interface Started { child: ChildProcess; port: number; tail: () => string }
 
 /** Starts a child and waits until `ready(line)` returns a port (or the child exits). */
-function startChild(name: string, argv: string[], ready: (line: string) => number | null): Promise<Started> {
-  const child = spawnWithFdLimit(argv, ROOT);
+function startChild(name: string, argv: string[], ready: (line: string) => number | null, cwd = ROOT): Promise<Started> {
+  const child = spawnWithFdLimit(argv, cwd);
   const lines: string[] = [];
   const keep = (s: string) => { lines.push(s); if (lines.length > 40) lines.shift(); };
   const tail = () => lines.join('\n');
@@ -116,6 +116,8 @@ export interface TpsdOptions {
   /** Write V8 CPU profiles of every thread here (--cpu-prof). */
   cpuProfDir?: string;
   keepDir?: boolean;
+  /** The checkout whose src/cli/main.ts runs (default: this one; bench/idle-keys.ts runs a baseline commit's too). */
+  root?: string;
 }
 
 export async function startTpsd(o: TpsdOptions): Promise<ServerHandle> {
@@ -124,7 +126,7 @@ export async function startTpsd(o: TpsdOptions): Promise<ServerHandle> {
   writeFileSync(file, JSON.stringify({ data_dir: join(dir, 'data'), ...o.config }));
   const prof = o.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`];
   const argv = [process.execPath, ...prof, '--import', 'tsx', 'src/cli/main.ts', 'start', '--config', file, '--port', '0'];
-  const { child, port } = await startChild('tpsd', argv, listeningPort);
+  const { child, port } = await startChild('tpsd', argv, listeningPort, o.root ?? ROOT);
   return {
     name: 'tpsd', pid: child.pid!, port, url: `ws://${HOST}:${port}`, dir,
     stop: stopper(child, () => { if (!o.keepDir) rmSync(dir, { recursive: true, force: true }); }),

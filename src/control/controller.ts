@@ -1,8 +1,8 @@
 // The control loop's tick (main thread only; the simulator drives the same
 // class with a ManualClock). Each tick it:
-//   1. refills every bucket (keeping lazy refill times fresh) and turns the
-//      I/O threads' cumulative counters into per-tick deltas and STATS;
-//   2. per pool, builds the observation (observation.ts), updates the
+//   1. refills the buckets of awake pools and turns the cumulative counters
+//      of the keys that moved into per-tick deltas and STATS;
+//   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s, the RELEASE hints clients
 //      reported and, with upstream.slo_ms, the latencies and timeouts they
 //      reported (capacity-discovery.ts, upstream-hints.ts,
@@ -20,6 +20,14 @@
 //      reserve (docs/allocator.md, "The pool's gate").
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
+// The tick's cost follows the keys that moved, not the keys that exist: it
+// visits the keys the I/O threads touched since the last tick and those it
+// visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
+// until one of its keys moves, and an awake pool whose allocation did not
+// move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
+// sweep (RefillSweep) that keeps their int32 time stamps fresh, since takes
+// refill lazily. `incremental: false` runs the full tick over every key and
+// pool (test/unit/control/idle-keys.test.ts: both allocate alike).
 // tick() is async because PPO inference may run in a Piscina pool; a tick
 // that is still running when the next one is due makes that one a no-op.
 
@@ -45,7 +53,9 @@ import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runne
 import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
 import { ShadowRegret } from './shadow-regret.ts';
 import { ModelDrift } from './model-drift.ts';
-import { writeStats } from './stats-writer.ts';
+import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { writeStatsFor } from './stats-writer.ts';
+import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
 import { TierSplit } from './tier-split.ts';
 
@@ -53,6 +63,12 @@ import { TierSplit } from './tier-split.ts';
 function poolLatencyMs(d: CounterDeltas, pool: number): number {
   const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
   return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
+}
+
+function sameRates(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
@@ -70,7 +86,11 @@ export interface ControllerOptions {
   discovery?: DiscoveryOptions;
   /** Caps pools' effective capacity (the daemon's cluster: a shared pool runs on this node's share). */
   poolCap?: PoolCapProvider;
+  /** false: every tick visits every key and evaluates every pool (default true: only what moved). */
+  incremental?: boolean;
 }
+
+
 
 /**
  * A per-pool cap the controller consults wherever a pool's effective
@@ -85,24 +105,17 @@ export interface PoolCapProvider {
   burstTokens?(poolKey: string, burst: number): number;
 }
 
-interface PoolState {
-  readonly spec: BucketSpec;
-  readonly services: BucketSpec[];
-  readonly endpoints: BucketSpec[][];
-  readonly discovery: CapacityDiscovery;
-  /** upstream.slo_ms of the pool's config (null: latency bounds nothing). */
-  readonly sloMs: number | null;
-  /** The allocation in force, tokens/s per service. */
-  alloc: Float64Array;
-}
-
 export class Controller {
   readonly table: BucketTable;
   readonly deltas: CounterDeltas;
   readonly runner: PolicyRunner;
   readonly pools: PoolState[] = [];
-  /** Last tick's decision record per pool (telemetry, status and the simulator read it). */
+  /** Each pool's latest decision record, by ordinal (telemetry, status and the simulator read it); a sleeping pool keeps its last one. */
   readonly last: PoolDecision[] = [];
+  /** Ordinals of the pools the last tick evaluated (the others slept: their `last` is older). */
+  evaluated: number[] = [];
+  /** The keys the last tick visited (list[0 .. count)); every other key's counters did not move. */
+  readonly touched: TouchedKeys;
   ticks = 0;
   private readonly regret = new ShadowRegret();
   /** How far live observations are from the model's training distribution (model-drift.ts). */
@@ -123,6 +136,10 @@ export class Controller {
   private readonly tiers: TierSplit;
   private lastTickMs: number;
   private running = false;
+  private readonly incremental: boolean;
+  /** poolOf[b]: the ordinal of bucket b's pool. */
+  private readonly poolOf: Int32Array;
+  private readonly sweep = new RefillSweep();
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
@@ -138,6 +155,9 @@ export class Controller {
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
     this.poolCap = options.poolCap ?? null;
+    this.incremental = options.incremental ?? true;
+    this.touched = new TouchedKeys(views, Int32Array.from(keys.specs, (s) => s.parent));
+    this.poolOf = new Int32Array(keys.size);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
@@ -150,14 +170,18 @@ export class Controller {
     for (const spec of keys.specs) {
       if (spec.depth !== 0) continue;
       const services = children.get(spec.index) ?? [];
+      const endpoints = services.map((s) => children.get(s.index) ?? []);
+      const buckets = Int32Array.from([spec, ...services, ...endpoints.flat()], (s) => s.index);
+      const ordinal = this.pools.length;
+      for (const b of buckets) this.poolOf[b] = ordinal;
+      const startTps = this.capped(spec.key, spec.maxTps);
       this.pools.push({
-        spec, services,
-        endpoints: services.map((s) => children.get(s.index) ?? []),
+        ordinal, spec, services, endpoints, buckets,
         discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
         sloMs: config.pools.find((p) => p.name === spec.key)?.upstream.slo_ms ?? null,
         alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
+        effectiveTps: startTps, burst: this.gateBurst(spec.index, startTps), atRest: false, sinceGrants: HINT_MEMORY_TICKS, written: false,
       });
-      const startTps = this.capped(spec.key, spec.maxTps);
       this.writeInitialPool(spec.index, services, startTps);
       const s = statsBase(spec.index);
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
@@ -195,31 +219,55 @@ export class Controller {
     const now = this.clock.nowMs();
     const dtS = Math.max(1, (now - this.lastTickMs) | 0) / 1000;
     this.lastTickMs = now;
-    for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
-    this.deltas.read();
-    writeStats(this.views.stats, this.keys, this.deltas, dtS);
-    const observations = this.pools.map((p) => this.observe(p, dtS));
+    const t = this.touched;
+    if (this.incremental) t.collect(); else t.all();
+    for (let k = 0; k < t.count; k++) wake(this.pools[this.poolOf[t.list[k]]]);
+    if (this.poolCap !== null) this.wakeCapped();
+    const awake = this.pools.filter((p) => !asleep(p));
+    if (this.incremental) this.sweep.refill(this.table, awake, t, now);
+    else for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
+    this.deltas.readKeys(t.list, t.count);
+    writeStatsFor(this.views.stats, t.list, t.count, this.deltas, dtS);
+    const effectiveBefore = awake.map((p) => p.effectiveTps);
+    const observations = awake.map((p) => this.observe(p, dtS));
     this.drift.observe(observations);
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
-    this.last.length = 0;
-    const allocations: PoolAllocation[] = this.pools.map((pool, k) => {
-      const { obs, alloc } = this.record(pool, observations[k], decisions[k]);
-      return { pool: pool.spec.index, effectiveTps: obs.effectiveTps, burst: this.gateBurst(pool.spec.index, obs.effectiveTps), services: pool.services.map((s) => s.index),
-        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc };
+    const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
+    const allocations: PoolAllocation[] = [];
+    awake.forEach((pool, k) => {
+      const before = pool.alloc;
+      const burstBefore = pool.burst;
+      const rec = this.record(pool, observations[k], decisions[k]);
+      pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
+      noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
+      // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
+      if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
+      pool.written = true;
+      allocations.push({ pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
+        endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc });
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
-    if (this.tiers.groups.length > 0) this.tiers.write(this.table, this.deltas, dtS, (svc) => this.reachTps(allocations, svc), this.clock.nowMs());
+    if (this.tiers.groups.length > 0) this.tiers.write(this.table, this.deltas, dtS, (svc) => this.reachTps(svc), this.clock.nowMs());
+    this.evaluated = awake.map((p) => p.ordinal);
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }
 
   /** What service `svc` may be granted per second this tick: its assured rate, or up to max_tps within its pool's effective capacity. */
-  private reachTps(allocations: readonly PoolAllocation[], svc: number): number {
-    for (const p of allocations) {
-      const i = p.services.indexOf(svc);
+  private reachTps(svc: number): number {
+    for (const p of this.pools) {
+      const i = p.services.findIndex((s) => s.index === svc);
       if (i >= 0) return Math.max(p.alloc[i], Math.min(this.limits[svc].maxTps, p.effectiveTps));
     }
     return 0;
+  }
+
+  /** Wakes every sleeping pool whose cluster cap (capacity or burst) moved since its last evaluation. */
+  private wakeCapped(): void {
+    for (const p of this.pools) {
+      if (!asleep(p)) continue;
+      if (this.capped(p.spec.key, p.discovery.effectiveTps) !== p.effectiveTps || this.gateBurst(p.spec.index, p.effectiveTps) !== p.burst) wake(p);
+    }
   }
 
   /**
@@ -274,7 +322,7 @@ export class Controller {
 
   private observe(pool: PoolState, dtS: number): PoolObservation {
     const services: ServiceObservation[] = pool.services.map((s) =>
-      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS));
+      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS, !this.incremental || this.touched.has(s.index)));
     const p = pool.spec.index;
     const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
     const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
@@ -295,6 +343,7 @@ export class Controller {
     // A token-bucket gate's stored tokens assume the upstream's burst is there: not after a 429 (spent), nor after
     // the capacity came down (the ticks above the upstream's new rate spent it).
     if (throttledTps > 0 || effectiveTps < beforeTps) this.table.drainGate(p);
+    pool.effectiveTps = effectiveTps;
     this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
     return effectiveTps === discovered ? obs
       : { ...obs, effectiveTps, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length) };
@@ -307,7 +356,7 @@ export class Controller {
     const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
     pool.alloc = alloc;
     const record: PoolDecision = { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
-    this.last.push(record);
+    this.last[pool.ordinal] = record;
     return record;
   }
 
@@ -319,8 +368,9 @@ export class Controller {
    * file keeps the model in use and the error is returned.
    */
   async reloadModel(): Promise<ModelReload> {
-    const r = this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
+    const r = await this.model.reload(this.modelVersion, this.wantsPpo ? (source) => { this.runner.ppo = source; } : null);
     if (r.ok) this.drift.setReference(this.model.loaded?.norm.state() ?? null);
+    for (const p of this.pools) wake(p); // a new model may answer idle pools differently
     return r;
   }
 
@@ -335,6 +385,9 @@ export class Controller {
   setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
     const depth = this.keys.specs[b].depth;
     const live = this.limits[b];
+    const owner = this.pools[this.poolOf[b]];
+    wake(owner);
+    owner.written = false; // bursts, max_tps and priorities reach the buckets with the next write
     if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
       const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
@@ -347,10 +400,10 @@ export class Controller {
       live.maxTps = limits.maxTps;
     }
     if (limits.priority !== undefined && depth === 1) {
-      for (const s of this.keys.specs) {
-        if (s.index !== b && s.parent !== b) continue;
-        this.limits[s.index].priority = limits.priority;
-        this.table.setPriority(s.index, limits.priority);
+      for (const k of this.pools[this.poolOf[b]].buckets) {
+        if (k !== b && this.keys.specs[k].parent !== b) continue;
+        this.limits[k].priority = limits.priority;
+        this.table.setPriority(k, limits.priority);
       }
     }
   }

@@ -35,6 +35,22 @@ export class CounterDeltas {
     }
   }
 
+  /** read() for keys list[0 .. count) only; every other key's deltas must already be zero (touched-keys.ts). */
+  readKeys(list: Int32Array, count: number): void {
+    const { counters, layout } = this.views;
+    const n = layout.bucketCount * COUNTER_FIELDS;
+    for (let k = 0; k < count; k++) {
+      const base = list[k] * COUNTER_FIELDS;
+      for (let f = base; f < base + COUNTER_FIELDS; f++) {
+        let total = 0;
+        for (let t = 0, off = f; t < layout.threadCount; t++, off += n) total += counters[off];
+        this.totals[f] = total;
+        this.deltas[f] = total - this.previous[f];
+        this.previous[f] = total;
+      }
+    }
+  }
+
   delta(b: number, field: number): number { return this.deltas[b * COUNTER_FIELDS + field]; }
   total(b: number, field: number): number { return this.totals[b * COUNTER_FIELDS + field]; }
 }

@@ -22,6 +22,13 @@ import type { HintInput } from './upstream-hints.ts';
 export const ACTIVE_TICKS = 5;
 const HOLT_ALPHA = 0.5;
 const HOLT_BETA = 0.3;
+/**
+ * A forecast that has decayed below this (a thousandth of a request per second, level and trend) with no
+ * demand is zero: Holt's series would otherwise take some 2 000 ticks to
+ * underflow, and an idle service is at rest (pool-rest.ts) only once its
+ * forecast is exactly zero.
+ */
+const FORECAST_FLOOR_TPS = 1e-3;
 
 /** Holt's linear trend method over one series per bucket. */
 export class DemandForecast {
@@ -40,6 +47,7 @@ export class DemandForecast {
     const prev = this.level[b];
     this.level[b] = HOLT_ALPHA * x + (1 - HOLT_ALPHA) * (prev + this.trend[b]);
     this.trend[b] = HOLT_BETA * (this.level[b] - prev) + (1 - HOLT_BETA) * this.trend[b];
+    if (x === 0 && Math.abs(this.level[b]) < FORECAST_FLOOR_TPS && Math.abs(this.trend[b]) < FORECAST_FLOOR_TPS) this.level[b] = this.trend[b] = 0;
   }
 
   forecast(b: number): number { return Math.max(0, this.level[b] + this.trend[b]); }
@@ -50,14 +58,39 @@ export class DemandForecast {
 export class ObservationBuilder {
   private readonly forecast: DemandForecast;
   private readonly idleTicks: Int32Array;
+  /** Per service, its last observation when that was at rest (serviceAtRest), else undefined. */
+  private readonly resting: (ServiceObservation | undefined)[];
 
   constructor(size: number) {
     this.forecast = new DemandForecast(size);
     this.idleTicks = new Int32Array(size).fill(ACTIVE_TICKS);
+    this.resting = new Array<ServiceObservation | undefined>(size);
   }
 
-  /** `limits`: the key's limits in force (key-limits.ts), which may differ from the config's `spec`. */
-  service(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
+  /**
+   * `limits`: the key's limits in force (key-limits.ts), which may differ
+   * from the config's `spec`. `moved`: the key was visited this tick
+   * (touched-keys.ts). A service at rest that did not move observes what it
+   * observed last tick (its deltas are zero, its forecast stays zero, its
+   * queue and leases change only with a touch): the same object is returned
+   * while its limits and rate are those it carries (observations are never
+   * mutated), so an awake pool's idle services cost no allocation.
+   */
+  service(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number, moved = true): ServiceObservation {
+    const b = spec.index;
+    const rest = this.resting[b];
+    if (!moved && rest !== undefined && rest.limitTps === table.rateTps(b) && rest.priority === limits.priority
+      && rest.maxTps === limits.maxTps && rest.minTps === Math.min(limits.minTps, limits.maxTps)) {
+      this.forecast.update(b, 0); // stays zero, and marks the series seen as a full observation would
+      this.idleTicks[b]++;
+      return rest;
+    }
+    const obs = this.build(spec, limits, table, d, dtS);
+    this.resting[b] = serviceAtRest(obs) ? obs : undefined;
+    return obs;
+  }
+
+  private build(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {
     const b = spec.index;
     const demand = d.delta(b, C_REQUESTED_INDEX) / dtS;
     const queue = table.queue(b);
@@ -83,6 +116,12 @@ export class ObservationBuilder {
       active: this.idleTicks[b] < ACTIVE_TICKS,
     };
   }
+}
+
+/** True when a service observation shows nothing moving: no traffic, queue, lease, latency or forecast, and not active. */
+export function serviceAtRest(s: ServiceObservation): boolean {
+  return s.demandTps === 0 && s.grantedTps === 0 && s.deniedTps === 0 && s.throttledTps === 0 && s.queue === 0 && s.inFlight === 0
+    && s.latencyMs === 0 && s.forecastTps === 0 && s.trendTps === 0 && !s.active;
 }
 
 /** The pool's RELEASE hints since the last tick (hint-board.ts), for capacity discovery; takes them. */

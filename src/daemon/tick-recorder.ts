@@ -6,10 +6,17 @@
 // (telemetry-writer.ts), which writes it in one transaction, and keeps the
 // figures the I/O threads show on /metrics.
 //
+// Only keys that moved are looked at: those the tick visited (touched by an
+// I/O thread this tick or the last, control/touched-keys.ts), those whose
+// last row showed traffic, a queue or leases, and the keys of the pools the
+// tick evaluated (their limits may have changed); every other key is idle
+// with the limit of its last row, and writes nothing. A key that goes idle
+// writes one row of zeros. Only evaluated pools write a decision row: a
+// sleeping pool decided nothing (control/pool-rest.ts).
+//
 // Threads: main thread only, right after Controller.tick() resolves, so the
-// controller's public fields (deltas, last, table) hold that tick's values.
-// Collecting is one pass over the keys (a few ms for 100k keys); the SQLite
-// work is on the writer thread. Nothing here runs on the I/O threads' hot
+// controller's public fields (deltas, last, evaluated, touched, table) hold
+// that tick's values. The SQLite work is on the writer thread. Nothing here runs on the I/O threads' hot
 // path. A failed or dropped write is logged and counted; the daemon keeps
 // limiting.
 
@@ -34,11 +41,17 @@ const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
 
 export class TickRecorder {
   private readonly n: number;
-  private readonly limitsBefore: Float64Array;
+  /** The limit in force during the tick now running, per key (pools: the effective capacity). */
+  private readonly inForce: Float64Array;
   private readonly lastWritten: Float64Array;
   private readonly buckets: Int32Array;
   private readonly values: Float64Array;
-  private readonly serviceCount: number;
+  private readonly poolBuckets: Int32Array;
+  /** Keys whose last row showed traffic, a queue or leases: looked at again next tick. */
+  private held: number[] = [];
+  private readonly wroteActive: Uint8Array;
+  private readonly mark: Uint32Array;
+  private stamp = 0;
   private tickStartedAt = 0;
   private prevStartedAt = 0;
   ticks = 0;
@@ -56,22 +69,26 @@ export class TickRecorder {
     private readonly writer: TelemetryWriter | null,
   ) {
     this.n = keys.size;
-    this.limitsBefore = new Float64Array(this.n);
+    this.inForce = new Float64Array(this.n);
     this.lastWritten = new Float64Array(this.n).fill(Number.NaN);
     this.buckets = new Int32Array(this.n);
     this.values = new Float64Array(this.n * ROW_FIELDS);
-    this.serviceCount = keys.specs.filter((s) => s.depth === 1).length;
+    this.wroteActive = new Uint8Array(this.n);
+    this.mark = new Uint32Array(this.n);
+    this.poolBuckets = Int32Array.from(keys.specs.filter((s) => s.depth === 0), (s) => s.index);
+    for (let b = 0; b < this.n; b++) this.inForce[b] = this.currentLimit(b);
     this.prevStartedAt = performance.now();
   }
 
-  /** Call right before Controller.tick(): notes the limits in force during the tick that ends now. */
+  /** Call right before Controller.tick(): notes the pools' capacity in force during the tick that ends now (a live change applies at once). */
   beforeTick(): void {
     this.tickStartedAt = performance.now();
-    const t = this.controller.table;
-    for (const spec of this.keys.specs) {
-      const b = spec.index;
-      this.limitsBefore[b] = spec.depth === 0 ? this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] : t.rateTps(b);
-    }
+    for (const p of this.poolBuckets) this.inForce[p] = this.currentLimit(p);
+  }
+
+  /** Key b's limit as shared memory holds it now: a pool's effective capacity, another key's rate. */
+  private currentLimit(b: number): number {
+    return this.keys.specs[b].depth === 0 ? this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] : this.controller.table.rateTps(b);
   }
 
   /** Call after Controller.tick() resolved with a new tick; hands its rows to the writer thread. */
@@ -83,9 +100,11 @@ export class TickRecorder {
     this.ticks++;
     this.tickLastMs = durationMs;
     this.tickSumMs += durationMs;
-    const decisionValues = new Float64Array(this.serviceCount * DEC_FIELDS);
-    const decisions = this.decisions(decisionValues);
     if (this.writer === null) return;
+    let serviceCount = 0;
+    for (const k of this.controller.evaluated) serviceCount += this.controller.last[k].obs.services.length;
+    const decisionValues = new Float64Array(serviceCount * DEC_FIELDS);
+    const decisions = this.decisions(decisionValues);
     const count = this.collect();
     const buckets = this.buckets.slice(0, count);
     const values = this.values.slice(0, count * ROW_FIELDS);
@@ -93,35 +112,58 @@ export class TickRecorder {
       tsMs: nowMs, tick: this.controller.ticks, dtMs, durationMs, mode: this.config.policy.mode,
       model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
     });
-    // A dropped tick leaves lastWritten as it was, so the next tick writes those keys' rows again.
+    // A dropped tick leaves lastWritten as it was, and its rows' keys are looked at again next tick.
     if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];
+    else for (let r = 0; r < count; r++) this.held.push(this.buckets[r]);
     this.collectLastMs = performance.now() - t0;
   }
 
-  /** Rows of this tick into buckets/values; idle keys whose limit did not change are left out. */
+  /** Rows of this tick into buckets/values: the keys that moved (see the top of the file); then the limits in force from now on. */
   private collect(): number {
+    this.stamp = (this.stamp + 1) >>> 0;
+    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    const held = this.held;
+    this.held = [];
+    let r = 0;
+    const visit = (b: number): void => {
+      if (this.mark[b] === this.stamp) return;
+      this.mark[b] = this.stamp;
+      if (this.row(b, r)) r++;
+    };
+    const { touched, evaluated, pools } = this.controller;
+    for (let k = 0; k < touched.count; k++) visit(touched.list[k]);
+    for (const b of held) visit(b);
+    // An evaluated pool's other keys write a row only where the limit in force moved.
+    for (const k of evaluated) for (const b of pools[k].buckets) if (this.inForce[b] !== this.lastWritten[b]) visit(b);
+    for (const k of evaluated) for (const b of pools[k].buckets) this.inForce[b] = this.currentLimit(b);
+    return r;
+  }
+
+  /** Key b's row at row index r; false when it writes none (idle, its limit unchanged, and its last row idle too). */
+  private row(b: number, r: number): boolean {
     const d = this.controller.deltas;
     const t = this.controller.table;
-    let r = 0;
-    for (let b = 0; b < this.n; b++) {
-      const o = r * ROW_FIELDS;
-      let active = false;
-      for (const [field, counter] of DELTA_FIELDS) {
-        const v = d.delta(b, counter);
-        this.values[o + field] = v;
-        if (v !== 0) active = true;
-      }
-      const queue = t.queue(b);
-      const inFlight = t.concurrency(b) > 0 ? t.inFlight(b) : Math.max(0, d.total(b, C_GRANTS_INDEX) - d.total(b, C_RELEASED_OK_INDEX)
-        - d.total(b, C_RELEASED_FAILED_INDEX) - d.total(b, C_RELEASED_THROTTLED_INDEX) - d.total(b, C_EXPIRED_INDEX));
-      const limit = this.limitsBefore[b];
-      if (!active && queue === 0 && inFlight === 0 && limit === this.lastWritten[b]) continue;
-      this.values[o + ROW.QUEUE] = queue;
-      this.values[o + ROW.IN_FLIGHT] = inFlight;
-      this.values[o + ROW.LIMIT_TPS] = limit;
-      this.buckets[r++] = b;
+    const o = r * ROW_FIELDS;
+    let active = false;
+    for (const [field, counter] of DELTA_FIELDS) {
+      const v = d.delta(b, counter);
+      this.values[o + field] = v;
+      if (v !== 0) active = true;
     }
-    return r;
+    const queue = t.queue(b);
+    const inFlight = t.concurrency(b) > 0 ? t.inFlight(b) : Math.max(0, d.total(b, C_GRANTS_INDEX) - d.total(b, C_RELEASED_OK_INDEX)
+      - d.total(b, C_RELEASED_FAILED_INDEX) - d.total(b, C_RELEASED_THROTTLED_INDEX) - d.total(b, C_EXPIRED_INDEX));
+    const limit = this.inForce[b];
+    const moving = active || queue !== 0 || inFlight !== 0;
+    const wentIdle = this.wroteActive[b] === 1;
+    this.wroteActive[b] = moving ? 1 : 0;
+    if (moving) this.held.push(b);
+    if (!moving && !wentIdle && limit === this.lastWritten[b]) return false;
+    this.values[o + ROW.QUEUE] = queue;
+    this.values[o + ROW.IN_FLIGHT] = inFlight;
+    this.values[o + ROW.LIMIT_TPS] = limit;
+    this.buckets[r] = b;
+    return true;
   }
 
   /**
@@ -131,14 +173,15 @@ export class TickRecorder {
    */
   private decisions(v: Float64Array): DecisionRow[] {
     let offset = 0;
-    return this.controller.last.map(({ obs, decision, alloc, guarantees, shadowRegret }) => {
+    return this.controller.evaluated.map((k) => {
+      const { obs, decision, alloc, guarantees, shadowRegret } = this.controller.last[k];
       const n = obs.services.length;
       const row: DecisionRow = {
         pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
         capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
         stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret, offset, services: n,
       };
-      for (let i = 0; i < n && offset + i < this.serviceCount; i++) {
+      for (let i = 0; i < n; i++) {
         const o = (offset + i) * DEC_FIELDS;
         v[o + DEC.BEFORE] = obs.services[i].limitTps;
         v[o + DEC.PROPOSED] = decision.raw[i];

@@ -82,6 +82,9 @@ export class BucketTable {
   /** This thread's counter block (Float64), or null for the controller. */
   declare private readonly counters: Float64Array | null;
   declare private readonly counterOffset: number;
+  /** This thread's TOUCHED flags (layout.ts), from touchedOffset; the controller's own table gets a scratch array. */
+  declare private readonly touched: Uint8Array;
+  declare private readonly touchedOffset: number;
   /** chains[b * MAX_DEPTH + i]: i-th bucket from b up to its pool; -1 pads. */
   declare private readonly chains: Int32Array;
   /** depthOf[b]: the length of b's chain (1 pool, 2 service, 3 endpoint). */
@@ -121,6 +124,8 @@ export class BucketTable {
     this.clock = clock;
     this.counters = thread === null ? null : views.counters;
     this.counterOffset = thread === null ? 0 : counterBase(thread, 0, this.size);
+    this.touched = thread === null ? new Uint8Array(this.size) : views.touched;
+    this.touchedOffset = thread === null ? 0 : thread * this.size;
     this.chains = new Int32Array(this.size * MAX_DEPTH).fill(-1);
     this.depthOf = new Uint8Array(this.size);
     for (let b = 0; b < this.size; b++) {
@@ -469,6 +474,7 @@ export class BucketTable {
 
   /** Changes the queue depth gauge of a key. */
   addQueue(b: number, delta: number): number {
+    this.touched[this.touchedOffset + b] = 1;
     return Atomics.add(this.state, b * BUCKET_FIELDS + QUEUE_INDEX, delta) + delta;
   }
 
@@ -476,6 +482,7 @@ export class BucketTable {
 
   /** Adds v to counter `field` of `leaf` and every ancestor, in this thread's block. */
   count(leaf: number, field: number, v: number): void {
+    this.touched[this.touchedOffset + leaf] = 1; // the controller visits leaf and its chain next tick (touched-keys.ts)
     const ctr = this.counters!;
     const c = leaf * MAX_DEPTH;
     for (let i = 0; i < MAX_DEPTH; i++) {
@@ -486,6 +493,7 @@ export class BucketTable {
   }
   /** count() of two fields in one walk up the chain (the per-request pairs of the hot path). */
   countPair(leaf: number, fieldA: number, a: number, fieldB: number, b: number): void {
+    this.touched[this.touchedOffset + leaf] = 1;
     const ctr = this.counters!;
     const c = leaf * MAX_DEPTH;
     for (let i = 0; i < MAX_DEPTH; i++) {

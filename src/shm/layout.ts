@@ -1,7 +1,7 @@
 // The one description of tpsd's shared memory. Every offset used anywhere in
 // the code is named here; no other module indexes the buffer with a raw number.
 //
-// One SharedArrayBuffer holds six regions, one after the other:
+// One SharedArrayBuffer holds eight regions, one after the other:
 //
 //   byte 0
 //   +--------------------------------------------------------------+
@@ -36,6 +36,12 @@
 //   |   last took them (pools only; hint-board.ts): lowered/raised  |
 //   |   by any I/O thread with a CAS, reset by the controller with  |
 //   |   Atomics.exchange each tick                                  |
+//   +--------------------------------------------------------------+
+//   | TOUCHED      Uint8 per bucket per thread (padded to 4 bytes)  |
+//   |   set to 1 by an I/O thread whenever it counts for a leaf or  |
+//   |   changes its queue (plain store, its own block); the         |
+//   |   controller visits the keys it finds set and clears them     |
+//   |   (control/touched-keys.ts says why no atomics are needed)    |
 //   +--------------------------------------------------------------+
 //   | FAILURES     (starts on a 64-byte boundary; fixed size)       |
 //   |   SEED: Int32 x FAILURE_SEED_WORDS, random, written once by   |
@@ -123,7 +129,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 6;
+export const SHM_VERSION = 7;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -334,6 +340,7 @@ export interface ShmLayout {
   readonly statsByteOffset: number;
   readonly countersByteOffset: number;
   readonly hintsByteOffset: number;
+  readonly touchedByteOffset: number;
   readonly failuresByteOffset: number;
   readonly byteLength: number;
 }
@@ -346,13 +353,21 @@ export function computeLayout(bucketCount: number, threadCount: number, tenantSl
   const statsByteOffset = stateByteOffset + bucketCount * BUCKET_BYTES; // 8-aligned (asserted below)
   const countersByteOffset = statsByteOffset + bucketCount * STATS_BYTES;
   const hintsByteOffset = countersByteOffset + threadCount * bucketCount * COUNTER_BYTES;
-  const hintsEnd = hintsByteOffset + bucketCount * HINT_BYTES;
-  const failuresByteOffset = Math.ceil(hintsEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
+  const touchedByteOffset = hintsByteOffset + bucketCount * HINT_BYTES;
+  const touchedEnd = touchedByteOffset + touchedBytes(bucketCount, threadCount);
+  const failuresByteOffset = Math.ceil(touchedEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
   const tenantsByteOffset = failuresByteOffset + FAILURE_REGION_BYTES;
   const tenantWords = tenantSlots / TENANT_NEIGHBORHOOD_SLOTS + 2 * bucketCount + tenantSlots * (TENANT_INDEX_FIELDS + TENANT_FIELDS);
   const byteLength = tenantsByteOffset + tenantWords * Int32Array.BYTES_PER_ELEMENT;
-  return { bucketCount, threadCount, tenantSlots, tenantsByteOffset, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset,
-    failuresByteOffset, byteLength };
+  return {
+    bucketCount, threadCount, tenantSlots, tenantsByteOffset, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset,
+    touchedByteOffset, failuresByteOffset, byteLength,
+  };
+}
+
+/** TOUCHED: one byte per bucket per thread, the whole region padded to whole Uint32 words (the controller scans it by word). */
+export function touchedBytes(bucketCount: number, threadCount: number): number {
+  return Math.ceil((bucketCount * threadCount) / 4) * 4;
 }
 
 /** Typed views over one shared buffer. */
@@ -364,6 +379,8 @@ export interface ShmViews {
   readonly stats: Float64Array;
   readonly counters: Float64Array;
   readonly hints: Int32Array;
+  /** TOUCHED: touched[t * bucketCount + b], thread t's flag for leaf b (padded to whole words). */
+  readonly touched: Uint8Array;
   /** FAILURES: the address hash's key (read-only after allocateShm). */
   readonly failureSeed: Int32Array;
   /** FAILURES: the slots, each updated only with Atomics (failure-table.ts). */
@@ -432,6 +449,7 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
     stats: new Float64Array(sab, layout.statsByteOffset, bucketCount * STATS_FIELDS),
     counters: new Float64Array(sab, layout.countersByteOffset, threadCount * bucketCount * COUNTER_FIELDS),
     hints: new Int32Array(sab, layout.hintsByteOffset, bucketCount * HINT_FIELDS),
+    touched: new Uint8Array(sab, layout.touchedByteOffset, touchedBytes(bucketCount, threadCount)),
     failureSeed: new Int32Array(sab, layout.failuresByteOffset, FAILURE_SEED_WORDS),
     failureSlots: new BigUint64Array(sab, layout.failuresByteOffset + FAILURE_HEADER_BYTES, FAILURE_SLOTS),
   };

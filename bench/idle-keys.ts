@@ -1,0 +1,185 @@
+// What 100 000 configured keys cost a daemon that serves few of them: RSS,
+// CPU over a minute with no traffic, and the controller's tick (main thread)
+// idle and with 1 000 keys active; for this checkout and, in the same run,
+// for a baseline commit (a temporary git worktree of it), so the two
+// columns share the machine's load. Each daemon is a fresh `tpsd start`
+// process (bench/servers.ts) with the memory benchmark's config: pools of one
+// pool bucket and 999 services, policy static, tick_ms 1000, telemetry on.
+//
+// - RSS: settled as in bench/memory.ts (at least 15 s, until it stops moving).
+// - idle CPU: the process's CPU time (all threads) over IDLE_S, as % of a core.
+// - tick: the controller tick's duration as the daemon records it (the
+//   `ticks` table of its telemetry database, duration_ms) and the main
+//   thread's CPU time per tick (/proc/PID/task/PID/stat: the tick, its
+//   telemetry collection and the main thread's GC).
+// - active: `tpsd bench` (open loop, RELEASE on grant) over 1 000 keys, 10 in
+//   each of 100 pools ("spread": every pool evaluated each tick) or the first
+//   1 000 services (2 pools, "packed"); measured after WARM_S of load,
+//   packed first (a pool that had traffic stays awake 64 ticks after it).
+//
+// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--write]
+// (--baseline: a commit to measure beside this checkout, e.g. the commit
+// before the idle-keys work; --write puts the table in docs/benchmarks.md).
+
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { manyKeysConfig } from './bench-config.ts';
+import { writeSection } from './doc.ts';
+import { mib, settledRss } from './memory.ts';
+import { ROOT, startTpsd, type ServerHandle } from './servers.ts';
+import { clockTicksPerSecond, cpuSeconds } from '../src/loadgen/proc-stats.ts';
+
+const IDLE_S = 60;
+const WARM_S = 10;
+const ACTIVE_S = 20;
+const ACTIVE_KEYS = 1000;
+const LOAD_RATE = 5000;
+const IO_THREADS = 2;
+export const IDLE_COMMAND = 'npm run bench:idle -- --baseline REF --write';
+
+interface TickFigures { ticks: number; avgMs: number; maxMs: number; mainCpuMsPerTick: number }
+export interface IdleResult {
+  label: string;
+  rssBytes: number;
+  rssNote: string;
+  idleCpuPct: number;
+  idle: TickFigures;
+  spread: TickFigures;
+  packed: TickFigures;
+}
+
+/** CPU seconds of one thread of `pid` (the main thread: tid = pid). */
+function threadCpuSeconds(pid: number, tid: number): number {
+  const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[14 - 3]) + Number(rest[15 - 3])) / clockTicksPerSecond();
+}
+
+/** The ticks recorded between two wall-clock times, from the daemon's own database, and the main thread's CPU meanwhile. */
+async function tickWindow(s: ServerHandle, seconds: number): Promise<TickFigures> {
+  const from = Date.now();
+  const cpu0 = threadCpuSeconds(s.pid, s.pid);
+  await sleep(seconds * 1000);
+  const cpu1 = threadCpuSeconds(s.pid, s.pid);
+  const to = Date.now();
+  await sleep(1500); // the last tick's rows reach the file
+  const db = new Database(join(s.dir, 'data', 'tpsd.db'), { readonly: true });
+  try {
+    const r = db.prepare('SELECT count(*) AS n, avg(duration_ms) AS avg, max(duration_ms) AS max FROM ticks WHERE ts_ms >= ? AND ts_ms < ?')
+      .get(from, to) as { n: number; avg: number | null; max: number | null };
+    return { ticks: r.n, avgMs: r.avg ?? NaN, maxMs: r.max ?? NaN, mainCpuMsPerTick: r.n > 0 ? ((cpu1 - cpu0) * 1000) / r.n : NaN };
+  } finally {
+    db.close();
+  }
+}
+
+/** 1 000 keys: 10 in each of 100 pools, or the first 1 000 services in config order. */
+export function activeKeys(config: { pools: { name: string; services: { name: string }[] }[] }, spread: boolean): string[] {
+  const all = config.pools.flatMap((p) => p.services.map((s) => `${p.name}/${s.name}`));
+  if (!spread) return all.slice(0, ACTIVE_KEYS);
+  const per = Math.ceil(ACTIVE_KEYS / config.pools.length);
+  const out: string[] = [];
+  for (let i = 0; out.length < ACTIVE_KEYS && i < per * 10; i++) {
+    for (const p of config.pools) if (out.length < ACTIVE_KEYS && i * 97 < p.services.length) out.push(`${p.name}/${p.services[i * 97].name}`);
+  }
+  return out;
+}
+
+/** `tpsd bench` against s over `keys`, for `seconds`; resolves when it exits. */
+function load(s: ServerHandle, keys: string[], seconds: number): Promise<void> {
+  const argv = ['--import', 'tsx', 'src/cli/main.ts', 'bench', '--url', s.url, '--keys', keys.join(','), '--rate', String(LOAD_RATE),
+    '--release', '--pipeline', '64', '--threads', '1', '--warmup', '0', '--duration', String(seconds), '--json'];
+  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-2000); });
+  return new Promise((res, rej) => child.once('exit', (code) => (code === 0 ? res() : rej(new Error(`tpsd bench exited ${code}: ${err}`)))));
+}
+
+async function activeWindow(s: ServerHandle, keys: string[]): Promise<TickFigures> {
+  const running = load(s, keys, WARM_S + ACTIVE_S + 3);
+  await sleep(WARM_S * 1000);
+  const figures = await tickWindow(s, ACTIVE_S);
+  await running;
+  await sleep(2000);
+  return figures;
+}
+
+export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void): Promise<IdleResult> {
+  const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
+  const s = await startTpsd({ config, root });
+  try {
+    const r = await settledRss(s.pid);
+    log(`${label}: RSS ${mib(r.bytes)}`);
+    const c0 = cpuSeconds(s.pid) ?? NaN;
+    const t0 = performance.now();
+    const idle = await tickWindow(s, IDLE_S);
+    const idleCpuPct = (((cpuSeconds(s.pid) ?? NaN) - c0) / ((performance.now() - t0) / 1000)) * 100;
+    log(`${label}: idle CPU ${idleCpuPct.toFixed(1)}% of a core, tick ${idle.avgMs.toFixed(2)} ms`);
+    // Packed first: after the spread load every pool stays awake HINT_MEMORY_TICKS ticks (control/pool-rest.ts).
+    const packed = await activeWindow(s, activeKeys(config, false));
+    log(`${label}: 1000 active (packed) tick ${packed.avgMs.toFixed(2)} ms, main thread ${packed.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
+    const spread = await activeWindow(s, activeKeys(config, true));
+    log(`${label}: 1000 active (spread) tick ${spread.avgMs.toFixed(2)} ms, main thread ${spread.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
+    const note = r.stable ? `settled after ${r.afterS.toFixed(0)} s` : `not stable: ${mib(r.min)} - ${mib(r.max)}`;
+    return { label, rssBytes: r.bytes, rssNote: note, idleCpuPct, idle, spread, packed };
+  } finally {
+    await s.stop();
+  }
+}
+
+/** A temporary worktree of `ref` sharing this checkout's node_modules; removed by the returned function. */
+function baselineWorktree(ref: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tpsd-baseline-'));
+  rmSync(dir, { recursive: true });
+  execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: ROOT, stdio: 'ignore' });
+  symlinkSync(resolve(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  return { dir, remove: () => { execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: ROOT, stdio: 'ignore' }); } };
+}
+
+const cell = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+export function idleTable(rs: IdleResult[], keys: number): string {
+  const head = `| ${keys.toLocaleString('en-US')} configured keys | ${rs.map((r) => r.label).join(' | ')} | target |`;
+  const lines = [head, `|---|${rs.map(() => '--:|').join('')}---|`];
+  const row = (what: string, f: (r: IdleResult) => string, target: string) => lines.push(`| ${what} | ${rs.map(f).join(' | ')} | ${target} |`);
+  row('RSS, idle', (r) => `${mib(r.rssBytes)} (${r.rssNote})`, '< 400 MiB');
+  row(`CPU, idle, over ${IDLE_S} s (all threads)`, (r) => `${cell(r.idleCpuPct)} % of a core`, '< 5 %');
+  for (const [what, get] of [['idle', (r: IdleResult) => r.idle], ['1 000 active, packed in 2 pools', (r: IdleResult) => r.packed],
+    ['1 000 active, spread over 100 pools', (r: IdleResult) => r.spread]] as const) {
+    row(`tick, ${what}: mean (max) ms`, (r) => `${cell(get(r).avgMs, 2)} (${cell(get(r).maxMs, 1)})`, what === 'idle' ? '' : '< 20 ms');
+    row(`main thread CPU per tick, ${what}`, (r) => `${cell(get(r).mainCpuMsPerTick, 1)} ms`, '');
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false } },
+    strict: true,
+  });
+  const keys = Number(values.keys);
+  const log = (s: string) => process.stderr.write(`bench:idle: ${s}\n`);
+  const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const results: IdleResult[] = [];
+  if (values.baseline !== undefined) {
+    const wt = baselineWorktree(values.baseline);
+    try {
+      if (!existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
+      results.push(await measureIdleKeys(`before (${values.baseline})`, wt.dir, keys, log));
+    } finally {
+      wt.remove();
+    }
+  }
+  results.push(await measureIdleKeys(`after (${head})`, ROOT, keys, log));
+  const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${idleTable(results, keys)}`;
+  process.stdout.write(`${body}\n`);
+  if (values.write) writeSection('idle-keys', IDLE_COMMAND, body);
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
