@@ -76,7 +76,12 @@ function build(h: HistoryPool, v: Variation): Scenario {
     upstream_tps: trace(up, h.stepS, v.from, v.durationS, v.upstreamScale), services,
   };
   if (h.sloMs !== null) raw.slo_ms = h.sloMs;
-  if (Number.isFinite(latency)) raw.upstream_latency = { base_ms: round(latency), knee_tps: h.capacityTps, timeout_ms: Math.max(1, (h.sloMs ?? latency) * 4) };
+  // A recorded mean latency says what the upstream answered in, not where it slows: the simulator's latency curve
+  // needs a knee the history does not show, and a guessed one invents a limit the upstream never had.
+  // Latency enters only where it was a limit: over the SLO (the 429-like shrink of latency-limit.ts).
+  if (Number.isFinite(latency) && h.sloMs !== null && latency > h.sloMs) {
+    raw.upstream_latency = { base_ms: round(latency), knee_tps: h.capacityTps, timeout_ms: Math.max(1, h.sloMs * 4) };
+  }
   return parseScenario(raw, `history of ${h.pool}`);
 }
 

@@ -87,7 +87,7 @@ describe('train --from-history, model eval, model promote', () => {
     assert.equal(cmp.rows[0].scenario, 'replay-api');
     assert.equal(cmp.rows.length, 1 + 4, 'the replay and 4 held-out variations');
     for (const row of cmp.rows) assert.ok([row.fair, row.current, row.candidate].every(Number.isFinite), JSON.stringify(row));
-    assert.ok(cmp.rows[0].fair > 0, "the replay serves traffic");
+    assert.ok(cmp.rows[0].fair > 0, `the replay serves traffic: ${JSON.stringify(cmp.rows[0])}`);
   });
 
   it('the drift from the model\'s training distribution is in /metrics and STATUS', async () => {

@@ -19,7 +19,9 @@ test('the replay keeps the recorded demand, and the upstream limit is what got t
   assert.equal(s.name, 'replay-api');
   assert.equal(s.duration_s, 40);
   assert.equal(s.slo_ms, 200);
-  assert.equal(s.upstream_latency?.base_ms, 50, 'the median of the recorded latencies');
+  assert.equal(s.upstream_latency, null, 'latencies within the SLO: no latency curve is invented');
+  const slow = replayScenario({ ...history, latencyMs: history.latencyMs.map((l) => l * 10) });
+  assert.equal(slow.upstream_latency?.base_ms, 500, 'over the SLO: the median of the recorded latencies');
   assert.equal(demandAt(s.services[1].demand, 20), 900);
   assert.equal(upstreamAt(s, 20), 750);
   assert.deepEqual(s.services.map((x) => [x.name, x.priority, x.min_tps]), [['api/crit', 'CRITICAL', 100], ['api/low', 'LOW', 0]]);
