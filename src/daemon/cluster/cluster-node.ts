@@ -58,6 +58,8 @@ interface SharedPool {
   readonly discovery: CapacityDiscovery;
   answer: PoolAnswer | null;
   report: PoolReport;
+  /** The shares in force over the last second (rises wait for it: see ShareRises). */
+  readonly rises: ShareRises;
 }
 
 export class ClusterNode implements PoolCapProvider {
@@ -90,7 +92,7 @@ export class ClusterNode implements PoolCapProvider {
     this.inst = o.inst ?? randomBytes(4).toString('hex');
     this.lease = new LeaseState({ leaseMs: c.lease_ms, tickMs: config.tick_ms, safeShare: c.safe_share }, this.now());
     this.pools = config.pools.filter((p) => p.shared === true).map((p) => ({
-      name: p.name, capacityTps: p.capacity_tps, lease: newPoolLease(), answer: null,
+      name: p.name, capacityTps: p.capacity_tps, lease: newPoolLease(), answer: null, rises: new ShareRises(),
       discovery: new CapacityDiscovery(p.capacity_tps, DEFAULT_DISCOVERY),
       report: { cap: p.capacity_tps, held: 0, est: p.capacity_tps, d: [0, 0, 0, 0], g: 0, t: 0, q: 0, b: 0 },
     }));
@@ -117,7 +119,9 @@ export class ClusterNode implements PoolCapProvider {
   capTps(poolKey: string, effectiveTps: number): number {
     const pool = this.byName.get(poolKey);
     if (pool === undefined) return effectiveTps;
-    return Math.min(effectiveTps, this.lease.shareTps(pool.lease, pool.capacityTps, this.now()));
+    const now = this.now();
+    const share = this.lease.shareTps(pool.lease, pool.capacityTps, now);
+    return Math.min(effectiveTps, pool.rises.cap(share, pool.lease.nodesSeen, now));
   }
 
   /**
@@ -240,3 +244,36 @@ export class ClusterNode implements PoolCapProvider {
     this.lastMode = mode;
   }
 }
+
+/**
+ * A rise of this node's share applies once it has held for a whole second;
+ * a cut applies at once. The store moves a share from one live node to
+ * another as soon as the first shrinks, but what that node granted in the
+ * last second still counts against the upstream's window: taking the share
+ * up at once could pass the capacity in the second the share moves (a
+ * rejoining node, measured 638 of 600 in a second). When the pool's node
+ * count fell, the share comes from a node that stopped reporting a lease ago,
+ * whose grants are older than the window: the rise applies at once.
+ */
+export class ShareRises {
+  private readonly atMs: number[] = [];
+  private readonly tps: number[] = [];
+  private nodes = 0;
+
+  /** The share to run on at `nowMs`, given the store's share and node count. */
+  cap(shareTps: number, nodes: number, nowMs: number): number {
+    const peerLeft = nodes < this.nodes;
+    this.nodes = nodes;
+    if (peerLeft) { this.atMs.length = 0; this.tps.length = 0; }
+    const n = this.tps.length;
+    if (n === 0 || this.tps[n - 1] !== shareTps) { this.atMs.push(nowMs); this.tps.push(shareTps); }
+    // Keep the share in force at the window's start and every one since.
+    while (this.atMs.length > 1 && this.atMs[1] <= nowMs - SHARE_WINDOW_MS) { this.atMs.shift(); this.tps.shift(); }
+    let min = Infinity;
+    for (const x of this.tps) if (x < min) min = x;
+    return min;
+  }
+}
+
+/** How long a take counts against an upstream's window (a second, and the daemon's millisecond of slack). */
+const SHARE_WINDOW_MS = 1001;
