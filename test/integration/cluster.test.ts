@@ -99,8 +99,22 @@ class Node {
  * start), and since no daemon admits more than its share in any interval,
  * the total over the longest of those intervals is what the capacity bounds.
  */
+type Sample = { t: number; counts: Map<string, { count: number; sentMs: number; answeredMs: number }> };
+
+/** Grants of every daemon between two samples, and the longest interval any daemon's count may span. */
+function between(a: Sample, b: Sample): { total: number; longestMs: number } {
+  let total = 0;
+  let longestMs = 0;
+  for (const [name, end] of b.counts) {
+    const begin = a.counts.get(name);
+    total += end.count - (begin?.count ?? 0);
+    longestMs = Math.max(longestMs, end.answeredMs - (begin?.sentMs ?? a.t));
+  }
+  return { total, longestMs };
+}
+
 class GrantSampler {
-  readonly samples: { t: number; counts: Map<string, { count: number; sentMs: number; answeredMs: number }> }[] = [];
+  readonly samples: Sample[] = [];
   private timer: NodeJS.Timeout | null = null;
   constructor(private readonly nodes: () => Node[]) {}
 
@@ -137,14 +151,8 @@ class GrantSampler {
     for (let i = 0; i < s.length; i++) {
       for (let j = i + 1; j < s.length && s[j].t - s[i].t <= 1000; j++) {
         if (s[j].t - s[i].t < 900) continue;
-        let total = 0;
-        let longestMs = 0;
-        for (const [name, end] of s[j].counts) {
-          const begin = s[i].counts.get(name);
-          total += end.count - (begin?.count ?? 0);
-          longestMs = Math.max(longestMs, end.answeredMs - (begin?.sentMs ?? s[i].t));
-        }
-        if (longestMs <= 1000) out.push(total);
+        const w = between(s[i], s[j]);
+        if (w.longestMs <= 1000) out.push(w.total);
       }
     }
     return out;
@@ -161,14 +169,8 @@ class GrantSampler {
     for (let i = 0; i < s.length; i++) {
       for (let j = i + 1; j < s.length; j++) {
         if (s[j].t - s[i].t < 1000 || s[j].t - s[i].t > 1300) continue;
-        let total = 0;
-        let longestMs = 0;
-        for (const [name, end] of s[j].counts) {
-          const begin = s[i].counts.get(name);
-          total += end.count - (begin?.count ?? 0);
-          longestMs = Math.max(longestMs, end.answeredMs - (begin?.sentMs ?? s[i].t));
-        }
-        out.push(total / (longestMs / 1000));
+        const w = between(s[i], s[j]);
+        out.push(w.total / (w.longestMs / 1000));
       }
     }
     return out;

@@ -10,21 +10,8 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { startTestDaemon } from '../fixtures/daemon.ts';
 import { runLoad, sleep } from '../fixtures/telemetry.ts';
+import { FakeUpstream } from '../fixtures/fake-upstream.ts';
 
-/** The upstream API: rate per second and a small burst; false = it answers 429. */
-class FakeUpstream {
-  private tokens: number;
-  private last = performance.now();
-  constructor(public rate: number, private readonly burst: number) { this.tokens = burst; }
-  admit(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
 
 const UPSTREAM_TPS = 300;
 // The fake upstream is a token bucket, and the pool says so: with a window gate (the default) the second

@@ -12,21 +12,8 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { RawClient, startTestDaemon } from '../fixtures/daemon.ts';
 import { sleep } from '../fixtures/telemetry.ts';
+import { FakeUpstream } from '../fixtures/fake-upstream.ts';
 
-/** The upstream API: a token bucket; false = it answers 429. */
-class FakeUpstream {
-  private tokens: number;
-  private last = performance.now();
-  constructor(public rate: number, private readonly burst: number) { this.tokens = burst; }
-  admit(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
 
 const AUTH = { tokens: [{ token: 'tok-api', keys: ['api/'] }, { token: 'tok-other', keys: ['other/'] }, { token: 'tok-admin', keys: [], admin: true }] };
 const POOLS = [
