@@ -33,11 +33,11 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_BURST, MAX_TPS } from '../src/config/schema.ts';
+import { httpText } from '../src/loadgen/http-text.ts';
 import { cpuSeconds } from '../src/loadgen/proc-stats.ts';
 import type { LoadResult } from '../src/loadgen/run-load.ts';
 import { writeSection } from './doc.ts';
@@ -87,16 +87,6 @@ interface Sample { t: number; decisions: number; cpuS: number }
 interface TableState { held: number; endedEarly: number }
 interface CaseResult { c: Case; samples: Sample[]; tables: TableState[]; result: LoadResult; ttlMs: number; maxLeases: string }
 
-function httpText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 /** Leases the bench pool holds (on every thread) and those ended without a RELEASE, from /metrics. */
 async function tableState(port: number): Promise<TableState> {

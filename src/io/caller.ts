@@ -16,8 +16,10 @@
 // the config in force).
 
 import { createHash } from 'node:crypto';
+import type { MsgWriter } from '../protocol/codec.ts';
 import type { ScopedToken } from './auth.ts';
 import type { Authenticator } from './auth.ts';
+import type { Conn } from './conn.ts';
 
 /** Lease owner meaning "whoever holds the id" (auth off). */
 export const ANY_OWNER = 0;
@@ -60,4 +62,27 @@ function ownerOf(token: ScopedToken): number {
     owners.set(token, owner);
   }
   return owner;
+}
+
+/**
+ * The Conn the request handler sees for one HTTP or gRPC request: its
+ * caller's token, and its lease owner as its connection id (so its leases
+ * belong to the token, see the header). It never says HELLO.
+ */
+export class CallerConn implements Conn {
+  readonly connId: number;
+  /** Lease owner id: negative per token, ANY_OWNER with auth off. */
+  readonly owner: number;
+  token: ScopedToken | null;
+  authFailures = 0;
+  outstanding = 0;
+  /** Set when the client went away: the handler then drops its waiter. */
+  closed = false;
+  out: MsgWriter | null = null;
+
+  constructor(caller: Caller, readonly name: string) {
+    this.token = caller.token;
+    this.owner = caller.owner;
+    this.connId = caller.owner;
+  }
 }

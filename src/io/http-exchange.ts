@@ -10,24 +10,10 @@
 // `res` is then null and the reply goes back by message).
 
 import type uWS from 'uWebSockets.js';
-import type { ScopedToken } from './auth.ts';
-import type { MsgWriter } from '../protocol/codec.ts';
-import type { Conn } from './conn.ts';
-import type { Caller } from './caller.ts';
+import { CallerConn, type Caller } from './caller.ts';
 import type { HttpCall } from './http-codec.ts';
 
-export class HttpExchange implements Conn {
-  /** The lease owner (also the connId the handler sees): derived from the token (http-auth.ts). */
-  readonly connId: number;
-  /** Lease owner id: negative per token, 0 ("anyone holding the id") with auth off. */
-  readonly owner: number;
-  token: ScopedToken | null;
-  authFailures = 0;
-  outstanding = 0;
-  /** Set when the client went away: the handler then drops the exchange's waiter. */
-  closed = false;
-  out: MsgWriter | null = null;
-  readonly name = 'http';
+export class HttpExchange extends CallerConn {
   /** The client aborted (uWS onAborted): `res` must not be touched again. */
   aborted = false;
   /** An answer was written (or the exchange was given up): later replies are dropped. */
@@ -44,8 +30,6 @@ export class HttpExchange implements Conn {
     /** The bearer secret presented (a relayed RELEASE is checked again on the thread holding the lease). */
     readonly secret: string | null,
   ) {
-    this.token = caller.token;
-    this.owner = caller.owner;
-    this.connId = caller.owner;
+    super(caller, 'http');
   }
 }

@@ -24,6 +24,7 @@
 
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
+import { httpText } from '../../src/loadgen/http-text.ts';
 import { MsgWriter, isUint, isUint32 } from '../../src/protocol/codec.ts';
 import { RawClient, type Reply } from '../fixtures/daemon.ts';
 import { FUZZ_POOLS, FrameFuzzer, JUNK_KEYS, Rng, decode, nestingDepth } from './frame-fuzzer.ts';
@@ -336,14 +337,3 @@ function healthz(port: number): Promise<number> {
   });
 }
 
-/** The body of GET `path`, on a connection closed after the reply (see healthz). */
-function httpText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}

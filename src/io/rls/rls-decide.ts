@@ -19,7 +19,6 @@
 
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { TpsdConfig } from '../../config/types.ts';
-import type { ScopedToken } from '../auth.ts';
 import { MsgWriter, decodeAll } from '../../protocol/codec.ts';
 import { ErrorCode } from '../../protocol/errors.ts';
 import { connOwner } from '../lease-table.ts';
@@ -28,8 +27,7 @@ import type { BucketTable } from '../../shm/bucket-table.ts';
 import type { KeyIndex } from '../../shm/key-index.ts';
 import { C_GRANTS_INDEX } from '../../shm/layout.ts';
 import type { Authenticator } from '../auth.ts';
-import type { Conn } from '../conn.ts';
-import { callerOf, type Caller } from '../caller.ts';
+import { CallerConn, callerOf } from '../caller.ts';
 import type { RequestHandler } from '../request-handler.ts';
 
 /** Descriptors one call may carry (Envoy sends a handful). */
@@ -62,22 +60,6 @@ export interface RlsHost {
   readonly afterRequest: () => void;
 }
 
-/** The Conn of one RLS call: never waits, holds no lease once the call returns. */
-class RlsConn implements Conn {
-  readonly connId: number;
-  readonly owner: number;
-  token: ScopedToken | null;
-  authFailures = 0;
-  outstanding = 0;
-  closed = false;
-  out: MsgWriter | null = null;
-  readonly name = 'envoy-rls';
-  constructor(caller: Caller) {
-    this.token = caller.token;
-    this.owner = caller.owner;
-    this.connId = caller.owner;
-  }
-}
 
 const fail = (code: GrpcStatus, details: string): RlsOutcome => ({ error: { code, details } });
 
@@ -112,12 +94,12 @@ export function decide(host: RlsHost, auth: Authenticator, rls: NonNullable<Tpsd
     if (Number.isSafeInteger(tokens) && tokens >= 0) w.uint(tokens); else w.value(tokens);
     w.uint(0);
   });
-  const replies = run(host, new RlsConn(caller), w.view());
+  const replies = run(host, new CallerConn(caller, 'envoy-rls'), w.view());
   return answer(host, rls, keys, replies);
 }
 
 /** Feeds the ACQUIREs to the handler; their replies, in order, with every granted lease ended at once. */
-function run(host: RlsHost, conn: RlsConn, bytes: Uint8Array): unknown[][] {
+function run(host: RlsHost, conn: CallerConn, bytes: Uint8Array): unknown[][] {
   const h = host.handler;
   h.handleMessage(conn, bytes);
   const replies = h.out.length > 0 ? decodeAll(h.out.view()) as unknown[][] : [];
