@@ -8,8 +8,17 @@ import { CodedError } from '../protocol/coded-error.ts';
 import { errorCodeName } from '../protocol/errors.ts';
 import { MsgWriter, decodeAll } from '../protocol/codec.ts';
 import { OP_HELLO, PROTOCOL_VERSION } from '../protocol/opcodes.ts';
+import type { FlagSpec } from './args.ts';
+import { DEFAULT_URL } from './status.ts';
 
 /** The daemon answered with an error status; `code` is the protocol's number. */
+/** The flags of every admin verb (limits, tenants): which daemon, the admin token, JSON output. */
+export const ADMIN_FLAGS = {
+  url: { type: 'string', value: 'URL', help: `the daemon (default ${DEFAULT_URL})` },
+  token: { type: 'string', value: 'TOKEN', help: 'an admin token when auth is on (default: $TPSD_TOKEN)' },
+  json: { type: 'boolean', help: 'print the daemon\'s answer as JSON' },
+} satisfies Record<string, FlagSpec>;
+
 export class DaemonError extends CodedError {
   constructor(override readonly code: number, message: string) {
     super(`${errorCodeName(code)} (${code}): ${message}`);

@@ -7,7 +7,7 @@
 import type { LimitEntry } from '../daemon/live-limits.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { OP_LIMITS } from '../protocol/opcodes.ts';
-import { DaemonError, UnreachableError, adminCall } from './admin-call.ts';
+import { ADMIN_FLAGS, DaemonError, UnreachableError, adminCall } from './admin-call.ts';
 import { UsageError, runVerb, type VerbSpec } from './args.ts';
 import { DEFAULT_URL } from './status.ts';
 import { EXIT, Progress, formatTime, num, table } from './terminal.ts';
@@ -25,9 +25,7 @@ export const SPEC: VerbSpec = {
     priority: { type: 'string', value: 'P', help: 'set: a service\'s class: CRITICAL, HIGH, MEDIUM or LOW' },
     'capacity-tps': { type: 'number', value: 'N', min: 0, help: 'set: a pool\'s capacity (the upstream\'s limit)' },
     field: { type: 'string', value: 'FIELD', multiple: true, help: 'rm: drop only this override (min_tps, max_tps, priority, capacity_tps); repeatable' },
-    url: { type: 'string', value: 'URL', help: `the daemon (default ${DEFAULT_URL})` },
-    token: { type: 'string', value: 'TOKEN', help: 'an admin token when auth is on (default: $TPSD_TOKEN)' },
-    json: { type: 'boolean', help: 'print the daemon\'s answer as JSON' },
+    ...ADMIN_FLAGS,
     timeout: { type: 'number', value: 'SECONDS', min: 0.1, max: 600, help: 'reply timeout (default 5)' },
   },
   details: 'Examples:\n' +

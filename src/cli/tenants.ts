@@ -12,7 +12,7 @@ import { normalizeUrl } from '../client/options.ts';
 import { MsgWriter, decodeAll } from '../protocol/codec.ts';
 import { ErrorCode, errorCodeName } from '../protocol/errors.ts';
 import { OP_HELLO, OP_TENANTS, PROTOCOL_VERSION } from '../protocol/opcodes.ts';
-import { DaemonError, UnreachableError, adminCall } from './admin-call.ts';
+import { ADMIN_FLAGS, DaemonError, UnreachableError, adminCall } from './admin-call.ts';
 import { UsageError, runVerb, type VerbSpec } from './args.ts';
 import { DEFAULT_URL } from './status.ts';
 import { EXIT, Progress, table } from './terminal.ts';
@@ -29,9 +29,7 @@ export const SPEC: VerbSpec = {
     tier: { type: 'string', value: 'TIER', help: 'list: only this tier' },
     limit: { type: 'number', value: 'N', min: 1, max: 10_000, help: 'list: at most N tenants (default 100)' },
     service: { type: 'string', value: 'KEY', help: 'import: the service (pool/service) of lines that name a bare tenant' },
-    url: { type: 'string', value: 'URL', help: `the daemon (default ${DEFAULT_URL})` },
-    token: { type: 'string', value: 'TOKEN', help: 'an admin token when auth is on (default: $TPSD_TOKEN)' },
-    json: { type: 'boolean', help: 'print the daemon\'s answer as JSON' },
+    ...ADMIN_FLAGS,
     timeout: { type: 'number', value: 'SECONDS', min: 0.1, max: 600, help: 'reply timeout (default 5; import: per window)' },
   },
   details: 'Examples:\n' +
