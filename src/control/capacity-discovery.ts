@@ -54,7 +54,7 @@ import { DEFAULT_LATENCY, LatencyLimit, type LatencyOptions } from './latency-li
 import { HintJudge, type HintInput, type HintVerdict } from './upstream-hints.ts';
 
 export interface DiscoveryOptions {
-  /** Fraction kept below the accepted rate after 429s. */
+  /** Fraction kept below the accepted rate after 429s (at least one request per tick). */
   readonly margin: number;
   /** Seconds between probes at the ceiling (one request each); as many ticks of a second, more of shorter ticks. */
   readonly holdS: number;
@@ -223,7 +223,10 @@ export class CapacityDiscovery {
     // A climb's 429s measure the upstream's new level: the pool was pressing, the window is full. Against a
     // bursty upstream the pool is held at the rate it accepts (E less the reserve), so it saves no credit
     // that would let the next probe through.
-    const level = this.bursty ? accepted + reserve : confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted : accepted * (1 - o.margin);
+    // A tick's count is uncertain by a request at its edges (grants and their releases straddle ticks): a
+    // first measurement's margin is at least that request.
+    const level = this.bursty ? accepted + reserve : confirmed ? Math.min(accepted, this.ceiling) : stopped ? accepted
+      : accepted - Math.max(o.margin * accepted, unit);
     this.rateTps = Math.max(lowest, Math.min(eff, level));
     if (!this.probing && x.tick - this.stopTick <= this.holdTicks && accepted <= this.riseFrom * (1 + o.margin) + 2 * unit) {
       // Soon after a climb, the upstream takes no more than before it: the probe's success was credit a
