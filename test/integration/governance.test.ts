@@ -13,7 +13,7 @@ import type { Daemon } from '../../src/daemon/daemon.ts';
 import type { PendingView } from '../../src/daemon/governance.ts';
 import { TICK_SEQ_INDEX } from '../../src/shm/layout.ts';
 import { RawClient, startTestDaemon, tempDir, type Reply } from '../fixtures/daemon.ts';
-import { sleep, until } from '../fixtures/telemetry.ts';
+import { runCli, sleep, until } from '../fixtures/telemetry.ts';
 
 const tickOf = (d: Daemon) => Atomics.load(d.views.header, TICK_SEQ_INDEX);
 const rate = (d: Daemon, key: string) => d.controller.table.rateTps(d.keys.find(key));
@@ -165,6 +165,38 @@ describe('governance: large limit changes wait for approval', () => {
       assert.deepEqual([list.approve_above, list.pending], [null, []]);
     } finally {
       c.close();
+      await d.stop();
+    }
+  });
+
+  it('tpsd limits says a change is held; tpsd approvals list|approve|reject, with exit codes 0, 2, 4, 5', async () => {
+    const d = await startTestDaemon({ governance: { approve_above: 2 },
+      auth: { tokens: [{ token: 'user', keys: ['api/'] }, { token: 'root', admin: true }] } });
+    const url = `ws://127.0.0.1:${d.port}`;
+    const as = (...args: string[]) => runCli([...args, '--url', url], { TPSD_TOKEN: 'root' });
+    try {
+      const set = await as('limits', 'set', 'api/low', '--max-tps', '40');
+      assert.equal(set.code, 0, set.stderr);
+      const id = /held for approval as (chg_[\w-]+) \(max_tps 1000 -> 40: a step of x25\)/.exec(set.stdout)?.[1];
+      assert.ok(id !== undefined, set.stdout);
+      assert.match(set.stdout, /^max_tps +1000 +1000 +-$/m, 'the old limit shown in force');
+      const list = await as('approvals', 'list');
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^governance on: changes by more than x2 wait; 1 pending/);
+      assert.match(list.stdout, new RegExp(`^${id} +api/low +operator +max_tps 1000 -> 40 +x25 +`, 'm'));
+      const json = JSON.parse((await as('approvals', 'list', '--json')).stdout) as List;
+      assert.equal(json.pending[0].id, id);
+      assert.equal((await runCli(['approvals', 'list', '--url', url, '--token', 'user'])).code, 5, 'a non-admin token');
+      assert.equal((await as('approvals', 'frob')).code, 2);
+      assert.equal((await as('approvals', 'approve')).code, 2);
+      const ok = await as('approvals', 'approve', id);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, new RegExp(`^${id} approved: applies from the daemon's next tick \\(api/low: max_tps 1000 -> 40\\)$`, 'm'));
+      assert.equal((d.limits.get('api/low') as Entry).effective.max_tps, 40);
+      const again = await as('approvals', 'reject', id);
+      assert.equal(again.code, 4, 'used once');
+      assert.match(again.stderr, /no pending change with id/);
+    } finally {
       await d.stop();
     }
   });
