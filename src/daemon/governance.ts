@@ -164,11 +164,11 @@ export class Governance {
         if (!(err instanceof LimitsError)) throw err;
         throw new LimitsError(err.code as number, `${p.id} cannot apply now (still pending; reject it or change the limits first): ${err.message}`);
       }
-    } else {
-      const b = this.tierBucket(p.key);
-      if (b >= 0) { this.levels.set(b, p.next[ALLOCATION_FIELD] as number); this.declined.delete(b); }
     }
+    // Written before the level moves: an approval the database refused changes nothing (OVERLOADED).
     this.store?.resolve(p, 'approved', actor, nowMs, 'approved');
+    const b = p.source === 'allocator' ? this.tierBucket(p.key) : -1;
+    if (b >= 0) { this.levels.set(b, p.next[ALLOCATION_FIELD] as number); this.declined.delete(b); }
     this.forget(p);
     return entry;
   }
@@ -198,7 +198,13 @@ export class Governance {
       this.warnedFull = true;
       return false;
     }
-    this.store?.hold(p, replaced);
+    try {
+      this.store?.hold(p, replaced);
+    } catch (err) {
+      // An operator's change not on disk is not held (answered OVERLOADED); the tick must not fail on a full disk.
+      if (refuse) throw err;
+      this.log.warn({ err, key: p.key, id: p.id }, 'a held tier rise could not be written to the database: kept in memory only');
+    }
     if (replaced !== null) this.forget(replaced);
     this.remember(p);
     return true;

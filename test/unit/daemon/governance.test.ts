@@ -13,19 +13,22 @@ import { parseApprovals } from '../../../src/io/admin-op.ts';
 import type { AdminRequest } from '../../../src/io/messages.ts';
 import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
+import { ApprovalStore } from '../../../src/storage/approvals.ts';
+import { openDatabase } from '../../../src/storage/db.ts';
+import { tempDir } from '../../fixtures/daemon.ts';
 
 const quiet = { info() {}, warn() {} };
 /** The controller's side of LiveLimits: nothing to apply in these tests. */
 const noTarget = { setLimits() {} };
 
-function setup(services: number, ratio: { value: number | null }) {
+function setup(services: number, ratio: { value: number | null }, store: ApprovalStore | null = null) {
   const config = validateConfig({ pools: [{ name: 'p', capacity_tps: 2_000_000, services: [
     { name: 't', priority: 'HIGH', max_tps: 5000, tenants: { tiers: [{ name: 'free', priority: 'LOW', tps: 10 }] } },
     ...Array.from({ length: services }, (_, i) => ({ name: `s${i}`, priority: 'LOW', max_tps: 1000 })),
   ] }] }, {});
   const keys = KeyIndex.fromConfig(config);
   const limits = new LiveLimits(keys, noTarget, null, quiet);
-  const gov = new Governance(keys, () => limits, () => ratio.value, null, quiet);
+  const gov = new Governance(keys, () => limits, () => ratio.value, store, quiet);
   return { keys, limits, gov, tier: keys.find('p/t/~free') };
 }
 const set = (key: string, changes: Record<string, unknown>): AdminRequest =>
@@ -85,6 +88,16 @@ describe('governance', () => {
     assert.equal(gov.screen(set(`p/s${MAX_PENDING}`, { max_tps: 600 })), null, 'a small change still passes');
     assert.equal(gov.screen(set('p/s1', { max_tps: 5, min_tps: 10 })), null, 'an invalid one is left to LiveLimits to refuse');
     assert.equal((limits.get('p/s1') as LimitEntry).effective.max_tps, 1000, 'nothing held was applied');
+  });
+
+  it('a database that fails under the tick does not stop it: the tier stays at its ceiling, the rise is kept in memory', () => {
+    const db = openDatabase(tempDir());
+    const { gov, tier } = setup(1, { value: 2 }, new ApprovalStore(db));
+    assert.equal(gov.admit(tier, 100), 100);
+    db.close();
+    assert.equal(gov.admit(tier, 500), 200);
+    assert.equal(pendingOf(gov).length, 1, 'listed, to be decided');
+    assert.throws(() => gov.screen(set('p/s0', { max_tps: 1 })), /database connection is not open/, 'an operator\'s change is refused, not held unpersisted');
   });
 
   it('does nothing when off', () => {
