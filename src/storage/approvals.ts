@@ -10,7 +10,7 @@
 // answered as pending.
 
 import type { Db } from './db.ts';
-import type { LimitValue } from './overrides.ts';
+import type { GovernanceAction, LimitValue } from './overrides.ts';
 
 /** operator: an op 16 LIMITS set or rm; allocator: a tier's allocation rise. */
 export type PendingSource = 'operator' | 'allocator';
@@ -32,9 +32,6 @@ export interface PendingRecord {
   readonly requestedAtMs: number;
   readonly requestedBy: string;
 }
-
-/** The audit trail's words for governance (limit_audit.action). */
-export type GovernanceAction = 'held' | 'replaced' | 'approved' | 'declined' | 'skipped';
 
 const enc = (v: unknown): string => JSON.stringify(v);
 
