@@ -253,8 +253,8 @@ function previewSet(limits: LiveLimits, key: string, changes: Record<string, unk
 function previewRm(limits: LiveLimits, key: string, fields: readonly string[]): Preview | null {
   let entry: LimitEntry;
   try { entry = limits.get(key) as LimitEntry; } catch { return null; }
-  if (fields.some((f) => !(f in entry.configured))) return null;
-  const removed = (fields.length === 0 ? Object.keys(entry.overrides) : fields).filter((f) => entry.overrides[f] !== undefined);
+  if (fields.some((f) => !Object.hasOwn(entry.configured, f))) return null;
+  const removed = (fields.length === 0 ? Object.keys(entry.overrides) : fields).filter((f) => Object.hasOwn(entry.overrides, f));
   if (removed.length === 0) return null;
   return {
     request: removed,

@@ -88,6 +88,8 @@ describe('governance', () => {
     assert.equal(gov.screen(set(`p/s${MAX_PENDING}`, { max_tps: 600 })), null, 'a small change still passes');
     assert.equal(gov.screen(set('p/s1', { max_tps: 5, min_tps: 10 })), null, 'an invalid one is left to LiveLimits to refuse');
     assert.equal((limits.get('p/s1') as LimitEntry).effective.max_tps, 1000, 'nothing held was applied');
+    const rm = (fields: string[]): AdminRequest => ({ op: 'limits', action: 'rm', key: `p/s${MAX_PENDING}`, changes: {}, fields, actor: 'test' });
+    for (const f of ['constructor', '__proto__', 'toString', 'burst']) assert.equal(gov.screen(rm([f])), null, `rm of "${f}" is left to LiveLimits`);
   });
 
   it('a database that fails under the tick does not stop it: the tier stays at its ceiling, the rise is kept in memory', () => {
@@ -98,6 +100,18 @@ describe('governance', () => {
     assert.equal(gov.admit(tier, 500), 200);
     assert.equal(pendingOf(gov).length, 1, 'listed, to be decided');
     assert.throws(() => gov.screen(set('p/s0', { max_tps: 1 })), /database connection is not open/, 'an operator\'s change is refused, not held unpersisted');
+  });
+
+  it('judges an rm by the configured values it falls back to', () => {
+    const { gov, limits } = setup(1, { value: 2 });
+    limits.set('p/s0', { max_tps: 600 }, 'test');
+    limits.set('p/s0', { max_tps: 400 }, 'test');
+    const rm: AdminRequest = { op: 'limits', action: 'rm', key: 'p/s0', changes: {}, fields: [], actor: 'test' };
+    const held = gov.screen(rm) as { held: { old: object; new: object; step: number }; effective: { max_tps: number } };
+    assert.deepEqual([held.held.old, held.held.new, held.held.step, held.effective.max_tps], [{ max_tps: 400 }, { max_tps: 1000 }, 2.5, 400]);
+    const [p] = pendingOf(gov);
+    gov.answer('approve', p.id, 'admin');
+    assert.equal((limits.get('p/s0') as LimitEntry).effective.max_tps, 1000, 'approved: the override is gone');
   });
 
   it('does nothing when off', () => {
