@@ -12,7 +12,7 @@ import type { FlagSpec } from './args.ts';
 import { DEFAULT_URL } from './status.ts';
 
 /** The daemon answered with an error status; `code` is the protocol's number. */
-/** The flags of every admin verb (limits, tenants): which daemon, the admin token, JSON output. */
+/** The flags of every admin verb (limits, tenants, approvals): which daemon, the admin token, JSON output. */
 export const ADMIN_FLAGS = {
   url: { type: 'string', value: 'URL', help: `the daemon (default ${DEFAULT_URL})` },
   token: { type: 'string', value: 'TOKEN', help: 'an admin token when auth is on (default: $TPSD_TOKEN)' },

@@ -89,6 +89,6 @@ export function auditText(a: AuditEntry): string {
   const v = (x: unknown) => (x === null || x === undefined ? '-' : String(x));
   const change = a.action === 'rejected' || a.action === 'skipped'
     ? `${a.field ?? ''} ${a.newValue === null ? '' : `-> ${v(a.newValue)} `}(${a.detail ?? ''})`
-    : `${a.field} ${v(a.oldValue)} -> ${v(a.newValue)}`;
+    : `${a.field} ${v(a.oldValue)} -> ${v(a.newValue)}${a.action === 'set' || a.action === 'rm' ? '' : ` (${a.detail ?? ''})`}`;
   return `${formatTime(a.tsMs)}  LIMIT ${a.action.toUpperCase()}  ${a.key}  ${change}  by ${a.actor}\n`;
 }

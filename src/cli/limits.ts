@@ -4,10 +4,12 @@
 // database, audit-logged, applied from the next tick without a restart, and
 // re-applied when the daemon starts again.
 
+import type { PendingView } from '../daemon/governance.ts';
 import type { LimitEntry } from '../daemon/live-limits.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { OP_LIMITS } from '../protocol/opcodes.ts';
 import { ADMIN_FLAGS, DaemonError, UnreachableError, adminCall } from './admin-call.ts';
+import { changeText } from './approvals.ts';
 import { UsageError, runVerb, type VerbSpec } from './args.ts';
 import { DEFAULT_URL } from './status.ts';
 import { EXIT, Progress, formatTime, num, table } from './terminal.ts';
@@ -33,6 +35,8 @@ export const SPEC: VerbSpec = {
     '  tpsd limits set payments/checkout --max-tps 800 --priority HIGH\n' +
     '  tpsd limits set payments --capacity-tps 1200\n' +
     '  tpsd limits rm payments/checkout --field max_tps\n\n' +
+    'With governance.approve_above in the config, a change by more than that factor is held for approval\n' +
+    '(exit 0, the old limits stay; see tpsd approvals --help).\n\n' +
     'Exit status: 0 ok, 1 unexpected error, 2 wrong usage, 3 daemon unreachable, 4 unknown key,\n' +
     '5 refused (invalid value, no admin token, daemon stopping).',
 };
@@ -72,14 +76,18 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
     progress.done('answered');
-    const body = reply[0] as (LimitEntry & { persisted?: boolean }) | { keys: LimitEntry[] };
+    const body = reply[0] as (LimitEntry & { persisted?: boolean; held?: PendingView }) | { keys: LimitEntry[] };
     if (args.boolean('json')) {
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     } else if ('keys' in body) {
       process.stdout.write(renderAll(body.keys));
     } else {
       process.stdout.write(renderEntry(body));
-      if (action !== 'get') {
+      if (body.held !== undefined) {
+        process.stdout.write(`\nheld for approval as ${body.held.id} (${changeText(body.held)}: a step of ` +
+          `${body.held.step === null ? 'from or to 0' : `x${body.held.step}`}); the limits above stay in force until ` +
+          `\`tpsd approvals approve ${body.held.id}\`\n`);
+      } else if (action !== 'get') {
         process.stdout.write(`\n${action === 'set' ? 'set' : 'removed'}: applies from the daemon's next tick; ` +
           `${body.persisted ? 'persisted (kept across restarts)' : 'NOT persisted (telemetry.enabled is false): lost at restart'}\n`);
       }

@@ -25,6 +25,7 @@ export const VERBS: Readonly<Record<string, VerbEntry>> = {
   status: { summary: 'live limits, traffic and queues of a running daemon (--watch)', load: () => import('./status.ts') },
   limits: { summary: 'read or change live limits (get|set|rm), persisted and audited', load: () => import('./limits.ts') },
   tenants: { summary: 'tenant tiers (get|set|rm|list|import FILE), persisted and audited', load: () => import('./tenants.ts') },
+  approvals: { summary: 'limit changes held for approval (list|approve ID|reject ID), audited', load: () => import('./approvals.ts') },
   history: { summary: 'a key\'s traffic and limit over time (sparklines, --csv, --png)', load: () => import('./history.ts') },
   decisions: { summary: 'the audit trail: controller decisions and limit changes', load: () => import('./decisions.ts') },
   recommend: { summary: 'suggested limits from history (85/95/99 % of 429-free goodput)', load: () => import('./recommend.ts') },

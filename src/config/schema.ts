@@ -12,6 +12,7 @@ import { readAuth } from './auth-schema.ts';
 import { readCluster } from './cluster-schema.ts';
 import { DEFAULTS, MAX_IO_THREADS, MAX_LEASES_PER_THREAD, MAX_TICK_MS, MIB, defaultIoThreads } from './defaults.ts';
 import { ConfigError, FieldReader, deepFreeze, type JsonObject } from './field-reader.ts';
+import { readGovernance } from './governance-schema.ts';
 import { readPools } from './pools-schema.ts';
 import { readRls } from './rls-schema.ts';
 import { POLICY_MODES, type TpsdConfig } from './types.ts';
@@ -21,7 +22,7 @@ export { MAX_BURST, MAX_TPS } from './defaults.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools', 'rls', 'cluster'];
+const ROOT_KEYS = ['listen', 'io_threads', 'tick_ms', 'data_dir', 'policy', 'lease_ttl_ms', 'max_message_bytes', 'auth', 'limits', 'log', 'telemetry', 'pools', 'rls', 'cluster', 'governance'];
 
 /**
  * Validates a parsed config file and applies defaults. Throws one ConfigError
@@ -62,6 +63,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     pools: readPools(r, root),
     rls: readRls(r, root),
     cluster: null as TpsdConfig['cluster'],
+    governance: readGovernance(r, root),
   };
   config.cluster = readCluster(r, root, config.tick_ms, config.pools);
   if (r.errorCount > 0) throw new ConfigError(r.errors);

@@ -167,6 +167,14 @@ export interface TpsdConfig {
   readonly rls: RlsConfig | null;
   /** Pools marked `shared` are divided among the daemons naming the same Redis; null: no cluster (cluster-schema.ts). */
   readonly cluster: ClusterConfig | null;
+  /** Human approval of large limit changes (governance-schema.ts; docs/governance.md); null: off. */
+  readonly governance: GovernanceConfig | null;
+}
+
+/** The `governance` section. */
+export interface GovernanceConfig {
+  /** A step ratio (> 1): an operator's change by more than this factor, or a tier's rise above it, waits for approval. */
+  readonly approve_above: number;
 }
 
 /** The `cluster` section (cluster-schema.ts validates it; docs/cluster.md). */

@@ -57,7 +57,7 @@ import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type Pool
 import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
-import { TierSplit } from './tier-split.ts';
+import { TierSplit, type TierGate } from './tier-split.ts';
 
 /** The mean latency the pool's RELEASEs reported this tick, ms (NaN: none reported). */
 function poolLatencyMs(d: CounterDeltas, pool: number): number {
@@ -199,6 +199,9 @@ export class Controller {
 
   /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
   get shadowRegret(): number { return this.regret.total; }
+
+  /** Governance's hook on the tiers' caps (tier-split.ts TierGate); null: none. */
+  governTiers(gate: TierGate | null): void { this.tiers.gate = gate; }
 
   /** Key b's limits in force (the config's, changed by setLimits and reconfigure). */
   limitsOf(b: number): Readonly<KeyLimits> { return this.limits[b]; }

@@ -12,6 +12,10 @@
 // Each tier's bucket (`pool/service/~tier`) is then a cap at its part; a
 // tenant takes from its own bucket, its tier's, its service's and its pool's.
 //
+// With governance on, a gate (TierGate, daemon/governance.ts) sees each
+// tier's new cap before it is written and may hold a rise back; what it
+// holds back is not handed to the other tiers that tick.
+//
 // Threads: main thread only (the controller's tick), like bucket-writes.ts.
 
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
@@ -26,9 +30,16 @@ interface TierGroup {
   readonly tiers: readonly BucketSpec[];
 }
 
+/** Sees each tier's proposed cap before it is written; returns the cap to write (governance). */
+export interface TierGate {
+  admit(tier: number, proposedTps: number): number;
+}
+
 /** The tier buckets of every service with tenants, and how to divide each service among them. */
 export class TierSplit {
   readonly groups: TierGroup[] = [];
+  /** null: every proposed cap is written as it is. */
+  gate: TierGate | null = null;
 
   constructor(keys: KeyIndex) {
     for (const s of keys.specs) {
@@ -59,7 +70,7 @@ export class TierSplit {
       const split = TierSplit.divide(g, reachOf(g.service.index), demand, limit);
       g.tiers.forEach((t, i) => {
         table.setBurst(t.index, t.burst);
-        table.setRate(t.index, split[i], now);
+        table.setRate(t.index, this.gate === null ? split[i] : this.gate.admit(t.index, split[i]), now);
       });
     }
   }

@@ -19,7 +19,8 @@
 //
 // Threads: the main thread owns the config, the lifecycle, the controller,
 // the live limits and the database; I/O threads own connections, leases and
-// waiters (src/io/io-worker.ts) and forward admin ops (op 16 LIMITS) here (admin.ts).
+// waiters (src/io/io-worker.ts) and forward admin ops (16 LIMITS, 17 TENANTS,
+// 18 APPROVALS) here (admin.ts); governance.ts holds large limit changes for approval.
 // The model file is watched (model-watch.ts): a promoted model applies without SIGHUP.
 
 import { hostname } from 'node:os';
@@ -29,6 +30,7 @@ import { assertConstants } from '../shm/layout.ts';
 import { answerAdmin } from './admin.ts';
 import { ClusterNode } from './cluster/cluster-node.ts';
 import { DaemonHealthTracker } from './daemon-health.ts';
+import { Governance } from './governance.ts';
 import { IoThreads, QUIESCE_WAIT_MS } from './io-threads.ts';
 import { ModelWatch } from './model-watch.ts';
 import { openMainState } from './main-state.ts';
@@ -70,9 +72,14 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const tenants = keys.hasTenants
     ? new TenantDirectory(keys, views, telemetry?.tenantTiers ?? null, (m) => threads.broadcast(m), () => controller.table.nowMs()) : null;
   const tenantTiers = tenants?.restore(log) ?? [];
+  // Governance (off without governance.approve_above): held changes read back; the tiers' caps pass its gate.
+  const governance = new Governance(keys, () => live.limits, () => live.config.governance?.approve_above ?? null,
+    telemetry?.approvals ?? null, log);
+  governance.restore();
+  if (keys.hasTenants) controller.governTiers(governance);
   const threads = new IoThreads({
     views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
-    onAdmin: (request) => answerAdmin(live.limits, request, log, tenants),
+    onAdmin: (request) => answerAdmin(live.limits, request, log, tenants, governance),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');
       if (daemon !== null) void daemon.stop().finally(() => process.exit(1));

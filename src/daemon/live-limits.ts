@@ -123,6 +123,11 @@ export class LiveLimits {
     return this.entry(this.lookup(key));
   }
 
+  /** The change as set() would apply it (normalized), without applying it; throws LimitsError as set() would. */
+  check(key: string, changes: Record<string, unknown>): Record<string, LimitValue> {
+    return this.validate(this.lookup(key), changes);
+  }
+
   set(key: string, changes: Record<string, unknown>, actor: string, nowMs = Date.now()): LimitEntry {
     const b = this.lookup(key);
     let valid: Record<string, LimitValue>;

@@ -1,4 +1,4 @@
-// Admin ops (16 LIMITS, 17 TENANTS) on an I/O thread: checks the request's shape, then forwards it
+// Admin ops (16 LIMITS, 17 TENANTS, 18 APPROVALS) on an I/O thread: checks the request's shape, then forwards it
 // to the main thread (which validates the values, persists, applies and
 // answers) and remembers whom to answer.
 //
@@ -16,6 +16,9 @@
 //   [17, id, "set", key, {tier}]             place a tenant in a tier
 //   [17, id, "rm", key]                      back to the default tier
 //   [17, id, "list", service_key, {tier?, limit?}]  a service's tenants
+//   [18, id, "list"]                         changes held for approval
+//   [18, id, "approve", change_id]           apply one now
+//   [18, id, "reject", change_id]            drop one
 
 import type { AdminRequest } from './messages.ts';
 
@@ -25,7 +28,7 @@ export const ADMIN_TIMEOUT_MS = 10_000;
 export interface PendingAdmin<C> {
   readonly conn: C;
   readonly id: number;
-  /** The op to answer with (16 or 17). */
+  /** The op to answer with (16, 17 or 18). */
   readonly op: number;
   readonly deadline: number;
 }
@@ -78,6 +81,21 @@ export function parseTenants(req: unknown[]): Omit<AdminRequest, 'actor'> | stri
   if (action === 'set' && o.tier === undefined) return 'set needs {tier: string}';
   if (o.limit !== undefined && (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1)) return 'limit must be an integer >= 1';
   return { op: 'tenants', action, key, changes: o.tier === undefined ? {} : { tier: o.tier }, fields: [], limit: o.limit as number | undefined };
+}
+
+/** The longest change id APPROVALS reads (the daemon's are 28 characters). */
+const MAX_CHANGE_ID_CHARS = 64;
+
+/** Op 18 APPROVALS: the request's parts, or what is wrong with it (BAD_REQUEST). */
+export function parseApprovals(req: unknown[]): Omit<AdminRequest, 'actor'> | string {
+  const usage = 'APPROVALS is [18, id, "list"] | [18, id, "approve", change_id] | [18, id, "reject", change_id]';
+  const [, , action, changeId] = req;
+  if (action === 'list') return req.length === 3 ? { op: 'approvals', action, key: null, changes: {}, fields: [] } : usage;
+  if ((action !== 'approve' && action !== 'reject') || req.length !== 4) return usage;
+  if (typeof changeId !== 'string' || changeId.length === 0 || changeId.length > MAX_CHANGE_ID_CHARS) {
+    return `change_id must be a string of 1 to ${MAX_CHANGE_ID_CHARS} characters (an id from "list")`;
+  }
+  return { op: 'approvals', action, key: null, changes: {}, fields: [], changeId };
 }
 
 export class AdminRelay<C> {

@@ -60,9 +60,9 @@ export interface TenantTier {
 
 /** An admin request after the I/O thread's checks (see io/admin-op.ts). */
 export interface AdminRequest {
-  /** limits: op 16 LIMITS; tenants: op 17 TENANTS. */
-  readonly op: 'limits' | 'tenants';
-  readonly action: 'get' | 'set' | 'rm' | 'list';
+  /** limits: op 16 LIMITS; tenants: op 17 TENANTS; approvals: op 18 APPROVALS. */
+  readonly op: 'limits' | 'tenants' | 'approvals';
+  readonly action: 'get' | 'set' | 'rm' | 'list' | 'approve' | 'reject';
   /** null: every key (get only). */
   readonly key: string | null;
   /** set: field -> value. */
@@ -73,6 +73,8 @@ export interface AdminRequest {
   readonly actor: string;
   /** TENANTS list: at most this many entries (default and cap in daemon/tenant-admin.ts). */
   readonly limit?: number;
+  /** APPROVALS approve / reject: the pending change's id. */
+  readonly changeId?: string;
 }
 
 /**

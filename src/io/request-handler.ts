@@ -23,7 +23,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import { ErrorCode } from '../protocol/errors.ts';
 import { MsgWriter, isUint } from '../protocol/codec.ts';
 import {
-  CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_LIMITS, OP_RELEASE, OP_STATUS, OP_TENANTS, OUTCOME_TIMED_OUT,
+  CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, MAX_KEY_BYTES, OP_ACQUIRE, OP_HELLO, OP_APPROVALS, OP_LIMITS, OP_RELEASE, OP_STATUS, OP_TENANTS, OUTCOME_TIMED_OUT,
   STATUS_OK,
 } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
@@ -34,7 +34,7 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
 } from '../shm/layout.ts';
-import { AdminRelay, parseLimits, parseTenants } from './admin-op.ts';
+import { AdminRelay, parseApprovals, parseLimits, parseTenants } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator, type ScopedToken } from './auth.ts';
 import { authorized, hello, unauthorized } from './hello.ts';
@@ -181,6 +181,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
       case OP_HELLO: return hello(this.out, conn, req, id, this.o.auth, this.o.config.tick_ms);
       case OP_LIMITS: return this.adminOp(conn, req, id, OP_LIMITS);
       case OP_TENANTS: return this.adminOp(conn, req, id, OP_TENANTS);
+      case OP_APPROVALS: return this.adminOp(conn, req, id, OP_APPROVALS);
       case OP_STATUS:
         if (req.length !== 2) return this.error(op, id, ErrorCode.BAD_REQUEST, 'STATUS is [3, id]');
         if (!authorized(this.o.auth, conn)) return unauthorized(this.out, conn, op, id, 'send HELLO with a valid token first');
@@ -202,11 +203,11 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     writeError(this.out, op, id, code, message);
   }
 
-  /** Op 16 LIMITS and op 17 TENANTS: shape and admin checks here; the main thread answers (answerAdmin). */
+  /** Admin ops 16 LIMITS, 17 TENANTS, 18 APPROVALS: shape and admin checks here; the main thread answers (answerAdmin). */
   private adminOp(conn: Conn, req: unknown[], id: number, op: number): number {
-    const name = op === OP_LIMITS ? 'LIMITS' : 'TENANTS';
+    const name = op === OP_LIMITS ? 'LIMITS' : op === OP_TENANTS ? 'TENANTS' : 'APPROVALS';
     if (this.admin === null) return this.error(op, id, ErrorCode.BAD_REQUEST, `${name} is not served here`);
-    const parsed = op === OP_LIMITS ? parseLimits(req) : parseTenants(req);
+    const parsed = op === OP_LIMITS ? parseLimits(req) : op === OP_TENANTS ? parseTenants(req) : parseApprovals(req);
     if (typeof parsed === 'string') return this.error(op, id, ErrorCode.BAD_REQUEST, parsed);
     if (this.o.auth.enabled) {
       if (conn.token === null) return unauthorized(this.out, conn, op, id, 'send HELLO with an admin token first');

@@ -12,6 +12,8 @@ export const OP_STATUS = 3;
 export const OP_LIMITS = 16;
 /** Admin: a tenant's tier (get, set, rm, list). */
 export const OP_TENANTS = 17;
+/** Admin: changes held for approval by governance (list, approve, reject). */
+export const OP_APPROVALS = 18;
 
 export const STATUS_OK = 0;
 /** ACQUIRE only: no tokens within wait_ms. */

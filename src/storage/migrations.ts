@@ -27,6 +27,12 @@
 //   tenant_tiers    (3) the tier an admin placed a tenant in (`tpsd tenants
 //                   set`, op 17), keyed by its service's key and its name;
 //                   changes are audited in limit_audit (field 'tier')
+//   pending_changes (4) limit changes held for approval (governance): an
+//                   operator's op 16 change or a tier's allocation rise, one
+//                   per source and key, by a random id; held / replaced /
+//                   approved / declined rows go to limit_audit
+//   approved_levels (4) a tier allocation's approved level (the envelope
+//                   the allocator moves in without approval)
 
 export interface Migration {
   readonly version: number;
@@ -96,6 +102,18 @@ CREATE INDEX model_audit_ts ON model_audit (ts_ms);
 CREATE TABLE tenant_tiers (
   service_key TEXT NOT NULL, tenant TEXT NOT NULL, tier TEXT NOT NULL,
   set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (service_key, tenant)) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 4,
+    name: 'governance: pending limit changes and approved tier levels',
+    sql: `
+CREATE TABLE pending_changes (
+  id TEXT PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, request TEXT NOT NULL,
+  old TEXT NOT NULL, new TEXT NOT NULL, step REAL, requested_at_ms INTEGER NOT NULL, requested_by TEXT NOT NULL,
+  UNIQUE (source, key)) WITHOUT ROWID;
+CREATE TABLE approved_levels (
+  key TEXT PRIMARY KEY, level_tps REAL NOT NULL, set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL) WITHOUT ROWID;
 `,
   },
 ];

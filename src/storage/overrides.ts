@@ -17,8 +17,13 @@ export interface StoredOverride {
   setBy: string;
 }
 
-/** set: an override written; rm: removed; rejected: refused by validation; skipped: not re-applied at start. */
-export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped';
+/**
+ * set: an override written; rm: removed; rejected: refused by validation; skipped: not re-applied at start.
+ * Governance (approvals.ts): held, replaced, approved, declined; the pending change's id in `detail`.
+ */
+export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped' | GovernanceAction;
+/** The audit trail's words for governance's steps (storage/approvals.ts writes them). */
+export type GovernanceAction = 'held' | 'replaced' | 'approved' | 'declined' | 'skipped';
 
 export interface AuditEntry {
   tsMs: number;

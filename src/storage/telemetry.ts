@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TpsdConfig } from '../config/types.ts';
 import { closeDatabase, dbPath, openDatabase, type Db } from './db.ts';
+import { ApprovalStore } from './approvals.ts';
 import { OverrideStore } from './overrides.ts';
 import { TenantTierStore } from './tenant-tiers.ts';
 import { registerModel } from './telemetry-store.ts';
@@ -25,6 +26,8 @@ export interface Telemetry {
   readonly overrides: OverrideStore;
   /** Tenant tier assignments (op 17 TENANTS). */
   readonly tenantTiers: TenantTierStore;
+  /** Limit changes held for approval (governance, op 18 APPROVALS). */
+  readonly approvals: ApprovalStore;
   /** Adds the model in use to the registry (skipped for 'none'). */
   registerModel(version: string, path: string): void;
   /** Waits for the writer to write every tick posted, then closes the database. */
@@ -46,6 +49,7 @@ export async function openTelemetry(config: TpsdConfig, log: WriterLogger): Prom
     writer,
     overrides: new OverrideStore(db),
     tenantTiers: new TenantTierStore(db),
+    approvals: new ApprovalStore(db),
     registerModel(version, path) {
       if (version === 'none') return;
       let sha: string | null = null;
