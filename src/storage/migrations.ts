@@ -27,6 +27,8 @@
 //   tenant_tiers    (3) the tier an admin placed a tenant in (`tpsd tenants
 //                   set`, op 17), keyed by its service's key and its name;
 //                   changes are audited in limit_audit (field 'tier')
+//   would_deny      (5) a column of telemetry and telemetry_1m: tokens a dry
+//                   run (enforce: false) granted that would have been denied
 
 export interface Migration {
   readonly version: number;
@@ -96,6 +98,14 @@ CREATE INDEX model_audit_ts ON model_audit (ts_ms);
 CREATE TABLE tenant_tiers (
   service_key TEXT NOT NULL, tenant TEXT NOT NULL, tier TEXT NOT NULL,
   set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL, PRIMARY KEY (service_key, tenant)) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 5,
+    name: 'would_deny in telemetry rows',
+    sql: `
+ALTER TABLE telemetry ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
+ALTER TABLE telemetry_1m ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
 `,
   },
 ];
