@@ -8,6 +8,7 @@
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import type { Db } from './db.ts';
+import type { Retention, RetentionResult } from './retention.ts';
 
 /** Per-key values of a telemetry row, in this order (ROW_FIELDS per row). */
 export const ROW = {
@@ -80,6 +81,13 @@ export interface TickBatch {
 
 /** Tenant key ids kept in memory; past this the cache starts over (ids come from the database again). */
 const TENANT_ID_CACHE = 65_536;
+/**
+ * The cache also starts over this often, so a tenant key's last_ms (set
+ * when its id is looked up) is never older than its last row by more.
+ */
+export const TENANT_ID_REFRESH_MS = 10 * 60_000;
+/** Tenant keys deleted per retention pass at most. */
+const FORGET_BATCH = 10_000;
 
 /**
  * Why the applied allocation differs from the policy's proposal, stage by
@@ -130,7 +138,10 @@ export class TelemetryStore {
   private readonly specs: KeyIndex['specs'];
   /** Database id of tenant keys seen lately, by `service bucket/name`. */
   private readonly tenantIds = new Map<string, number>();
+  private tenantIdsSinceMs = 0;
   private readonly upsertKey;
+  private readonly upsertTenant;
+  private readonly forgetTenants;
   private readonly insertTick;
   private readonly insertRow;
   private readonly insertDecision;
@@ -152,6 +163,11 @@ export class TelemetryStore {
       if (s.depth === 0) this.services.set(s.key, []);
       else if (s.depth === 1) this.services.get(keys.specs[s.pool].key)!.push(s.key);
     }
+    this.upsertTenant = db.prepare(`INSERT INTO keys (key, kind, pool, last_ms) VALUES (?, 'tenant', ?, ?) ON CONFLICT (key)
+      DO UPDATE SET kind = excluded.kind, pool = excluded.pool, last_ms = excluded.last_ms RETURNING id`);
+    // A tenant key last written before the raw cutoff has no per-tick row left (retention rolled them up first): gone once it has no roll-up either.
+    this.forgetTenants = db.prepare(`DELETE FROM keys WHERE id IN (SELECT id FROM keys k WHERE kind = 'tenant' AND last_ms < ?
+      AND NOT EXISTS (SELECT 1 FROM telemetry_1m m WHERE m.key_id = k.id) LIMIT ${FORGET_BATCH})`);
     const last = db.prepare('SELECT max(ts_ms) AS ts FROM ticks').get() as { ts: number | null };
     this.lastTsMs = last.ts ?? 0;
     this.insertTick = db.prepare('INSERT INTO ticks (ts_ms, tick, dt_ms, duration_ms, rows, mode) VALUES (?, ?, ?, ?, ?, ?)');
@@ -171,14 +187,30 @@ export class TelemetryStore {
     return b.count + (b.tenantCount ?? 0) + b.decisions.length + 1;
   }
 
+  /**
+   * One retention pass (retention.ts) within `budgetMs`; once it has caught
+   * up, the tenant keys with no row left are deleted (counted in `deleted`).
+   */
+  runRetention(retention: Retention, nowMs: number, budgetMs: number): RetentionResult {
+    const r = retention.runPass(nowMs, budgetMs);
+    if (!r.done) return r;
+    // Rows until last_ms + TENANT_ID_REFRESH_MS, all before the raw cutoff: rolled up by the pass that just finished.
+    const forgotten = this.forgetTenants.run(retention.rawCutoff(nowMs) - TENANT_ID_REFRESH_MS).changes;
+    if (forgotten > 0) this.tenantIds.clear();
+    return { ...r, deleted: r.deleted + forgotten, done: forgotten < FORGET_BATCH };
+  }
+
   /** The database id of tenant `name` of service bucket `service` (kind 'tenant'), made on its first row. */
-  private tenantId(service: number, name: string): number {
+  private tenantId(service: number, name: string, tsMs: number): number {
+    if (this.tenantIds.size >= TENANT_ID_CACHE || tsMs - this.tenantIdsSinceMs >= TENANT_ID_REFRESH_MS) {
+      this.tenantIds.clear();
+      this.tenantIdsSinceMs = tsMs;
+    }
     const cacheKey = `${service}/${name}`;
     let id = this.tenantIds.get(cacheKey);
     if (id === undefined) {
       const spec = this.specs[service];
-      id = (this.upsertKey.get(`${spec.key}/${name}`, 'tenant', this.specs[spec.pool].key) as { id: number }).id;
-      if (this.tenantIds.size >= TENANT_ID_CACHE) this.tenantIds.clear();
+      id = (this.upsertTenant.get(`${spec.key}/${name}`, this.specs[spec.pool].key, tsMs) as { id: number }).id;
       this.tenantIds.set(cacheKey, id);
     }
     return id;
@@ -190,7 +222,7 @@ export class TelemetryStore {
     this.insertTick.run(tsMs, tick, round3(dtMs), round3(b.durationMs), b.count + tenants, b.mode);
     for (let r = 0; r < b.count; r++) this.writeRow(tsMs, this.keyIds[b.buckets[r]], tick, dtMs, b.values, r * ROW_FIELDS);
     for (let r = 0; r < tenants; r++) {
-      this.writeRow(tsMs, this.tenantId(b.tenantServices![r], b.tenantNames![r]), tick, dtMs, b.tenantValues!, r * ROW_FIELDS);
+      this.writeRow(tsMs, this.tenantId(b.tenantServices![r], b.tenantNames![r], tsMs), tick, dtMs, b.tenantValues!, r * ROW_FIELDS);
     }
     for (const d of b.decisions) {
       const keys = this.services.get(d.pool) ?? [];

@@ -1,0 +1,58 @@
+// Tenant keys in the telemetry database (a real SQLite file): a tenant's
+// key (kind 'tenant') is made by its first row; once retention has removed
+// all its rows (raw rows rolled up, roll-ups past retention_rollup_d), the
+// key goes too, so tenants that come and go cannot grow the keys table
+// without bound. A tenant with rows left keeps its key, and one written
+// again after its key went gets a key again.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { validateConfig } from '../../../src/config/schema.ts';
+import { KeyIndex } from '../../../src/shm/key-index.ts';
+import { openDatabase } from '../../../src/storage/db.ts';
+import { Retention } from '../../../src/storage/retention.ts';
+import { ROW, ROW_FIELDS, TelemetryStore, type TickBatch } from '../../../src/storage/telemetry-store.ts';
+import { tempDir } from '../../fixtures/daemon.ts';
+
+const config = validateConfig({ pools: [{ name: 'p', capacity_tps: 100, services: [{ name: 's', priority: 'LOW', max_tps: 50,
+  tenants: { tiers: [{ name: 'f', priority: 'LOW', tps: 10 }] } }] }] }, {});
+const keys = KeyIndex.fromConfig(config);
+const SERVICE = keys.find('p/s');
+const OPTIONS = { retention_raw_h: 1, retention_rollup_d: 1, retention_decisions_h: 1 };
+const H = 3_600_000;
+
+function tick(tsMs: number, n: number, tenants: string[]): TickBatch {
+  const values = new Float64Array(tenants.length * ROW_FIELDS);
+  tenants.forEach((_, r) => { values[r * ROW_FIELDS + ROW.REQUESTED] = 5; values[r * ROW_FIELDS + ROW.GRANTED] = 5; });
+  return {
+    tsMs, tick: n, dtMs: 100, durationMs: 1, mode: 'fair', model: 'none', count: 0, buckets: new Int32Array(0), values: new Float64Array(0),
+    decisions: [], decisionValues: new Float64Array(0),
+    tenantCount: tenants.length, tenantServices: new Int32Array(tenants.length).fill(SERVICE), tenantNames: tenants, tenantValues: values,
+  };
+}
+
+const tenantKeys = (db: ReturnType<typeof openDatabase>) =>
+  (db.prepare(`SELECT key FROM keys WHERE kind = 'tenant' ORDER BY key`).pluck().all() as string[]);
+
+describe('tenant keys in the telemetry database', () => {
+  it('a tenant\'s key goes once retention removed all its rows; keys with rows stay; a tenant written again gets one again', () => {
+    const db = openDatabase(tempDir());
+    const store = new TelemetryStore(db, keys);
+    const retention = new Retention(db, OPTIONS);
+    const now = Date.UTC(2030, 0, 10, 12, 0, 0);
+    // Gone: rows three days old (rolled up, and the roll-ups past a day). Rolled: 3 h old (roll-ups kept). Fresh: now.
+    for (let i = 0; i < 5; i++) store.writeTick(tick(now - 72 * H + i * 100, i, Array.from({ length: 50 }, (_, k) => `gone-${k}`)));
+    store.writeTick(tick(now - 3 * H, 10, ['rolled']));
+    store.writeTick(tick(now - 1000, 11, ['fresh']));
+    assert.equal(tenantKeys(db).length, 52);
+    assert.equal(store.runRetention(retention, now, 10_000).done, true);
+    assert.deepEqual(tenantKeys(db), ['p/s/fresh', 'p/s/rolled']);
+    assert.equal(db.prepare('SELECT count(*) FROM telemetry_1m WHERE key_id NOT IN (SELECT id FROM keys)').pluck().get(), 0, 'no roll-up lost its key');
+    assert.equal(db.prepare('SELECT count(*) FROM telemetry WHERE key_id NOT IN (SELECT id FROM keys)').pluck().get(), 0, 'no row lost its key');
+    store.writeTick(tick(now + 1000, 12, ['gone-3', 'fresh']));
+    assert.deepEqual(tenantKeys(db), ['p/s/fresh', 'p/s/gone-3', 'p/s/rolled']);
+    const rows = db.prepare(`SELECT count(*) FROM telemetry t JOIN keys k ON k.id = t.key_id WHERE k.key = 'p/s/gone-3'`).pluck().get();
+    assert.equal(rows, 1, 'its new row has its new key');
+    db.close();
+  });
+});
