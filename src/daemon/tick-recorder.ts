@@ -12,7 +12,9 @@
 // tick evaluated (their limits may have changed); every other key is idle
 // with the limit of its last row, and writes nothing. A key that goes idle
 // writes one row of zeros. Only evaluated pools write a decision row: a
-// sleeping pool decided nothing (control/pool-rest.ts).
+// sleeping pool decided nothing (control/pool-rest.ts). Tiers are keys like
+// any other; of the tenants, only the busiest of each service this tick get
+// rows (tenant-rows.ts), so a tick's rows are bounded by the config.
 //
 // Threads: main thread only, right after Controller.tick() resolves, so the
 // controller's public fields (deltas, last, evaluated, touched, table) hold
