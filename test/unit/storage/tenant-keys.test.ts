@@ -3,13 +3,16 @@
 // all its rows (raw rows rolled up, roll-ups past retention_rollup_d), the
 // key goes too, so tenants that come and go cannot grow the keys table
 // without bound. A tenant with rows left keeps its key, and one written
-// again after its key went gets a key again.
+// again after its key went gets a key again. A database of an older tpsd
+// (before migration 5) keeps its rows, which read as would_deny 0.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../../src/config/schema.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
-import { openDatabase } from '../../../src/storage/db.ts';
+import Database from 'better-sqlite3';
+import { dbPath, openDatabase } from '../../../src/storage/db.ts';
+import { MIGRATIONS } from '../../../src/storage/migrations.ts';
 import { Retention } from '../../../src/storage/retention.ts';
 import { ROW, ROW_FIELDS, TelemetryStore, type TickBatch } from '../../../src/storage/telemetry-store.ts';
 import { tempDir } from '../../fixtures/daemon.ts';
@@ -53,6 +56,24 @@ describe('tenant keys in the telemetry database', () => {
     assert.deepEqual(tenantKeys(db), ['p/s/fresh', 'p/s/gone-3', 'p/s/rolled']);
     const rows = db.prepare(`SELECT count(*) FROM telemetry t JOIN keys k ON k.id = t.key_id WHERE k.key = 'p/s/gone-3'`).pluck().get();
     assert.equal(rows, 1, 'its new row has its new key');
+    db.close();
+  });
+
+  it('migration 5 on a database made before it: rows kept, would_deny 0, tenant keys can be written', () => {
+    const dir = tempDir();
+    const old = new Database(dbPath(dir));
+    const before = MIGRATIONS.filter((x) => x.version < 5);
+    for (const m of before) old.exec(m.sql);
+    old.pragma(`user_version = ${before[before.length - 1].version}`);
+    old.prepare(`INSERT INTO keys (id, key, kind, pool) VALUES (1, 'p', 'pool', 'p')`).run();
+    old.prepare(`INSERT INTO ticks VALUES (1000, 1, 100, 1, 1, 'fair')`).run();
+    old.prepare(`INSERT INTO telemetry VALUES (1000, 1, 1, 100, 5, 4, 1, 4, 0, 0, 0, 0, 0, 0, 0, 50)`).run();
+    old.close();
+    const db = openDatabase(dir);
+    assert.deepEqual(db.prepare('SELECT requested, denied, would_deny FROM telemetry').get(), { requested: 5, denied: 1, would_deny: 0 });
+    const store = new TelemetryStore(db, keys);
+    store.writeTick(tick(2000, 2, ['acme']));
+    assert.deepEqual(tenantKeys(db), ['p/s/acme']);
     db.close();
   });
 });
