@@ -26,7 +26,9 @@ const H = 3_600_000;
 
 function tick(tsMs: number, n: number, tenants: string[]): TickBatch {
   const values = new Float64Array(tenants.length * ROW_FIELDS);
-  tenants.forEach((_, r) => { values[r * ROW_FIELDS + ROW.REQUESTED] = 5; values[r * ROW_FIELDS + ROW.GRANTED] = 5; });
+  tenants.forEach((_, r) => {
+    values[r * ROW_FIELDS + ROW.REQUESTED] = 5; values[r * ROW_FIELDS + ROW.GRANTED] = 5; values[r * ROW_FIELDS + ROW.WOULD_DENY] = 2;
+  });
   return {
     tsMs, tick: n, dtMs: 100, durationMs: 1, mode: 'fair', model: 'none', count: 0, buckets: new Int32Array(0), values: new Float64Array(0),
     decisions: [], decisionValues: new Float64Array(0),
@@ -50,6 +52,8 @@ describe('tenant keys in the telemetry database', () => {
     assert.equal(tenantKeys(db).length, 52);
     assert.equal(store.runRetention(retention, now, 10_000).done, true);
     assert.deepEqual(tenantKeys(db), ['p/s/fresh', 'p/s/rolled']);
+    assert.equal(db.prepare(`SELECT m.would_deny FROM telemetry_1m m JOIN keys k ON k.id = m.key_id WHERE k.key = 'p/s/rolled'`).pluck().get(), 2,
+      'would_deny rolled up');
     assert.equal(db.prepare('SELECT count(*) FROM telemetry_1m WHERE key_id NOT IN (SELECT id FROM keys)').pluck().get(), 0, 'no roll-up lost its key');
     assert.equal(db.prepare('SELECT count(*) FROM telemetry WHERE key_id NOT IN (SELECT id FROM keys)').pluck().get(), 0, 'no row lost its key');
     store.writeTick(tick(now + 1000, 12, ['gone-3', 'fresh']));
