@@ -28,6 +28,7 @@ import { createClock, hrtimeMs } from '../src/shm/clock.ts';
 import { KeyIndex } from '../src/shm/key-index.ts';
 import { BURST_MILLI_INDEX, BUCKET_FIELDS, LOAN_OFFSET, TENANT_FIELDS, T_BURST_MILLI_INDEX, allocateShm, tenantSlotsFor } from '../src/shm/layout.ts';
 import { TenantTable } from '../src/shm/tenant-table.ts';
+import { TenantCounters, allocateTenantCounters, tenantCounterViews } from '../src/shm/tenant-counters.ts';
 import { type CaseResult, benchArgs, lastCpuOpsPerSec, measure, report } from './harness.ts';
 
 const args = benchArgs();
@@ -50,7 +51,9 @@ BucketTable.initialize(views, keys, createClock(epoch).nowMs());
 const table = new BucketTable(views, createClock(epoch), 0);
 const handler = new RequestHandler({
   config, keys, table, thread: 0, auth: new Authenticator(config.auth), status: () => ({}), shuttingDown: () => false,
-  tenants: new TenantKeys(keys, new TenantTable(views)),
+  // Counting each tenant's tokens for telemetry (shm/tenant-counters.ts), as the daemon does.
+  tenants: new TenantKeys(keys, new TenantTable(views),
+    new TenantCounters(tenantCounterViews(allocateTenantCounters(views.layout.tenantSlots, 1), views.layout.tenantSlots, 1), 0)),
 });
 const conn: Conn = { connId: 1, token: null, authFailures: 0, outstanding: 0, closed: false, out: null };
 

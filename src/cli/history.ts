@@ -13,7 +13,7 @@ import { EXIT, EXIT_HELP_DB, Progress, formatDuration, formatTime, num, parseSin
 export const SPEC: VerbSpec = {
   name: 'history',
   summary: 'Show a key\'s demand, grants, denials, 429s and limit over time (from the telemetry database).',
-  positionals: [{ name: 'KEY', help: 'a pool, service or endpoint key', required: true }],
+  positionals: [{ name: 'KEY', help: 'a pool, service, endpoint, tier or tenant key', required: true }],
   flags: {
     since: { type: 'string', value: 'WHEN', help: 'start: a duration back from now (90s, 15m, 1h, 2d) or a date/time (default 1h)' },
     until: { type: 'string', value: 'WHEN', help: 'end, same forms (default now)' },
@@ -26,7 +26,10 @@ export const SPEC: VerbSpec = {
     ...DB_FLAGS,
   },
   details: 'Rates are per second. A key with no traffic and an unchanged limit writes no rows; such\n' +
-    'stretches show as zero traffic at the last limit.\n\n' + EXIT_HELP_DB + '.',
+    'stretches show as zero traffic at the last limit. Where a dry run (enforce: false) granted\n' +
+    'tokens it would have denied, a would-deny line (CSV: a would_deny_tps column) shows them.\n' +
+    'Tiers (pool/service/~tier) have a row every tick they move; a tenant has rows for the ticks\n' +
+    'it was among the busiest tenants of its service (docs/tenants.md).\n\n' + EXIT_HELP_DB + '.',
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -91,14 +94,20 @@ function fit(points: readonly Point[], from: number, to: number, wanted: number)
 
 const CSV_HEADER = 'time,ts_ms,span_ms,source,demand_tps,granted_tps,denied_tps,throttled_tps,failed_tps,latency_avg_us,queue_max,in_flight_max,limit_tps';
 
+/** True when a dry run (enforce: false) would have denied some of the key's tokens in the window: history shows would_deny then. */
+const hasWouldDeny = (points: readonly Point[]) => points.some((p) => p.wouldDeny > 0);
+
 export function csv(points: readonly Point[]): string {
   const r3 = (x: number) => (Number.isFinite(x) ? String(Math.round(x * 1000) / 1000) : '');
+  const dry = hasWouldDeny(points);
   const lines = points.map((p) => {
     const r = rates(p);
-    return [new Date(p.tsMs).toISOString(), p.tsMs, Math.round(p.spanMs), p.source, r3(r.demand), r3(r.granted), r3(r.denied),
-      r3(r.throttled), r3(r.failed), r3(r.latencyAvgUs), p.queueMax, p.inFlightMax, r3(p.limitTps)].join(',');
+    const cells = [new Date(p.tsMs).toISOString(), p.tsMs, Math.round(p.spanMs), p.source, r3(r.demand), r3(r.granted), r3(r.denied),
+      r3(r.throttled), r3(r.failed), r3(r.latencyAvgUs), p.queueMax, p.inFlightMax, r3(p.limitTps)];
+    if (dry) cells.push(r3(r.wouldDeny));
+    return cells.join(',');
   });
-  return `${CSV_HEADER}\n${lines.join('\n')}\n`;
+  return `${CSV_HEADER}${dry ? ',would_deny_tps' : ''}\n${lines.join('\n')}\n`;
 }
 
 function summary(key: string, kind: string, pool: string, points: readonly Point[], since: number, until: number, columns: number): string {
@@ -115,6 +124,7 @@ function summary(key: string, kind: string, pool: string, points: readonly Point
   line('demand', r.map((x) => x.demand));
   line('granted', r.map((x) => x.granted));
   line('denied', r.map((x) => x.denied));
+  if (hasWouldDeny(points)) line('would-deny', r.map((x) => x.wouldDeny));
   line('429s', r.map((x) => x.throttled));
   line('failed', r.map((x) => x.failed));
   line('queue', buckets.map((b) => b.queueMax));

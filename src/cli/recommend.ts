@@ -4,6 +4,10 @@
 // limit without any upstream 429 (storage/recommend.ts), with the evidence
 // and a verdict; the command that applies it only when 429s show where the
 // upstream's limit is (otherwise it says why no change is suggested).
+// A tier or a tenant key is analysed when named (its figures show what the
+// upstream took through it), with no command: a tier's share is the
+// controller's, a tenant's rate its tier's tps. Without a key, tenants are
+// left out (there may be many thousands; docs/tenants.md).
 
 import { allKeys, findKey, readPoints, type KeyInfo } from '../storage/queries.ts';
 import { recommend, type Recommendation } from '../storage/recommend.ts';
@@ -14,7 +18,7 @@ import { EXIT, EXIT_HELP_DB, Progress, formatDuration, formatTime, num, parseDur
 export const SPEC: VerbSpec = {
   name: 'recommend',
   summary: 'Suggest limits from history: 85/95/99 % of the goodput sustained at the limit without upstream 429s.',
-  positionals: [{ name: 'KEY', help: 'one pool, service or endpoint key (default: every key with traffic)' }],
+  positionals: [{ name: 'KEY', help: 'one pool, service, endpoint, tier or tenant key (default: every configured key and tier with traffic)' }],
   flags: {
     since: { type: 'string', value: 'WHEN', help: 'history to use: a duration back from now or a date/time (default 24h)' },
     sustain: { type: 'string', value: 'DURATION', help: 'how long demand must press the limit without 429s to count (default 1m)' },
@@ -27,10 +31,13 @@ export const SPEC: VerbSpec = {
     'upstream-limit-not-seen (no 429s: the figures are a floor, no change suggested); demand-limited\n' +
     '(demand never pressed the limit for a whole stretch: the history does not show the upstream\'s\n' +
     'limit, no change suggested). For a pool the figures are a capacity_tps, for a service or\n' +
-    'endpoint a max_tps.\n\n' + EXIT_HELP_DB + '.',
+    'endpoint a max_tps. A tier or a tenant (named as KEY) gets the figures and no command.\n\n' + EXIT_HELP_DB + '.',
 };
 
 interface Result { key: string; kind: string; recommendation: Recommendation | null }
+
+/** Kinds of key whose limit no operator sets (a tier's share is the controller's; a tenant's rate is its tier's tps). */
+const NO_LIMIT_KINDS = new Set(['tier', 'tenant']);
 
 export async function run(argv: string[]): Promise<number> {
   return runVerb(argv, SPEC, async (args) => {
@@ -47,13 +54,16 @@ export async function run(argv: string[]): Promise<number> {
         if (k === undefined) { process.stderr.write(`tpsd recommend: no history for key "${wanted}"\n`); return EXIT.NOT_FOUND; }
         keys = [k];
       } else {
-        keys = allKeys(db);
+        keys = allKeys(db).filter((k) => k.kind !== 'tenant');
       }
       const progress = new Progress('tpsd recommend');
       const results: Result[] = [];
       keys.forEach((k, i) => {
         progress.update(i, keys.length);
-        results.push({ key: k.key, kind: k.kind, recommendation: recommend(readPoints(db, k.id, since, now + 1), sustainMs) });
+        const recommendation = recommend(readPoints(db, k.id, since, now + 1), sustainMs);
+        // No limit of a tier or a tenant is set by hand: nothing to apply.
+        if (recommendation !== null && NO_LIMIT_KINDS.has(k.kind)) recommendation.applyTps = null;
+        results.push({ key: k.key, kind: k.kind, recommendation });
       });
       progress.done(`analysed ${keys.length} keys`);
       const found = results.filter((r) => r.recommendation !== null);
@@ -85,7 +95,10 @@ function render(results: Result[], sustainMs: number): string {
     const best = e.bestFromMs === null ? '' : `best stretch ${formatTime(e.bestFromMs)} .. ${formatTime(e.bestToMs!)}; `;
     out += `  ${key}: window ${formatTime(e.fromMs)} .. ${formatTime(e.toMs)}, ${e.samples} samples (${e.throttledSamples} with 429s, ` +
       `${e.pressedSamples} pressing the limit); ${best}${e.note}\n`;
-    if (r!.applyTps !== null) out += `    apply: tpsd limits set ${key} --${kind === 'pool' ? 'capacity-tps' : 'max-tps'} ${Math.floor(r!.applyTps)}\n`;
+    if (NO_LIMIT_KINDS.has(kind) && r!.verdict !== 'measured') continue;
+    if (kind === 'tier') out += '    (a tier\'s share is set by the controller each tick; its tenants\' rate is the tier\'s tps in the config)\n';
+    else if (kind === 'tenant') out += '    (a tenant\'s rate is its tier\'s tps: move it with tpsd tenants set, or change the tier in the config)\n';
+    else if (r!.applyTps !== null) out += `    apply: tpsd limits set ${key} --${kind === 'pool' ? 'capacity-tps' : 'max-tps'} ${Math.floor(r!.applyTps)}\n`;
   }
   return out;
 }

@@ -37,6 +37,8 @@ import { openMainState } from './main-state.ts';
 import { reloadConfig } from './reload.ts';
 import { assertNativeUws, checkListen } from './start-checks.ts';
 import { TenantDirectory } from './tenant-admin.ts';
+import { TenantRows } from './tenant-rows.ts';
+import { allocateTenantCounters, tenantCounterViews } from '../shm/tenant-counters.ts';
 import { TickLoop } from './tick-loop.ts';
 import { TickRecorder } from './tick-recorder.ts';
 import type { Daemon, DaemonOptions } from './types.ts';
@@ -58,7 +60,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const cluster = config.cluster === null ? null : new ClusterNode(config, log);
   const state = await openMainState(config, log, cluster ?? undefined);
   const { keys, views, controller, telemetry, live } = state;
-  const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null);
+
   const health = new DaemonHealthTracker(config.policy.mode, controller.modelPath,
     () => controller.modelVersion, telemetry?.writer ?? null, log);
   const policy = health.policyNow;
@@ -77,8 +79,12 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     telemetry?.approvals ?? null, log);
   governance.restore();
   if (keys.hasTenants) controller.governTiers(governance);
+  // Per-tenant counters of the I/O threads, read each tick for the busiest tenants' telemetry rows.
+  const tenantCounters = tenants === null ? null : allocateTenantCounters(views.layout.tenantSlots, config.io_threads);
+  const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null, tenantCounters === null ? null
+    : new TenantRows(tenantCounterViews(tenantCounters, views.layout.tenantSlots, config.io_threads), tenants!.table, keys));
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
+    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers, tenantCounters,
     onAdmin: (request) => answerAdmin(live.limits, request, log, tenants, governance),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');

@@ -12,7 +12,9 @@
 // tick evaluated (their limits may have changed); every other key is idle
 // with the limit of its last row, and writes nothing. A key that goes idle
 // writes one row of zeros. Only evaluated pools write a decision row: a
-// sleeping pool decided nothing (control/pool-rest.ts).
+// sleeping pool decided nothing (control/pool-rest.ts). Tiers are keys like
+// any other; of the tenants, only the busiest of each service this tick get
+// rows (tenant-rows.ts), so a tick's rows are bounded by the config.
 //
 // Threads: main thread only, right after Controller.tick() resolves, so the
 // controller's public fields (deltas, last, evaluated, touched, table) hold
@@ -26,17 +28,19 @@ import type { DaemonStats } from '../io/messages.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
+  C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
 import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
+import { NO_TENANT_ROWS, type TenantRows } from './tenant-rows.ts';
 
 /** The row field each per-tick counter delta goes to. */
 const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
   [ROW.REQUESTED, C_REQUESTED_INDEX], [ROW.GRANTED, C_GRANTED_INDEX], [ROW.DENIED, C_DENIED_INDEX],
   [ROW.OK, C_RELEASED_OK_INDEX], [ROW.FAILED, C_RELEASED_FAILED_INDEX], [ROW.THROTTLED, C_RELEASED_THROTTLED_INDEX],
   [ROW.EXPIRED, C_EXPIRED_INDEX], [ROW.LATENCY_SUM_US, C_LATENCY_SUM_US_INDEX], [ROW.LATENCY_COUNT, C_LATENCY_COUNT_INDEX],
+  [ROW.WOULD_DENY, C_WOULD_DENY_INDEX],
 ];
 
 export class TickRecorder {
@@ -67,6 +71,8 @@ export class TickRecorder {
     private readonly keys: KeyIndex,
     private readonly config: TpsdConfig,
     private readonly writer: TelemetryWriter | null,
+    /** With tenants: the busiest tenants' rows (tenant-rows.ts). */
+    private readonly tenantRows: TenantRows | null = null,
   ) {
     this.n = keys.size;
     this.inForce = new Float64Array(this.n);
@@ -108,9 +114,11 @@ export class TickRecorder {
     const count = this.collect();
     const buckets = this.buckets.slice(0, count);
     const values = this.values.slice(0, count * ROW_FIELDS);
+    const tenants = this.tenantRows?.collect() ?? NO_TENANT_ROWS;
     const posted = this.writer.write({
       tsMs: nowMs, tick: this.controller.ticks, dtMs, durationMs, mode: this.config.policy.mode,
       model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
+      tenantCount: tenants.count, tenantServices: tenants.services, tenantNames: tenants.names, tenantValues: tenants.values,
     });
     // A dropped tick leaves lastWritten as it was, and its rows' keys are looked at again next tick.
     if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];

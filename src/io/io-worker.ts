@@ -61,6 +61,7 @@ import { RelayLinks } from './relay-links.ts';
 import { RequestHandler } from './request-handler.ts';
 import { TenantKeys } from './tenant-keys.ts';
 import { TenantTable } from '../shm/tenant-table.ts';
+import { TenantCounters, tenantCounterViews } from '../shm/tenant-counters.ts';
 import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
@@ -75,7 +76,9 @@ const keys = KeyIndex.fromConfig(config);
 const clock = createClock(data.epochHrMs);
 const table = new BucketTable(views, clock, data.thread);
 /** Tenant keys (services with `tenants`): their slots are shared, the tier assignments this thread's copy. */
-const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views)) : null;
+const tenantCounters = data.tenantCounters == null ? null
+  : new TenantCounters(tenantCounterViews(data.tenantCounters, data.tenantSlots ?? 0, data.threadCount), data.thread);
+const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views), tenantCounters) : null;
 for (const a of data.tenantTiers ?? []) tenants?.applyTier(a.service, a.name, a.tier, table.nowMs());
 /** Failed authentications per client address, shared with every I/O thread. */
 const failures = new FailureTable(views, clock);

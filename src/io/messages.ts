@@ -19,6 +19,8 @@ export interface IoWorkerData {
   readonly tenantSlots?: number;
   /** The tier assignments at start (SQLite), for the tenants this thread makes. */
   readonly tenantTiers?: readonly TenantTier[];
+  /** Per-tenant counters (shm/tenant-counters.ts; absent without tenants). */
+  readonly tenantCounters?: SharedArrayBuffer | null;
   readonly thread: number;
   readonly config: TpsdConfig;
   readonly port: number;

@@ -2,7 +2,10 @@
 // thread: the tenant's own bucket (its tier's rate and burst), then its
 // tier's bucket and everything above it (service, pool) through the bucket
 // table, all or nothing. The lease is on the tier's bucket, so RELEASE,
-// counters and telemetry count for the tier, the service and the pool.
+// counters and telemetry count for the tier, the service and the pool; the
+// tenant's own tokens asked for, granted, denied and would_deny go to this
+// thread's per-tenant counters (shm/tenant-counters.ts), from which
+// telemetry writes rows for the busiest tenants.
 //
 // Threads: called by the RequestHandler of one I/O thread, with that
 // thread's TenantKeys and BucketTable; the tenant's bucket is shared with
@@ -21,6 +24,7 @@ import { writeDenied, writeGranted } from './replies.ts';
 import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
+import { TC_DENIED, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY } from '../shm/tenant-counters.ts';
 
 /** What tenant acquires need of their RequestHandler. */
 export interface TenantHost {
@@ -51,18 +55,22 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
   t.countPair(tier, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
+  const tc = tk.counters;
+  tc?.count(slot, TC_REQUESTED, tokens);
   const dry = host.dryRun;
   if (!tt.take(slot, milli, now)) {
-    if (dry !== null && dry[tier] === 1) return host.dryGrant(conn, id, tier, tokens, 0, perf);
+    if (dry !== null && dry[tier] === 1) return dryGrantTenant(host, tk, slot, conn, id, tier, tokens, 0, perf);
     t.count(tier, C_DENIED_INDEX, tokens);
+    tc?.count(slot, TC_DENIED, tokens);
     writeDenied(host.out, id, tt.retryAfterMs(slot, milli));
     return 0;
   }
   const r = t.acquire(tier, milli, t.priority(tier), false, now);
   if (r !== GRANTED) {
     tt.giveBack(slot, milli);
-    if (dry !== null && dry[failBucket(r)] === 1) return host.dryGrant(conn, id, tier, tokens, tt.remaining(slot), perf);
+    if (dry !== null && dry[failBucket(r)] === 1) return dryGrantTenant(host, tk, slot, conn, id, tier, tokens, tt.remaining(slot), perf);
     t.count(tier, C_DENIED_INDEX, tokens);
+    tc?.count(slot, TC_DENIED, tokens);
     writeDenied(host.out, id, t.retryAfterMs(r, milli, now));
     return 0;
   }
@@ -77,6 +85,18 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
     tt.giveBack(slot, milli);
     return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
   }
+  tc?.count(slot, TC_GRANTED, tokens);
   writeGranted(host.out, id, lease, tt.remaining(slot));
   return 0;
+}
+
+/** A dry run's grant (host.dryGrant), counted for the tenant as granted and would_deny. */
+function dryGrantTenant(host: TenantHost, tk: TenantKeys, slot: number, conn: Conn, id: number, tier: number, tokens: number,
+  remaining: number, perf: number): number {
+  const tc = tk.counters;
+  if (tc !== null) {
+    tc.count(slot, TC_GRANTED, tokens);
+    tc.count(slot, TC_WOULD_DENY, tokens);
+  }
+  return host.dryGrant(conn, id, tier, tokens, remaining, perf);
 }

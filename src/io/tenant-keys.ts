@@ -21,6 +21,7 @@ import { MAX_KEY_BYTES } from '../protocol/opcodes.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI } from '../shm/layout.ts';
 import { TENANT_BUSY, TENANT_FULL, TenantTable } from '../shm/tenant-table.ts';
+import type { TenantCounters } from '../shm/tenant-counters.ts';
 import type { RequestKey } from './request-reader.ts';
 
 /** resolve(): the key names no tenant (no service with tenants, or a name outside [A-Za-z0-9_.:@-]{1,64}). */
@@ -75,9 +76,13 @@ export class TenantKeys {
   /** Each tenant service's key bytes (null for other buckets), to check a memo hit's prefix. */
   private readonly serviceKey: (Uint8Array | null)[];
 
-  constructor(keys: KeyIndex, table: TenantTable) {
+  /** This thread's per-tenant counters (telemetry of the busiest tenants); null when none were given. */
+  readonly counters: TenantCounters | null;
+
+  constructor(keys: KeyIndex, table: TenantTable, counters: TenantCounters | null = null) {
     this.keys = keys;
     this.table = table;
+    this.counters = counters;
     const n = keys.size;
     this.maxOf = new Int32Array(n);
     this.defaultTier = new Int32Array(n).fill(-1);

@@ -240,6 +240,8 @@ export class TenantTable {
   tierOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_TIER_INDEX]; }
   /** The tenant's bucket size, milli-tokens. */
   burstMilli(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_BURST_MILLI_INDEX]; }
+  /** The tenant's refill rate, milli-tokens per second. */
+  rateMilli(slot: number): number { return Atomics.load(this.rec, slot * TENANT_FIELDS + T_RATE_MILLI_INDEX); }
 
   /** Refills the tenant's bucket and takes `milli` if it holds that many; marks it used at `now`. */
   take(slot: number, milli: number, now: number): boolean {

@@ -33,6 +33,12 @@
 //                   approved / declined rows go to limit_audit
 //   approved_levels (4) a tier allocation's approved level (the envelope
 //                   the allocator moves in without approval)
+//   would_deny      (5) a column of telemetry and telemetry_1m: tokens a dry
+//                   run (enforce: false) granted that would have been denied
+//   keys.last_ms    (5) a tenant key's last write, within TENANT_ID_REFRESH_MS
+//                   (telemetry-store.ts): a tenant key whose rows retention
+//                   has all removed is deleted (daemon/tenant-rows.ts writes
+//                   rows for the busiest tenants only)
 
 export interface Migration {
   readonly version: number;
@@ -114,6 +120,16 @@ CREATE TABLE pending_changes (
   UNIQUE (source, key)) WITHOUT ROWID;
 CREATE TABLE approved_levels (
   key TEXT PRIMARY KEY, level_tps REAL NOT NULL, set_at_ms INTEGER NOT NULL, set_by TEXT NOT NULL) WITHOUT ROWID;
+`,
+  },
+  {
+    version: 5,
+    name: 'would_deny in telemetry rows; tenant keys\' last write',
+    sql: `
+ALTER TABLE telemetry ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
+ALTER TABLE telemetry_1m ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN last_ms INTEGER;
+CREATE INDEX keys_tenant_last ON keys (last_ms) WHERE kind = 'tenant';
 `,
   },
 ];

@@ -30,7 +30,7 @@ export interface RetentionResult {
   ms: number;
 }
 
-const SUMS = ['requested', 'granted', 'denied', 'ok', 'failed', 'throttled', 'expired', 'latency_sum_us', 'latency_count'];
+const SUMS = ['requested', 'granted', 'denied', 'ok', 'failed', 'throttled', 'expired', 'latency_sum_us', 'latency_count', 'would_deny'];
 
 export class Retention {
   private readonly db: Db;

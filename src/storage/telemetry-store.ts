@@ -8,13 +8,16 @@
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import type { Db } from './db.ts';
+import type { Retention, RetentionResult } from './retention.ts';
 
 /** Per-key values of a telemetry row, in this order (ROW_FIELDS per row). */
 export const ROW = {
   REQUESTED: 0, GRANTED: 1, DENIED: 2, OK: 3, FAILED: 4, THROTTLED: 5, EXPIRED: 6,
   LATENCY_SUM_US: 7, LATENCY_COUNT: 8, QUEUE: 9, IN_FLIGHT: 10, LIMIT_TPS: 11,
+  /** Tokens a dry run (enforce: false) granted that would have been denied (migration 5). */
+  WOULD_DENY: 12,
 } as const;
-export const ROW_FIELDS = 12;
+export const ROW_FIELDS = 13;
 
 export interface ServiceDecision {
   key: string;
@@ -69,7 +72,22 @@ export interface TickBatch {
   decisions: DecisionRow[];
   /** DEC_FIELDS per service of every decision (NaN shadow: none). */
   decisionValues: Float64Array;
+  /** Tenant rows (daemon/tenant-rows.ts), absent without tenants: each tenant's service bucket and name, ROW_FIELDS values each. */
+  tenantCount?: number;
+  tenantServices?: Int32Array;
+  tenantNames?: string[];
+  tenantValues?: Float64Array;
 }
+
+/** Tenant key ids kept in memory; past this the cache starts over (ids come from the database again). */
+const TENANT_ID_CACHE = 65_536;
+/**
+ * The cache also starts over this often, so a tenant key's last_ms (set
+ * when its id is looked up) is never older than its last row by more.
+ */
+export const TENANT_ID_REFRESH_MS = 10 * 60_000;
+/** Tenant keys deleted per retention pass at most. */
+const FORGET_BATCH = 10_000;
 
 /**
  * Why the applied allocation differs from the policy's proposal, stage by
@@ -117,6 +135,13 @@ export class TelemetryStore {
   /** Service keys of each pool, in config order (the order of a decision's values). */
   private readonly services = new Map<string, string[]>();
   private lastTsMs = 0;
+  private readonly specs: KeyIndex['specs'];
+  /** Database id of tenant keys seen lately, by `service bucket/name`. */
+  private readonly tenantIds = new Map<string, number>();
+  private tenantIdsSinceMs = 0;
+  private readonly upsertKey;
+  private readonly upsertTenant;
+  private readonly forgetTenants;
   private readonly insertTick;
   private readonly insertRow;
   private readonly insertDecision;
@@ -125,10 +150,12 @@ export class TelemetryStore {
   constructor(db: Db, keys: KeyIndex) {
     this.db = db;
     this.keyIds = new Int32Array(keys.size);
-    const upsert = db.prepare('INSERT INTO keys (key, kind, pool) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, pool = excluded.pool RETURNING id');
+    this.specs = keys.specs;
+    const upsert = this.upsertKey = db.prepare('INSERT INTO keys (key, kind, pool) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, pool = excluded.pool RETURNING id');
     db.transaction(() => {
       for (const s of keys.specs) {
-        const row = upsert.get(s.key, ['pool', 'service', 'endpoint'][s.depth], keys.specs[s.pool].key) as { id: number };
+        const kind = s.tier !== null ? 'tier' : ['pool', 'service', 'endpoint'][s.depth];
+        const row = upsert.get(s.key, kind, keys.specs[s.pool].key) as { id: number };
         this.keyIds[s.index] = row.id;
       }
     })();
@@ -136,11 +163,16 @@ export class TelemetryStore {
       if (s.depth === 0) this.services.set(s.key, []);
       else if (s.depth === 1) this.services.get(keys.specs[s.pool].key)!.push(s.key);
     }
+    this.upsertTenant = db.prepare(`INSERT INTO keys (key, kind, pool, last_ms) VALUES (?, 'tenant', ?, ?) ON CONFLICT (key)
+      DO UPDATE SET kind = excluded.kind, pool = excluded.pool, last_ms = excluded.last_ms RETURNING id`);
+    // A tenant key last written before the raw cutoff has no per-tick row left (retention rolled them up first): gone once it has no roll-up either.
+    this.forgetTenants = db.prepare(`DELETE FROM keys WHERE id IN (SELECT id FROM keys k WHERE kind = 'tenant' AND last_ms < ?
+      AND NOT EXISTS (SELECT 1 FROM telemetry_1m m WHERE m.key_id = k.id) LIMIT ${FORGET_BATCH})`);
     const last = db.prepare('SELECT max(ts_ms) AS ts FROM ticks').get() as { ts: number | null };
     this.lastTsMs = last.ts ?? 0;
     this.insertTick = db.prepare('INSERT INTO ticks (ts_ms, tick, dt_ms, duration_ms, rows, mode) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertRow = db.prepare(`INSERT INTO telemetry (ts_ms, key_id, tick, dt_ms, requested, granted, denied, ok, failed,
-      throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps) VALUES (${Array(16).fill('?').join(',')})`);
+      throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps, would_deny) VALUES (${Array(17).fill('?').join(',')})`);
     this.insertDecision = db.prepare(`INSERT INTO decisions (ts_ms, tick, pool, mode, policy, fallback_reason, model,
       capacity_tps, effective_tps, demand_tps, services, clamps, shadow_regret) VALUES (${Array(13).fill('?').join(',')})`);
     this.writeAll = db.transaction((b: TickBatch) => this.writeRows(b));
@@ -152,18 +184,45 @@ export class TelemetryStore {
     b.tsMs = Math.max(Math.round(b.tsMs), this.lastTsMs + 1);
     this.writeAll(b);
     this.lastTsMs = b.tsMs;
-    return b.count + b.decisions.length + 1;
+    return b.count + (b.tenantCount ?? 0) + b.decisions.length + 1;
+  }
+
+  /**
+   * One retention pass (retention.ts) within `budgetMs`; once it has caught
+   * up, the tenant keys with no row left are deleted (counted in `deleted`).
+   */
+  runRetention(retention: Retention, nowMs: number, budgetMs: number): RetentionResult {
+    const r = retention.runPass(nowMs, budgetMs);
+    if (!r.done) return r;
+    // Rows until last_ms + TENANT_ID_REFRESH_MS, all before the raw cutoff: rolled up by the pass that just finished.
+    const forgotten = this.forgetTenants.run(retention.rawCutoff(nowMs) - TENANT_ID_REFRESH_MS).changes;
+    if (forgotten > 0) this.tenantIds.clear();
+    return { ...r, deleted: r.deleted + forgotten, done: forgotten < FORGET_BATCH };
+  }
+
+  /** The database id of tenant `name` of service bucket `service` (kind 'tenant'), made on its first row. */
+  private tenantId(service: number, name: string, tsMs: number): number {
+    if (this.tenantIds.size >= TENANT_ID_CACHE || tsMs - this.tenantIdsSinceMs >= TENANT_ID_REFRESH_MS) {
+      this.tenantIds.clear();
+      this.tenantIdsSinceMs = tsMs;
+    }
+    const cacheKey = `${service}/${name}`;
+    let id = this.tenantIds.get(cacheKey);
+    if (id === undefined) {
+      const spec = this.specs[service];
+      id = (this.upsertTenant.get(`${spec.key}/${name}`, this.specs[spec.pool].key, tsMs) as { id: number }).id;
+      this.tenantIds.set(cacheKey, id);
+    }
+    return id;
   }
 
   private writeRows(b: TickBatch): void {
-    const { tsMs, tick, dtMs, values } = b;
-    this.insertTick.run(tsMs, tick, round3(dtMs), round3(b.durationMs), b.count, b.mode);
-    const ins = this.insertRow;
-    for (let r = 0; r < b.count; r++) {
-      const o = r * ROW_FIELDS;
-      ins.run(tsMs, this.keyIds[b.buckets[r]], tick, dtMs,
-        values[o], values[o + 1], values[o + 2], values[o + 3], values[o + 4], values[o + 5], values[o + 6],
-        values[o + 7], values[o + 8], values[o + 9], values[o + 10], round3(values[o + 11]));
+    const { tsMs, tick, dtMs } = b;
+    const tenants = b.tenantCount ?? 0;
+    this.insertTick.run(tsMs, tick, round3(dtMs), round3(b.durationMs), b.count + tenants, b.mode);
+    for (let r = 0; r < b.count; r++) this.writeRow(tsMs, this.keyIds[b.buckets[r]], tick, dtMs, b.values, r * ROW_FIELDS);
+    for (let r = 0; r < tenants; r++) {
+      this.writeRow(tsMs, this.tenantId(b.tenantServices![r], b.tenantNames![r], tsMs), tick, dtMs, b.tenantValues!, r * ROW_FIELDS);
     }
     for (const d of b.decisions) {
       const keys = this.services.get(d.pool) ?? [];
@@ -171,6 +230,12 @@ export class TelemetryStore {
         d.capacityTps, round3(d.effectiveTps), round3(d.demandTps), JSON.stringify(servicesOf(d, b.decisionValues, keys), roundJson),
         JSON.stringify(clampsOf(d, b.decisionValues, keys), roundJson), d.shadowRegret);
     }
+  }
+
+  private writeRow(tsMs: number, keyId: number, tick: number, dtMs: number, v: Float64Array, o: number): void {
+    this.insertRow.run(tsMs, keyId, tick, dtMs,
+      v[o + ROW.REQUESTED], v[o + ROW.GRANTED], v[o + ROW.DENIED], v[o + ROW.OK], v[o + ROW.FAILED], v[o + ROW.THROTTLED], v[o + ROW.EXPIRED],
+      v[o + ROW.LATENCY_SUM_US], v[o + ROW.LATENCY_COUNT], v[o + ROW.QUEUE], v[o + ROW.IN_FLIGHT], round3(v[o + ROW.LIMIT_TPS]), v[o + ROW.WOULD_DENY]);
   }
 
 }

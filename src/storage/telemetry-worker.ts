@@ -61,7 +61,7 @@ function runRetention(nowMs = Date.now()): void {
   if (closing) return;
   const t0 = performance.now();
   try {
-    const r = retention.runPass(nowMs, budgetMs);
+    const r = store.runRetention(retention, nowMs, budgetMs);
     behind = !r.done;
     const file = store.db.name;
     const dbBytes = statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);

@@ -83,7 +83,9 @@ export class TelemetryWriter {
       return false;
     }
     this.pending++;
-    this.post({ type: 'tick', batch }, [batch.buckets.buffer, batch.values.buffer, batch.decisionValues.buffer] as ArrayBuffer[]);
+    const transfer = [batch.buckets.buffer, batch.values.buffer, batch.decisionValues.buffer] as ArrayBuffer[];
+    if ((batch.tenantCount ?? 0) > 0) transfer.push(batch.tenantServices!.buffer as ArrayBuffer, batch.tenantValues!.buffer as ArrayBuffer);
+    this.post({ type: 'tick', batch }, transfer);
     return true;
   }
 

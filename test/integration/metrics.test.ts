@@ -63,8 +63,9 @@ describe('/metrics', () => {
     const exprs = [...dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)), ...dash.templating.list.map((v) => JSON.stringify(v.query ?? ''))];
     const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\btpsd_[a-z_]+/g)].map((m) => m[0])));
     assert.ok(names.size >= 20, `${names.size} metrics used`);
-    // A daemon without a cluster section has no cluster figures: test/integration/cluster.test.ts checks those.
-    for (const name of names) if (!name.startsWith('tpsd_cluster_')) assert.match(body, new RegExp(`^${name}(\\{| )`, 'm'), `${name} is exported`);
+    // A daemon without a cluster section has no cluster figures: test/integration/cluster.test.ts checks those;
+    // one without tenants has no tpsd_tenants: test/integration/tenant-telemetry.test.ts checks it.
+    for (const name of names) if (!name.startsWith('tpsd_cluster_') && name !== 'tpsd_tenants') assert.match(body, new RegExp(`^${name}(\\{| )`, 'm'), `${name} is exported`);
   });
 
   it('dashboard: an instance variable, and every query on one instance, so two daemons never merge in a panel', () => {
