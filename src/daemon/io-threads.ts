@@ -46,6 +46,8 @@ export interface IoThreadsOptions {
   readonly log: Logger;
   /** Tier assignments of tenants at start (tenant-admin.ts), for every thread. */
   readonly tenantTiers?: readonly TenantTier[];
+  /** Per-tenant counts for the surge and abuse defence (shm/tenant-activity.ts); null without tenants. */
+  readonly tenantActivity?: SharedArrayBuffer | null;
   /** Answers an admin request an I/O thread forwarded. */
   readonly onAdmin: (request: AdminRequest) => AdminReply;
   /** An I/O thread died after start() resolved, while not stopping. */
@@ -112,7 +114,7 @@ export class IoThreads {
     const { views, bucketCount, config, port, epochHrMs, startedAtMs, policy, onAdmin } = this.options;
     const workerData: IoWorkerData = {
       entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
-      tenantSlots: views.layout.tenantSlots, tenantTiers: this.options.tenantTiers ?? [],
+      tenantSlots: views.layout.tenantSlots, tenantTiers: this.options.tenantTiers ?? [], tenantActivity: this.options.tenantActivity ?? null,
       config, port, epochHrMs, startedAtMs, policy, relayPorts,
     };
     const transferList = relayPorts.filter((p): p is MessagePort => p !== null);

@@ -15,6 +15,7 @@ import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { allocateShm, tenantSlotsFor, type ShmViews } from '../shm/layout.ts';
+import { TenantActivity, allocateTenantActivity } from '../shm/tenant-activity.ts';
 import { tenantSlotsWanted } from '../config/tenants-schema.ts';
 import { openTelemetry, type Telemetry } from '../storage/telemetry.ts';
 import { LiveLimits } from './live-limits.ts';
@@ -28,6 +29,8 @@ export interface LiveState {
 export interface MainState {
   readonly keys: KeyIndex;
   readonly views: ShmViews;
+  /** Per-tenant counts (shm/tenant-activity.ts) for the I/O threads; null without tenants. */
+  readonly tenantActivity: SharedArrayBuffer | null;
   /** The shared clock's epoch (hrtime ms), which every I/O thread's clock starts from. */
   readonly epochHrMs: number;
   readonly controller: Controller;
@@ -45,7 +48,10 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
   const epochHrMs = hrtimeMs();
   const clock = createClock(epochHrMs);
   BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap });
+  // Per-tenant counts for the surge and abuse defence: their own buffer, handed to the controller and every I/O thread.
+  const tenantActivity = allocateTenantActivity(views.layout.tenantSlots);
+  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap,
+    tenantActivity: tenantActivity === null ? null : new TenantActivity(tenantActivity, views.layout.tenantSlots) });
   let telemetry: Telemetry | null = null;
   try {
     telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;
@@ -60,5 +66,5 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
     try { await telemetry?.close(); } catch (err) { log.error({ err }, 'closing the telemetry database failed'); }
     await controller.close();
   };
-  return { keys, views, epochHrMs, controller, telemetry, live, close };
+  return { keys, views, tenantActivity, epochHrMs, controller, telemetry, live, close };
 }

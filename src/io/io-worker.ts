@@ -61,6 +61,7 @@ import { RelayLinks } from './relay-links.ts';
 import { RequestHandler } from './request-handler.ts';
 import { TenantKeys } from './tenant-keys.ts';
 import { TenantTable } from '../shm/tenant-table.ts';
+import { TenantActivity } from '../shm/tenant-activity.ts';
 import { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
@@ -75,7 +76,8 @@ const keys = KeyIndex.fromConfig(config);
 const clock = createClock(data.epochHrMs);
 const table = new BucketTable(views, clock, data.thread);
 /** Tenant keys (services with `tenants`): their slots are shared, the tier assignments this thread's copy. */
-const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views)) : null;
+const tenants = keys.hasTenants ? new TenantKeys(keys, new TenantTable(views),
+  data.tenantActivity ? new TenantActivity(data.tenantActivity, views.layout.tenantSlots) : null) : null;
 for (const a of data.tenantTiers ?? []) tenants?.applyTier(a.service, a.name, a.tier, table.nowMs());
 /** Failed authentications per client address, shared with every I/O thread. */
 const failures = new FailureTable(views, clock);

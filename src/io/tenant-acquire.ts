@@ -11,7 +11,9 @@
 // A tenant's acquire does not wait: when its own bucket is empty, or the
 // levels above deny, it is answered at once (denied with retry_after_ms),
 // whatever wait_ms asks. A dry run (`enforce: false` on the tier, or on the
-// level that refused) grants instead and counts would_deny.
+// level that refused) grants instead and counts would_deny. Each acquire and
+// each refusal of the tenant's own bucket is counted for the surge and abuse
+// detector (shm/tenant-activity.ts: two Atomics.add and a byte store).
 
 import { ErrorCode } from '../protocol/errors.ts';
 import { MAX_TOKENS, MILLI, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_REQUESTED_INDEX } from '../shm/layout.ts';
@@ -51,8 +53,12 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
   t.countPair(tier, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
+  const activity = tk.activity;
+  if (activity !== null) activity.asked(slot, tokens);
   const dry = host.dryRun;
   if (!tt.take(slot, milli, now)) {
+    // The detector counts refusals of the tenant's own bucket only: a polite tenant refused by a busy tier is no attacker.
+    if (activity !== null) activity.denied(slot, tokens);
     if (dry !== null && dry[tier] === 1) return host.dryGrant(conn, id, tier, tokens, 0, perf);
     t.count(tier, C_DENIED_INDEX, tokens);
     writeDenied(host.out, id, tt.retryAfterMs(slot, milli));

@@ -21,6 +21,7 @@ import { MAX_KEY_BYTES } from '../protocol/opcodes.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI } from '../shm/layout.ts';
 import { TENANT_BUSY, TENANT_FULL, TenantTable } from '../shm/tenant-table.ts';
+import type { TenantActivity } from '../shm/tenant-activity.ts';
 import type { RequestKey } from './request-reader.ts';
 
 /** resolve(): the key names no tenant (no service with tenants, or a name outside [A-Za-z0-9_.:@-]{1,64}). */
@@ -48,6 +49,8 @@ export function assignmentKey(service: number, name: string): string {
 
 export class TenantKeys {
   readonly table: TenantTable;
+  /** Per-tenant counts for the surge and abuse detector (null: not counted, e.g. unit tests without it). */
+  readonly activity: TenantActivity | null;
   private readonly scratch = new Uint8Array(MAX_KEY_BYTES * 3);
   /** Per bucket: tenants.max of a service with tenants, else 0. */
   private readonly maxOf: Int32Array;
@@ -75,9 +78,10 @@ export class TenantKeys {
   /** Each tenant service's key bytes (null for other buckets), to check a memo hit's prefix. */
   private readonly serviceKey: (Uint8Array | null)[];
 
-  constructor(keys: KeyIndex, table: TenantTable) {
+  constructor(keys: KeyIndex, table: TenantTable, activity: TenantActivity | null = null) {
     this.keys = keys;
     this.table = table;
+    this.activity = activity;
     const n = keys.size;
     this.maxOf = new Int32Array(n);
     this.defaultTier = new Int32Array(n).fill(-1);

@@ -330,6 +330,13 @@ export class TenantTable {
     return retired;
   }
 
+  /** True while the slot holds a LIVE tenant (main thread: the surge and abuse detector). */
+  isLive(slot: number): boolean { return (Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) === LIVE; }
+  /** The slot's generation, bumped each time a tenant is made in it: a detector's state is for one generation. */
+  genOf(slot: number): number { return Atomics.load(this.index, slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX); }
+  /** The tenant's refill rate, milli-tokens/s (a tier's, or a defensive limit's). */
+  rateMilli(slot: number): number { return Atomics.load(this.rec, slot * TENANT_FIELDS + T_RATE_MILLI_INDEX); }
+
   /** Tenants held by a service (claimed, live, or retired and not yet emptied). */
   heldBy(service: number): number { return Atomics.load(this.serviceCount, service); }
 

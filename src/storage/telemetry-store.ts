@@ -69,6 +69,19 @@ export interface TickBatch {
   decisions: DecisionRow[];
   /** DEC_FIELDS per service of every decision (NaN shadow: none). */
   decisionValues: Float64Array;
+  /** Decisions on single keys made this tick (the surge and abuse defence): limit_audit rows. */
+  audits?: AuditRow[];
+}
+
+/** A limit_audit row the controller made (control/tenant-guard.ts: a tenant's class, its defensive limit, its lift). */
+export interface AuditRow {
+  action: string;
+  key: string;
+  field: string;
+  oldValue: string;
+  newValue: string;
+  actor: string;
+  detail: string;
 }
 
 /**
@@ -120,6 +133,7 @@ export class TelemetryStore {
   private readonly insertTick;
   private readonly insertRow;
   private readonly insertDecision;
+  private readonly insertAudit;
   private readonly writeAll: (b: TickBatch) => void;
 
   constructor(db: Db, keys: KeyIndex) {
@@ -143,6 +157,8 @@ export class TelemetryStore {
       throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps) VALUES (${Array(16).fill('?').join(',')})`);
     this.insertDecision = db.prepare(`INSERT INTO decisions (ts_ms, tick, pool, mode, policy, fallback_reason, model,
       capacity_tps, effective_tps, demand_tps, services, clamps, shadow_regret) VALUES (${Array(13).fill('?').join(',')})`);
+    this.insertAudit = db.prepare(`INSERT INTO limit_audit (ts_ms, action, key, field, old_value, new_value, actor, detail)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     this.writeAll = db.transaction((b: TickBatch) => this.writeRows(b));
   }
 
@@ -152,7 +168,7 @@ export class TelemetryStore {
     b.tsMs = Math.max(Math.round(b.tsMs), this.lastTsMs + 1);
     this.writeAll(b);
     this.lastTsMs = b.tsMs;
-    return b.count + b.decisions.length + 1;
+    return b.count + b.decisions.length + (b.audits?.length ?? 0) + 1;
   }
 
   private writeRows(b: TickBatch): void {
@@ -171,6 +187,7 @@ export class TelemetryStore {
         d.capacityTps, round3(d.effectiveTps), round3(d.demandTps), JSON.stringify(servicesOf(d, b.decisionValues, keys), roundJson),
         JSON.stringify(clampsOf(d, b.decisionValues, keys), roundJson), d.shadowRegret);
     }
+    for (const a of b.audits ?? []) this.insertAudit.run(tsMs, a.action, a.key, a.field, a.oldValue, a.newValue, a.actor, a.detail);
   }
 
 }
