@@ -29,13 +29,11 @@ import {
   C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
-import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type AuditRow, type DecisionRow } from '../storage/telemetry-store.ts';
+import { DEC, DEC_FIELDS, DETECTOR_ACTOR, ROW, ROW_FIELDS, type AuditRow, type DecisionRow } from '../storage/telemetry-store.ts';
 import { TENANT_CLASSES } from '../control/surge-detector.ts';
 import type { TenantGuard } from '../control/tenant-guard.ts';
 import type { TenantGuardStats } from '../io/messages.ts';
 
-/** The actor of the surge and abuse defence's limit_audit rows. */
-export const GUARD_ACTOR = 'tpsd detector';
 
 /** The defence's counts for /metrics: per tier and class, per service its class (labels bounded by the config). */
 function guardStats(g: TenantGuard): TenantGuardStats {
@@ -215,7 +213,7 @@ export class TickRecorder {
     const events = this.controller.guard?.events;
     if (events === undefined || events.length === 0) return undefined;
     return events.map((e) => ({ action: e.action, key: e.key, field: e.field, oldValue: JSON.stringify(e.from), newValue: JSON.stringify(e.to),
-      actor: GUARD_ACTOR, detail: e.detail }));
+      actor: DETECTOR_ACTOR, detail: e.detail }));
   }
 
   /** The figures for /metrics. */

@@ -73,6 +73,9 @@ export interface TickBatch {
   audits?: AuditRow[];
 }
 
+/** The actor of the surge and abuse defence's limit_audit rows (retention deletes them with the decisions). */
+export const DETECTOR_ACTOR = 'tpsd detector';
+
 /** A limit_audit row the controller made (control/tenant-guard.ts: a tenant's class, its defensive limit, its lift). */
 export interface AuditRow {
   action: string;
