@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { ATTACK } from '../../src/control/surge-detector.ts';
 import { dbPath } from '../../src/storage/db.ts';
@@ -91,6 +92,8 @@ describe('tenants: surge and abuse defence', () => {
       assert.match(metrics, /tpsd_tenant_defenses_total\{tier="api\/v1\/~std",action="lifted"\} 1\n/);
       assert.match(metrics, /tpsd_tenants_defended\{tier="api\/v1\/~std"\} 0\n/);
       assert.doesNotMatch(metrics, /mallory|alice/, 'no tenant in any label');
+      const promtool = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      if (!promtool.error) assert.equal(promtool.status, 0, `promtool: ${promtool.stdout}${promtool.stderr}`);
 
       const dbFile = dbPath(d.config.data_dir);
       await d.stop();
