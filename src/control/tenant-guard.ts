@@ -38,8 +38,9 @@ export interface GuardEvent {
   /** 'classify' (field 'class'), 'defend' and 'lift' (field 'rate_tps'). */
   readonly action: 'classify' | 'defend' | 'lift';
   readonly field: 'class' | 'rate_tps';
-  readonly from: string;
-  readonly to: string;
+  /** A class name, or a rate in tokens/s. */
+  readonly from: string | number;
+  readonly to: string | number;
   /** The evidence: rate, denial ratio, baseline, z, the tier. */
   readonly detail: string;
 }
@@ -171,7 +172,7 @@ export class TenantGuard {
     const counts = this.tierAt.get(tier)!;
     counts.defended++;
     counts.applied++;
-    this.event(slot, 'defend', 'rate_tps', `${spec.tps}`, `${rateTps}`, tier);
+    this.event(slot, 'defend', 'rate_tps', spec.tps, rateTps, tier);
   }
 
   /** Lifts the limits whose cool-down is over; puts back one an admin's tier change overwrote; drops those of forgotten tenants. */
@@ -187,7 +188,7 @@ export class TenantGuard {
         this.table.setTier(slot, tier, Math.round(spec.tps * MILLI), Math.round(spec.burst * MILLI), nowMs);
         this.tierAt.get(this.defendedTier[slot])!.defended--;
         this.tierAt.get(tier)!.lifted++;
-        this.event(slot, 'lift', 'rate_tps', `${spec.tps * spec.defense.tps_fraction}`, `${spec.tps}`, tier);
+        this.event(slot, 'lift', 'rate_tps', spec.tps * spec.defense.tps_fraction, spec.tps, tier);
         continue;
       }
       const rateMilli = Math.round(spec.tps * spec.defense.tps_fraction * MILLI);
@@ -237,7 +238,7 @@ export class TenantGuard {
     }
   }
 
-  private event(slot: number, action: GuardEvent['action'], field: GuardEvent['field'], from: string, to: string, tier: number): void {
+  private event(slot: number, action: GuardEvent['action'], field: GuardEvent['field'], from: string | number, to: string | number, tier: number): void {
     if (this.events.length >= MAX_EVENTS_PER_TICK) { this.droppedEvents++; return; }
     const d = this.detector;
     const service = this.keys.specs[this.table.serviceOf(slot)].key;

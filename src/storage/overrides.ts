@@ -18,7 +18,8 @@ export interface StoredOverride {
 }
 
 /** set: an override written; rm: removed; rejected: refused by validation; skipped: not re-applied at start. */
-export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped';
+/** 'classify', 'defend' and 'lift' are the surge and abuse detector's (control/tenant-guard.ts, actor 'tpsd detector'). */
+export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped' | 'classify' | 'defend' | 'lift';
 
 export interface AuditEntry {
   tsMs: number;

@@ -13,7 +13,7 @@ import { ATTACK } from '../../src/control/surge-detector.ts';
 import { dbPath } from '../../src/storage/db.ts';
 import { TenantTable } from '../../src/shm/tenant-table.ts';
 import { RawClient, httpGet, startTestDaemon, type Reply } from '../fixtures/daemon.ts';
-import { sleep, until } from '../fixtures/telemetry.ts';
+import { runCli, sleep, until } from '../fixtures/telemetry.ts';
 
 const TIER_TPS = 20;
 const DEFENSE = { tps_fraction: 0.1, cooldown_s: 1.5 };
@@ -104,14 +104,18 @@ describe('tenants: surge and abuse defence', () => {
       const of = (key: string) => rows.filter((r) => r.key === key).map((r) => `${r.action} ${r.field} ${r.old_value}->${r.new_value}`);
       assert.ok(of('api/v1/mallory').includes('classify class "normal"->"attack"') || of('api/v1/mallory').includes('classify class "surge"->"attack"'),
         JSON.stringify(of('api/v1/mallory')));
-      assert.ok(of('api/v1/mallory').includes('defend rate_tps "20"->"2"'), JSON.stringify(of('api/v1/mallory')));
-      assert.ok(of('api/v1/mallory').includes('lift rate_tps "2"->"20"'), JSON.stringify(of('api/v1/mallory')));
+      assert.ok(of('api/v1/mallory').includes('defend rate_tps 20->2'), JSON.stringify(of('api/v1/mallory')));
+      assert.ok(of('api/v1/mallory').includes('lift rate_tps 2->20'), JSON.stringify(of('api/v1/mallory')));
       assert.ok(of('api/v1/alice').some((r) => r.endsWith('->"surge"')), `alice's surge: ${JSON.stringify(of('api/v1/alice'))}`);
       assert.ok(!of('api/v1/alice').some((r) => r.includes('attack') || r.startsWith('defend')), JSON.stringify(of('api/v1/alice')));
       const evidence = JSON.parse(rows.find((r) => r.key === 'api/v1/mallory' && r.action === 'defend')!.detail) as Record<string, number | string>;
       assert.equal(evidence.tier, 'api/v1/~std');
       assert.ok((evidence.rate_tps as number) > 3 * TIER_TPS && (evidence.denial_ratio as number) > 0.6, JSON.stringify(evidence));
       assert.ok(of('api/v1').some((r) => r.endsWith('->"attack"')), `the service under attack: ${JSON.stringify(of('api/v1'))}`);
+      const cli = await runCli(['decisions', '--data', d.config.data_dir, '--kind', 'limits', '--limit', '0']);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /LIMIT DEFEND {2}api\/v1\/mallory {2}rate_tps 20 -> 2 {2}by tpsd detector\n/);
+      assert.match(cli.stdout, /LIMIT LIFT {2}api\/v1\/mallory {2}rate_tps 2 -> 20 {2}by tpsd detector\n/);
     } finally {
       alice.close();
       mallory.close();
