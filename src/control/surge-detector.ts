@@ -149,6 +149,6 @@ export class SurgeDetector {
   baselineTps(slot: number): number { return this.state[slot * STATE_WORDS + LEVEL]; }
   /** The last forecast error (robust z-score of the rate against the baseline). */
   zScore(slot: number): number { return this.state[slot * STATE_WORDS + Z]; }
-  /** True while the slot's short rate is still above zero (a tenant that stopped is watched until it settles). */
+  /** True once the slot's rate has decayed to about zero and it is classed normal: nothing left to watch (a tenant that stopped is watched until then). */
   settled(slot: number): boolean { return this.state[slot * STATE_WORDS + RATE] < 1e-3 && this.classOf(slot) === NORMAL; }
 }
