@@ -62,6 +62,8 @@ export const DEFAULT_DETECTOR: DetectorOptions = {
   attackRateRatio: 3, attackDenialRatio: 0.6, attackHoldS: 2,
 };
 
+/** A tenant whose short rate fell below this (tokens/s) and is classed normal is no longer watched (about 7 s after a few tokens/s stop). */
+const SETTLED_TPS = 0.1;
 /** 1.4826 x MAD estimates a normal distribution's standard deviation. */
 const MAD_TO_SIGMA = 1.4826;
 /** The band never narrows below this many tokens/s (plus bandFloorFraction of the tps). */
@@ -83,6 +85,11 @@ export class SurgeDetector {
   /** Per slot: its class (NORMAL, SURGE, ATTACK); 255: no observation yet. */
   private readonly cls: Uint8Array;
   private readonly o: DetectorOptions;
+
+  /** The EWMA factors for the last dtS seen (every tenant of a tick has the same dtS: computed once a tick). */
+  private factorDtS = Number.NaN;
+  private shortFactor = 0;
+  private baseFactor = 0;
 
   constructor(slots: number, options: DetectorOptions = DEFAULT_DETECTOR) {
     this.slots = slots;
@@ -108,7 +115,12 @@ export class SurgeDetector {
     const at = slot * STATE_WORDS;
     const x = requested / dtS;
     const fresh = this.cls[slot] === 255;
-    const a = fresh ? 1 : 1 - Math.exp(-dtS / o.shortS);
+    if (dtS !== this.factorDtS) {
+      this.factorDtS = dtS;
+      this.shortFactor = 1 - Math.exp(-dtS / o.shortS);
+      this.baseFactor = 1 - Math.exp(-dtS / o.baseS);
+    }
+    const a = fresh ? 1 : this.shortFactor;
     s[at + RATE] += a * (x - s[at + RATE]);
     s[at + DENIED] += a * (denied / dtS - s[at + DENIED]);
     const rate = s[at + RATE];
@@ -119,7 +131,7 @@ export class SurgeDetector {
     s[at + Z] = z;
     // The baseline learns from the clipped short rate (the raw tick is Poisson noise at short ticks): one tick far out
     // moves it by at most baseClip band widths x b.
-    const b = 1 - Math.exp(-dtS / o.baseS);
+    const b = this.baseFactor;
     const level = s[at + LEVEL];
     const clipped = Math.min(level + o.baseClip * band, Math.max(level - o.baseClip * band, rate));
     s[at + LEVEL] = level + b * (clipped - level);
@@ -150,5 +162,5 @@ export class SurgeDetector {
   /** The last forecast error (robust z-score of the rate against the baseline). */
   zScore(slot: number): number { return this.state[slot * STATE_WORDS + Z]; }
   /** True once the slot's rate has decayed to about zero and it is classed normal: nothing left to watch (a tenant that stopped is watched until then). */
-  settled(slot: number): boolean { return this.state[slot * STATE_WORDS + RATE] < 1e-3 && this.classOf(slot) === NORMAL; }
+  settled(slot: number): boolean { return this.state[slot * STATE_WORDS + RATE] < SETTLED_TPS && this.classOf(slot) === NORMAL; }
 }

@@ -67,8 +67,10 @@ export class TenantGuard {
   /** Each tenant service's key and class now. */
   readonly services: { readonly key: string; readonly bucket: number; cls: number }[] = [];
   private readonly table: TenantTable;
-  private readonly tierAt = new Map<number, TierGuardCounts>();
-  private readonly serviceAt = new Map<number, number>();
+  /** Per bucket: a tier's counts (undefined for other buckets). */
+  private readonly tierAt: (TierGuardCounts | undefined)[];
+  /** Per bucket: a tenant service's index in `services`, else -1. */
+  private readonly serviceAt: Int32Array;
   private readonly serviceDetector: SurgeDetector;
   private readonly lastAsked: Int32Array;
   private readonly lastDenied: Int32Array;
@@ -99,13 +101,15 @@ export class TenantGuard {
     this.defendedTier = new Int32Array(slots);
     this.defendedUntil = new Float64Array(slots);
     this.mark = new Uint32Array(slots);
+    this.tierAt = new Array<TierGuardCounts | undefined>(keys.size).fill(undefined);
+    this.serviceAt = new Int32Array(keys.size).fill(-1);
     for (const s of keys.specs) {
       if (s.tier !== null) {
         const counts = { tier: s.key, changes: [0, 0, 0], current: [0, 0, 0], defended: 0, applied: 0, lifted: 0 };
         this.tiers.push(counts);
-        this.tierAt.set(s.index, counts);
+        this.tierAt[s.index] = counts;
       }
-      if (s.tenants !== null) { this.serviceAt.set(s.index, this.services.length); this.services.push({ key: s.key, bucket: s.index, cls: NORMAL }); }
+      if (s.tenants !== null) { this.serviceAt[s.index] = this.services.length; this.services.push({ key: s.key, bucket: s.index, cls: NORMAL }); }
     }
     this.serviceDetector = new SurgeDetector(this.services.length, options);
     this.serviceAsked = new Float64Array(this.services.length);
@@ -144,11 +148,11 @@ export class TenantGuard {
     const cls = this.detector.observe(slot, asked, denied, dtS, spec.tps);
     this.count(slot, tier, cls);
     if (cls !== before) {
-      this.tierAt.get(tier)!.changes[cls]++;
+      this.tierAt[tier]!.changes[cls]++;
       this.event(slot, 'classify', 'class', TENANT_CLASSES[before], TENANT_CLASSES[cls], tier);
     }
-    const svc = this.serviceAt.get(t.serviceOf(slot));
-    if (svc !== undefined) {
+    const svc = this.serviceAt[t.serviceOf(slot)];
+    if (svc >= 0) {
       this.serviceAsked[svc] += asked;
       if (cls === ATTACK) this.serviceAttackAsked[svc] += asked;
     }
@@ -169,7 +173,7 @@ export class TenantGuard {
     this.defendedTier[slot] = tier;
     const rateTps = spec.tps * spec.defense.tps_fraction;
     this.table.setTier(slot, tier, Math.round(rateTps * MILLI), Math.round(spec.burst * MILLI), nowMs);
-    const counts = this.tierAt.get(tier)!;
+    const counts = this.tierAt[tier]!;
     counts.defended++;
     counts.applied++;
     this.event(slot, 'defend', 'rate_tps', spec.tps, rateTps, tier);
@@ -186,8 +190,8 @@ export class TenantGuard {
       if (nowMs >= this.defendedUntil[slot]) {
         this.defendedUntil[slot] = 0;
         this.table.setTier(slot, tier, Math.round(spec.tps * MILLI), Math.round(spec.burst * MILLI), nowMs);
-        this.tierAt.get(this.defendedTier[slot])!.defended--;
-        this.tierAt.get(tier)!.lifted++;
+        this.tierAt[this.defendedTier[slot]]!.defended--;
+        this.tierAt[tier]!.lifted++;
         this.event(slot, 'lift', 'rate_tps', spec.tps * spec.defense.tps_fraction, spec.tps, tier);
         continue;
       }
@@ -203,7 +207,7 @@ export class TenantGuard {
   private forget(slot: number): void {
     this.uncount(slot);
     if (this.defendedUntil[slot] > 0) {
-      this.tierAt.get(this.defendedTier[slot])!.defended--;
+      this.tierAt[this.defendedTier[slot]]!.defended--;
       this.defendedUntil[slot] = 0;
     }
     this.detector.reset(slot);
@@ -212,14 +216,14 @@ export class TenantGuard {
   /** Keeps the per-tier class counts (current: the tenants being watched, by class). */
   private count(slot: number, tier: number, cls: number): void {
     this.uncount(slot);
-    this.tierAt.get(tier)!.current[cls]++;
+    this.tierAt[tier]!.current[cls]++;
     this.countedTier[slot] = tier;
     this.countedClass[slot] = cls;
   }
 
   private uncount(slot: number): void {
     const counted = this.countedTier[slot];
-    if (counted >= 0) this.tierAt.get(counted)!.current[this.countedClass[slot]]--;
+    if (counted >= 0) this.tierAt[counted]!.current[this.countedClass[slot]]--;
     this.countedTier[slot] = -1;
   }
 
