@@ -25,7 +25,7 @@
 // and an EWMA of the clipped absolute deviation (a running MAD). The z-score
 // of the short-window rate against that band is the forecast error; growth
 // beyond SURGE_Z, held for SURGE_HOLD_S, is a surge. Both are O(1) per tenant
-// per tick over seven float32 words; an isolation forest would need a
+// per tick over eight float32 words; an isolation forest would need a
 // feature window per tenant, a trained ensemble and still the tier bound to
 // tell an attack from a surge.
 
@@ -77,7 +77,8 @@ const DEV = 3; // baseline absolute deviation, tokens/s
 const SURGE_S = 4; // seconds out of band (decays when back in)
 const ATTACK_S = 5; // seconds of attack evidence (decays when it stops)
 const Z = 6; // last forecast error
-const STATE_WORDS = 7;
+const SEEN = 7; // ticks observed (the baseline's warm start)
+const STATE_WORDS = 8;
 
 export class SurgeDetector {
   readonly slots: number;
@@ -125,13 +126,19 @@ export class SurgeDetector {
     s[at + DENIED] += a * (denied / dtS - s[at + DENIED]);
     const rate = s[at + RATE];
     const floor = (Number.isFinite(tierTps) ? o.bandFloorFraction * tierTps : 0) + BAND_FLOOR_TPS;
-    if (fresh) { s[at + LEVEL] = x; s[at + DEV] = 0; }
+    if (fresh) {
+      // No history yet: the band starts at the Poisson noise of the short rate at this rate (an EWMA of counts at x/s).
+      s[at + LEVEL] = x;
+      s[at + DEV] = Math.sqrt((Math.max(x, 1) * this.shortFactor) / ((2 - this.shortFactor) * dtS)) / MAD_TO_SIGMA;
+    }
     const band = MAD_TO_SIGMA * s[at + DEV] + floor;
     const z = (rate - s[at + LEVEL]) / band;
     s[at + Z] = z;
     // The baseline learns from the clipped short rate (the raw tick is Poisson noise at short ticks): one tick far out
     // moves it by at most baseClip band widths x b.
-    const b = this.baseFactor;
+    // A warm start: the first ticks average with equal weights (1/n), then the EWMA takes over.
+    s[at + SEEN] += 1;
+    const b = Math.max(this.baseFactor, 1 / s[at + SEEN]);
     const level = s[at + LEVEL];
     const clipped = Math.min(level + o.baseClip * band, Math.max(level - o.baseClip * band, rate));
     s[at + LEVEL] = level + b * (clipped - level);

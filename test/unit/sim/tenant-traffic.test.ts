@@ -8,6 +8,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ATTACK, DEFAULT_DETECTOR, NORMAL, SURGE, SurgeDetector } from '../../../src/control/surge-detector.ts';
 import { DEFAULT_SET, evaluateDetector, type ClassScore } from '../../../src/sim/tenant-traffic.ts';
+import { Rng } from '../../../src/ppo/rng.ts';
+
+function poissonCount(rng: Rng, mean: number): number {
+  const limit = Math.exp(-mean);
+  let k = 0;
+  for (let p = rng.next(); p > limit; p *= rng.next()) k++;
+  return k;
+}
 
 const pr = (s: ClassScore): string => `precision ${s.precision.toFixed(3)} recall ${s.recall.toFixed(3)} (tp ${s.tp}, fp ${s.fp}, fn ${s.fn})`;
 
@@ -48,6 +56,25 @@ describe('surge and abuse detector: one tenant', () => {
     assert.equal(classes[0], NORMAL, 'one tick is not enough');
     assert.equal(classes[4], ATTACK);
     assert.ok(d.denialRatio(1) > 0.85 && d.rateTps(1) > 9 * TPS);
+  });
+
+  it('does not call a new tenant\'s first minute at a steady rate a surge (no history is no band of zero width)', () => {
+    for (const dtS of [1, 0.1]) {
+      const n = 200;
+      const d = new SurgeDetector(n);
+      const rng = new Rng(5);
+      let called = 0;
+      for (let slot = 0; slot < n; slot++) {
+        let surged = false;
+        for (let t = 0; t < 60; t += dtS) {
+          const asked = poissonCount(rng, 20 * dtS);
+          if (t === 0 && asked === 0) continue;
+          if (d.observe(slot, asked, 0, dtS, TPS) === SURGE) surged = true;
+        }
+        if (surged) called++;
+      }
+      assert.ok(called <= 2, `${called} of ${n} new tenants at 20/s called surge (${dtS} s ticks)`);
+    }
   });
 
   it('calls a jump from a steady rate a surge, and forgets a slot on reset', () => {
