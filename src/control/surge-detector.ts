@@ -64,6 +64,8 @@ export const DEFAULT_DETECTOR: DetectorOptions = {
 
 /** A tenant whose short rate fell below this (tokens/s) and is classed normal is no longer watched (about 7 s after a few tokens/s stop). */
 const SETTLED_TPS = 0.1;
+/** The baseline's warm start: its n-th tick weighs at least WARM_START / n (a new tenant's first ticks teach it its level faster). */
+const WARM_START = 0.2;
 /** 1.4826 x MAD estimates a normal distribution's standard deviation. */
 const MAD_TO_SIGMA = 1.4826;
 /** The band never narrows below this many tokens/s (plus bandFloorFraction of the tps). */
@@ -136,9 +138,9 @@ export class SurgeDetector {
     s[at + Z] = z;
     // The baseline learns from the clipped short rate (the raw tick is Poisson noise at short ticks): one tick far out
     // moves it by at most baseClip band widths x b.
-    // A warm start: the first ticks average with equal weights (1/n), then the EWMA takes over.
+    // A warm start: the first ticks weigh more (WARM_START / n), then the EWMA takes over.
     s[at + SEEN] += 1;
-    const b = Math.max(this.baseFactor, 1 / s[at + SEEN]);
+    const b = Math.max(this.baseFactor, WARM_START / s[at + SEEN]);
     const level = s[at + LEVEL];
     const clipped = Math.min(level + o.baseClip * band, Math.max(level - o.baseClip * band, rate));
     s[at + LEVEL] = level + b * (clipped - level);
