@@ -19,6 +19,11 @@ export const DEFAULT_TENANTS_MAX = 10_000;
 export const DEFAULT_TENANT_IDLE_S = 300;
 /** Longest tenants.idle_s: one day. */
 export const MAX_TENANT_IDLE_S = 86_400;
+/** A tier's `defense` when not given: an attacking tenant refills at 10 % of its tier's tps for 60 s (docs/tenants.md). */
+export const DEFAULT_DEFENSE_TPS_FRACTION = 0.1;
+export const DEFAULT_DEFENSE_COOLDOWN_S = 60;
+/** Longest defense.cooldown_s: one day. */
+export const MAX_DEFENSE_COOLDOWN_S = 86_400;
 /** Pools + services + endpoints: one shared-memory bucket each. */
 export const MAX_BUCKETS = 1_000_000;
 export const MAX_IO_THREADS = 16;

@@ -3,9 +3,9 @@
 // default tier among them; how many tenants may live at once and how long an
 // idle one is kept. The meaning is in docs/tenants.md.
 
-import { DEFAULT_TENANTS_MAX, DEFAULT_TENANT_IDLE_S, MAX_BURST, MAX_TENANTS, MAX_TENANT_IDLE_S, MAX_TIERS, MAX_TPS, defaultBurst } from './defaults.ts';
+import { DEFAULT_DEFENSE_COOLDOWN_S, DEFAULT_DEFENSE_TPS_FRACTION, DEFAULT_TENANTS_MAX, MAX_DEFENSE_COOLDOWN_S, DEFAULT_TENANT_IDLE_S, MAX_BURST, MAX_TENANTS, MAX_TENANT_IDLE_S, MAX_TIERS, MAX_TPS, defaultBurst } from './defaults.ts';
 import { joinIndex, joinKey, type FieldReader, type JsonObject } from './field-reader.ts';
-import { PRIORITIES, type TenantsConfig, type TierConfig } from './types.ts';
+import { PRIORITIES, type DefenseConfig, type TenantsConfig, type TierConfig } from './types.ts';
 
 /** `enforce` in the effective config: present only when false (pools-schema.ts says why). */
 const dryRun = (enforce: boolean | undefined): { enforce?: false } => (enforce === false ? { enforce: false } : {});
@@ -16,7 +16,8 @@ const TIER_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const TIER_NAME_EXPECTED = 'a tier name of 1 to 64 characters from A-Z, a-z, 0-9, "_", ".", ":", "-"';
 
 const TENANTS_KEYS = ['tiers', 'default_tier', 'max', 'idle_s'];
-const TIER_KEYS = ['name', 'priority', 'tps', 'burst', 'enforce', 'value_per_request'];
+const TIER_KEYS = ['name', 'priority', 'tps', 'burst', 'enforce', 'value_per_request', 'defense'];
+const DEFENSE_KEYS = ['tps_fraction', 'cooldown_s'];
 
 /** A service's `tenants` (absent or null: the service has none). */
 export function readTenants(r: FieldReader, item: unknown, path: string): TenantsConfig | null {
@@ -54,7 +55,19 @@ function readTier(r: FieldReader, item: unknown, path: string, names: Map<string
   const burst = r.number(obj, path, 'burst', { integer: true, min: 1, max: MAX_BURST }, defaultBurst(tps ?? 1));
   const enforce = r.boolean(obj, path, 'enforce', true);
   if (obj.value_per_request !== undefined) r.number(obj, path, 'value_per_request', { min: 0, max: 1e9 });
-  return { name, priority, tps, burst, ...dryRun(enforce) } as TierConfig;
+  const defense = readDefense(r, obj.defense, joinKey(path, 'defense'));
+  return { name, priority, tps, burst, ...dryRun(enforce), defense } as TierConfig;
+}
+
+/** A tier's `defense` (absent: the defaults): the fraction of the tier's tps an attacker keeps, and for how long. */
+function readDefense(r: FieldReader, item: unknown, path: string): DefenseConfig {
+  const defaults = { tps_fraction: DEFAULT_DEFENSE_TPS_FRACTION, cooldown_s: DEFAULT_DEFENSE_COOLDOWN_S };
+  if (item === undefined) return defaults;
+  const obj = r.object(path, item, DEFENSE_KEYS);
+  if (obj === undefined) return defaults; // already reported
+  const fraction = r.number(obj, path, 'tps_fraction', { above: 0, max: 1 }, DEFAULT_DEFENSE_TPS_FRACTION);
+  const cooldown = r.number(obj, path, 'cooldown_s', { above: 0, max: MAX_DEFENSE_COOLDOWN_S }, DEFAULT_DEFENSE_COOLDOWN_S);
+  return { tps_fraction: fraction ?? DEFAULT_DEFENSE_TPS_FRACTION, cooldown_s: cooldown ?? DEFAULT_DEFENSE_COOLDOWN_S };
 }
 
 /** The sum of every service's tenants.max: the tenant slots shared memory holds. */

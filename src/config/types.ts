@@ -37,6 +37,15 @@ export interface TierConfig {
   /** Each tenant's bucket size, tokens; default as for services (tps / 5, at least 1). */
   readonly burst: number;
   readonly enforce?: boolean;
+  /** What a tenant the detector classes as an attacker gets (control/tenant-guard.ts). */
+  readonly defense: DefenseConfig;
+}
+
+/** A tier's defensive limit: an attacking tenant refills at tps_fraction x the tier's tps for cooldown_s seconds. */
+export interface DefenseConfig {
+  /** In (0, 1]: a flagged tenant never gets more than its tier. */
+  readonly tps_fraction: number;
+  readonly cooldown_s: number;
 }
 
 /** A service's tenants: keys `pool/service/TENANT` made on first use (docs/tenants.md). */

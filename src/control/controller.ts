@@ -17,7 +17,10 @@
 //      policy's output is each service's assured rate; the capacity nobody
 //      is assured of, and whatever an assured service leaves unused, is lent
 //      in priority order; the pool's gate holds the upstream's bound with no
-//      reserve (docs/allocator.md, "The pool's gate").
+//      reserve (docs/allocator.md, "The pool's gate");
+//   5. with tenants, divides each tenant service among its tiers
+//      (tier-split.ts) and classes the tenants that moved, limiting
+//      attackers (tenant-guard.ts).
 // The limits in force per key are the controller's (key-limits.ts); the PPO
 // model is opened and reloaded by model-source.ts.
 // The tick's cost follows the keys that moved, not the keys that exist: it
@@ -58,6 +61,8 @@ import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { guarantees } from './water-fill.ts';
 import { TierSplit, type TierGate } from './tier-split.ts';
+import { TenantGuard } from './tenant-guard.ts';
+import type { TenantCounterReader } from '../shm/tenant-counters.ts';
 
 /** The mean latency the pool's RELEASEs reported this tick, ms (NaN: none reported). */
 function poolLatencyMs(d: CounterDeltas, pool: number): number {
@@ -88,6 +93,8 @@ export interface ControllerOptions {
   poolCap?: PoolCapProvider;
   /** false: every tick visits every key and evaluates every pool (default true: only what moved). */
   incremental?: boolean;
+  /** With tenants: their per-tenant counters, swept each tick for the surge and abuse defence (tenant-guard.ts) and telemetry; absent: none. */
+  tenantCounts?: TenantCounterReader | null;
 }
 
 
@@ -134,6 +141,9 @@ export class Controller {
   private readonly poolCap: PoolCapProvider | null;
   /** Tenant tiers: each service's share divided among them (tier-split.ts). */
   private readonly tiers: TierSplit;
+  /** Tenants classed normal, surge or attack each tick, attackers limited (tenant-guard.ts); null without tenant counts. */
+  readonly guard: TenantGuard | null;
+  private readonly tenantCounts: TenantCounterReader | null;
   private lastTickMs: number;
   private running = false;
   private readonly incremental: boolean;
@@ -162,6 +172,8 @@ export class Controller {
     // Children by parent in one pass (a per-pool filter is quadratic in the key count).
     const children = new Map<number, BucketSpec[]>();
     this.tiers = new TierSplit(keys);
+    this.tenantCounts = keys.hasTenants ? options.tenantCounts ?? null : null;
+    this.guard = this.tenantCounts !== null ? new TenantGuard(keys, views, this.tenantCounts) : null;
     for (const spec of keys.specs) {
       if (spec.parent < 0 || spec.tier !== null) continue; // tiers are divided by this.tiers
       const list = children.get(spec.parent);
@@ -251,6 +263,10 @@ export class Controller {
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
     if (this.tiers.groups.length > 0) this.tiers.write(this.table, this.deltas, dtS, (svc) => this.reachTps(svc), this.clock.nowMs());
+    if (this.tenantCounts !== null) {
+      this.tenantCounts.sweep(); // once a tick, for the guard and for telemetry's tenant rows (daemon/tenant-rows.ts)
+      this.guard!.tick(dtS, this.clock.nowMs());
+    }
     this.evaluated = awake.map((p) => p.ordinal);
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);

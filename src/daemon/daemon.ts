@@ -38,7 +38,6 @@ import { reloadConfig } from './reload.ts';
 import { assertNativeUws, checkListen } from './start-checks.ts';
 import { TenantDirectory } from './tenant-admin.ts';
 import { TenantRows } from './tenant-rows.ts';
-import { allocateTenantCounters, tenantCounterViews } from '../shm/tenant-counters.ts';
 import { TickLoop } from './tick-loop.ts';
 import { TickRecorder } from './tick-recorder.ts';
 import type { Daemon, DaemonOptions } from './types.ts';
@@ -79,10 +78,10 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     telemetry?.approvals ?? null, log);
   governance.restore();
   if (keys.hasTenants) controller.governTiers(governance);
-  // Per-tenant counters of the I/O threads, read each tick for the busiest tenants' telemetry rows.
-  const tenantCounters = tenants === null ? null : allocateTenantCounters(views.layout.tenantSlots, config.io_threads);
-  const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null, tenantCounters === null ? null
-    : new TenantRows(tenantCounterViews(tenantCounters, views.layout.tenantSlots, config.io_threads), tenants!.table, keys));
+  // Telemetry rows for the busiest tenants, from the per-tenant counters the controller's tick sweeps.
+  const { tenantCounters, tenantCounts } = state;
+  const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null,
+    tenantCounts === null || tenants === null ? null : new TenantRows(tenantCounts, tenants.table, keys));
   const threads = new IoThreads({
     views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers, tenantCounters,
     onAdmin: (request) => answerAdmin(live.limits, request, log, tenants, governance),

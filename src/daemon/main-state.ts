@@ -15,6 +15,7 @@ import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
 import { allocateShm, tenantSlotsFor, type ShmViews } from '../shm/layout.ts';
+import { TenantCounterReader, allocateTenantCounters, tenantCounterViews } from '../shm/tenant-counters.ts';
 import { tenantSlotsWanted } from '../config/tenants-schema.ts';
 import { openTelemetry, type Telemetry } from '../storage/telemetry.ts';
 import { LiveLimits } from './live-limits.ts';
@@ -28,6 +29,9 @@ export interface LiveState {
 export interface MainState {
   readonly keys: KeyIndex;
   readonly views: ShmViews;
+  /** Per-tenant counters (shm/tenant-counters.ts): the buffer for the I/O threads, the main thread's reader; null without tenants. */
+  readonly tenantCounters: SharedArrayBuffer | null;
+  readonly tenantCounts: TenantCounterReader | null;
   /** The shared clock's epoch (hrtime ms), which every I/O thread's clock starts from. */
   readonly epochHrMs: number;
   readonly controller: Controller;
@@ -45,7 +49,11 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
   const epochHrMs = hrtimeMs();
   const clock = createClock(epochHrMs);
   BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap });
+  // Per-tenant counters: their own buffer, written by every I/O thread, swept by the controller's tick.
+  const slots = views.layout.tenantSlots;
+  const tenantCounters = keys.hasTenants ? allocateTenantCounters(slots, config.io_threads) : null;
+  const tenantCounts = tenantCounters === null ? null : new TenantCounterReader(tenantCounterViews(tenantCounters, slots, config.io_threads));
+  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap, tenantCounts });
   let telemetry: Telemetry | null = null;
   try {
     telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;
@@ -60,5 +68,5 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
     try { await telemetry?.close(); } catch (err) { log.error({ err }, 'closing the telemetry database failed'); }
     await controller.close();
   };
-  return { keys, views, epochHrMs, controller, telemetry, live, close };
+  return { keys, views, tenantCounters, tenantCounts, epochHrMs, controller, telemetry, live, close };
 }

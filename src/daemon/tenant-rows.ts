@@ -8,12 +8,12 @@
 // config whatever the number of tenants (docs/tenants.md).
 //
 // Where the figures come from: the per-tenant counters the I/O threads
-// write (shm/tenant-counters.ts). Only tenants whose TOUCHED byte was set
-// since the last tick are read, and those of the tick before once more
-// (a count written after its byte was cleared shows then); everything else
-// did not move. Cost per tick: one pass over the TOUCHED words (slots x
-// threads / 4), then the tenants that moved, each pushed into its
-// service's bounded min-heap (log TOP steps).
+// write (shm/tenant-counters.ts). Only tenants the tick's sweep found
+// touched are read, and those of the sweep before once more (a count
+// written after its byte was cleared shows then); everything else did not
+// move. Cost per tick: the sweep's pass over the TOUCHED words (slots x
+// threads / 4, shared with the abuse defence), then the tenants that moved,
+// each pushed into its service's bounded min-heap (log TOP steps).
 //
 // Threads: main thread only, called by TickRecorder after each controller
 // tick. Names are read from the tenant table (tenant-table.ts nameOf) for
@@ -21,7 +21,7 @@
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI } from '../shm/layout.ts';
-import { TC_DENIED, TC_FIELDS, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY, type TenantCounterViews } from '../shm/tenant-counters.ts';
+import { TC_DENIED, TC_FIELDS, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY, type TenantCounterReader } from '../shm/tenant-counters.ts';
 import type { TenantTable } from '../shm/tenant-table.ts';
 import { ROW, ROW_FIELDS } from '../storage/telemetry-store.ts';
 
@@ -100,85 +100,46 @@ class TopHeap {
 }
 
 export class TenantRows {
-  private readonly words: Uint32Array;
-  private readonly touched: Uint8Array;
-  private readonly slots: number;
-  private readonly threads: number;
-  private readonly counts: Int32Array;
   /** Totals (summed over threads, modulo 2^32) when each slot was last read. */
   private readonly previous: Int32Array;
   private readonly mark: Uint32Array;
   private stamp = 0;
-  /** Slots whose TOUCHED byte was seen this tick; last tick's are read once more. */
-  private fresh: Int32Array;
-  private freshCount = 0;
-  private last: Int32Array;
-  private lastCount = 0;
   /** Heap of each service bucket with tenants (null for other buckets). */
   private readonly heaps: (TopHeap | null)[];
   private readonly serviceList: number[] = [];
   private readonly d = new Float64Array(TC_FIELDS);
 
-  constructor(views: TenantCounterViews, private readonly table: TenantTable, keys: KeyIndex, top = TOP_TENANTS_PER_SERVICE) {
-    this.touched = views.touched;
-    this.words = new Uint32Array(views.touched.buffer, views.touched.byteOffset, views.touched.length >> 2);
-    this.slots = views.slots;
-    this.threads = views.threads;
-    this.counts = views.counts;
-    this.previous = new Int32Array(views.slots * TC_FIELDS);
-    this.mark = new Uint32Array(views.slots);
-    this.fresh = new Int32Array(64);
-    this.last = new Int32Array(64);
+  /** `counts` is swept by the controller's tick, before this reads it. */
+  constructor(private readonly counts: TenantCounterReader, private readonly table: TenantTable, keys: KeyIndex,
+    top = TOP_TENANTS_PER_SERVICE) {
+    this.previous = new Int32Array(counts.slots * TC_FIELDS);
+    this.mark = new Uint32Array(counts.slots);
     this.heaps = keys.specs.map((s) => (s.tenants !== null ? new TopHeap(top) : null));
     for (const s of keys.specs) if (s.tenants !== null) this.serviceList.push(s.index);
   }
 
-  /** This tick's rows: the busiest tenants of each service since the last call. */
+  /** This tick's rows: the busiest tenants of each service since the last call (the slots of this sweep and the one before). */
   collect(): TenantRowBatch {
-    [this.last, this.fresh] = [this.fresh, this.last];
-    this.lastCount = this.freshCount;
-    this.freshCount = 0;
     this.stamp = (this.stamp + 1) >>> 0;
     if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
-    const { words, touched, slots } = this;
-    for (let w = 0; w < words.length; w++) {
-      if (words[w] === 0) continue;
-      for (let i = w << 2, end = i + 4; i < end; i++) {
-        if (touched[i] === 0) continue;
-        touched[i] = 0; // only a byte seen set is cleared
-        const slot = i % slots;
-        if (this.mark[slot] === this.stamp) continue;
-        this.mark[slot] = this.stamp;
-        this.pushFresh(slot);
-        this.read(slot);
-      }
-    }
-    for (let k = 0; k < this.lastCount; k++) {
-      const slot = this.last[k];
-      if (this.mark[slot] === this.stamp) continue;
-      this.mark[slot] = this.stamp;
-      this.read(slot);
-    }
+    const c = this.counts;
+    for (let k = 0; k < c.movedCount; k++) this.visit(c.moved[k]);
+    for (let k = 0; k < c.beforeCount; k++) this.visit(c.before[k]);
     return this.emit();
   }
 
-  private pushFresh(slot: number): void {
-    if (this.freshCount === this.fresh.length) {
-      const bigger = new Int32Array(Math.min(this.slots, this.fresh.length * 2));
-      bigger.set(this.fresh);
-      this.fresh = bigger;
-    }
-    this.fresh[this.freshCount++] = slot;
+  private visit(slot: number): void {
+    if (this.mark[slot] === this.stamp) return;
+    this.mark[slot] = this.stamp;
+    this.read(slot);
   }
 
   /** The slot's deltas since it was last read, offered to its service's heap when it moved. */
   private read(slot: number): void {
-    const { counts, previous, d } = this;
-    const stride = this.slots * TC_FIELDS;
+    const { previous, d } = this;
     let moved = false;
     for (let f = 0; f < TC_FIELDS; f++) {
-      let total = 0;
-      for (let t = 0, at = slot * TC_FIELDS + f; t < this.threads; t++, at += stride) total = (total + counts[at]) | 0;
+      const total = this.counts.total(slot, f);
       const delta = (total - previous[slot * TC_FIELDS + f]) | 0;
       previous[slot * TC_FIELDS + f] = total;
       d[f] = delta;

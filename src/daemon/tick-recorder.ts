@@ -24,16 +24,28 @@
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { Controller } from '../control/controller.ts';
-import type { DaemonStats } from '../io/messages.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
   C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
-import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+import { DETECTOR_ACTOR } from '../storage/overrides.ts';
+import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type AuditRow, type DecisionRow } from '../storage/telemetry-store.ts';
+import { TENANT_CLASSES } from '../control/surge-detector.ts';
+import type { TenantGuard } from '../control/tenant-guard.ts';
+import type { DaemonStats, TenantGuardStats } from '../io/messages.ts';
 import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
 import { NO_TENANT_ROWS, type TenantRows } from './tenant-rows.ts';
+
+/** The defence's counts for /metrics: per tier and class, per service its class (labels bounded by the config). */
+function guardStats(g: TenantGuard): TenantGuardStats {
+  return {
+    classes: [...TENANT_CLASSES], droppedEvents: g.droppedEvents,
+    tiers: g.tiers.map((t) => ({ tier: t.tier, changes: [...t.changes], current: [...t.current], defended: t.defended, applied: t.applied, lifted: t.lifted })),
+    services: g.services.map((s) => ({ service: s.key, cls: s.cls })),
+  };
+}
 
 /** The row field each per-tick counter delta goes to. */
 const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
@@ -119,6 +131,7 @@ export class TickRecorder {
       tsMs: nowMs, tick: this.controller.ticks, dtMs, durationMs, mode: this.config.policy.mode,
       model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
       tenantCount: tenants.count, tenantServices: tenants.services, tenantNames: tenants.names, tenantValues: tenants.values,
+      audits: this.guardAudits(),
     });
     // A dropped tick leaves lastWritten as it was, and its rows' keys are looked at again next tick.
     if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];
@@ -203,6 +216,14 @@ export class TickRecorder {
     });
   }
 
+  /** The surge and abuse defence's events of this tick (control/tenant-guard.ts), as limit_audit rows. */
+  private guardAudits(): AuditRow[] | undefined {
+    const events = this.controller.guard?.events;
+    if (events === undefined || events.length === 0) return undefined;
+    return events.map((e) => ({ action: e.action, key: e.key, field: e.field, oldValue: JSON.stringify(e.from), newValue: JSON.stringify(e.to),
+      actor: DETECTOR_ACTOR, detail: e.detail }));
+  }
+
   /** The figures for /metrics. */
   stats(overrides: number): DaemonStats {
     return {
@@ -210,6 +231,7 @@ export class TickRecorder {
       // Every kind of control/decision.ts FALLBACK_KINDS, counted by the runner; /metrics renders them as they come.
       fallbacks: { ...this.controller.runner.fallbacksByKind }, shadowRegret: this.controller.shadowRegret, model: this.controller.modelVersion, overrides,
       drift: this.controller.drift.status(),
+      ...(this.controller.guard === null ? {} : { tenantGuard: guardStats(this.controller.guard) }),
       sqlite: { enabled: this.writer !== null, ...(this.writer?.stats ?? EMPTY_WRITER_STATS) },
     };
   }

@@ -130,6 +130,27 @@ export interface ModelDriftStats {
   readonly threshold: number;
 }
 
+/** The surge and abuse defence's counts (control/tenant-guard.ts), part of DaemonStats. */
+export interface TenantGuardStats {
+  /** The class names, in the order of the arrays below (normal, surge, attack). */
+  readonly classes: readonly string[];
+  readonly tiers: readonly {
+    readonly tier: string;
+    /** Entries into each class since start. */
+    readonly changes: readonly number[];
+    /** Tenants in each class now (normal: the ones still watched). */
+    readonly current: readonly number[];
+    /** Tenants under a defensive limit now; limits applied and lifted since start. */
+    readonly defended: number;
+    readonly applied: number;
+    readonly lifted: number;
+  }[];
+  /** Each tenant service's class now (an index into classes). */
+  readonly services: readonly { readonly service: string; readonly cls: number }[];
+  /** Audit rows not written because a tick had more than the cap (the limits applied all the same). */
+  readonly droppedEvents: number;
+}
+
 /** The daemon's own figures, sent to every I/O thread after each tick for /metrics (with DaemonHealth). */
 export interface DaemonStats {
   readonly ticks: number;
@@ -159,6 +180,8 @@ export interface DaemonStats {
     readonly deletedRows: number;
     readonly dbBytes: number;
   };
+  /** With tenants: the surge and abuse defence's counts. */
+  readonly tenantGuard?: TenantGuardStats;
   /** With a `cluster` section: this node's view of its shared pools. */
   readonly cluster?: ClusterStats | null;
 }

@@ -7,7 +7,8 @@
 // (io/messages.ts CLUSTER_MODES) and fallback kind (DaemonStats.fallbacks
 // holds every kind of the controller's closed list, control/decision.ts, with
 // its count; io may not import control, so the list is not repeated here),
-// so the label set is bounded by the config. `promtool check metrics` passes on this
+// so the label set is bounded by the config. The surge and abuse defence's
+// series are per tier and class (DaemonStats.tenantGuard), never per tenant. `promtool check metrics` passes on this
 // output (test/integration/metrics.test.ts).
 
 import type { KeyIndex } from '../shm/key-index.ts';
@@ -16,7 +17,7 @@ import {
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
-import { CLUSTER_MODES, type ClusterPoolStats, type ClusterStats, type DaemonStats } from './messages.ts';
+import { CLUSTER_MODES, type ClusterPoolStats, type ClusterStats, type DaemonStats, type TenantGuardStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
 
 function esc(v: string): string {
@@ -87,6 +88,7 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     lines.push('# HELP tpsd_tenants Live tenants of a tier; tenants held by a service with tenants.', '# TYPE tpsd_tenants gauge');
     for (const spec of tenantKeys) lines.push(`tpsd_tenants{${labels[spec.index]}} ${snapshot.keys[spec.index].tenants}`);
   }
+  if (daemon?.tenantGuard !== undefined) renderGuard(metric, daemon.tenantGuard, visible);
   lines.push('# HELP tpsd_release_latency_seconds Upstream call latency reported in RELEASE.', '# TYPE tpsd_release_latency_seconds summary');
   for (const spec of specs) {
     lines.push(`tpsd_release_latency_seconds_sum{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_SUM_US_INDEX) / 1e6}`);
@@ -108,6 +110,22 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
   }
   if (daemon !== null) renderDaemon(metric, daemon);
   return lines.join('\n') + '\n';
+}
+
+/** The surge and abuse defence: counters per tier and class, never per tenant (tiers and classes are bounded by the config). */
+function renderGuard(metric: Line, g: TenantGuardStats, visible: (key: string) => boolean): void {
+  const tiers = g.tiers.filter((t) => visible(t.tier));
+  const perClass = (f: (t: TenantGuardStats['tiers'][number]) => readonly number[]): [string, number][] =>
+    tiers.flatMap((t) => g.classes.map((c, i): [string, number] => [`{tier="${esc(t.tier)}",class="${esc(c)}"}`, f(t)[i]]));
+  metric('tpsd_tenant_class_changes_total', 'counter', 'Tenants the surge and abuse detector moved into a class, by tier and class.', perClass((t) => t.changes));
+  metric('tpsd_tenants_classed', 'gauge', 'Tenants in a class now, by tier (normal: only those still watched after moving).', perClass((t) => t.current));
+  metric('tpsd_tenant_defenses_total', 'counter', 'Defensive limits on attacking tenants, applied and lifted, by tier.',
+    tiers.flatMap((t): [string, number][] => [[`{tier="${esc(t.tier)}",action="applied"}`, t.applied], [`{tier="${esc(t.tier)}",action="lifted"}`, t.lifted]]));
+  metric('tpsd_tenants_defended', 'gauge', 'Tenants under a defensive limit now, by tier.', tiers.map((t) => [`{tier="${esc(t.tier)}"}`, t.defended]));
+  const services = g.services.filter((s) => visible(s.service));
+  metric('tpsd_service_class', 'gauge', 'The class of a service with tenants (1) among normal, surge, attack.',
+    services.flatMap((s) => g.classes.map((c, i): [string, number] => [`{key="${esc(s.service)}",class="${esc(c)}"}`, s.cls === i ? 1 : 0])));
+  metric('tpsd_tenant_events_dropped_total', 'counter', 'Detector audit rows not written (more than the per-tick cap); the limits applied.', [['', g.droppedEvents]]);
 }
 
 function renderDaemon(metric: Line, d: DaemonStats): void {

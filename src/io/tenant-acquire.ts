@@ -2,10 +2,7 @@
 // thread: the tenant's own bucket (its tier's rate and burst), then its
 // tier's bucket and everything above it (service, pool) through the bucket
 // table, all or nothing. The lease is on the tier's bucket, so RELEASE,
-// counters and telemetry count for the tier, the service and the pool; the
-// tenant's own tokens asked for, granted, denied and would_deny go to this
-// thread's per-tenant counters (shm/tenant-counters.ts), from which
-// telemetry writes rows for the busiest tenants.
+// counters and telemetry count for the tier, the service and the pool.
 //
 // Threads: called by the RequestHandler of one I/O thread, with that
 // thread's TenantKeys and BucketTable; the tenant's bucket is shared with
@@ -14,7 +11,10 @@
 // A tenant's acquire does not wait: when its own bucket is empty, or the
 // levels above deny, it is answered at once (denied with retry_after_ms),
 // whatever wait_ms asks. A dry run (`enforce: false` on the tier, or on the
-// level that refused) grants instead and counts would_deny.
+// level that refused) grants instead and counts would_deny. The tenant's tokens
+// asked for, granted, denied, would_deny and refused by its own bucket go to
+// this thread's per-tenant counters (shm/tenant-counters.ts: plain stores in
+// its own block), read by telemetry and the abuse detector.
 
 import { ErrorCode } from '../protocol/errors.ts';
 import { MAX_TOKENS, MILLI, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_REQUESTED_INDEX } from '../shm/layout.ts';
@@ -24,7 +24,7 @@ import { writeDenied, writeGranted } from './replies.ts';
 import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
-import { TC_DENIED, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY } from '../shm/tenant-counters.ts';
+import { TC_DENIED, TC_GRANTED, TC_OWN_DENIED, TC_REQUESTED, TC_WOULD_DENY } from '../shm/tenant-counters.ts';
 
 /** What tenant acquires need of their RequestHandler. */
 export interface TenantHost {
@@ -59,6 +59,8 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   tc?.count(slot, TC_REQUESTED, tokens);
   const dry = host.dryRun;
   if (!tt.take(slot, milli, now)) {
+    // The abuse detector weighs refusals of the tenant's own bucket only: a polite tenant refused by a busy tier is no attacker.
+    tc?.count(slot, TC_OWN_DENIED, tokens);
     if (dry !== null && dry[tier] === 1) return dryGrantTenant(host, tk, slot, conn, id, tier, tokens, 0, perf);
     t.count(tier, C_DENIED_INDEX, tokens);
     tc?.count(slot, TC_DENIED, tokens);

@@ -76,7 +76,7 @@ export class TenantKeys {
   /** Each tenant service's key bytes (null for other buckets), to check a memo hit's prefix. */
   private readonly serviceKey: (Uint8Array | null)[];
 
-  /** This thread's per-tenant counters (telemetry of the busiest tenants); null when none were given. */
+  /** This thread's per-tenant counters (telemetry of the busiest tenants, the abuse detector); null when none were given. */
   readonly counters: TenantCounters | null;
 
   constructor(keys: KeyIndex, table: TenantTable, counters: TenantCounters | null = null) {

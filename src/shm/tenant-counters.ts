@@ -1,14 +1,16 @@
 // Per-tenant counters: tokens each tenant slot (tenant-table.ts) asked for,
-// was granted, was denied, and was granted by a dry run that would have
-// denied them. Telemetry ranks tenants by them each tick and writes rows for
-// the busiest only (daemon/tenant-rows.ts); nothing else reads them. A
+// was granted, was denied, was granted by a dry run that would have denied
+// them, and was refused by its own bucket (dry runs included). Two readers
+// on the main thread: telemetry ranks tenants by them each tick and writes
+// rows for the busiest only (daemon/tenant-rows.ts); the surge and abuse
+// defence (control/tenant-guard.ts) classes the tenants that moved. A
 // tenant's lease and the rest of its counters are on its tier's bucket.
 //
 // Threads: every I/O thread counts into its own block with plain stores
 // (one writer per block, like the COUNTERS region of layout.ts), and sets a
 // TOUCHED byte for the slot before it writes the count; the main thread
-// reads the blocks, keeps the previous totals itself, and clears the
-// TOUCHED bytes it saw set (the argument of control/touched-keys.ts holds:
+// sweeps the TOUCHED bytes once a tick (TenantCounterReader.sweep, before
+// either reader), clears those it saw set (the argument of control/touched-keys.ts holds:
 // a count seen late lands in the next tick, never lost or counted twice).
 // Counts are Int32 and wrap; the reader takes deltas modulo 2^32.
 //
@@ -22,7 +24,9 @@ export const TC_REQUESTED = 0;
 export const TC_GRANTED = 1;
 export const TC_DENIED = 2;
 export const TC_WOULD_DENY = 3;
-export const TC_FIELDS = 4;
+/** Refused by the tenant's own bucket (its tier's rate), a dry run's too: what the abuse detector weighs. */
+export const TC_OWN_DENIED = 4;
+export const TC_FIELDS = 5;
 
 /** The buffer for `slots` tenant slots and `threads` I/O threads. */
 export function allocateTenantCounters(slots: number, threads: number): SharedArrayBuffer {
@@ -67,5 +71,74 @@ export class TenantCounters {
     this.touched[this.touchedAt + slot] = 1; // before the count: the reader that clears it reads the count after
     const i = this.countsAt + slot * TC_FIELDS + field;
     this.counts[i] = (this.counts[i] + tokens) | 0;
+  }
+}
+
+/**
+ * The main thread's view: sweep() once a tick finds the slots any thread
+ * touched since the last sweep (clearing the bytes it saw set); total()
+ * sums a slot's count over the threads (modulo 2^32; readers keep their own
+ * previous totals and take differences).
+ */
+export class TenantCounterReader {
+  readonly slots: number;
+  private readonly threads: number;
+  private readonly counts: Int32Array;
+  private readonly touched: Uint8Array;
+  private readonly words: Uint32Array;
+  private readonly mark: Uint32Array;
+  private stamp = 0;
+  /** Slots touched since the sweep before: moved[0 .. movedCount). */
+  moved = new Int32Array(64);
+  movedCount = 0;
+  /**
+   * The sweep before's slots. A count a thread wrote just after its byte was
+   * cleared shows only when the slot is read again: a reader that must
+   * attribute counts to the tick they happened in reads these once more.
+   */
+  before = new Int32Array(64);
+  beforeCount = 0;
+
+  constructor(views: TenantCounterViews) {
+    this.slots = views.slots;
+    this.threads = views.threads;
+    this.counts = views.counts;
+    this.touched = views.touched;
+    this.words = new Uint32Array(views.touched.buffer, views.touched.byteOffset, views.touched.length >> 2);
+    this.mark = new Uint32Array(views.slots);
+  }
+
+  /** Finds the slots touched since the last sweep (each once, whichever threads touched it). */
+  sweep(): void {
+    [this.before, this.moved] = [this.moved, this.before];
+    this.beforeCount = this.movedCount;
+    this.movedCount = 0;
+    this.stamp = (this.stamp + 1) >>> 0;
+    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    const { words, touched, slots } = this;
+    for (let w = 0; w < words.length; w++) {
+      if (words[w] === 0) continue;
+      for (let i = w << 2, end = i + 4; i < end; i++) {
+        if (touched[i] === 0) continue;
+        touched[i] = 0; // only a byte seen set is cleared
+        const slot = i % slots;
+        if (this.mark[slot] === this.stamp) continue;
+        this.mark[slot] = this.stamp;
+        if (this.movedCount === this.moved.length) {
+          const bigger = new Int32Array(Math.min(slots, this.moved.length * 2));
+          bigger.set(this.moved);
+          this.moved = bigger;
+        }
+        this.moved[this.movedCount++] = slot;
+      }
+    }
+  }
+
+  /** Slot `slot`'s count of `field` (TC_*) summed over the threads, modulo 2^32. */
+  total(slot: number, field: number): number {
+    const stride = this.slots * TC_FIELDS;
+    let sum = 0;
+    for (let t = 0, at = slot * TC_FIELDS + field; t < this.threads; t++, at += stride) sum = (sum + this.counts[at]) | 0;
+    return sum;
   }
 }

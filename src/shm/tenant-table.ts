@@ -240,7 +240,7 @@ export class TenantTable {
   tierOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_TIER_INDEX]; }
   /** The tenant's bucket size, milli-tokens. */
   burstMilli(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_BURST_MILLI_INDEX]; }
-  /** The tenant's refill rate, milli-tokens per second. */
+  /** The tenant's refill rate, milli-tokens per second (a tier's, or a defensive limit's). */
   rateMilli(slot: number): number { return Atomics.load(this.rec, slot * TENANT_FIELDS + T_RATE_MILLI_INDEX); }
 
   /** Refills the tenant's bucket and takes `milli` if it holds that many; marks it used at `now`. */
@@ -331,6 +331,11 @@ export class TenantTable {
     }
     return retired;
   }
+
+  /** True while the slot holds a LIVE tenant (main thread: the surge and abuse detector). */
+  isLive(slot: number): boolean { return (Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) === LIVE; }
+  /** The slot's generation, bumped each time a tenant is made in it: a detector's state is for one generation. */
+  genOf(slot: number): number { return Atomics.load(this.index, slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX); }
 
   /** Tenants held by a service (claimed, live, or retired and not yet emptied). */
   heldBy(service: number): number { return Atomics.load(this.serviceCount, service); }

@@ -21,7 +21,11 @@ export interface StoredOverride {
  * set: an override written; rm: removed; rejected: refused by validation; skipped: not re-applied at start.
  * Governance (approvals.ts): held, replaced, approved, declined; the pending change's id in `detail`.
  */
-export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped' | GovernanceAction;
+export type AuditAction = 'set' | 'rm' | 'rejected' | 'skipped' | GovernanceAction | DetectorAction;
+/** The surge and abuse detector's (control/tenant-guard.ts, actor 'tpsd detector'). */
+export type DetectorAction = 'classify' | 'defend' | 'lift';
+/** The actor of the surge and abuse defence's limit_audit rows (retention deletes them with the decisions). */
+export const DETECTOR_ACTOR = 'tpsd detector';
 /** The audit trail's words for governance's steps (storage/approvals.ts writes them). */
 export type GovernanceAction = 'held' | 'replaced' | 'approved' | 'declined' | 'skipped';
 

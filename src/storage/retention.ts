@@ -4,7 +4,9 @@
 // nothing is counted twice or lost), then deleted; 1-minute rows older than
 // retention_rollup_d, decisions older than retention_decisions_h and tick
 // rows older than retention_raw_h are deleted. Limit changes (limit_audit)
-// are kept.
+// are kept, except the surge and abuse detector's (actor DETECTOR_ACTOR),
+// deleted with the decisions after retention_decisions_h: an attack by many
+// tenants writes many of them, operators' changes are few.
 //
 // Threads: main thread, between ticks. Work is done in bounded steps (one
 // minute of raw rows, a bounded number of deletions per table) so a backlog
@@ -12,6 +14,7 @@
 // until caught up or until its time budget is spent.
 
 import type { Db } from './db.ts';
+import { DETECTOR_ACTOR } from './overrides.ts';
 
 export const MINUTE_MS = 60_000;
 const DELETE_BATCH = 50_000;
@@ -41,6 +44,7 @@ export class Retention {
   private readonly deleteRollups;
   private readonly deleteDecisions;
   private readonly deleteTicks;
+  private readonly deleteDetectorAudit;
 
   constructor(db: Db, options: RetentionOptions) {
     this.db = db;
@@ -65,6 +69,8 @@ export class Retention {
       (SELECT key_id, minute_ms FROM telemetry_1m WHERE minute_ms < ? LIMIT ${DELETE_BATCH})`);
     this.deleteDecisions = db.prepare(`DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE ts_ms < ? LIMIT ${DELETE_BATCH})`);
     this.deleteTicks = db.prepare(`DELETE FROM ticks WHERE ts_ms IN (SELECT ts_ms FROM ticks WHERE ts_ms < ? LIMIT ${DELETE_BATCH})`);
+    this.deleteDetectorAudit = db.prepare(`DELETE FROM limit_audit WHERE id IN
+      (SELECT id FROM limit_audit WHERE ts_ms < ? AND actor = '${DETECTOR_ACTOR}' LIMIT ${DELETE_BATCH})`);
   }
 
   /** The raw cutoff: rows before it are rolled up. */
@@ -91,7 +97,7 @@ export class Retention {
     const decisionCutoff = Math.floor(nowMs - this.o.retention_decisions_h * 3_600_000);
     const deleted = this.db.transaction(() =>
       this.deleteRollups.run(rollupCutoff).changes + this.deleteDecisions.run(decisionCutoff).changes +
-      this.deleteTicks.run(cutoff).changes)();
+      this.deleteTicks.run(cutoff).changes + this.deleteDetectorAudit.run(decisionCutoff).changes)();
     return { rolledUp: 0, deleted };
   }
 

@@ -77,6 +77,19 @@ export interface TickBatch {
   tenantServices?: Int32Array;
   tenantNames?: string[];
   tenantValues?: Float64Array;
+  /** Decisions on single keys made this tick (the surge and abuse defence): limit_audit rows. */
+  audits?: AuditRow[];
+}
+
+/** A limit_audit row the controller made (control/tenant-guard.ts: a tenant's class, its defensive limit, its lift). */
+export interface AuditRow {
+  action: string;
+  key: string;
+  field: string;
+  oldValue: string;
+  newValue: string;
+  actor: string;
+  detail: string;
 }
 
 /** Tenant key ids kept in memory; past this the cache starts over (ids come from the database again). */
@@ -145,6 +158,7 @@ export class TelemetryStore {
   private readonly insertTick;
   private readonly insertRow;
   private readonly insertDecision;
+  private readonly insertAudit;
   private readonly writeAll: (b: TickBatch) => void;
 
   constructor(db: Db, keys: KeyIndex) {
@@ -175,6 +189,8 @@ export class TelemetryStore {
       throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps, would_deny) VALUES (${Array(17).fill('?').join(',')})`);
     this.insertDecision = db.prepare(`INSERT INTO decisions (ts_ms, tick, pool, mode, policy, fallback_reason, model,
       capacity_tps, effective_tps, demand_tps, services, clamps, shadow_regret) VALUES (${Array(13).fill('?').join(',')})`);
+    this.insertAudit = db.prepare(`INSERT INTO limit_audit (ts_ms, action, key, field, old_value, new_value, actor, detail)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     this.writeAll = db.transaction((b: TickBatch) => this.writeRows(b));
   }
 
@@ -184,7 +200,7 @@ export class TelemetryStore {
     b.tsMs = Math.max(Math.round(b.tsMs), this.lastTsMs + 1);
     this.writeAll(b);
     this.lastTsMs = b.tsMs;
-    return b.count + (b.tenantCount ?? 0) + b.decisions.length + 1;
+    return b.count + (b.tenantCount ?? 0) + b.decisions.length + (b.audits?.length ?? 0) + 1;
   }
 
   /**
@@ -230,6 +246,7 @@ export class TelemetryStore {
         d.capacityTps, round3(d.effectiveTps), round3(d.demandTps), JSON.stringify(servicesOf(d, b.decisionValues, keys), roundJson),
         JSON.stringify(clampsOf(d, b.decisionValues, keys), roundJson), d.shadowRegret);
     }
+    for (const a of b.audits ?? []) this.insertAudit.run(tsMs, a.action, a.key, a.field, a.oldValue, a.newValue, a.actor, a.detail);
   }
 
   private writeRow(tsMs: number, keyId: number, tick: number, dtMs: number, v: Float64Array, o: number): void {

@@ -42,11 +42,12 @@ describe('config: tenants and enforce', () => {
     assert.equal(svc.enforce, false);
     assert.equal(c.pools[0].services[0].enforce, undefined, 'enforce is shown only when false');
     assert.equal(c.pools[0].services[0].tenants, undefined, 'no tenants section, none shown');
+    const defense = { tps_fraction: 0.1, cooldown_s: 60 }; // every tier's default (tenant-defense-schema.test.ts)
     assert.deepEqual(svc.tenants, {
       tiers: [
-        { name: 'enterprise', priority: 'CRITICAL', tps: 120, burst: 240 },
-        { name: 'pro', priority: 'HIGH', tps: 40, burst: 8 },
-        { name: 'free', priority: 'LOW', tps: 10, burst: 2 },
+        { name: 'enterprise', priority: 'CRITICAL', tps: 120, burst: 240, defense },
+        { name: 'pro', priority: 'HIGH', tps: 40, burst: 8, defense },
+        { name: 'free', priority: 'LOW', tps: 10, burst: 2, defense },
       ],
       default_tier: 'free', max: 100000, idle_s: 300,
     });

@@ -14,7 +14,7 @@ import { TOP_TENANTS_PER_SERVICE, TenantRows } from '../../../src/daemon/tenant-
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { allocateShm, tenantSlotsFor } from '../../../src/shm/layout.ts';
 import {
-  TC_DENIED, TC_FIELDS, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY, TenantCounters, allocateTenantCounters, tenantCounterViews,
+  TC_DENIED, TC_FIELDS, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY, TenantCounterReader, TenantCounters, allocateTenantCounters, tenantCounterViews,
 } from '../../../src/shm/tenant-counters.ts';
 import { TenantTable } from '../../../src/shm/tenant-table.ts';
 import { ROW, ROW_FIELDS } from '../../../src/storage/telemetry-store.ts';
@@ -34,7 +34,10 @@ function setup(threads = 2) {
   const table = new TenantTable(views);
   const cv = tenantCounterViews(allocateTenantCounters(views.layout.tenantSlots, threads), views.layout.tenantSlots, threads);
   const writers = Array.from({ length: threads }, (_, t) => new TenantCounters(cv, t));
-  const rows = new TenantRows(cv, table, keys);
+  const reader = new TenantCounterReader(cv);
+  // The controller's tick sweeps the counters before telemetry reads them.
+  const tenantRows = new TenantRows(reader, table, keys);
+  const rows = { collect: () => { reader.sweep(); return tenantRows.collect(); } };
   const make = (service: string, name: string): number => {
     const s = keys.find(`api/${service}`);
     const b = new TextEncoder().encode(name);

@@ -1,0 +1,128 @@
+// Surge and abuse defence against a real daemon (2 I/O threads, 100 ms
+// ticks, a real SQLite file): a tenant hammering while denied is classed
+// attack and held at its tier's defensive limit, while another tenant's
+// legitimate surge to twice its tier (it waits out retry_after) is classed
+// surge and never limited; the limit lifts after the cool-down; every change is an audit
+// row and a per-tier /metrics counter (no tenant in any label).
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { ATTACK } from '../../src/control/surge-detector.ts';
+import { dbPath } from '../../src/storage/db.ts';
+import { TenantTable } from '../../src/shm/tenant-table.ts';
+import { RawClient, httpGet, startTestDaemon, type Reply } from '../fixtures/daemon.ts';
+import { runCli, sleep, until } from '../fixtures/telemetry.ts';
+
+const TIER_TPS = 20;
+const DEFENSE = { tps_fraction: 0.1, cooldown_s: 1.5 };
+const POOL = {
+  name: 'api', capacity_tps: 5000, burst: 500,
+  services: [{ name: 'v1', priority: 'HIGH', max_tps: 5000, burst: 500, tenants: {
+    tiers: [{ name: 'std', priority: 'HIGH', tps: TIER_TPS, burst: 4, defense: DEFENSE }], max: 100, idle_s: 60 } }],
+};
+
+/** A client that honours retry_after: one acquire at a time, at `tps`, waiting retry_after_ms after a denial. */
+async function politeClient(c: RawClient, key: string, tps: () => number, stop: () => boolean, log: Reply[]): Promise<void> {
+  let id = 1_000_000;
+  while (!stop()) {
+    const r = await c.call([1, id++, key, 1, 0]);
+    log.push(r);
+    const retryMs = r[2] === 1 ? Number(r[4]) : 0; // DENIED: [1, id, 1, 0, retry_after_ms]
+    await sleep(Math.max(1000 / tps(), retryMs));
+  }
+}
+
+describe('tenants: surge and abuse defence', () => {
+  it('limits an attacker, not a tenant whose surge is legitimate, and lifts the limit after the cool-down', async (t) => {
+    const d = await startTestDaemon({ policy: { mode: 'fair' }, pools: [POOL] });
+    const guard = d.controller.guard!;
+    assert.ok(guard, 'a daemon with tenants runs the defence');
+    const table = new TenantTable(d.views);
+    const service = d.keys.find('api/v1');
+    const slotOf = (name: string) => table.findByName(service, new TextEncoder().encode(name));
+    const [alice, mallory] = await Promise.all([RawClient.open(d.port), RawClient.open(d.port)]);
+    try {
+      // Alice: 4/s for 4 s (her baseline), then 40/s (a surge to twice her tier), waiting out every retry_after.
+      let aliceTps = 4;
+      let stopAlice = false;
+      const aliceLog: Reply[] = [];
+      const aliceRun = politeClient(alice, 'api/v1/alice', () => aliceTps, () => stopAlice, aliceLog);
+      await sleep(4000);
+      aliceTps = 2 * TIER_TPS;
+      // Mallory: 30 acquires every 50 ms (600/s, 30x the tier), whatever the replies say.
+      let id = 1;
+      let hammer = true;
+      const hammering = (async () => {
+        while (hammer) {
+          const reqs: unknown[][] = [];
+          for (let k = 0; k < 30; k++) reqs.push([1, id++, 'api/v1/mallory', 1, 0]);
+          mallory.send(...reqs);
+          await sleep(50);
+        }
+      })();
+      await until(() => slotOf('mallory') >= 0 && guard.detector.classOf(slotOf('mallory')) === ATTACK, 10_000, 'mallory classed attack');
+      const m = slotOf('mallory');
+      await until(() => table.rateMilli(m) === TIER_TPS * DEFENSE.tps_fraction * 1000, 3000, 'mallory held at its defensive rate');
+      // While held, mallory is granted about the defensive rate (2/s), not its tier's 20/s.
+      const grantedBefore = mallory.replies.filter((r) => r[2] === 0).length;
+      const t0 = performance.now();
+      await sleep(1000);
+      const heldS = (performance.now() - t0) / 1000;
+      const grantedHeld = mallory.replies.filter((r) => r[2] === 0).length - grantedBefore;
+      assert.ok(grantedHeld <= 4 + Math.ceil(2 * (heldS + 0.5)), `${grantedHeld} grants in ${heldS.toFixed(2)} s held at 2/s (burst 4)`);
+      assert.ok(aliceLog.some((r) => r[2] === 1), 'alice was denied too: her surge pressed her tier');
+      const al = slotOf('alice');
+      t.diagnostic(`alice at the end of her surge: asks ${guard.detector.rateTps(al).toFixed(1)}/s, ` +
+        `own-bucket denial ratio ${guard.detector.denialRatio(al).toFixed(2)} (tier ${TIER_TPS}/s); mallory ${guard.detector.rateTps(m).toFixed(0)}/s`);
+      hammer = false;
+      await hammering;
+      stopAlice = true;
+      await aliceRun;
+
+      const a = slotOf('alice');
+      assert.notEqual(guard.detector.classOf(a), ATTACK);
+      assert.equal(table.rateMilli(a), TIER_TPS * 1000, 'alice keeps her tier\'s rate');
+      // The limit lifts once mallory has sent nothing as an attacker for cooldown_s.
+      await until(() => table.rateMilli(m) === TIER_TPS * 1000, 8000, 'mallory\'s limit lifted');
+      await sleep(300); // the tick that lifted it is written
+
+      const metrics = (await httpGet(d.port, '/metrics')).body;
+      assert.match(metrics, /tpsd_tenant_class_changes_total\{tier="api\/v1\/~std",class="attack"\} 1\n/);
+      assert.match(metrics, /tpsd_tenant_class_changes_total\{tier="api\/v1\/~std",class="surge"\} [1-9]/);
+      assert.match(metrics, /tpsd_tenant_defenses_total\{tier="api\/v1\/~std",action="applied"\} 1\n/);
+      assert.match(metrics, /tpsd_tenant_defenses_total\{tier="api\/v1\/~std",action="lifted"\} 1\n/);
+      assert.match(metrics, /tpsd_tenants_defended\{tier="api\/v1\/~std"\} 0\n/);
+      assert.doesNotMatch(metrics, /mallory|alice/, 'no tenant in any label');
+      const promtool = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      if (!promtool.error) assert.equal(promtool.status, 0, `promtool: ${promtool.stdout}${promtool.stderr}`);
+
+      const dbFile = dbPath(d.config.data_dir);
+      await d.stop();
+      const db = new Database(dbFile, { readonly: true });
+      const rows = db.prepare("SELECT action, key, field, old_value, new_value, actor, detail FROM limit_audit WHERE actor = 'tpsd detector' ORDER BY id")
+        .all() as { action: string; key: string; field: string; old_value: string; new_value: string; detail: string }[];
+      db.close();
+      const of = (key: string) => rows.filter((r) => r.key === key).map((r) => `${r.action} ${r.field} ${r.old_value}->${r.new_value}`);
+      assert.ok(of('api/v1/mallory').includes('classify class "normal"->"attack"') || of('api/v1/mallory').includes('classify class "surge"->"attack"'),
+        JSON.stringify(of('api/v1/mallory')));
+      assert.ok(of('api/v1/mallory').includes('defend rate_tps 20->2'), JSON.stringify(of('api/v1/mallory')));
+      assert.ok(of('api/v1/mallory').includes('lift rate_tps 2->20'), JSON.stringify(of('api/v1/mallory')));
+      assert.ok(of('api/v1/alice').some((r) => r.endsWith('->"surge"')), `alice's surge: ${JSON.stringify(of('api/v1/alice'))}`);
+      assert.ok(!of('api/v1/alice').some((r) => r.includes('attack') || r.startsWith('defend')), JSON.stringify(of('api/v1/alice')));
+      const evidence = JSON.parse(rows.find((r) => r.key === 'api/v1/mallory' && r.action === 'defend')!.detail) as Record<string, number | string>;
+      assert.equal(evidence.tier, 'api/v1/~std');
+      assert.ok((evidence.rate_tps as number) > 3 * TIER_TPS && (evidence.denial_ratio as number) > 0.6, JSON.stringify(evidence));
+      assert.ok(of('api/v1').some((r) => r.endsWith('->"attack"')), `the service under attack: ${JSON.stringify(of('api/v1'))}`);
+      const cli = await runCli(['decisions', '--data', d.config.data_dir, '--kind', 'limits', '--limit', '0']);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /LIMIT DEFEND {2}api\/v1\/mallory {2}rate_tps 20 -> 2 {2}by tpsd detector\n/);
+      assert.match(cli.stdout, /LIMIT LIFT {2}api\/v1\/mallory {2}rate_tps 2 -> 20 {2}by tpsd detector\n/);
+    } finally {
+      alice.close();
+      mallory.close();
+      await d.stop();
+    }
+  });
+});
