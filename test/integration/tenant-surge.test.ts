@@ -117,8 +117,8 @@ describe('tenants: surge and abuse defence', () => {
       assert.ok(of('api/v1').some((r) => r.endsWith('->"attack"')), `the service under attack: ${JSON.stringify(of('api/v1'))}`);
       const cli = await runCli(['decisions', '--data', d.config.data_dir, '--kind', 'limits', '--limit', '0']);
       assert.equal(cli.code, 0, cli.stderr);
-      assert.match(cli.stdout, /LIMIT DEFEND {2}api\/v1\/mallory {2}rate_tps 20 -> 2 {2}by tpsd detector\n/);
-      assert.match(cli.stdout, /LIMIT LIFT {2}api\/v1\/mallory {2}rate_tps 2 -> 20 {2}by tpsd detector\n/);
+      assert.match(cli.stdout, /LIMIT DEFEND {2}api\/v1\/mallory {2}rate_tps 20 -> 2 \(\{"tier":"api\/v1\/~std",[^\n]*\) {2}by tpsd detector\n/);
+      assert.match(cli.stdout, /LIMIT LIFT {2}api\/v1\/mallory {2}rate_tps 2 -> 20 \(\{"tier":"api\/v1\/~std",[^\n]*\) {2}by tpsd detector\n/);
     } finally {
       alice.close();
       mallory.close();
