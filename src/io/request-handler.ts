@@ -45,6 +45,7 @@ import { hasHints, readReleaseHints } from './release-hints.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { acquireTenant, type TenantHost } from './tenant-acquire.ts';
 import type { TenantKeys } from './tenant-keys.ts';
+import type { TenantWaits } from './tenant-wait.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
@@ -114,7 +115,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     this.table = o.table;
     this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread, undefined, o.leaseRandom);
     this.ttlMs = o.config.lease_ttl_ms;
-    this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this);
+    this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this, o.tenants?.table ?? null);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
     this.reader = new RequestReader<Conn>(o.keys, this);
     this.dryRun = dryRunFlags(o.keys);
@@ -256,7 +257,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     }
     const leaf = key.leaf();
     if (leaf < 0) {
-      if (this.tenants !== null) return acquireTenant(this, this.tenants, this.table, conn, id, key, tokens, nowMs, perf);
+      if (this.tenants !== null) return acquireTenant(this, this.tenants, this.table, conn, id, key, tokens, waitMs, nowMs, perf);
       return this.error(OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
     }
     const t = this.table;
@@ -309,6 +310,14 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     t.count(leaf, C_WOULD_DENY_INDEX, tokens);
     writeGranted(this.out, id, lease, remaining);
     return 0;
+  }
+
+  /** TenantHost: this thread's tenant waiters, the bounds on waiting, and the queue. */
+  get tenantWaits(): TenantWaits | null { return this.drain.tenantWaits; }
+  get waitLimits(): TpsdConfig['limits'] { return this.o.config.limits; }
+  queueTenant(conn: Conn, id: number, tier: number, tokens: number, milli: number, priority: number, failure: number,
+    perf: number, waitMs: number, slot: number, word: number, gen: number): void {
+    this.drain.add(conn, id, tier, tokens, milli, priority, failure, perf, waitMs, slot, word, gen);
   }
 
   /** An error reply to the current message (TenantHost); 0. */

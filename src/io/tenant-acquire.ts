@@ -8,10 +8,19 @@
 // thread's TenantKeys and BucketTable; the tenant's bucket is shared with
 // every thread (tenant-table.ts says how it stays consistent).
 //
-// A tenant's acquire does not wait: when its own bucket is empty, or the
-// levels above deny, it is answered at once (denied with retry_after_ms),
-// whatever wait_ms asks. A dry run (`enforce: false` on the tier, or on the
-// level that refused) grants instead and counts would_deny.
+// Waiting: an acquire refused by its own bucket, or by a level above, with
+// wait_ms > 0 queues in this thread's WaiterDrain like a configured key's
+// (waiter-drain.ts, tenant-wait.ts), leaf = its tier, and is granted when
+// its tokens come back within wait_ms. A tenant's waiters are served in
+// arrival order: while it has waiters on this thread a new acquire of it
+// queues behind them (or is denied, with wait_ms 0) without taking. Its
+// queue holds at most limits.max_queue_per_key waiters on this thread
+// (OVERLOADED past it), so one tenant cannot fill its tier's queue for the
+// others. A dry run (`enforce: false` on the tier, or on the level that
+// refused) grants instead and counts would_deny.
+//
+// Per request: no allocation and no string for a tenant that exists (the
+// strings below are only made for an error reply).
 
 import { ErrorCode } from '../protocol/errors.ts';
 import { MAX_TOKENS, MILLI, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_REQUESTED_INDEX } from '../shm/layout.ts';
@@ -20,6 +29,7 @@ import type { Conn } from './conn.ts';
 import { writeDenied, writeGranted } from './replies.ts';
 import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
+import { TENANT_EMPTY, type TenantWaits } from './tenant-wait.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
 
 /** What tenant acquires need of their RequestHandler. */
@@ -32,11 +42,18 @@ export interface TenantHost {
   /** 1 per bucket with enforce: false, or null when every bucket enforces. */
   readonly dryRun: Uint8Array | null;
   fail(op: number, id: number, code: number, message: string): number;
+  /** This thread's tenant waiters (null: none can wait). */
+  readonly tenantWaits: TenantWaits | null;
+  /** The bounds on waiting: limits.max_outstanding_per_connection and max_queue_per_key. */
+  readonly waitLimits: { readonly max_outstanding_per_connection: number; readonly max_queue_per_key: number };
+  /** Queues a refused tenant acquire (WaiterDrain.add with the tenant's slot); the bounds are checked. */
+  queueTenant(conn: Conn, id: number, tier: number, tokens: number, milli: number, priority: number, failure: number,
+    perf: number, waitMs: number, slot: number, word: number, gen: number): void;
 }
 
 /** One ACQUIRE on a key no config names (the caller checked tokens, wait_ms, length and auth). */
 export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number,
-  key: RequestKey, tokens: number, now: number, perf: number): number {
+  key: RequestKey, tokens: number, waitMs: number, now: number, perf: number): number {
   const slot = tk.resolve(key, now);
   if (slot === NOT_TENANT) return host.fail(1, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
   if (slot < 0) {
@@ -51,32 +68,56 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
   t.countPair(tier, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
+  const waits = host.tenantWaits;
+  let r = TENANT_EMPTY;
+  // Behind this thread's waiters of the tenant, if any: they are first.
+  if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tt.take(slot, milli, now)) {
+    r = t.acquire(tier, milli, t.priority(tier), false, now);
+    if (r === GRANTED) {
+      if (!tt.stillIs(slot, tk.word, tk.gen)) {
+        // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.
+        t.undoAcquire(tier, milli, t.lastSlotMask);
+        tt.giveBack(slot, milli);
+        return acquireTenant(host, tk, t, conn, id, key, tokens, waitMs, now, perf);
+      }
+      const lease = host.grant(conn, tier, tokens, milli, perf);
+      if (lease === 0) {
+        tt.giveBack(slot, milli);
+        return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+      }
+      writeGranted(host.out, id, lease, tt.remaining(slot));
+      return 0;
+    }
+    tt.giveBack(slot, milli);
+  }
+  return refused(host, tk, t, conn, id, key, tokens, waitMs, now, perf, slot, r);
+}
+
+/** A tenant acquire its own bucket (r TENANT_EMPTY) or a level above (r: the failure) refused: dry run, denial, or a wait. */
+function refused(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number, key: RequestKey,
+  tokens: number, waitMs: number, now: number, perf: number, slot: number, r: number): number {
+  const tt = tk.table;
+  const tier = tt.tierOf(slot);
+  const milli = tokens * MILLI;
   const dry = host.dryRun;
-  if (!tt.take(slot, milli, now)) {
-    if (dry !== null && dry[tier] === 1) return host.dryGrant(conn, id, tier, tokens, 0, perf);
+  if (dry !== null && dry[r === TENANT_EMPTY ? tier : failBucket(r)] === 1) {
+    return host.dryGrant(conn, id, tier, tokens, r === TENANT_EMPTY ? 0 : tt.remaining(slot), perf);
+  }
+  const waits = host.tenantWaits;
+  if (waitMs === 0 || waits === null) {
     t.count(tier, C_DENIED_INDEX, tokens);
-    writeDenied(host.out, id, tt.retryAfterMs(slot, milli));
+    writeDenied(host.out, id, r === TENANT_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
     return 0;
   }
-  const r = t.acquire(tier, milli, t.priority(tier), false, now);
-  if (r !== GRANTED) {
-    tt.giveBack(slot, milli);
-    if (dry !== null && dry[failBucket(r)] === 1) return host.dryGrant(conn, id, tier, tokens, tt.remaining(slot), perf);
+  const limits = host.waitLimits;
+  if (conn.outstanding >= limits.max_outstanding_per_connection) {
     t.count(tier, C_DENIED_INDEX, tokens);
-    writeDenied(host.out, id, t.retryAfterMs(r, milli, now));
-    return 0;
+    return host.fail(1, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
   }
-  if (!tt.stillIs(slot, tk.word, tk.gen)) {
-    // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.
-    t.undoAcquire(tier, milli, t.lastSlotMask);
-    tt.giveBack(slot, milli);
-    return acquireTenant(host, tk, t, conn, id, key, tokens, now, perf);
+  if (waits.waitingOn(slot) >= limits.max_queue_per_key) {
+    t.count(tier, C_DENIED_INDEX, tokens);
+    return host.fail(1, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
   }
-  const lease = host.grant(conn, tier, tokens, milli, perf);
-  if (lease === 0) {
-    tt.giveBack(slot, milli);
-    return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
-  }
-  writeGranted(host.out, id, lease, tt.remaining(slot));
+  host.queueTenant(conn, id, tier, tokens, milli, t.priority(tier), r, perf, waitMs, slot, tk.word, tk.gen);
   return 0;
 }

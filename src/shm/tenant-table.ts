@@ -250,6 +250,12 @@ export class TenantTable {
     return takeAt(rec, r, milli);
   }
 
+  /** Marks the tenant used at `now` (a waiter of it is still waiting: not idle). */
+  touch(slot: number, now: number): void {
+    const i = slot * TENANT_FIELDS + T_LAST_USED_MS_INDEX;
+    if (this.rec[i] !== now) this.rec[i] = now;
+  }
+
   /** Gives back what take() took (the grant failed further up). */
   giveBack(slot: number, milli: number): void {
     putAt(this.rec, slot * TENANT_FIELDS, milli, 0);
