@@ -109,6 +109,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
   /** Buckets with enforce: false (TenantHost), or null. */
   readonly dryRun: Uint8Array | null;
   private readonly tenants: TenantKeys | null;
+  /** This thread's tenant waiters (TenantHost), or null. */
+  readonly tenantWaits: TenantWaits | null;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -120,6 +122,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     this.reader = new RequestReader<Conn>(o.keys, this);
     this.dryRun = dryRunFlags(o.keys);
     this.tenants = o.tenants ?? null;
+    this.tenantWaits = this.drain.tenantWaits;
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
@@ -312,8 +315,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     return 0;
   }
 
-  /** TenantHost: this thread's tenant waiters, the bounds on waiting, and the queue. */
-  get tenantWaits(): TenantWaits | null { return this.drain.tenantWaits; }
+  /** TenantHost: the bounds on waiting, and the queue. */
   get waitLimits(): TpsdConfig['limits'] { return this.o.config.limits; }
   queueTenant(conn: Conn, id: number, tier: number, tokens: number, milli: number, priority: number, failure: number,
     perf: number, waitMs: number, slot: number, word: number, gen: number): void {

@@ -32,6 +32,18 @@ import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
 import { TENANT_EMPTY, type TenantWaits } from './tenant-wait.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
 
+// Module-local copies of imported constants: V8 folds a local const into the
+// code it compiles, but reads an imported binding from its cell (under tsx,
+// through a getter) on every use.
+const TOKENS_LIMIT = MAX_TOKENS;
+const MILLI_PER_TOKEN = MILLI;
+const ACQUIRES = C_ACQUIRES_INDEX;
+const DENIED = C_DENIED_INDEX;
+const REQUESTED = C_REQUESTED_INDEX;
+const OK = GRANTED;
+const OWN_EMPTY = TENANT_EMPTY;
+const NO_TENANT = NOT_TENANT;
+
 /** What tenant acquires need of their RequestHandler. */
 export interface TenantHost {
   readonly out: MsgWriter;
@@ -55,7 +67,7 @@ export interface TenantHost {
 export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number,
   key: RequestKey, tokens: number, waitMs: number, now: number, perf: number): number {
   const slot = tk.resolve(key, now);
-  if (slot === NOT_TENANT) return host.fail(1, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
+  if (slot === NO_TENANT) return host.fail(1, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
   if (slot < 0) {
     return host.fail(1, id, ErrorCode.OVERLOADED, slot === TENANTS_FULL
       ? `no room for a new tenant "${key.text()}" (tenants.max of its service reached); retry later`
@@ -63,17 +75,17 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   }
   const tt = tk.table;
   const tier = tt.tierOf(slot);
-  const milli = tokens * MILLI;
-  if (tokens > MAX_TOKENS || milli > tt.burstMilli(slot) || t.exceedsBurst(tier, milli)) {
+  const milli = tokens * MILLI_PER_TOKEN;
+  if (tokens > TOKENS_LIMIT || milli > tt.burstMilli(slot) || t.exceedsBurst(tier, milli)) {
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
-  t.countPair(tier, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
+  t.countPair(tier, ACQUIRES, 1, REQUESTED, tokens);
   const waits = host.tenantWaits;
-  let r = TENANT_EMPTY;
+  let r = OWN_EMPTY;
   // Behind this thread's waiters of the tenant, if any: they are first.
   if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tt.take(slot, milli, now)) {
     r = t.acquire(tier, milli, t.priority(tier), false, now);
-    if (r === GRANTED) {
+    if (r === OK) {
       if (!tt.stillIs(slot, tk.word, tk.gen)) {
         // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.
         t.undoAcquire(tier, milli, t.lastSlotMask);
@@ -93,29 +105,29 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   return refused(host, tk, t, conn, id, key, tokens, waitMs, now, perf, slot, r);
 }
 
-/** A tenant acquire its own bucket (r TENANT_EMPTY) or a level above (r: the failure) refused: dry run, denial, or a wait. */
+/** A tenant acquire its own bucket (r OWN_EMPTY) or a level above (r: the failure) refused: dry run, denial, or a wait. */
 function refused(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number, key: RequestKey,
   tokens: number, waitMs: number, now: number, perf: number, slot: number, r: number): number {
   const tt = tk.table;
   const tier = tt.tierOf(slot);
-  const milli = tokens * MILLI;
+  const milli = tokens * MILLI_PER_TOKEN;
   const dry = host.dryRun;
-  if (dry !== null && dry[r === TENANT_EMPTY ? tier : failBucket(r)] === 1) {
-    return host.dryGrant(conn, id, tier, tokens, r === TENANT_EMPTY ? 0 : tt.remaining(slot), perf);
+  if (dry !== null && dry[r === OWN_EMPTY ? tier : failBucket(r)] === 1) {
+    return host.dryGrant(conn, id, tier, tokens, r === OWN_EMPTY ? 0 : tt.remaining(slot), perf);
   }
   const waits = host.tenantWaits;
   if (waitMs === 0 || waits === null) {
-    t.count(tier, C_DENIED_INDEX, tokens);
-    writeDenied(host.out, id, r === TENANT_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
+    t.count(tier, DENIED, tokens);
+    writeDenied(host.out, id, r === OWN_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
     return 0;
   }
   const limits = host.waitLimits;
   if (conn.outstanding >= limits.max_outstanding_per_connection) {
-    t.count(tier, C_DENIED_INDEX, tokens);
+    t.count(tier, DENIED, tokens);
     return host.fail(1, id, ErrorCode.OVERLOADED, 'too many requests waiting on this connection');
   }
   if (waits.waitingOn(slot) >= limits.max_queue_per_key) {
-    t.count(tier, C_DENIED_INDEX, tokens);
+    t.count(tier, DENIED, tokens);
     return host.fail(1, id, ErrorCode.OVERLOADED, `the wait queue of "${key.text()}" is full`);
   }
   host.queueTenant(conn, id, tier, tokens, milli, t.priority(tier), r, perf, waitMs, slot, tk.word, tk.gen);
