@@ -27,6 +27,12 @@ export interface BenchConfigOptions {
   /** Not for published figures: they run on the default (BENCH_LEASE_TTL_MS). */
   leaseTtlMs?: number;
   logLevel?: string;
+  /**
+   * Adds service `bench/t` with tenants (one tier, every limit at the
+   * largest): bench:compare's tenant scenario acquires `bench/t/cN` beside
+   * the configured bench/sN.
+   */
+  tenants?: boolean;
 }
 
 export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
@@ -39,7 +45,11 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
     log: { level: o.logLevel ?? 'info' },
     pools: [{
       name: 'bench', capacity_tps: MAX_TPS, burst: MAX_BURST,
-      services: Array.from({ length: o.keys }, (_, i) => ({ name: `s${i}`, priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST })),
+      services: [
+        ...Array.from({ length: o.keys }, (_, i) => ({ name: `s${i}`, priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST })),
+        ...(o.tenants === true ? [{ name: 't', priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST, tenants: {
+          tiers: [{ name: 'all', priority: 'HIGH', tps: MAX_TPS, burst: MAX_BURST }], max: 1000 } }] : []),
+      ],
     }],
   };
 }
