@@ -170,7 +170,7 @@ function scheduleDrain(): void {
  * that is due, at least 10 ms on, and set again after each flush.
  */
 function scheduleAllowanceFlush(): void {
-  if (flushTimer === null && (table.holdsAllowances() || tenants?.allowance.holds() === true)) flushTimer = setTimeout(flushAllowances, 1);
+  if (flushTimer === null && table.holdsAllowances()) flushTimer = setTimeout(flushAllowances, 1);
   if (windowTimer === null) {
     const inMs = table.windowReturnInMs(table.nowMs());
     if (inMs >= 0) windowTimer = setTimeout(returnWindowTakes, Math.max(10, inMs + 1));
@@ -180,7 +180,6 @@ function scheduleAllowanceFlush(): void {
 function flushAllowances(): void {
   flushTimer = null;
   table.flushAllowances(table.nowMs());
-  tenants?.allowance.flush(table.nowMs()); // tenant tokens kept by this thread (tenant-allowance.ts)
 }
 
 function returnWindowTakes(): void {
@@ -327,7 +326,6 @@ function stop(): void {
   if (windowTimer) { clearTimeout(windowTimer); windowTimer = null; }
   clearInterval(expiryTimer);
   table.flushAllowances(table.nowMs());
-  tenants?.allowance.flush(table.nowMs());
   httpApi.stop();
   relayLinks.close();
   rls?.stop();

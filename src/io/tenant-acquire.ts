@@ -83,7 +83,7 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   const waits = host.tenantWaits;
   let r = OWN_EMPTY;
   // Behind this thread's waiters of the tenant, if any: they are first.
-  if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tk.allowance.take(slot, tk.word, tk.gen, milli, now)) {
+  if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tt.take(slot, milli, now)) {
     r = t.acquire(tier, milli, t.priority(tier), false, now);
     if (r === OK) {
       if (!tt.stillIs(slot, tk.word, tk.gen)) {

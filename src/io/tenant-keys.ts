@@ -22,7 +22,6 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI } from '../shm/layout.ts';
 import { TENANT_BUSY, TENANT_FULL, TenantTable } from '../shm/tenant-table.ts';
 import type { RequestKey } from './request-reader.ts';
-import { TenantAllowance } from './tenant-allowance.ts';
 
 /** resolve(): the key names no tenant (no service with tenants, or a name outside [A-Za-z0-9_.:@-]{1,64}). */
 export const NOT_TENANT = -1;
@@ -56,8 +55,6 @@ export function assignmentKey(service: number, name: string): string {
 
 export class TenantKeys {
   readonly table: TenantTable;
-  /** This thread's tenant tokens kept within a millisecond (tenant-allowance.ts). */
-  readonly allowance: TenantAllowance;
   private readonly scratch = new Uint8Array(MAX_KEY_BYTES * 3);
   /** Per bucket: tenants.max of a service with tenants, else 0. */
   private readonly maxOf: Int32Array;
@@ -92,7 +89,6 @@ export class TenantKeys {
   constructor(keys: KeyIndex, table: TenantTable) {
     this.keys = keys;
     this.table = table;
-    this.allowance = new TenantAllowance(table);
     const n = keys.size;
     this.maxOf = new Int32Array(n);
     this.defaultTier = new Int32Array(n).fill(-1);

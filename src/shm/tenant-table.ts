@@ -263,11 +263,9 @@ export class TenantTable {
    * tokens (earn() then takeAt() were two whenever a millisecond had passed,
    * which for a tenant among many busy ones is nearly every request); the
    * refill's interval is claimed first by CAS on LAST_REFILL, as earn() does,
-   * so each millisecond is credited once. With `minLeftMilli`, takes only
-   * if at least that much is left after it (a thread's chunk never empties
-   * a bucket other threads draw on: tenant-allowance.ts).
+   * so each millisecond is credited once.
    */
-  take(slot: number, milli: number, now: number, minLeftMilli = 0): boolean {
+  take(slot: number, milli: number, now: number): boolean {
     const r = slot * REC_FIELDS;
     const rec = this.rec;
     if (rec[r + LAST_USED] !== now) rec[r + LAST_USED] = now;
@@ -282,11 +280,10 @@ export class TenantTable {
     let cur = rec[r];
     for (;;) {
       const have = add === 0 ? cur : Math.max(cur, Math.min(burst, cur + add)); // never lowers what it holds
-      const ok = have - milli >= minLeftMilli;
-      if (!ok && have === cur) return false; // too few and nothing earned: nothing to write
-      const next = ok ? have - milli : have;
+      if (have < milli && have === cur) return false; // too few and nothing earned: nothing to write
+      const next = have >= milli ? have - milli : have;
       const seen = Atomics.compareExchange(rec, r, cur, next);
-      if (seen === cur) return ok;
+      if (seen === cur) return have >= milli;
       cur = seen;
     }
   }
