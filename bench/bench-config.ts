@@ -27,6 +27,13 @@ export interface BenchConfigOptions {
   /** Not for published figures: they run on the default (BENCH_LEASE_TTL_MS). */
   leaseTtlMs?: number;
   logLevel?: string;
+  /**
+   * Adds service `bench/t` with tenants (one tier, every limit at the
+   * largest) and 16 configured endpoints e0..e15: bench:compare's tenant
+   * scenario acquires tenant keys `bench/t/cN` beside the endpoints
+   * `bench/t/eN`, so both go through the same service and pool.
+   */
+  tenants?: boolean;
 }
 
 export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
@@ -39,7 +46,12 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
     log: { level: o.logLevel ?? 'info' },
     pools: [{
       name: 'bench', capacity_tps: MAX_TPS, burst: MAX_BURST,
-      services: Array.from({ length: o.keys }, (_, i) => ({ name: `s${i}`, priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST })),
+      services: [
+        ...Array.from({ length: o.keys }, (_, i) => ({ name: `s${i}`, priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST })),
+        ...(o.tenants === true ? [{ name: 't', priority: 'HIGH', max_tps: MAX_TPS, burst: MAX_BURST,
+          endpoints: Array.from({ length: 16 }, (_, i) => ({ name: `e${i}`, max_tps: MAX_TPS, burst: MAX_BURST })), tenants: {
+          tiers: [{ name: 'all', priority: 'HIGH', tps: MAX_TPS, burst: MAX_BURST }], max: 1000 } }] : []),
+      ],
     }],
   };
 }

@@ -12,8 +12,14 @@
 // samples the server's CPU time (/proc/PID/stat) over its measured window.
 //
 // Usage: npm run bench:compare -- [--trials 3] [--seconds 3] [--warmup 1]
-//          [--only c1|pipelined|own-client|batched] [--memory] [--dry-run]
+//          [--only c1|pipelined|own-client|tenant|batched] [--memory] [--dry-run] [--help]
+//          [--baseline DIR]
 // Writes the tables to docs/benchmarks.md (not with --dry-run or --only).
+// The tenant scenario runs tpsd on tenant keys (bench/t/cN) beside configured
+// endpoints of the same service (bench/t/eN) in the same daemon, in the same
+// trials; with --baseline DIR (another checkout, e.g. `git archive` of an
+// older commit with node_modules linked) also on that checkout's daemon, in
+// the same trials, for a before/after ratio measured in one run.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -39,9 +45,20 @@ const { values } = parseArgs({
     only: { type: 'string' },
     memory: { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
   strict: true,
 });
+if (values.help) {
+  process.stdout.write(`npm run bench:compare -- [--trials N (3)] [--seconds S (3)] [--warmup S (1)] [--only SCENARIO] [--memory] [--dry-run]
+  scenarios: ${SCENARIOS.map((s) => `${s.id} (${s.title})`).join('\n             ')}
+  --memory   also measure RSS with 10 000 and 100 000 keys
+  --dry-run  print the tables, do not write docs/benchmarks.md (--only never writes it)
+  --baseline DIR  also run the tenant scenario on the tpsd of checkout DIR (a before/after in one run)
+`);
+  process.exit(0);
+}
 const trials = Number(values.trials);
 if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials: expected a positive integer, got ${values.trials}`);
 const scenarios = SCENARIOS.filter((s) => values.only === undefined || s.id === values.only);
@@ -52,7 +69,7 @@ const log = (s: string) => process.stderr.write(`bench:compare: ${s}\n`);
 function runBench(sc: Scenario, def: RunDef, server: ServerHandle): Promise<LoadResult> {
   return runTpsdBench(['--url', server.url, '--client', def.client,
     '--connections', String(sc.connections), '--pipeline', String(sc.pipeline), '--batch', String(sc.batch),
-    '--keys', String(KEYS), '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)],
+    '--keys', def.keys ?? String(KEYS), '--duration', values.seconds!, '--warmup', values.warmup!, '--server-pid', String(server.pid)],
   `${sc.id}/${def.id}`);
 }
 
@@ -75,15 +92,22 @@ const redisBin = ensureRedisServer(log);
 const results: Trials = new Map(scenarios.map((s) => [s.id, []]));
 try {
   const needs = new Set(scenarios.flatMap((s) => s.runs.map((r) => r.system)));
+  if (values.baseline === undefined) needs.delete('tpsd-base');
   const bySystem: Partial<Record<RunDef['system'], ServerHandle>> = {};
   if (needs.has('echo')) servers.push(bySystem.echo = await startEcho(IO_THREADS));
-  if (needs.has('tpsd')) servers.push(bySystem.tpsd = await startTpsd({ config: benchConfig({ keys: KEYS, ioThreads: IO_THREADS }) }));
+  if (needs.has('tpsd')) servers.push(bySystem.tpsd = await startTpsd({
+    config: benchConfig({ keys: KEYS, ioThreads: IO_THREADS, tenants: scenarios.some((s) => s.runs.some((r) => r.keys !== undefined)) }),
+  }));
+  if (needs.has('tpsd-base')) {
+    servers.push(bySystem['tpsd-base'] = await startTpsd({ config: benchConfig({ keys: KEYS, ioThreads: IO_THREADS, tenants: true }), root: values.baseline }));
+  }
   if (needs.has('redis')) servers.push(bySystem.redis = await startRedis(redisBin));
   for (const s of servers) log(`${s.name}: pid ${s.pid}, ${s.url}`);
   for (let t = 1; t <= trials; t++) {
     for (const sc of scenarios) {
       const trial: Record<string, LoadResult> = {};
       for (const def of sc.runs) {
+        if (!needs.has(def.system)) continue;
         const r = await runBench(sc, def, bySystem[def.system]!);
         trial[def.id] = r;
         log(`trial ${t}/${trials} ${sc.id} ${def.id}: ${r.decisionsPerSec.toFixed(0)} decisions/s, p50 ${r.latencyMs.p50.toFixed(3)} ms, `

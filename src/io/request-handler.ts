@@ -45,6 +45,7 @@ import { hasHints, readReleaseHints } from './release-hints.ts';
 import { RequestReader, type RequestKey, type RequestSink } from './request-reader.ts';
 import { acquireTenant, type TenantHost } from './tenant-acquire.ts';
 import type { TenantKeys } from './tenant-keys.ts';
+import type { TenantWaits } from './tenant-wait.ts';
 import { WaitQueue } from './wait-queue.ts';
 import { WaiterDrain, type WaiterHost } from './waiter-drain.ts';
 
@@ -108,17 +109,20 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
   /** Buckets with enforce: false (TenantHost), or null. */
   readonly dryRun: Uint8Array | null;
   private readonly tenants: TenantKeys | null;
+  /** This thread's tenant waiters (TenantHost), or null. */
+  readonly tenantWaits: TenantWaits | null;
 
   constructor(o: HandlerOptions) {
     this.o = o;
     this.table = o.table;
     this.leases = new LeaseTable(o.thread, o.config.limits.max_leases_per_thread, undefined, o.leaseRandom);
     this.ttlMs = o.config.lease_ttl_ms;
-    this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this);
+    this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this, o.tenants?.table ?? null, o.tenants?.counters ?? null);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
     this.reader = new RequestReader<Conn>(o.keys, this);
     this.dryRun = dryRunFlags(o.keys);
     this.tenants = o.tenants ?? null;
+    this.tenantWaits = this.drain.tenantWaits;
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
@@ -257,7 +261,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     }
     const leaf = key.leaf();
     if (leaf < 0) {
-      if (this.tenants !== null) return acquireTenant(this, this.tenants, this.table, conn, id, key, tokens, nowMs, perf);
+      if (this.tenants !== null) return acquireTenant(this, this.tenants, this.table, conn, id, key, tokens, waitMs, nowMs, perf);
       return this.error(OP_ACQUIRE, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
     }
     const t = this.table;
@@ -310,6 +314,13 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     t.count(leaf, C_WOULD_DENY_INDEX, tokens);
     writeGranted(this.out, id, lease, remaining);
     return 0;
+  }
+
+  /** TenantHost: the bounds on waiting, and the queue. */
+  get waitLimits(): TpsdConfig['limits'] { return this.o.config.limits; }
+  queueTenant(conn: Conn, id: number, tier: number, tokens: number, milli: number, priority: number, failure: number,
+    perf: number, waitMs: number, slot: number, word: number, gen: number): void {
+    this.drain.add(conn, id, tier, tokens, milli, priority, failure, perf, waitMs, slot, word, gen);
   }
 
   /** An error reply to the current message (TenantHost); 0. */

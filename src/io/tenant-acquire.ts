@@ -8,13 +8,23 @@
 // thread's TenantKeys and BucketTable; the tenant's bucket is shared with
 // every thread (tenant-table.ts says how it stays consistent).
 //
-// A tenant's acquire does not wait: when its own bucket is empty, or the
-// levels above deny, it is answered at once (denied with retry_after_ms),
-// whatever wait_ms asks. A dry run (`enforce: false` on the tier, or on the
-// level that refused) grants instead and counts would_deny. The tenant's tokens
-// asked for, granted, denied, would_deny and refused by its own bucket go to
-// this thread's per-tenant counters (shm/tenant-counters.ts: plain stores in
-// its own block), read by telemetry and the abuse detector.
+// Waiting: an acquire refused by its own bucket, or by a level above, with
+// wait_ms > 0 queues in this thread's WaiterDrain like a configured key's
+// (waiter-drain.ts, tenant-wait.ts), leaf = its tier, and is granted when
+// its tokens come back within wait_ms. A tenant's waiters are served in
+// arrival order: while it has waiters on this thread a new acquire of it
+// queues behind them (or is denied, with wait_ms 0) without taking. Its
+// queue holds at most limits.max_queue_per_key waiters on this thread
+// (OVERLOADED past it), so one tenant cannot fill its tier's queue for the
+// others. A dry run (`enforce: false` on the tier, or on the level that
+// refused) grants instead and counts would_deny. The tenant's tokens asked
+// for, granted, denied, would_deny and refused by its own bucket go to this
+// thread's per-tenant counters (shm/tenant-counters.ts: plain stores in its
+// own block), read by telemetry and the abuse detector; a waiter's outcome is
+// counted when it is answered (waiter-drain.ts).
+//
+// Per request: no allocation and no string for a tenant that exists (the
+// strings below are only made for an error reply).
 
 import { ErrorCode } from '../protocol/errors.ts';
 import { MAX_TOKENS, MILLI, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_REQUESTED_INDEX } from '../shm/layout.ts';
@@ -23,8 +33,21 @@ import type { Conn } from './conn.ts';
 import { writeDenied, writeGranted } from './replies.ts';
 import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
+import { TENANT_EMPTY, type TenantWaits } from './tenant-wait.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
 import { TC_DENIED, TC_GRANTED, TC_OWN_DENIED, TC_REQUESTED, TC_WOULD_DENY } from '../shm/tenant-counters.ts';
+
+// Module-local copies of imported constants: V8 folds a local const into the
+// code it compiles, but reads an imported binding from its cell (under tsx,
+// through a getter) on every use.
+const TOKENS_LIMIT = MAX_TOKENS;
+const MILLI_PER_TOKEN = MILLI;
+const ACQUIRES = C_ACQUIRES_INDEX;
+const DENIED = C_DENIED_INDEX;
+const REQUESTED = C_REQUESTED_INDEX;
+const OK = GRANTED;
+const OWN_EMPTY = TENANT_EMPTY;
+const NO_TENANT = NOT_TENANT;
 
 /** What tenant acquires need of their RequestHandler. */
 export interface TenantHost {
@@ -36,13 +59,20 @@ export interface TenantHost {
   /** 1 per bucket with enforce: false, or null when every bucket enforces. */
   readonly dryRun: Uint8Array | null;
   fail(op: number, id: number, code: number, message: string): number;
+  /** This thread's tenant waiters (null: none can wait). */
+  readonly tenantWaits: TenantWaits | null;
+  /** The bounds on waiting: limits.max_outstanding_per_connection and max_queue_per_key. */
+  readonly waitLimits: { readonly max_outstanding_per_connection: number; readonly max_queue_per_key: number };
+  /** Queues a refused tenant acquire (WaiterDrain.add with the tenant's slot); the bounds are checked. */
+  queueTenant(conn: Conn, id: number, tier: number, tokens: number, milli: number, priority: number, failure: number,
+    perf: number, waitMs: number, slot: number, word: number, gen: number): void;
 }
 
 /** One ACQUIRE on a key no config names (the caller checked tokens, wait_ms, length and auth). */
 export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number,
-  key: RequestKey, tokens: number, now: number, perf: number): number {
+  key: RequestKey, tokens: number, waitMs: number, now: number, perf: number): number {
   const slot = tk.resolve(key, now);
-  if (slot === NOT_TENANT) return host.fail(1, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
+  if (slot === NO_TENANT) return host.fail(1, id, ErrorCode.UNKNOWN_KEY, `no bucket with key "${key.text()}"`);
   if (slot < 0) {
     return host.fail(1, id, ErrorCode.OVERLOADED, slot === TENANTS_FULL
       ? `no room for a new tenant "${key.text()}" (tenants.max of its service reached); retry later`
@@ -50,55 +80,72 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   }
   const tt = tk.table;
   const tier = tt.tierOf(slot);
-  const milli = tokens * MILLI;
-  if (tokens > MAX_TOKENS || milli > tt.burstMilli(slot) || t.exceedsBurst(tier, milli)) {
+  const milli = tokens * MILLI_PER_TOKEN;
+  if (tokens > TOKENS_LIMIT || milli > tt.burstMilli(slot) || t.exceedsBurst(tier, milli)) {
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
-  t.countPair(tier, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
-  const tc = tk.counters;
-  tc?.count(slot, TC_REQUESTED, tokens);
-  const dry = host.dryRun;
-  if (!tt.take(slot, milli, now)) {
-    // The abuse detector weighs refusals of the tenant's own bucket only: a polite tenant refused by a busy tier is no attacker.
-    tc?.count(slot, TC_OWN_DENIED, tokens);
-    if (dry !== null && dry[tier] === 1) return dryGrantTenant(host, tk, slot, conn, id, tier, tokens, 0, perf);
-    t.count(tier, C_DENIED_INDEX, tokens);
-    tc?.count(slot, TC_DENIED, tokens);
-    writeDenied(host.out, id, tt.retryAfterMs(slot, milli));
-    return 0;
-  }
-  const r = t.acquire(tier, milli, t.priority(tier), false, now);
-  if (r !== GRANTED) {
+  t.countPair(tier, ACQUIRES, 1, REQUESTED, tokens);
+  tk.counters?.count(slot, TC_REQUESTED, tokens);
+  const waits = host.tenantWaits;
+  let r = OWN_EMPTY;
+  // Behind this thread's waiters of the tenant, if any: they are first.
+  if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tt.take(slot, milli, now)) {
+    r = t.acquire(tier, milli, t.priority(tier), false, now);
+    if (r === OK) {
+      if (!tt.stillIs(slot, tk.word, tk.gen)) {
+        // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.
+        t.undoAcquire(tier, milli, t.lastSlotMask);
+        tt.giveBack(slot, milli);
+        return acquireTenant(host, tk, t, conn, id, key, tokens, waitMs, now, perf);
+      }
+      const lease = host.grant(conn, tier, tokens, milli, perf);
+      if (lease === 0) {
+        tt.giveBack(slot, milli);
+        return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
+      }
+      tk.counters?.count(slot, TC_GRANTED, tokens);
+      writeGranted(host.out, id, lease, tt.remaining(slot));
+      return 0;
+    }
     tt.giveBack(slot, milli);
-    if (dry !== null && dry[failBucket(r)] === 1) return dryGrantTenant(host, tk, slot, conn, id, tier, tokens, tt.remaining(slot), perf);
-    t.count(tier, C_DENIED_INDEX, tokens);
-    tc?.count(slot, TC_DENIED, tokens);
-    writeDenied(host.out, id, t.retryAfterMs(r, milli, now));
-    return 0;
   }
-  if (!tt.stillIs(slot, tk.word, tk.gen)) {
-    // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.
-    t.undoAcquire(tier, milli, t.lastSlotMask);
-    tt.giveBack(slot, milli);
-    return acquireTenant(host, tk, t, conn, id, key, tokens, now, perf);
-  }
-  const lease = host.grant(conn, tier, tokens, milli, perf);
-  if (lease === 0) {
-    tt.giveBack(slot, milli);
-    return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
-  }
-  tc?.count(slot, TC_GRANTED, tokens);
-  writeGranted(host.out, id, lease, tt.remaining(slot));
-  return 0;
+  return refused(host, tk, t, conn, id, key, tokens, waitMs, now, perf, slot, r);
 }
 
-/** A dry run's grant (host.dryGrant), counted for the tenant as granted and would_deny. */
-function dryGrantTenant(host: TenantHost, tk: TenantKeys, slot: number, conn: Conn, id: number, tier: number, tokens: number,
-  remaining: number, perf: number): number {
+/** A tenant acquire its own bucket (r OWN_EMPTY) or a level above (r: the failure) refused: dry run, denial, or a wait. */
+function refused(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, id: number, key: RequestKey,
+  tokens: number, waitMs: number, now: number, perf: number, slot: number, r: number): number {
+  const tt = tk.table;
+  const tier = tt.tierOf(slot);
+  const milli = tokens * MILLI_PER_TOKEN;
+  const dry = host.dryRun;
   const tc = tk.counters;
-  if (tc !== null) {
-    tc.count(slot, TC_GRANTED, tokens);
-    tc.count(slot, TC_WOULD_DENY, tokens);
+  if (dry !== null && dry[r === OWN_EMPTY ? tier : failBucket(r)] === 1) {
+    if (tc !== null) {
+      tc.count(slot, TC_GRANTED, tokens);
+      tc.count(slot, TC_WOULD_DENY, tokens);
+      // The abuse detector weighs refusals of the tenant's own bucket only: a polite tenant refused by a busy tier is no attacker.
+      if (r === OWN_EMPTY) tc.count(slot, TC_OWN_DENIED, tokens);
+    }
+    return host.dryGrant(conn, id, tier, tokens, r === OWN_EMPTY ? 0 : tt.remaining(slot), perf);
   }
-  return host.dryGrant(conn, id, tier, tokens, remaining, perf);
+  const waits = host.tenantWaits;
+  const limits = host.waitLimits;
+  const full = waits !== null && waitMs > 0
+    && (conn.outstanding >= limits.max_outstanding_per_connection || waits.waitingOn(slot) >= limits.max_queue_per_key);
+  if (waitMs === 0 || waits === null || full) {
+    t.count(tier, DENIED, tokens);
+    if (tc !== null) {
+      tc.count(slot, TC_DENIED, tokens);
+      if (r === OWN_EMPTY) tc.count(slot, TC_OWN_DENIED, tokens);
+    }
+    if (!full) {
+      writeDenied(host.out, id, r === OWN_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
+      return 0;
+    }
+    return host.fail(1, id, ErrorCode.OVERLOADED, conn.outstanding >= limits.max_outstanding_per_connection
+      ? 'too many requests waiting on this connection' : `the wait queue of "${key.text()}" is full`);
+  }
+  host.queueTenant(conn, id, tier, tokens, milli, t.priority(tier), r, perf, waitMs, slot, tk.word, tk.gen);
+  return 0;
 }

@@ -12,6 +12,11 @@ export interface Waiter<C> {
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly enqueuedAt: number;
+  /** A tenant key's waiter: the tenant's slot (leaf is then its tier), or -1 (tenant-wait.ts). */
+  readonly tenant: number;
+  /** The tenant slot's INDEX word and generation when its acquire found it (TenantTable.stillIs). */
+  readonly tenantWord: number;
+  readonly tenantGen: number;
   /** Bucket whose WAITERS[priority] this waiter is counted in, or -1. */
   blockedAt: number;
   done: boolean;

@@ -51,12 +51,28 @@
 // half empty: the hash is keyed with the daemon's random seed, so a client
 // cannot aim at one) answers OVERLOADED, as `max` does.
 
-import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
+import { earn, putAt, trim } from './bucket-cas.ts';
 import {
   FAILURE_SEED_WORDS, MILLI, TENANT_FIELDS, TENANT_INDEX_FIELDS, TENANT_NAME_BYTES, TENANT_NEIGHBORHOOD_SLOTS, TI_GEN_INDEX,
   T_BURST_MILLI_INDEX, T_KEY_BYTES_INDEX, T_LAST_REFILL_MS_INDEX, T_LAST_USED_MS_INDEX, T_NAME_INDEX, T_RATE_MILLI_INDEX,
   T_SERVICE_INDEX, T_TIER_INDEX, T_TOKENS_MILLI_INDEX, type ShmViews,
 } from './layout.ts';
+
+// Module-local copies of the layout's offsets: V8 folds a local const into the
+// code it compiles, but reads an imported binding from its cell on every use
+// (under tsx, through a getter), and these are read on every tenant acquire.
+const IDX_FIELDS = TENANT_INDEX_FIELDS;
+const REC_FIELDS = TENANT_FIELDS;
+const GEN = TI_GEN_INDEX;
+const SERVICE = T_SERVICE_INDEX;
+const NAME_LEN = T_KEY_BYTES_INDEX;
+const NAME = T_NAME_INDEX;
+const TIER = T_TIER_INDEX;
+const RATE = T_RATE_MILLI_INDEX;
+const BURST = T_BURST_MILLI_INDEX;
+const LAST_USED = T_LAST_USED_MS_INDEX;
+const LAST_REFILL = T_LAST_REFILL_MS_INDEX;
+const TOKENS = T_TOKENS_MILLI_INDEX;
 
 const EMPTY = 0;
 const CLAIMED = 1;
@@ -119,11 +135,11 @@ export class TenantTable {
     const first = (h & this.hoodMask) * HOOD;
     for (let k = 0; k < HOOD; k++) {
       const slot = first + k;
-      if (idx[slot * TENANT_INDEX_FIELDS] !== want) continue;
-      const word = Atomics.load(idx, slot * TENANT_INDEX_FIELDS); // orders the record's reads after its publication
+      if (idx[slot * IDX_FIELDS] !== want) continue;
+      const word = Atomics.load(idx, slot * IDX_FIELDS); // orders the record's reads after its publication
       if (word !== want || !this.holds(slot, service, b, start, end)) continue;
       this.lastWord = word;
-      this.lastGen = idx[slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX];
+      this.lastGen = idx[slot * IDX_FIELDS + GEN];
       return slot;
     }
     return -1;
@@ -132,16 +148,16 @@ export class TenantTable {
   /** True when `slot` is still what find() or create() returned (not retired, not reused). */
   stillIs(slot: number, word: number, gen: number): boolean {
     // Plain reads: called after the take's compareExchange, which orders them after it.
-    const i = slot * TENANT_INDEX_FIELDS;
-    return this.index[i] === word && this.index[i + TI_GEN_INDEX] === gen;
+    const i = slot * IDX_FIELDS;
+    return this.index[i] === word && this.index[i + GEN] === gen;
   }
 
   private holds(slot: number, service: number, b: Uint8Array, start: number, end: number): boolean {
-    const r = slot * TENANT_FIELDS;
+    const r = slot * REC_FIELDS;
     const len = end - start;
-    if (this.rec[r + T_SERVICE_INDEX] !== service || this.rec[r + T_KEY_BYTES_INDEX] !== len) return false;
+    if (this.rec[r + SERVICE] !== service || this.rec[r + NAME_LEN] !== len) return false;
     const rb = this.recBytes;
-    const at = (r + T_NAME_INDEX) * 4;
+    const at = (r + NAME) * 4;
     for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
     return true;
   }
@@ -165,12 +181,12 @@ export class TenantTable {
       let claimed = -1;
       for (let k = 0; k < HOOD; k++) {
         const slot = first + k;
-        const word = Atomics.load(idx, slot * TENANT_INDEX_FIELDS);
+        const word = Atomics.load(idx, slot * IDX_FIELDS);
         if (word === EMPTY) { if (empty < 0) empty = slot; continue; }
         if ((word & ~STATE_MASK) !== tag) continue;
         if ((word & STATE_MASK) === LIVE && this.holds(slot, service, b, start, end)) {
           this.lastWord = word;
-          this.lastGen = idx[slot * TENANT_INDEX_FIELDS + TI_GEN_INDEX];
+          this.lastGen = idx[slot * IDX_FIELDS + GEN];
           return slot;
         }
         if ((word & STATE_MASK) === CLAIMED) claimed = slot;
@@ -184,20 +200,20 @@ export class TenantTable {
         Atomics.sub(this.serviceCount, service, 1);
         return TENANT_FULL;
       }
-      if (Atomics.compareExchange(idx, empty * TENANT_INDEX_FIELDS, EMPTY, tag | CLAIMED) !== EMPTY) {
+      if (Atomics.compareExchange(idx, empty * IDX_FIELDS, EMPTY, tag | CLAIMED) !== EMPTY) {
         Atomics.sub(this.serviceCount, service, 1);
         continue;
       }
-      const gen = (idx[empty * TENANT_INDEX_FIELDS + TI_GEN_INDEX] + 1) | 0;
-      Atomics.store(idx, empty * TENANT_INDEX_FIELDS + TI_GEN_INDEX, gen);
+      const gen = (idx[empty * IDX_FIELDS + GEN] + 1) | 0;
+      Atomics.store(idx, empty * IDX_FIELDS + GEN, gen);
       this.write(empty, service, b, start, end, tier, rateMilli, burstMilli, now);
       if (Atomics.load(this.seq, hood) !== seq) {
         // A slot of this neighbourhood became EMPTY since the scan: it may hold a claim of this tenant now. Start over.
-        Atomics.store(idx, empty * TENANT_INDEX_FIELDS, tag | RETIRED);
+        Atomics.store(idx, empty * IDX_FIELDS, tag | RETIRED);
         continue;
       }
       Atomics.add(this.tierCount, tier, 1);
-      Atomics.store(idx, empty * TENANT_INDEX_FIELDS, tag | LIVE);
+      Atomics.store(idx, empty * IDX_FIELDS, tag | LIVE);
       this.lastWord = tag | LIVE;
       this.lastGen = gen;
       return empty;
@@ -208,66 +224,94 @@ export class TenantTable {
   /** Waits (bounded) until `slot` is no longer CLAIMED; false if it still is. */
   private awaitClaim(slot: number): boolean {
     for (let i = 0; i < SPIN_LIMIT; i++) {
-      if ((Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) !== CLAIMED) return true;
+      if ((Atomics.load(this.index, slot * IDX_FIELDS) & STATE_MASK) !== CLAIMED) return true;
     }
     return false;
   }
 
   private write(slot: number, service: number, b: Uint8Array, start: number, end: number, tier: number,
     rateMilli: number, burstMilli: number, now: number): void {
-    const r = slot * TENANT_FIELDS;
+    const r = slot * REC_FIELDS;
     const rec = this.rec;
-    rec[r + T_SERVICE_INDEX] = service;
-    rec[r + T_KEY_BYTES_INDEX] = end - start;
-    this.recBytes.set(b.subarray(start, end), (r + T_NAME_INDEX) * 4);
-    rec[r + T_TIER_INDEX] = tier;
-    rec[r + T_RATE_MILLI_INDEX] = rateMilli;
-    rec[r + T_BURST_MILLI_INDEX] = burstMilli;
-    rec[r + T_TOKENS_MILLI_INDEX] = burstMilli;
-    rec[r + T_LAST_REFILL_MS_INDEX] = now;
-    rec[r + T_LAST_USED_MS_INDEX] = now;
+    rec[r + SERVICE] = service;
+    rec[r + NAME_LEN] = end - start;
+    this.recBytes.set(b.subarray(start, end), (r + NAME) * 4);
+    rec[r + TIER] = tier;
+    rec[r + RATE] = rateMilli;
+    rec[r + BURST] = burstMilli;
+    rec[r + TOKENS] = burstMilli;
+    rec[r + LAST_REFILL] = now;
+    rec[r + LAST_USED] = now;
   }
 
   /** The tenant's service (bucket index). */
-  serviceOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX]; }
+  serviceOf(slot: number): number { return this.rec[slot * REC_FIELDS + SERVICE]; }
 
   /** True when the tenant's name is b[start, end). */
   holdsName(slot: number, b: Uint8Array, start: number, end: number): boolean {
-    return this.holds(slot, this.rec[slot * TENANT_FIELDS + T_SERVICE_INDEX], b, start, end);
+    return this.holds(slot, this.rec[slot * REC_FIELDS + SERVICE], b, start, end);
   }
 
   /** The tenant's tier (bucket index). */
-  tierOf(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_TIER_INDEX]; }
+  tierOf(slot: number): number { return this.rec[slot * REC_FIELDS + TIER]; }
   /** The tenant's bucket size, milli-tokens. */
-  burstMilli(slot: number): number { return this.rec[slot * TENANT_FIELDS + T_BURST_MILLI_INDEX]; }
+  burstMilli(slot: number): number { return this.rec[slot * REC_FIELDS + BURST]; }
   /** The tenant's refill rate, milli-tokens per second (a tier's, or a defensive limit's). */
-  rateMilli(slot: number): number { return Atomics.load(this.rec, slot * TENANT_FIELDS + T_RATE_MILLI_INDEX); }
+  rateMilli(slot: number): number { return Atomics.load(this.rec, slot * REC_FIELDS + RATE); }
 
-  /** Refills the tenant's bucket and takes `milli` if it holds that many; marks it used at `now`. */
+  /**
+   * Refills the tenant's bucket and takes `milli` if it then holds that
+   * many; marks it used at `now`. The refill and the take are one CAS on the
+   * tokens (earn() then takeAt() were two whenever a millisecond had passed,
+   * which for a tenant among many busy ones is nearly every request); the
+   * refill's interval is claimed first by CAS on LAST_REFILL, as earn() does,
+   * so each millisecond is credited once.
+   */
   take(slot: number, milli: number, now: number): boolean {
-    const r = slot * TENANT_FIELDS;
+    const r = slot * REC_FIELDS;
     const rec = this.rec;
-    if (rec[r + T_LAST_USED_MS_INDEX] !== now) rec[r + T_LAST_USED_MS_INDEX] = now;
-    earn(rec, r, now, 0);
-    return takeAt(rec, r, milli);
+    if (rec[r + LAST_USED] !== now) rec[r + LAST_USED] = now;
+    let add = 0;
+    const last = rec[r + LAST_REFILL];
+    const elapsed = (now - last) | 0;
+    if (elapsed > 0) {
+      const earned = Math.floor((elapsed * rec[r + RATE]) / 1000);
+      if (earned > 0 && Atomics.compareExchange(rec, r + LAST_REFILL, last, now) === last) add = earned;
+    }
+    const burst = rec[r + BURST];
+    let cur = rec[r];
+    for (;;) {
+      const have = add === 0 ? cur : Math.max(cur, Math.min(burst, cur + add)); // never lowers what it holds
+      if (have < milli && have === cur) return false; // too few and nothing earned: nothing to write
+      const next = have >= milli ? have - milli : have;
+      const seen = Atomics.compareExchange(rec, r, cur, next);
+      if (seen === cur) return have >= milli;
+      cur = seen;
+    }
+  }
+
+  /** Marks the tenant used at `now` (a waiter of it is still waiting: not idle). */
+  touch(slot: number, now: number): void {
+    const i = slot * REC_FIELDS + LAST_USED;
+    if (this.rec[i] !== now) this.rec[i] = now;
   }
 
   /** Gives back what take() took (the grant failed further up). */
   giveBack(slot: number, milli: number): void {
-    putAt(this.rec, slot * TENANT_FIELDS, milli, 0);
+    putAt(this.rec, slot * REC_FIELDS, milli, 0);
   }
 
   /** Milliseconds until the tenant's bucket holds `milli` (after a failed take). */
   retryAfterMs(slot: number, milli: number): number {
-    const r = slot * TENANT_FIELDS;
-    const rate = this.rec[r + T_RATE_MILLI_INDEX];
+    const r = slot * REC_FIELDS;
+    const rate = this.rec[r + RATE];
     if (rate <= 0) return 1000;
     return Math.max(1, Math.ceil((Math.max(0, milli - Atomics.load(this.rec, r)) * 1000) / rate));
   }
 
   /** Whole tokens left in the tenant's bucket. */
   remaining(slot: number): number {
-    const milli = this.rec[slot * TENANT_FIELDS]; // a figure for the reply: a plain read
+    const milli = this.rec[slot * REC_FIELDS]; // a figure for the reply: a plain read
     return milli > 0 ? Math.floor(milli / MILLI) : 0;
   }
 
@@ -280,16 +324,16 @@ export class TenantTable {
    * tier moves by compareExchange, so the tier counts move once.
    */
   setTier(slot: number, tier: number, rateMilli: number, burstMilli: number, now: number): void {
-    const r = slot * TENANT_FIELDS;
+    const r = slot * REC_FIELDS;
     earn(this.rec, r, now, 0); // what the old rate earned so far; the new one counts from now
-    Atomics.store(this.rec, r + T_LAST_REFILL_MS_INDEX, now);
-    const before = Atomics.load(this.rec, r + T_TIER_INDEX);
-    if (before !== tier && Atomics.compareExchange(this.rec, r + T_TIER_INDEX, before, tier) === before) {
+    Atomics.store(this.rec, r + LAST_REFILL, now);
+    const before = Atomics.load(this.rec, r + TIER);
+    if (before !== tier && Atomics.compareExchange(this.rec, r + TIER, before, tier) === before) {
       Atomics.sub(this.tierCount, before, 1);
       Atomics.add(this.tierCount, tier, 1);
     }
-    Atomics.store(this.rec, r + T_RATE_MILLI_INDEX, rateMilli);
-    Atomics.store(this.rec, r + T_BURST_MILLI_INDEX, burstMilli);
+    Atomics.store(this.rec, r + RATE, rateMilli);
+    Atomics.store(this.rec, r + BURST, burstMilli);
     trim(this.rec, r, burstMilli);
   }
 
@@ -308,24 +352,24 @@ export class TenantTable {
     const seen = this.retiredSeen ??= new Uint8Array(this.slots);
     let retired = 0;
     for (let slot = 0; slot < this.slots; slot++) {
-      const word = idx[slot * TENANT_INDEX_FIELDS];
+      const word = idx[slot * IDX_FIELDS];
       const state = word & STATE_MASK;
       if (state === EMPTY || state === CLAIMED) { seen[slot] = 0; continue; }
-      const r = slot * TENANT_FIELDS;
+      const r = slot * REC_FIELDS;
       if (state === RETIRED) {
         if (seen[slot] === 0) { seen[slot] = 1; continue; }
         seen[slot] = 0;
         const hood = (slot / HOOD) | 0;
         Atomics.add(this.seq, hood, 1);
-        Atomics.store(idx, slot * TENANT_INDEX_FIELDS, EMPTY);
+        Atomics.store(idx, slot * IDX_FIELDS, EMPTY);
         Atomics.add(this.seq, hood, 1);
-        Atomics.sub(this.serviceCount, this.rec[r + T_SERVICE_INDEX], 1);
+        Atomics.sub(this.serviceCount, this.rec[r + SERVICE], 1);
         continue;
       }
-      const service = this.rec[r + T_SERVICE_INDEX];
-      if (((now - this.rec[r + T_LAST_USED_MS_INDEX]) | 0) < idleMsOf(service)) continue;
-      if (Atomics.compareExchange(idx, slot * TENANT_INDEX_FIELDS, word, (word & ~STATE_MASK) | RETIRED) !== word) continue;
-      Atomics.sub(this.tierCount, this.rec[r + T_TIER_INDEX], 1);
+      const service = this.rec[r + SERVICE];
+      if (((now - this.rec[r + LAST_USED]) | 0) < idleMsOf(service)) continue;
+      if (Atomics.compareExchange(idx, slot * IDX_FIELDS, word, (word & ~STATE_MASK) | RETIRED) !== word) continue;
+      Atomics.sub(this.tierCount, this.rec[r + TIER], 1);
       seen[slot] = 1;
       retired++;
     }
@@ -343,17 +387,17 @@ export class TenantTable {
   /** Calls fn for every live tenant of `service` (main thread: admin list, tests). */
   forEachLive(service: number, fn: (slot: number, name: string, tier: number) => void): void {
     for (let slot = 0; slot < this.slots; slot++) {
-      if ((Atomics.load(this.index, slot * TENANT_INDEX_FIELDS) & STATE_MASK) !== LIVE) continue;
-      const r = slot * TENANT_FIELDS;
-      if (this.rec[r + T_SERVICE_INDEX] !== service) continue;
-      fn(slot, this.nameOf(slot), this.rec[r + T_TIER_INDEX]);
+      if ((Atomics.load(this.index, slot * IDX_FIELDS) & STATE_MASK) !== LIVE) continue;
+      const r = slot * REC_FIELDS;
+      if (this.rec[r + SERVICE] !== service) continue;
+      fn(slot, this.nameOf(slot), this.rec[r + TIER]);
     }
   }
 
   nameOf(slot: number): string {
-    const r = slot * TENANT_FIELDS;
-    const at = (r + T_NAME_INDEX) * 4;
-    return textDecoder.decode(this.recBytes.slice(at, at + this.rec[r + T_KEY_BYTES_INDEX]));
+    const r = slot * REC_FIELDS;
+    const at = (r + NAME) * 4;
+    return textDecoder.decode(this.recBytes.slice(at, at + this.rec[r + NAME_LEN]));
   }
 }
 
