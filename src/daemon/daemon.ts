@@ -71,7 +71,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     ? new TenantDirectory(keys, views, telemetry?.tenantTiers ?? null, (m) => threads.broadcast(m), () => controller.table.nowMs()) : null;
   const tenantTiers = tenants?.restore(log) ?? [];
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
+    views, bucketCount: keys.size, keys: keys.shared(), config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers,
     onAdmin: (request) => answerAdmin(live.limits, request, log, tenants),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');

@@ -127,14 +127,15 @@ export class TelemetryStore {
     this.keyIds = new Int32Array(keys.size);
     const upsert = db.prepare('INSERT INTO keys (key, kind, pool) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, pool = excluded.pool RETURNING id');
     db.transaction(() => {
-      for (const s of keys.specs) {
-        const row = upsert.get(s.key, ['pool', 'service', 'endpoint'][s.depth], keys.specs[s.pool].key) as { id: number };
-        this.keyIds[s.index] = row.id;
+      for (let b = 0; b < keys.size; b++) {
+        const row = upsert.get(keys.key(b), ['pool', 'service', 'endpoint'][keys.table.depth(b)], keys.key(keys.poolOf(b))) as { id: number };
+        this.keyIds[b] = row.id;
       }
     })();
-    for (const s of keys.specs) {
-      if (s.depth === 0) this.services.set(s.key, []);
-      else if (s.depth === 1) this.services.get(keys.specs[s.pool].key)!.push(s.key);
+    for (let b = 0; b < keys.size; b++) {
+      const depth = keys.table.depth(b);
+      if (depth === 0) this.services.set(keys.key(b), []);
+      else if (depth === 1) this.services.get(keys.key(keys.poolOf(b)))!.push(keys.key(b));
     }
     const last = db.prepare('SELECT max(ts_ms) AS ts FROM ticks').get() as { ts: number | null };
     this.lastTsMs = last.ts ?? 0;
