@@ -65,6 +65,9 @@ function poolLatencyMs(d: CounterDeltas, pool: number): number {
   return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
 }
 
+/** The endpoint list of every service without endpoints (frozen: nothing adds to it). */
+const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
+
 function sameRates(a: Float64Array, b: Float64Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -170,7 +173,7 @@ export class Controller {
     for (const spec of keys.specs) {
       if (spec.depth !== 0) continue;
       const services = children.get(spec.index) ?? [];
-      const endpoints = services.map((s) => children.get(s.index) ?? []);
+      const endpoints = services.map((s) => children.get(s.index) ?? NO_ENDPOINTS); // one shared empty list, not one per service
       const buckets = Int32Array.from([spec, ...services, ...endpoints.flat()], (s) => s.index);
       const ordinal = this.pools.length;
       for (const b of buckets) this.poolOf[b] = ordinal;

@@ -131,6 +131,15 @@ function walk(pools: readonly PoolConfig[]): Walk {
   return w;
 }
 
+/**
+ * A whole number read from a Float64Array as a small integer: V8 keeps it in
+ * the object (a double costs a 16-byte box per field, and the limits copied
+ * from specs would carry the boxes on), as it keeps the config's numbers.
+ */
+function small(x: number): number {
+  return x === (x | 0) ? x | 0 : x;
+}
+
 export class KeyIndex {
   /** The shared part: hand `table.sab` to another thread's fromShared. */
   readonly table: KeyTable;
@@ -185,8 +194,8 @@ export class KeyIndex {
   private makeSpec(i: number, key: string): BucketSpec {
     const t = this.table;
     return {
-      index: i, key, depth: t.depth(i), parent: t.parentOf(i), pool: t.poolOf(i), priority: t.priority(i), burst: t.burst(i),
-      concurrency: t.concurrencyOf(i), initialTps: t.initialTps(i), minTps: t.minTps(i), maxTps: t.maxTps(i), gate: t.gate(i),
+      index: i, key, depth: t.depth(i), parent: t.parentOf(i), pool: t.poolOf(i), priority: t.priority(i), burst: small(t.burst(i)),
+      concurrency: t.concurrencyOf(i), initialTps: small(t.initialTps(i)), minTps: small(t.minTps(i)), maxTps: small(t.maxTps(i)), gate: t.gate(i),
       enforce: t.enforce(i), tier: this.tiers.get(i) ?? null, tenants: this.tenantSections.get(i) ?? null,
     };
   }

@@ -108,9 +108,14 @@ export class KeyTable {
   /** Lays out `rows` in a new shared buffer (main thread, at start or reload). */
   static build(rows: readonly KeyRow[]): KeyTable {
     const n = rows.length;
-    const encoded = rows.map((r) => textEncoder.encode(r.key));
+    // Each name encoded into one scratch buffer (no array per key: start-up garbage is heap the process keeps).
+    let scratch = new Uint8Array(256);
+    const encode = (key: string): number => {
+      if (scratch.length < key.length * 3) scratch = new Uint8Array(key.length * 3);
+      return textEncoder.encodeInto(key, scratch).written;
+    };
     let byteCount = 0;
-    for (const e of encoded) byteCount += e.length;
+    for (const r of rows) byteCount += encode(r.key);
     const slotCount = slotCountFor(n);
     const i32Bytes = (HEADER_WORDS + I32_PER_KEY.length * n + n + 1 + 2 * slotCount) * 4;
     const sab = new SharedArrayBuffer(align8(i32Bytes) + F64_PER_KEY.length * n * 8 + byteCount);
@@ -125,9 +130,10 @@ export class KeyTable {
         | (r.enforce ? ENFORCE_BIT : 0) | (r.isTier ? TIER_BIT : 0) | (r.hasTenants ? TENANTS_BIT : 0);
       t.f64.burst[i] = r.burst; t.f64.initialTps[i] = r.initialTps; t.f64.minTps[i] = r.minTps; t.f64.maxTps[i] = r.maxTps;
       t.keyStart[i] = from;
-      t.keyBytes.set(encoded[i], from);
-      from += encoded[i].length;
-      const h = hashBytes(encoded[i], 0, encoded[i].length);
+      const len = encode(r.key);
+      for (let j = 0; j < len; j++) t.keyBytes[from + j] = scratch[j];
+      from += len;
+      const h = hashBytes(scratch, 0, len);
       let slot = h & t.slotMask;
       while (t.slots[slot] !== 0) slot = (slot + 1) & t.slotMask;
       t.slots[slot] = i + 1;
