@@ -117,6 +117,8 @@ export class Controller {
   readonly last: PoolDecision[] = [];
   /** Ordinals of the pools the last tick evaluated (the others slept: their `last` is older). */
   evaluated: number[] = [];
+  /** Ordinals of the evaluated pools whose allocation the last tick wrote; the others' rates did not move (telemetry looks no further). */
+  wrote: number[] = [];
   /** The keys the last tick visited (list[0 .. count)); every other key's counters did not move. */
   readonly touched: TouchedKeys;
   ticks = 0;
@@ -237,6 +239,7 @@ export class Controller {
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
     const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
     const allocations: PoolAllocation[] = [];
+    const wrote: number[] = [];
     awake.forEach((pool, k) => {
       const before = pool.alloc;
       const burstBefore = pool.burst;
@@ -246,12 +249,14 @@ export class Controller {
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
       if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
       pool.written = true;
+      wrote.push(pool.ordinal);
       allocations.push({ pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc });
     });
     writeAllocations(this.table, this.limits, allocations, this.clock.nowMs());
     if (this.tiers.groups.length > 0) this.tiers.write(this.table, this.deltas, dtS, (svc) => this.reachTps(svc), this.clock.nowMs());
     this.evaluated = awake.map((p) => p.ordinal);
+    this.wrote = wrote;
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }
