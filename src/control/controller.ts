@@ -1,6 +1,7 @@
 // The control loop's tick (main thread only; the simulator drives the same
 // class with a ManualClock). Each tick it:
-//   1. refills the buckets of awake pools and turns the cumulative counters
+//   1. refills the pool buckets of awake pools (the others refill lazily,
+//      pool-rest.ts RefillSweep) and turns the cumulative counters
 //      of the keys that moved into per-tick deltas and STATS;
 //   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s, the RELEASE hints clients
