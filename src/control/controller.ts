@@ -1,6 +1,7 @@
 // The control loop's tick (main thread only; the simulator drives the same
 // class with a ManualClock). Each tick it:
-//   1. refills the buckets of awake pools and turns the cumulative counters
+//   1. refills the pool buckets of awake pools (the others refill lazily,
+//      pool-rest.ts RefillSweep) and turns the cumulative counters
 //      of the keys that moved into per-tick deltas and STATS;
 //   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s, the RELEASE hints clients
@@ -70,6 +71,9 @@ function poolLatencyMs(d: CounterDeltas, pool: number): number {
   return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
 }
 
+/** The endpoint list of every service without endpoints (frozen: nothing adds to it). */
+const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
+
 function sameRates(a: Float64Array, b: Float64Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -121,6 +125,8 @@ export class Controller {
   readonly last: PoolDecision[] = [];
   /** Ordinals of the pools the last tick evaluated (the others slept: their `last` is older). */
   evaluated: number[] = [];
+  /** Ordinals of the evaluated pools whose allocation the last tick wrote; the others' rates did not move (telemetry looks no further). */
+  wrote: number[] = [];
   /** The keys the last tick visited (list[0 .. count)); every other key's counters did not move. */
   readonly touched: TouchedKeys;
   ticks = 0;
@@ -182,7 +188,7 @@ export class Controller {
     for (const spec of keys.specs) {
       if (spec.depth !== 0) continue;
       const services = children.get(spec.index) ?? [];
-      const endpoints = services.map((s) => children.get(s.index) ?? []);
+      const endpoints = services.map((s) => children.get(s.index) ?? NO_ENDPOINTS); // one shared empty list, not one per service
       const buckets = Int32Array.from([spec, ...services, ...endpoints.flat()], (s) => s.index);
       const ordinal = this.pools.length;
       for (const b of buckets) this.poolOf[b] = ordinal;
@@ -249,6 +255,7 @@ export class Controller {
     const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
     const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
     const allocations: PoolAllocation[] = [];
+    const wrote: number[] = [];
     awake.forEach((pool, k) => {
       const before = pool.alloc;
       const burstBefore = pool.burst;
@@ -258,6 +265,7 @@ export class Controller {
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
       if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
       pool.written = true;
+      wrote.push(pool.ordinal);
       allocations.push({ pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc });
     });
@@ -268,6 +276,7 @@ export class Controller {
       this.guard!.tick(dtS, this.clock.nowMs());
     }
     this.evaluated = awake.map((p) => p.ordinal);
+    this.wrote = wrote;
     this.ticks++;
     Atomics.add(this.views.header, TICK_SEQ_INDEX, 1);
   }

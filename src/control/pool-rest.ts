@@ -85,18 +85,21 @@ function quietPool(obs: PoolObservation): boolean {
 export const REFILL_SWEEP_TICKS = 64;
 
 /**
- * The controller's refill: the buckets of the pools evaluated this tick, the
- * keys visited, and a 1/REFILL_SWEEP_TICKS slice of the table in turn. An
- * idle bucket needs no refill to be right (takes refill lazily, and a
- * borrower pulls idle services' overflow itself, shm/pool-loans.ts); the
- * sweep keeps its LAST_REFILL and ASSURED_BLOCKED stamps within int32 range
- * of now.
+ * The controller's refill: the pool bucket of each pool evaluated this tick,
+ * the keys visited, and a 1/REFILL_SWEEP_TICKS slice of the table in turn.
+ * An idle bucket needs no refill to be right (takes refill lazily, and a
+ * borrower pulls idle services' overflow itself, shm/pool-loans.ts; a rate,
+ * loan or reservation write earns at the old rate first), so an awake pool's
+ * idle services are left to that too: at 1 000 services per pool, refilling
+ * them was most of a tick (test/unit/control/lazy-refill.test.ts: the same
+ * grants). The sweep keeps every bucket's LAST_REFILL and ASSURED_BLOCKED
+ * stamps within int32 range of now.
  */
 export class RefillSweep {
   private at = 0;
 
   refill(table: BucketTable, awake: readonly PoolState[], touched: TouchedKeys, now: number): void {
-    for (const p of awake) for (const b of p.buckets) table.refill(b, now);
+    for (const p of awake) table.refill(p.spec.index, now);
     for (let k = 0; k < touched.count; k++) table.refill(touched.list[k], now);
     const slice = Math.ceil(table.size / REFILL_SWEEP_TICKS);
     for (let i = 0; i < slice; i++) {

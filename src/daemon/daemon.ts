@@ -83,7 +83,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
   const recorder = new TickRecorder(controller, views, keys, config, telemetry?.writer ?? null,
     tenantCounts === null || tenants === null ? null : new TenantRows(tenantCounts, tenants.table, keys));
   const threads = new IoThreads({
-    views, bucketCount: keys.size, config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers, tenantCounters,
+    views, bucketCount: keys.size, keys: keys.shared(), config, port, epochHrMs: state.epochHrMs, startedAtMs: Date.now(), policy, log, tenantTiers, tenantCounters,
     onAdmin: (request) => answerAdmin(live.limits, request, log, tenants, governance),
     onFatal: options.onFatal ?? ((err) => {
       log.fatal({ err }, 'an I/O thread died; stopping');

@@ -25,6 +25,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import type { AdminRequest, IoWorkerData, MainToWorker, PolicyRunning, TenantTier, WorkerToMain } from '../io/messages.ts';
 import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
+import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
 import type { AdminReply } from './admin.ts';
 import { IoThreadExitedError, ListenError } from './errors.ts';
@@ -36,6 +37,8 @@ export const QUIESCE_WAIT_MS = 2000;
 export interface IoThreadsOptions {
   readonly views: ShmViews;
   readonly bucketCount: number;
+  /** The keys every thread views (KeyIndex.shared()); each thread then gets the config without services (configForThreads). */
+  readonly keys?: SharedKeys;
   /** The start config: io_threads of them, each given this config. */
   readonly config: TpsdConfig;
   readonly port: number;
@@ -115,7 +118,8 @@ export class IoThreads {
     const workerData: IoWorkerData = {
       entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
       tenantSlots: views.layout.tenantSlots, tenantTiers: this.options.tenantTiers ?? [], tenantCounters: this.options.tenantCounters ?? null,
-      config, port, epochHrMs, startedAtMs, policy, relayPorts,
+      port, epochHrMs, startedAtMs, policy, relayPorts,
+      ...(this.options.keys === undefined ? { config } : { config: configForThreads(config), keys: this.options.keys }),
     };
     const transferList = relayPorts.filter((p): p is MessagePort => p !== null);
     const w = new Worker(THREAD_BOOTSTRAP, { workerData, transferList, name: `tpsd-io-${thread}` });

@@ -50,7 +50,6 @@ export class LimitsError extends CodedError {
 type Override = { value: LimitValue; setAtMs: number; setBy: string };
 
 export class LiveLimits {
-  private readonly configured: Record<string, LimitValue>[];
   private readonly overrides = new Map<number, Map<string, Override>>();
 
   constructor(
@@ -58,13 +57,14 @@ export class LiveLimits {
     private readonly target: LimitsTarget,
     private readonly store: OverrideStore | null,
     private readonly log: LimitsLogger,
-  ) {
-    // The config's values, kept before any override changes the specs.
-    this.configured = keys.specs.map((s): Record<string, LimitValue> => {
-      if (s.depth === 0) return { capacity_tps: s.maxTps };
-      if (s.depth === 1) return { min_tps: s.minTps, max_tps: s.maxTps, priority: priorityName(s.priority)! };
-      return { max_tps: s.maxTps };
-    });
+  ) {}
+
+  /** Key b's config values (the specs keep them; overrides live in the controller): made when asked, not kept per key. */
+  private configured(b: number): Record<string, LimitValue> {
+    const s = this.keys.specs[b];
+    if (s.depth === 0) return { capacity_tps: s.maxTps };
+    if (s.depth === 1) return { min_tps: s.minTps, max_tps: s.maxTps, priority: priorityName(s.priority)! };
+    return { max_tps: s.maxTps };
   }
 
   /** Whether changes survive a restart (telemetry.enabled). */
@@ -113,7 +113,7 @@ export class LiveLimits {
     for (const [f, o] of this.overrides.get(b) ?? []) overrides[f] = { value: o.value, set_at_ms: o.setAtMs, set_by: o.setBy };
     return {
       key: spec.key, kind: KINDS[spec.depth], pool: this.keys.specs[spec.pool].key,
-      effective: this.effective(b), configured: { ...this.configured[b] }, overrides,
+      effective: this.effective(b), configured: this.configured(b), overrides,
     };
   }
 
@@ -157,7 +157,7 @@ export class LiveLimits {
     const removed = (fields.length === 0 ? [...current.keys()] : fields).filter((f) => current.has(f));
     if (removed.length === 0) return this.entry(b);
     const reverted: Record<string, LimitValue> = {};
-    for (const f of removed) reverted[f] = this.configured[b][f];
+    for (const f of removed) reverted[f] = this.configured(b)[f];
     const rest = Object.fromEntries([...current].filter(([f]) => !removed.includes(f)).map(([f, o]) => [f, o.value]));
     let valid: Record<string, LimitValue>;
     try {
@@ -181,7 +181,7 @@ export class LiveLimits {
   }
 
   private effective(b: number): Record<string, LimitValue> {
-    const out = { ...this.configured[b] };
+    const out = this.configured(b);
     for (const [f, o] of this.overrides.get(b) ?? []) out[f] = o.value;
     return out;
   }

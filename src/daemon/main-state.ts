@@ -56,7 +56,7 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
   const controller = new Controller(views, keys, config, clock, { logger: log, poolCap, tenantCounts });
   let telemetry: Telemetry | null = null;
   try {
-    telemetry = config.telemetry.enabled ? await openTelemetry(config, log) : null;
+    telemetry = config.telemetry.enabled ? await openTelemetry(config, log, keys.shared()) : null;
   } catch (err) {
     await controller.close();
     throw err;

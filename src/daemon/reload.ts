@@ -13,7 +13,7 @@
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
-import { KeyIndex } from '../shm/key-index.ts';
+import { configForThreads, KeyIndex } from '../shm/key-index.ts';
 import type { IoThreads } from './io-threads.ts';
 import { LiveLimits } from './live-limits.ts';
 import type { MainState } from './main-state.ts';
@@ -72,7 +72,8 @@ export async function reloadConfig(
   live.limits.restore();
   live.config = next;
   log.level = next.log.level;
-  threads.broadcast({ type: 'config', config: next });
+  // The I/O threads' keys are the shared table's; their config has no services (as at start).
+  threads.broadcast({ type: 'config', config: configForThreads(next) });
   const model = await controller.reloadModel();
   if (model.ok) telemetry?.registerModel(model.version, controller.modelPath);
   log.info({ model: model.version, model_ok: model.ok }, 'config reloaded');

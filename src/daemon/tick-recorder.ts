@@ -66,6 +66,8 @@ export class TickRecorder {
   /** Keys whose last row showed traffic, a queue or leases: looked at again next tick. */
   private held: number[] = [];
   private readonly wroteActive: Uint8Array;
+  /** The pools whose allocation the last tick wrote (Controller.wrote): their new limits are this tick's. */
+  private wrotePrevious: readonly number[] = [];
   private readonly mark: Uint32Array;
   private stamp = 0;
   private tickStartedAt = 0;
@@ -151,12 +153,19 @@ export class TickRecorder {
       this.mark[b] = this.stamp;
       if (this.row(b, r)) r++;
     };
-    const { touched, evaluated, pools } = this.controller;
+    const { touched, evaluated, wrote, pools } = this.controller;
     for (let k = 0; k < touched.count; k++) visit(touched.list[k]);
     for (const b of held) visit(b);
-    // An evaluated pool's other keys write a row only where the limit in force moved.
-    for (const k of evaluated) for (const b of pools[k].buckets) if (this.inForce[b] !== this.lastWritten[b]) visit(b);
-    for (const k of evaluated) for (const b of pools[k].buckets) this.inForce[b] = this.currentLimit(b);
+    // Other keys write a row only where the limit in force moved: an evaluated pool's own bucket (the effective
+    // capacity); services and endpoints only in the pools whose allocation was written, by the last tick (the
+    // limit in force during this one: the pool may sleep now) or by this one (a live change at the tick's end).
+    for (const k of evaluated) if (this.inForce[pools[k].spec.index] !== this.lastWritten[pools[k].spec.index]) visit(pools[k].spec.index);
+    for (const list of [this.wrotePrevious, wrote]) {
+      for (const k of list) for (const b of pools[k].buckets) if (this.inForce[b] !== this.lastWritten[b]) visit(b);
+    }
+    for (const k of evaluated) this.inForce[pools[k].spec.index] = this.currentLimit(pools[k].spec.index);
+    for (const k of wrote) for (const b of pools[k].buckets) this.inForce[b] = this.currentLimit(b);
+    this.wrotePrevious = wrote;
     return r;
   }
 

@@ -72,7 +72,7 @@ const data = workerData as IoWorkerData;
 let config = data.config;
 const log = createLogger(config.log.level, `io-${data.thread}`);
 const views = viewsOf(data.sab, data.bucketCount, data.threadCount, data.tenantSlots ?? 0);
-const keys = KeyIndex.fromConfig(config);
+const keys = data.keys === undefined ? KeyIndex.fromConfig(config) : KeyIndex.fromShared(data.keys);
 const clock = createClock(data.epochHrMs);
 const table = new BucketTable(views, clock, data.thread);
 /** Tenant keys (services with `tenants`): their slots are shared, the tier assignments this thread's copy. */

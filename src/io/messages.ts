@@ -7,6 +7,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { TpsdConfig } from '../config/types.ts';
+import type { SharedKeys } from '../shm/key-index.ts';
 
 /** Given to each I/O worker at start. */
 export interface IoWorkerData {
@@ -23,6 +24,12 @@ export interface IoWorkerData {
   readonly tenantCounters?: SharedArrayBuffer | null;
   readonly thread: number;
   readonly config: TpsdConfig;
+  /**
+   * The main thread's keys (KeyIndex.shared()), viewed, not rebuilt per
+   * thread; `config` then has its pools without services (configForThreads).
+   * Absent (test stand-ins), the thread builds its own from config.pools.
+   */
+  readonly keys?: SharedKeys;
   readonly port: number;
   readonly epochHrMs: number;
   readonly startedAtMs: number;

@@ -59,7 +59,8 @@ const RUNNING_POLICIES = ['ppo', 'fair', 'static'] as const;
 export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: ShmViews, daemon: DaemonStats | null = null,
   visible: (key: string) => boolean = () => true): string {
   const lines: string[] = [];
-  const specs = keys.specs.filter((spec) => visible(spec.key));
+  // Made for this exposition, not kept (an I/O thread keeps no spec objects: shm/key-index.ts).
+  const specs = Array.from({ length: keys.size }, (_, b) => keys.spec(b)).filter((spec) => visible(spec.key));
   const pools = snapshot.pools.filter((p) => visible(p.name));
   const metric: Line = (name, type, help, samples) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

@@ -71,8 +71,10 @@ export interface HandlerOptions {
 
 /** 1 per bucket whose config says enforce: false (a dry run), or null when every bucket enforces. */
 export function dryRunFlags(keys: KeyIndex): Uint8Array | null {
-  if (keys.specs.every((s) => s.enforce)) return null;
-  return Uint8Array.from(keys.specs, (s) => (s.enforce ? 0 : 1));
+  const flags = new Uint8Array(keys.size);
+  let any = 0;
+  for (let b = 0; b < keys.size; b++) any |= flags[b] = keys.enforce(b) ? 0 : 1;
+  return any === 0 ? null : flags;
 }
 
 /** A message being answered reads the stop flag after every this many of its requests. */
@@ -376,9 +378,9 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
   private recordHints(conn: Conn, b: number, h: ReleaseHints): void {
     const board = this.o.hints;
     if (board === undefined) return;
-    const spec = this.o.keys.specs[b];
-    if (this.o.auth.enabled && (conn.token === null || !keyAllowed(conn.token, spec.key))) return;
-    board.record(this.table, b, spec.pool, h);
+    const keys = this.o.keys;
+    if (this.o.auth.enabled && (conn.token === null || !keyAllowed(conn.token, keys.key(b)))) return;
+    board.record(this.table, b, keys.poolOf(b), h);
   }
 
   /** The connection's deferred replies; the connection goes on `dirty` (WaiterHost). */

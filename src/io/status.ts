@@ -149,7 +149,8 @@ export function buildStatus(
   const st = views.stats;
   const out: KeyStatus[] = [];
   const pools: StatusSnapshot['pools'] = [];
-  for (const spec of keys.specs) {
+  for (let k = 0; k < keys.size; k++) {
+    const spec = keys.spec(k); // made for this snapshot, not kept (an I/O thread keeps no spec objects)
     if (viewer !== null && !keyVisible(viewer, spec.key)) continue;
     const b = spec.index;
     const s = statsBase(b);
@@ -157,7 +158,7 @@ export function buildStatus(
     const conc = table.concurrency(b);
     const entry: KeyStatus = {
       key: spec.key,
-      pool: keys.specs[spec.pool].key,
+      pool: keys.key(spec.pool),
       kind: spec.tier !== null ? 'tier' : KINDS[spec.depth],
       // From shared memory: a live `tpsd limits set --priority` shows at once.
       priority: spec.depth === 0 ? null : priorityName(table.priority(b)),

@@ -98,15 +98,18 @@ export class TenantKeys {
     this.maxOf = new Int32Array(n);
     this.defaultTier = new Int32Array(n).fill(-1);
     this.rates = { rateMilli: new Int32Array(n), burstMilli: new Int32Array(n) };
-    this.serviceKey = keys.specs.map((spec) => (spec.tenants === null ? null : new TextEncoder().encode(spec.key)));
-    for (const s of keys.specs) {
-      if (s.tenants !== null) {
-        this.maxOf[s.index] = s.tenants.max;
-        this.defaultTier[s.index] = keys.find(`${s.key}/~${s.tenants.default_tier}`);
+    this.serviceKey = new Array<Uint8Array | null>(n).fill(null);
+    for (let b = 0; b < n; b++) {
+      const tenants = keys.tenantsOf(b);
+      if (tenants !== null) {
+        this.serviceKey[b] = new TextEncoder().encode(keys.key(b));
+        this.maxOf[b] = tenants.max;
+        this.defaultTier[b] = keys.find(`${keys.key(b)}/~${tenants.default_tier}`);
       }
-      if (s.tier !== null) {
-        this.rates.rateMilli[s.index] = Math.round(s.tier.tps * MILLI);
-        this.rates.burstMilli[s.index] = Math.round(s.tier.burst * MILLI);
+      const tier = keys.tierOf(b);
+      if (tier !== null) {
+        this.rates.rateMilli[b] = Math.round(tier.tps * MILLI);
+        this.rates.burstMilli[b] = Math.round(tier.burst * MILLI);
       }
     }
   }

@@ -148,7 +148,7 @@ export class TelemetryStore {
   /** Service keys of each pool, in config order (the order of a decision's values). */
   private readonly services = new Map<string, string[]>();
   private lastTsMs = 0;
-  private readonly specs: KeyIndex['specs'];
+  private readonly keys: KeyIndex;
   /** Database id of tenant keys seen lately, by `service bucket/name`. */
   private readonly tenantIds = new Map<string, number>();
   private tenantIdsSinceMs = 0;
@@ -164,18 +164,19 @@ export class TelemetryStore {
   constructor(db: Db, keys: KeyIndex) {
     this.db = db;
     this.keyIds = new Int32Array(keys.size);
-    this.specs = keys.specs;
+    this.keys = keys;
     const upsert = this.upsertKey = db.prepare('INSERT INTO keys (key, kind, pool) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, pool = excluded.pool RETURNING id');
     db.transaction(() => {
-      for (const s of keys.specs) {
-        const kind = s.tier !== null ? 'tier' : ['pool', 'service', 'endpoint'][s.depth];
-        const row = upsert.get(s.key, kind, keys.specs[s.pool].key) as { id: number };
-        this.keyIds[s.index] = row.id;
+      for (let b = 0; b < keys.size; b++) {
+        const kind = keys.tierOf(b) !== null ? 'tier' : ['pool', 'service', 'endpoint'][keys.table.depth(b)];
+        const row = upsert.get(keys.key(b), kind, keys.key(keys.poolOf(b))) as { id: number };
+        this.keyIds[b] = row.id;
       }
     })();
-    for (const s of keys.specs) {
-      if (s.depth === 0) this.services.set(s.key, []);
-      else if (s.depth === 1) this.services.get(keys.specs[s.pool].key)!.push(s.key);
+    for (let b = 0; b < keys.size; b++) {
+      const depth = keys.table.depth(b);
+      if (depth === 0) this.services.set(keys.key(b), []);
+      else if (depth === 1) this.services.get(keys.key(keys.poolOf(b)))!.push(keys.key(b));
     }
     this.upsertTenant = db.prepare(`INSERT INTO keys (key, kind, pool, last_ms) VALUES (?, 'tenant', ?, ?) ON CONFLICT (key)
       DO UPDATE SET kind = excluded.kind, pool = excluded.pool, last_ms = excluded.last_ms RETURNING id`);
@@ -225,8 +226,8 @@ export class TelemetryStore {
     const cacheKey = `${service}/${name}`;
     let id = this.tenantIds.get(cacheKey);
     if (id === undefined) {
-      const spec = this.specs[service];
-      id = (this.upsertTenant.get(`${spec.key}/${name}`, this.specs[spec.pool].key, tsMs) as { id: number }).id;
+      const keys = this.keys;
+      id = (this.upsertTenant.get(`${keys.key(service)}/${name}`, keys.key(keys.poolOf(service)), tsMs) as { id: number }).id;
       this.tenantIds.set(cacheKey, id);
     }
     return id;

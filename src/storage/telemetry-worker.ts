@@ -14,7 +14,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { statSync } from 'node:fs';
 import type { TpsdConfig } from '../config/types.ts';
-import { KeyIndex } from '../shm/key-index.ts';
+import { KeyIndex, type SharedKeys } from '../shm/key-index.ts';
 import { openDatabase } from './db.ts';
 import { Retention } from './retention.ts';
 import { TelemetryStore, type TickBatch } from './telemetry-store.ts';
@@ -22,6 +22,8 @@ import { TelemetryStore, type TickBatch } from './telemetry-store.ts';
 export interface TelemetryWorkerData {
   readonly entry: string;
   readonly config: TpsdConfig;
+  /** The main thread's keys (KeyIndex.shared()): viewed, not rebuilt; absent, built from config.pools. */
+  readonly keys?: SharedKeys;
 }
 
 export type ToTelemetryWorker =
@@ -36,14 +38,14 @@ export type FromTelemetryWorker =
   | { readonly type: 'retention'; readonly ms: number; readonly rolledUp: number; readonly deleted: number; readonly dbBytes: number; readonly error: string | null }
   | { readonly type: 'closed' };
 
-const { config } = workerData as TelemetryWorkerData;
+const { config, keys } = workerData as TelemetryWorkerData;
 const post = (m: FromTelemetryWorker) => parentPort!.postMessage(m);
 const budgetMs = Math.min(200, config.tick_ms / 2);
 
 function open(): { store: TelemetryStore; retention: Retention } {
   try {
     const db = openDatabase(config.data_dir);
-    return { store: new TelemetryStore(db, KeyIndex.fromConfig(config)), retention: new Retention(db, config.telemetry) };
+    return { store: new TelemetryStore(db, keys === undefined ? KeyIndex.fromConfig(config) : KeyIndex.fromShared(keys)), retention: new Retention(db, config.telemetry) };
   } catch (err) {
     post({ type: 'failed', message: (err as Error).message });
     process.exit(1); // ends this thread only

@@ -13,6 +13,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import type { TickBatch } from './telemetry-store.ts';
 import type { FromTelemetryWorker, TelemetryWorkerData, ToTelemetryWorker } from './telemetry-worker.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
+import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 
 const ENTRY = new URL('./telemetry-worker.ts', import.meta.url).href;
 export const MAX_PENDING = 8;
@@ -57,9 +58,14 @@ export class TelemetryWriter {
     worker.on('exit', () => { this.dead = true; });
   }
 
-  /** Starts the thread; resolves once it has opened the database. */
-  static start(config: TpsdConfig, log: WriterLogger): Promise<TelemetryWriter> {
-    const workerData: TelemetryWorkerData = { entry: ENTRY, config };
+  /**
+   * Starts the thread; resolves once it has opened the database. `keys`: the
+   * main thread's (KeyIndex.shared()), which the thread views with the
+   * config's pools left without services (configForThreads); absent, it
+   * builds its own from the whole config.
+   */
+  static start(config: TpsdConfig, log: WriterLogger, keys?: SharedKeys): Promise<TelemetryWriter> {
+    const workerData: TelemetryWorkerData = keys === undefined ? { entry: ENTRY, config } : { entry: ENTRY, config: configForThreads(config), keys };
     const worker = new Worker(THREAD_BOOTSTRAP, { workerData, name: 'tpsd-telemetry' });
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the telemetry writer thread exited with code ${code} before it was ready`));

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TpsdConfig } from '../config/types.ts';
+import type { SharedKeys } from '../shm/key-index.ts';
 import { closeDatabase, dbPath, openDatabase, type Db } from './db.ts';
 import { ApprovalStore } from './approvals.ts';
 import { OverrideStore } from './overrides.ts';
@@ -34,11 +35,12 @@ export interface Telemetry {
   close(): Promise<void>;
 }
 
-export async function openTelemetry(config: TpsdConfig, log: WriterLogger): Promise<Telemetry> {
+/** `keys`: the main thread's (KeyIndex.shared()), which the writer thread views instead of building its own. */
+export async function openTelemetry(config: TpsdConfig, log: WriterLogger, keys?: SharedKeys): Promise<Telemetry> {
   const db = openDatabase(config.data_dir);
   let writer: TelemetryWriter;
   try {
-    writer = await TelemetryWriter.start(config, log);
+    writer = await TelemetryWriter.start(config, log, keys);
   } catch (err) {
     db.close();
     throw err;
