@@ -27,26 +27,9 @@ import { GATE_TOKEN_BUCKET, GATE_WINDOW, PRIORITY_NONE } from './layout.ts';
 
 export { hashBytes } from './key-table.ts';
 
-export interface BucketSpec {
+/** A key as the main thread sees it: its row of the key table, its index, and the config sections it has. */
+export interface BucketSpec extends Omit<KeyRow, 'isTier' | 'hasTenants'> {
   readonly index: number;
-  readonly key: string;
-  readonly depth: 0 | 1 | 2;
-  readonly parent: number;
-  /** Bucket index of the pool this key belongs to. */
-  readonly pool: number;
-  /** 0 CRITICAL .. 3 LOW; PRIORITY_NONE for pools. */
-  readonly priority: number;
-  readonly burst: number;
-  readonly concurrency: number;
-  /** The rate the bucket starts with, tokens/s, before the first tick. */
-  readonly initialTps: number;
-  /** The config entry: a pool, service or endpoint. */
-  readonly minTps: number;
-  readonly maxTps: number;
-  /** Pools: how the gate counts (GATE_WINDOW or GATE_TOKEN_BUCKET, from upstream.window); others GATE_TOKEN_BUCKET. */
-  readonly gate: number;
-  /** false: a dry run (acquires it would deny are granted and counted as would_deny). */
-  readonly enforce: boolean;
   /** A tier bucket (`pool/service/~name`): its config; null for every other key. */
   readonly tier: TierConfig | null;
   /** A service with tenants: its `tenants` section; null otherwise. */

@@ -20,14 +20,20 @@ export interface KeyRow {
   readonly key: string;
   readonly depth: 0 | 1 | 2;
   readonly parent: number;
+  /** Bucket index of the pool this key belongs to. */
   readonly pool: number;
+  /** 0 CRITICAL .. 3 LOW; PRIORITY_NONE for pools. */
   readonly priority: number;
   readonly burst: number;
   readonly concurrency: number;
+  /** The rate the bucket starts with, tokens/s, before the first tick. */
   readonly initialTps: number;
+  /** The config entry: a pool, service or endpoint. */
   readonly minTps: number;
   readonly maxTps: number;
+  /** Pools: how the gate counts (GATE_WINDOW or GATE_TOKEN_BUCKET, from upstream.window); others GATE_TOKEN_BUCKET. */
   readonly gate: number;
+  /** false: a dry run (acquires it would deny are granted and counted as would_deny). */
   readonly enforce: boolean;
   /** A tier bucket: found by find(), never by lookup(). */
   readonly isTier: boolean;

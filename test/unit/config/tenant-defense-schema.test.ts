@@ -4,23 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../../src/config/field-reader.ts';
 import { validateConfig } from '../../../src/config/schema.ts';
+import { configErrors as errors } from '../../fixtures/config-errors.ts';
 
 const withTier = (tier: Record<string, unknown>) => ({
   pools: [{ name: 'payments', capacity_tps: 1500, services: [{ name: 'api', priority: 'HIGH',
     tenants: { tiers: [{ name: 'pro', priority: 'HIGH', tps: 40, ...tier }] } }] }],
 });
 
-function errors(raw: unknown): string[] {
-  try {
-    validateConfig(raw, {});
-  } catch (err) {
-    if (err instanceof ConfigError) return err.errors;
-    throw err;
-  }
-  return [];
-}
 
 const tierOf = (raw: unknown) => validateConfig(raw, {}).pools[0].services[0].tenants!.tiers[0];
 

@@ -4,22 +4,13 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../../src/config/field-reader.ts';
 import { validateConfig } from '../../../src/config/schema.ts';
+import { configErrors as errors } from '../../fixtures/config-errors.ts';
 import { MAX_TENANTS } from '../../../src/config/defaults.ts';
 
 const api = (service: Record<string, unknown>, pool: Record<string, unknown> = {}) =>
   ({ pools: [{ name: 'payments', capacity_tps: 1500, ...pool, services: [{ name: 'api', priority: 'HIGH', ...service }] }] });
 
-function errors(raw: unknown): string[] {
-  try {
-    validateConfig(raw, {});
-  } catch (err) {
-    if (err instanceof ConfigError) return err.errors;
-    throw err;
-  }
-  return [];
-}
 
 describe('config: tenants and enforce', () => {
   it('accepts the CONFIG.md additions example and fills the defaults', () => {

@@ -20,6 +20,9 @@ import { ManualClock } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { BUCKET_FIELDS, WAITERS_ANY_INDEX, allocateShm, tenantSlotsFor, type ShmViews } from '../../../src/shm/layout.ts';
 import { TenantTable } from '../../../src/shm/tenant-table.ts';
+import {
+  TC_DENIED, TC_GRANTED, TC_OWN_DENIED, TC_REQUESTED, TenantCounterReader, TenantCounters, allocateTenantCounters, tenantCounterViews,
+} from '../../../src/shm/tenant-counters.ts';
 
 const WAIT_MS = 600_000;
 /** One clock step: one token back in each tenant's bucket (tps 1). */
@@ -39,6 +42,8 @@ class Harness {
   readonly table: BucketTable;
   /** The main thread's view of the tenants (its sweep forgets idle ones). */
   readonly main: TenantTable;
+  /** The main thread's reader of the per-tenant counters the handler writes. */
+  readonly counts: TenantCounterReader;
   private nextConnId = 1;
 
   constructor() {
@@ -52,9 +57,12 @@ class Harness {
     BucketTable.initialize(this.views, this.keys, this.clock.nowMs());
     this.table = new BucketTable(this.views, this.clock, 0);
     this.main = new TenantTable(this.views);
+    const slots = this.views.layout.tenantSlots;
+    const cv = tenantCounterViews(allocateTenantCounters(slots, 1), slots, 1);
+    this.counts = new TenantCounterReader(cv);
     this.handler = new RequestHandler({
       config, keys: this.keys, table: this.table, thread: 0, auth: new Authenticator(config.auth), status: () => ({}),
-      shuttingDown: () => false, tenants: new TenantKeys(this.keys, new TenantTable(this.views)),
+      shuttingDown: () => false, tenants: new TenantKeys(this.keys, new TenantTable(this.views), new TenantCounters(cv, 0)),
     });
   }
 
@@ -77,6 +85,13 @@ class Harness {
     for (const c of this.handler.dirty) out.push(...decodeAll(c.out!.take()) as unknown[][]);
     this.handler.dirty.clear();
     return out;
+  }
+
+  /** Tenant `name`'s counts: [requested, granted, denied, own bucket denied]. */
+  counted(name: string): number[] {
+    let slot = -1;
+    this.main.forEachLive(this.keys.find('p/s'), (s, n) => { if (n === name) slot = s; });
+    return [TC_REQUESTED, TC_GRANTED, TC_DENIED, TC_OWN_DENIED].map((f) => this.counts.total(slot, f));
   }
 
   queue(key: string): number { return this.table.queue(this.keys.find(key)); }
@@ -109,6 +124,19 @@ describe('tenant acquires that wait', () => {
     assert.equal(h.queue('p/s/~t'), 0);
     assert.equal(a.outstanding, 0);
     assert.equal(h.marks(), 0);
+    assert.deepEqual(h.counted('acme'), [6, 5, 1, 1], 'per-tenant counts: each waiter\'s grant when the drain answered it, 12 denied at once');
+  });
+
+  it('a waiter denied at its deadline counts for its tenant as denied by its own bucket', () => {
+    const h = new Harness();
+    const a = h.conn();
+    assert.ok(granted(h.send(a, [1, 1, 'p/s/acme', 2, 0])[0], 1));
+    assert.deepEqual(h.send(a, [1, 2, 'p/s/acme', 2, 1]), []);
+    // Deadlines are in performance.now() time, not the manual clock's: let 1 ms really pass; the clock gives no token back.
+    for (const until = performance.now() + 5; performance.now() < until;);
+    const late = h.step(1);
+    assert.equal(late[0]?.[2], 1, `DENIED at its deadline (${JSON.stringify(late)})`);
+    assert.deepEqual(h.counted('acme'), [4, 2, 2, 2]);
   });
 
   it('a tenant waiting for its own tokens does not hold up another tenant of its tier; its queue is bounded', () => {
