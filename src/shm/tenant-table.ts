@@ -84,8 +84,15 @@ const HOOD = TENANT_NEIGHBORHOOD_SLOTS;
 export const TENANT_FULL = -1;
 /** create(): another thread is making a tenant with the same hash and has not finished; try again. */
 export const TENANT_BUSY = -2;
-/** Reads of a CLAIMED slot before create() gives up with TENANT_BUSY (a claim is finished in well under a microsecond unless its thread is descheduled). */
+/** Reads of a CLAIMED slot before create() sleeps on it (a claim is finished in well under a microsecond unless its thread is descheduled). */
 const SPIN_LIMIT = 1 << 14;
+/**
+ * Then how long create() sleeps on the slot (Atomics.wait, woken by the
+ * claim's end) before it gives up with TENANT_BUSY: a thread descheduled
+ * mid-claim on a busy machine is back within a few milliseconds, and a
+ * spurious OVERLOADED for a tenant's first request costs its client a retry.
+ */
+const CLAIM_WAIT_MS = 5;
 /** Attempts of create() when SEQ moves under it. */
 const ATTEMPTS = 8;
 
@@ -210,10 +217,12 @@ export class TenantTable {
       if (Atomics.load(this.seq, hood) !== seq) {
         // A slot of this neighbourhood became EMPTY since the scan: it may hold a claim of this tenant now. Start over.
         Atomics.store(idx, empty * IDX_FIELDS, tag | RETIRED);
+        Atomics.notify(idx, empty * IDX_FIELDS);
         continue;
       }
       Atomics.add(this.tierCount, tier, 1);
       Atomics.store(idx, empty * IDX_FIELDS, tag | LIVE);
+      Atomics.notify(idx, empty * IDX_FIELDS); // a thread sleeping on this claim (awaitClaim)
       this.lastWord = tag | LIVE;
       this.lastGen = gen;
       return empty;
@@ -221,12 +230,19 @@ export class TenantTable {
     return TENANT_BUSY;
   }
 
-  /** Waits (bounded) until `slot` is no longer CLAIMED; false if it still is. */
+  /** Waits (bounded: a spin, then a sleep on the word) until `slot` is no longer CLAIMED; false if it still is. */
   private awaitClaim(slot: number): boolean {
+    const at = slot * IDX_FIELDS;
     for (let i = 0; i < SPIN_LIMIT; i++) {
-      if ((Atomics.load(this.index, slot * IDX_FIELDS) & STATE_MASK) !== CLAIMED) return true;
+      if ((Atomics.load(this.index, at) & STATE_MASK) !== CLAIMED) return true;
     }
-    return false;
+    const until = performance.now() + CLAIM_WAIT_MS;
+    for (let left = CLAIM_WAIT_MS; left > 0; left = until - performance.now()) {
+      const word = Atomics.load(this.index, at);
+      if ((word & STATE_MASK) !== CLAIMED) return true;
+      Atomics.wait(this.index, at, word, left);
+    }
+    return (Atomics.load(this.index, at) & STATE_MASK) !== CLAIMED;
   }
 
   private write(slot: number, service: number, b: Uint8Array, start: number, end: number, tier: number,

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { allocateShm, tenantSlotsFor, type ShmViews } from '../../../src/shm/layout.ts';
-import { TENANT_FULL, TenantTable } from '../../../src/shm/tenant-table.ts';
+import { TENANT_INDEX_FIELDS, TENANT_NEIGHBORHOOD_SLOTS, allocateShm, tenantSlotsFor, type ShmViews } from '../../../src/shm/layout.ts';
+import { TENANT_BUSY, TENANT_FULL, TenantTable } from '../../../src/shm/tenant-table.ts';
 import { THREAD_BOOTSTRAP } from '../../../src/shm/threads.ts';
 
 const SERVICE = 1;
@@ -28,6 +28,24 @@ function make(t: TenantTable, name: string, max: number, now = 0, service = SERV
 }
 
 describe('tenant table', () => {
+  it('waits for a claim of the same hash that a descheduled thread ends late, then makes the tenant (no spurious TENANT_BUSY)', async () => {
+    const { views, table } = tableFor(100);
+    const b = enc('late');
+    const h = table.hash(SERVICE, b, 0, b.length);
+    const at = (h & (table.slots / TENANT_NEIGHBORHOOD_SLOTS - 1)) * TENANT_NEIGHBORHOOD_SLOTS * TENANT_INDEX_FIELDS;
+    const tag = h & ~3;
+    Atomics.store(views.tenantIndex, at, tag | 1); // CLAIMED (same hash) by a thread that stalls...
+    const w = new Worker(THREAD_BOOTSTRAP, { workerData: {
+      entry: new URL('../../fixtures/claim-ender-worker.ts', import.meta.url).href, index: views.tenantIndex, at, word: tag | 3, delayMs: 2 } });
+    await new Promise((resolve) => w.once('message', resolve));
+    // ...and gives it up 2 ms later (RETIRED): this thread waits for that, then makes the tenant in another slot.
+    const slot = table.create(SERVICE, b, 0, b.length, h, 100, TIER, 10_000, 5_000, 0);
+    await new Promise((resolve) => w.once('exit', resolve));
+    assert.notEqual(slot, TENANT_BUSY);
+    assert.ok(slot >= 0 && slot * TENANT_INDEX_FIELDS !== at);
+    assert.equal(table.findByName(SERVICE, b), slot);
+  });
+
   it('finds a tenant it made, by bytes, and not another service\'s of the same name', () => {
     const { table } = tableFor(100);
     const slot = make(table, 'acme', 100);
