@@ -69,6 +69,8 @@ export class HandlerHarness {
   private readonly handler: RequestHandler;
   private readonly views: ShmViews;
   private readonly keys: KeyIndex;
+  /** The tenants the handler made (a tenant key's waiters queue on its tier). */
+  private readonly tenants: TenantTable;
   private readonly limited: { b: number; key: string }[];
   private readonly pools: number[];
   private conn: FuzzConn;
@@ -98,6 +100,7 @@ export class HandlerHarness {
       status: () => buildStatus(this.config, this.keys, table, this.views, Date.now(), 0), shuttingDown: () => false,
       tenants: new TenantKeys(this.keys, new TenantTable(this.views)),
     });
+    this.tenants = new TenantTable(this.views);
     this.limited = this.keys.specs.filter((s) => s.concurrency > 0).map((s) => ({ b: s.index, key: s.key }));
     this.pools = this.keys.specs.filter((s) => s.depth === 0).map((s) => s.index);
     this.neighbour = this.newConn();
@@ -346,6 +349,15 @@ export class HandlerHarness {
     this.handler.dirty.clear();
   }
 
+  /** The key whose queue gauge a waiter of `key` counts on: a tenant key's tier, else the key itself. */
+  private queueKey(key: string): string {
+    if (this.keys.lookup(key) >= 0) return key;
+    const cut = key.lastIndexOf('/');
+    const service = cut < 0 ? -1 : this.keys.lookup(key.slice(0, cut));
+    const slot = service < 0 ? -1 : this.tenants.findByName(service, new TextEncoder().encode(key.slice(cut + 1)));
+    return slot < 0 ? key : this.keys.key(this.tenants.tierOf(slot));
+  }
+
   private checkGauges(): void {
     const st = this.views.state;
     for (const { b, key } of this.limited) {
@@ -354,7 +366,7 @@ export class HandlerHarness {
       if (st[stateBase(b) + IN_FLIGHT_INDEX] !== n) this.fail(`${key}: in_flight ${st[stateBase(b) + IN_FLIGHT_INDEX]}, ${n} leases held`);
     }
     const queued = new Map<string, number>();
-    for (const keys of this.conn.pending.values()) for (const k of keys) queued.set(k, (queued.get(k) ?? 0) + 1);
+    for (const keys of this.conn.pending.values()) for (const key of keys) { const k = this.queueKey(key); queued.set(k, (queued.get(k) ?? 0) + 1); }
     for (const spec of this.keys.specs) {
       const q = st[stateBase(spec.index) + QUEUE_INDEX];
       if (q !== (queued.get(spec.key) ?? 0)) this.fail(`${spec.key}: queue ${q}, ${queued.get(spec.key) ?? 0} waiting`);
