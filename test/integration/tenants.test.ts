@@ -41,8 +41,29 @@ async function status(d: Daemon): Promise<{ key: string; kind: string; tenants?:
 describe('tenants (keys made on first use)', () => {
   it('made from several connections on both I/O threads at once: each tenant once, none lost, each at its tier\'s rate', async () => {
     const d = await start();
+    const clients: RawClient[] = [];
+    try {
+      await tenantsFromBothThreads(d, clients);
+    } finally {
+      for (const c of clients) c.close();
+      await d.stop();
+    }
+  });
+
+  async function tenantsFromBothThreads(d: Daemon, clients: RawClient[]): Promise<void> {
     const names = Array.from({ length: 40 }, (_, i) => `cust-${i}@x.io`);
-    const clients = await Promise.all(Array.from({ length: 10 }, () => RawClient.open(d.port)));
+    // At least 10 connections, on both I/O threads (a lease id names its thread: id % 16); the kernel picks the thread.
+    const threads = new Set<number>();
+    while (clients.length < 64 && (clients.length < 10 || threads.size < 2)) {
+      const c = await RawClient.open(d.port);
+      clients.push(c);
+      const r = await c.call([1, 1_000_000, 'api/v1', 1, 0]);
+      assert.ok(ok(r), JSON.stringify(r));
+      threads.add((r[3] as number) % 16);
+      assert.ok(ok(await c.call([2, 1_000_001, r[3], 0, 0])));
+      c.replies.splice(0); // the tenants' replies are counted below
+    }
+    assert.equal(threads.size, 2, 'connections on both I/O threads');
     const perName = 6;
     const t0 = performance.now();
     clients.forEach((c, k) => {
@@ -86,9 +107,7 @@ describe('tenants (keys made on first use)', () => {
     const metrics = (await httpGet(d.port, '/metrics')).body;
     assert.match(metrics, new RegExp(`tpsd_tenants\\{key="api/v1/~free"[^}]*\\} ${names.length}`));
     assert.ok(!metrics.includes('cust-'), '/metrics has no per-tenant series');
-    for (const c of clients) c.close();
-    await d.stop();
-  });
+  }
 
   it('max reached: a new tenant is OVERLOADED until idle ones are forgotten, then their room is reused', async () => {
     const d = await start();
