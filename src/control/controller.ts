@@ -27,8 +27,9 @@
 // The tick's cost follows the keys that moved, not the keys that exist: it
 // visits the keys the I/O threads touched since the last tick and those it
 // visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
-// until one of its keys moves, and an awake pool whose allocation did not
-// move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
+// until one of its keys moves, an awake pool observes again only its
+// services that may have moved (service-observations.ts), and an awake pool
+// whose allocation did not move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
 // sweep (RefillSweep) that keeps their int32 time stamps fresh, since takes
 // refill lazily. `incremental: false` runs the full tick over every key and
 // pool (test/unit/control/idle-keys.test.ts: both allocate alike).
