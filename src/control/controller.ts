@@ -27,8 +27,9 @@
 // The tick's cost follows the keys that moved, not the keys that exist: it
 // visits the keys the I/O threads touched since the last tick and those it
 // visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
-// until one of its keys moves, and an awake pool whose allocation did not
-// move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
+// until one of its keys moves, an awake pool observes again only its
+// services that may have moved (service-observations.ts), and an awake pool
+// whose allocation did not move writes nothing (pool-rest.ts); idle buckets are refilled in a slow
 // sweep (RefillSweep) that keeps their int32 time stamps fresh, since takes
 // refill lazily. `incremental: false` runs the full tick over every key and
 // pool (test/unit/control/idle-keys.test.ts: both allocate alike).
@@ -50,6 +51,7 @@ import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
 import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { ObservationBuilder, poolHints } from './observation.ts';
+import { ServiceObservations } from './service-observations.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import type { Decision, PoolDecision } from './decision.ts';
@@ -156,6 +158,8 @@ export class Controller {
   /** poolOf[b]: the ordinal of bucket b's pool. */
   private readonly poolOf: Int32Array;
   private readonly sweep = new RefillSweep();
+  /** Awake pools' service observations, visiting only the services that may have moved (incremental ticks). */
+  private readonly observations: ServiceObservations;
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
@@ -205,6 +209,7 @@ export class Controller {
       views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
       views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
     }
+    this.observations = new ServiceObservations(this.pools, this.poolOf);
     // Shadow mode may run a candidate (policy.shadow_model) beside the live policy; its regret is what it would have changed.
     const modelFile = config.policy.mode === 'shadow' && config.policy.shadow_model !== null ? config.policy.shadow_model : config.policy.model;
     this.model = new ModelSource(modelFile, options.inference ?? 'piscina', this.logger);
@@ -242,6 +247,7 @@ export class Controller {
     this.lastTickMs = now;
     const t = this.touched;
     if (this.incremental) t.collect(); else t.all();
+    if (this.incremental) this.observations.noteTouched(t);
     for (let k = 0; k < t.count; k++) wake(this.pools[this.poolOf[t.list[k]]]);
     if (this.poolCap !== null) this.wakeCapped();
     const awake = this.pools.filter((p) => !asleep(p));
@@ -266,6 +272,7 @@ export class Controller {
       if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
       pool.written = true;
       wrote.push(pool.ordinal);
+      this.observations.invalidate(pool.ordinal); // its services' rates move: their resting observations with them
       allocations.push({ pool: pool.spec.index, effectiveTps: rec.obs.effectiveTps, burst: pool.burst, services: pool.services.map((s) => s.index),
         endpoints: pool.endpoints.map((list) => list.map((e) => e.index)), alloc: rec.alloc });
     });
@@ -348,14 +355,20 @@ export class Controller {
     return effectiveTps * (1 - 1000 / this.table.windowMs);
   }
 
+  /** The pool's services observed: every one in a full tick, else those that may have moved (service-observations.ts). */
+  private observeServices(pool: PoolState, dtS: number): { services: ServiceObservation[]; totalDemandTps: number } {
+    if (this.incremental) return this.observations.observe(pool, this.builder, this.limits, this.table, this.deltas, dtS, this.touched);
+    const services = pool.services.map((s) => this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS, true));
+    let totalDemandTps = 0;
+    for (const s of services) totalDemandTps += s.demandTps;
+    return { services, totalDemandTps };
+  }
+
   private observe(pool: PoolState, dtS: number): PoolObservation {
-    const services: ServiceObservation[] = pool.services.map((s) =>
-      this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS, !this.incremental || this.touched.has(s.index)));
+    const { services, totalDemandTps } = this.observeServices(pool, dtS);
     const p = pool.spec.index;
     const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
     const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
-    let totalDemandTps = 0;
-    for (const s of services) totalDemandTps += s.demandTps;
     const capacityTps = this.limits[p].maxTps;
     // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
     const beforeTps = this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX]; // last tick's, as applied
@@ -416,6 +429,7 @@ export class Controller {
     const owner = this.pools[this.poolOf[b]];
     wake(owner);
     owner.written = false; // bursts, max_tps and priorities reach the buckets with the next write
+    this.observations.invalidate(owner.ordinal); // its services observe their new limits
     if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
       const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;

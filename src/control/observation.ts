@@ -51,6 +51,8 @@ export class DemandForecast {
   }
 
   forecast(b: number): number { return Math.max(0, this.level[b] + this.trend[b]); }
+  /** True when b's series was seen and is exactly zero: update(b, 0) leaves it as it is. */
+  isZero(b: number): boolean { return this.seen[b] === 1 && this.level[b] === 0 && this.trend[b] === 0; }
   trendOf(b: number): number { return this.trend[b]; }
 }
 
@@ -88,6 +90,17 @@ export class ObservationBuilder {
     const obs = this.build(spec, limits, table, d, dtS);
     if (!serviceAtRest(obs)) { this.resting[b] = undefined; return obs; }
     return this.resting[b] = restingCopy(obs);
+  }
+
+  /**
+   * True when `obs`, service b's observation this tick, is its resting one and
+   * its forecast is exactly zero: visited again with no touch and the same
+   * limits and rate, it would observe the same object and change nothing an
+   * observation shows (its idle count only grows past ACTIVE_TICKS), so the
+   * visit may be skipped (service-observations.ts).
+   */
+  quiet(b: number, obs: ServiceObservation): boolean {
+    return obs === this.resting[b] && this.forecast.isZero(b);
   }
 
   private build(spec: BucketSpec, limits: KeyLimits, table: BucketTable, d: CounterDeltas, dtS: number): ServiceObservation {

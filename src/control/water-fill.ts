@@ -7,28 +7,38 @@ import type { PoolObservation } from '../ppo/observation.ts';
 /** Relative weight of each priority class (0 CRITICAL .. 3 LOW). */
 export const PRIORITY_WEIGHTS = [8, 4, 2, 1] as const;
 
+/** True for a priority class 0 .. 3 (CRITICAL .. LOW). */
+function isClass(priority: number): boolean {
+  return priority === (priority | 0) && priority >= 0 && priority < PRIORITY_WEIGHTS.length;
+}
+
 /**
  * min_tps of every active service, in priority order while capacity lasts:
  * a class that does not fit entirely shares what is left in proportion to
- * its members' minimums.
+ * its members' minimums. Two passes over the services (the classes' wants,
+ * then the shares; none when no service is active), each class's want summed
+ * in service order.
  */
 export function guarantees(obs: PoolObservation): Float64Array {
   const n = obs.services.length;
   const g = new Float64Array(n);
+  const want = [0, 0, 0, 0];
+  let anyActive = false;
+  for (let i = 0; i < n; i++) {
+    const s = obs.services[i];
+    if (s.active && isClass(s.priority)) { want[s.priority] += s.minTps; anyActive = true; }
+  }
+  if (!anyActive) return g;
+  const share = [0, 0, 0, 0];
   let left = obs.effectiveTps;
   for (let p = 0; p < PRIORITY_WEIGHTS.length; p++) {
-    let want = 0;
-    for (let i = 0; i < n; i++) {
-      const s = obs.services[i];
-      if (s.priority === p && s.active) want += s.minTps;
-    }
-    if (want <= 0) continue;
-    const f = Math.min(1, Math.max(0, left) / want);
-    for (let i = 0; i < n; i++) {
-      const s = obs.services[i];
-      if (s.priority === p && s.active) g[i] = s.minTps * f;
-    }
-    left -= want * f;
+    if (want[p] <= 0) continue;
+    share[p] = Math.min(1, Math.max(0, left) / want[p]);
+    left -= want[p] * share[p];
+  }
+  for (let i = 0; i < n; i++) {
+    const s = obs.services[i];
+    if (s.active && isClass(s.priority) && !(want[s.priority] <= 0)) g[i] = s.minTps * share[s.priority];
   }
   return g;
 }

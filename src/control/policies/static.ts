@@ -30,7 +30,14 @@ export function weightedSplit(total: number, weights: ArrayLike<number>, caps: A
 export class StaticPolicy implements AllocationPolicy {
   readonly name = 'static';
   allocate(obs: PoolObservation): Float64Array {
-    return weightedSplit(obs.effectiveTps, obs.services.map((s) => PRIORITY_WEIGHTS[s.priority] ?? 1),
-      obs.services.map((s) => s.maxTps));
+    const n = obs.services.length;
+    const weights = new Float64Array(n);
+    const caps = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = obs.services[i];
+      weights[i] = PRIORITY_WEIGHTS[s.priority] ?? 1;
+      caps[i] = s.maxTps;
+    }
+    return weightedSplit(obs.effectiveTps, weights, caps);
   }
 }

@@ -2,7 +2,8 @@
 // full tick over every key (`incremental: false`): on the same random
 // traffic, with pools falling idle long enough to sleep and waking again,
 // both write the same rates, loans, bursts and STATS to shared memory every
-// tick, and record the same allocation per pool.
+// tick, and record the same allocation and observation per pool, also when a
+// live limit change lands on a service at rest in an awake pool.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -58,6 +59,7 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number): Promis
   const a = world(cfg, keys, clock, true);
   const b = world(cfg, keys, clock, false);
   const leaves = keys.specs.filter((s) => s.depth > 0).map((s) => s.index);
+  const services = keys.specs.filter((s) => s.depth === 1).map((s) => s.index);
   // Each pool is busy for a stretch (its leaves switching on and off), then idle for a longer one: it sleeps and wakes.
   const on = new Uint8Array(keys.size);
   const busy = new Uint8Array(keys.size);
@@ -82,6 +84,12 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number): Promis
         w.io.countPair(leaf, C_LATENCY_SUM_US_INDEX, granted * 900, C_LATENCY_COUNT_INDEX, granted);
         if (queue !== 0 && w.io.queue(leaf) + queue >= 0) w.io.addQueue(leaf, queue);
       }
+    }
+    // Now and then a live limit change (tpsd limits set) on a random service, busy or at rest, in both worlds.
+    if (rng.next() < 0.05) {
+      const svc = services[rng.int(0, services.length - 1)];
+      const limits = { minTps: rng.int(0, 100), maxTps: rng.int(200, 3000), priority: rng.int(0, 3) };
+      for (const w of [a, b]) w.controller.setLimits(svc, limits);
     }
     clock.advance(1000);
     await a.controller.tick();

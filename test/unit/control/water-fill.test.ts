@@ -50,3 +50,30 @@ test('static splits by priority weight regardless of demand', () => {
   const obs = pool(1500, [service({ priority: 0 }), service({ priority: 1 }), service({ priority: 3 })]);
   assert.deepEqual(Array.from(new StaticPolicy().allocate(obs), Math.round), [923, 462, 115]);
 });
+
+/** guarantees() as first written: one pass per class to sum its minimums, one more to hand them out. */
+function guaranteesByClass(obs: ReturnType<typeof pool>): number[] {
+  const g = obs.services.map(() => 0);
+  let left = obs.effectiveTps;
+  for (let p = 0; p < 4; p++) {
+    let want = 0;
+    for (const s of obs.services) if (s.priority === p && s.active) want += s.minTps;
+    if (want <= 0) continue;
+    const f = Math.min(1, Math.max(0, left) / want);
+    obs.services.forEach((s, i) => { if (s.priority === p && s.active) g[i] = s.minTps * f; });
+    left -= want * f;
+  }
+  return g;
+}
+
+test('guarantees in two passes equal the class-by-class computation, to the bit (random pools, scarce and ample)', () => {
+  let seed = 7;
+  const next = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  for (let trial = 0; trial < 500; trial++) {
+    const services = Array.from({ length: 1 + Math.floor(next() * 40) }, () => service({
+      priority: Math.floor(next() * 4), active: next() < 0.6, minTps: next() < 0.2 ? 0 : next() * 300, limitTps: big,
+    }));
+    const obs = pool(next() < 0.5 ? next() * 2000 : next() * 20000, services);
+    assert.deepEqual([...guarantees(obs)], guaranteesByClass(obs), `trial ${trial}`);
+  }
+});
