@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ATTACK } from '../../src/control/surge-detector.ts';
 import { dbPath } from '../../src/storage/db.ts';
@@ -25,6 +26,34 @@ interface TierStatus { key: string; kind: string; tenant_classes?: Record<string
 async function statusOf(c: RawClient, id: number): Promise<{ tier: TierStatus; service: TierStatus; json: string }> {
   const snap = (await c.call([3, id]))[3] as { keys: TierStatus[] };
   return { tier: snap.keys.find((k) => k.key === 'api/v1/~std')!, service: snap.keys.find((k) => k.key === 'api/v1')!, json: JSON.stringify(snap) };
+}
+
+const DASHBOARD = new URL('../../config/grafana-dashboard.json', import.meta.url);
+
+/**
+ * The dashboard's panel of classes and defended tenants, its queries run
+ * against one /metrics body with the pool variable set to `pool` (a plain
+ * selector per query: label matchers only, `=~` as a whole-value regex as in
+ * PromQL; the instance matcher is the scrape's). Returns each series found: its labels and value.
+ */
+function classesPanel(metrics: string, pool: string): { labels: Record<string, string>; value: number }[] {
+  const dash = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  const panel = dash.panels.find((p) => /classes and defended tenants/i.test(p.title));
+  assert.ok(panel !== undefined, 'a panel of tenant classes and defended tenants');
+  const found: { labels: Record<string, string>; value: number }[] = [];
+  for (const { expr } of panel.targets ?? []) {
+    const sel = /^(tpsd_[a-z_]+)\{([^}]*)\}$/.exec(expr.replaceAll('$pool', pool));
+    assert.ok(sel !== null, `a plain selector: ${expr}`);
+    const matchers = [...sel[2].matchAll(/(\w+)(=~|=)"([^"]*)"/g)].filter((m) => m[1] !== 'instance');
+    for (const line of metrics.split('\n')) {
+      const m = new RegExp(`^${sel[1]}\\{([^}]*)\\} (\\S+)$`).exec(line);
+      if (m === null) continue;
+      const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+      const ok = matchers.every(([, name, op, v]) => (op === '=' ? labels[name] === v : new RegExp(`^(?:${v})$`).test(labels[name] ?? '')));
+      if (ok) found.push({ labels: { __name__: sel[1], ...labels }, value: Number(m[2]) });
+    }
+  }
+  return found;
 }
 
 const POOL = {
@@ -85,6 +114,16 @@ describe('tenants: surge and abuse defence', () => {
       assert.ok((held.tier.tenant_classes?.attack ?? 0) >= 1, JSON.stringify(held.tier));
       assert.deepEqual(Object.keys(held.tier.tenant_classes!), ['normal', 'surge', 'attack']);
       assert.doesNotMatch(held.json, /mallory|alice/, 'no tenant in STATUS');
+      // The dashboard's panel, on this daemon's /metrics: the defended tenant and the attacker's class, per tier.
+      let series = classesPanel((await httpGet(d.port, '/metrics')).body, 'api');
+      await until(async () => {
+        series = classesPanel((await httpGet(d.port, '/metrics')).body, 'api');
+        return series.some((x) => x.labels.__name__ === 'tpsd_tenants_defended' && x.labels.tier === 'api/v1/~std' && x.value === 1);
+      }, 3000, `the panel shows one defended tenant: ${JSON.stringify(series)}`);
+      assert.ok(series.some((x) => x.labels.class === 'attack' && x.labels.tier === 'api/v1/~std' && x.value >= 1), JSON.stringify(series));
+      assert.deepEqual(new Set(series.map((x) => Object.keys(x.labels).sort().join())), new Set(['__name__,class,tier', '__name__,tier']),
+        'tier and class labels only');
+      assert.deepEqual(classesPanel((await httpGet(d.port, '/metrics')).body, 'other'), [], 'the pool variable filters the tiers');
       // While held, mallory is granted about the defensive rate (2/s), not its tier's 20/s.
       const grantedBefore = mallory.replies.filter((r) => r[2] === 0).length;
       const t0 = performance.now();
