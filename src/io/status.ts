@@ -9,7 +9,7 @@
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { BucketTable } from '../shm/bucket-table.ts';
-import { priorityName, type KeyIndex } from '../shm/key-index.ts';
+import { priorityName, type BucketSpec, type KeyIndex } from '../shm/key-index.ts';
 import {
   C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_WOULD_DENY_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
@@ -112,12 +112,32 @@ function sharedPools(config: TpsdConfig, cluster: ClusterStats | null): Readonly
 }
 
 type GuardTier = TenantGuardStats['tiers'][number];
-const NO_GUARD: { tiers: ReadonlyMap<string, GuardTier>; services: ReadonlyMap<string, number> } = { tiers: new Map(), services: new Map() };
+interface GuardByKey { readonly classes: readonly string[]; readonly tiers: ReadonlyMap<string, GuardTier>; readonly services: ReadonlyMap<string, number> }
+const NO_GUARD: GuardByKey = { classes: [], tiers: new Map(), services: new Map() };
 
 /** The defence's counts by tier key and each tenant service's class by key (maps: keys may be any string). */
-function guardByKey(g: TenantGuardStats | null): typeof NO_GUARD {
+function guardByKey(g: TenantGuardStats | null): GuardByKey {
   if (g === null) return NO_GUARD;
-  return { tiers: new Map(g.tiers.map((t) => [t.tier, t])), services: new Map(g.services.map((s) => [s.service, s.cls])) };
+  return { classes: g.classes, tiers: new Map(g.tiers.map((t) => [t.tier, t])), services: new Map(g.services.map((s) => [s.service, s.cls])) };
+}
+
+/** A tier's or tenant service's fields: its tenants (shared memory), and the defence's counts of the last tick when it runs. */
+function addTenantFields(entry: KeyStatus, spec: BucketSpec, views: ShmViews, defence: GuardByKey): void {
+  if (spec.tier !== null) {
+    entry.tenants = Atomics.load(views.tenantTierCount, spec.index);
+    entry.tenant_tps = spec.tier.tps;
+    entry.tenant_burst = spec.tier.burst;
+    const t = defence.tiers.get(spec.key);
+    if (t !== undefined) {
+      entry.tenant_classes = Object.fromEntries(defence.classes.map((c, i) => [c, t.current[i] ?? 0]));
+      entry.tenants_defended = t.defended;
+    }
+  } else if (spec.tenants !== null) {
+    entry.tenants = Atomics.load(views.tenantServiceCount, spec.index);
+    entry.tenants_max = spec.tenants.max;
+    const cls = defence.services.get(spec.key);
+    if (cls !== undefined) entry.class = defence.classes[cls] ?? 'normal';
+  }
 }
 
 /** Leases held on bucket b, from the counters of every thread. */
@@ -202,21 +222,7 @@ export function buildStatus(
       mode,
       would_deny: sumCounter(views, b, C_WOULD_DENY_INDEX),
     };
-    if (spec.tier !== null) {
-      entry.tenants = Atomics.load(views.tenantTierCount, b);
-      entry.tenant_tps = spec.tier.tps;
-      entry.tenant_burst = spec.tier.burst;
-      const t = defence.tiers.get(spec.key);
-      if (t !== undefined) {
-        entry.tenant_classes = Object.fromEntries(guard!.classes.map((c, i) => [c, t.current[i] ?? 0]));
-        entry.tenants_defended = t.defended;
-      }
-    } else if (spec.tenants !== null) {
-      entry.tenants = Atomics.load(views.tenantServiceCount, b);
-      entry.tenants_max = spec.tenants.max;
-      const cls = defence.services.get(spec.key);
-      if (cls !== undefined) entry.class = guard!.classes[cls] ?? 'normal';
-    }
+    if (spec.tier !== null || spec.tenants !== null) addTenantFields(entry, spec, views, defence);
     out.push(entry);
     if (spec.depth === 0) {
       const clusterStatus = poolClusterStatus(config, cluster, shared, spec.key, entry.capacity_tps);
