@@ -453,10 +453,14 @@ export class Controller {
   /**
    * Takes the per-key values of a reloaded config with the same key set
    * (SIGHUP): minimums, maximums, capacities, priorities, bursts and
-   * concurrency limits. Rates follow on the next tick; live overrides are
-   * re-applied on top by the caller (daemon/live-limits.ts).
+   * concurrency limits; each pool's upstream.slo_ms (the latency rule reads
+   * it next tick) and the tiers' defence (tenant-guard.ts). Rates follow on
+   * the next tick; live overrides are re-applied on top by the caller
+   * (daemon/live-limits.ts).
    */
-  reconfigure(next: KeyIndex): void {
+  reconfigure(next: KeyIndex, config: TpsdConfig): void {
+    for (const pool of this.pools) pool.sloMs = config.pools.find((p) => p.name === pool.spec.key)?.upstream.slo_ms ?? null;
+    this.guard?.reconfigure(next);
     for (const n of next.specs) {
       const b = n.index;
       this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });

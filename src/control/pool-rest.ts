@@ -41,8 +41,8 @@ export interface PoolState {
   /** Every bucket of the pool: the pool, its services, their endpoints. */
   readonly buckets: Int32Array;
   readonly discovery: CapacityDiscovery;
-  /** upstream.slo_ms of the pool's config (null: latency bounds nothing). */
-  readonly sloMs: number | null;
+  /** upstream.slo_ms of the pool's config (null: latency bounds nothing); a reload sets it (Controller.reconfigure). */
+  sloMs: number | null;
   /** The allocation in force, tokens/s per service. */
   alloc: Float64Array;
   /** The effective capacity and gate burst the last evaluation wrote. */

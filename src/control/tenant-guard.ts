@@ -19,7 +19,9 @@
 // State is one entry per tenant slot (the detector's words, the counters last
 // read, the slot's generation), so it is bounded by the tenant table; when
 // the slot's generation moves (its tenant was forgotten, another made), the
-// detector's state and any limit go with the old tenant.
+// detector's state and any limit go with the old tenant. A reload (SIGHUP)
+// gives the guard the new config's tiers (reconfigure): their defence
+// applies from the next tick, to the tenants held then too.
 
 import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI, type ShmViews } from '../shm/layout.ts';
@@ -89,7 +91,7 @@ export class TenantGuard {
   private readonly serviceAsked: Float64Array;
   private readonly serviceAttackAsked: Float64Array;
 
-  constructor(private readonly keys: KeyIndex, views: ShmViews, private readonly counts: TenantCounterReader, options?: DetectorOptions) {
+  constructor(private keys: KeyIndex, views: ShmViews, private readonly counts: TenantCounterReader, options?: DetectorOptions) {
     const slots = views.layout.tenantSlots;
     this.table = new TenantTable(views);
     this.detector = new SurgeDetector(slots, options);
@@ -114,6 +116,23 @@ export class TenantGuard {
     this.serviceDetector = new SurgeDetector(this.services.length, options);
     this.serviceAsked = new Float64Array(this.services.length);
     this.serviceAttackAsked = new Float64Array(this.services.length);
+  }
+
+  /**
+   * A reloaded config's keys (the same key set, daemon/reload.ts; tiers'
+   * tps and burst unchanged, else the reload is refused): its tiers'
+   * `defense` applies from the next tick. A tenant held now keeps its hold,
+   * at tps_fraction of the new config (keepDefences writes it), and its
+   * cool-down runs from its last attack tick with the new cooldown_s.
+   */
+  reconfigure(next: KeyIndex): void {
+    for (const slot of this.defended) {
+      if (this.defendedUntil[slot] === 0) continue;
+      const tier = this.defendedTier[slot];
+      const lastAttackMs = this.defendedUntil[slot] - this.keys.specs[tier].tier!.defense.cooldown_s * 1000;
+      this.defendedUntil[slot] = Math.max(1, lastAttackMs + next.specs[tier].tier!.defense.cooldown_s * 1000);
+    }
+    this.keys = next;
   }
 
   /** One tick of `dtS` seconds ending at `nowMs` (the shared clock, the buckets' time). */

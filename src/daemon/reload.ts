@@ -2,9 +2,10 @@
 // it is applied. The shared-memory layout, the listen socket, the I/O
 // threads, the database, the policy pipeline and each pool's gate kind
 // (upstream.window) are built once at start; a change to any of them needs a
-// restart. Everything per key (limits, bursts,
-// concurrency, priorities), auth, lease TTL, queue and connection limits, log
-// level apply live, and the model file is read again.
+// restart, and so does a tenant tier's tps or burst (tierRateChanges).
+// Everything per key (limits, bursts, concurrency, priorities), each pool's
+// upstream.slo_ms, each tier's defence, auth, lease TTL, queue and connection
+// limits, log level apply live, and the model file is read again.
 //
 // Threads: main thread only (cli/start.ts calls Daemon.reload on SIGHUP). The
 // controller and the live limits change here; each I/O thread gets the new
@@ -39,11 +40,30 @@ export function restartNeeded(current: TpsdConfig, next: TpsdConfig): string | n
     ['cluster', current.cluster, next.cluster],
     ['pools[].shared', current.pools.map((p) => p.shared === true), next.pools.map((p) => p.shared === true)],
   ];
-  const changed = fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name);
+  const changed = [...fixed.filter(([, a, b]) => !same(a, b)).map(([name]) => name), ...tierRateChanges(current, next)];
   const before = KeyIndex.fromConfig(current).specs.map((s) => s.key);
   const after = KeyIndex.fromConfig(next).specs.map((s) => s.key);
   if (!same(before, after)) changed.push(`the key set (${keySetChange(before, after)})`);
   return changed.length === 0 ? null : `changing ${changed.join(', ')} needs a restart`;
+}
+
+/**
+ * The paths of tenant tiers' `tps` and `burst` that changed (the key set
+ * being the same, tiers are at the same indices). Each I/O thread holds its
+ * tiers' rates for the tenants it makes, and every live tenant its tier's
+ * rate in its slot: neither is rewritten by a reload, so such a change needs
+ * a restart. A tier's `defense` applies live (control/tenant-guard.ts).
+ */
+export function tierRateChanges(current: TpsdConfig, next: TpsdConfig): string[] {
+  const changed: string[] = [];
+  current.pools.forEach((pool, p) => pool.services.forEach((svc, s) => svc.tenants?.tiers.forEach((tier, t) => {
+    const after = next.pools[p]?.services[s]?.tenants?.tiers[t];
+    if (after === undefined || after.name !== tier.name) return; // a key-set change, named as such
+    const at = `pools[${p}].services[${s}].tenants.tiers[${t}]`;
+    if (after.tps !== tier.tps) changed.push(`${at}.tps`);
+    if (after.burst !== tier.burst) changed.push(`${at}.burst`);
+  })));
+  return changed;
 }
 
 /** "+added, -removed" keys, or "order" when only the order differs; Sets, not includes(): a config may hold 100k keys. */
@@ -66,7 +86,7 @@ export async function reloadConfig(
   const reason = restartNeeded(live.config, next);
   if (reason !== null) throw new RestartNeededError(reason);
   const nextKeys = KeyIndex.fromConfig(next);
-  controller.reconfigure(nextKeys);
+  controller.reconfigure(nextKeys, next);
   // Live overrides stay on top of the new config values (nextKeys: the same keys, the new config's limits).
   live.limits = new LiveLimits(nextKeys, controller, telemetry?.overrides ?? null, log);
   live.limits.restore();

@@ -87,7 +87,7 @@ let auth = new Authenticator(config.auth, failures);
 const isShuttingDown = () => Atomics.load(views.header, SHUTTING_DOWN_INDEX) === 1;
 const status = (viewer: ScopedToken | null = null) =>
   buildStatus(config, keys, table, views, data.startedAtMs, data.thread, viewer, daemonHealth.policy, daemonStats?.cluster ?? null,
-    daemonStats?.drift ?? null);
+    daemonStats?.drift ?? null, daemonStats?.tenantGuard ?? null);
 const post = (m: WorkerToMain) => parentPort!.postMessage(m);
 const handler = new RequestHandler({
   config, keys, table, thread: data.thread, auth, status,

@@ -3,11 +3,13 @@
 // from the bucket state, per-tick figures from the STATS region the
 // controller writes, in-flight counts from the threads' cumulative counters,
 // and for shared pools the cluster figures the main thread sent after its
-// last tick (DaemonStats.cluster; the lease age is taken at build time).
+// last tick (DaemonStats.cluster; the lease age is taken at build time), and
+// for tiers and tenant services the surge and abuse defence's counts of that
+// tick (DaemonStats.tenantGuard: per tier and class, never per tenant).
 
 import type { TpsdConfig } from '../config/types.ts';
 import type { BucketTable } from '../shm/bucket-table.ts';
-import { priorityName, type KeyIndex } from '../shm/key-index.ts';
+import { priorityName, type BucketSpec, type KeyIndex } from '../shm/key-index.ts';
 import {
   C_EXPIRED_INDEX, C_GRANTS_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_WOULD_DENY_INDEX,
   C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
@@ -16,7 +18,7 @@ import {
   statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { keyVisible, type ScopedToken } from './auth.ts';
-import type { ClusterMode, ClusterPoolStats, ClusterStats, ModelDriftStats, PolicyRunning } from './messages.ts';
+import type { ClusterMode, ClusterPoolStats, ClusterStats, ModelDriftStats, PolicyRunning, TenantGuardStats } from './messages.ts';
 import { SERVER_NAME } from './server-name.ts';
 
 const KINDS = ['pool', 'service', 'endpoint'] as const;
@@ -51,6 +53,16 @@ export interface KeyStatus {
   tenant_tps?: number;
   tenant_burst?: number;
   tenants_max?: number;
+  /**
+   * A tier, with the surge and abuse defence running: its tenants in each
+   * class now (class name -> count; normal counts only those still watched
+   * after moving), and those held at the tier's defensive limit. Counts,
+   * never tenant names.
+   */
+  tenant_classes?: Record<string, number>;
+  tenants_defended?: number;
+  /** A service with tenants, with the defence running: the service's own class now (normal, surge, attack). */
+  class?: string;
 }
 
 /** A shared pool in a cluster, as this node sees it (PROTOCOL.md: `cluster: {nodes, share_tps, mode}`). */
@@ -99,6 +111,35 @@ function sharedPools(config: TpsdConfig, cluster: ClusterStats | null): Readonly
   return new Map(config.pools.filter((p) => p.shared === true).map((p) => [p.name, null]));
 }
 
+type GuardTier = TenantGuardStats['tiers'][number];
+interface GuardByKey { readonly classes: readonly string[]; readonly tiers: ReadonlyMap<string, GuardTier>; readonly services: ReadonlyMap<string, number> }
+const NO_GUARD: GuardByKey = { classes: [], tiers: new Map(), services: new Map() };
+
+/** The defence's counts by tier key and each tenant service's class by key (maps: keys may be any string). */
+function guardByKey(g: TenantGuardStats | null): GuardByKey {
+  if (g === null) return NO_GUARD;
+  return { classes: g.classes, tiers: new Map(g.tiers.map((t) => [t.tier, t])), services: new Map(g.services.map((s) => [s.service, s.cls])) };
+}
+
+/** A tier's or tenant service's fields: its tenants (shared memory), and the defence's counts of the last tick when it runs. */
+function addTenantFields(entry: KeyStatus, spec: BucketSpec, views: ShmViews, defence: GuardByKey): void {
+  if (spec.tier !== null) {
+    entry.tenants = Atomics.load(views.tenantTierCount, spec.index);
+    entry.tenant_tps = spec.tier.tps;
+    entry.tenant_burst = spec.tier.burst;
+    const t = defence.tiers.get(spec.key);
+    if (t !== undefined) {
+      entry.tenant_classes = Object.fromEntries(defence.classes.map((c, i) => [c, t.current[i] ?? 0]));
+      entry.tenants_defended = t.defended;
+    }
+  } else if (spec.tenants !== null) {
+    entry.tenants = Atomics.load(views.tenantServiceCount, spec.index);
+    entry.tenants_max = spec.tenants.max;
+    const cls = defence.services.get(spec.key);
+    if (cls !== undefined) entry.class = defence.classes[cls] ?? 'normal';
+  }
+}
+
 /** Leases held on bucket b, from the counters of every thread. */
 function inFlightFromCounters(views: ShmViews, b: number): number {
   const n = sumCounter(views, b, C_GRANTS_INDEX) - sumCounter(views, b, C_RELEASED_OK_INDEX)
@@ -143,12 +184,14 @@ export function buildStatus(
   policy: PolicyRunning | null = null,
   cluster: ClusterStats | null = null,
   drift: ModelDriftStats | null = null,
+  guard: TenantGuardStats | null = null,
 ): StatusSnapshot {
   const mode = MODE_NAMES[Atomics.load(views.header, MODE_INDEX)] ?? 'static';
   const shared = sharedPools(config, cluster);
   const st = views.stats;
   const out: KeyStatus[] = [];
   const pools: StatusSnapshot['pools'] = [];
+  const defence = guardByKey(guard);
   for (let k = 0; k < keys.size; k++) {
     const spec = keys.spec(k); // made for this snapshot, not kept (an I/O thread keeps no spec objects)
     if (viewer !== null && !keyVisible(viewer, spec.key)) continue;
@@ -179,14 +222,7 @@ export function buildStatus(
       mode,
       would_deny: sumCounter(views, b, C_WOULD_DENY_INDEX),
     };
-    if (spec.tier !== null) {
-      entry.tenants = Atomics.load(views.tenantTierCount, b);
-      entry.tenant_tps = spec.tier.tps;
-      entry.tenant_burst = spec.tier.burst;
-    } else if (spec.tenants !== null) {
-      entry.tenants = Atomics.load(views.tenantServiceCount, b);
-      entry.tenants_max = spec.tenants.max;
-    }
+    if (spec.tier !== null || spec.tenants !== null) addTenantFields(entry, spec, views, defence);
     out.push(entry);
     if (spec.depth === 0) {
       const clusterStatus = poolClusterStatus(config, cluster, shared, spec.key, entry.capacity_tps);

@@ -66,8 +66,9 @@ function checkDashboard(metrics: string): void {
   for (const p of panels) {
     for (const t of p.targets ?? []) {
       for (const sel of t.expr.matchAll(/\b(tpsd_[a-z_]+)\{([^}]*)\}/g)) {
-        assert.match(sel[2], /(^|,)kind="tier"(,|$)/, `${p.title}: ${sel[0]} selects tiers only`);
-        assert.match(metrics, new RegExp(`^${sel[1]}\\{[^}]*kind="tier"`, 'm'), `${p.title}: ${sel[1]} is exported per tier`);
+        // A key series selects kind="tier"; the defence's series are per tier by their own `tier` label.
+        assert.match(sel[2], /(^|,)(kind="tier"|tier=~"[^"]*")(,|$)/, `${p.title}: ${sel[0]} selects tiers only`);
+        assert.match(metrics, new RegExp(`^${sel[1]}\\{[^}]*(kind="tier"|tier="[^"]*/~)`, 'm'), `${p.title}: ${sel[1]} is exported per tier`);
       }
     }
   }

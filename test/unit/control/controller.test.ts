@@ -137,7 +137,7 @@ test('live limits are the controller\'s: setLimits and reconfigure leave the Key
   assert.deepEqual([sa.minTps, sa.maxTps, sb.priority], [50, 200, 2], 'the observation sees the live limits');
   assert.equal(table.priority(b), 2);
   const bigger = { ...config, pools: [{ ...config.pools[0], services: config.pools[0].services.map((s) => ({ ...s, burst: s.burst + 7 })) }] };
-  controller.reconfigure(KeyIndex.fromConfig(bigger));
+  controller.reconfigure(KeyIndex.fromConfig(bigger), bigger);
   assert.equal(controller.limitsOf(b).burst, keys.specs[b].burst + 7);
   assert.equal(controller.limitsOf(a).maxTps, keys.specs[a].maxTps, 'reconfigure takes the new config\'s values');
   assert.deepEqual(keys.specs, specs, 'nothing wrote through the read-only specs');
