@@ -113,7 +113,8 @@ export class TenantTable {
   /** Main thread: slots seen RETIRED at the last sweep (emptied at this one). */
   private retiredSeen: Uint8Array | null = null;
 
-  constructor(views: ShmViews) {
+  /** `claimWaitMs`: how long create() sleeps on another thread's claim (CLAIM_WAIT_MS; tests give more). */
+  constructor(views: ShmViews, private readonly claimWaitMs = CLAIM_WAIT_MS) {
     this.slots = views.layout.tenantSlots;
     this.index = views.tenantIndex;
     this.rec = views.tenantRecords;
@@ -236,8 +237,8 @@ export class TenantTable {
     for (let i = 0; i < SPIN_LIMIT; i++) {
       if ((Atomics.load(this.index, at) & STATE_MASK) !== CLAIMED) return true;
     }
-    const until = performance.now() + CLAIM_WAIT_MS;
-    for (let left = CLAIM_WAIT_MS; left > 0; left = until - performance.now()) {
+    const until = performance.now() + this.claimWaitMs;
+    for (let left = this.claimWaitMs; left > 0; left = until - performance.now()) {
       const word = Atomics.load(this.index, at);
       if ((word & STATE_MASK) !== CLAIMED) return true;
       Atomics.wait(this.index, at, word, left);
