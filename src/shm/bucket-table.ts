@@ -31,7 +31,9 @@
 // and stored bursts stand aside for a while, and while the gate is short a
 // min_tps is a reservation whatever higher classes ask: takes it covers go
 // first (pool-loans.ts). Only a take that finds its pool so stamped does more
-// than the uncontended path (contendedGate).
+// than the uncontended path (contendedGate). Among takes that do not wait, a
+// borrow leaves the pool's trunk in the gate for assured takes, and a window
+// books an assured take it refuses a second ahead (pool-loans.ts).
 //
 // Allowances: when this thread acquires the same leaf again within one clock
 // millisecond, the take grabs a chunk from every level and keeps the surplus
@@ -46,7 +48,7 @@
 import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
 import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, TRUNK_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
@@ -55,7 +57,7 @@ import {
   QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
   counterBase, type ShmViews,
 } from './layout.ts';
-import { PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
+import { NO_WAIT_REFUSED_MS, PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
@@ -178,11 +180,12 @@ export class BucketTable {
     const depth = this.depthOf[b];
     if (depth === 1) {
       refillGate(this.rings, s, b, this.gateRing[b], now);
-      freshenStamp(s, base + STAMP, now);
-      freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now);
+      freshenStamp(s, base + STAMP, now, HOLD_MS);
+      freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now, HOLD_MS);
+      freshenStamp(s, base + NO_WAIT_REFUSED_MS, now, TRUNK_HOLD_MS);
     } else if (depth === 2) {
       this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
-      freshenStamp(s, base + STAMP, now);
+      freshenStamp(s, base + STAMP, now, HOLD_MS);
       earn(s, base + RESERVE_OFFSET, now, 0);
     } else {
       earn(s, base, now, 0);
@@ -291,7 +294,7 @@ export class BucketTable {
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
     const amount = a.chunkFor(leaf, milli, minBurst, plain);
-    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring);
+    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring, !queued && amount === milli);
     if (r === GRANTED) {
       if (amount !== milli) a.keep(leaf, amount - milli);
       this.lastGrant |= mask;
@@ -299,11 +302,11 @@ export class BucketTable {
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
       a.chunkFailed(leaf);
-      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring, !queued);
     }
     if (r !== GRANTED && failReason(r) === FAIL_TOKENS && a.heldCount > 0) { // never fail for tokens this thread holds
       a.giveBackAll();
-      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring, false);
     }
     if (r !== GRANTED) {
       this.releaseSlots(leaf, mask);
@@ -316,9 +319,10 @@ export class BucketTable {
   /**
    * Takes `milli` along chain `c` of `depth` levels: the endpoint, the
    * service's assured bucket or (if `mayBorrow`) a loan, then the pool's gate.
-   * GRANTED, or the failure (nothing taken).
+   * GRANTED, or the failure (nothing taken). `book`: a new request's single
+   * take, which a short window books a second ahead if it refuses it assured.
    */
-  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number): number {
+  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number, book: boolean): number {
     const s = this.state;
     const chains = this.chains;
     const loans = this.loans;
@@ -354,17 +358,19 @@ export class BucketTable {
         return r;
       }
     }
-    if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, now);
-    // The gate; inline for a window gate already swept in this millisecond (most takes).
+    if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, book, now);
+    // The gate; inline for a window gate already swept in this millisecond (most takes). A borrow leaves the trunk (pool-loans.ts).
     const rings = this.rings;
+    const keep = borrowed ? loans.trunk(pool, now) : 0;
     let passed: boolean;
     if (ring >= 0 && rings.cursor[ring] === now) {
-      passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now);
+      passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now, keep);
     } else {
-      passed = takeGate(rings, s, pool, ring, milli, now);
+      passed = takeGate(rings, s, pool, ring, milli, now, keep);
     }
     if (!passed) {
-      // A refused assured take goes back whole: its service is owed it (pool-loans.ts).
+      // A refused assured take goes back whole: its service is owed it, and a window books it a second ahead (pool-loans.ts).
+      if (book && !borrowed) loans.refusedNew(pool, ring, rings, milli, now);
       loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, false, now));
       return fail(pool, FAIL_TOKENS);
     }
@@ -378,16 +384,17 @@ export class BucketTable {
    * one it does not cover stands aside while a reserved take waits (pool-loans.ts).
    * `ep` and `svc` (-1: none) have been taken from, or the loans (`borrowed`).
    */
-  private contendedGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, ring: number, now: number): number {
+  private contendedGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, ring: number, book: boolean, now: number): number {
     const loans = this.loans;
     const reserved = !borrowed && loans.reserve(svc, milli, now);
     if (reserved || !loans.reservationWaits(pool, now)) {
-      if (takeGate(this.rings, this.state, pool, ring, milli, now)) {
+      if (takeGate(this.rings, this.state, pool, ring, milli, now, borrowed ? loans.trunk(pool, now) : 0)) {
         this.lastGrant = borrowed ? BORROWED_BIT : 0;
         return GRANTED;
       }
       if (reserved) loans.unreserve(svc, milli);
     }
+    if (book && !borrowed) loans.refusedNew(pool, ring, this.rings, milli, now);
     loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, reserved, now));
     return fail(pool, FAIL_TOKENS);
   }
