@@ -73,6 +73,7 @@ const BORROWED_BIT = 1 << MAX_DEPTH;
 const STAMP = ASSURED_BLOCKED_MS_INDEX;
 const HOLD_MS = ASSURED_HOLD_MS;
 const LAST = LAST_REFILL_MS_INDEX;
+const TRUNK_MS = TRUNK_HOLD_MS;
 
 export class BucketTable {
   // Fields set in the constructor are `declare`d, so no class field is emitted
@@ -361,7 +362,7 @@ export class BucketTable {
     if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, book, now);
     // The gate; inline for a window gate already swept in this millisecond (most takes). A borrow leaves the trunk (pool-loans.ts).
     const rings = this.rings;
-    const keep = borrowed ? loans.trunk(pool, now) : 0;
+    const keep = borrowed && ((now - s[pool * BUCKET_FIELDS + NO_WAIT_REFUSED_MS]) | 0) < TRUNK_MS ? loans.trunk(pool, now) : 0;
     let passed: boolean;
     if (ring >= 0 && rings.cursor[ring] === now) {
       passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now, keep);
@@ -388,7 +389,8 @@ export class BucketTable {
     const loans = this.loans;
     const reserved = !borrowed && loans.reserve(svc, milli, now);
     if (reserved || !loans.reservationWaits(pool, now)) {
-      if (takeGate(this.rings, this.state, pool, ring, milli, now, borrowed ? loans.trunk(pool, now) : 0)) {
+      const keep = borrowed && ((now - this.state[pool * BUCKET_FIELDS + NO_WAIT_REFUSED_MS]) | 0) < TRUNK_MS ? loans.trunk(pool, now) : 0;
+      if (takeGate(this.rings, this.state, pool, ring, milli, now, keep)) {
         this.lastGrant = borrowed ? BORROWED_BIT : 0;
         return GRANTED;
       }

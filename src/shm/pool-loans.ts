@@ -61,7 +61,7 @@
 //   their own takes come back there, and nothing more is booked.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, TRUNK_HOLD_MS } from './bucket-init.ts';
+import { ASSURED_HOLD_MS } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
 import { type WindowRings, bookWindow } from './window-rings.ts';
 import {
@@ -113,10 +113,9 @@ export class PoolLoans {
   /**
    * Pool p's trunk at `now`, milli-tokens: what a borrow must leave in its
    * gate for the assured takes of its services (summed once a millisecond).
+   * The caller asks only within TRUNK_HOLD_MS of the pool's NO_WAIT_REFUSED_MS.
    */
   trunk(pool: number, now: number): number {
-    // Only where a new request's assured take was lately refused (refusedNew()).
-    if (((now - this.state[pool * BUCKET_FIELDS + NO_WAIT_REFUSED_MS]) | 0) >= TRUNK_HOLD_MS) return 0;
     if (this.trunkAt[pool] === now) return this.trunkMilli[pool];
     this.trunkAt[pool] = now;
     const s = this.state;
