@@ -18,7 +18,7 @@ import {
 export const ASSURED_HOLD_MS = 20;
 
 /**
- * How long after a new request's assured take was refused at a pool's gate
+ * How long after a no-wait request's assured take was refused at a pool's gate
  * its borrowers leave the trunk there, ms (pool-loans.ts): a window gate
  * pays for the trunk in rate (and capacity discovery's probes need the last
  * tokens), so it is kept only where requests that do not wait were lately
@@ -86,5 +86,6 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   if (spec.depth === 0) {
     state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
     state[reserve + TOKENS_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // NO_WAIT_REFUSED_MS (pool-loans.ts): long past
+    state[reserve + RATE_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // BORROW_REFUSED_MS (pool-loans.ts)
   }
 }

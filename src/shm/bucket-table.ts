@@ -57,7 +57,7 @@ import {
   QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
   counterBase, type ShmViews,
 } from './layout.ts';
-import { NO_WAIT_REFUSED_MS, PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
+import { BORROW_REFUSED_MS, NO_WAIT_REFUSED_MS, PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
@@ -184,6 +184,7 @@ export class BucketTable {
       freshenStamp(s, base + STAMP, now, HOLD_MS);
       freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now, HOLD_MS);
       freshenStamp(s, base + NO_WAIT_REFUSED_MS, now, TRUNK_HOLD_MS);
+      freshenStamp(s, base + BORROW_REFUSED_MS, now, TRUNK_HOLD_MS);
     } else if (depth === 2) {
       this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
       freshenStamp(s, base + STAMP, now, HOLD_MS);
@@ -220,9 +221,11 @@ export class BucketTable {
    * Takes `milli` milli-tokens and a concurrency slot (where limited) from
    * `leaf` and all its ancestors, or nothing. `priority` is the request's class;
    * `queued` is true for a waiter's retry (it then yields only to stronger
-   * classes, not to its own). Returns GRANTED or a failure code.
+   * classes, not to its own); `noWait`, for a request that will not wait if
+   * refused (wait_ms 0: the trunk and booking, pool-loans.ts). Returns
+   * GRANTED or a failure code.
    */
-  acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+  acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number, noWait = false): number {
     const a = this.allowances;
     if (now !== a.ms) a.startMillisecond(now);
     const held = a.held[leaf];
@@ -243,11 +246,11 @@ export class BucketTable {
         a.giveBack(leaf);
       }
     }
-    return this.acquireShared(leaf, milli, priority, queued, now);
+    return this.acquireShared(leaf, milli, priority, queued, now, noWait);
   }
 
   /** acquire() on the shared buckets: the priority gate, slots, then a single take or a chunk. */
-  private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+  private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number, noWait: boolean): number {
     const s = this.state;
     const chains = this.chains;
     const a = this.allowances;
@@ -295,7 +298,7 @@ export class BucketTable {
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
     const amount = a.chunkFor(leaf, milli, minBurst, plain);
-    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring, !queued && amount === milli);
+    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring, noWait && amount === milli);
     if (r === GRANTED) {
       if (amount !== milli) a.keep(leaf, amount - milli);
       this.lastGrant |= mask;
@@ -303,7 +306,7 @@ export class BucketTable {
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
       a.chunkFailed(leaf);
-      r = this.takeTokens(c, depth, milli, gate, now, true, ring, !queued);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring, noWait);
     }
     if (r !== GRANTED && failReason(r) === FAIL_TOKENS && a.heldCount > 0) { // never fail for tokens this thread holds
       a.giveBackAll();
@@ -320,8 +323,9 @@ export class BucketTable {
   /**
    * Takes `milli` along chain `c` of `depth` levels: the endpoint, the
    * service's assured bucket or (if `mayBorrow`) a loan, then the pool's gate.
-   * GRANTED, or the failure (nothing taken). `book`: a new request's single
-   * take, which a short window books a second ahead if it refuses it assured.
+   * GRANTED, or the failure (nothing taken). `book`: a no-wait request's
+   * single take, which a short window books a second ahead if it refuses it
+   * assured (pool-loans.ts).
    */
   private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number, book: boolean): number {
     const s = this.state;
@@ -371,7 +375,8 @@ export class BucketTable {
     }
     if (!passed) {
       // A refused assured take goes back whole: its service is owed it, and a window books it a second ahead (pool-loans.ts).
-      if (book && !borrowed) loans.refusedNew(pool, ring, rings, milli, now);
+      if (borrowed) s[pool * BUCKET_FIELDS + BORROW_REFUSED_MS] = now;
+      else if (book) loans.refusedNew(svc, pool, ring, rings, milli, now);
       loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, false, now));
       return fail(pool, FAIL_TOKENS);
     }
@@ -396,7 +401,8 @@ export class BucketTable {
       }
       if (reserved) loans.unreserve(svc, milli);
     }
-    if (book && !borrowed) loans.refusedNew(pool, ring, this.rings, milli, now);
+    if (borrowed) this.state[pool * BUCKET_FIELDS + BORROW_REFUSED_MS] = now;
+    else if (book) loans.refusedNew(svc, pool, ring, this.rings, milli, now);
     loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, reserved, now));
     return fail(pool, FAIL_TOKENS);
   }

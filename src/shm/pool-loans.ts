@@ -41,27 +41,29 @@
 //   pace, or token bucket) only what it holds beyond the *trunk*, what the
 //   pool's services are owed this moment: each one's assured bucket (as if
 //   refilled now), up to TRUNK_MS of its rate and at least a token, within
-//   a quarter of a window or half a token bucket's burst, for TRUNK_HOLD_MS
-//   after the gate last refused a new request's assured take (the pool's
-//   NO_WAIT_REFUSED_MS, a plain store). So a borrower
-//   hammering without waiting cannot take the last gate tokens ahead of an
-//   assured take that does not wait either (the waiters' rule above binds
-//   only waiters). The trunk is summed once a millisecond per pool and
-//   thread (trunkAt, trunkMilli: plain thread-local fields). A window gate
-//   that keeps it admits up to that much less per second while borrowers
-//   press and assured services leave it unused; a token bucket loses no rate.
+//   a quarter of a window or half a token bucket's burst; for TRUNK_HOLD_MS
+//   after the gate last refused a no-wait request's assured take (the pool's
+//   NO_WAIT_REFUSED_MS, a plain store). So a borrower hammering without
+//   waiting cannot take the last gate tokens ahead of an assured take that
+//   does not wait either (the waiters' rule above binds only waiters). The
+//   trunk is summed once a millisecond per pool and thread (trunkAt,
+//   trunkMilli: plain thread-local fields). A window gate that keeps it
+//   admits up to that much less per second while borrowers press and
+//   assured services leave it unused; a token bucket loses no rate.
 // - A window gate replays its last second: a stretch in which it admitted
 //   nothing returns nothing a second later, so an assured take refused there
 //   would be refused there every second, whatever the trunk. So a new
-//   request's assured take that a window refuses while borrowers press is
-//   *booked*: counted in the window as a take that was not granted
-//   (window-rings.ts, bookWindow), it comes back in that stretch a second
-//   later, where the trunk keeps it for the assured takes. Borrowers pay for
-//   it in the meantime; once the assured takes are granted in that stretch,
-//   their own takes come back there, and nothing more is booked.
+//   request's assured take that a window refuses while borrowers press (a
+//   borrow was refused at the gate in the last TRUNK_HOLD_MS: the pool's
+//   BORROW_REFUSED_MS) is *booked*: counted in the window as a take that was
+//   not granted (window-rings.ts, bookWindow), down to a second of its
+//   service's rate below 0, it comes back in that stretch a second later,
+//   where the trunk keeps it for the assured takes. Borrowers pay for it in
+//   the meantime; once the assured takes are granted in that stretch, their
+//   own takes come back there, and nothing more is booked.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, TRUNK_HOLD_MS } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
 import { type WindowRings, bookWindow } from './window-rings.ts';
 import {
@@ -76,8 +78,10 @@ const INT32_MIN = -0x80000000;
  * assured service asks at most about this much.
  */
 export const TRUNK_MS = 5;
-/** A pool's field (its unused RESERVE_TOKENS, layout.ts): the last millisecond a new request's assured take was refused at its gate. */
+/** A pool's field (its unused RESERVE_TOKENS, layout.ts): the last millisecond a no-wait request's assured take was refused at its gate. */
 export const NO_WAIT_REFUSED_MS = RESERVE_OFFSET + TOKENS_MILLI_INDEX;
+/** A pool's field (its unused RESERVE_RATE, layout.ts): the last millisecond a borrow was refused at its gate (borrowers press on it). */
+export const BORROW_REFUSED_MS = RESERVE_OFFSET + RATE_MILLI_INDEX;
 
 export class PoolLoans {
   // Constructor-set fields are `declare`d (no class field emitted), so V8 keeps their typed-array kinds.
@@ -201,14 +205,20 @@ export class PoolLoans {
   }
 
   /**
-   * The gate refused a new request's assured take of `milli` (`ring`: the
-   * pool's window ring, or -1): borrowers leave the trunk for TRUNK_HOLD_MS,
-   * and a window books the take a second ahead if borrowers press on it.
+   * The gate refused a no-wait request's assured take of `milli` by service
+   * `svc` (`ring`: the pool's window ring, or -1): borrowers leave the trunk
+   * for TRUNK_HOLD_MS, and a window books the take a second ahead while
+   * borrowers press on it (a borrow was refused there in the last
+   * TRUNK_HOLD_MS: they pay for it), down to a second of svc's assured
+   * rate below 0 (a quarter of the capacity at most): however often a
+   * caller asks, what it books is bounded by what it is assured of.
    */
-  refusedNew(pool: number, ring: number, rings: WindowRings, milli: number, now: number): void {
+  refusedNew(svc: number, pool: number, ring: number, rings: WindowRings, milli: number, now: number): void {
+    const s = this.state;
     const pb = pool * BUCKET_FIELDS;
-    this.state[pb + NO_WAIT_REFUSED_MS] = now;
-    if (ring >= 0) bookWindow(rings, this.state, pb, ring, milli);
+    s[pb + NO_WAIT_REFUSED_MS] = now;
+    if (ring < 0 || ((now - s[pb + BORROW_REFUSED_MS]) | 0) >= TRUNK_HOLD_MS) return;
+    bookWindow(rings, s, pb, ring, milli, -Math.min(s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX], s[pb + RATE_MILLI_INDEX] >> 2));
   }
 
   /** Takes `milli` from service svc's reservation if it holds that many (the gate is short): the take is then reserved. */

@@ -32,8 +32,8 @@
 // spreads it.
 //
 // Booking: a take refused by the window may be counted as if it had been
-// granted (bookWindow: the counter goes below what was granted, never more
-// than a quarter of the capacity below 0), so it comes back a second later.
+// granted (bookWindow: the counter goes below 0, as far as the caller
+// allows), so it comes back a second later.
 // That only ever admits less in any second; pool-loans.ts says why and when.
 //
 // Times are the table's clock milliseconds. A real clock's `now` is the floor
@@ -42,7 +42,7 @@
 // tests) stamps exact instants: m + 1000.
 
 import { earn, putAt, takeAbove } from './bucket-cas.ts';
-import { BUCKET_FIELDS, BURST_MILLI_INDEX, DEPTH_INDEX, LOAN_OFFSET, PACE_OFFSET, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX } from './layout.ts';
+import { BUCKET_FIELDS, DEPTH_INDEX, PACE_OFFSET, TOKENS_MILLI_INDEX } from './layout.ts';
 
 /** Length of the window, ms. */
 export const WINDOW_MS = 1000;
@@ -225,17 +225,13 @@ export function takeWindow(rings: WindowRings, state: Int32Array, base: number, 
 }
 
 /**
- * Books `milli` on window gate `base` (ring k, swept at `now`) for a new
- * request's assured take the window refused while borrowers press on the
- * pool (its shared bucket is not full): counted as a take that was not
- * granted (the window may go below 0, down to -1/4 of its capacity), so it
- * comes back a second later, when the same stretch of the window is short
- * again, and the trunk keeps it for the assured takes then (pool-loans.ts).
- * True when booked.
+ * Books `milli` on window gate `base` (ring k) for a take the window
+ * refused: counted as a take that was not granted (the window may go below
+ * 0, down to `floorMilli`), so it comes back a second later, when the same
+ * stretch of the window is short again (pool-loans.ts says for whom). True
+ * when booked.
  */
-export function bookWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number): boolean {
-  if (state[base + LOAN_OFFSET] >= state[base + LOAN_OFFSET + BURST_MILLI_INDEX]) return false; // nobody borrowed lately
-  const floorMilli = -(state[base + RATE_MILLI_INDEX] >> 2);
+export function bookWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number, floorMilli: number): boolean {
   let cur = state[base];
   for (;;) {
     if (cur >= milli || cur - milli < floorMilli) return false; // not short, or booked far enough ahead

@@ -18,7 +18,7 @@ import { configuredLimits } from '../../../src/control/key-limits.ts';
 import { BucketTable, GRANTED } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
-import { MILLI, allocateShm } from '../../../src/shm/layout.ts';
+import { MILLI, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../../../src/shm/layout.ts';
 
 const GATE_TPS = 600;
 const GATE_BURST = 100;
@@ -49,7 +49,7 @@ function setup(window: string) {
   const [c, l] = [keys.lookup('p/c'), keys.lookup('p/l')];
   writeAllocations(control, limits, [{ pool, effectiveTps: 1000, burst: GATE_BURST, services: [c, l], endpoints: [[], []], alloc: [ASSURED_TPS, 0] }], 0);
   control.setRate(pool, GATE_TPS, 0);
-  return { low, crit, c, l };
+  return { low, crit, c, l, pool, views };
 }
 
 /** Plays SECONDS of traffic, CRITICAL asking at `critTps`; grants per millisecond of each service. */
@@ -61,10 +61,10 @@ function play(window: string, critTps: number): { critMs: Int32Array; lowMs: Int
   for (let ms = 0; ms < SECONDS * 1000; ms++) {
     // Each I/O thread's periodic timer gives back its window takes that are due (io-worker.ts, at most every 100 ms).
     if (ms % FLUSH_MS === 0) { low.flushAllowances(ms); crit.flushAllowances(ms); }
-    for (let n = 0; n < 10_000 && low.acquire(l, MILLI, 3, false, ms) === GRANTED; n++) lowMs[ms]++;
+    for (let n = 0; n < 10_000 && low.acquire(l, MILLI, 3, false, ms, true) === GRANTED; n++) lowMs[ms]++;
     while (asked < Math.floor(((ms + 1) * critTps) / 1000)) {
       asked++;
-      if (crit.acquire(c, MILLI, 0, false, ms) === GRANTED) critMs[ms]++;
+      if (crit.acquire(c, MILLI, 0, false, ms, true) === GRANTED) critMs[ms]++;
     }
   }
   return { critMs, lowMs };
@@ -102,3 +102,15 @@ for (const window of ['sliding_1s', 'token_bucket']) {
     });
   });
 }
+
+describe('booking a second ahead', () => {
+  it('books at most a second of the asking service\'s assured rate, however often it asks', () => {
+    const { low, crit, c, l, pool, views } = setup('sliding_1s');
+    for (let ms = 0; ms <= 600; ms++) for (let n = 0; n < 10_000 && low.acquire(l, MILLI, 3, false, ms, true) === GRANTED; n++); // LOW empties the window
+    let granted = 0;
+    for (let n = 0; n < 100_000; n++) if (crit.acquire(c, MILLI, 0, false, 600, true) === GRANTED) granted++;
+    const gateTokens = views.state[stateBase(pool) + TOKENS_MILLI_INDEX] / MILLI;
+    assert.ok(gateTokens >= -ASSURED_TPS, `the window went to ${gateTokens} (granted ${granted})`);
+    assert.ok(gateTokens < 0, `a refused assured take was booked (${gateTokens})`);
+  });
+});
