@@ -274,7 +274,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     const milli = tokens * MILLI;
     const prio = t.priority(leaf);
     t.countPair(leaf, C_ACQUIRES_INDEX, 1, C_REQUESTED_INDEX, tokens);
-    const r = t.acquire(leaf, milli, prio, false, nowMs);
+    const r = t.acquire(leaf, milli, prio, false, nowMs, waitMs === 0);
     if (r === GRANTED) {
       const lease = this.grant(conn, leaf, tokens, milli, perf);
       if (lease === 0) return this.error(OP_ACQUIRE, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');

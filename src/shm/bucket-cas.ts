@@ -57,6 +57,20 @@ export function takeAt(s: Int32Array, i: number, milli: number): boolean {
   }
 }
 
+/**
+ * Takes `milli` from bucket i only if it holds at least `keepMilli` more: a
+ * take that must leave that much to others (a borrow at a pool's gate).
+ */
+export function takeAbove(s: Int32Array, i: number, milli: number, keepMilli: number): boolean {
+  let cur = s[i];
+  for (;;) {
+    if (cur - keepMilli < milli) return false;
+    const seen = Atomics.compareExchange(s, i, cur, cur - milli);
+    if (seen === cur) return true;
+    cur = seen;
+  }
+}
+
 /** Gives `milli` to bucket i, never above its burst plus `extraMilli`. */
 export function putAt(s: Int32Array, i: number, milli: number, extraMilli: number): void {
   const cap = Math.min(INT32_MAX, s[i + BURST] + extraMilli);

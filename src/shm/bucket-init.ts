@@ -18,6 +18,15 @@ import {
 export const ASSURED_HOLD_MS = 20;
 
 /**
+ * How long after a no-wait request's assured take was refused at a pool's gate
+ * its borrowers leave the trunk there, ms (pool-loans.ts): a window gate
+ * pays for the trunk in rate (and capacity discovery's probes need the last
+ * tokens), so it is kept only where requests that do not wait were lately
+ * short. Waiters have the waiters' rule instead.
+ */
+export const TRUNK_HOLD_MS = 2000;
+
+/**
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
  * bucket (a window gate's pace full), its shared bucket full at the pool's
@@ -74,5 +83,9 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[reserve + LAST_REFILL_MS_INDEX] = nowMs;
   state[reserve + RATE_MILLI_INDEX] = reserveRate;
   state[reserve + BURST_MILLI_INDEX] = reserveBurst;
-  if (spec.depth === 0) state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+  if (spec.depth === 0) {
+    state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+    state[reserve + TOKENS_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // NO_WAIT_REFUSED_MS (pool-loans.ts): long past
+    state[reserve + RATE_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // BORROW_REFUSED_MS (pool-loans.ts)
+  }
 }

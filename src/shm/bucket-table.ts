@@ -31,7 +31,9 @@
 // and stored bursts stand aside for a while, and while the gate is short a
 // min_tps is a reservation whatever higher classes ask: takes it covers go
 // first (pool-loans.ts). Only a take that finds its pool so stamped does more
-// than the uncontended path (contendedGate).
+// than the uncontended path (contendedGate). Among takes that do not wait, a
+// borrow leaves the pool's trunk in the gate for assured takes, and a window
+// books an assured take it refuses a second ahead (pool-loans.ts).
 //
 // Allowances: when this thread acquires the same leaf again within one clock
 // millisecond, the take grabs a chunk from every level and keeps the surplus
@@ -46,7 +48,7 @@
 import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
 import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, TRUNK_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
@@ -55,7 +57,7 @@ import {
   QUEUE_INDEX, RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
   counterBase, type ShmViews,
 } from './layout.ts';
-import { PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
+import { BORROW_REFUSED_MS, NO_WAIT_REFUSED_MS, PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
@@ -71,6 +73,7 @@ const BORROWED_BIT = 1 << MAX_DEPTH;
 const STAMP = ASSURED_BLOCKED_MS_INDEX;
 const HOLD_MS = ASSURED_HOLD_MS;
 const LAST = LAST_REFILL_MS_INDEX;
+const TRUNK_MS = TRUNK_HOLD_MS;
 
 export class BucketTable {
   // Fields set in the constructor are `declare`d, so no class field is emitted
@@ -178,11 +181,13 @@ export class BucketTable {
     const depth = this.depthOf[b];
     if (depth === 1) {
       refillGate(this.rings, s, b, this.gateRing[b], now);
-      freshenStamp(s, base + STAMP, now);
-      freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now);
+      freshenStamp(s, base + STAMP, now, HOLD_MS);
+      freshenStamp(s, base + RESERVE_BLOCKED_MS_INDEX, now, HOLD_MS);
+      freshenStamp(s, base + NO_WAIT_REFUSED_MS, now, TRUNK_HOLD_MS);
+      freshenStamp(s, base + BORROW_REFUSED_MS, now, TRUNK_HOLD_MS);
     } else if (depth === 2) {
       this.loans.refillService(b, this.chains[b * MAX_DEPTH + 1], now);
-      freshenStamp(s, base + STAMP, now);
+      freshenStamp(s, base + STAMP, now, HOLD_MS);
       earn(s, base + RESERVE_OFFSET, now, 0);
     } else {
       earn(s, base, now, 0);
@@ -216,9 +221,11 @@ export class BucketTable {
    * Takes `milli` milli-tokens and a concurrency slot (where limited) from
    * `leaf` and all its ancestors, or nothing. `priority` is the request's class;
    * `queued` is true for a waiter's retry (it then yields only to stronger
-   * classes, not to its own). Returns GRANTED or a failure code.
+   * classes, not to its own); `noWait`, for a request that will not wait if
+   * refused (wait_ms 0: the trunk and booking, pool-loans.ts). Returns
+   * GRANTED or a failure code.
    */
-  acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+  acquire(leaf: number, milli: number, priority: number, queued: boolean, now: number, noWait = false): number {
     const a = this.allowances;
     if (now !== a.ms) a.startMillisecond(now);
     const held = a.held[leaf];
@@ -239,11 +246,11 @@ export class BucketTable {
         a.giveBack(leaf);
       }
     }
-    return this.acquireShared(leaf, milli, priority, queued, now);
+    return this.acquireShared(leaf, milli, priority, queued, now, noWait);
   }
 
   /** acquire() on the shared buckets: the priority gate, slots, then a single take or a chunk. */
-  private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number): number {
+  private acquireShared(leaf: number, milli: number, priority: number, queued: boolean, now: number, noWait: boolean): number {
     const s = this.state;
     const chains = this.chains;
     const a = this.allowances;
@@ -291,7 +298,7 @@ export class BucketTable {
     }
     // Tokens: one take, or (a repeat in this millisecond) a chunk whose surplus is kept.
     const amount = a.chunkFor(leaf, milli, minBurst, plain);
-    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring);
+    let r = this.takeTokens(c, depth, amount, gate, now, amount === milli, ring, noWait && amount === milli);
     if (r === GRANTED) {
       if (amount !== milli) a.keep(leaf, amount - milli);
       this.lastGrant |= mask;
@@ -299,11 +306,11 @@ export class BucketTable {
     }
     if (amount !== milli) { // the chunk did not fit: a single take, as without allowances
       a.chunkFailed(leaf);
-      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring, noWait);
     }
     if (r !== GRANTED && failReason(r) === FAIL_TOKENS && a.heldCount > 0) { // never fail for tokens this thread holds
       a.giveBackAll();
-      r = this.takeTokens(c, depth, milli, gate, now, true, ring);
+      r = this.takeTokens(c, depth, milli, gate, now, true, ring, false);
     }
     if (r !== GRANTED) {
       this.releaseSlots(leaf, mask);
@@ -316,9 +323,11 @@ export class BucketTable {
   /**
    * Takes `milli` along chain `c` of `depth` levels: the endpoint, the
    * service's assured bucket or (if `mayBorrow`) a loan, then the pool's gate.
-   * GRANTED, or the failure (nothing taken).
+   * GRANTED, or the failure (nothing taken). `book`: a no-wait request's
+   * single take, which a short window books a second ahead if it refuses it
+   * assured (pool-loans.ts).
    */
-  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number): number {
+  private takeTokens(c: number, depth: number, milli: number, gate: number, now: number, mayBorrow: boolean, ring: number, book: boolean): number {
     const s = this.state;
     const chains = this.chains;
     const loans = this.loans;
@@ -354,17 +363,20 @@ export class BucketTable {
         return r;
       }
     }
-    if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, now);
-    // The gate; inline for a window gate already swept in this millisecond (most takes).
+    if (contended) return this.contendedGate(ep, svc, pool, milli, borrowed, ring, book, now);
+    // The gate; inline for a window gate already swept in this millisecond (most takes). A borrow leaves the trunk (pool-loans.ts).
     const rings = this.rings;
+    const keep = borrowed && ((now - s[pool * BUCKET_FIELDS + NO_WAIT_REFUSED_MS]) | 0) < TRUNK_MS ? loans.trunk(pool, now) : 0;
     let passed: boolean;
     if (ring >= 0 && rings.cursor[ring] === now) {
-      passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now);
+      passed = takeWindow(rings, s, pool * BUCKET_FIELDS, ring, milli, now, keep);
     } else {
-      passed = takeGate(rings, s, pool, ring, milli, now);
+      passed = takeGate(rings, s, pool, ring, milli, now, keep);
     }
     if (!passed) {
-      // A refused assured take goes back whole: its service is owed it (pool-loans.ts).
+      // A refused assured take goes back whole: its service is owed it, and a window books it a second ahead (pool-loans.ts).
+      if (borrowed) s[pool * BUCKET_FIELDS + BORROW_REFUSED_MS] = now;
+      else if (book) loans.refusedNew(svc, pool, ring, rings, milli, now);
       loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, false, now));
       return fail(pool, FAIL_TOKENS);
     }
@@ -378,16 +390,19 @@ export class BucketTable {
    * one it does not cover stands aside while a reserved take waits (pool-loans.ts).
    * `ep` and `svc` (-1: none) have been taken from, or the loans (`borrowed`).
    */
-  private contendedGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, ring: number, now: number): number {
+  private contendedGate(ep: number, svc: number, pool: number, milli: number, borrowed: boolean, ring: number, book: boolean, now: number): number {
     const loans = this.loans;
     const reserved = !borrowed && loans.reserve(svc, milli, now);
     if (reserved || !loans.reservationWaits(pool, now)) {
-      if (takeGate(this.rings, this.state, pool, ring, milli, now)) {
+      const keep = borrowed && ((now - this.state[pool * BUCKET_FIELDS + NO_WAIT_REFUSED_MS]) | 0) < TRUNK_MS ? loans.trunk(pool, now) : 0;
+      if (takeGate(this.rings, this.state, pool, ring, milli, now, keep)) {
         this.lastGrant = borrowed ? BORROWED_BIT : 0;
         return GRANTED;
       }
       if (reserved) loans.unreserve(svc, milli);
     }
+    if (borrowed) this.state[pool * BUCKET_FIELDS + BORROW_REFUSED_MS] = now;
+    else if (book) loans.refusedNew(svc, pool, ring, this.rings, milli, now);
     loans.putBelowGate(ep, svc, pool, milli, borrowed, borrowed ? 0 : loans.refused(svc, pool, milli, reserved, now));
     return fail(pool, FAIL_TOKENS);
   }

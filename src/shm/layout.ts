@@ -81,7 +81,11 @@
 // as its allocation covers it), holding a second of it; consumed only while
 // the pool's gate is short (pool-loans.ts). A pool has no reservation of
 // its own; its RESERVE_LAST_REFILL_MS is RESERVE_BLOCKED_MS, the last
-// millisecond a reserved take was refused at the gate. Endpoints leave
+// millisecond a reserved take was refused at the gate, and its
+// RESERVE_TOKENS_MILLI is NO_WAIT_REFUSED_MS, the last millisecond an
+// assured take of a request that does not wait was, and its
+// RESERVE_RATE_MILLI is BORROW_REFUSED_MS, the last a borrow was (the
+// trunk, pool-loans.ts). Endpoints leave
 // RESERVE unused.
 // LOAN_* lie in the same order as TOKENS..BURST (LOAN_OFFSET apart), so one
 // refill and one take serve both buckets of a record.

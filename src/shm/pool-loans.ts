@@ -37,16 +37,51 @@
 //   dry has up to a second of it to catch up at the front. Their sum is at
 //   most the effective capacity (the safety layer keeps every min_tps inside
 //   it), so they never hold the gate for long.
+// - Trunk reservation at the gate: a borrow takes from the gate (window and
+//   pace, or token bucket) only what it holds beyond the *trunk*, what the
+//   pool's services are owed this moment: each one's assured bucket (as if
+//   refilled now), up to TRUNK_MS of its rate and at least a token, within
+//   a quarter of a window or half a token bucket's burst; for TRUNK_HOLD_MS
+//   after the gate last refused a no-wait request's assured take (the pool's
+//   NO_WAIT_REFUSED_MS, a plain store). So a borrower hammering without
+//   waiting cannot take the last gate tokens ahead of an assured take that
+//   does not wait either (the waiters' rule above binds only waiters). The
+//   trunk is summed once a millisecond per pool and thread (trunkAt,
+//   trunkMilli: plain thread-local fields). A window gate that keeps it
+//   admits up to that much less per second while borrowers press and
+//   assured services leave it unused; a token bucket loses no rate.
+// - A window gate replays its last second: a stretch in which it admitted
+//   nothing returns nothing a second later, so an assured take refused there
+//   would be refused there every second, whatever the trunk. So a new
+//   request's assured take that a window refuses while borrowers press (a
+//   borrow was refused at the gate in the last TRUNK_HOLD_MS: the pool's
+//   BORROW_REFUSED_MS) is *booked*: counted in the window as a take that was
+//   not granted (window-rings.ts, bookWindow), down to a second of its
+//   service's rate below 0, it comes back in that stretch a second later,
+//   where the trunk keeps it for the assured takes. Borrowers pay for it in
+//   the meantime; once the assured takes are granted in that stretch, their
+//   own takes come back there, and nothing more is booked.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, TRUNK_HOLD_MS } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
+import { type WindowRings, bookWindow } from './window-rings.ts';
 import {
-  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, GATE_INDEX, GATE_WINDOW, LAST_REFILL_MS_INDEX, LOAN_OFFSET,
+  ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, GATE_INDEX, GATE_WINDOW, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MILLI,
   RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
 } from './layout.ts';
 
 const INT32_MIN = -0x80000000;
+/**
+ * How much of its rate a service's trunk holds at the gate, ms (at least a
+ * token): between two returns of a busy window gate (every millisecond) an
+ * assured service asks at most about this much.
+ */
+export const TRUNK_MS = 5;
+/** A pool's field (its unused RESERVE_TOKENS, layout.ts): the last millisecond a no-wait request's assured take was refused at its gate. */
+export const NO_WAIT_REFUSED_MS = RESERVE_OFFSET + TOKENS_MILLI_INDEX;
+/** A pool's field (its unused RESERVE_RATE, layout.ts): the last millisecond a borrow was refused at its gate (borrowers press on it). */
+export const BORROW_REFUSED_MS = RESERVE_OFFSET + RATE_MILLI_INDEX;
 
 export class PoolLoans {
   // Constructor-set fields are `declare`d (no class field emitted), so V8 keeps their typed-array kinds.
@@ -57,6 +92,9 @@ export class PoolLoans {
   declare private readonly serviceList: Int32Array;
   /** lastPull[p]: the millisecond this thread last pulled pool p's spills. */
   declare private readonly lastPull: Int32Array;
+  /** trunkMilli[p]: pool p's trunk (what borrows leave in its gate) as this thread summed it at millisecond trunkAt[p]. */
+  declare private readonly trunkMilli: Int32Array;
+  declare private readonly trunkAt: Int32Array;
 
   /** `poolOf[b]` for every service b (-1 for other buckets). */
   constructor(state: Int32Array, poolOf: Int32Array) {
@@ -72,6 +110,38 @@ export class PoolLoans {
     const listed = new Int32Array(size);
     for (let b = 0; b < size; b++) if (poolOf[b] >= 0) this.serviceList[this.serviceFrom[poolOf[b]] + listed[poolOf[b]]++] = b;
     this.lastPull = new Int32Array(size).fill(INT32_MIN);
+    this.trunkMilli = new Int32Array(size);
+    this.trunkAt = new Int32Array(size).fill(INT32_MIN);
+  }
+
+  /**
+   * Pool p's trunk at `now`, milli-tokens: what a borrow must leave in its
+   * gate for the assured takes of its services (summed once a millisecond).
+   * The caller asks only within TRUNK_HOLD_MS of the pool's NO_WAIT_REFUSED_MS.
+   */
+  trunk(pool: number, now: number): number {
+    if (this.trunkAt[pool] === now) return this.trunkMilli[pool];
+    this.trunkAt[pool] = now;
+    const s = this.state;
+    let owed = 0;
+    const from = this.serviceFrom[pool];
+    const to = from + this.serviceCount[pool];
+    for (let i = from; i < to; i++) {
+      const base = this.serviceList[i] * BUCKET_FIELDS;
+      const rate = s[base + RATE_MILLI_INDEX];
+      if (rate <= 0) continue;
+      // Its bucket as a refill now would leave it (not written: the service's own take refills it).
+      const elapsed = (now - s[base + LAST_REFILL_MS_INDEX]) | 0;
+      const held = s[base + TOKENS_MILLI_INDEX] + (elapsed > 0 ? Math.floor((elapsed * rate) / 1000) : 0);
+      if (held > 0) owed += Math.min(held, Math.max(MILLI, Math.floor((rate * TRUNK_MS) / 1000)));
+    }
+    // Within a quarter of a window (its capacity), or half a token bucket's burst and a token under it.
+    const pb = pool * BUCKET_FIELDS;
+    const burst = s[pb + BURST_MILLI_INDEX];
+    const most = s[pb + GATE_INDEX] === GATE_WINDOW ? s[pb + RATE_MILLI_INDEX] >> 2 : Math.min(burst >> 1, burst - MILLI);
+    const trunk = Math.max(0, Math.min(owed, most));
+    this.trunkMilli[pool] = trunk;
+    return trunk;
   }
 
   /** Refills service b's assured bucket; its overflow goes to the pool's shared bucket, unless it is owed (refused by the gate). */
@@ -132,6 +202,23 @@ export class PoolLoans {
     const r = svc * BUCKET_FIELDS + RESERVE_OFFSET;
     earn(this.state, r, now, 0);
     return this.state[r] >= milli;
+  }
+
+  /**
+   * The gate refused a no-wait request's assured take of `milli` by service
+   * `svc` (`ring`: the pool's window ring, or -1): borrowers leave the trunk
+   * for TRUNK_HOLD_MS, and a window books the take a second ahead while
+   * borrowers press on it (a borrow was refused there in the last
+   * TRUNK_HOLD_MS: they pay for it), down to a second of svc's assured
+   * rate below 0 (a quarter of the capacity at most): however often a
+   * caller asks, what it books is bounded by what it is assured of.
+   */
+  refusedNew(svc: number, pool: number, ring: number, rings: WindowRings, milli: number, now: number): void {
+    const s = this.state;
+    const pb = pool * BUCKET_FIELDS;
+    s[pb + NO_WAIT_REFUSED_MS] = now;
+    if (ring < 0 || ((now - s[pb + BORROW_REFUSED_MS]) | 0) >= TRUNK_HOLD_MS) return;
+    bookWindow(rings, s, pb, ring, milli, -Math.min(s[svc * BUCKET_FIELDS + RATE_MILLI_INDEX], s[pb + RATE_MILLI_INDEX] >> 2));
   }
 
   /** Takes `milli` from service svc's reservation if it holds that many (the gate is short): the take is then reserved. */
@@ -203,11 +290,11 @@ export function takeCeiling(s: Int32Array, base: number, milli: number, now: num
 }
 
 /**
- * Keeps an old stamp (ASSURED_BLOCKED_MS, a pool's RESERVE_BLOCKED_MS) at
- * state index i expired but recent, so int32 time differences never wrap into
+ * Keeps an old stamp (ASSURED_BLOCKED_MS, a pool's RESERVE_BLOCKED_MS and
+ * NO_WAIT_REFUSED_MS) at state index i expired (past its hold) but recent, so int32 time differences never wrap into
  * the hold (the controller, every tick).
  */
-export function freshenStamp(s: Int32Array, i: number, now: number): void {
+export function freshenStamp(s: Int32Array, i: number, now: number, holdMs: number): void {
   const stamp = s[i];
-  if (((now - stamp) | 0) > ASSURED_HOLD_MS) Atomics.compareExchange(s, i, stamp, (now - ASSURED_HOLD_MS - 1) | 0);
+  if (((now - stamp) | 0) > holdMs) Atomics.compareExchange(s, i, stamp, (now - holdMs - 1) | 0);
 }

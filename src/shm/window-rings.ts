@@ -31,12 +31,17 @@
 // quarter second of the rate. The window bounds every second; the pace
 // spreads it.
 //
+// Booking: a take refused by the window may be counted as if it had been
+// granted (bookWindow: the counter goes below 0, as far as the caller
+// allows), so it comes back a second later.
+// That only ever admits less in any second; pool-loans.ts says why and when.
+//
 // Times are the table's clock milliseconds. A real clock's `now` is the floor
 // of the true time, so a take stamped m happened in [m, m + 1): it is given
 // back at m + 1001, a full second later. A manual clock (the simulator,
 // tests) stamps exact instants: m + 1000.
 
-import { earn, putAt, takeAt } from './bucket-cas.ts';
+import { earn, putAt, takeAbove } from './bucket-cas.ts';
 import { BUCKET_FIELDS, DEPTH_INDEX, PACE_OFFSET, TOKENS_MILLI_INDEX } from './layout.ts';
 
 /** Length of the window, ms. */
@@ -189,33 +194,51 @@ export class WindowRings {
 
 /**
  * The gate of pool `pool` in `state`: `k` is its ring number (a window gate)
- * or -1 (a token bucket). Takes `milli` at `now`; a window gate first gets
- * back what this thread took a window ago.
+ * or -1 (a token bucket). Takes `milli` at `now`, leaving at least `keepMilli`
+ * (a borrow leaves the trunk to assured takes, pool-loans.ts; 0 otherwise); a
+ * window gate first gets back what this thread took a window ago.
  */
-export function takeGate(rings: WindowRings, state: Int32Array, pool: number, k: number, milli: number, now: number): boolean {
+export function takeGate(rings: WindowRings, state: Int32Array, pool: number, k: number, milli: number, now: number, keepMilli: number): boolean {
   const base = pool * BUCKET_FIELDS;
   if (k < 0) {
     earn(state, base, now, 0);
-    return takeAt(state, base, milli);
+    return takeAbove(state, base, milli, keepMilli);
   }
   if (rings.cursor[k] !== now) {
     const back = rings.due(k, now);
     if (back !== 0) Atomics.add(state, base + TOKENS_MILLI_INDEX, back);
   }
-  return takeWindow(rings, state, base, k, milli, now);
+  return takeWindow(rings, state, base, k, milli, now, keepMilli);
 }
 
-/** A take on window gate `base` (ring k, swept at `now`): its pace, then the window; both or neither. */
-export function takeWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number, now: number): boolean {
+/** A take on window gate `base` (ring k, swept at `now`): its pace, then the window, each leaving `keepMilli`; both or neither. */
+export function takeWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number, now: number, keepMilli: number): boolean {
   const pace = base + PACE_OFFSET;
   earn(state, pace, now, 0);
-  if (!takeAt(state, pace, milli)) return false;
-  if (!takeAt(state, base, milli)) {
+  if (!takeAbove(state, pace, milli, keepMilli)) return false;
+  if (!takeAbove(state, base, milli, keepMilli)) {
     putAt(state, pace, milli, 0);
     return false;
   }
   rings.record(k, milli);
   return true;
+}
+
+/**
+ * Books `milli` on window gate `base` (ring k) for a take the window
+ * refused: counted as a take that was not granted (the window may go below
+ * 0, down to `floorMilli`), so it comes back a second later, when the same
+ * stretch of the window is short again (pool-loans.ts says for whom). True
+ * when booked.
+ */
+export function bookWindow(rings: WindowRings, state: Int32Array, base: number, k: number, milli: number, floorMilli: number): boolean {
+  let cur = state[base];
+  for (;;) {
+    if (cur >= milli || cur - milli < floorMilli) return false; // not short, or booked far enough ahead
+    const seen = Atomics.compareExchange(state, base, cur, cur - milli);
+    if (seen === cur) { rings.record(k, milli); return true; }
+    cur = seen;
+  }
 }
 
 /** Gives back to pool `pool`'s gate what this thread took there at `ms` (a window gate takes back only what it recorded then). */
