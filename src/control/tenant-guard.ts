@@ -28,6 +28,7 @@ import { MILLI, type ShmViews } from '../shm/layout.ts';
 import { TC_OWN_DENIED, TC_REQUESTED, type TenantCounterReader } from '../shm/tenant-counters.ts';
 import { TenantTable } from '../shm/tenant-table.ts';
 import { ATTACK, NORMAL, SurgeDetector, TENANT_CLASSES, type DetectorOptions } from './surge-detector.ts';
+import { MarkSet } from '../shm/mark-set.ts';
 
 /** Audit events kept per tick; beyond it they are counted (droppedEvents), the limits still apply. */
 export const MAX_EVENTS_PER_TICK = 256;
@@ -84,8 +85,7 @@ export class TenantGuard {
   private readonly defendedTier: Int32Array;
   /** Shared-clock ms until which the slot is held at its defensive limit; 0: not defended. */
   private readonly defendedUntil: Float64Array;
-  private readonly mark: Uint32Array;
-  private stamp = 0;
+  private readonly visited: MarkSet;
   private watch: number[] = [];
   private defended: number[] = [];
   private readonly serviceAsked: Float64Array;
@@ -102,7 +102,7 @@ export class TenantGuard {
     this.countedClass = new Uint8Array(slots);
     this.defendedTier = new Int32Array(slots);
     this.defendedUntil = new Float64Array(slots);
-    this.mark = new Uint32Array(slots);
+    this.visited = new MarkSet(slots);
     this.tierAt = new Array<TierGuardCounts | undefined>(keys.size).fill(undefined);
     this.serviceAt = new Int32Array(keys.size).fill(-1);
     for (const s of keys.specs) {
@@ -138,8 +138,7 @@ export class TenantGuard {
   /** One tick of `dtS` seconds ending at `nowMs` (the shared clock, the buckets' time). */
   tick(dtS: number, nowMs: number): void {
     this.events = [];
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    this.visited.clear();
     this.serviceAsked.fill(0);
     this.serviceAttackAsked.fill(0);
     const previous = this.watch;
@@ -152,8 +151,7 @@ export class TenantGuard {
   }
 
   private visit(slot: number, dtS: number, nowMs: number): void {
-    if (this.mark[slot] === this.stamp) return;
-    this.mark[slot] = this.stamp;
+    if (!this.visited.add(slot)) return;
     const t = this.table;
     const askedTotal = this.counts.total(slot, TC_REQUESTED);
     const deniedTotal = this.counts.total(slot, TC_OWN_DENIED);
@@ -220,7 +218,7 @@ export class TenantGuard {
       const rateMilli = Math.round(spec.tps * spec.defense.tps_fraction * MILLI);
       if (this.table.rateMilli(slot) !== rateMilli) this.table.setTier(slot, tier, rateMilli, Math.round(spec.burst * MILLI), nowMs);
       still.push(slot);
-      if (this.mark[slot] !== this.stamp) this.watch.push(slot);
+      if (!this.visited.has(slot)) this.watch.push(slot);
     }
     this.defended = still;
   }

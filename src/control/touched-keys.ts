@@ -23,15 +23,15 @@
 // mid-tick already had: nothing is lost or counted twice.
 
 import type { ShmViews } from '../shm/layout.ts';
+import { MarkSet } from '../shm/mark-set.ts';
 
 export class TouchedKeys {
   private readonly words: Uint32Array;
   private readonly bytes: Uint8Array;
   private readonly size: number;
   private readonly parents: Int32Array;
-  /** mark[b] === stamp: b is already in this tick's list. */
-  private readonly mark: Uint32Array;
-  private stamp = 0;
+  /** The keys already in this tick's list. */
+  private readonly listed: MarkSet;
   /** This tick's keys: list[0 .. count); the first `fresh` of them were touched (or are on a touched key's chain). */
   list: Int32Array = new Int32Array(64);
   count = 0;
@@ -47,11 +47,11 @@ export class TouchedKeys {
     this.bytes = t;
     this.size = views.layout.bucketCount;
     this.parents = parents;
-    this.mark = new Uint32Array(this.size);
+    this.listed = new MarkSet(this.size);
   }
 
   /** True when b is in this tick's list (after collect()). */
-  has(b: number): boolean { return this.mark[b] === this.stamp; }
+  has(b: number): boolean { return this.listed.has(b); }
 
   /** This tick's keys: touched since the last collect, with their chains, then last tick's touched keys. Clears the flags it read. */
   collect(): void {
@@ -59,8 +59,7 @@ export class TouchedKeys {
     [this.previous, this.list] = [this.list, this.previous];
     this.previousCount = this.fresh;
     this.count = 0;
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    this.listed.clear();
     const { words, bytes, size } = this;
     for (let w = 0; w < words.length; w++) {
       if (words[w] === 0) continue;
@@ -82,12 +81,11 @@ export class TouchedKeys {
   }
 
   private addChain(b: number): void {
-    for (let cur = b; cur >= 0 && this.mark[cur] !== this.stamp; cur = this.parents[cur]) this.addOne(cur);
+    for (let cur = b; cur >= 0 && !this.listed.has(cur); cur = this.parents[cur]) this.addOne(cur);
   }
 
   private addOne(b: number): void {
-    if (this.mark[b] === this.stamp) return;
-    this.mark[b] = this.stamp;
+    if (!this.listed.add(b)) return;
     if (this.count === this.list.length) {
       const grown = new Int32Array(this.list.length * 2);
       grown.set(this.list);

@@ -24,6 +24,7 @@ import { MILLI } from '../shm/layout.ts';
 import { TC_DENIED, TC_FIELDS, TC_GRANTED, TC_REQUESTED, TC_WOULD_DENY, type TenantCounterReader } from '../shm/tenant-counters.ts';
 import type { TenantTable } from '../shm/tenant-table.ts';
 import { ROW, ROW_FIELDS } from '../storage/telemetry-store.ts';
+import { MarkSet } from '../shm/mark-set.ts';
 
 /** Tenants of one service written per tick (the busiest by tokens asked for). */
 export const TOP_TENANTS_PER_SERVICE = 20;
@@ -102,8 +103,7 @@ class TopHeap {
 export class TenantRows {
   /** Totals (summed over threads, modulo 2^32) when each slot was last read. */
   private readonly previous: Int32Array;
-  private readonly mark: Uint32Array;
-  private stamp = 0;
+  private readonly seen: MarkSet;
   /** Heap of each service bucket with tenants (null for other buckets). */
   private readonly heaps: (TopHeap | null)[];
   private readonly serviceList: number[] = [];
@@ -113,15 +113,14 @@ export class TenantRows {
   constructor(private readonly counts: TenantCounterReader, private readonly table: TenantTable, keys: KeyIndex,
     top = TOP_TENANTS_PER_SERVICE) {
     this.previous = new Int32Array(counts.slots * TC_FIELDS);
-    this.mark = new Uint32Array(counts.slots);
+    this.seen = new MarkSet(counts.slots);
     this.heaps = keys.specs.map((s) => (s.tenants !== null ? new TopHeap(top) : null));
     for (const s of keys.specs) if (s.tenants !== null) this.serviceList.push(s.index);
   }
 
   /** This tick's rows: the busiest tenants of each service since the last call (the slots of this sweep and the one before). */
   collect(): TenantRowBatch {
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    this.seen.clear();
     const c = this.counts;
     for (let k = 0; k < c.movedCount; k++) this.visit(c.moved[k]);
     for (let k = 0; k < c.beforeCount; k++) this.visit(c.before[k]);
@@ -129,9 +128,7 @@ export class TenantRows {
   }
 
   private visit(slot: number): void {
-    if (this.mark[slot] === this.stamp) return;
-    this.mark[slot] = this.stamp;
-    this.read(slot);
+    if (this.seen.add(slot)) this.read(slot);
   }
 
   /** The slot's deltas since it was last read, offered to its service's heap when it moved. */

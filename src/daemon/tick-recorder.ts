@@ -37,6 +37,7 @@ import type { TenantGuard } from '../control/tenant-guard.ts';
 import type { DaemonStats, TenantGuardStats } from '../io/messages.ts';
 import type { TelemetryWriter } from '../storage/telemetry-writer.ts';
 import { NO_TENANT_ROWS, type TenantRows } from './tenant-rows.ts';
+import { MarkSet } from '../shm/mark-set.ts';
 
 /** The defence's counts for /metrics: per tier and class, per service its class (labels bounded by the config). */
 function guardStats(g: TenantGuard): TenantGuardStats {
@@ -68,8 +69,7 @@ export class TickRecorder {
   private readonly wroteActive: Uint8Array;
   /** The pools whose allocation the last tick wrote (Controller.wrote): their new limits are this tick's. */
   private wrotePrevious: readonly number[] = [];
-  private readonly mark: Uint32Array;
-  private stamp = 0;
+  private readonly seen: MarkSet;
   private tickStartedAt = 0;
   private prevStartedAt = 0;
   ticks = 0;
@@ -94,7 +94,7 @@ export class TickRecorder {
     this.buckets = new Int32Array(this.n);
     this.values = new Float64Array(this.n * ROW_FIELDS);
     this.wroteActive = new Uint8Array(this.n);
-    this.mark = new Uint32Array(this.n);
+    this.seen = new MarkSet(this.n);
     this.poolBuckets = Int32Array.from(keys.specs.filter((s) => s.depth === 0), (s) => s.index);
     for (let b = 0; b < this.n; b++) this.inForce[b] = this.currentLimit(b);
     this.prevStartedAt = performance.now();
@@ -143,15 +143,12 @@ export class TickRecorder {
 
   /** Rows of this tick into buckets/values: the keys that moved (see the top of the file); then the limits in force from now on. */
   private collect(): number {
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    this.seen.clear();
     const held = this.held;
     this.held = [];
     let r = 0;
     const visit = (b: number): void => {
-      if (this.mark[b] === this.stamp) return;
-      this.mark[b] = this.stamp;
-      if (this.row(b, r)) r++;
+      if (this.seen.add(b) && this.row(b, r)) r++;
     };
     const { touched, evaluated, wrote, pools } = this.controller;
     for (let k = 0; k < touched.count; k++) visit(touched.list[k]);

@@ -20,6 +20,8 @@
 // the 262 144 slots of 100 000 tenants). Slots are a power of two (at least
 // 32), so each block's TOUCHED bytes are whole Uint32 words.
 
+import { MarkSet } from './mark-set.ts';
+
 export const TC_REQUESTED = 0;
 export const TC_GRANTED = 1;
 export const TC_DENIED = 2;
@@ -86,8 +88,7 @@ export class TenantCounterReader {
   private readonly counts: Int32Array;
   private readonly touched: Uint8Array;
   private readonly words: Uint32Array;
-  private readonly mark: Uint32Array;
-  private stamp = 0;
+  private readonly seen: MarkSet;
   /** Slots touched since the sweep before: moved[0 .. movedCount). */
   moved = new Int32Array(64);
   movedCount = 0;
@@ -105,7 +106,7 @@ export class TenantCounterReader {
     this.counts = views.counts;
     this.touched = views.touched;
     this.words = new Uint32Array(views.touched.buffer, views.touched.byteOffset, views.touched.length >> 2);
-    this.mark = new Uint32Array(views.slots);
+    this.seen = new MarkSet(views.slots);
   }
 
   /** Finds the slots touched since the last sweep (each once, whichever threads touched it). */
@@ -113,8 +114,7 @@ export class TenantCounterReader {
     [this.before, this.moved] = [this.moved, this.before];
     this.beforeCount = this.movedCount;
     this.movedCount = 0;
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) { this.mark.fill(0); this.stamp = 1; }
+    this.seen.clear();
     const { words, touched, slots } = this;
     for (let w = 0; w < words.length; w++) {
       if (words[w] === 0) continue;
@@ -122,8 +122,7 @@ export class TenantCounterReader {
         if (touched[i] === 0) continue;
         touched[i] = 0; // only a byte seen set is cleared
         const slot = i % slots;
-        if (this.mark[slot] === this.stamp) continue;
-        this.mark[slot] = this.stamp;
+        if (!this.seen.add(slot)) continue;
         if (this.movedCount === this.moved.length) {
           const bigger = new Int32Array(Math.min(slots, this.moved.length * 2));
           bigger.set(this.moved);
