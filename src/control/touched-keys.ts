@@ -24,10 +24,12 @@
 
 import type { ShmViews } from '../shm/layout.ts';
 import { MarkSet } from '../shm/mark-set.ts';
+import { TouchedFlags } from '../shm/touched-flags.ts';
 
 export class TouchedKeys {
-  private readonly words: Uint32Array;
-  private readonly bytes: Uint8Array;
+  private readonly flags: TouchedFlags;
+  /** addChain bound once (the sweep's visitor; no closure per tick). */
+  private readonly addChainOf = (b: number): void => this.addChain(b);
   private readonly size: number;
   private readonly parents: Int32Array;
   /** The keys already in this tick's list. */
@@ -42,10 +44,8 @@ export class TouchedKeys {
 
   /** `parents[b]`: b's parent bucket (-1 for a pool). */
   constructor(views: ShmViews, parents: Int32Array) {
-    const t = views.touched;
-    this.words = new Uint32Array(t.buffer, t.byteOffset, t.length >> 2);
-    this.bytes = t;
     this.size = views.layout.bucketCount;
+    this.flags = new TouchedFlags(views.touched, this.size);
     this.parents = parents;
     this.listed = new MarkSet(this.size);
   }
@@ -60,16 +60,8 @@ export class TouchedKeys {
     this.previousCount = this.fresh;
     this.count = 0;
     this.listed.clear();
-    const { words, bytes, size } = this;
-    for (let w = 0; w < words.length; w++) {
-      if (words[w] === 0) continue;
-      for (let i = w << 2, end = i + 4; i < end; i++) {
-        if (bytes[i] === 0) continue;
-        // Only a flag seen set is cleared: the key it names is visited this tick and the next.
-        bytes[i] = 0;
-        this.addChain(i % size);
-      }
-    }
+    // A key whose flag was seen set is visited this tick and the next.
+    this.flags.sweep(this.addChainOf);
     this.fresh = this.count;
     for (let i = 0; i < this.previousCount; i++) this.addOne(this.previous[i]);
   }

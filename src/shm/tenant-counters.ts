@@ -21,6 +21,7 @@
 // 32), so each block's TOUCHED bytes are whole Uint32 words.
 
 import { MarkSet } from './mark-set.ts';
+import { TouchedFlags } from './touched-flags.ts';
 
 export const TC_REQUESTED = 0;
 export const TC_GRANTED = 1;
@@ -86,9 +87,10 @@ export class TenantCounterReader {
   readonly slots: number;
   private readonly threads: number;
   private readonly counts: Int32Array;
-  private readonly touched: Uint8Array;
-  private readonly words: Uint32Array;
+  private readonly flags: TouchedFlags;
   private readonly seen: MarkSet;
+  /** note bound once (the sweep's visitor). */
+  private readonly noteOf = (slot: number): void => this.note(slot);
   /** Slots touched since the sweep before: moved[0 .. movedCount). */
   moved = new Int32Array(64);
   movedCount = 0;
@@ -104,8 +106,7 @@ export class TenantCounterReader {
     this.slots = views.slots;
     this.threads = views.threads;
     this.counts = views.counts;
-    this.touched = views.touched;
-    this.words = new Uint32Array(views.touched.buffer, views.touched.byteOffset, views.touched.length >> 2);
+    this.flags = new TouchedFlags(views.touched, views.slots);
     this.seen = new MarkSet(views.slots);
   }
 
@@ -115,22 +116,17 @@ export class TenantCounterReader {
     this.beforeCount = this.movedCount;
     this.movedCount = 0;
     this.seen.clear();
-    const { words, touched, slots } = this;
-    for (let w = 0; w < words.length; w++) {
-      if (words[w] === 0) continue;
-      for (let i = w << 2, end = i + 4; i < end; i++) {
-        if (touched[i] === 0) continue;
-        touched[i] = 0; // only a byte seen set is cleared
-        const slot = i % slots;
-        if (!this.seen.add(slot)) continue;
-        if (this.movedCount === this.moved.length) {
-          const bigger = new Int32Array(Math.min(slots, this.moved.length * 2));
-          bigger.set(this.moved);
-          this.moved = bigger;
-        }
-        this.moved[this.movedCount++] = slot;
-      }
+    this.flags.sweep(this.noteOf);
+  }
+
+  private note(slot: number): void {
+    if (!this.seen.add(slot)) return;
+    if (this.movedCount === this.moved.length) {
+      const bigger = new Int32Array(Math.min(this.slots, this.moved.length * 2));
+      bigger.set(this.moved);
+      this.moved = bigger;
     }
+    this.moved[this.movedCount++] = slot;
   }
 
   /** Slot `slot`'s count of `field` (TC_*) summed over the threads, modulo 2^32. */
