@@ -7,30 +7,20 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../src/config/schema.ts';
 import { writeAllocations } from '../../../src/control/bucket-writes.ts';
-import { configuredLimits } from '../../../src/control/key-limits.ts';
-import { BucketTable, GRANTED, failBucket } from '../../../src/shm/bucket-table.ts';
-import { ManualClock } from '../../../src/shm/clock.ts';
-import { KeyIndex } from '../../../src/shm/key-index.ts';
-import { MILLI, allocateShm } from '../../../src/shm/layout.ts';
+import { GRANTED, failBucket } from '../../../src/shm/bucket-table.ts';
+import { MILLI } from '../../../src/shm/layout.ts';
+import { bucketTables } from '../../fixtures/bucket-tables.ts';
 
 interface Caller { key: number; priority: number; queue: number; waitingAt: number; granted: number }
 
 function setup(window: string) {
-  const config = validateConfig({ log: { level: 'silent' }, pools: [{ name: 'p', capacity_tps: 1500, upstream: { window }, services: [
+  const { keys, clock, io: [io], control, limits } = bucketTables([{ name: 'p', capacity_tps: 1500, upstream: { window }, services: [
     { name: 'c', priority: 'CRITICAL', min_tps: 200, max_tps: 1500 },
     { name: 'h', priority: 'HIGH', max_tps: 1500 },
     { name: 'm', priority: 'MEDIUM', min_tps: 50, max_tps: 1500 },
     { name: 'l', priority: 'LOW', max_tps: 1500 },
-  ] }] }, {});
-  const keys = KeyIndex.fromConfig(config);
-  const views = allocateShm(keys.size, 1);
-  const clock = new ManualClock();
-  BucketTable.initialize(views, keys, 0);
-  const io = new BucketTable(views, clock, 0);
-  const control = new BucketTable(views, clock, null);
-  const limits = keys.specs.map(configuredLimits);
+  ] }]);
   const pool = keys.lookup('p');
   const callers: Caller[] = ['c', 'h', 'm', 'l'].map((n) => {
     const key = keys.lookup(`p/${n}`);
@@ -85,15 +75,8 @@ describe('min_tps after a shortfall at the gate', () => {
 
 describe('a reserved take the gate can never hold', () => {
   it('does not hold the others back (a token-bucket gate smaller than the take)', () => {
-    const config = validateConfig({ log: { level: 'silent' }, pools: [{ name: 'p', capacity_tps: 100, burst: 5, upstream: { window: 'token_bucket' },
-      services: [{ name: 'm', priority: 'MEDIUM', min_tps: 50, max_tps: 100, burst: 50 }, { name: 'c', priority: 'CRITICAL', max_tps: 100 }] }] }, {});
-    const keys = KeyIndex.fromConfig(config);
-    const views = allocateShm(keys.size, 1);
-    const clock = new ManualClock();
-    BucketTable.initialize(views, keys, 0);
-    const io = new BucketTable(views, clock, 0);
-    const control = new BucketTable(views, clock, null);
-    const limits = keys.specs.map(configuredLimits);
+    const { keys, io: [io], control, limits } = bucketTables([{ name: 'p', capacity_tps: 100, burst: 5, upstream: { window: 'token_bucket' },
+      services: [{ name: 'm', priority: 'MEDIUM', min_tps: 50, max_tps: 100, burst: 50 }, { name: 'c', priority: 'CRITICAL', max_tps: 100 }] }]);
     const [p, m, c] = ['p', 'p/m', 'p/c'].map((k) => keys.lookup(k));
     writeAllocations(control, limits, [{ pool: p, effectiveTps: 100, burst: 5, services: [m, c], endpoints: [[], []], alloc: [50, 50] }], 0);
     for (let t = 1; t < 100; t++) io.acquire(c, MILLI, 0, true, t); // c keeps the gate empty

@@ -12,13 +12,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../src/config/schema.ts';
 import { writeAllocations } from '../../../src/control/bucket-writes.ts';
-import { configuredLimits } from '../../../src/control/key-limits.ts';
-import { BucketTable, GRANTED } from '../../../src/shm/bucket-table.ts';
-import { ManualClock } from '../../../src/shm/clock.ts';
-import { KeyIndex } from '../../../src/shm/key-index.ts';
-import { MILLI, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../../../src/shm/layout.ts';
+import { GRANTED } from '../../../src/shm/bucket-table.ts';
+import { MILLI, TOKENS_MILLI_INDEX, stateBase } from '../../../src/shm/layout.ts';
+import { bucketTables } from '../../fixtures/bucket-tables.ts';
 
 const GATE_TPS = 600;
 const GATE_BURST = 100;
@@ -35,16 +32,8 @@ const FLUSH_MS = 100;
  * is the binding limit (as after the upstream shrank within a tick).
  */
 function setup(window: string) {
-  const config = validateConfig({ log: { level: 'silent' }, pools: [{ name: 'p', capacity_tps: 1000, burst: GATE_BURST, upstream: { window },
-    services: [{ name: 'c', priority: 'CRITICAL', max_tps: 1000, burst: 50 }, { name: 'l', priority: 'LOW', max_tps: 5000, burst: 200 }] }] }, {});
-  const keys = KeyIndex.fromConfig(config);
-  const views = allocateShm(keys.size, 2);
-  const clock = new ManualClock();
-  BucketTable.initialize(views, keys, 0);
-  const low = new BucketTable(views, clock, 0);
-  const crit = new BucketTable(views, clock, 1);
-  const control = new BucketTable(views, clock, null);
-  const limits = keys.specs.map(configuredLimits);
+  const { keys, views, io: [low, crit], control, limits } = bucketTables([{ name: 'p', capacity_tps: 1000, burst: GATE_BURST, upstream: { window },
+    services: [{ name: 'c', priority: 'CRITICAL', max_tps: 1000, burst: 50 }, { name: 'l', priority: 'LOW', max_tps: 5000, burst: 200 }] }], 2);
   const pool = keys.lookup('p');
   const [c, l] = [keys.lookup('p/c'), keys.lookup('p/l')];
   writeAllocations(control, limits, [{ pool, effectiveTps: 1000, burst: GATE_BURST, services: [c, l], endpoints: [[], []], alloc: [ASSURED_TPS, 0] }], 0);

@@ -6,24 +6,15 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../src/config/schema.ts';
 import {
   ASSURED_HOLD_MS, BucketTable, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason,
 } from '../../../src/shm/bucket-table.ts';
-import { ManualClock } from '../../../src/shm/clock.ts';
-import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { MILLI, TOKENS_MILLI_INDEX, allocateShm, stateBase } from '../../../src/shm/layout.ts';
 import { WINDOW_MS, WindowRings } from '../../../src/shm/window-rings.ts';
+import { bucketTables } from '../../fixtures/bucket-tables.ts';
 
 function setup(pool: Record<string, unknown>) {
-  const config = validateConfig({ pools: [pool], log: { level: 'silent' } }, {});
-  const keys = KeyIndex.fromConfig(config);
-  const views = allocateShm(keys.size, 2);
-  const clock = new ManualClock();
-  BucketTable.initialize(views, keys, 0);
-  const t0 = new BucketTable(views, clock, 0);
-  const t1 = new BucketTable(views, clock, 1);
-  const control = new BucketTable(views, clock, null);
+  const { keys, views, clock, io: [t0, t1], control } = bucketTables([pool], 2);
   const tokens = (b: number) => views.state[stateBase(b) + TOKENS_MILLI_INDEX] / MILLI;
   return { keys, views, clock, t0, t1, control, tokens, p: keys.lookup('p') };
 }
