@@ -14,7 +14,6 @@ import { Authenticator } from '../../../src/io/auth.ts';
 import type { Conn } from '../../../src/io/conn.ts';
 import { RequestHandler } from '../../../src/io/request-handler.ts';
 import { TenantKeys } from '../../../src/io/tenant-keys.ts';
-import { MsgWriter, decodeAll } from '../../../src/protocol/codec.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
@@ -23,6 +22,7 @@ import { TenantTable } from '../../../src/shm/tenant-table.ts';
 import {
   TC_DENIED, TC_GRANTED, TC_OWN_DENIED, TC_REQUESTED, TenantCounterReader, TenantCounters, allocateTenantCounters, tenantCounterViews,
 } from '../../../src/shm/tenant-counters.ts';
+import { HandlerDriver } from '../../fixtures/handler-driver.ts';
 
 const WAIT_MS = 600_000;
 /** One clock step: one token back in each tenant's bucket (tps 1). */
@@ -44,7 +44,7 @@ class Harness {
   readonly main: TenantTable;
   /** The main thread's reader of the per-tenant counters the handler writes. */
   readonly counts: TenantCounterReader;
-  private nextConnId = 1;
+  private readonly driver: HandlerDriver;
 
   constructor() {
     const config = validateConfig({
@@ -64,27 +64,17 @@ class Harness {
       config, keys: this.keys, table: this.table, thread: 0, auth: new Authenticator(config.auth), status: () => ({}),
       shuttingDown: () => false, tenants: new TenantKeys(this.keys, new TenantTable(this.views), new TenantCounters(cv, 0)),
     });
+    this.driver = new HandlerDriver(this.handler);
   }
 
-  conn(): Conn {
-    return { connId: this.nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null };
-  }
+  conn(): Conn { return this.driver.conn(); }
 
-  send(conn: Conn, ...reqs: unknown[][]): unknown[][] {
-    const w = new MsgWriter();
-    for (const r of reqs) w.value(r);
-    assert.equal(this.handler.handleMessage(conn, w.take()), 0);
-    return decodeAll(this.handler.out.take()) as unknown[][];
-  }
+  send(conn: Conn, ...reqs: unknown[][]): unknown[][] { return this.driver.send(conn, ...reqs); }
 
   /** Advances the clock by `ms` and runs one drain pass; the deferred replies. */
   step(ms = STEP_MS): unknown[][] {
     this.clock.advance(ms);
-    this.handler.drainWaiters();
-    const out: unknown[][] = [];
-    for (const c of this.handler.dirty) out.push(...decodeAll(c.out!.take()) as unknown[][]);
-    this.handler.dirty.clear();
-    return out;
+    return this.driver.drain().map(([, r]) => r);
   }
 
   /** Tenant `name`'s counts: [requested, granted, denied, own bucket denied]. */

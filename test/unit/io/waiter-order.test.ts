@@ -11,11 +11,11 @@ import { validateConfig } from '../../../src/config/schema.ts';
 import { Authenticator } from '../../../src/io/auth.ts';
 import type { Conn } from '../../../src/io/conn.ts';
 import { RequestHandler } from '../../../src/io/request-handler.ts';
-import { MsgWriter, decodeAll } from '../../../src/protocol/codec.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { allocateShm } from '../../../src/shm/layout.ts';
+import { HandlerDriver } from '../../fixtures/handler-driver.ts';
 
 /** Long enough that no waiter reaches its deadline during a test (deadlines run on performance.now()). */
 const WAIT_MS = 600_000;
@@ -34,7 +34,7 @@ const POOLS = [
 class Harness {
   readonly clock = new ManualClock();
   readonly handler: RequestHandler;
-  private nextConnId = 1;
+  private readonly driver: HandlerDriver;
 
   constructor() {
     const config = validateConfig({
@@ -48,31 +48,18 @@ class Harness {
     this.handler = new RequestHandler({
       config, keys, table, thread: 0, auth: new Authenticator(config.auth), status: () => ({}), shuttingDown: () => false,
     });
+    this.driver = new HandlerDriver(this.handler);
   }
 
-  conn(): Conn {
-    return { connId: this.nextConnId++, token: null, authFailures: 0, outstanding: 0, closed: false, out: null };
-  }
+  conn(): Conn { return this.driver.conn(); }
 
   /** One message of requests from `conn`; returns the immediate replies. */
-  send(conn: Conn, ...reqs: unknown[][]): unknown[][] {
-    const w = new MsgWriter();
-    for (const r of reqs) w.value(r);
-    assert.equal(this.handler.handleMessage(conn, w.take()), 0);
-    const replies = decodeAll(this.handler.out.take()) as unknown[][];
-    return replies;
-  }
+  send(conn: Conn, ...reqs: unknown[][]): unknown[][] { return this.driver.send(conn, ...reqs); }
 
   /** Advances the clock one step and runs one drain pass; returns the deferred replies as [connId, reply]. */
   step(): [number, unknown[]][] {
     this.clock.advance(STEP_MS);
-    this.handler.drainWaiters();
-    const out: [number, unknown[]][] = [];
-    for (const c of this.handler.dirty) {
-      for (const r of decodeAll(c.out!.take()) as unknown[][]) out.push([c.connId, r]);
-    }
-    this.handler.dirty.clear();
-    return out;
+    return this.driver.drain();
   }
 
   /** Steps until no waiter is left; each step must grant exactly one. Returns "connId:id" in grant order. */
