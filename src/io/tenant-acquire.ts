@@ -35,7 +35,7 @@ import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
 import { TENANT_EMPTY, type TenantWaits } from './tenant-wait.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
-import { TC_DENIED, TC_GRANTED, TC_OWN_DENIED, TC_REQUESTED, TC_WOULD_DENY } from '../shm/tenant-counters.ts';
+import { TC_GRANTED, TC_REQUESTED } from '../shm/tenant-counters.ts';
 
 // Module-local copies of imported constants: V8 folds a local const into the
 // code it compiles, but reads an imported binding from its cell (under tsx,
@@ -119,33 +119,24 @@ function refused(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, i
   const tier = tt.tierOf(slot);
   const milli = tokens * MILLI_PER_TOKEN;
   const dry = host.dryRun;
-  const tc = tk.counters;
   if (dry !== null && dry[r === OWN_EMPTY ? tier : failBucket(r)] === 1) {
-    if (tc !== null) {
-      tc.count(slot, TC_GRANTED, tokens);
-      tc.count(slot, TC_WOULD_DENY, tokens);
-      // The abuse detector weighs refusals of the tenant's own bucket only: a polite tenant refused by a busy tier is no attacker.
-      if (r === OWN_EMPTY) tc.count(slot, TC_OWN_DENIED, tokens);
-    }
+    tk.counters?.refused(slot, tokens, r === OWN_EMPTY, true);
     return host.dryGrant(conn, id, tier, tokens, r === OWN_EMPTY ? 0 : tt.remaining(slot), perf);
   }
   const waits = host.tenantWaits;
-  const limits = host.waitLimits;
-  const full = waits !== null && waitMs > 0
-    && (conn.outstanding >= limits.max_outstanding_per_connection || waits.waitingOn(slot) >= limits.max_queue_per_key);
-  if (waitMs === 0 || waits === null || full) {
-    t.count(tier, DENIED, tokens);
-    if (tc !== null) {
-      tc.count(slot, TC_DENIED, tokens);
-      if (r === OWN_EMPTY) tc.count(slot, TC_OWN_DENIED, tokens);
-    }
-    if (!full) {
-      writeDenied(host.out, id, r === OWN_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
+  let full: string | null = null;
+  if (waitMs > 0 && waits !== null) {
+    const limits = host.waitLimits;
+    if (conn.outstanding >= limits.max_outstanding_per_connection) full = 'too many requests waiting on this connection';
+    else if (waits.waitingOn(slot) >= limits.max_queue_per_key) full = `the wait queue of "${key.text()}" is full`;
+    else {
+      host.queueTenant(conn, id, tier, tokens, milli, t.priority(tier), r, perf, waitMs, slot, tk.word, tk.gen);
       return 0;
     }
-    return host.fail(1, id, ErrorCode.OVERLOADED, conn.outstanding >= limits.max_outstanding_per_connection
-      ? 'too many requests waiting on this connection' : `the wait queue of "${key.text()}" is full`);
   }
-  host.queueTenant(conn, id, tier, tokens, milli, t.priority(tier), r, perf, waitMs, slot, tk.word, tk.gen);
+  t.count(tier, DENIED, tokens);
+  tk.counters?.refused(slot, tokens, r === OWN_EMPTY, false);
+  if (full !== null) return host.fail(1, id, ErrorCode.OVERLOADED, full);
+  writeDenied(host.out, id, r === OWN_EMPTY ? tt.retryAfterMs(slot, milli) : t.retryAfterMs(r, milli, now));
   return 0;
 }

@@ -27,7 +27,7 @@ import { MAX_WAIT_MS, OP_ACQUIRE } from '../protocol/opcodes.ts';
 import { GRANTED, failBucket, type BucketTable } from '../shm/bucket-table.ts';
 import { C_DENIED_INDEX, C_WAIT_SUM_MS_INDEX } from '../shm/layout.ts';
 import type { TenantTable } from '../shm/tenant-table.ts';
-import { TC_DENIED, TC_GRANTED, TC_OWN_DENIED, type TenantCounters } from '../shm/tenant-counters.ts';
+import { TC_GRANTED, type TenantCounters } from '../shm/tenant-counters.ts';
 import type { Conn } from './conn.ts';
 import { writeDenied, writeError, writeGranted } from './replies.ts';
 import { TENANT_EMPTY, TENANT_GONE, TenantWaits } from './tenant-wait.ts';
@@ -137,8 +137,7 @@ export class WaiterDrain {
     }
     if (perf < wt.deadline) return;
     // Still its tenant's slot (TENANT_GONE was answered above): the denial counts for it.
-    this.tenantCounters?.count(wt.tenant, TC_DENIED, wt.tokens);
-    if (r === TENANT_EMPTY) this.tenantCounters?.count(wt.tenant, TC_OWN_DENIED, wt.tokens);
+    this.tenantCounters?.refused(wt.tenant, wt.tokens, r === TENANT_EMPTY, false);
     this.deny(wt, r > 0 ? this.table.retryAfterMs(r, wt.milli, nowMs) : r === TENANT_EMPTY ? tw.tenants.retryAfterMs(wt.tenant, wt.milli) : 1);
   }
 

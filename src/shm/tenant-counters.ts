@@ -75,6 +75,19 @@ export class TenantCounters {
     const i = this.countsAt + slot * TC_FIELDS + field;
     this.counts[i] = (this.counts[i] + tokens) | 0;
   }
+
+  /**
+   * A refusal of `tokens`: denied, or (`dryRun`) granted as would_deny; and
+   * refused by the tenant's own bucket when `own` (what the abuse detector
+   * weighs: a polite tenant refused by a busy tier is no attacker).
+   */
+  refused(slot: number, tokens: number, own: boolean, dryRun: boolean): void {
+    if (dryRun) {
+      this.count(slot, TC_GRANTED, tokens);
+      this.count(slot, TC_WOULD_DENY, tokens);
+    } else this.count(slot, TC_DENIED, tokens);
+    if (own) this.count(slot, TC_OWN_DENIED, tokens);
+  }
 }
 
 /**
