@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { DEFAULT_MODEL_PATH, PpoModel, type ModelFile } from '../../src/ppo/model.ts';
 import { BASE_POOL, httpGet, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
+import { FakeUpstream } from '../fixtures/fake-upstream.ts';
 import { runCli, runLoad, sleep, until } from '../fixtures/telemetry.ts';
 
 describe('train --from-history, model eval, model promote', () => {
@@ -38,8 +39,9 @@ describe('train --from-history, model eval, model promote', () => {
     daemon = await startTestDaemon(config);
     since = new Date(Date.now() - 1000).toISOString();
     let stop = false;
-    let lowGrants = 0;
-    const load = runLoad(daemon.port, ['api/low', 'api/crit'], () => stop, { upstream: (key) => key !== 'api/low' || ++lowGrants % 10 !== 0 });
+    // The upstream is a token bucket under the pool's capacity: its 429s say where its limit is, whatever the load's pace.
+    const upstream = new FakeUpstream(600, 30);
+    const load = runLoad(daemon.port, ['api/low', 'api/crit'], () => stop, { upstream: () => upstream.admit() });
     await sleep(2500);
     stop = true;
     await load;
@@ -87,7 +89,9 @@ describe('train --from-history, model eval, model promote', () => {
     assert.equal(cmp.rows[0].scenario, 'replay-api');
     assert.equal(cmp.rows.length, 1 + 4, 'the replay and 4 held-out variations');
     for (const row of cmp.rows) assert.ok([row.fair, row.current, row.candidate].every(Number.isFinite), JSON.stringify(row));
-    assert.ok(cmp.rows[0].fair > 0, `the replay serves traffic: ${JSON.stringify(cmp.rows[0])}`);
+    // A replay without demand scores exactly 0 for every policy. A few seconds of history may score below 0 (the
+    // first ticks' 429s cost more than they serve), so the sign says nothing.
+    assert.ok(cmp.rows[0].fair !== 0, `the replay has traffic: ${JSON.stringify(cmp.rows[0])}`);
   });
 
   it('the drift from the model\'s training distribution is in /metrics and STATUS', async () => {
