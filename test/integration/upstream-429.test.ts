@@ -44,24 +44,28 @@ describe('upstream 429s in a running daemon', () => {
         const effective = new Map((db.prepare("SELECT tick, effective_tps FROM decisions WHERE pool = 'api'").all() as
           { tick: number; effective_tps: number }[]).map((d) => [d.tick, d.effective_tps]));
         if (process.env.DEBUG_429) for (const t of ticks) console.log(t.tick, t.granted, t.throttled, effective.get(t.tick));
+        // Every failure message carries the ticks around the drop (tick: granted/throttled@effective): a failure
+        // under load must say what happened.
+        const around = (from: number): string => ticks.filter((t) => t.tick >= from - 2 && t.tick <= from + 24)
+          .map((t) => `${t.tick}:${t.granted}/${t.throttled}@${Math.round(effective.get(t.tick) ?? -1)}`).join(' ');
         const with429 = ticks.filter((t) => t.throttled > 0);
         assert.ok(counts.throttled['api/svc'] > 0 && with429.length > 0, 'the upstream drop caused 429s');
         // As in the simulator's count (metrics.ts): the tick the upstream dropped in and the 2 after it may see 429s.
         const first = with429[0].tick;
         const episode = ticks.filter((t) => t.tick <= first + 2).reduce((s, t) => s + t.throttled, 0);
         const after = ticks.filter((t) => t.tick > first + 2 && t.tick <= first + 22);
-        assert.ok(after.length >= 18 && after.every((t) => t.granted > 0), 'traffic kept pressing after the drop');
+        assert.ok(after.length >= 18 && after.every((t) => t.granted > 0), `traffic kept pressing after the drop: ${around(first)}`);
         // Quiet until discovery probes again: recoveryHoldS after the drop's last 429 tick (first + 1 or first + 2), the
         // slow start climbs back to the 429s' measured ceiling and one request above it; that probe may meet the upstream.
         const quiet = after.filter((t) => t.tick <= first + 1 + Math.round(DEFAULT_DISCOVERY.recoveryHoldS / TICK_S));
-        assert.ok(quiet.length >= 4 && quiet.every((t) => t.throttled === 0), `the 429s stopped after 2 ticks: ${JSON.stringify(quiet)}`);
+        assert.ok(quiet.length >= 4 && quiet.every((t) => t.throttled === 0), `the 429s stopped after 2 ticks: ${around(first)}`);
         // Later, probing back toward capacity_tps meets the upstream now and then, at a fraction of the drop's cost.
         const probes = after.reduce((s, t) => s + t.throttled, 0);
-        assert.ok(probes <= episode / 2, `429s from probing (${probes}) against the drop's ${episode}`);
+        assert.ok(probes <= episode / 2, `429s from probing (${probes}) against the drop's ${episode}: ${around(first)}`);
         const shrunk = effective.get(first + 2);
-        assert.ok(shrunk !== undefined && shrunk <= UPSTREAM_TPS * 1.1, `effective capacity after 2 ticks: ${shrunk}`);
+        assert.ok(shrunk !== undefined && shrunk <= UPSTREAM_TPS * 1.1, `effective capacity after 2 ticks: ${shrunk}: ${around(first)}`);
         const used = after.reduce((s, t) => s + t.granted, 0) / after.length;
-        assert.ok(used > UPSTREAM_TPS * 0.1 * 0.7, `the pool still uses the upstream: ${used.toFixed(1)} grants per 100 ms tick`);
+        assert.ok(used > UPSTREAM_TPS * 0.1 * 0.7, `the pool still uses the upstream: ${used.toFixed(1)} grants per 100 ms tick: ${around(first)}`);
       } finally {
         db.close();
       }
