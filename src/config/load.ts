@@ -7,9 +7,11 @@
 // names none) is resolved against the file's folder, so every verb reading
 // the same file finds the same database from any working directory; an
 // absolute one is kept. --data from the command line is resolved against
-// the working directory, as a path typed in a shell is.
+// the working directory, as a path typed in a shell is. A relative
+// policy.model is resolved against the file's folder too, unless it names a
+// file only the working directory has (how it was read before).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from './defaults.ts';
@@ -82,5 +84,11 @@ function applyOverrides(raw: unknown, overrides: ConfigOverrides, fileDir: strin
   if (overrides.data_dir !== undefined) out.data_dir = resolve(overrides.data_dir);
   else if (raw.data_dir === undefined) out.data_dir = resolve(fileDir, DEFAULTS.data_dir);
   else if (typeof raw.data_dir === 'string' && raw.data_dir !== '' && !isAbsolute(raw.data_dir)) out.data_dir = resolve(fileDir, raw.data_dir);
+  const model = isPlainObject(raw.policy) ? raw.policy.model : undefined;
+  if (typeof model === 'string' && model !== '' && !isAbsolute(model)) {
+    const besideFile = resolve(fileDir, model);
+    const fromCwd = resolve(model);
+    out.policy = { ...(raw.policy as Record<string, unknown>), model: !existsSync(besideFile) && existsSync(fromCwd) ? fromCwd : besideFile };
+  }
   return out;
 }
