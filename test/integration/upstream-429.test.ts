@@ -39,15 +39,15 @@ describe('upstream 429s in a running daemon', () => {
       await daemon.stop();
       const db = new Database(daemon.dbFile!, { readonly: true });
       try {
-        const ticks = db.prepare(`SELECT t.tick AS tick, t.throttled AS throttled, t.granted AS granted FROM telemetry t
-          JOIN keys k ON k.id = t.key_id WHERE k.key = 'api/svc' ORDER BY t.tick`).all() as { tick: number; throttled: number; granted: number }[];
+        const ticks = db.prepare(`SELECT t.tick AS tick, t.throttled AS throttled, t.granted AS granted, t.requested AS requested FROM telemetry t
+          JOIN keys k ON k.id = t.key_id WHERE k.key = 'api/svc' ORDER BY t.tick`).all() as { tick: number; throttled: number; granted: number; requested: number }[];
         const effective = new Map((db.prepare("SELECT tick, effective_tps FROM decisions WHERE pool = 'api'").all() as
           { tick: number; effective_tps: number }[]).map((d) => [d.tick, d.effective_tps]));
         if (process.env.DEBUG_429) for (const t of ticks) console.log(t.tick, t.granted, t.throttled, effective.get(t.tick));
-        // Every failure message carries the ticks around the drop (tick: granted/throttled@effective): a failure
+        // Every failure message carries the ticks around the drop (tick: requested>granted/throttled@effective): a failure
         // under load must say what happened.
         const around = (from: number): string => ticks.filter((t) => t.tick >= from - 2 && t.tick <= from + 24)
-          .map((t) => `${t.tick}:${t.granted}/${t.throttled}@${Math.round(effective.get(t.tick) ?? -1)}`).join(' ');
+          .map((t) => `${t.tick}:${t.requested}>${t.granted}/${t.throttled}@${Math.round(effective.get(t.tick) ?? -1)}`).join(' ');
         const with429 = ticks.filter((t) => t.throttled > 0);
         assert.ok(counts.throttled['api/svc'] > 0 && with429.length > 0, 'the upstream drop caused 429s');
         // As in the simulator's count (metrics.ts): the tick the upstream dropped in and the 2 after it may see 429s.
@@ -64,8 +64,11 @@ describe('upstream 429s in a running daemon', () => {
         assert.ok(probes <= episode / 2, `429s from probing (${probes}) against the drop's ${episode}: ${around(first)}`);
         const shrunk = effective.get(first + 2);
         assert.ok(shrunk !== undefined && shrunk <= UPSTREAM_TPS * 1.1, `effective capacity after 2 ticks: ${shrunk}: ${around(first)}`);
-        const used = after.reduce((s, t) => s + t.granted, 0) / after.length;
-        assert.ok(used > UPSTREAM_TPS * 0.1 * 0.7, `the pool still uses the upstream: ${used.toFixed(1)} grants per 100 ms tick: ${around(first)}`);
+        // Measured against what the client asked: a client starved of CPU (the load generator shares this process's
+        // thread with the daemon's controller) cannot press the upstream, and then no pool could use it.
+        const perTick = UPSTREAM_TPS * TICK_S;
+        const used = after.reduce((s, t) => s + t.granted, 0) / after.reduce((s, t) => s + Math.min(perTick, t.requested), 0);
+        assert.ok(used > 0.7, `the pool still uses the upstream: ${(used * 100).toFixed(0)} % of what was asked up to its rate: ${around(first)}`);
       } finally {
         db.close();
       }
