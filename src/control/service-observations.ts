@@ -45,6 +45,8 @@ export class ServiceObservations {
   private readonly live: (readonly number[])[];
   /** Per pool ordinal: the positions touched this tick (any order, may repeat). */
   private readonly visits: number[][];
+  /** Per pool ordinal: 1 when its last evaluation may have changed some service's `active` flag (pool-decisions.ts). */
+  private readonly flipped: Uint8Array;
   /** The ordinals with visits this tick (cleared at the next noteTouched). */
   private dirty: number[] = [];
 
@@ -55,7 +57,11 @@ export class ServiceObservations {
     this.observed = pools.map(() => null);
     this.live = pools.map(() => NONE);
     this.visits = pools.map(() => []);
+    this.flipped = new Uint8Array(pools.length).fill(1);
   }
+
+  /** True when pool `ordinal`'s last observe() visited every service or saw some service's `active` flag change. */
+  activeMoved(ordinal: number): boolean { return this.flipped[ordinal] === 1; }
 
   /** Call once a tick after TouchedKeys.collect(): which services of which pools were touched. */
   noteTouched(t: TouchedKeys): void {
@@ -84,18 +90,21 @@ export class ServiceObservations {
     const positions = prev === null ? null : this.positions(o);
     const services = prev === null ? new Array<ServiceObservation>(pool.services.length) : prev.slice();
     const live: number[] = [];
+    let flipped = prev === null;
     let totalDemandTps = 0;
     const n = positions === null ? services.length : positions.length;
     for (let k = 0; k < n; k++) {
       const i = positions === null ? k : positions[k];
       const s = pool.services[i];
       const obs = builder.service(s, limits[s.index], table, d, dtS, touched.has(s.index));
+      if (!flipped && services[i].active !== obs.active) flipped = true;
       services[i] = obs;
       totalDemandTps += obs.demandTps;
       if (!builder.quiet(s.index, obs)) live.push(i);
     }
     this.observed[o] = services;
     this.live[o] = live;
+    this.flipped[o] = flipped ? 1 : 0;
     return { services, totalDemandTps };
   }
 

@@ -1,0 +1,107 @@
+// The per-pool decision rows of a tick (control/decision.ts records, made by
+// the controller), carrying only the services whose figures changed since
+// the pool's previous row (main thread, called by TickRecorder right after
+// the controller's tick; the SQLite work is on the writer thread).
+//
+// A service is carried when any of its figures differs from the pool's
+// previous posted row: the limit before, the proposal, the allocation after,
+// PPO's shadow proposal, max_tps or the guarantee. A pool's first row (and the
+// first after a dropped tick) carries every service, so that reading a pool's
+// rows from its first one on gives every service's figures at every tick. The
+// pool's own figures (policy, fallback, capacities, demand, regret) are in
+// every row. decisionPositions says which service each carried row is (its
+// place in the pool's service list); `tpsd decisions` shows what each row
+// carries (storage/telemetry-store.ts, cli/decisions.ts).
+//
+// Cost: per evaluated pool one pass of typed-array compares; a service whose
+// observation is the very object of the previous row (a quiet one:
+// control/service-observations.ts) is not read at all. Nothing is copied: the
+// previous row's arrays are the previous record's, which nobody writes.
+
+import type { Controller } from '../control/controller.ts';
+import type { PoolDecision } from '../control/decision.ts';
+import { DEC, DEC_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+
+export interface DecisionBatch {
+  decisions: DecisionRow[];
+  /** DEC_FIELDS per carried service. */
+  values: Float64Array;
+  /** Per carried service, its place in its pool's service list. */
+  positions: Int32Array;
+}
+
+/** Whether service i's figures in `a` differ from those in `b` (b: the pool's previous posted row). */
+function changed(a: PoolDecision, b: PoolDecision, i: number): boolean {
+  const s = a.obs.services[i];
+  const t = b.obs.services[i];
+  if (s !== t && (s.limitTps !== t.limitTps || s.maxTps !== t.maxTps)) return true;
+  if (a.decision.raw[i] !== b.decision.raw[i] || a.alloc[i] !== b.alloc[i] || a.guarantees[i] !== b.guarantees[i]) return true;
+  const x = a.decision.shadow;
+  const y = b.decision.shadow;
+  return x === null ? y !== null : y === null || x[i] !== y[i];
+}
+
+export class DecisionRows {
+  /** Per pool ordinal: the record of its previous posted row; null: the next row carries every service. */
+  private readonly previous: (PoolDecision | null)[];
+  private values = new Float64Array(256 * DEC_FIELDS);
+  private positions = new Int32Array(256);
+  /** The pools of the last collect(), forgotten again if its rows are dropped. */
+  private lastPools: readonly number[] = [];
+
+  constructor(pools: number) {
+    this.previous = new Array<PoolDecision | null>(pools).fill(null);
+  }
+
+  /** The rows of the pools the controller's last tick evaluated. */
+  collect(controller: Controller): DecisionBatch {
+    let r = 0;
+    const decisions: DecisionRow[] = [];
+    for (const k of controller.evaluated) {
+      const rec = controller.last[k];
+      const { obs, decision } = rec;
+      const n = obs.services.length;
+      const prev = this.previous[k];
+      const all = prev === null || prev.obs.services.length !== n;
+      const offset = r;
+      for (let i = 0; i < n; i++) {
+        if (!all && !changed(rec, prev, i)) continue;
+        this.put(r++, rec, i);
+      }
+      this.previous[k] = rec;
+      decisions.push({
+        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
+        capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
+        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret: rec.shadowRegret, offset, services: r - offset,
+      });
+    }
+    this.lastPools = controller.evaluated;
+    return { decisions, values: this.values.slice(0, r * DEC_FIELDS), positions: this.positions.slice(0, r) };
+  }
+
+  /** The last collect()'s rows were not posted: its pools' next rows carry every service. */
+  dropped(): void {
+    for (const k of this.lastPools) this.previous[k] = null;
+  }
+
+  private put(r: number, rec: PoolDecision, i: number): void {
+    if (r === this.positions.length) {
+      const positions = new Int32Array(r * 2);
+      positions.set(this.positions);
+      this.positions = positions;
+      const values = new Float64Array(r * 2 * DEC_FIELDS);
+      values.set(this.values);
+      this.values = values;
+    }
+    const s = rec.obs.services[i];
+    const o = r * DEC_FIELDS;
+    const v = this.values;
+    v[o + DEC.BEFORE] = s.limitTps;
+    v[o + DEC.PROPOSED] = rec.decision.raw[i];
+    v[o + DEC.AFTER] = rec.alloc[i];
+    v[o + DEC.SHADOW] = rec.decision.shadow === null ? Number.NaN : rec.decision.shadow[i];
+    v[o + DEC.MAX_TPS] = s.maxTps;
+    v[o + DEC.GUARANTEE] = rec.guarantees[i];
+    this.positions[r] = i;
+  }
+}
