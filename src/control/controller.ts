@@ -79,6 +79,7 @@ function poolLatencyMs(d: CounterDeltas, pool: number): number {
 const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
 
 function sameRates(a: Float64Array, b: Float64Array): boolean {
+  if (a === b) return true; // kept from the last tick (pool-decisions.ts)
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

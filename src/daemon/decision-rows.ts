@@ -13,9 +13,12 @@
 // place in the pool's service list); `tpsd decisions` shows what each row
 // carries (storage/telemetry-store.ts, cli/decisions.ts).
 //
-// Cost: per evaluated pool one pass of typed-array compares; a service whose
-// observation is the very object of the previous row (a quiet one:
-// control/service-observations.ts) is not read at all. Nothing is copied: the
+// Cost: per evaluated pool one pass of typed-array compares; when the
+// pool's proposal, allocation and guarantees are the very arrays of its
+// previous row (kept by control/pool-decisions.ts), one pass of reference
+// compares over its service observations, and only a service whose
+// observation is a new object (one that moved: control/service-observations.ts)
+// is read. Nothing is copied: the
 // previous row's arrays are the previous record's, which nobody writes.
 
 import type { Controller } from '../control/controller.ts';
@@ -41,6 +44,12 @@ function changed(a: PoolDecision, b: PoolDecision, i: number): boolean {
   return x === null ? y !== null : y === null || x[i] !== y[i];
 }
 
+/** True when both records hold the very same proposal, allocation and guarantee arrays, and no shadow proposal. */
+function sameArrays(a: PoolDecision, b: PoolDecision): boolean {
+  return a.decision.raw === b.decision.raw && a.alloc === b.alloc && a.guarantees === b.guarantees
+    && a.decision.shadow === null && b.decision.shadow === null;
+}
+
 export class DecisionRows {
   /** Per pool ordinal: the record of its previous posted row; null: the next row carries every service. */
   private readonly previous: (PoolDecision | null)[];
@@ -64,10 +73,14 @@ export class DecisionRows {
       const prev = this.previous[k];
       const all = prev === null || prev.obs.services.length !== n;
       const offset = r;
-      for (let i = 0; i < n; i++) {
-        if (!all && !changed(rec, prev, i)) continue;
-        this.put(r++, rec, i);
-      }
+      if (all) for (let i = 0; i < n; i++) this.put(r++, rec, i);
+      else if (sameArrays(rec, prev)) {
+        // The same proposal, allocation and guarantees (control/pool-decisions.ts kept them): only a service
+        // whose observation is a new object can have changed.
+        const now = obs.services;
+        const then = prev.obs.services;
+        for (let i = 0; i < n; i++) if (now[i] !== then[i] && changed(rec, prev, i)) this.put(r++, rec, i);
+      } else for (let i = 0; i < n; i++) if (changed(rec, prev, i)) this.put(r++, rec, i);
       this.previous[k] = rec;
       decisions.push({
         pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
