@@ -200,7 +200,7 @@ async function tickOnly(baseline: string | undefined, rounds: number, keys: numb
 }
 
 /** A temporary worktree of `ref` sharing this checkout's node_modules; removed by the returned function. */
-function baselineWorktree(ref: string): { dir: string; remove: () => void } {
+export function baselineWorktree(ref: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tpsd-baseline-'));
   rmSync(dir, { recursive: true });
   execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: ROOT, stdio: 'ignore' });
