@@ -9,7 +9,10 @@
 // first after a dropped tick) carries every service, so that reading a pool's
 // rows from its first one on gives every service's figures at every tick. The
 // pool's own figures (policy, fallback, capacities, demand, regret) are in
-// every row. decisionPositions says which service each carried row is (its
+// every row. Every FULL_ROW_EVERY rows a pool's row carries every service
+// again (pools staggered), so that once retention has deleted a pool's first
+// rows (storage/retention.ts) the rows left still hold every service's
+// figures from the oldest full one on. decisionPositions says which service each carried row is (its
 // place in the pool's service list); `tpsd decisions` shows what each row
 // carries (storage/telemetry-store.ts, cli/decisions.ts).
 //
@@ -24,6 +27,9 @@
 import type { Controller } from '../control/controller.ts';
 import type { PoolDecision } from '../control/decision.ts';
 import { DEC, DEC_FIELDS, type DecisionRow } from '../storage/telemetry-store.ts';
+
+/** A pool's rows between two that carry every service (3 600: an hour of 1 s ticks, far below the decisions' retention). */
+export const FULL_ROW_EVERY = 3600;
 
 export interface DecisionBatch {
   decisions: DecisionRow[];
@@ -53,6 +59,8 @@ function sameArrays(a: PoolDecision, b: PoolDecision): boolean {
 export class DecisionRows {
   /** Per pool ordinal: the record of its previous posted row; null: the next row carries every service. */
   private readonly previous: (PoolDecision | null)[];
+  /** Per pool ordinal: rows since its last one carrying every service. */
+  private readonly sinceFull: Int32Array;
   private values = new Float64Array(256 * DEC_FIELDS);
   private positions = new Int32Array(256);
   /** The pools of the last collect(), forgotten again if its rows are dropped. */
@@ -60,6 +68,8 @@ export class DecisionRows {
 
   constructor(pools: number) {
     this.previous = new Array<PoolDecision | null>(pools).fill(null);
+    // Staggered, so that pools evaluated together from the start do not all carry every service at the same tick.
+    this.sinceFull = Int32Array.from({ length: pools }, (_, k) => (k * 97) % FULL_ROW_EVERY);
   }
 
   /** The rows of the pools the controller's last tick evaluated. */
@@ -71,7 +81,9 @@ export class DecisionRows {
       const { obs, decision } = rec;
       const n = obs.services.length;
       const prev = this.previous[k];
-      const all = prev === null || prev.obs.services.length !== n;
+      const periodic = ++this.sinceFull[k] >= FULL_ROW_EVERY;
+      if (periodic) this.sinceFull[k] = 0;
+      const all = prev === null || prev.obs.services.length !== n || periodic;
       const offset = r;
       if (all) for (let i = 0; i < n; i++) this.put(r++, rec, i);
       else if (sameArrays(rec, prev)) {

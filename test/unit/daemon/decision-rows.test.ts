@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { validateConfig } from '../../../src/config/load.ts';
 import type { TpsdConfig } from '../../../src/config/types.ts';
 import { Controller } from '../../../src/control/controller.ts';
+import { FULL_ROW_EVERY } from '../../../src/daemon/decision-rows.ts';
 import { TickRecorder } from '../../../src/daemon/tick-recorder.ts';
 import { Rng } from '../../../src/ppo/rng.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
@@ -111,3 +112,32 @@ for (const mode of ['fallback', 'static'] as const) {
     }
   });
 }
+
+test('a busy pool\'s row carries every service again every FULL_ROW_EVERY rows, so retention never leaves services without figures', async () => {
+  const cfg = validateConfig({ tick_ms: 1000, policy: { mode: 'static', model: null }, log: { level: 'silent' }, pools: [
+    { name: 'p', capacity_tps: 1000, services: Array.from({ length: 8 }, (_, s) => ({ name: `s${s}`, priority: 'MEDIUM', max_tps: 500 })) },
+  ] }, {});
+  const keys = KeyIndex.fromConfig(cfg);
+  const clock = new ManualClock();
+  const views = allocateShm(keys.size, 2);
+  BucketTable.initialize(views, keys, clock.nowMs());
+  const controller = new Controller(views, keys, cfg, clock, { inference: 'inline' });
+  const io = new BucketTable(views, clock, 1);
+  const carried: number[] = [];
+  const writer = { write: (b: TickBatch) => { for (const d of b.decisions) carried.push(d.services); return true; } } as unknown as TelemetryWriter;
+  const recorder = new TickRecorder(controller, views, keys, cfg, writer);
+  const busy = keys.lookup('p/s3');
+  for (let tick = 0; tick < FULL_ROW_EVERY + 100; tick++) {
+    io.countPair(busy, C_REQUESTED_INDEX, 10, C_GRANTED_INDEX, 10);
+    clock.advance(1000);
+    recorder.beforeTick();
+    await controller.tick();
+    recorder.afterTick(tick * 1000);
+  }
+  const full = carried.flatMap((n, i) => (n === 8 ? [i] : []));
+  assert.equal(carried.length, FULL_ROW_EVERY + 100, 'a row every tick');
+  assert.equal(full[0], 0, 'the first row carries every service');
+  assert.ok(full.length >= 2 && full.length <= 4, `rows carrying every service: ${full.join(', ')}`);
+  assert.ok(full.every((i, k) => k === 0 || i - full[k - 1] <= FULL_ROW_EVERY), `at most FULL_ROW_EVERY rows apart: ${full.join(', ')}`);
+  assert.ok(carried.filter((n) => n <= 1).length > FULL_ROW_EVERY * 0.9, 'the others carry the busy service at most');
+});
