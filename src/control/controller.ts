@@ -272,7 +272,8 @@ export class Controller {
       const before = pool.alloc;
       const burstBefore = pool.burst;
       const activeMoved = !this.incremental || this.observations.activeMoved(pool.ordinal);
-      const rec = this.decisions.record(pool, observations[k], decisions[k], activeMoved);
+      const rebuilt = this.incremental ? this.observations.rebuilt(pool.ordinal) : null;
+      const rec = this.decisions.record(pool, observations[k], decisions[k], activeMoved, rebuilt);
       this.last[pool.ordinal] = rec;
       pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);

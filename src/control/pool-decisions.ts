@@ -24,7 +24,7 @@
 // test/unit/control/idle-keys.test.ts checks that both decide alike.
 
 import type { PoolObservation } from '../ppo/observation.ts';
-import type { Decision, PoolDecision } from './decision.ts';
+import type { Decision, PoolDecision, Rebuilt } from './decision.ts';
 import type { PoolState } from './pool-rest.ts';
 import type { PolicyRunner } from './policy-runner.ts';
 import { applySafety, type SafetyOptions } from './safety.ts';
@@ -68,9 +68,10 @@ export class PoolDecisions {
   /**
    * The pool's decision record: guarantees, the safety layer applied, and the
    * shadow regret; the pool's allocation in force moves on. `activeMoved`:
-   * some service's active flag may have changed since the last evaluation.
+   * some service's active flag may have changed since the last evaluation;
+   * `rebuilt`: which service observations this evaluation rebuilt (goes in the record).
    */
-  record(pool: PoolState, obs: PoolObservation, decision: Decision, activeMoved: boolean): PoolDecision {
+  record(pool: PoolState, obs: PoolObservation, decision: Decision, activeMoved: boolean, rebuilt: Rebuilt | null): PoolDecision {
     const k = this.kept[pool.ordinal];
     const sameCap = k !== null && k.effectiveTps === obs.effectiveTps;
     let g: Float64Array;
@@ -83,6 +84,6 @@ export class PoolDecisions {
     const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
     pool.alloc = alloc;
     if (this.incremental) this.kept[pool.ordinal] = { effectiveTps: obs.effectiveTps, decision, guarantees: g, alloc };
-    return { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
+    return { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc), rebuilt };
   }
 }

@@ -18,10 +18,11 @@
 //
 // Cost: per evaluated pool one pass of typed-array compares; when the
 // pool's proposal, allocation and guarantees are the very arrays of its
-// previous row (kept by control/pool-decisions.ts), one pass of reference
-// compares over its service observations, and only a service whose
-// observation is a new object (one that moved: control/service-observations.ts)
-// is read. Nothing is copied: the
+// previous row (kept by control/pool-decisions.ts), only the services whose
+// observation the evaluation rebuilt (PoolDecision.rebuilt: those that may
+// have moved, control/service-observations.ts) are looked at, or, when the
+// previous row is not the list they were rebuilt from, one pass of reference
+// compares over the pool's service observations. Nothing is copied: the
 // previous row's arrays are the previous record's, which nobody writes.
 
 import type { Controller } from '../control/controller.ts';
@@ -86,9 +87,13 @@ export class DecisionRows {
       const all = prev === null || prev.obs.services.length !== n || periodic;
       const offset = r;
       if (all) for (let i = 0; i < n; i++) this.put(r++, rec, i);
-      else if (sameArrays(rec, prev)) {
-        // The same proposal, allocation and guarantees (control/pool-decisions.ts kept them): only a service
-        // whose observation is a new object can have changed.
+      else if (sameArrays(rec, prev) && rec.rebuilt !== null && rec.rebuilt.from === prev.obs.services) {
+        // The same proposal, allocation and guarantees (control/pool-decisions.ts kept them), and the observations
+        // those of the previous row but the rebuilt ones: only those can have changed.
+        const p = rec.rebuilt.positions;
+        for (let j = 0; j < p.length; j++) if (changed(rec, prev, p[j])) this.put(r++, rec, p[j]);
+      } else if (sameArrays(rec, prev)) {
+        // Only a service whose observation is a new object can have changed.
         const now = obs.services;
         const then = prev.obs.services;
         for (let i = 0; i < n; i++) if (now[i] !== then[i] && changed(rec, prev, i)) this.put(r++, rec, i);
