@@ -16,7 +16,9 @@
 //   - the safety layer's output (safety.ts), which reads the proposal, the
 //     allocation in force, the guarantees, max_tps and the capacity: kept when
 //     the first three are the very arrays of last time, no limit changed and
-//     the capacity is the same.
+//     the capacity is the same. A proposal equal value for value to the kept
+//     one is replaced by the kept array first (a policy that reads demand,
+//     such as fair, proposes anew each tick, often the same figures).
 // A live limit change (Controller.setLimits, reconfigure) forgets the pool's
 // results. Kept arrays are never written after they are made (the decision
 // record, the pool's alloc and telemetry only read them), so sharing them
@@ -36,6 +38,12 @@ interface Kept {
   decision: Decision;
   guarantees: Float64Array;
   alloc: Float64Array;
+}
+
+function sameValues(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export class PoolDecisions {
@@ -73,6 +81,8 @@ export class PoolDecisions {
    */
   record(pool: PoolState, obs: PoolObservation, decision: Decision, activeMoved: boolean, rebuilt: Rebuilt | null): PoolDecision {
     const k = this.kept[pool.ordinal];
+    // A proposal equal, value for value, to the kept one is the kept array (fair's, while demand moves within what it grants).
+    if (k !== null && decision.raw !== k.decision.raw && sameValues(decision.raw, k.decision.raw)) decision = { ...decision, raw: k.decision.raw };
     const sameCap = k !== null && k.effectiveTps === obs.effectiveTps;
     let g: Float64Array;
     if (sameCap && !activeMoved) { g = k.guarantees; this.reused.guarantees++; } else g = guarantees(obs);
