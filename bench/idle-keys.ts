@@ -20,6 +20,9 @@
 // Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--write]
 // (--baseline: a commit to measure beside this checkout, e.g. the commit
 // before the idle-keys work; --write puts the table in docs/benchmarks.md).
+// With --tick-only [--rounds N]: only the spread tick, over SPREAD_S, with
+// its wall p50 / p99 and the main thread's CPU, a fresh daemon per round,
+// baseline and this checkout alternated N times (its own table).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -38,12 +41,21 @@ import { clockTicksPerSecond, cpuSeconds } from '../src/loadgen/proc-stats.ts';
 const IDLE_S = 60;
 const WARM_S = 10;
 const ACTIVE_S = 20;
+/** The spread tick's window with --tick-only: a minute of ticks, for their p50 and p99. */
+const SPREAD_S = 60;
 const ACTIVE_KEYS = 1000;
 const LOAD_RATE = 5000;
 const IO_THREADS = 2;
 export const IDLE_COMMAND = 'npm run bench:idle -- --baseline REF --write';
+export const TICK_COMMAND = 'npm run bench:idle -- --tick-only --baseline REF --rounds 2 --write';
 
-interface TickFigures { ticks: number; avgMs: number; maxMs: number; mainCpuMsPerTick: number }
+interface TickFigures {
+  ticks: number; avgMs: number; maxMs: number; mainCpuMsPerTick: number;
+  /** Tick wall time (ticks.duration_ms), median and 99th percentile. */
+  p50Ms: number; p99Ms: number;
+  /** The main thread's CPU per second (one tick a second), median and 99th percentile; /proc counts in 10 ms steps. */
+  cpuP50Ms: number; cpuP99Ms: number;
+}
 export interface IdleResult {
   label: string;
   rssBytes: number;
@@ -61,19 +73,35 @@ function threadCpuSeconds(pid: number, tid: number): number {
   return (Number(rest[14 - 3]) + Number(rest[15 - 3])) / clockTicksPerSecond();
 }
 
-/** The ticks recorded between two wall-clock times, from the daemon's own database, and the main thread's CPU meanwhile. */
+/** The q-quantile of xs (NaN when empty). */
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** The ticks recorded between two wall-clock times, from the daemon's own database, and the main thread's CPU meanwhile (sampled each second). */
 async function tickWindow(s: ServerHandle, seconds: number): Promise<TickFigures> {
   const from = Date.now();
   const cpu0 = threadCpuSeconds(s.pid, s.pid);
-  await sleep(seconds * 1000);
-  const cpu1 = threadCpuSeconds(s.pid, s.pid);
+  const perSecondMs: number[] = [];
+  let last = cpu0;
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1000);
+    const now = threadCpuSeconds(s.pid, s.pid);
+    perSecondMs.push((now - last) * 1000);
+    last = now;
+  }
+  const cpu1 = last;
   const to = Date.now();
   await sleep(1500); // the last tick's rows reach the file
   const db = new Database(join(s.dir, 'data', 'tpsd.db'), { readonly: true });
   try {
-    const r = db.prepare('SELECT count(*) AS n, avg(duration_ms) AS avg, max(duration_ms) AS max FROM ticks WHERE ts_ms >= ? AND ts_ms < ?')
-      .get(from, to) as { n: number; avg: number | null; max: number | null };
-    return { ticks: r.n, avgMs: r.avg ?? NaN, maxMs: r.max ?? NaN, mainCpuMsPerTick: r.n > 0 ? ((cpu1 - cpu0) * 1000) / r.n : NaN };
+    const ms = (db.prepare('SELECT duration_ms AS d FROM ticks WHERE ts_ms >= ? AND ts_ms < ?').all(from, to) as { d: number }[]).map((r) => r.d);
+    const n = ms.length;
+    return { ticks: n, avgMs: n > 0 ? ms.reduce((a, b) => a + b, 0) / n : NaN, maxMs: n > 0 ? Math.max(...ms) : NaN,
+      mainCpuMsPerTick: n > 0 ? ((cpu1 - cpu0) * 1000) / n : NaN, p50Ms: quantile(ms, 0.5), p99Ms: quantile(ms, 0.99),
+      cpuP50Ms: quantile(perSecondMs, 0.5), cpuP99Ms: quantile(perSecondMs, 0.99) };
   } finally {
     db.close();
   }
@@ -101,10 +129,10 @@ function load(s: ServerHandle, keys: string[], seconds: number): Promise<void> {
   return new Promise((res, rej) => child.once('exit', (code) => (code === 0 ? res() : rej(new Error(`tpsd bench exited ${code}: ${err}`)))));
 }
 
-async function activeWindow(s: ServerHandle, keys: string[]): Promise<TickFigures> {
-  const running = load(s, keys, WARM_S + ACTIVE_S + 3);
+async function activeWindow(s: ServerHandle, keys: string[], seconds = ACTIVE_S): Promise<TickFigures> {
+  const running = load(s, keys, WARM_S + seconds + 3);
   await sleep(WARM_S * 1000);
-  const figures = await tickWindow(s, ACTIVE_S);
+  const figures = await tickWindow(s, seconds);
   await running;
   await sleep(2000);
   return figures;
@@ -133,8 +161,46 @@ export async function measureIdleKeys(label: string, root: string, keys: number,
   }
 }
 
+/** The spread tick alone (--tick-only): a fresh daemon, 1 000 keys spread over 100 pools, a minute of ticks. */
+export async function measureSpreadTick(label: string, root: string, keys: number, log: (s: string) => void): Promise<{ label: string; spread: TickFigures }> {
+  const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
+  const s = await startTpsd({ config, root });
+  try {
+    await sleep(5000);
+    const spread = await activeWindow(s, activeKeys(config, true), SPREAD_S);
+    log(`${label}: spread tick p50 ${spread.p50Ms.toFixed(2)} ms, p99 ${spread.p99Ms.toFixed(2)} ms, main thread ${spread.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
+    return { label, spread };
+  } finally {
+    await s.stop();
+  }
+}
+
+export function spreadTable(rs: { label: string; spread: TickFigures }[], keys: number): string {
+  const lines = [`| ${keys.toLocaleString('en-US')} keys, 1 000 active spread over 100 pools, ${SPREAD_S} s | ticks | wall p50 | wall p99 | wall mean (max) | main thread CPU per tick, mean | main thread CPU per second, p50 / p99 |`,
+    '|---|--:|--:|--:|--:|--:|--:|'];
+  for (const { label, spread: f } of rs) {
+    lines.push(`| ${label} | ${f.ticks} | ${cell(f.p50Ms, 2)} ms | ${cell(f.p99Ms, 2)} ms | ${cell(f.avgMs, 2)} (${cell(f.maxMs, 1)}) ms | ${cell(f.mainCpuMsPerTick, 1)} ms | ${cell(f.cpuP50Ms, 0)} / ${cell(f.cpuP99Ms, 0)} ms |`);
+  }
+  return lines.join('\n');
+}
+
+/** --tick-only: the spread tick of `ref` and of this checkout, alternated `rounds` times (the before/after columns share the load). */
+async function tickOnly(baseline: string | undefined, rounds: number, keys: number, head: string, log: (s: string) => void): Promise<string> {
+  const wt = baseline === undefined ? null : baselineWorktree(baseline);
+  const results: { label: string; spread: TickFigures }[] = [];
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      if (wt !== null) results.push(await measureSpreadTick(`before (${baseline}), round ${r}`, wt.dir, keys, log));
+      results.push(await measureSpreadTick(`after (${head}), round ${r}`, ROOT, keys, log));
+    }
+  } finally {
+    wt?.remove();
+  }
+  return spreadTable(results, keys);
+}
+
 /** A temporary worktree of `ref` sharing this checkout's node_modules; removed by the returned function. */
-function baselineWorktree(ref: string): { dir: string; remove: () => void } {
+export function baselineWorktree(ref: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tpsd-baseline-'));
   rmSync(dir, { recursive: true });
   execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: ROOT, stdio: 'ignore' });
@@ -160,12 +226,20 @@ export function idleTable(rs: IdleResult[], keys: number): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false } },
+    options: { baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false },
+      'tick-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' } },
     strict: true,
   });
   const keys = Number(values.keys);
   const log = (s: string) => process.stderr.write(`bench:idle: ${s}\n`);
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  if (values['tick-only']) {
+    const table = await tickOnly(values.baseline, Number(values.rounds), keys, head, log);
+    const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${table}`;
+    process.stdout.write(`${body}\n`);
+    if (values.write) writeSection('idle-keys-tick', TICK_COMMAND, body);
+    return;
+  }
   const results: IdleResult[] = [];
   if (values.baseline !== undefined) {
     const wt = baselineWorktree(values.baseline);

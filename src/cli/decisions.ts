@@ -23,7 +23,9 @@ export const SPEC: VerbSpec = {
   },
   details: 'A decision line: time, tick, pool, mode and the policy applied (with the fallback reason\n' +
     'if the policy\'s output was unusable), effective/configured capacity, demand, how many\n' +
-    'limits moved, and safety clamps by reason (max_tps, step_cap, min_tps, capacity, invalid).\n\n' +
+    'limits moved of the services the row carries (a pool\'s first row carries every service,\n' +
+    'later rows those whose figures changed since its previous row), and safety clamps by reason\n' +
+    '(max_tps, step_cap, min_tps, capacity, invalid).\n\n' +
     EXIT_HELP_DB.replace(', 4 unknown key', '') + '.',
 };
 
@@ -74,7 +76,7 @@ export function decisionText(d: DecisionRecord, verbose: boolean): string {
   const policy = d.fallbackReason === null ? d.policy : `${d.policy} (FALLBACK: ${d.fallbackReason})`;
   const regret = d.shadowRegret === null ? '' : `  shadow regret ${d.shadowRegret.toFixed(4)}`;
   let out = `${formatTime(d.tsMs)}  tick ${d.tick}  ${d.pool}  mode ${d.mode}  policy ${policy}  capacity ${num(d.effectiveTps)}/${num(d.capacityTps)}` +
-    `  demand ${num(d.demandTps)}  ${moved}/${d.services.length} limits moved  ${clamps}${regret}\n`;
+    `  demand ${num(d.demandTps)}  ${moved} limits moved of ${d.services.length} services recorded  ${clamps}${regret}\n`;
   if (verbose) {
     for (const s of d.services) {
       const cs = d.clamps.filter((c) => c.key === s.key).map((c) => `${c.why} ${num(c.from)}->${num(c.to)}`);

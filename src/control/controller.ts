@@ -13,7 +13,9 @@
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
-//      /metrics and the simulator read it, nothing recomputes it);
+//      /metrics and the simulator read it, nothing recomputes it); an awake
+//      pool keeps last tick's proposal, guarantees and allocation where
+//      nothing they read moved (pool-decisions.ts);
 //   4. writes the allocation into the buckets (bucket-writes.ts): the
 //      policy's output is each service's assured rate; the capacity nobody
 //      is assured of, and whatever an assured service leaves unused, is lent
@@ -54,15 +56,15 @@ import { ObservationBuilder, poolHints } from './observation.ts';
 import { ServiceObservations } from './service-observations.ts';
 import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { AllocationPolicy } from './policies/types.ts';
-import type { Decision, PoolDecision } from './decision.ts';
+import type { PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
-import { applySafety, DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { PoolDecisions } from './pool-decisions.ts';
 import { ShadowRegret } from './shadow-regret.ts';
 import { ModelDrift } from './model-drift.ts';
 import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
 import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
-import { guarantees } from './water-fill.ts';
 import { TierSplit, type TierGate } from './tier-split.ts';
 import { TenantGuard } from './tenant-guard.ts';
 import type { TenantCounterReader } from '../shm/tenant-counters.ts';
@@ -77,6 +79,7 @@ function poolLatencyMs(d: CounterDeltas, pool: number): number {
 const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
 
 function sameRates(a: Float64Array, b: Float64Array): boolean {
+  if (a === b) return true; // kept from the last tick (pool-decisions.ts)
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -160,6 +163,8 @@ export class Controller {
   private readonly sweep = new RefillSweep();
   /** Awake pools' service observations, visiting only the services that may have moved (incremental ticks). */
   private readonly observations: ServiceObservations;
+  /** Awake pools' decisions, keeping what did not move (pool-decisions.ts). */
+  readonly decisions: PoolDecisions;
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
@@ -216,6 +221,7 @@ export class Controller {
     let ppo: PpoSource | null = options.ppo ?? null;
     if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
+    this.decisions = new PoolDecisions(this.pools.length, this.runner, this.safety, this.regret, this.incremental);
     this.drift = new ModelDrift(this.logger);
     this.drift.setReference(this.model.loaded?.norm.state() ?? null);
   }
@@ -258,14 +264,17 @@ export class Controller {
     const effectiveBefore = awake.map((p) => p.effectiveTps);
     const observations = awake.map((p) => this.observe(p, dtS));
     this.drift.observe(observations);
-    const decisions = await Promise.all(observations.map((o) => this.runner.decide(o)));
+    const decisions = await Promise.all(observations.map((o, k) => this.decisions.decide(awake[k], o)));
     const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
     const allocations: PoolAllocation[] = [];
     const wrote: number[] = [];
     awake.forEach((pool, k) => {
       const before = pool.alloc;
       const burstBefore = pool.burst;
-      const rec = this.record(pool, observations[k], decisions[k]);
+      const activeMoved = !this.incremental || this.observations.activeMoved(pool.ordinal);
+      const rebuilt = this.incremental ? this.observations.rebuilt(pool.ordinal) : null;
+      const rec = this.decisions.record(pool, observations[k], decisions[k], activeMoved, rebuilt);
+      this.last[pool.ordinal] = rec;
       pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
@@ -390,17 +399,6 @@ export class Controller {
       : { ...obs, effectiveTps, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length) };
   }
 
-  /** The pool's decision record: the safety layer applied, guarantees and shadow regret with it; the allocation in force moves on. */
-  private record(pool: PoolState, obs: PoolObservation, decision: Decision): PoolDecision {
-    const g = guarantees(obs);
-    const alloc = applySafety(obs, decision.raw, pool.alloc, this.safety, g);
-    const shadow = decision.shadow === null ? null : applySafety(obs, decision.shadow, pool.alloc, this.safety, g);
-    pool.alloc = alloc;
-    const record: PoolDecision = { obs, decision, alloc, guarantees: g, shadowRegret: this.regret.judge(obs, shadow, alloc) };
-    this.last[pool.ordinal] = record;
-    return record;
-  }
-
   /** The modes that ask the model (ppo, and shadow, which records it). */
   private get wantsPpo(): boolean { return this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow'; }
 
@@ -430,6 +428,7 @@ export class Controller {
     wake(owner);
     owner.written = false; // bursts, max_tps and priorities reach the buckets with the next write
     this.observations.invalidate(owner.ordinal); // its services observe their new limits
+    this.decisions.invalidate(owner.ordinal); // and its guarantees, proposal and allocation follow them
     if (limits.minTps !== undefined) live.minTps = limits.minTps;
     if (limits.maxTps !== undefined) {
       const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;

@@ -3,7 +3,7 @@
 // (daemon/tick-recorder.ts), /metrics (fallback counts by kind, through
 // DaemonStats), the simulator and status.
 
-import type { PoolObservation } from '../ppo/observation.ts';
+import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 
 /** Why a policy's proposal was not applied; a closed list (the /metrics label values). */
 export const FALLBACK_KINDS = ['missing_model', 'deadline', 'busy', 'invalid_output', 'error'] as const;
@@ -37,4 +37,12 @@ export interface PoolDecision {
   readonly guarantees: Float64Array;
   /** Shadow mode: the regret judged this tick (shadow-regret.ts), else null. */
   readonly shadowRegret: number | null;
+  /** Which service observations this evaluation rebuilt, from which list (service-observations.ts); null: all of them. */
+  readonly rebuilt: Rebuilt | null;
+}
+
+/** obs.services is `from` (the pool's previous list) with the entries at `positions` (ascending) rebuilt; every other entry is from's object. */
+export interface Rebuilt {
+  readonly from: readonly ServiceObservation[];
+  readonly positions: Int32Array;
 }

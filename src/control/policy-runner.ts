@@ -55,6 +55,13 @@ export class PolicyRunner {
     return Number.isFinite(tps) && tps >= 0 ? Math.min(obs.effectiveTps, tps) : obs.effectiveTps;
   }
 
+  /** True when the policy in force reads only the capacity and the limits (AllocationPolicy.inputs): static. */
+  get limitsOnly(): boolean {
+    if (this.override !== null) return this.override.inputs === 'limits';
+    const mode = runningMode(this.mode);
+    return mode === 'static' && this.staticPolicy.inputs === 'limits';
+  }
+
   async decide(obs: PoolObservation): Promise<Decision> {
     if (this.override !== null) return this.guarded(obs, this.override.name, () => this.override!.allocate(obs));
     switch (runningMode(this.mode)) {

@@ -27,6 +27,7 @@ import type { CounterDeltas } from './counter-deltas.ts';
 import type { ObservationBuilder } from './observation.ts';
 import type { PoolState } from './pool-rest.ts';
 import type { TouchedKeys } from './touched-keys.ts';
+import type { Rebuilt } from './decision.ts';
 
 export interface PoolServices {
   services: ServiceObservation[];
@@ -45,6 +46,10 @@ export class ServiceObservations {
   private readonly live: (readonly number[])[];
   /** Per pool ordinal: the positions touched this tick (any order, may repeat). */
   private readonly visits: number[][];
+  /** Per pool ordinal: what its last observe() rebuilt, from which list; null: every entry. */
+  private readonly rebuiltOf: (Rebuilt | null)[];
+  /** Per pool ordinal: 1 when its last evaluation may have changed some service's `active` flag (pool-decisions.ts). */
+  private readonly flipped: Uint8Array;
   /** The ordinals with visits this tick (cleared at the next noteTouched). */
   private dirty: number[] = [];
 
@@ -55,7 +60,15 @@ export class ServiceObservations {
     this.observed = pools.map(() => null);
     this.live = pools.map(() => NONE);
     this.visits = pools.map(() => []);
+    this.flipped = new Uint8Array(pools.length).fill(1);
+    this.rebuiltOf = pools.map(() => null);
   }
+
+  /** The entries pool `ordinal`'s last observe() rebuilt, and the list the others came from; null: it rebuilt every entry. */
+  rebuilt(ordinal: number): Rebuilt | null { return this.rebuiltOf[ordinal]; }
+
+  /** True when pool `ordinal`'s last observe() visited every service or saw some service's `active` flag change. */
+  activeMoved(ordinal: number): boolean { return this.flipped[ordinal] === 1; }
 
   /** Call once a tick after TouchedKeys.collect(): which services of which pools were touched. */
   noteTouched(t: TouchedKeys): void {
@@ -84,18 +97,22 @@ export class ServiceObservations {
     const positions = prev === null ? null : this.positions(o);
     const services = prev === null ? new Array<ServiceObservation>(pool.services.length) : prev.slice();
     const live: number[] = [];
+    let flipped = prev === null;
     let totalDemandTps = 0;
     const n = positions === null ? services.length : positions.length;
     for (let k = 0; k < n; k++) {
       const i = positions === null ? k : positions[k];
       const s = pool.services[i];
       const obs = builder.service(s, limits[s.index], table, d, dtS, touched.has(s.index));
+      if (!flipped && services[i].active !== obs.active) flipped = true;
       services[i] = obs;
       totalDemandTps += obs.demandTps;
       if (!builder.quiet(s.index, obs)) live.push(i);
     }
     this.observed[o] = services;
     this.live[o] = live;
+    this.flipped[o] = flipped ? 1 : 0;
+    this.rebuiltOf[o] = prev === null || positions === null ? null : { from: prev, positions };
     return { services, totalDemandTps };
   }
 

@@ -2,7 +2,9 @@
 // deltas, gauges and the limit that was in force (ROW fields), per pool the
 // controller's decision record as it made it (control/decision.ts: policy,
 // fallback, allocation before / proposed / after, guarantees, shadow regret;
-// the writer thread derives the safety clamps and why). Hands the batch to the telemetry writer thread
+// the writer thread derives the safety clamps and why), with only the
+// services whose figures changed since the pool's previous row
+// (decision-rows.ts). Hands the batch to the telemetry writer thread
 // (telemetry-writer.ts), which writes it in one transaction, and keeps the
 // figures the I/O threads show on /metrics.
 //
@@ -31,7 +33,8 @@ import {
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { DETECTOR_ACTOR } from '../storage/overrides.ts';
-import { DEC, DEC_FIELDS, ROW, ROW_FIELDS, type AuditRow, type DecisionRow } from '../storage/telemetry-store.ts';
+import { ROW, ROW_FIELDS, type AuditRow } from '../storage/telemetry-store.ts';
+import { DecisionRows } from './decision-rows.ts';
 import { TENANT_CLASSES } from '../control/surge-detector.ts';
 import type { TenantGuard } from '../control/tenant-guard.ts';
 import type { DaemonStats, TenantGuardStats } from '../io/messages.ts';
@@ -70,6 +73,8 @@ export class TickRecorder {
   /** The pools whose allocation the last tick wrote (Controller.wrote): their new limits are this tick's. */
   private wrotePrevious: readonly number[] = [];
   private readonly seen: MarkSet;
+  /** Each evaluated pool's decision row, with the services that changed (decision-rows.ts). */
+  private readonly decisionRows: DecisionRows;
   private tickStartedAt = 0;
   private prevStartedAt = 0;
   ticks = 0;
@@ -95,6 +100,7 @@ export class TickRecorder {
     this.values = new Float64Array(this.n * ROW_FIELDS);
     this.wroteActive = new Uint8Array(this.n);
     this.seen = new MarkSet(this.n);
+    this.decisionRows = new DecisionRows(controller.pools.length);
     this.poolBuckets = Int32Array.from(keys.specs.filter((s) => s.depth === 0), (s) => s.index);
     for (let b = 0; b < this.n; b++) this.inForce[b] = this.currentLimit(b);
     this.prevStartedAt = performance.now();
@@ -121,23 +127,23 @@ export class TickRecorder {
     this.tickLastMs = durationMs;
     this.tickSumMs += durationMs;
     if (this.writer === null) return;
-    let serviceCount = 0;
-    for (const k of this.controller.evaluated) serviceCount += this.controller.last[k].obs.services.length;
-    const decisionValues = new Float64Array(serviceCount * DEC_FIELDS);
-    const decisions = this.decisions(decisionValues);
+    const { decisions, values: decisionValues, positions: decisionPositions } = this.decisionRows.collect(this.controller);
     const count = this.collect();
     const buckets = this.buckets.slice(0, count);
     const values = this.values.slice(0, count * ROW_FIELDS);
     const tenants = this.tenantRows?.collect() ?? NO_TENANT_ROWS;
     const posted = this.writer.write({
       tsMs: nowMs, tick: this.controller.ticks, dtMs, durationMs, mode: this.config.policy.mode,
-      model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues,
+      model: this.controller.modelVersion, count, buckets, values, decisions, decisionValues, decisionPositions,
       tenantCount: tenants.count, tenantServices: tenants.services, tenantNames: tenants.names, tenantValues: tenants.values,
       audits: this.guardAudits(),
     });
     // A dropped tick leaves lastWritten as it was, and its rows' keys are looked at again next tick.
     if (posted) for (let r = 0; r < count; r++) this.lastWritten[this.buckets[r]] = this.values[r * ROW_FIELDS + ROW.LIMIT_TPS];
-    else for (let r = 0; r < count; r++) this.held.push(this.buckets[r]);
+    else {
+      for (let r = 0; r < count; r++) this.held.push(this.buckets[r]);
+      this.decisionRows.dropped();
+    }
     this.collectLastMs = performance.now() - t0;
   }
 
@@ -191,35 +197,6 @@ export class TickRecorder {
     this.values[o + ROW.LIMIT_TPS] = limit;
     this.buckets[r] = b;
     return true;
-  }
-
-  /**
-   * Each pool's decision as the controller recorded it (control/decision.ts);
-   * per service values go to `v` (DEC_FIELDS each), clamps are derived from
-   * them on the writer thread.
-   */
-  private decisions(v: Float64Array): DecisionRow[] {
-    let offset = 0;
-    return this.controller.evaluated.map((k) => {
-      const { obs, decision, alloc, guarantees, shadowRegret } = this.controller.last[k];
-      const n = obs.services.length;
-      const row: DecisionRow = {
-        pool: obs.key, policy: decision.applied, fallbackReason: decision.fallback?.reason ?? null,
-        capacityTps: obs.capacityTps, effectiveTps: obs.effectiveTps, demandTps: obs.totalDemandTps,
-        stepCap: obs.stepCap, stepFloorTps: obs.stepFloorTps, shadowRegret, offset, services: n,
-      };
-      for (let i = 0; i < n; i++) {
-        const o = (offset + i) * DEC_FIELDS;
-        v[o + DEC.BEFORE] = obs.services[i].limitTps;
-        v[o + DEC.PROPOSED] = decision.raw[i];
-        v[o + DEC.AFTER] = alloc[i];
-        v[o + DEC.SHADOW] = decision.shadow === null ? Number.NaN : decision.shadow[i];
-        v[o + DEC.MAX_TPS] = obs.services[i].maxTps;
-        v[o + DEC.GUARANTEE] = guarantees[i];
-      }
-      offset += n;
-      return row;
-    });
   }
 
   /** The surge and abuse defence's events of this tick (control/tenant-guard.ts), as limit_audit rows. */

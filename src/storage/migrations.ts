@@ -17,8 +17,10 @@
 //   telemetry_1m    telemetry rolled up per key and minute (sums, maxima,
 //                   and sums over samples for averages)
 //   decisions       per tick per pool: mode, policy applied, fallback reason,
-//                   allocation before / proposed / after per service, safety
-//                   clamps and why, shadow regret
+//                   allocation before / proposed / after per service (the
+//                   services that changed since the pool's previous row; all
+//                   in its first and every 3 600th: daemon/decision-rows.ts),
+//                   safety clamps and why, shadow regret
 //   limit_overrides live limits set with `tpsd limits set` (re-applied at start)
 //   limit_audit     every set / rm / rejected / skipped limit change
 //   models          the PPO models the daemon has loaded

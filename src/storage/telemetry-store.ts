@@ -41,7 +41,11 @@ export interface Clamp {
 export const DEC = { BEFORE: 0, PROPOSED: 1, AFTER: 2, SHADOW: 3, MAX_TPS: 4, GUARANTEE: 5 } as const;
 export const DEC_FIELDS = 6;
 
-/** One pool's decision; its services' values are rows offset .. offset + services - 1 of decisionValues. */
+/**
+ * One pool's decision; the services it carries are rows offset .. offset +
+ * services - 1 of decisionValues (which of the pool's services: TickBatch.decisionPositions;
+ * the daemon carries those that changed since the pool's previous row, daemon/decision-rows.ts).
+ */
 export interface DecisionRow {
   pool: string;
   policy: string;
@@ -72,6 +76,8 @@ export interface TickBatch {
   decisions: DecisionRow[];
   /** DEC_FIELDS per service of every decision (NaN shadow: none). */
   decisionValues: Float64Array;
+  /** Per decisionValues row, the service's place in its pool's service list (absent: each decision's rows are its services in order). */
+  decisionPositions?: Int32Array;
   /** Tenant rows (daemon/tenant-rows.ts), absent without tenants: each tenant's service bucket and name, ROW_FIELDS values each. */
   tenantCount?: number;
   tenantServices?: Int32Array;
@@ -107,11 +113,11 @@ const FORGET_BATCH = 10_000;
  * stage as the safety layer (control/safety.ts) works: an invalid value,
  * max_tps, the step cap, the min_tps guarantee, the pool's effective capacity.
  */
-export function clampsOf(d: DecisionRow, v: Float64Array, keys: readonly string[]): Clamp[] {
+export function clampsOf(d: DecisionRow, v: Float64Array, keys: readonly string[], positions?: Int32Array): Clamp[] {
   const out: Clamp[] = [];
   for (let i = 0; i < d.services; i++) {
     const o = (d.offset + i) * DEC_FIELDS;
-    const key = keys[i];
+    const key = keys[positions === undefined ? i : positions[d.offset + i]];
     const step = (why: string, from: number, to: number) => {
       if (Math.abs(from - to) > 1e-6 * Math.max(1, Math.abs(from))) out.push({ key, from, to, why });
       return to;
@@ -128,11 +134,11 @@ export function clampsOf(d: DecisionRow, v: Float64Array, keys: readonly string[
   return out;
 }
 
-function servicesOf(d: DecisionRow, v: Float64Array, keys: readonly string[]): ServiceDecision[] {
+function servicesOf(d: DecisionRow, v: Float64Array, keys: readonly string[], positions?: Int32Array): ServiceDecision[] {
   const out: ServiceDecision[] = [];
   for (let i = 0; i < d.services; i++) {
     const o = (d.offset + i) * DEC_FIELDS;
-    const s: ServiceDecision = { key: keys[i], before: v[o + DEC.BEFORE], proposed: v[o + DEC.PROPOSED], after: v[o + DEC.AFTER] };
+    const s: ServiceDecision = { key: keys[positions === undefined ? i : positions[d.offset + i]], before: v[o + DEC.BEFORE], proposed: v[o + DEC.PROPOSED], after: v[o + DEC.AFTER] };
     if (!Number.isNaN(v[o + DEC.SHADOW])) s.shadow = v[o + DEC.SHADOW];
     out.push(s);
   }
@@ -244,8 +250,8 @@ export class TelemetryStore {
     for (const d of b.decisions) {
       const keys = this.services.get(d.pool) ?? [];
       this.insertDecision.run(tsMs, tick, d.pool, b.mode, d.policy, d.fallbackReason, b.model,
-        d.capacityTps, round3(d.effectiveTps), round3(d.demandTps), JSON.stringify(servicesOf(d, b.decisionValues, keys), roundJson),
-        JSON.stringify(clampsOf(d, b.decisionValues, keys), roundJson), d.shadowRegret);
+        d.capacityTps, round3(d.effectiveTps), round3(d.demandTps), JSON.stringify(servicesOf(d, b.decisionValues, keys, b.decisionPositions), roundJson),
+        JSON.stringify(clampsOf(d, b.decisionValues, keys, b.decisionPositions), roundJson), d.shadowRegret);
     }
     for (const a of b.audits ?? []) this.insertAudit.run(tsMs, a.action, a.key, a.field, a.oldValue, a.newValue, a.actor, a.detail);
   }

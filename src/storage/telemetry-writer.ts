@@ -90,6 +90,7 @@ export class TelemetryWriter {
     }
     this.pending++;
     const transfer = [batch.buckets.buffer, batch.values.buffer, batch.decisionValues.buffer] as ArrayBuffer[];
+    if (batch.decisionPositions !== undefined) transfer.push(batch.decisionPositions.buffer as ArrayBuffer);
     if ((batch.tenantCount ?? 0) > 0) transfer.push(batch.tenantServices!.buffer as ArrayBuffer, batch.tenantValues!.buffer as ArrayBuffer);
     this.post({ type: 'tick', batch }, transfer);
     return true;

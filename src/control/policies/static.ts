@@ -29,6 +29,7 @@ export function weightedSplit(total: number, weights: ArrayLike<number>, caps: A
 
 export class StaticPolicy implements AllocationPolicy {
   readonly name = 'static';
+  readonly inputs = 'limits';
   allocate(obs: PoolObservation): Float64Array {
     const n = obs.services.length;
     const weights = new Float64Array(n);

@@ -16,6 +16,13 @@ export interface AllocationPolicy {
    * only downwards (never above discovery's) and before allocate().
    */
   capacityTps?(obs: PoolObservation): number;
+  /**
+   * Optional: 'limits' when allocate() reads only the effective capacity and
+   * each service's priority and max_tps (never demand or state), and keeps no
+   * state: the controller may then keep its last proposal while those did not
+   * move (../pool-decisions.ts).
+   */
+  readonly inputs?: 'limits';
 }
 
 /** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */

@@ -2,7 +2,9 @@
 // full tick over every key (`incremental: false`): on the same random
 // traffic, with pools falling idle long enough to sleep and waking again,
 // both write the same rates, loans, bursts and STATS to shared memory every
-// tick, and record the same allocation and observation per pool, also when a
+// tick, and record the same proposal, guarantees, allocation and observation
+// per pool (the incremental tick keeping last tick's where nothing moved,
+// control/pool-decisions.ts), also when a
 // live limit change lands on a service at rest in an awake pool.
 
 import assert from 'node:assert/strict';
@@ -51,7 +53,8 @@ function snapshot(w: World): number[] {
   return [...out, ...w.views.stats];
 }
 
-async function compare(mode: TpsdConfig['policy']['mode'], seed: number): Promise<{ evaluatedA: number; evaluatedB: number }> {
+async function compare(mode: TpsdConfig['policy']['mode'], seed: number)
+  : Promise<{ evaluatedA: number; evaluatedB: number; reused: { proposals: number; guarantees: number; allocations: number } }> {
   const rng = new Rng(seed);
   const cfg = config(mode, rng);
   const keys = KeyIndex.fromConfig(cfg);
@@ -99,20 +102,26 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number): Promis
     assert.deepEqual(snapshot(a), snapshot(b), `seed ${seed}, tick ${tick}: shared memory differs`);
     for (let k = 0; k < b.controller.pools.length; k++) {
       assert.deepEqual([...a.controller.last[k].alloc], [...b.controller.last[k].alloc], `seed ${seed}, tick ${tick}, pool ${k}: allocation differs`);
+      // The proposal and the guarantees too, also where the incremental tick kept last tick's (pool-decisions.ts).
+      assert.deepEqual([...a.controller.last[k].decision.raw], [...b.controller.last[k].decision.raw], `seed ${seed}, tick ${tick}, pool ${k}: proposal differs`);
+      assert.deepEqual([...a.controller.last[k].guarantees], [...b.controller.last[k].guarantees], `seed ${seed}, tick ${tick}, pool ${k}: guarantees differ`);
     }
     // What a pool evaluated in both observed (forecasts included: PPO reads them), but the tick number.
     for (const k of a.controller.evaluated) {
       assert.deepEqual({ ...a.controller.last[k].obs, tick: 0 }, { ...b.controller.last[k].obs, tick: 0 }, `seed ${seed}, tick ${tick}, pool ${k}: observation differs`);
     }
   }
-  return { evaluatedA, evaluatedB };
+  return { evaluatedA, evaluatedB, reused: a.controller.decisions.reused };
 }
 
 for (const mode of ['fallback', 'static'] as const) {
   test(`${mode}: a tick over the touched keys allocates as a tick over every key, on random traffic (3 seeds)`, async () => {
     for (const seed of [1, 2, 3]) {
-      const { evaluatedA, evaluatedB } = await compare(mode, seed);
+      const { evaluatedA, evaluatedB, reused } = await compare(mode, seed);
       assert.ok(evaluatedA < evaluatedB * 0.8, `idle pools slept: ${evaluatedA} pool evaluations of ${evaluatedB}`);
+      // Awake pools kept last tick's results where nothing they read moved: guarantees always; static's proposal and allocation too.
+      assert.ok(reused.guarantees > 50, `guarantees kept ${reused.guarantees} times`);
+      if (mode === 'static') assert.ok(reused.proposals > 50 && reused.allocations > 50, `static kept ${JSON.stringify(reused)}`);
     }
   });
 }
