@@ -42,10 +42,26 @@ export class TierSplit {
   gate: TierGate | null = null;
 
   constructor(keys: KeyIndex) {
+    this.group(keys);
+  }
+
+  private group(keys: KeyIndex): void {
+    this.groups.length = 0;
     for (const s of keys.specs) {
       if (s.tenants === null) continue;
       this.groups.push({ service: s, tiers: keys.specs.filter((t) => t.tier !== null && t.parent === s.index) });
     }
+  }
+
+  /**
+   * A reloaded config's keys (the same key set, daemon/reload.ts): the tiers'
+   * priorities, bursts and values per request apply from the next write; a
+   * tier's priority is written to its bucket now, so every I/O thread orders
+   * the tier's waiters by it at once.
+   */
+  reconfigure(next: KeyIndex, table: BucketTable): void {
+    this.group(next);
+    for (const g of this.groups) for (const t of g.tiers) table.setPriority(t.index, t.priority);
   }
 
   /** The split of `reachTps` among a group's tiers, given each tier's demand (tokens/s) last tick. */
