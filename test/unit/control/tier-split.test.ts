@@ -79,6 +79,19 @@ describe('tier split by value per request', () => {
     assert.deepEqual(split(allZero, 100, [0, 0]), [50, 50]);
   });
 
+  it('divides as docs/tenants.md\'s example says', () => {
+    const tiers = (values: boolean) => [
+      { name: 'enterprise', priority: 'CRITICAL', tps: 120, ...(values ? { value_per_request: 2 } : {}) },
+      { name: 'pro', priority: 'HIGH', tps: 40, ...(values ? { value_per_request: 3 } : {}) },
+      { name: 'plus', priority: 'HIGH', tps: 40, ...(values ? { value_per_request: 1 } : {}) },
+      { name: 'free', priority: 'LOW', tps: 10 },
+    ];
+    assert.deepEqual(split(tiers(true), 500, [100, 300, 300, 50]).map(Math.round), [100, 300, 100, 0]);
+    assert.deepEqual(split(tiers(false), 500, [100, 300, 300, 50]).map(Math.round), [100, 200, 200, 0]);
+    assert.deepEqual(split(tiers(true), 500, [0, 0, 0, 0]).map(Math.round), [235, 176, 59, 29]);
+    assert.deepEqual(split(tiers(false), 500, [0, 0, 0, 0]).map(Math.round), [235, 118, 118, 29]);
+  });
+
   it('honours guarantees whatever the values, and never hands out more than there is', () => {
     const obs = pool(300, [
       service({ priority: 1, demandTps: 400, minTps: 120 }),
