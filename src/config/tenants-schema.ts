@@ -54,9 +54,9 @@ function readTier(r: FieldReader, item: unknown, path: string, names: Map<string
   const tps = r.number(obj, path, 'tps', { above: 0, max: MAX_TPS });
   const burst = r.number(obj, path, 'burst', { integer: true, min: 1, max: MAX_BURST }, defaultBurst(tps ?? 1));
   const enforce = r.boolean(obj, path, 'enforce', true);
-  if (obj.value_per_request !== undefined) r.number(obj, path, 'value_per_request', { min: 0, max: 1e9 });
+  const value = obj.value_per_request === undefined ? undefined : r.number(obj, path, 'value_per_request', { min: 0, max: 1e9 });
   const defense = readDefense(r, obj.defense, joinKey(path, 'defense'));
-  return { name, priority, tps, burst, ...dryRun(enforce), defense } as TierConfig;
+  return { name, priority, tps, burst, ...dryRun(enforce), ...(value === undefined ? {} : { value_per_request: value }), defense } as TierConfig;
 }
 
 /** A tier's `defense` (absent: the defaults): the fraction of the tier's tps an attacker keeps, and for how long. */

@@ -37,6 +37,12 @@ export interface TierConfig {
   /** Each tenant's bucket size, tokens; default as for services (tps / 5, at least 1). */
   readonly burst: number;
   readonly enforce?: boolean;
+  /**
+   * What one request of the tier is worth (any unit, the same across a
+   * service's tiers); absent: not set. Where set, the tier split weighs the
+   * tiers of a priority class by it (control/tier-split.ts).
+   */
+  readonly value_per_request?: number;
   /** What a tenant the detector classes as an attacker gets (control/tenant-guard.ts). */
   readonly defense: DefenseConfig;
 }

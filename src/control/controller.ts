@@ -460,6 +460,7 @@ export class Controller {
   reconfigure(next: KeyIndex, config: TpsdConfig): void {
     for (const pool of this.pools) pool.sloMs = config.pools.find((p) => p.name === pool.spec.key)?.upstream.slo_ms ?? null;
     this.guard?.reconfigure(next);
+    this.tiers.reconfigure(next, this.table);
     for (const n of next.specs) {
       const b = n.index;
       this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });

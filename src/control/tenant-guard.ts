@@ -119,11 +119,11 @@ export class TenantGuard {
   }
 
   /**
-   * A reloaded config's keys (the same key set, daemon/reload.ts; tiers'
-   * tps and burst unchanged, else the reload is refused): its tiers'
-   * `defense` applies from the next tick. A tenant held now keeps its hold,
-   * at tps_fraction of the new config (keepDefences writes it), and its
-   * cool-down runs from its last attack tick with the new cooldown_s.
+   * A reloaded config's keys (the same key set, daemon/reload.ts): its
+   * tiers' `defense`, tps and burst apply from the next tick. A tenant held
+   * now keeps its hold, at tps_fraction of the new tps (keepDefences writes
+   * it), and its cool-down runs from its last attack tick with the new
+   * cooldown_s.
    */
   reconfigure(next: KeyIndex): void {
     for (const slot of this.defended) {

@@ -9,6 +9,12 @@
 // and no rate is held back from a tier that asks while others are idle
 // (work-conserving). A tier's `min_tps`-like guarantee is its priority: the
 // water-fill gives a CRITICAL tier its demand before a LOW one gets any.
+// Revenue-aware: where tiers set `value_per_request`, it orders the tiers of
+// one priority class (the more valuable one's demand filled first) and
+// divides the class's part of what is left in proportion to value, instead
+// of evenly; the classes still come in priority order and share the rest by
+// their class weights (water-fill.ts fillByValue, valueFactors). A service
+// none of whose tiers sets one is divided exactly as before.
 // Each tier's bucket (`pool/service/~tier`) is then a cap at its part; a
 // tenant takes from its own bucket, its tier's, its service's and its pool's.
 //
@@ -28,6 +34,21 @@ import { waterFill } from './water-fill.ts';
 interface TierGroup {
   readonly service: BucketSpec;
   readonly tiers: readonly BucketSpec[];
+  /** Each tier's value per request (tierValues), or null when no tier of the service has one. */
+  readonly values: Float64Array | null;
+}
+
+/**
+ * Each tier's `value_per_request`, a tier without one counting as the
+ * lowest value its service's tiers set (neither favoured nor starved for
+ * lack of a figure); null when none sets one (the split is then by priority
+ * alone, as for services).
+ */
+export function tierValues(tiers: readonly BucketSpec[]): Float64Array | null {
+  const set = tiers.map((t) => t.tier?.value_per_request).filter((v): v is number => v !== undefined);
+  if (set.length === 0) return null;
+  const lowest = Math.min(...set);
+  return Float64Array.from(tiers, (t) => t.tier?.value_per_request ?? lowest);
 }
 
 /** Sees each tier's proposed cap before it is written; returns the cap to write (governance). */
@@ -42,10 +63,27 @@ export class TierSplit {
   gate: TierGate | null = null;
 
   constructor(keys: KeyIndex) {
+    this.group(keys);
+  }
+
+  private group(keys: KeyIndex): void {
+    this.groups.length = 0;
     for (const s of keys.specs) {
       if (s.tenants === null) continue;
-      this.groups.push({ service: s, tiers: keys.specs.filter((t) => t.tier !== null && t.parent === s.index) });
+      const tiers = keys.specs.filter((t) => t.tier !== null && t.parent === s.index);
+      this.groups.push({ service: s, tiers, values: tierValues(tiers) });
     }
+  }
+
+  /**
+   * A reloaded config's keys (the same key set, daemon/reload.ts): the tiers'
+   * priorities, bursts and values per request apply from the next write; a
+   * tier's priority is written to its bucket now, so every I/O thread orders
+   * the tier's waiters by it at once.
+   */
+  reconfigure(next: KeyIndex, table: BucketTable): void {
+    this.group(next);
+    for (const g of this.groups) for (const t of g.tiers) table.setPriority(t.index, t.priority);
   }
 
   /** The split of `reachTps` among a group's tiers, given each tier's demand (tokens/s) last tick. */
@@ -59,7 +97,7 @@ export class TierSplit {
       bucket: group.service.index, key: group.service.key, tick: 0, capacityTps: reachTps, effectiveTps: reachTps,
       totalDemandTps: 0, throttledTps: 0, grantedTps: 0, stepCap: Number.MAX_VALUE, stepFloorTps: reachTps, services,
     };
-    return waterFill(obs, demandTps);
+    return waterFill(obs, demandTps, group.values);
   }
 
   /** Writes every tier's cap for the coming tick; `reachOf(service)` is what the service may be granted per second. */

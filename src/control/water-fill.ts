@@ -1,6 +1,10 @@
 // Priority-ordered max-min water-filling (pure functions, main thread or a
 // Piscina worker). Used by the fair policy, as the last stage of the PPO
-// policy (which chooses the claims), and by the safety layer for guarantees.
+// policy (which chooses the claims), by the safety layer for guarantees, and
+// by the tier split (tier-split.ts), which may pass each member's value per
+// request: then within a priority class the more valuable members' claims
+// are filled first and they take a larger share of the class's slack
+// (fillByValue, valueFactors). Without values, the fill is as it always was.
 
 import type { PoolObservation } from '../ppo/observation.ts';
 
@@ -67,12 +71,41 @@ export function upperBounds(obs: PoolObservation, g: Float64Array): Float64Array
 }
 
 /**
- * Guarantees first; then each priority class in turn, max-min, up to its
- * claim; then whatever is left as headroom, by priority weight. Nobody gets
- * more than upperBounds(), so what a capped service cannot take this tick
- * goes to the next in line instead of being wasted.
+ * fillEqual() by value: members of the highest value first (max-min among
+ * equal values), then the next value down, while the budget lasts.
  */
-export function waterFill(obs: PoolObservation, claims: ArrayLike<number>): Float64Array {
+export function fillByValue(alloc: Float64Array, cap: Float64Array, members: number[], values: ArrayLike<number>, budget: number): number {
+  const order = [...new Set(members.map((i) => values[i]))].sort((a, b) => b - a);
+  for (const v of order) {
+    if (budget <= 1e-9) break;
+    budget = fillEqual(alloc, cap, members.filter((i) => values[i] === v), budget);
+  }
+  return budget;
+}
+
+/**
+ * Each member's weight within its priority class: its value over the mean
+ * value of the class's members, so a class's members together weigh what
+ * they would without values (the class weights still divide the slack
+ * between classes) and the more valuable take more of it. A class whose
+ * values are all 0 weighs 1 each.
+ */
+export function valueFactors(obs: PoolObservation, values: ArrayLike<number>): Float64Array {
+  const sum = [0, 0, 0, 0];
+  const count = [0, 0, 0, 0];
+  obs.services.forEach((s, i) => { if (isClass(s.priority)) { sum[s.priority] += values[i]; count[s.priority]++; } });
+  return Float64Array.from(obs.services, (s, i) =>
+    (isClass(s.priority) && sum[s.priority] > 0 ? (values[i] * count[s.priority]) / sum[s.priority] : 1));
+}
+
+/**
+ * Guarantees first; then each priority class in turn, max-min (by value
+ * first, when `values` are given), up to its claim; then whatever is left as
+ * headroom, by priority weight (times valueFactors()). Nobody gets more than
+ * upperBounds(), so what a capped service cannot take this tick goes to the
+ * next in line instead of being wasted.
+ */
+export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, values: ArrayLike<number> | null = null): Float64Array {
   const n = obs.services.length;
   const alloc = guarantees(obs);
   const upper = upperBounds(obs, alloc);
@@ -83,19 +116,25 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>): Floa
   for (let p = 0; p < PRIORITY_WEIGHTS.length && left > 1e-9; p++) {
     const members: number[] = [];
     for (let i = 0; i < n; i++) if (obs.services[i].priority === p) members.push(i);
-    left = fillEqual(alloc, cap, members, left);
+    left = values === null ? fillEqual(alloc, cap, members, left) : fillByValue(alloc, cap, members, values, left);
   }
   if (left > 1e-9) {
     // Headroom: weighted water-fill of the rest up to max_tps.
+    const weight = Float64Array.from(obs.services, (s) => PRIORITY_WEIGHTS[s.priority] ?? 1);
+    if (values !== null) valueFactors(obs, values).forEach((f, i) => { weight[i] *= f; });
     cap.set(upper);
     let open: number[] = [];
     for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9) open.push(i);
     while (left > 1e-9 && open.length > 0) {
       let wsum = 0;
-      for (const i of open) wsum += PRIORITY_WEIGHTS[obs.services[i].priority] ?? 1;
+      for (const i of open) wsum += weight[i];
+      if (!(wsum > 0)) { // only members of value 0 are left open: they share it evenly
+        for (const i of open) weight[i] = 1;
+        wsum = open.length;
+      }
       let used = 0;
       for (const i of open) {
-        const add = Math.min((left * (PRIORITY_WEIGHTS[obs.services[i].priority] ?? 1)) / wsum, cap[i] - alloc[i]);
+        const add = Math.min((left * weight[i]) / wsum, cap[i] - alloc[i]);
         alloc[i] += add;
         used += add;
       }

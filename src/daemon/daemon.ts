@@ -115,7 +115,7 @@ export async function startDaemon(config: TpsdConfig, options: DaemonOptions = {
     port, views, keys, controller, dbFile: telemetry?.file ?? null,
     get config() { return live.config; },
     get limits() { return live.limits; },
-    reload: (next) => reloadConfig(state, next, threads, log),
+    reload: (next) => reloadConfig(state, next, threads, log, tenants),
     stop: () => stopped ??= (async () => {
       log.info('stopping: draining I/O threads');
       ticks.stopTimer();

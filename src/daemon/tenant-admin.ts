@@ -48,7 +48,7 @@ export class TenantDirectory {
   private sweepEveryMs = SWEEP_EVERY_MS;
 
   constructor(
-    private readonly keys: KeyIndex,
+    private keys: KeyIndex,
     views: ShmViews,
     private readonly store: TenantTierStore | null,
     private readonly broadcast: (m: { type: 'tenant-tier' } & TenantTier) => void,
@@ -56,6 +56,19 @@ export class TenantDirectory {
     private readonly nowMs: () => number,
   ) {
     this.table = new TenantTable(views);
+    this.reconfigure(keys);
+  }
+
+  /**
+   * The services' tenants sections of `keys`: at start, and a reloaded
+   * config's (the same key set, daemon/reload.ts): its idle_s and its tiers'
+   * tps and burst, which an admin's tier change writes, apply from now.
+   */
+  reconfigure(keys: KeyIndex): void {
+    this.keys = keys;
+    this.services.clear();
+    this.byBucket.clear();
+    this.sweepEveryMs = SWEEP_EVERY_MS;
     for (const s of keys.specs) {
       if (s.tenants === null) continue;
       const tiers = new Map(s.tenants.tiers.map((t) => [t.name, keys.find(`${s.key}/${TIER_MARK}${t.name}`)]));

@@ -375,4 +375,5 @@ parentPort!.on('message', (m: MainToWorker) => {
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
   else if (m.type === 'tenant-tier') tenants?.applyTier(m.service, m.name, m.tier, table.nowMs());
+  else if (m.type === 'tier-rates') tenants?.setTierRates(m.tiers, table.nowMs());
 });

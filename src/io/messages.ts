@@ -8,6 +8,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { TpsdConfig } from '../config/types.ts';
 import type { SharedKeys } from '../shm/key-index.ts';
+import type { TierRateChange } from '../shm/tenant-table.ts';
 
 /** Given to each I/O worker at start. */
 export interface IoWorkerData {
@@ -202,7 +203,9 @@ export type MainToWorker =
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
   | { readonly type: 'daemon-stats'; readonly stats: DaemonStats; readonly health: DaemonHealth }
   /** A tenant's tier changed (op 17 TENANTS set or rm). */
-  | ({ readonly type: 'tenant-tier' } & TenantTier);
+  | ({ readonly type: 'tenant-tier' } & TenantTier)
+  /** Tiers' tps or burst changed by a reload (SIGHUP): for the tenants the thread makes and holds. */
+  | { readonly type: 'tier-rates'; readonly tiers: readonly TierRateChange[] };
 
 export type WorkerToMain =
   | { readonly type: 'listening'; readonly port: number }

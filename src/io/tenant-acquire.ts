@@ -21,7 +21,10 @@
 // for, granted, denied, would_deny and refused by its own bucket go to this
 // thread's per-tenant counters (shm/tenant-counters.ts: plain stores in its
 // own block), read by telemetry and the abuse detector; a waiter's outcome is
-// counted when it is answered (waiter-drain.ts).
+// counted when it is answered (waiter-drain.ts). An acquire with wait_ms 0
+// tells the table it will not wait (BucketTable.acquire's noWait), so the
+// no-wait rule of pool-loans.ts (the trunk, the booking a second ahead) holds
+// for tenants as for configured keys.
 //
 // Per request: no allocation and no string for a tenant that exists (the
 // strings below are only made for an error reply).
@@ -90,7 +93,7 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
   let r = OWN_EMPTY;
   // Behind this thread's waiters of the tenant, if any: they are first.
   if ((waits === null || !waits.any || waits.waitingOn(slot) === 0) && tt.take(slot, milli, now)) {
-    r = t.acquire(tier, milli, t.priority(tier), false, now);
+    r = t.acquire(tier, milli, t.priority(tier), false, now, waitMs === 0);
     if (r === OK) {
       if (!tt.stillIs(slot, tk.word, tk.gen)) {
         // Retired (idle) between the lookup and the take: undo, and answer as a new tenant would be.

@@ -20,7 +20,7 @@
 import { MAX_KEY_BYTES } from '../protocol/opcodes.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import { MILLI } from '../shm/layout.ts';
-import { TENANT_BUSY, TENANT_FULL, TenantTable } from '../shm/tenant-table.ts';
+import { TENANT_BUSY, TENANT_FULL, TenantTable, type TierRateChange } from '../shm/tenant-table.ts';
 import type { TenantCounters } from '../shm/tenant-counters.ts';
 import type { RequestKey } from './request-reader.ts';
 
@@ -214,6 +214,19 @@ export class TenantKeys {
     const slot = this.table.findByName(service, bytes);
     if (slot >= 0 && this.table.tierOf(slot) !== target) {
       this.table.setTier(slot, target, this.rates.rateMilli[target], this.rates.burstMilli[target], now);
+    }
+  }
+
+  /**
+   * Tiers' new rates from a reload (the main thread rewrote the live
+   * tenants): kept for the tenants this thread makes from now on, and
+   * written to those it made at the old rate before the message arrived.
+   */
+  setTierRates(changes: readonly TierRateChange[], now: number): void {
+    for (const c of changes) {
+      this.rates.rateMilli[c.tier] = c.rateMilli;
+      this.rates.burstMilli[c.tier] = c.burstMilli;
+      this.table.setTierRates(c, now);
     }
   }
 }

@@ -5,8 +5,10 @@
 // Threads: every I/O thread and the main thread hold a TenantTable over the
 // same buffer. I/O threads find tenants (every acquire of a tenant key) and
 // make them (the first acquire); only the main thread forgets idle ones and
-// changes a tenant's tier. Nothing here takes a lock; finding a tenant that
-// exists is plain reads, one Atomics.load and a byte compare.
+// changes a tenant's tier or its tier's rates (each I/O thread again when
+// the change reaches it, for tenants it made meanwhile: setTier,
+// setTierRates). Nothing here takes a lock; finding a tenant that exists is
+// plain reads, one Atomics.load and a byte compare.
 //
 // The table: open addressing by neighbourhoods. A keyed hash of (service,
 // name) picks a neighbourhood of TENANT_NEIGHBORHOOD_SLOTS slots; the tenant
@@ -95,6 +97,16 @@ const SPIN_LIMIT = 1 << 14;
 const CLAIM_WAIT_MS = 5;
 /** Attempts of create() when SEQ moves under it. */
 const ATTEMPTS = 8;
+
+/** A tier's tenants' rate and burst changed by a reload (milli-tokens): setTierRates. */
+export interface TierRateChange {
+  /** The tier's bucket. */
+  readonly tier: number;
+  /** Its tenants' rate before the reload: a tenant at another rate is under a defensive limit. */
+  readonly fromRateMilli: number;
+  readonly rateMilli: number;
+  readonly burstMilli: number;
+}
 
 export class TenantTable {
   readonly slots: number;
@@ -352,6 +364,33 @@ export class TenantTable {
     Atomics.store(this.rec, r + RATE, rateMilli);
     Atomics.store(this.rec, r + BURST, burstMilli);
     trim(this.rec, r, burstMilli);
+  }
+
+  /**
+   * A tier's new rate and burst (a reload, daemon/reload.ts) for every live
+   * tenant in it: one refilling at the tier's old rate (`change.fromRateMilli`)
+   * refills at the new one from `now` (what it earned until now at the old);
+   * one held at another rate (a defensive limit: tenant-guard.ts rewrites it
+   * from the new tps at its next tick) keeps its rate. Each takes the new
+   * burst, what it holds trimmed to it. The main thread at the reload, and
+   * each I/O thread when the change reaches it (for tenants it made at the
+   * old rate meanwhile): a full scan of the slots, once per reload. Returns
+   * how many tenants changed.
+   */
+  setTierRates(change: TierRateChange, now: number): number {
+    const { tier, fromRateMilli, rateMilli, burstMilli } = change;
+    let changed = 0;
+    for (let slot = 0; slot < this.slots; slot++) {
+      if ((Atomics.load(this.index, slot * IDX_FIELDS) & STATE_MASK) !== LIVE) continue;
+      const r = slot * REC_FIELDS;
+      if (Atomics.load(this.rec, r + TIER) !== tier) continue;
+      const rate = Atomics.load(this.rec, r + RATE);
+      const nextRate = rate === fromRateMilli ? rateMilli : rate;
+      if (nextRate === rate && Atomics.load(this.rec, r + BURST) === burstMilli) continue;
+      this.setTier(slot, tier, nextRate, burstMilli, now);
+      changed++;
+    }
+    return changed;
   }
 
   /** The LIVE slot of a tenant by name (main thread, admin), or -1. */

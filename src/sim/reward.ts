@@ -12,6 +12,10 @@
 // values every served request alike, so capacity left unused costs more than
 // the lowest class's weight; served = granted and accepted upstream;
 // short_i = max(0, min(demand_i, min_tps_i * tick_s) - granted_i - 1).
+// Revenue-aware (a tier's value_per_request, docs/tenants.md): where an
+// outcome gives a value per request, w_i is that value over the largest one
+// given (the most valuable counts as CRITICAL) instead of the class weight.
+// The simulator models services, not tiers, so its outcomes give none.
 
 export const CLASS_WEIGHTS = [1, 0.5, 0.25, 0.125] as const;
 export const THROUGHPUT_WEIGHT = 0.25;
@@ -20,6 +24,8 @@ export const QUEUE_PENALTY = 0.25;
 export const GUARANTEE_PENALTY = 2;
 
 export interface TickOutcome {
+  /** Per service, its value per request (NaN: none), used instead of its class weight; absent: none anywhere. */
+  readonly value?: ArrayLike<number>;
   /** Per service, over the tick: requests arrived, admitted, accepted, 429'd; queue change; guarantee shortfall. */
   readonly served: ArrayLike<number>;
   readonly throttled: ArrayLike<number>;
@@ -28,10 +34,18 @@ export interface TickOutcome {
   readonly priority: ArrayLike<number>;
 }
 
+/** Service i's weight: its value over the largest (`top`), or its class weight where it has no value. */
+function weightOf(o: TickOutcome, i: number, top: number): number {
+  const v = o.value?.[i] ?? NaN;
+  return v >= 0 && top > 0 ? (CLASS_WEIGHTS[0] * v) / top : CLASS_WEIGHTS[o.priority[i]] ?? CLASS_WEIGHTS[3];
+}
+
 export function tickReward(o: TickOutcome, capacityTps: number, tickS: number): number {
   let r = 0;
+  let top = 0;
+  for (let i = 0; o.value !== undefined && i < o.value.length; i++) if (o.value[i] > top) top = o.value[i];
   for (let i = 0; i < o.served.length; i++) {
-    const w = CLASS_WEIGHTS[o.priority[i]] ?? CLASS_WEIGHTS[3];
+    const w = weightOf(o, i, top);
     r += (w + THROUGHPUT_WEIGHT) * o.served[i];
     r -= VIOLATION_PENALTY * o.throttled[i];
     r -= QUEUE_PENALTY * w * Math.max(0, o.queueGrowth[i]);

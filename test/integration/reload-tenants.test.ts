@@ -1,16 +1,21 @@
 // A reload (SIGHUP: Daemon.reload, as cli/start.ts calls it) of the settings
 // the controller read only at start: a pool's upstream.slo_ms (the latency
 // rule of capacity discovery) and a tenant tier's `defense` apply to the
-// running daemon; a tier's tps or burst, which every I/O thread's tenants
-// and the tier's live tenants hold, is refused with the path that changed,
-// and the running config is kept. Real daemons (2 I/O threads, 100 ms
-// ticks), real clients; no timed assertions (waits are bounded polls).
+// running daemon. Tiers: a changed tps or burst applies to the tier's live
+// tenants and to those made after (by any I/O thread), the burst clamping
+// what they hold; a changed priority applies to the tier's bucket; an added
+// or removed tier is refused with its path, the running config kept. Real
+// daemons (2 I/O threads, 100 ms ticks), real clients; no timed assertions:
+// waits are bounded polls; a rate is checked as at most rate x elapsed +
+// burst (holds however slow the machine), and a raised one as more than
+// twice what the old rate could give in the same time.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/schema.ts';
 import type { TpsdConfig } from '../../src/config/types.ts';
 import { ATTACK } from '../../src/control/surge-detector.ts';
+import { PRIORITY_INDEX, stateBase } from '../../src/shm/layout.ts';
 import { TenantTable } from '../../src/shm/tenant-table.ts';
 import { RawClient, startTestDaemon } from '../fixtures/daemon.ts';
 import { sleep, until } from '../fixtures/telemetry.ts';
@@ -34,6 +39,37 @@ const TENANT_POOL = {
   services: [{ name: 'v1', priority: 'HIGH', max_tps: 5000, burst: 500, tenants: {
     tiers: [{ name: 'std', priority: 'HIGH', tps: TIER_TPS, burst: 4, defense: { tps_fraction: 0.1, cooldown_s: 60 } }], max: 100, idle_s: 60 } }],
 };
+
+const RATED_POOL = {
+  name: 'api', capacity_tps: 5000, burst: 500,
+  services: [{ name: 'v1', priority: 'HIGH', max_tps: 5000, burst: 500, tenants: {
+    tiers: [
+      { name: 'std', priority: 'HIGH', tps: 10, burst: 5, defense: { tps_fraction: 1 } },
+      { name: 'big', priority: 'LOW', tps: 1, burst: 10, defense: { tps_fraction: 1 } },
+    ], default_tier: 'std', max: 100, idle_s: 600 } }],
+};
+/** Acquires in flight at once while a rate is measured (each waits for its token). */
+const IN_FLIGHT = 10;
+const MEASURE_MS = 1500;
+
+/**
+ * Tenant `key`'s grants over about MEASURE_MS: IN_FLIGHT loops, each asking
+ * one token with wait_ms (no denial, so no abuse class) and releasing it.
+ * `elapsedS`: from the first ask to the last reply.
+ */
+async function measure(c: RawClient, key: string, ids: { next: number }): Promise<{ granted: number; elapsedS: number }> {
+  const start = performance.now();
+  let granted = 0;
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (performance.now() - start < MEASURE_MS) {
+      const r = await c.call([1, ids.next++, key, 1, 2000], 10_000);
+      if (r[2] !== 0) continue;
+      granted++;
+      c.send([2, 0, r[3], 0, 1000]);
+    }
+  }));
+  return { granted, elapsedS: (performance.now() - start) / 1000 };
+}
 
 async function effectiveTps(c: RawClient, id: number): Promise<number> {
   const snap = (await c.call([3, id]))[3] as { pools: { name: string; effective_capacity_tps: number }[] };
@@ -72,7 +108,7 @@ describe('reload: settings the controller holds', () => {
     }
   });
 
-  it('applies a changed tier defense to a tenant already held; refuses a changed tier tps or burst, naming it', async () => {
+  it('applies a changed tier defense to a tenant already held', async () => {
     const d = await startTestDaemon({ policy: { mode: 'fair' }, pools: [TENANT_POOL] });
     const guard = d.controller.guard!;
     const table = new TenantTable(d.views);
@@ -93,13 +129,6 @@ describe('reload: settings the controller holds', () => {
       const m = slotOf('mallory');
       await until(() => table.rateMilli(m) === 2000, 3000, 'mallory held at 0.1 x 20/s');
 
-      const tps = edited(d.config, (raw) => { raw.pools[0].services[0].tenants.tiers[0].tps = 40; });
-      await assert.rejects(d.reload(tps), (e: Error & { code?: string }) => e.code === 'TPSD_DAEMON_RESTART_NEEDED'
-        && /^changing pools\[0\]\.services\[0\]\.tenants\.tiers\[0\]\.tps needs a restart/.test(e.message), 'tps');
-      const burst = edited(d.config, (raw) => { raw.pools[0].services[0].tenants.tiers[0].burst = 8; });
-      await assert.rejects(d.reload(burst), /changing pools\[0\]\.services\[0\]\.tenants\.tiers\[0\]\.burst needs a restart/);
-      assert.equal(d.config.pools[0].services[0].tenants!.tiers[0].tps, TIER_TPS, 'the running config is kept');
-
       await d.reload(edited(d.config, (raw) => { raw.pools[0].services[0].tenants.tiers[0].defense.tps_fraction = 0.25; }));
       let rate = 0;
       await until(() => (rate = table.rateMilli(m)) === 5000, 3000, `mallory held at the reloaded 0.25 x 20/s (rate ${rate} milli)`);
@@ -113,6 +142,52 @@ describe('reload: settings the controller holds', () => {
       hammer = false;
       await hammering;
       mallory.close();
+      await d.stop();
+    }
+  });
+
+  it('applies a changed tier tps and burst to live tenants and new ones; a tier priority too; refuses an added tier, naming it', async () => {
+    const d = await startTestDaemon({ policy: { mode: 'fair' }, pools: [RATED_POOL] });
+    const [c, admin] = await Promise.all([RawClient.open(d.port), RawClient.open(d.port)]);
+    const ids = { next: 1 };
+    try {
+      // carol (tier big) fills her bucket: 10 tokens at 1/s.
+      assert.equal((await admin.call([17, 1, 'set', 'api/v1/carol', { tier: 'big' }]))[2], 0);
+      assert.equal((await c.call([1, ids.next++, 'api/v1/carol', 1, 0]))[2], 0);
+      const before = await measure(c, 'api/v1/alice', ids);
+      assert.ok(before.granted <= 10 * before.elapsedS + 5 + 1, `alice at 10/s: ${before.granted} in ${before.elapsedS} s`);
+
+      const raised = edited(d.config, (raw) => {
+        raw.pools[0].services[0].tenants.tiers[0].tps = 60;
+        raw.pools[0].services[0].tenants.tiers[1].burst = 3;
+        raw.pools[0].services[0].tenants.tiers[1].priority = 'CRITICAL';
+      });
+      await d.reload(raised);
+      // The burst clamps what carol held (9 or 10 tokens): 10 asks at once get 3, and what 1/s earned meanwhile.
+      const t0 = performance.now();
+      const burst = await Promise.all(Array.from({ length: 10 }, () => c.call([1, ids.next++, 'api/v1/carol', 1, 0])));
+      const carolGranted = burst.filter((r) => r[2] === 0).length;
+      assert.ok(carolGranted <= 3 + Math.ceil((performance.now() - t0) / 1000), `carol got ${carolGranted} of 10 after the burst went to 3`);
+      assert.ok(carolGranted >= 1, 'carol still holds tokens');
+
+      for (const name of ['alice', 'bob']) { // alice lived before the reload; bob is made after it, by an I/O thread
+        const after = await measure(c, `api/v1/${name}`, ids);
+        assert.ok(after.granted <= 60 * after.elapsedS + 5 + 1, `${name} at 60/s: ${after.granted} in ${after.elapsedS} s`);
+        assert.ok(after.granted > 2 * (10 * after.elapsedS + 5), `${name} at the reloaded 60/s, not 10/s: ${after.granted} in ${after.elapsedS} s`);
+      }
+      const big = d.keys.find('api/v1/~big');
+      assert.equal(d.views.state[stateBase(big) + PRIORITY_INDEX], 0, 'tier big is CRITICAL (0) now');
+
+      const added = edited(d.config, (raw) => {
+        raw.pools[0].services[0].tenants.tiers.push({ name: 'gold', priority: 'CRITICAL', tps: 100 });
+      });
+      await assert.rejects(d.reload(added), (e: Error & { code?: string }) => e.code === 'TPSD_DAEMON_RESTART_NEEDED'
+        && /pools\[0\]\.services\[0\]\.tenants\.tiers\[2\] \(tier "gold" added\)/.test(e.message), 'an added tier is named by its path');
+      assert.equal(d.config.pools[0].services[0].tenants!.tiers.length, 2, 'the running config is kept');
+      assert.equal(d.config.pools[0].services[0].tenants!.tiers[0].tps, 60);
+    } finally {
+      c.close();
+      admin.close();
       await d.stop();
     }
   });

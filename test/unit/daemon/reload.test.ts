@@ -40,20 +40,27 @@ describe('restartNeeded', () => {
     assert.equal(restartNeeded(a, validateConfig({ listen: { host: '127.0.0.1', port: 0 }, ...pool({ slo_ms: 300 }) }, {})), null);
   });
 
-  it('names a tenant tier\'s changed tps and burst by path; its defence and a pool\'s SLO apply live', () => {
-    const tenants = (tier: Record<string, unknown>, slo: number | null = null) => validateConfig({
+  it('applies a tier\'s tps, burst, priority, defence and idle_s and a pool\'s SLO live; names a changed tier set, default_tier or max by path', () => {
+    const tenants = (tier: Record<string, unknown>, slo: number | null = null, extra: Record<string, unknown> = {}, more: unknown[] = []) => validateConfig({
       listen: { host: '127.0.0.1', port: 0 },
       pools: [{ name: 'api', capacity_tps: 1000, ...(slo === null ? {} : { upstream: { slo_ms: slo } }), services: [
         { name: 'a', priority: 'LOW' },
-        { name: 'b', priority: 'LOW', tenants: { tiers: [{ name: 'free', priority: 'LOW', tps: 5, burst: 5 }, { name: 'pro', priority: 'HIGH', ...tier }], max: 10 } }] }],
+        { name: 'b', priority: 'LOW', tenants: { tiers: [{ name: 'free', priority: 'LOW', tps: 5, burst: 5 }, { name: 'pro', priority: 'HIGH', ...tier }, ...more],
+          max: 10, ...extra } }] }],
     }, {});
     const a = tenants({ tps: 50, burst: 10 });
-    assert.equal(restartNeeded(a, tenants({ tps: 60, burst: 10 })), 'changing pools[0].services[1].tenants.tiers[1].tps needs a restart');
-    assert.equal(restartNeeded(a, tenants({ tps: 60, burst: 20 })),
-      'changing pools[0].services[1].tenants.tiers[1].tps, pools[0].services[1].tenants.tiers[1].burst needs a restart');
+    assert.equal(restartNeeded(a, tenants({ tps: 60, burst: 20 })), null);
+    assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10, priority: 'CRITICAL' })), null);
+    assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10, value_per_request: 3 })), null);
     assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10, defense: { tps_fraction: 0.5, cooldown_s: 5 } })), null);
     assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10 }, 250)), null);
-    assert.equal(restartNeeded(a, tenants({ name: 'gold', tps: 60, burst: 10 })), 'changing the key set (+api/b/~gold, -api/b/~pro) needs a restart');
+    assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10 }, null, { idle_s: 30 })), null);
+    assert.equal(restartNeeded(a, tenants({ name: 'gold', tps: 60, burst: 10 })),
+      'changing pools[0].services[1].tenants.tiers[1] (tier "pro" replaced by "gold"), the key set (+api/b/~gold, -api/b/~pro) needs a restart');
+    assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10 }, null, {}, [{ name: 'gold', priority: 'CRITICAL', tps: 100 }])),
+      'changing pools[0].services[1].tenants.tiers[2] (tier "gold" added), the key set (+api/b/~gold) needs a restart');
+    assert.equal(restartNeeded(a, tenants({ tps: 50, burst: 10 }, null, { default_tier: 'pro', max: 20 })),
+      'changing pools[0].services[1].tenants.default_tier, pools[0].services[1].tenants.max needs a restart');
   });
 
   it('lists added then removed keys, or "order" when only the order changed', () => {
