@@ -212,4 +212,10 @@ export class KeyIndex {
     const i = this.table.findBytes(b, start, end);
     return i < 0 || this.table.isTier(i) ? -1 : i;
   }
+
+  /** lookupBytes() with the bytes' hash given (hashBytes(b, start, end)). */
+  lookupHashed(b: Uint8Array, start: number, end: number, h: number): number {
+    const i = this.table.findHashed(b, start, end, h);
+    return i < 0 || this.table.isTier(i) ? -1 : i;
+  }
 }

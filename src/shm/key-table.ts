@@ -173,8 +173,12 @@ export class KeyTable {
 
   /** Index of the key whose UTF-8 bytes are b[start, end), tiers included, or -1. Creates no string. */
   findBytes(b: Uint8Array, start: number, end: number): number {
+    return this.findHashed(b, start, end, hashBytes(b, start, end));
+  }
+
+  /** findBytes() when the caller has the bytes' hash already (hashBytes(b, start, end)): a request's key, hashed once for every lookup. */
+  findHashed(b: Uint8Array, start: number, end: number, h: number): number {
     const len = end - start;
-    const h = hashBytes(b, start, end);
     const slots = this.slots, mask = this.slotMask, kb = this.keyBytes, ks = this.keyStart;
     for (let at = h & mask; ; at = (at + 1) & mask) {
       const v = slots[at];

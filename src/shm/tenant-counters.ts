@@ -76,6 +76,14 @@ export class TenantCounters {
     this.counts[i] = (this.counts[i] + tokens) | 0;
   }
 
+  /** A grant of `tokens` asked for by an acquire: TC_REQUESTED and TC_GRANTED, one TOUCHED store (the hot path's one call). */
+  granted(slot: number, tokens: number): void {
+    this.touched[this.touchedAt + slot] = 1;
+    const i = this.countsAt + slot * TC_FIELDS;
+    this.counts[i + TC_REQUESTED] = (this.counts[i + TC_REQUESTED] + tokens) | 0;
+    this.counts[i + TC_GRANTED] = (this.counts[i + TC_GRANTED] + tokens) | 0;
+  }
+
   /**
    * A refusal of `tokens`: denied, or (`dryRun`) granted as would_deny; and
    * refused by the tenant's own bucket when `own` (what the abuse detector

@@ -161,13 +161,7 @@ export class TenantTable {
   }
 
   private holds(slot: number, service: number, b: Uint8Array, start: number, end: number): boolean {
-    const r = slot * REC_FIELDS;
-    const len = end - start;
-    if (this.rec[r + SERVICE] !== service || this.rec[r + NAME_LEN] !== len) return false;
-    const rb = this.recBytes;
-    const at = (r + NAME) * 4;
-    for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
-    return true;
+    return this.rec[slot * REC_FIELDS + SERVICE] === service && this.nameIs(slot, b, start, end);
   }
 
   /**
@@ -264,9 +258,15 @@ export class TenantTable {
   /** The tenant's service (bucket index). */
   serviceOf(slot: number): number { return this.rec[slot * REC_FIELDS + SERVICE]; }
 
-  /** True when the tenant's name is b[start, end). */
-  holdsName(slot: number, b: Uint8Array, start: number, end: number): boolean {
-    return this.holds(slot, this.rec[slot * REC_FIELDS + SERVICE], b, start, end);
+  /** True when the tenant's name is b[start, end) (whatever its service). */
+  nameIs(slot: number, b: Uint8Array, start: number, end: number): boolean {
+    const r = slot * REC_FIELDS;
+    const len = end - start;
+    if (this.rec[r + NAME_LEN] !== len) return false;
+    const rb = this.recBytes;
+    const at = (r + NAME) * 4;
+    for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
+    return true;
   }
 
   /** The tenant's tier (bucket index). */
