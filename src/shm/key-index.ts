@@ -25,7 +25,7 @@ import { PRIORITIES } from '../config/types.ts';
 import { KeyTable, type KeyRow } from './key-table.ts';
 import { GATE_TOKEN_BUCKET, GATE_WINDOW, PRIORITY_NONE } from './layout.ts';
 
-export { hashBytes } from './key-table.ts';
+export { FNV_OFFSET_BASIS, FNV_PRIME, hashBytes } from './key-table.ts';
 
 /** A key as the main thread sees it: its row of the key table, its index, and the config sections it has. */
 export interface BucketSpec extends Omit<KeyRow, 'isTier' | 'hasTenants'> {

@@ -59,10 +59,14 @@ assertConstants(PRIORITY_MASK >= 8 && GATE_SHIFT >= PRIORITY_SHIFT + 4, 'a prior
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
+/** FNV-1a's offset basis (as an int32) and prime: hashBytes() and the request path's loop that also checks for ASCII (request-reader.ts). */
+export const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;
+export const FNV_PRIME = 0x01000193;
+
 /** 32-bit FNV-1a of b[start, end), as an int32. */
 export function hashBytes(b: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  let h = FNV_OFFSET_BASIS;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], FNV_PRIME);
   return h;
 }
 
