@@ -57,10 +57,11 @@ export function tenantCounterViews(sab: SharedArrayBuffer, slots: number, thread
 
 /** One I/O thread's writer: count() on the hot path of a tenant's acquire (no allocation). */
 export class TenantCounters {
-  private readonly touched: Uint8Array;
-  private readonly counts: Int32Array;
-  private readonly touchedAt: number;
-  private readonly countsAt: number;
+  // Constructor-set fields are `declare`d (no class field starting as undefined), so V8 keeps the arrays' exact kinds.
+  declare private readonly touched: Uint8Array;
+  declare private readonly counts: Int32Array;
+  declare private readonly touchedAt: number;
+  declare private readonly countsAt: number;
 
   constructor(views: TenantCounterViews, thread: number) {
     this.touched = views.touched;
