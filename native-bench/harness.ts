@@ -113,6 +113,71 @@ export function measure(run: (n: number) => number, seconds: number, maxBatch = 
   return (ops * opsPerUnit) / ((end - start) / 1000);
 }
 
+/** One case's figures from measureInterleaved(). */
+export interface InterleavedResult {
+  /** Operations per second of wall-clock time, over all its slices. */
+  opsPerSec: number;
+  /** Operations per second of process CPU time, over all its slices. */
+  cpuOpsPerSec: number;
+  /** Per cycle: ops per CPU-second in that cycle's slice (its ratio to another case's of the same cycle is a paired sample). */
+  cycleCpuOpsPerSec: number[];
+}
+
+/**
+ * Several cases measured side by side in short interleaved slices: each
+ * cycle runs every case once for about `sliceMs` (case 1, case 2, ...,
+ * then again) until `seconds` have passed, and each case's figures sum its
+ * slices. On a shared machine a slow spell then falls on every case within
+ * a few tens of milliseconds, instead of on whichever case ran during it
+ * (measure() once per case, or a few rounds of it, left ratios between
+ * cases of one process anywhere from 0.3x to 2.7x at load 13 on 2 CPUs).
+ * Each case is sized and warmed up first, as measure() does.
+ */
+export function measureInterleaved(runs: readonly ((n: number) => number)[], seconds: number, opsPerUnit = 1, maxBatch = 1 << 24,
+  sliceMs = 5): InterleavedResult[] {
+  const sizes = runs.map((run) => {
+    let n = 1;
+    for (;;) {
+      const t0 = performance.now();
+      sink += run(n);
+      if (performance.now() - t0 >= sliceMs / 2 || n >= maxBatch) break;
+      n = Math.min(maxBatch, n * 2);
+    }
+    return n;
+  });
+  const warmEnd = performance.now() + Math.max(MIN_WARMUP_MS, seconds * 300);
+  while (performance.now() < warmEnd) for (let c = 0; c < runs.length; c++) sink += runs[c](sizes[c]);
+  for (let c = 0; c < runs.length; c++) { // re-size now that the code is optimized
+    const t0 = performance.now();
+    sink += runs[c](sizes[c]);
+    const perUnitMs = (performance.now() - t0) / sizes[c];
+    sizes[c] = Math.max(1, Math.min(maxBatch, Math.round(sliceMs / Math.max(perUnitMs, 1e-9))));
+  }
+  const wallMs = runs.map(() => 0);
+  const cpuS = runs.map(() => 0);
+  const units = runs.map(() => 0);
+  const cycles: number[][] = runs.map(() => []);
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    for (let c = 0; c < runs.length; c++) {
+      const cpu0 = cpuSeconds();
+      const t0 = performance.now();
+      sink += runs[c](sizes[c]);
+      const wall = performance.now() - t0;
+      const cpu = cpuSeconds() - cpu0;
+      wallMs[c] += wall;
+      cpuS[c] += cpu;
+      units[c] += sizes[c];
+      cycles[c].push((sizes[c] * opsPerUnit) / Math.max(1e-9, cpu));
+    }
+  }
+  return runs.map((_, c) => ({
+    opsPerSec: (units[c] * opsPerUnit) / (wallMs[c] / 1000),
+    cpuOpsPerSec: (units[c] * opsPerUnit) / Math.max(1e-9, cpuS[c]),
+    cycleCpuOpsPerSec: cycles[c],
+  }));
+}
+
 /**
  * measure() for an asynchronous operation (e.g. Controller.tick): `run()` does
  * one operation; calls are awaited one after the other, so the figure is the

@@ -9,7 +9,7 @@
 // over trials of (case / baseline) with each baseline measured in the same
 // process, right beside it.
 //
-// Usage: npm run bench:native -- [--trials N] [--only NAME] [--seconds S] [--write]
+// Usage: npm run bench:native -- [--trials N] [--only NAME] [--seconds S] [--write] [--help]
 //   --write replaces the generated section of docs/native-bench.md.
 
 import { spawnSync } from 'node:child_process';
@@ -33,9 +33,20 @@ const { values } = parseArgs({
     only: { type: 'string' },
     seconds: { type: 'string', default: '1' },
     write: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
   strict: true,
 });
+if (values.help) {
+  process.stdout.write(`npm run bench:native -- [--trials N (5)] [--only NAME] [--seconds S (1)] [--write] [--help]
+  benchmarks: ${BENCHES.join(', ')}
+  --trials N   fresh processes per benchmark file, interleaved across the files
+  --only NAME  run one benchmark file
+  --seconds S  measured time per case in each trial
+  --write      replace the generated section of docs/native-bench.md
+`);
+  process.exit(0);
+}
 const trials = Number(values.trials);
 if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, got ${values.trials}`);
 const benches = values.only === undefined ? BENCHES : BENCHES.filter((b) => b === values.only);

@@ -24,7 +24,7 @@ import { DecodeError, decodeAll, isUint, isUint32, utf8Length } from '../protoco
 import { ErrorCode } from '../protocol/errors.ts';
 import { FLAT_STR, FLAT_UINT, FlatReader } from '../protocol/flat-reader.ts';
 import { CLOSE_PROTOCOL_ERROR, MAX_KEY_BYTES, MAX_UINT32, OP_ACQUIRE, OP_RELEASE } from '../protocol/opcodes.ts';
-import type { KeyIndex } from '../shm/key-index.ts';
+import { FNV_OFFSET_BASIS, FNV_PRIME, hashBytes, type KeyIndex } from '../shm/key-index.ts';
 
 export interface RequestSink<C> {
   /** An ACQUIRE with a string key (read either way); validates the rest. */
@@ -47,19 +47,32 @@ const textEncoder = new TextEncoder();
 /** flatRequest's answer for a value it leaves to the general decoder. */
 const NOT_FLAT = -1;
 const EMPTY = new Uint8Array(0);
+// Module-local copies (V8 folds a local const into the code; an imported binding is read from its cell on every use).
+const FNV_BASIS = FNV_OFFSET_BASIS;
+const PRIME = FNV_PRIME;
 
 /**
  * The key of the ACQUIRE being handled: a string (general path) or a byte
  * range of the message (flat path), whose string is made only when asked for
- * (auth key patterns, error messages).
+ * (auth key patterns, error messages). A tenant key is looked up again by
+ * its bytes (tenant-keys.ts): utf8() gives them, in place for a flat key and
+ * with the FNV-1a hash the key table's lookup already made, so they are
+ * neither copied nor hashed twice.
  */
 export class RequestKey {
   private str: string | null = null;
+  /** The key's UTF-8 bytes are src[at, at + bytes): the message's (flat), or `encoded` once utf8() encoded the string. */
   private src: Uint8Array = EMPTY;
+  private at = 0;
   private reader: FlatReader | null = null;
   private elem = 0;
+  /** The key's UTF-8 length, or -1 while a string key is not encoded (counted). */
   private bytes = 0;
   private index = -1;
+  /** hashBytes() of the key's bytes, once they are known. */
+  private fnv = 0;
+  /** A string key's UTF-8 bytes (3 bytes per UTF-16 unit at most; utf8() is called only for a key within MAX_KEY_BYTES). */
+  private readonly encoded = new Uint8Array(MAX_KEY_BYTES * 3);
 
   constructor(private readonly keys: KeyIndex) {}
 
@@ -80,14 +93,24 @@ export class RequestKey {
   fromFlat(r: FlatReader, src: Uint8Array, elem: number): boolean {
     const start = r.strStart[elem];
     const end = r.strEnd[elem];
-    const index = this.keys.lookupBytes(src, start, end);
-    if (index < 0) for (let i = start; i < end; i++) if (src[i] >= 0x80) return false;
+    // hashBytes() and an OR of the bytes (is it ASCII?) in one pass: a tenant key is looked up twice and checked.
+    let h = FNV_BASIS;
+    let high = 0;
+    for (let i = start; i < end; i++) {
+      const c = src[i];
+      h = Math.imul(h ^ c, PRIME);
+      high |= c;
+    }
+    const index = this.keys.lookupHashed(src, start, end, h);
+    if (index < 0 && high >= 0x80) return false;
     this.str = null;
     this.src = src;
+    this.at = start;
     this.reader = r;
     this.elem = elem;
     this.bytes = end - start;
     this.index = index;
+    this.fnv = h;
     return true;
   }
 
@@ -112,17 +135,25 @@ export class RequestKey {
   }
 
   /**
-   * Copies the key's UTF-8 bytes into `into` (at least 3 x MAX_KEY_BYTES long)
-   * and returns their number; from a message, with no allocation.
+   * The buffer holding the key's UTF-8 bytes, at utf8Start() for
+   * utf8Length() bytes, hashed as utf8Hash(); a string key is encoded on the
+   * first call (the caller checked tooLong()). No allocation.
    */
-  copyBytes(into: Uint8Array): number {
-    if (this.str !== null && this.bytes < 0) return textEncoder.encodeInto(this.str, into).written;
-    const src = this.src;
-    const start = this.reader!.strStart[this.elem];
-    const n = this.bytes;
-    for (let i = 0; i < n; i++) into[i] = src[start + i];
-    return n;
+  utf8(): Uint8Array {
+    if (this.bytes < 0) {
+      const n = textEncoder.encodeInto(this.str!, this.encoded).written;
+      this.src = this.encoded;
+      this.at = 0;
+      this.bytes = n;
+      this.fnv = hashBytes(this.encoded, 0, n);
+    }
+    return this.src;
   }
+
+  utf8Start(): number { return this.at; }
+  utf8Length(): number { return this.bytes; }
+  /** hashBytes() of the key's bytes (after utf8()). */
+  utf8Hash(): number { return this.fnv; }
 
   text(): string {
     if (this.str === null) this.str = this.reader!.str(this.src, this.elem);

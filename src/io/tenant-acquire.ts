@@ -21,10 +21,13 @@
 // for, granted, denied, would_deny and refused by its own bucket go to this
 // thread's per-tenant counters (shm/tenant-counters.ts: plain stores in its
 // own block), read by telemetry and the abuse detector; a waiter's outcome is
-// counted when it is answered (waiter-drain.ts). An acquire with wait_ms 0
-// tells the table it will not wait (BucketTable.acquire's noWait), so the
-// no-wait rule of pool-loans.ts (the trunk, the booking a second ahead) holds
-// for tenants as for configured keys.
+// counted when it is answered (waiter-drain.ts). The tokens asked for are
+// counted once, with the outcome (a grant's two counts in one call), for the
+// slot that answered: an acquire that finds its tenant retired under it and
+// looks again counts only for the tenant it then reaches. An acquire with
+// wait_ms 0 tells the table it will not wait (BucketTable.acquire's noWait),
+// so the no-wait rule of pool-loans.ts (the trunk, the booking a second
+// ahead) holds for tenants as for configured keys.
 //
 // Per request: no allocation and no string for a tenant that exists (the
 // strings below are only made for an error reply).
@@ -38,7 +41,7 @@ import type { RequestKey } from './request-reader.ts';
 import { NOT_TENANT, TENANTS_FULL, type TenantKeys } from './tenant-keys.ts';
 import { TENANT_EMPTY, type TenantWaits } from './tenant-wait.ts';
 import type { MsgWriter } from '../protocol/codec.ts';
-import { TC_GRANTED, TC_REQUESTED } from '../shm/tenant-counters.ts';
+import { TC_REQUESTED } from '../shm/tenant-counters.ts';
 
 // Module-local copies of imported constants: V8 folds a local const into the
 // code it compiles, but reads an imported binding from its cell (under tsx,
@@ -88,7 +91,6 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
     return host.fail(1, id, ErrorCode.TOKENS_EXCEED_BURST, `${tokens} tokens is more than a bucket on the way to "${key.text()}" can ever hold`);
   }
   t.countPair(tier, ACQUIRES, 1, REQUESTED, tokens);
-  tk.counters?.count(slot, TC_REQUESTED, tokens);
   const waits = host.tenantWaits;
   let r = OWN_EMPTY;
   // Behind this thread's waiters of the tenant, if any: they are first.
@@ -104,9 +106,10 @@ export function acquireTenant(host: TenantHost, tk: TenantKeys, t: BucketTable, 
       const lease = host.grant(conn, tier, tokens, milli, perf);
       if (lease === 0) {
         tt.giveBack(slot, milli);
+        tk.counters?.count(slot, TC_REQUESTED, tokens);
         return host.fail(1, id, ErrorCode.OVERLOADED, 'too many leases held on this thread');
       }
-      tk.counters?.count(slot, TC_GRANTED, tokens);
+      tk.counters?.granted(slot, tokens);
       writeGranted(host.out, id, lease, tt.remaining(slot));
       return 0;
     }
@@ -121,6 +124,7 @@ function refused(host: TenantHost, tk: TenantKeys, t: BucketTable, conn: Conn, i
   const tt = tk.table;
   const tier = tt.tierOf(slot);
   const milli = tokens * MILLI_PER_TOKEN;
+  tk.counters?.count(slot, TC_REQUESTED, tokens);
   const dry = host.dryRun;
   if (dry !== null && dry[r === OWN_EMPTY ? tier : failBucket(r)] === 1) {
     tk.counters?.refused(slot, tokens, r === OWN_EMPTY, true);

@@ -25,7 +25,7 @@ import { PRIORITIES } from '../config/types.ts';
 import { KeyTable, type KeyRow } from './key-table.ts';
 import { GATE_TOKEN_BUCKET, GATE_WINDOW, PRIORITY_NONE } from './layout.ts';
 
-export { hashBytes } from './key-table.ts';
+export { FNV_OFFSET_BASIS, FNV_PRIME, hashBytes } from './key-table.ts';
 
 /** A key as the main thread sees it: its row of the key table, its index, and the config sections it has. */
 export interface BucketSpec extends Omit<KeyRow, 'isTier' | 'hasTenants'> {
@@ -210,6 +210,12 @@ export class KeyIndex {
   /** Bucket index of the key (not a tier) whose UTF-8 bytes are b[start, end), or -1. Creates no string. */
   lookupBytes(b: Uint8Array, start: number, end: number): number {
     const i = this.table.findBytes(b, start, end);
+    return i < 0 || this.table.isTier(i) ? -1 : i;
+  }
+
+  /** lookupBytes() with the bytes' hash given (hashBytes(b, start, end)). */
+  lookupHashed(b: Uint8Array, start: number, end: number, h: number): number {
+    const i = this.table.findHashed(b, start, end, h);
     return i < 0 || this.table.isTier(i) ? -1 : i;
   }
 }

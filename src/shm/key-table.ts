@@ -59,10 +59,14 @@ assertConstants(PRIORITY_MASK >= 8 && GATE_SHIFT >= PRIORITY_SHIFT + 4, 'a prior
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
+/** FNV-1a's offset basis (as an int32) and prime: hashBytes() and the request path's loop that also checks for ASCII (request-reader.ts). */
+export const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;
+export const FNV_PRIME = 0x01000193;
+
 /** 32-bit FNV-1a of b[start, end), as an int32. */
 export function hashBytes(b: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  let h = FNV_OFFSET_BASIS;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], FNV_PRIME);
   return h;
 }
 
@@ -173,8 +177,12 @@ export class KeyTable {
 
   /** Index of the key whose UTF-8 bytes are b[start, end), tiers included, or -1. Creates no string. */
   findBytes(b: Uint8Array, start: number, end: number): number {
+    return this.findHashed(b, start, end, hashBytes(b, start, end));
+  }
+
+  /** findBytes() when the caller has the bytes' hash already (hashBytes(b, start, end)): a request's key, hashed once for every lookup. */
+  findHashed(b: Uint8Array, start: number, end: number, h: number): number {
     const len = end - start;
-    const h = hashBytes(b, start, end);
     const slots = this.slots, mask = this.slotMask, kb = this.keyBytes, ks = this.keyStart;
     for (let at = h & mask; ; at = (at + 1) & mask) {
       const v = slots[at];

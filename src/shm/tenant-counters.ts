@@ -57,10 +57,11 @@ export function tenantCounterViews(sab: SharedArrayBuffer, slots: number, thread
 
 /** One I/O thread's writer: count() on the hot path of a tenant's acquire (no allocation). */
 export class TenantCounters {
-  private readonly touched: Uint8Array;
-  private readonly counts: Int32Array;
-  private readonly touchedAt: number;
-  private readonly countsAt: number;
+  // Constructor-set fields are `declare`d (no class field starting as undefined), so V8 keeps the arrays' exact kinds.
+  declare private readonly touched: Uint8Array;
+  declare private readonly counts: Int32Array;
+  declare private readonly touchedAt: number;
+  declare private readonly countsAt: number;
 
   constructor(views: TenantCounterViews, thread: number) {
     this.touched = views.touched;
@@ -74,6 +75,14 @@ export class TenantCounters {
     this.touched[this.touchedAt + slot] = 1; // before the count: the reader that clears it reads the count after
     const i = this.countsAt + slot * TC_FIELDS + field;
     this.counts[i] = (this.counts[i] + tokens) | 0;
+  }
+
+  /** A grant of `tokens` asked for by an acquire: TC_REQUESTED and TC_GRANTED, one TOUCHED store (the hot path's one call). */
+  granted(slot: number, tokens: number): void {
+    this.touched[this.touchedAt + slot] = 1;
+    const i = this.countsAt + slot * TC_FIELDS;
+    this.counts[i + TC_REQUESTED] = (this.counts[i + TC_REQUESTED] + tokens) | 0;
+    this.counts[i + TC_GRANTED] = (this.counts[i + TC_GRANTED] + tokens) | 0;
   }
 
   /**

@@ -109,16 +109,18 @@ export interface TierRateChange {
 }
 
 export class TenantTable {
-  readonly slots: number;
-  private readonly index: Int32Array;
-  private readonly rec: Int32Array;
+  // Fields set in the constructor are `declare`d (no class field emitted, so none starts as undefined): V8 then keeps
+  // each typed array's exact kind, and the inlined hot path reads them without a check per access (as bucket-table.ts).
+  declare readonly slots: number;
+  declare private readonly index: Int32Array;
+  declare private readonly rec: Int32Array;
   /** The records' bytes (tenant names are compared and written through it). */
-  private readonly recBytes: Uint8Array;
-  private readonly seq: Int32Array;
-  private readonly serviceCount: Int32Array;
-  readonly tierCount: Int32Array;
-  private readonly hoodMask: number;
-  private readonly seed: number;
+  declare private readonly recBytes: Uint8Array;
+  declare private readonly seq: Int32Array;
+  declare private readonly serviceCount: Int32Array;
+  declare readonly tierCount: Int32Array;
+  declare private readonly hoodMask: number;
+  declare private readonly seed: number;
   /** What find() and create() saw of the slot they returned: its INDEX word and generation (stillIs compares). */
   lastWord = 0;
   lastGen = 0;
@@ -173,13 +175,7 @@ export class TenantTable {
   }
 
   private holds(slot: number, service: number, b: Uint8Array, start: number, end: number): boolean {
-    const r = slot * REC_FIELDS;
-    const len = end - start;
-    if (this.rec[r + SERVICE] !== service || this.rec[r + NAME_LEN] !== len) return false;
-    const rb = this.recBytes;
-    const at = (r + NAME) * 4;
-    for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
-    return true;
+    return this.rec[slot * REC_FIELDS + SERVICE] === service && this.nameIs(slot, b, start, end);
   }
 
   /**
@@ -276,9 +272,15 @@ export class TenantTable {
   /** The tenant's service (bucket index). */
   serviceOf(slot: number): number { return this.rec[slot * REC_FIELDS + SERVICE]; }
 
-  /** True when the tenant's name is b[start, end). */
-  holdsName(slot: number, b: Uint8Array, start: number, end: number): boolean {
-    return this.holds(slot, this.rec[slot * REC_FIELDS + SERVICE], b, start, end);
+  /** True when the tenant's name is b[start, end) (whatever its service). */
+  nameIs(slot: number, b: Uint8Array, start: number, end: number): boolean {
+    const r = slot * REC_FIELDS;
+    const len = end - start;
+    if (this.rec[r + NAME_LEN] !== len) return false;
+    const rb = this.recBytes;
+    const at = (r + NAME) * 4;
+    for (let i = 0; i < len; i++) if (rb[at + i] !== b[start + i]) return false;
+    return true;
   }
 
   /** The tenant's tier (bucket index). */
