@@ -32,6 +32,16 @@ import type { AdminReply } from './admin.ts';
 import { IoThreadExitedError, ListenError } from './errors.ts';
 
 const IO_WORKER = new URL('../io/io-worker.ts', import.meta.url).href;
+/**
+ * The young generation of each I/O thread's heap (V8 splits it in three: two
+ * semi-spaces and the new large-object space). V8's default lets the
+ * semi-spaces grow to 16 MiB each, and a thread that grew them at start keeps
+ * them resident while idle: 16-32 MiB per thread at 100 000 keys. A request
+ * allocates next to nothing (the hot path is allocation-free), so 4 MiB
+ * semi-spaces only make scavenges more frequent under load, each as cheap
+ * (docs/benchmarks.md, "idle keys": throughput measured against the default).
+ */
+export const IO_YOUNG_GENERATION_MB = 12;
 /** How long stop() waits for every thread's 'stopped' before the last tick is written anyway. */
 export const QUIESCE_WAIT_MS = 2000;
 
@@ -133,7 +143,9 @@ export class IoThreads {
       ...(this.options.keys === undefined ? { config } : { config: configForThreads(config), keys: this.options.keys }),
     };
     const transferList = relayPorts.filter((p): p is MessagePort => p !== null);
-    const w = new Worker(THREAD_BOOTSTRAP, { workerData, transferList, name: `tpsd-io-${thread}` });
+    const w = new Worker(THREAD_BOOTSTRAP, {
+      workerData, transferList, name: `tpsd-io-${thread}`, resourceLimits: { maxYoungGenerationSizeMb: IO_YOUNG_GENERATION_MB },
+    });
     let quieted: () => void = () => {};
     const t: Thread = {
       worker: w, done: false,

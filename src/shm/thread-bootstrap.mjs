@@ -9,8 +9,7 @@
 // by thread-bundle.ts) gets no loader: registering one starts a module hooks
 // thread (about 30 MiB of RSS) that would serve nothing.
 import { workerData } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
 
-if (!workerData.entry.endsWith('.mjs')) register();
+if (!workerData.entry.endsWith('.mjs')) (await import('tsx/esm/api')).register();
 const mod = await import(workerData.entry);
 export default mod.default;
