@@ -58,12 +58,14 @@ import {
   counterBase, type ShmViews,
 } from './layout.ts';
 import { BORROW_REFUSED_MS, NO_WAIT_REFUSED_MS, PoolLoans, freshenStamp, takeCeiling } from './pool-loans.ts';
-import { GUARDS, MAX_DEPTH, topologyOf, writeTopology } from './topology.ts';
 import { WindowRings, putGate, refillGate, takeGate, takeWindow } from './window-rings.ts';
 
 export { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, failBucket, failReason } from './acquire-result.ts';
 export { ASSURED_HOLD_MS } from './bucket-init.ts';
 
+const MAX_DEPTH = 3;
+/** Fields read per take served from an allowance: WAITERS_ANY and CONCURRENCY of each level. */
+const GUARDS = 2 * MAX_DEPTH;
 /** lastGrant: the slot mask's bits (one per chain level), and the bit for a borrowed grant. */
 const SLOT_BITS = (1 << MAX_DEPTH) - 1;
 const BORROWED_BIT = 1 << MAX_DEPTH;
@@ -127,22 +129,43 @@ export class BucketTable {
     this.counterOffset = thread === null ? 0 : counterBase(thread, 0, this.size);
     this.touched = thread === null ? new Uint8Array(this.size) : views.touched;
     this.touchedOffset = thread === null ? 0 : thread * this.size;
-    // Chains, guards, rings and pools' services: computed once at start into shared memory (topology.ts), viewed here.
-    const topo = topologyOf(views);
-    this.chains = topo.chains;
-    this.depthOf = topo.depthOf;
-    this.hasChildren = topo.hasChildren;
-    this.guards = topo.guards;
-    this.gateRing = topo.gateRing;
-    this.loans = new PoolLoans(this.state, topo);
+    this.chains = new Int32Array(this.size * MAX_DEPTH).fill(-1);
+    this.depthOf = new Uint8Array(this.size);
+    for (let b = 0; b < this.size; b++) {
+      let cur = b;
+      for (let i = 0; i < MAX_DEPTH && cur >= 0; i++) {
+        this.chains[b * MAX_DEPTH + i] = cur;
+        this.depthOf[b] = i + 1;
+        cur = this.state[cur * BUCKET_FIELDS + PARENT_INDEX];
+      }
+    }
+    this.hasChildren = new Uint8Array(this.size);
+    for (let i = 0; i < this.size * MAX_DEPTH; i++) if (i % MAX_DEPTH > 0 && this.chains[i] >= 0) this.hasChildren[this.chains[i]] = 1;
+    this.guards = new Int32Array(this.size * GUARDS);
+    for (let b = 0; b < this.size; b++) {
+      let base = 0;
+      for (let i = 0; i < MAX_DEPTH; i++) {
+        const level = this.chains[b * MAX_DEPTH + i];
+        if (level >= 0) base = level * BUCKET_FIELDS;
+        this.guards[b * GUARDS + 2 * i] = base + WAITERS_ANY_INDEX;
+        this.guards[b * GUARDS + 2 * i + 1] = base + CONCURRENCY_INDEX;
+      }
+    }
+    const poolOf = new Int32Array(this.size).fill(-1);
+    for (let b = 0; b < this.size; b++) if (this.depthOf[b] === 2) poolOf[b] = this.chains[b * MAX_DEPTH + 1];
+    this.loans = new PoolLoans(this.state, poolOf);
     this.allowances = new Allowances(this, this.chains, MAX_DEPTH, views.layout.threadCount);
-    this.rings = new WindowRings(this.state, this.size, clock.exact === true, topo.ordinal);
+    this.rings = new WindowRings(this.state, this.size, clock.exact === true);
+    this.gateRing = new Int32Array(this.size);
+    for (let b = 0; b < this.size; b++) {
+      const pool = this.chains[b * MAX_DEPTH + this.depthOf[b] - 1];
+      this.gateRing[b] = this.state[pool * BUCKET_FIELDS + GATE_INDEX] === GATE_WINDOW ? this.rings.ordinal[pool] : -1;
+    }
   }
 
   /** Writes the initial state of every bucket (controller, before threads start). */
   static initialize(views: ShmViews, keys: KeyIndex, nowMs: number): void {
     for (const spec of keys.specs) writeSpec(views.state, spec, nowMs);
-    writeTopology(views);
   }
 
   nowMs(): number { return this.clock.nowMs(); }

@@ -1,7 +1,7 @@
 // The one description of tpsd's shared memory. Every offset used anywhere in
 // the code is named here; no other module indexes the buffer with a raw number.
 //
-// One SharedArrayBuffer holds nine regions, one after the other:
+// One SharedArrayBuffer holds eight regions, one after the other:
 //
 //   byte 0
 //   +--------------------------------------------------------------+
@@ -62,11 +62,6 @@
 //   |   RECORDS: Int32 x TENANT_FIELDS per slot: the tenant's token |
 //   |     bucket (TOKENS..BURST as a bucket's), tier, service,      |
 //   |     last use, key length and bytes                            |
-//   +--------------------------------------------------------------+
-//   | TOPOLOGY     Int32 x TOPOLOGY_WORDS, Uint8 x TOPOLOGY_BYTES   |
-//   |   per bucket: chains, guards, window rings, each pool's       |
-//   |   services; written once by the main thread at start, read    |
-//   |   by every thread's bucket table (shm/topology.ts)            |
 //   +--------------------------------------------------------------+
 //
 // What the two token buckets of a record mean depends on its depth (the
@@ -138,7 +133,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 8;
+export const SHM_VERSION = 7;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -351,20 +346,8 @@ export interface ShmLayout {
   readonly hintsByteOffset: number;
   readonly touchedByteOffset: number;
   readonly failuresByteOffset: number;
-  readonly topologyByteOffset: number;
   readonly byteLength: number;
 }
-
-/**
- * TOPOLOGY (topology.ts): per bucket, what every thread's bucket table derives
- * from the buckets' PARENT, DEPTH and GATE, computed once by the main thread
- * (BucketTable.initialize) and then only read. Int32 arrays one after the
- * other, each bucketCount long unless said: chains (x3), guards (x6),
- * gateRing, serviceCount, serviceFrom, serviceList, ordinal; then Uint8
- * arrays depthOf and hasChildren.
- */
-export const TOPOLOGY_WORDS = 14;
-export const TOPOLOGY_BYTES = 2;
 
 /** The FAILURES region's alignment: its slots fill whole 64-byte lines. */
 const FAILURES_ALIGN_BYTES = 64;
@@ -379,11 +362,10 @@ export function computeLayout(bucketCount: number, threadCount: number, tenantSl
   const failuresByteOffset = Math.ceil(touchedEnd / FAILURES_ALIGN_BYTES) * FAILURES_ALIGN_BYTES;
   const tenantsByteOffset = failuresByteOffset + FAILURE_REGION_BYTES;
   const tenantWords = tenantSlots / TENANT_NEIGHBORHOOD_SLOTS + 2 * bucketCount + tenantSlots * (TENANT_INDEX_FIELDS + TENANT_FIELDS);
-  const topologyByteOffset = tenantsByteOffset + tenantWords * Int32Array.BYTES_PER_ELEMENT;
-  const byteLength = topologyByteOffset + bucketCount * (TOPOLOGY_WORDS * Int32Array.BYTES_PER_ELEMENT + TOPOLOGY_BYTES);
+  const byteLength = tenantsByteOffset + tenantWords * Int32Array.BYTES_PER_ELEMENT;
   return {
     bucketCount, threadCount, tenantSlots, tenantsByteOffset, stateByteOffset, statsByteOffset, countersByteOffset, hintsByteOffset,
-    touchedByteOffset, failuresByteOffset, topologyByteOffset, byteLength,
+    touchedByteOffset, failuresByteOffset, byteLength,
   };
 }
 
@@ -415,9 +397,6 @@ export interface ShmViews {
   readonly tenantTierCount: Int32Array;
   readonly tenantIndex: Int32Array;
   readonly tenantRecords: Int32Array;
-  /** TOPOLOGY: the Int32 arrays, then the Uint8 ones (topology.ts views them one by one). */
-  readonly topology: Int32Array;
-  readonly topologyBytes: Uint8Array;
 }
 
 /**
@@ -467,8 +446,6 @@ function mapViews(sab: SharedArrayBuffer, layout: ShmLayout): ShmViews {
     tenantTierCount: new Int32Array(sab, tierCountAt, bucketCount),
     tenantIndex: new Int32Array(sab, indexAt, tenantSlots * TENANT_INDEX_FIELDS),
     tenantRecords: new Int32Array(sab, recordsAt, tenantSlots * TENANT_FIELDS),
-    topology: new Int32Array(sab, layout.topologyByteOffset, bucketCount * TOPOLOGY_WORDS),
-    topologyBytes: new Uint8Array(sab, layout.topologyByteOffset + bucketCount * TOPOLOGY_WORDS * i32, bucketCount * TOPOLOGY_BYTES),
     layout,
     sab,
     header: new Int32Array(sab, 0, HEADER_FIELDS),

@@ -66,7 +66,6 @@ import { earn, putAt, takeAt } from './bucket-cas.ts';
 import { ASSURED_HOLD_MS, TRUNK_HOLD_MS } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
 import { type WindowRings, bookWindow } from './window-rings.ts';
-import type { Topology } from './topology.ts';
 import {
   ASSURED_BLOCKED_MS_INDEX, BUCKET_FIELDS, BURST_MILLI_INDEX, GATE_INDEX, GATE_WINDOW, LAST_REFILL_MS_INDEX, LOAN_OFFSET, MILLI,
   RATE_MILLI_INDEX, RESERVE_BLOCKED_MS_INDEX, RESERVE_OFFSET, TOKENS_MILLI_INDEX, WAITERS_ANY_INDEX, WAITERS_BASE_INDEX,
@@ -97,13 +96,19 @@ export class PoolLoans {
   declare private readonly trunkMilli: Int32Array;
   declare private readonly trunkAt: Int32Array;
 
-  /** `lists`: each pool's services, listed pool by pool (topology.ts: a pool's services are not contiguous in the key order). */
-  constructor(state: Int32Array, lists: Pick<Topology, 'serviceCount' | 'serviceFrom' | 'serviceList'>) {
-    const size = lists.serviceCount.length;
+  /** `poolOf[b]` for every service b (-1 for other buckets). */
+  constructor(state: Int32Array, poolOf: Int32Array) {
+    const size = poolOf.length;
     this.state = state;
-    this.serviceCount = lists.serviceCount;
-    this.serviceFrom = lists.serviceFrom;
-    this.serviceList = lists.serviceList;
+    // Each pool's services, listed pool by pool (a pool's services are not contiguous in the key order).
+    this.serviceCount = new Int32Array(size);
+    this.serviceFrom = new Int32Array(size);
+    let total = 0;
+    for (let b = 0; b < size; b++) if (poolOf[b] >= 0) { this.serviceCount[poolOf[b]]++; total++; }
+    for (let b = 0, at = 0; b < size; b++) { this.serviceFrom[b] = at; at += this.serviceCount[b]; }
+    this.serviceList = new Int32Array(total);
+    const listed = new Int32Array(size);
+    for (let b = 0; b < size; b++) if (poolOf[b] >= 0) this.serviceList[this.serviceFrom[poolOf[b]] + listed[poolOf[b]]++] = b;
     this.lastPull = new Int32Array(size).fill(INT32_MIN);
     this.trunkMilli = new Int32Array(size);
     this.trunkAt = new Int32Array(size).fill(INT32_MIN);

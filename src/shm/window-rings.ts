@@ -67,16 +67,10 @@ export class WindowRings {
   /** How long a take counts against the window, ms (WINDOW_MS, + 1 for a real clock's floors). */
   declare readonly delayMs: number;
 
-  /** `ordinal`: the pools' ring numbers when computed already (topology.ts, shared by every thread); else computed here. */
-  constructor(state: Int32Array, size: number, exactClock: boolean, ordinal?: Int32Array) {
+  constructor(state: Int32Array, size: number, exactClock: boolean) {
+    this.ordinal = new Int32Array(size).fill(-1);
     let pools = 0;
-    if (ordinal === undefined) {
-      this.ordinal = new Int32Array(size).fill(-1);
-      for (let b = 0; b < size; b++) if (state[b * BUCKET_FIELDS + DEPTH_INDEX] === 0) this.ordinal[b] = pools++;
-    } else {
-      this.ordinal = ordinal;
-      for (let b = 0; b < size; b++) if (ordinal[b] >= 0) pools++;
-    }
+    for (let b = 0; b < size; b++) if (state[b * BUCKET_FIELDS + DEPTH_INDEX] === 0) this.ordinal[b] = pools++;
     this.bucketOf = new Int32Array(pools);
     for (let b = 0; b < size; b++) if (this.ordinal[b] >= 0) this.bucketOf[this.ordinal[b]] = b;
     this.rings = new Array<Int32Array | null>(pools).fill(null);
