@@ -5,9 +5,10 @@
 // thread, measured at 100 000 keys: docs/benchmarks.md, "idle keys"). The
 // main thread instead bundles the entry's module graph once per process with
 // esbuild (tsx's own dependency, the transpiler tsx runs per file anyway),
-// writes it under the OS temp dir named by its content hash, and the thread
-// imports that file (thread-bootstrap.mjs registers no loader for a .mjs
-// entry).
+// writes it into a directory of its own under the OS temp dir (made with
+// mode 0700 by mkdtemp, so no other user can swap the file before a thread
+// imports it; removed when the process exits), and the thread imports that
+// file (thread-bootstrap.mjs registers no loader for a .mjs entry).
 //
 // What the bundle keeps as it was: packages stay separate modules, imported
 // by the absolute URL Node resolves for this file (the bundle lives in the
@@ -21,7 +22,7 @@
 // Threads: main thread only, at start, before the threads are spawned.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -46,7 +47,7 @@ interface Esbuild {
   build(o: Record<string, unknown> & { plugins: EsbuildPlugin[] }): Promise<{ outputFiles: { text: string }[] }>;
 }
 
-const BUNDLE_DIR = join(tmpdir(), 'tpsd-threads');
+let bundleDir: string | null = null;
 /** One bundle per entry per process (tests start many daemons). */
 const made = new Map<string, Promise<ThreadEntry>>();
 
@@ -86,11 +87,17 @@ async function bundle(tsEntry: string): Promise<string> {
   });
   const text = out.outputFiles[0].text;
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  mkdirSync(BUNDLE_DIR, { recursive: true });
-  const file = join(BUNDLE_DIR, `${basename(tsEntry, '.ts')}-${hash}.mjs`);
-  // Same name, same content: a concurrent start writing it too renames over it atomically.
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
+  const file = join(ownDir(), `${basename(tsEntry, '.ts')}-${hash}.mjs`);
+  writeFileSync(file, text, { mode: 0o600 });
   return pathToFileURL(file).href;
+}
+
+/** This process's directory for bundles: private (mkdtemp: mode 0700), removed at exit. */
+function ownDir(): string {
+  if (bundleDir === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'tpsd-threads-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    bundleDir = dir;
+  }
+  return bundleDir;
 }

@@ -6,6 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { bundleThreadEntry } from '../../../src/shm/thread-bundle.ts';
 import { THREAD_BOOTSTRAP } from '../../../src/shm/threads.ts';
@@ -28,6 +31,7 @@ test('a bundled entry runs without a TypeScript loader, its import.meta.url and 
   const b = await bundleThreadEntry(ENTRY);
   assert.equal(b.error, null);
   assert.match(b.entry, /^file:.*entry-[0-9a-f]{16}\.mjs$/);
+  assert.equal(statSync(dirname(fileURLToPath(b.entry))).mode & 0o077, 0, 'a directory no other user can write to or read');
   const seen = await run(b.entry);
   assert.equal(seen.sibling, 'next to helper.ts');
   assert.deepEqual(seen.roundTrip, { n: 7 });
