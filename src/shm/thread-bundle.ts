@@ -21,7 +21,6 @@
 //
 // Threads: main thread only, at start, before the threads are spawned.
 
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -44,7 +43,7 @@ interface EsbuildPlugin {
   }): void;
 }
 interface Esbuild {
-  build(o: Record<string, unknown> & { plugins: EsbuildPlugin[] }): Promise<{ outputFiles: { text: string }[] }>;
+  build(o: Record<string, unknown> & { plugins: EsbuildPlugin[] }): Promise<{ outputFiles: { path: string; text: string }[] }>;
 }
 
 let bundleDir: string | null = null;
@@ -81,15 +80,20 @@ const plugin: EsbuildPlugin = {
 
 async function bundle(tsEntry: string): Promise<string> {
   const esbuild = loadEsbuild();
+  const name = basename(tsEntry, '.ts');
+  // Splitting: a module imported with import() becomes a chunk of its own, with its packages: loaded only if imported.
   const out = await esbuild.build({
-    entryPoints: [fileURLToPath(tsEntry)], bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20',
-    logLevel: 'silent', plugins: [plugin],
+    entryPoints: [fileURLToPath(tsEntry)], bundle: true, splitting: true, write: false, outdir: ownDir(), entryNames: '[name]-[hash]',
+    chunkNames: 'chunk-[hash]', outExtension: { '.js': '.mjs' }, platform: 'node', format: 'esm', target: 'node20', logLevel: 'silent',
+    plugins: [plugin],
   });
-  const text = out.outputFiles[0].text;
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const file = join(ownDir(), `${basename(tsEntry, '.ts')}-${hash}.mjs`);
-  writeFileSync(file, text, { mode: 0o600 });
-  return pathToFileURL(file).href;
+  let entry: string | null = null;
+  for (const f of out.outputFiles) {
+    writeFileSync(f.path, f.text, { mode: 0o600 });
+    if (basename(f.path).startsWith(`${name}-`)) entry = f.path;
+  }
+  if (entry === null) throw new Error(`bundling ${tsEntry}: no output named ${name}-*`);
+  return pathToFileURL(entry).href;
 }
 
 /** This process's directory for bundles: private (mkdtemp: mode 0700), removed at exit. */
