@@ -16,8 +16,12 @@
 //   each of 100 pools ("spread": every pool evaluated each tick) or the first
 //   1 000 services (2 pools, "packed"); measured after WARM_S of load,
 //   packed first (a pool that had traffic stays awake 64 ticks after it).
+// - 100 000 tenants live: another daemon, the bench config's 16 keys and
+//   service bench/t with tenants (max 100 000, idle_s an hour, so none is
+//   forgotten meanwhile); one client acquires (and releases) each tenant key
+//   bench/t/cN once, 256 in flight, then RSS is read settled as above.
 //
-// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--write]
+// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--rss-only] [--no-tenants] [--write]
 // (--baseline: a commit to measure beside this checkout, e.g. the commit
 // before the idle-keys work; --write puts the table in docs/benchmarks.md).
 // With --tick-only [--rounds N]: only the spread tick, over SPREAD_S, with
@@ -32,7 +36,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { manyKeysConfig } from './bench-config.ts';
+import { benchConfig, manyKeysConfig } from './bench-config.ts';
+import { OUTCOME_OK, connect } from '../src/client/index.ts';
 import { writeSection } from './doc.ts';
 import { mib, settledRss } from './memory.ts';
 import { ROOT, startTpsd, type ServerHandle } from './servers.ts';
@@ -64,6 +69,8 @@ export interface IdleResult {
   idle: TickFigures;
   spread: TickFigures;
   packed: TickFigures;
+  /** Settled RSS with `tenants` tenants live (bench/t/cN), null when not measured. */
+  tenants: { rssBytes: number; rssNote: string; granted: number } | null;
 }
 
 /** CPU seconds of one thread of `pid` (the main thread: tid = pid). */
@@ -138,12 +145,17 @@ async function activeWindow(s: ServerHandle, keys: string[], seconds = ACTIVE_S)
   return figures;
 }
 
-export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void): Promise<IdleResult> {
+const NO_TICKS: TickFigures = { ticks: 0, avgMs: NaN, maxMs: NaN, mainCpuMsPerTick: NaN, p50Ms: NaN, p99Ms: NaN, cpuP50Ms: NaN, cpuP99Ms: NaN };
+
+/** `rssOnly`: the settled RSS, then stop (no CPU or tick windows: their cells show "-"). */
+export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void, rssOnly = false): Promise<IdleResult> {
   const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
   const s = await startTpsd({ config, root });
   try {
     const r = await settledRss(s.pid);
     log(`${label}: RSS ${mib(r.bytes)}`);
+    const rssNote = r.stable ? `settled after ${r.afterS.toFixed(0)} s` : `not stable: ${mib(r.min)} - ${mib(r.max)}`;
+    if (rssOnly) return { label, rssBytes: r.bytes, rssNote, idleCpuPct: NaN, idle: NO_TICKS, spread: NO_TICKS, packed: NO_TICKS, tenants: null };
     const c0 = cpuSeconds(s.pid) ?? NaN;
     const t0 = performance.now();
     const idle = await tickWindow(s, IDLE_S);
@@ -154,8 +166,42 @@ export async function measureIdleKeys(label: string, root: string, keys: number,
     log(`${label}: 1000 active (packed) tick ${packed.avgMs.toFixed(2)} ms, main thread ${packed.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
     const spread = await activeWindow(s, activeKeys(config, true));
     log(`${label}: 1000 active (spread) tick ${spread.avgMs.toFixed(2)} ms, main thread ${spread.mainCpuMsPerTick.toFixed(1)} ms CPU per tick`);
-    const note = r.stable ? `settled after ${r.afterS.toFixed(0)} s` : `not stable: ${mib(r.min)} - ${mib(r.max)}`;
-    return { label, rssBytes: r.bytes, rssNote: note, idleCpuPct, idle, spread, packed };
+    return { label, rssBytes: r.bytes, rssNote, idleCpuPct, idle, spread, packed, tenants: null };
+  } finally {
+    await s.stop();
+  }
+}
+
+/** The bench config's keys and service bench/t whose tenants stay live: max `tenants`, idle_s an hour. */
+function tenantsConfig(tenants: number): Record<string, unknown> {
+  const config = benchConfig({ keys: 16, ioThreads: IO_THREADS, tenants: true }) as { pools: { services: Record<string, unknown>[] }[] };
+  const t = config.pools[0].services.find((svc) => svc.name === 't')!;
+  t.tenants = { ...(t.tenants as object), max: tenants, idle_s: 3600 };
+  return config;
+}
+
+/** Acquires (and releases) bench/t/c0 .. c(n-1) once each, `inFlight` at a time: each answer, granted or denied, means the tenant was made (an error rejects); the number granted. */
+async function makeTenants(url: string, n: number, inFlight = 256): Promise<number> {
+  const client = await connect(url);
+  let next = 0, granted = 0;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; i < n; i = next++) {
+      const p = await client.acquire(`bench/t/c${i}`);
+      if (p.granted) granted++;
+      if (p.lease !== 0) client.release(p.lease, OUTCOME_OK, 0);
+    }
+  };
+  try { await Promise.all(Array.from({ length: inFlight }, lane)); } finally { await client.close(); }
+  return granted;
+}
+
+export async function measureLiveTenants(label: string, root: string, tenants: number, log: (s: string) => void): Promise<IdleResult['tenants']> {
+  const s = await startTpsd({ config: tenantsConfig(tenants), root });
+  try {
+    const granted = await makeTenants(s.url, tenants);
+    const r = await settledRss(s.pid);
+    log(`${label}: RSS ${mib(r.bytes)} with ${tenants} tenants live (${granted} first acquires granted)`);
+    return { rssBytes: r.bytes, rssNote: r.stable ? `settled after ${r.afterS.toFixed(0)} s` : `not stable: ${mib(r.min)} - ${mib(r.max)}`, granted };
   } finally {
     await s.stop();
   }
@@ -215,6 +261,9 @@ export function idleTable(rs: IdleResult[], keys: number): string {
   const lines = [head, `|---|${rs.map(() => '--:|').join('')}---|`];
   const row = (what: string, f: (r: IdleResult) => string, target: string) => lines.push(`| ${what} | ${rs.map(f).join(' | ')} | ${target} |`);
   row('RSS, idle', (r) => `${mib(r.rssBytes)} (${r.rssNote})`, '< 400 MiB');
+  if (rs.some((r) => r.tenants !== null)) {
+    row(`RSS, ${keys.toLocaleString('en-US')} tenants live (16 keys configured)`, (r) => (r.tenants === null ? '-' : `${mib(r.tenants.rssBytes)} (${r.tenants.rssNote})`), '< 400 MiB');
+  }
   row(`CPU, idle, over ${IDLE_S} s (all threads)`, (r) => `${cell(r.idleCpuPct)} % of a core`, '< 5 %');
   for (const [what, get] of [['idle', (r: IdleResult) => r.idle], ['1 000 active, packed in 2 pools', (r: IdleResult) => r.packed],
     ['1 000 active, spread over 100 pools', (r: IdleResult) => r.spread]] as const) {
@@ -226,8 +275,11 @@ export function idleTable(rs: IdleResult[], keys: number): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false },
-      'tick-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' } },
+    options: {
+      baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false },
+      'rss-only': { type: 'boolean', default: false }, 'no-tenants': { type: 'boolean', default: false },
+      'tick-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' },
+    },
     strict: true,
   });
   const keys = Number(values.keys);
@@ -240,20 +292,20 @@ async function main(): Promise<void> {
     if (values.write) writeSection('idle-keys-tick', TICK_COMMAND, body);
     return;
   }
-  const results: IdleResult[] = [];
-  if (values.baseline !== undefined) {
-    const wt = baselineWorktree(values.baseline);
-    try {
-      if (!existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
-      results.push(await measureIdleKeys(`before (${values.baseline})`, wt.dir, keys, log));
-    } finally {
-      wt.remove();
-    }
+  const wt = values.baseline === undefined ? null : baselineWorktree(values.baseline);
+  try {
+    if (wt !== null && !existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
+    const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir }]), { label: `after (${head})`, root: ROOT }];
+    const results: IdleResult[] = [];
+    for (const run of runs) results.push(await measureIdleKeys(run.label, run.root, keys, log, values['rss-only']));
+    // Tenants in the other order (after first), so neither column always runs on the fresher machine.
+    if (!values['no-tenants']) for (let i = runs.length - 1; i >= 0; i--) results[i].tenants = await measureLiveTenants(runs[i].label, runs[i].root, keys, log);
+    const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${idleTable(results, keys)}`;
+    process.stdout.write(`${body}\n`);
+    if (values.write) writeSection('idle-keys', IDLE_COMMAND, body);
+  } finally {
+    wt?.remove();
   }
-  results.push(await measureIdleKeys(`after (${head})`, ROOT, keys, log));
-  const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${idleTable(results, keys)}`;
-  process.stdout.write(`${body}\n`);
-  if (values.write) writeSection('idle-keys', IDLE_COMMAND, body);
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -27,10 +27,21 @@ import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
+import { bundleThreadEntry } from '../shm/thread-bundle.ts';
 import type { AdminReply } from './admin.ts';
 import { IoThreadExitedError, ListenError } from './errors.ts';
 
 const IO_WORKER = new URL('../io/io-worker.ts', import.meta.url).href;
+/**
+ * The young generation of each I/O thread's heap (V8 splits it in three: two
+ * semi-spaces and the new large-object space). V8's default lets the
+ * semi-spaces grow to 16 MiB each, and a thread that grew them at start keeps
+ * them resident while idle: 16-32 MiB per thread at 100 000 keys. A request
+ * allocates next to nothing (the hot path is allocation-free), so 4 MiB
+ * semi-spaces only make scavenges more frequent under load, each as cheap
+ * (docs/benchmarks.md, "idle keys": throughput measured against the default).
+ */
+export const IO_YOUNG_GENERATION_MB = 12;
 /** How long stop() waits for every thread's 'stopped' before the last tick is written anyway. */
 export const QUIESCE_WAIT_MS = 2000;
 
@@ -55,7 +66,7 @@ export interface IoThreadsOptions {
   readonly onAdmin: (request: AdminRequest) => AdminReply;
   /** An I/O thread died after start() resolved, while not stopping. */
   readonly onFatal: (err: Error) => void;
-  /** The module each thread runs (default: src/io/io-worker.ts; tests give stand-ins). */
+  /** The module each thread runs (default: src/io/io-worker.ts, bundled by shm/thread-bundle.ts; tests give stand-ins). */
   readonly entry?: string;
 }
 
@@ -73,15 +84,25 @@ export class IoThreads {
   private started = false;
   /** A thread that died after it listened, while start() was still running. */
   private startFailure: Error | null = null;
+  /** The module the threads import: options.entry, or io-worker's bundle (its .ts file when that cannot be made). */
+  private entry = '';
 
   constructor(private readonly options: IoThreadsOptions) {}
 
   /** Starts the threads one after another; resolves once every one listens, rejects if one cannot or dies meanwhile. */
   async start(): Promise<void> {
+    this.entry = this.options.entry ?? await this.workerEntry();
     const mesh = relayMesh(this.options.config.io_threads);
     for (let t = 0; t < this.options.config.io_threads && this.startFailure === null; t++) await this.spawn(t, mesh[t]);
     if (this.startFailure !== null) throw this.startFailure;
     this.started = true;
+  }
+
+  /** io-worker.ts as one plain module (no TypeScript loader per thread); the .ts file, logged, when it cannot be bundled. */
+  private async workerEntry(): Promise<string> {
+    const e = await bundleThreadEntry(IO_WORKER);
+    if (e.error !== null) this.options.log.warn({ err: e.error }, 'I/O threads run their TypeScript entry (a loader thread each): it could not be bundled');
+    return e.entry;
   }
 
   broadcast(message: MainToWorker): void {
@@ -116,13 +137,15 @@ export class IoThreads {
   private spawn(thread: number, relayPorts: (MessagePort | null)[]): Promise<number> {
     const { views, bucketCount, config, port, epochHrMs, startedAtMs, policy, onAdmin } = this.options;
     const workerData: IoWorkerData = {
-      entry: this.options.entry ?? IO_WORKER, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
+      entry: this.entry, sab: views.sab, bucketCount, threadCount: config.io_threads, thread,
       tenantSlots: views.layout.tenantSlots, tenantTiers: this.options.tenantTiers ?? [], tenantCounters: this.options.tenantCounters ?? null,
       port, epochHrMs, startedAtMs, policy, relayPorts,
       ...(this.options.keys === undefined ? { config } : { config: configForThreads(config), keys: this.options.keys }),
     };
     const transferList = relayPorts.filter((p): p is MessagePort => p !== null);
-    const w = new Worker(THREAD_BOOTSTRAP, { workerData, transferList, name: `tpsd-io-${thread}` });
+    const w = new Worker(THREAD_BOOTSTRAP, {
+      workerData, transferList, name: `tpsd-io-${thread}`, resourceLimits: { maxYoungGenerationSizeMb: IO_YOUNG_GENERATION_MB },
+    });
     let quieted: () => void = () => {};
     const t: Thread = {
       worker: w, done: false,

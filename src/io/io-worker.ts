@@ -62,7 +62,7 @@ import { RequestHandler } from './request-handler.ts';
 import { TenantKeys } from './tenant-keys.ts';
 import { TenantTable } from '../shm/tenant-table.ts';
 import { TenantCounters, tenantCounterViews } from '../shm/tenant-counters.ts';
-import { RlsServer } from './rls/rls-server.ts';
+import type { RlsServer } from './rls/rls-server.ts';
 import { buildStatus } from './status.ts';
 
 interface WsData { conn: Conn & { ws: uWS.WebSocket<WsData> | null } }
@@ -102,9 +102,12 @@ const httpApi = new HttpApi({
   relay: (to, relay) => relayLinks.send(to, relay),
 });
 const relayLinks = new RelayLinks(data.relayPorts, (relay) => httpApi.onRelay(relay));
-/** Envoy's rate limit service (gRPC): on thread 0 only, see rls/rls-server.ts. */
-const rls = data.thread === 0 && config.rls !== null
-  ? new RlsServer({ handler, table, keys, afterRequest: () => scheduleAllowanceFlush() }, config, log) : null;
+/**
+ * Envoy's rate limit service (gRPC): on thread 0 only, see rls/rls-server.ts.
+ * Imported only then: gRPC and its proto loader are about 15 MiB of RSS in each thread that loads them.
+ */
+const rls: RlsServer | null = data.thread === 0 && config.rls !== null
+  ? new (await import('./rls/rls-server.ts')).RlsServer({ handler, table, keys, afterRequest: () => scheduleAllowanceFlush() }, config, log) : null;
 /** The main thread's figures after its last tick (for /metrics); null before the first. */
 let daemonStats: DaemonStats | null = null;
 /** The main thread's view of the daemon's health (/readyz, STATUS): the start's until the first tick. */

@@ -5,10 +5,11 @@
 // the module named by workerData.entry (Piscina passes its workerData option
 // through as the thread's workerData). For a Piscina task it re-exports the
 // module's default handler, which Piscina calls per task; plain workers
-// ignore the export.
+// ignore the export. An entry that is plain JavaScript (.mjs: a bundle made
+// by thread-bundle.ts) gets no loader: registering one starts a module hooks
+// thread (about 30 MiB of RSS) that would serve nothing.
 import { workerData } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
 
-register();
+if (!workerData.entry.endsWith('.mjs')) (await import('tsx/esm/api')).register();
 const mod = await import(workerData.entry);
 export default mod.default;

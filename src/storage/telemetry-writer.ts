@@ -13,10 +13,13 @@ import type { TpsdConfig } from '../config/types.ts';
 import type { TickBatch } from './telemetry-store.ts';
 import type { FromTelemetryWorker, TelemetryWorkerData, ToTelemetryWorker } from './telemetry-worker.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
+import { bundleThreadEntry } from '../shm/thread-bundle.ts';
 import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 
 const ENTRY = new URL('./telemetry-worker.ts', import.meta.url).href;
 export const MAX_PENDING = 8;
+/** The writer's young generation (two semi-spaces and new large objects): 2 MiB semi-spaces, not V8's up to 16 MiB kept resident (shm/thread-bundle.ts on RSS). */
+const YOUNG_GENERATION_MB = 6;
 const CLOSE_TIMEOUT_MS = 30_000;
 
 export interface WriterLogger {
@@ -64,9 +67,12 @@ export class TelemetryWriter {
    * config's pools left without services (configForThreads); absent, it
    * builds its own from the whole config.
    */
-  static start(config: TpsdConfig, log: WriterLogger, keys?: SharedKeys): Promise<TelemetryWriter> {
-    const workerData: TelemetryWorkerData = keys === undefined ? { entry: ENTRY, config } : { entry: ENTRY, config: configForThreads(config), keys };
-    const worker = new Worker(THREAD_BOOTSTRAP, { workerData, name: 'tpsd-telemetry' });
+  static async start(config: TpsdConfig, log: WriterLogger, keys?: SharedKeys): Promise<TelemetryWriter> {
+    // One plain module: no TypeScript loader thread beside the writer (shm/thread-bundle.ts).
+    const { entry, error } = await bundleThreadEntry(ENTRY);
+    if (error !== null) log.warn({ err: error }, 'the telemetry thread runs its TypeScript entry (a loader thread more): it could not be bundled');
+    const workerData: TelemetryWorkerData = keys === undefined ? { entry, config } : { entry, config: configForThreads(config), keys };
+    const worker = new Worker(THREAD_BOOTSTRAP, { workerData, name: 'tpsd-telemetry', resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the telemetry writer thread exited with code ${code} before it was ready`));
       worker.once('exit', onExit);
