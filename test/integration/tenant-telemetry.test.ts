@@ -112,11 +112,21 @@ describe('tenant telemetry', () => {
     assert.equal(kindOf('api/v1/~free'), 'tier');
     const mixedSeen = db.prepare(`SELECT count(*) FROM keys WHERE kind = 'tenant' AND (key LIKE 'api/v1/mid-%' OR key LIKE 'api/v1/small-%')`).pluck().get() as number;
     assert.ok(mixedSeen >= TOP_TENANTS_PER_SERVICE, `${mixedSeen} of the 35 mixed tenants have rows`);
-    // Every tick with tenant rows has its tier's row, which counts at least what those tenants asked for.
-    const check = db.prepare(`SELECT t.ts_ms AS ts, sum(t.requested) AS tenants,
-      (SELECT r.requested FROM telemetry r WHERE r.ts_ms = t.ts_ms AND r.key_id = (SELECT id FROM keys WHERE key = 'api/v1/~free')) AS tier
-      FROM telemetry t JOIN keys k ON k.id = t.key_id WHERE k.kind = 'tenant' GROUP BY t.ts_ms`).all() as { ts: number; tenants: number; tier: number | null }[];
-    for (const r of check) assert.ok(r.tier !== null && r.tier >= r.tenants, `tick ${r.ts}: tier row ${r.tier} >= its tenants' ${r.tenants}`);
+    // Every tick with tenant rows has its tier's row, and the tier counts at least what those tenants asked for: by
+    // the next tick, as a request that lands between the tick's read of the tier and of its tenants counts for the
+    // tenant in this tick and for the tier in the next.
+    const tierRows = db.prepare(`SELECT t.ts_ms AS ts, t.requested AS requested FROM telemetry t
+      WHERE t.key_id = (SELECT id FROM keys WHERE key = 'api/v1/~free') ORDER BY t.ts_ms`).all() as { ts: number; requested: number }[];
+    const tenantTicks = db.prepare(`SELECT t.ts_ms AS ts, sum(t.requested) AS tenants FROM telemetry t JOIN keys k ON k.id = t.key_id
+      WHERE k.kind = 'tenant' GROUP BY t.ts_ms ORDER BY t.ts_ms`).all() as { ts: number; tenants: number }[];
+    let tenantsSoFar = 0;
+    for (const r of tenantTicks) {
+      tenantsSoFar += r.tenants;
+      const at = tierRows.findIndex((x) => x.ts === r.ts);
+      assert.ok(at >= 0, `tick ${r.ts}: its tier has a row`);
+      const tierByNext = tierRows.slice(0, at + 2).reduce((sum, x) => sum + x.requested, 0);
+      assert.ok(tierByNext >= tenantsSoFar, `tick ${r.ts}: the tier's ${tierByNext} by the next tick >= its tenants' ${tenantsSoFar}`);
+    }
     // A tick where more tenants moved than are kept (which ones: test/unit/daemon/tenant-rows.test.ts).
     const full = db.prepare(`SELECT t.ts_ms AS ts, group_concat(k.key) AS keys FROM telemetry t JOIN keys k ON k.id = t.key_id
       WHERE k.kind = 'tenant' GROUP BY t.ts_ms HAVING count(*) = ?`).all(TOP_TENANTS_PER_SERVICE) as { ts: number; keys: string }[];
