@@ -45,6 +45,15 @@ function recordFigures(c: Controller, k: number): Figures {
   return new Map(obs.services.map((s, i) => [s.key, { before: s.limitTps, proposed: decision.raw[i], after: alloc[i] }]));
 }
 
+/** A controller over real shared memory on a ManualClock, and one I/O thread's table to take from. */
+function controllerOf(cfg: TpsdConfig) {
+  const keys = KeyIndex.fromConfig(cfg);
+  const clock = new ManualClock();
+  const views = allocateShm(keys.size, 2);
+  BucketTable.initialize(views, keys, clock.nowMs());
+  return { keys, clock, views, controller: new Controller(views, keys, cfg, clock, { inference: 'inline' }), io: new BucketTable(views, clock, 1) };
+}
+
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const rounded = (f: Figures) => new Map([...f].map(([k, v]) => [k, { before: r3(v.before), proposed: r3(v.proposed), after: r3(v.after) }]));
 
@@ -53,12 +62,7 @@ for (const mode of ['fallback', 'static'] as const) {
     for (const seed of [11, 12]) {
       const rng = new Rng(seed);
       const cfg = config(mode, rng);
-      const keys = KeyIndex.fromConfig(cfg);
-      const clock = new ManualClock();
-      const views = allocateShm(keys.size, 2);
-      BucketTable.initialize(views, keys, clock.nowMs());
-      const controller = new Controller(views, keys, cfg, clock, { inference: 'inline' });
-      const io = new BucketTable(views, clock, 1);
+      const { keys, clock, views, controller, io } = controllerOf(cfg);
       const db = openDatabase(tempDir());
       const store = new TelemetryStore(db, keys);
       let drop = false;
@@ -117,12 +121,7 @@ test('a busy pool\'s row carries every service again every FULL_ROW_EVERY rows, 
   const cfg = validateConfig({ tick_ms: 1000, policy: { mode: 'static', model: null }, log: { level: 'silent' }, pools: [
     { name: 'p', capacity_tps: 1000, services: Array.from({ length: 8 }, (_, s) => ({ name: `s${s}`, priority: 'MEDIUM', max_tps: 500 })) },
   ] }, {});
-  const keys = KeyIndex.fromConfig(cfg);
-  const clock = new ManualClock();
-  const views = allocateShm(keys.size, 2);
-  BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, cfg, clock, { inference: 'inline' });
-  const io = new BucketTable(views, clock, 1);
+  const { keys, clock, views, controller, io } = controllerOf(cfg);
   const carried: number[] = [];
   const writer = { write: (b: TickBatch) => { for (const d of b.decisions) carried.push(d.services); return true; } } as unknown as TelemetryWriter;
   const recorder = new TickRecorder(controller, views, keys, cfg, writer);
