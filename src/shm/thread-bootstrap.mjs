@@ -7,9 +7,12 @@
 // module's default handler, which Piscina calls per task; plain workers
 // ignore the export. An entry that is plain JavaScript (.mjs: a bundle made
 // by thread-bundle.ts) gets no loader: registering one starts a module hooks
-// thread (about 30 MiB of RSS) that would serve nothing.
+// thread (about 30 MiB of RSS) that would serve nothing; its source map is
+// turned on instead.
 import { workerData } from 'node:worker_threads';
 
-if (!workerData.entry.endsWith('.mjs')) (await import('tsx/esm/api')).register();
+// A bundle's stack traces go through its source map to the .ts files (tsx does the same for what it loads).
+if (workerData.entry.endsWith('.mjs')) process.setSourceMapsEnabled(true);
+else (await import('tsx/esm/api')).register();
 const mod = await import(workerData.entry);
 export default mod.default;

@@ -14,7 +14,10 @@
 // by the absolute URL Node resolves for this file (the bundle lives in the
 // temp dir, where a bare name would not resolve); `import.meta.url` in each
 // source becomes that source's own URL (files read next to a source are still
-// found). Any other `import.meta` use makes the bundle fail. When the bundle
+// found). Any other `import.meta` use makes the bundle fail. The bundle
+// carries an inline source map (without the sources' text), and the thread
+// turns source maps on, so stack traces in logs name the .ts files and lines,
+// not a bundle in a temp directory that is gone once the process is. When the bundle
 // cannot be made (esbuild missing, an unwritable temp dir, such a use), the
 // thread runs its .ts entry under tsx as before: bundleThreadEntry() says why
 // and the caller logs it; nothing else changes.
@@ -85,6 +88,7 @@ async function bundle(tsEntry: string): Promise<string> {
   const out = await esbuild.build({
     entryPoints: [fileURLToPath(tsEntry)], bundle: true, splitting: true, write: false, outdir: ownDir(), entryNames: '[name]-[hash]',
     chunkNames: 'chunk-[hash]', outExtension: { '.js': '.mjs' }, platform: 'node', format: 'esm', target: 'node20', logLevel: 'silent',
+    sourcemap: 'inline', sourcesContent: false,
     plugins: [plugin],
   });
   let entry: string | null = null;

@@ -2,7 +2,8 @@
 // through THREAD_BOOTSTRAP without a TypeScript loader (none of the ~30 MiB
 // module hooks thread tsx's register() starts), with its sources'
 // import.meta.url and its packages as they were; what cannot be bundled
-// falls back to the .ts entry with the reason.
+// falls back to the .ts entry with the reason. Stack traces name the sources
+// (the bundle carries a source map), not the bundle in its temp directory.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,7 +18,7 @@ const FIXTURES = new URL('../../fixtures/thread-bundle/', import.meta.url);
 const ENTRY = new URL('entry.ts', FIXTURES).href;
 const PROBE = new URL('probe.ts', FIXTURES).href;
 
-interface Seen { sibling: string; roundTrip: unknown; probe: string; url: string }
+interface Seen { sibling: string; roundTrip: unknown; probe: string; url: string; stack: string }
 
 function run(entry: string): Promise<Seen> {
   const w = new Worker(THREAD_BOOTSTRAP, { workerData: { entry, probe: PROBE } });
@@ -37,6 +38,7 @@ test('a bundled entry runs without a TypeScript loader, its import.meta.url and 
   assert.deepEqual(seen.roundTrip, { n: 7 });
   assert.equal(seen.url, ENTRY);
   assert.equal(seen.probe, 'ERR_UNKNOWN_FILE_EXTENSION', 'no TypeScript loader in a thread running a bundle');
+  assert.match(seen.stack, /thread-bundle\/helper\.ts:\d+/, `a stack names the source file, not the bundle: ${seen.stack}`);
   assert.equal((await bundleThreadEntry(ENTRY)).entry, b.entry, 'one bundle per entry per process');
 });
 
