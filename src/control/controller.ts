@@ -59,7 +59,7 @@ import type { AllocationPolicy } from './policies/types.ts';
 import type { PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
 import { DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
-import { PoolDecisions } from './pool-decisions.ts';
+import { PoolDecisions, sameValues } from './pool-decisions.ts';
 import { ShadowRegret } from './shadow-regret.ts';
 import { ModelDrift } from './model-drift.ts';
 import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
@@ -77,13 +77,6 @@ function poolLatencyMs(d: CounterDeltas, pool: number): number {
 
 /** The endpoint list of every service without endpoints (frozen: nothing adds to it). */
 const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
-
-function sameRates(a: Float64Array, b: Float64Array): boolean {
-  if (a === b) return true; // kept from the last tick (pool-decisions.ts)
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
@@ -278,7 +271,7 @@ export class Controller {
       pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
-      if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameRates(rec.alloc, before)) return;
+      if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameValues(rec.alloc, before)) return;
       pool.written = true;
       wrote.push(pool.ordinal);
       this.observations.invalidate(pool.ordinal); // its services' rates move: their resting observations with them

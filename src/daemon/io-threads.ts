@@ -27,7 +27,7 @@ import { relayMesh } from '../io/relay-links.ts';
 import { SHUTTING_DOWN_INDEX, type ShmViews } from '../shm/layout.ts';
 import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
-import { bundleThreadEntry } from '../shm/thread-bundle.ts';
+import { threadEntry } from '../shm/thread-bundle.ts';
 import type { AdminReply } from './admin.ts';
 import { IoThreadExitedError, ListenError } from './errors.ts';
 
@@ -91,18 +91,12 @@ export class IoThreads {
 
   /** Starts the threads one after another; resolves once every one listens, rejects if one cannot or dies meanwhile. */
   async start(): Promise<void> {
-    this.entry = this.options.entry ?? await this.workerEntry();
+    this.entry = this.options.entry ?? await threadEntry(IO_WORKER, (err) =>
+      this.options.log.warn({ err }, 'I/O threads run their TypeScript entry (a loader thread each): it could not be bundled'));
     const mesh = relayMesh(this.options.config.io_threads);
     for (let t = 0; t < this.options.config.io_threads && this.startFailure === null; t++) await this.spawn(t, mesh[t]);
     if (this.startFailure !== null) throw this.startFailure;
     this.started = true;
-  }
-
-  /** io-worker.ts as one plain module (no TypeScript loader per thread); the .ts file, logged, when it cannot be bundled. */
-  private async workerEntry(): Promise<string> {
-    const e = await bundleThreadEntry(IO_WORKER);
-    if (e.error !== null) this.options.log.warn({ err: e.error }, 'I/O threads run their TypeScript entry (a loader thread each): it could not be bundled');
-    return e.entry;
   }
 
   broadcast(message: MainToWorker): void {

@@ -63,6 +63,13 @@ export function bundleThreadEntry(tsEntry: string): Promise<ThreadEntry> {
   return p;
 }
 
+/** The URL a thread imports for `tsEntry`: its bundle, or the .ts entry once `warn` has been told why it could not be bundled. */
+export async function threadEntry(tsEntry: string, warn: (err: Error) => void): Promise<string> {
+  const { entry, error } = await bundleThreadEntry(tsEntry);
+  if (error !== null) warn(error);
+  return entry;
+}
+
 function loadEsbuild(): Esbuild {
   const fromTsx = createRequire(import.meta.resolve('tsx/esm/api'));
   return fromTsx('esbuild') as Esbuild;

@@ -13,7 +13,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import type { TickBatch } from './telemetry-store.ts';
 import type { FromTelemetryWorker, TelemetryWorkerData, ToTelemetryWorker } from './telemetry-worker.ts';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
-import { bundleThreadEntry } from '../shm/thread-bundle.ts';
+import { threadEntry } from '../shm/thread-bundle.ts';
 import { configForThreads, type SharedKeys } from '../shm/key-index.ts';
 
 const ENTRY = new URL('./telemetry-worker.ts', import.meta.url).href;
@@ -69,8 +69,8 @@ export class TelemetryWriter {
    */
   static async start(config: TpsdConfig, log: WriterLogger, keys?: SharedKeys): Promise<TelemetryWriter> {
     // One plain module: no TypeScript loader thread beside the writer (shm/thread-bundle.ts).
-    const { entry, error } = await bundleThreadEntry(ENTRY);
-    if (error !== null) log.warn({ err: error }, 'the telemetry thread runs its TypeScript entry (a loader thread more): it could not be bundled');
+    const entry = await threadEntry(ENTRY, (err) =>
+      log.warn({ err }, 'the telemetry thread runs its TypeScript entry (a loader thread more): it could not be bundled'));
     const workerData: TelemetryWorkerData = keys === undefined ? { entry, config } : { entry, config: configForThreads(config), keys };
     const worker = new Worker(THREAD_BOOTSTRAP, { workerData, name: 'tpsd-telemetry', resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     return new Promise((resolve, reject) => {
