@@ -27,6 +27,26 @@ export const ASSURED_HOLD_MS = 20;
 export const TRUNK_HOLD_MS = 2000;
 
 /**
+ * How old an expired stamp is made, ms (ASSURED_BLOCKED_MS, a pool's
+ * RESERVE_BLOCKED_MS, NO_WAIT_REFUSED_MS and BORROW_REFUSED_MS: each held
+ * for a while after it is written). Every thread compares a stamp with its
+ * own `now`, and an I/O thread reads its clock once per message: while it
+ * answers a long one, or after it was descheduled on a busy machine, its
+ * `now` is behind the controller's by milliseconds or more. A stamp put just
+ * past its hold at the controller's time (now - hold - 1, as before) was
+ * fresh again at such a `now`: the pool read as refusing assured takes, and
+ * every acquire that was not reserved was refused at it. 2^30 ms back is
+ * expired at any `now` within 2^30 ms of the writer's either way, and still
+ * 2^30 ms from wrapping around int32 (freshenStamp keeps it there).
+ */
+export const EXPIRED_STAMP_AGE_MS = 2 ** 30;
+
+/** A stamp that reads as long expired at `nowMs` and at any thread's time near it. */
+export function expiredStamp(nowMs: number): number {
+  return (nowMs - EXPIRED_STAMP_AGE_MS) | 0;
+}
+
+/**
  * Writes bucket `spec` as the config describes it: full, at its initial rate.
  * A pool's gate starts with the whole window (its capacity) or a full token
  * bucket (a window gate's pace full), its shared bucket full at the pool's
@@ -69,7 +89,7 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[loan + RATE_MILLI_INDEX] = spec.depth === 1 ? Math.round(spec.maxTps * MILLI) : 0;
   state[loan + BURST_MILLI_INDEX] = spec.depth === 2 ? 0 : burst;
   state[base + GATE_INDEX] = spec.depth === 0 ? spec.gate : 0;
-  state[base + ASSURED_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
+  state[base + ASSURED_BLOCKED_MS_INDEX] = expiredStamp(nowMs);
   const pace = base + PACE_OFFSET;
   const paceBurst = window ? paceBurstMilli(burst, rate) : 0;
   state[pace + TOKENS_MILLI_INDEX] = paceBurst;
@@ -84,8 +104,8 @@ export function writeSpec(state: Int32Array, spec: BucketSpec, nowMs: number): v
   state[reserve + RATE_MILLI_INDEX] = reserveRate;
   state[reserve + BURST_MILLI_INDEX] = reserveBurst;
   if (spec.depth === 0) {
-    state[base + RESERVE_BLOCKED_MS_INDEX] = (nowMs - ASSURED_HOLD_MS - 1) | 0;
-    state[reserve + TOKENS_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // NO_WAIT_REFUSED_MS (pool-loans.ts): long past
-    state[reserve + RATE_MILLI_INDEX] = (nowMs - TRUNK_HOLD_MS - 1) | 0; // BORROW_REFUSED_MS (pool-loans.ts)
+    state[base + RESERVE_BLOCKED_MS_INDEX] = expiredStamp(nowMs);
+    state[reserve + TOKENS_MILLI_INDEX] = expiredStamp(nowMs); // NO_WAIT_REFUSED_MS (pool-loans.ts): long past
+    state[reserve + RATE_MILLI_INDEX] = expiredStamp(nowMs); // BORROW_REFUSED_MS (pool-loans.ts)
   }
 }

@@ -565,8 +565,8 @@ assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORI
 // buckets); a refill that earns no whole milli-token (under 1 s at the lowest
 // rate, 1 milli-token/s) leaves LAST_REFILL_MS as it was; a rate-0 bucket
 // earns nothing whatever the difference, and setRate() restarts its time.
-// ASSURED_BLOCKED_MS and a pool's RESERVE_BLOCKED_MS are kept expired-but-recent by the same tick
-// (pool-loans.ts, freshenStamp), so an old stamp never wraps into the hold. A
+// ASSURED_BLOCKED_MS and a pool's other stamps are kept expired by the same tick, 2^30 ms back
+// (pool-loans.ts, freshenStamp): never wrapped into the hold, nor fresh to a thread behind. A
 // thread's window rings compare times with its own cursor; one idle past the
 // wrap gives everything back (window-rings.ts).
 assertConstants(MAX_TICK_MS + 1000 < 2 ** 31, 'MAX_TICK_MS + 1000 < 2^31: int32 ms times never wrap between two refills');

@@ -63,7 +63,7 @@
 //   own takes come back there, and nothing more is booked.
 
 import { earn, putAt, takeAt } from './bucket-cas.ts';
-import { ASSURED_HOLD_MS, TRUNK_HOLD_MS } from './bucket-init.ts';
+import { ASSURED_HOLD_MS, EXPIRED_STAMP_AGE_MS, TRUNK_HOLD_MS, expiredStamp } from './bucket-init.ts';
 import { FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail } from './acquire-result.ts';
 import { type WindowRings, bookWindow } from './window-rings.ts';
 import {
@@ -290,11 +290,19 @@ export function takeCeiling(s: Int32Array, base: number, milli: number, now: num
 }
 
 /**
- * Keeps an old stamp (ASSURED_BLOCKED_MS, a pool's RESERVE_BLOCKED_MS and
- * NO_WAIT_REFUSED_MS) at state index i expired (past its hold) but recent, so int32 time differences never wrap into
- * the hold (the controller, every tick).
+ * Keeps an expired stamp (ASSURED_BLOCKED_MS, a pool's RESERVE_BLOCKED_MS,
+ * NO_WAIT_REFUSED_MS and BORROW_REFUSED_MS) at state index i expired for
+ * every thread and away from the int32 wrap (the controller, every tick):
+ * one past its hold is moved EXPIRED_STAMP_AGE_MS back (bucket-init.ts says
+ * why so far: a thread whose `now` is behind the writer's must not read it
+ * as fresh), and moved again once it is half as old again, so the tick does
+ * not write it each time. A stamp newer than `now` (a thread ahead of this
+ * one wrote it) is left alone.
  */
 export function freshenStamp(s: Int32Array, i: number, now: number, holdMs: number): void {
   const stamp = s[i];
-  if (((now - stamp) | 0) > holdMs) Atomics.compareExchange(s, i, stamp, (now - holdMs - 1) | 0);
+  const age = (now - stamp) | 0;
+  if (age > holdMs && (age < EXPIRED_STAMP_AGE_MS || age > EXPIRED_STAMP_AGE_MS + (EXPIRED_STAMP_AGE_MS >> 1))) {
+    Atomics.compareExchange(s, i, stamp, expiredStamp(now));
+  }
 }
