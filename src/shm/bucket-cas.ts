@@ -12,7 +12,8 @@
 // CAS on LAST_REFILL (each millisecond is credited once), then adds elapsed x
 // rate, clamped, with a CAS loop on TOKENS. A take subtracts only if enough
 // tokens are there, so tokens never go negative and no more than rate x t +
-// burst is ever taken over any interval t.
+// burst is ever taken over any interval t. Nothing moves LAST_REFILL back
+// (restartAt for a rate write), or a millisecond would be credited twice.
 
 import { BURST_MILLI_INDEX, INT32_MAX, LAST_REFILL_MS_INDEX, RATE_MILLI_INDEX, TOKENS_MILLI_INDEX, assertConstants } from './layout.ts';
 
@@ -43,6 +44,25 @@ export function earn(s: Int32Array, i: number, now: number, extraMilli: number):
     const seen = Atomics.compareExchange(s, i, cur, next);
     if (seen === cur) return cur + add - next;
     cur = seen;
+  }
+}
+
+/**
+ * Starts bucket i's refill time at `now` for a rate write (controller; an I/O
+ * thread for a tenant's tier): the caller has just credited what the old rate
+ * earned until `now` (earn()), the new rate counts from here. Never moves the
+ * time back: a thread whose clock runs ahead of `now` may already have
+ * claimed up to its later time, and those milliseconds would be credited again
+ * at the next refill (rate x lead, per write). Time before `now` that earned
+ * no whole milli-token is dropped. At rate 0 nothing was ever claimed or
+ * credited, so the stamp may be old enough to read as ahead once wrapped: it
+ * is set to `now` whatever it says.
+ */
+export function restartAt(s: Int32Array, i: number, now: number): void {
+  for (;;) {
+    const last = Atomics.load(s, i + LAST);
+    if (s[i + RATE] > 0 && ((now - last) | 0) <= 0) return;
+    if (Atomics.compareExchange(s, i + LAST, last, now) === last) return;
   }
 }
 

@@ -47,7 +47,7 @@
 
 import { FAIL_CONCURRENCY, FAIL_PRIORITY, FAIL_TOKENS, GRANTED, fail, failBucket, failReason } from './acquire-result.ts';
 import { Allowances } from './allowances.ts';
-import { earn, putAt, takeAt, trim } from './bucket-cas.ts';
+import { earn, putAt, restartAt, takeAt, trim } from './bucket-cas.ts';
 import { ASSURED_HOLD_MS, TRUNK_HOLD_MS, paceBurstMilli, paceRateMilli, writeSpec } from './bucket-init.ts';
 import type { Clock } from './clock.ts';
 import type { KeyIndex } from './key-index.ts';
@@ -552,14 +552,13 @@ export class BucketTable {
       // The pace follows the rate from now on (what it earned so far at the old one).
       const pace = base + PACE_OFFSET;
       earn(this.state, pace, now, 0);
-      Atomics.store(this.state, pace + LAST_REFILL_MS_INDEX, now);
+      restartAt(this.state, pace, now);
       Atomics.store(this.state, pace + RATE_MILLI_INDEX, paceRateMilli(milli));
       this.sizePace(base);
       return;
     }
     this.refill(b, now);
-    // Time that earned no whole milli-token under the old rate is not carried over.
-    Atomics.store(this.state, base + LAST_REFILL_MS_INDEX, now);
+    restartAt(this.state, base, now); // from `now`, or from a later time a thread ahead already claimed
     Atomics.store(this.state, base + RATE_MILLI_INDEX, milli);
   }
 
@@ -604,7 +603,7 @@ export class BucketTable {
     const s = this.state;
     const i = b * BUCKET_FIELDS + LOAN_OFFSET;
     earn(s, i, now, 0);
-    Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
+    restartAt(s, i, now);
     Atomics.store(s, i + RATE_MILLI_INDEX, Math.max(0, Math.round(tps * MILLI)));
     const burst = Math.max(MILLI, Math.round(burstTokens * MILLI));
     Atomics.store(s, i + BURST_MILLI_INDEX, burst);
@@ -620,7 +619,7 @@ export class BucketTable {
     const i = b * BUCKET_FIELDS + RESERVE_OFFSET;
     const rate = Math.max(0, Math.round(tps * MILLI));
     earn(s, i, now, 0);
-    Atomics.store(s, i + LAST_REFILL_MS_INDEX, now);
+    restartAt(s, i, now);
     Atomics.store(s, i + RATE_MILLI_INDEX, rate);
     const burst = rate > 0 ? Math.max(MILLI, rate) : 0;
     Atomics.store(s, i + BURST_MILLI_INDEX, burst);

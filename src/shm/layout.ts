@@ -564,7 +564,8 @@ assertConstants(PRIORITY_COUNT === PRIORITIES.length, 'PRIORITY_COUNT === PRIORI
 // apart. The controller refills every bucket each tick (both of a record's
 // buckets); a refill that earns no whole milli-token (under 1 s at the lowest
 // rate, 1 milli-token/s) leaves LAST_REFILL_MS as it was; a rate-0 bucket
-// earns nothing whatever the difference, and setRate() restarts its time.
+// earns nothing whatever the difference, and a rate write restarts its time
+// (any other bucket's only forward: restartAt, bucket-cas.ts).
 // ASSURED_BLOCKED_MS and a pool's other stamps are kept expired by the same tick, 2^30 ms back
 // (pool-loans.ts, freshenStamp): never wrapped into the hold, nor fresh to a thread behind. A
 // thread's window rings compare times with its own cursor; one idle past the

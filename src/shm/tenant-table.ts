@@ -53,7 +53,7 @@
 // half empty: the hash is keyed with the daemon's random seed, so a client
 // cannot aim at one) answers OVERLOADED, as `max` does.
 
-import { earn, putAt, trim } from './bucket-cas.ts';
+import { earn, putAt, restartAt, trim } from './bucket-cas.ts';
 import {
   FAILURE_SEED_WORDS, MILLI, TENANT_FIELDS, TENANT_INDEX_FIELDS, TENANT_NAME_BYTES, TENANT_NEIGHBORHOOD_SLOTS, TI_GEN_INDEX,
   T_BURST_MILLI_INDEX, T_KEY_BYTES_INDEX, T_LAST_REFILL_MS_INDEX, T_LAST_USED_MS_INDEX, T_NAME_INDEX, T_RATE_MILLI_INDEX,
@@ -357,7 +357,7 @@ export class TenantTable {
   setTier(slot: number, tier: number, rateMilli: number, burstMilli: number, now: number): void {
     const r = slot * REC_FIELDS;
     earn(this.rec, r, now, 0); // what the old rate earned so far; the new one counts from now
-    Atomics.store(this.rec, r + LAST_REFILL, now);
+    restartAt(this.rec, r, now); // or from a later time a thread ahead of this one already claimed
     const before = Atomics.load(this.rec, r + TIER);
     if (before !== tier && Atomics.compareExchange(this.rec, r + TIER, before, tier) === before) {
       Atomics.sub(this.tierCount, before, 1);
