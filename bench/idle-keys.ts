@@ -21,9 +21,12 @@
 //   forgotten meanwhile); one client acquires (and releases) each tenant key
 //   bench/t/cN once, 256 in flight, then RSS is read settled as above.
 //
-// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--rss-only] [--no-tenants] [--write]
-// (--baseline: a commit to measure beside this checkout, e.g. the commit
-// before the idle-keys work; --write puts the table in docs/benchmarks.md).
+// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--rss-only] [--no-tenants] [--pairs N]
+// [--node-flags "FLAGS"] [--write] (--baseline: a commit to measure beside
+// this checkout, e.g. the commit before the idle-keys work; --pairs: both
+// columns N times, alternated; --node-flags: Node/V8 options for this
+// checkout's daemons only, e.g. a young generation size to weigh; --write
+// puts the table in docs/benchmarks.md).
 // With --tick-only [--rounds N]: only the spread tick, over SPREAD_S, with
 // its wall p50 / p99 and the main thread's CPU, a fresh daemon per round,
 // baseline and this checkout alternated N times (its own table).
@@ -148,9 +151,10 @@ async function activeWindow(s: ServerHandle, keys: string[], seconds = ACTIVE_S)
 const NO_TICKS: TickFigures = { ticks: 0, avgMs: NaN, maxMs: NaN, mainCpuMsPerTick: NaN, p50Ms: NaN, p99Ms: NaN, cpuP50Ms: NaN, cpuP99Ms: NaN };
 
 /** `rssOnly`: the settled RSS, then stop (no CPU or tick windows: their cells show "-"). */
-export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void, rssOnly = false): Promise<IdleResult> {
+export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void, rssOnly = false,
+  nodeFlags: readonly string[] = []): Promise<IdleResult> {
   const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
-  const s = await startTpsd({ config, root });
+  const s = await startTpsd({ config, root, nodeFlags });
   try {
     const r = await settledRss(s.pid);
     log(`${label}: RSS ${mib(r.bytes)}`);
@@ -195,8 +199,9 @@ async function makeTenants(url: string, n: number, inFlight = 256): Promise<numb
   return granted;
 }
 
-export async function measureLiveTenants(label: string, root: string, tenants: number, log: (s: string) => void): Promise<IdleResult['tenants']> {
-  const s = await startTpsd({ config: tenantsConfig(tenants), root });
+export async function measureLiveTenants(label: string, root: string, tenants: number, log: (s: string) => void,
+  nodeFlags: readonly string[] = []): Promise<IdleResult['tenants']> {
+  const s = await startTpsd({ config: tenantsConfig(tenants), root, nodeFlags });
   try {
     const granted = await makeTenants(s.url, tenants);
     const r = await settledRss(s.pid);
@@ -279,6 +284,7 @@ async function main(): Promise<void> {
       baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false },
       'rss-only': { type: 'boolean', default: false }, 'no-tenants': { type: 'boolean', default: false },
       'tick-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' },
+      'node-flags': { type: 'string', default: '' }, pairs: { type: 'string', default: '1' },
     },
     strict: true,
   });
@@ -295,11 +301,19 @@ async function main(): Promise<void> {
   const wt = values.baseline === undefined ? null : baselineWorktree(values.baseline);
   try {
     if (wt !== null && !existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
-    const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir }]), { label: `after (${head})`, root: ROOT }];
+    const flags = values['node-flags'].split(' ').filter((f) => f !== '');
+    const after = `after (${head}${flags.length > 0 ? ` ${flags.join(' ')}` : ''})`;
+    const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir, flags: [] }]), { label: after, root: ROOT, flags }];
     const results: IdleResult[] = [];
-    for (const run of runs) results.push(await measureIdleKeys(run.label, run.root, keys, log, values['rss-only']));
+    // --pairs N: the columns N times, alternated (each daemon fresh), so each pair shares the machine's load.
+    const pairs = Number(values.pairs);
+    for (let p = 1; p <= pairs; p++) {
+      for (const run of runs) {
+        results.push(await measureIdleKeys(pairs > 1 ? `${run.label}, pair ${p}` : run.label, run.root, keys, log, values['rss-only'], run.flags));
+      }
+    }
     // Tenants in the other order (after first), so neither column always runs on the fresher machine.
-    if (!values['no-tenants']) for (let i = runs.length - 1; i >= 0; i--) results[i].tenants = await measureLiveTenants(runs[i].label, runs[i].root, keys, log);
+    if (!values['no-tenants']) for (let i = runs.length - 1; i >= 0; i--) results[i].tenants = await measureLiveTenants(runs[i].label, runs[i].root, keys, log, runs[i].flags);
     const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${idleTable(results, keys)}`;
     process.stdout.write(`${body}\n`);
     if (values.write) writeSection('idle-keys', IDLE_COMMAND, body);
