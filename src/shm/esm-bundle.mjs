@@ -39,6 +39,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 let bundleDir = null;
 /** One bundle per entry per process (tests start many daemons). @type {Map<string, Promise<string>>} */
 const made = new Map();
+/** Bundles being made: esbuild's service process is stopped when none is (below). */
+let building = 0;
 
 /**
  * The file URL of a bundle of `tsEntry` (a file URL of a .ts module); rejects with the reason when it cannot be made.
@@ -48,10 +50,27 @@ const made = new Map();
 export function bundleEntry(tsEntry) {
   let p = made.get(tsEntry);
   if (p === undefined) {
-    p = bundle(tsEntry);
+    p = buildOne(tsEntry);
     made.set(tsEntry, p);
   }
   return p;
+}
+
+/**
+ * esbuild's API runs its work in a child process (`esbuild --service`) it
+ * keeps until told to stop: some 10-30 MiB beside a daemon that bundles only
+ * at start (and inside a systemd unit's MemoryMax). Stopped once no bundle is
+ * being made; the next build starts it again.
+ * @param {string} tsEntry
+ */
+async function buildOne(tsEntry) {
+  const esbuild = loadEsbuild();
+  building++;
+  try {
+    return await bundle(esbuild, tsEntry);
+  } finally {
+    if (--building === 0) await esbuild.stop();
+  }
 }
 
 function loadEsbuild() {
@@ -76,9 +95,11 @@ const plugin = {
   },
 };
 
-/** @param {string} tsEntry */
-async function bundle(tsEntry) {
-  const esbuild = loadEsbuild();
+/**
+ * @param {any} esbuild
+ * @param {string} tsEntry
+ */
+async function bundle(esbuild, tsEntry) {
   const name = basename(tsEntry, '.ts');
   const out = await esbuild.build({
     entryPoints: [fileURLToPath(tsEntry)], bundle: true, splitting: true, write: false, outdir: ownDir(), entryNames: '[name]-[hash]',
