@@ -213,9 +213,10 @@ export async function measureLiveTenants(label: string, root: string, tenants: n
 }
 
 /** The spread tick alone (--tick-only): a fresh daemon, 1 000 keys spread over 100 pools, a minute of ticks. */
-export async function measureSpreadTick(label: string, root: string, keys: number, log: (s: string) => void): Promise<{ label: string; spread: TickFigures }> {
+export async function measureSpreadTick(label: string, root: string, keys: number, log: (s: string) => void,
+  nodeFlags: readonly string[] = []): Promise<{ label: string; spread: TickFigures }> {
   const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
-  const s = await startTpsd({ config, root });
+  const s = await startTpsd({ config, root, nodeFlags });
   try {
     await sleep(5000);
     const spread = await activeWindow(s, activeKeys(config, true), SPREAD_S);
@@ -236,13 +237,14 @@ export function spreadTable(rs: { label: string; spread: TickFigures }[], keys: 
 }
 
 /** --tick-only: the spread tick of `ref` and of this checkout, alternated `rounds` times (the before/after columns share the load). */
-async function tickOnly(baseline: string | undefined, rounds: number, keys: number, head: string, log: (s: string) => void): Promise<string> {
+async function tickOnly(baseline: string | undefined, rounds: number, keys: number, head: string, log: (s: string) => void,
+  flags: readonly string[]): Promise<string> {
   const wt = baseline === undefined ? null : baselineWorktree(baseline);
   const results: { label: string; spread: TickFigures }[] = [];
   try {
     for (let r = 1; r <= rounds; r++) {
       if (wt !== null) results.push(await measureSpreadTick(`before (${baseline}), round ${r}`, wt.dir, keys, log));
-      results.push(await measureSpreadTick(`after (${head}), round ${r}`, ROOT, keys, log));
+      results.push(await measureSpreadTick(`after (${[head, ...flags].join(' ')}), round ${r}`, ROOT, keys, log, flags));
     }
   } finally {
     wt?.remove();
@@ -291,8 +293,9 @@ async function main(): Promise<void> {
   const keys = Number(values.keys);
   const log = (s: string) => process.stderr.write(`bench:idle: ${s}\n`);
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const flags = values['node-flags'].split(' ').filter((f) => f !== '');
   if (values['tick-only']) {
-    const table = await tickOnly(values.baseline, Number(values.rounds), keys, head, log);
+    const table = await tickOnly(values.baseline, Number(values.rounds), keys, head, log, flags);
     const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${table}`;
     process.stdout.write(`${body}\n`);
     if (values.write) writeSection('idle-keys-tick', TICK_COMMAND, body);
@@ -301,7 +304,6 @@ async function main(): Promise<void> {
   const wt = values.baseline === undefined ? null : baselineWorktree(values.baseline);
   try {
     if (wt !== null && !existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
-    const flags = values['node-flags'].split(' ').filter((f) => f !== '');
     const after = `after (${head}${flags.length > 0 ? ` ${flags.join(' ')}` : ''})`;
     const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir, flags: [] }]), { label: after, root: ROOT, flags }];
     const results: IdleResult[] = [];
