@@ -21,9 +21,12 @@
 //   forgotten meanwhile); one client acquires (and releases) each tenant key
 //   bench/t/cN once, 256 in flight, then RSS is read settled as above.
 //
-// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--rss-only] [--no-tenants] [--write]
-// (--baseline: a commit to measure beside this checkout, e.g. the commit
-// before the idle-keys work; --write puts the table in docs/benchmarks.md).
+// Run: npm run bench:idle -- [--baseline REF] [--keys 100000] [--rss-only] [--no-tenants] [--pairs N]
+// [--node-flags "FLAGS"] [--write] (--baseline: a commit to measure beside
+// this checkout, e.g. the commit before the idle-keys work; --pairs: both
+// columns N times, alternated; --node-flags: Node/V8 options for this
+// checkout's daemons only, e.g. a young generation size to weigh; --write
+// puts the table in docs/benchmarks.md).
 // With --tick-only [--rounds N]: only the spread tick, over SPREAD_S, with
 // its wall p50 / p99 and the main thread's CPU, a fresh daemon per round,
 // baseline and this checkout alternated N times (its own table).
@@ -148,9 +151,10 @@ async function activeWindow(s: ServerHandle, keys: string[], seconds = ACTIVE_S)
 const NO_TICKS: TickFigures = { ticks: 0, avgMs: NaN, maxMs: NaN, mainCpuMsPerTick: NaN, p50Ms: NaN, p99Ms: NaN, cpuP50Ms: NaN, cpuP99Ms: NaN };
 
 /** `rssOnly`: the settled RSS, then stop (no CPU or tick windows: their cells show "-"). */
-export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void, rssOnly = false): Promise<IdleResult> {
+export async function measureIdleKeys(label: string, root: string, keys: number, log: (s: string) => void, rssOnly = false,
+  nodeFlags: readonly string[] = []): Promise<IdleResult> {
   const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
-  const s = await startTpsd({ config, root });
+  const s = await startTpsd({ config, root, nodeFlags });
   try {
     const r = await settledRss(s.pid);
     log(`${label}: RSS ${mib(r.bytes)}`);
@@ -195,8 +199,9 @@ async function makeTenants(url: string, n: number, inFlight = 256): Promise<numb
   return granted;
 }
 
-export async function measureLiveTenants(label: string, root: string, tenants: number, log: (s: string) => void): Promise<IdleResult['tenants']> {
-  const s = await startTpsd({ config: tenantsConfig(tenants), root });
+export async function measureLiveTenants(label: string, root: string, tenants: number, log: (s: string) => void,
+  nodeFlags: readonly string[] = []): Promise<IdleResult['tenants']> {
+  const s = await startTpsd({ config: tenantsConfig(tenants), root, nodeFlags });
   try {
     const granted = await makeTenants(s.url, tenants);
     const r = await settledRss(s.pid);
@@ -208,9 +213,10 @@ export async function measureLiveTenants(label: string, root: string, tenants: n
 }
 
 /** The spread tick alone (--tick-only): a fresh daemon, 1 000 keys spread over 100 pools, a minute of ticks. */
-export async function measureSpreadTick(label: string, root: string, keys: number, log: (s: string) => void): Promise<{ label: string; spread: TickFigures }> {
+export async function measureSpreadTick(label: string, root: string, keys: number, log: (s: string) => void,
+  nodeFlags: readonly string[] = []): Promise<{ label: string; spread: TickFigures }> {
   const config = manyKeysConfig(keys, IO_THREADS) as Parameters<typeof activeKeys>[0] & Record<string, unknown>;
-  const s = await startTpsd({ config, root });
+  const s = await startTpsd({ config, root, nodeFlags });
   try {
     await sleep(5000);
     const spread = await activeWindow(s, activeKeys(config, true), SPREAD_S);
@@ -231,13 +237,14 @@ export function spreadTable(rs: { label: string; spread: TickFigures }[], keys: 
 }
 
 /** --tick-only: the spread tick of `ref` and of this checkout, alternated `rounds` times (the before/after columns share the load). */
-async function tickOnly(baseline: string | undefined, rounds: number, keys: number, head: string, log: (s: string) => void): Promise<string> {
+async function tickOnly(baseline: string | undefined, rounds: number, keys: number, head: string, log: (s: string) => void,
+  flags: readonly string[]): Promise<string> {
   const wt = baseline === undefined ? null : baselineWorktree(baseline);
   const results: { label: string; spread: TickFigures }[] = [];
   try {
     for (let r = 1; r <= rounds; r++) {
       if (wt !== null) results.push(await measureSpreadTick(`before (${baseline}), round ${r}`, wt.dir, keys, log));
-      results.push(await measureSpreadTick(`after (${head}), round ${r}`, ROOT, keys, log));
+      results.push(await measureSpreadTick(`after (${[head, ...flags].join(' ')}), round ${r}`, ROOT, keys, log, flags));
     }
   } finally {
     wt?.remove();
@@ -279,14 +286,16 @@ async function main(): Promise<void> {
       baseline: { type: 'string' }, keys: { type: 'string', default: '100000' }, write: { type: 'boolean', default: false },
       'rss-only': { type: 'boolean', default: false }, 'no-tenants': { type: 'boolean', default: false },
       'tick-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' },
+      'node-flags': { type: 'string', default: '' }, pairs: { type: 'string', default: '1' },
     },
     strict: true,
   });
   const keys = Number(values.keys);
   const log = (s: string) => process.stderr.write(`bench:idle: ${s}\n`);
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const flags = values['node-flags'].split(' ').filter((f) => f !== '');
   if (values['tick-only']) {
-    const table = await tickOnly(values.baseline, Number(values.rounds), keys, head, log);
+    const table = await tickOnly(values.baseline, Number(values.rounds), keys, head, log, flags);
     const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${table}`;
     process.stdout.write(`${body}\n`);
     if (values.write) writeSection('idle-keys-tick', TICK_COMMAND, body);
@@ -295,11 +304,18 @@ async function main(): Promise<void> {
   const wt = values.baseline === undefined ? null : baselineWorktree(values.baseline);
   try {
     if (wt !== null && !existsSync(join(wt.dir, 'src/cli/main.ts'))) throw new Error(`${values.baseline}: no src/cli/main.ts`);
-    const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir }]), { label: `after (${head})`, root: ROOT }];
+    const after = `after (${head}${flags.length > 0 ? ` ${flags.join(' ')}` : ''})`;
+    const runs = [...(wt === null ? [] : [{ label: `before (${values.baseline})`, root: wt.dir, flags: [] }]), { label: after, root: ROOT, flags }];
     const results: IdleResult[] = [];
-    for (const run of runs) results.push(await measureIdleKeys(run.label, run.root, keys, log, values['rss-only']));
+    // --pairs N: the columns N times, alternated (each daemon fresh), so each pair shares the machine's load.
+    const pairs = Number(values.pairs);
+    for (let p = 1; p <= pairs; p++) {
+      for (const run of runs) {
+        results.push(await measureIdleKeys(pairs > 1 ? `${run.label}, pair ${p}` : run.label, run.root, keys, log, values['rss-only'], run.flags));
+      }
+    }
     // Tenants in the other order (after first), so neither column always runs on the fresher machine.
-    if (!values['no-tenants']) for (let i = runs.length - 1; i >= 0; i--) results[i].tenants = await measureLiveTenants(runs[i].label, runs[i].root, keys, log);
+    if (!values['no-tenants']) for (let i = runs.length - 1; i >= 0; i--) results[i].tenants = await measureLiveTenants(runs[i].label, runs[i].root, keys, log, runs[i].flags);
     const body = `Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${idleTable(results, keys)}`;
     process.stdout.write(`${body}\n`);
     if (values.write) writeSection('idle-keys', IDLE_COMMAND, body);

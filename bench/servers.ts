@@ -1,5 +1,7 @@
 // The servers the macro benchmarks run against, each a child process on a
-// free loopback port: tpsd itself (`tpsd start --config <tmp> --port 0`), the
+// free loopback port: tpsd itself, launched as an operator launches it
+// (`node bin/tpsd.mjs start --config <tmp> --port 0`: the installed `tpsd`
+// command, `npm start` and the systemd unit run that file), the
 // bare echo server (echo-server.ts) and redis-server (installed with apt when
 // missing). Each is started in `bash -c` with the open-files limit raised to
 // the hard limit, and stopped with SIGTERM (SIGKILL after a timeout), by pid.
@@ -116,8 +118,10 @@ export interface TpsdOptions {
   /** Write V8 CPU profiles of every thread here (--cpu-prof). */
   cpuProfDir?: string;
   keepDir?: boolean;
-  /** The checkout whose src/cli/main.ts runs (default: this one; bench/idle-keys.ts runs a baseline commit's too). */
+  /** The checkout whose bin/tpsd.mjs runs (default: this one; bench/idle-keys.ts runs a baseline commit's too). */
   root?: string;
+  /** Node options before the script (e.g. a V8 heap flag to measure). */
+  nodeFlags?: readonly string[];
 }
 
 export async function startTpsd(o: TpsdOptions): Promise<ServerHandle> {
@@ -125,7 +129,7 @@ export async function startTpsd(o: TpsdOptions): Promise<ServerHandle> {
   const file = join(dir, 'tpsd.json');
   writeFileSync(file, JSON.stringify({ data_dir: join(dir, 'data'), ...o.config }));
   const prof = o.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`];
-  const argv = [process.execPath, ...prof, '--import', 'tsx', 'src/cli/main.ts', 'start', '--config', file, '--port', '0'];
+  const argv = [process.execPath, ...prof, ...(o.nodeFlags ?? []), 'bin/tpsd.mjs', 'start', '--config', file, '--port', '0'];
   const { child, port } = await startChild('tpsd', argv, listeningPort, o.root ?? ROOT);
   return {
     name: 'tpsd', pid: child.pid!, port, url: `ws://${HOST}:${port}`, dir,

@@ -9,7 +9,8 @@
 // Everything per key (limits, bursts, concurrency, priorities, a tier's
 // priority too), each pool's upstream.slo_ms, each tier's defence, tps and
 // burst, tenants.idle_s, auth, lease TTL, queue and connection limits, log
-// level apply live, and the model file is read again.
+// level, and `enforce` (dry runs) on any key or tier apply live, and the
+// model file is read again.
 //
 // A tier's new tps and burst (tierRateChanges): the main thread rewrites
 // every live tenant of the tier in shared memory at once, then sends the
@@ -135,8 +136,9 @@ export async function reloadConfig(
   live.limits.restore();
   live.config = next;
   log.level = next.log.level;
-  // The I/O threads' keys are the shared table's; their config has no services (as at start).
-  threads.broadcast({ type: 'config', config: configForThreads(next) });
+  // The I/O threads' keys are the shared table's, built at start; their config has no services (as at start), so
+  // what the table cannot say of the new config, which buckets are dry runs (enforce: false), goes with it.
+  threads.broadcast({ type: 'config', config: configForThreads(next), dryRun: nextKeys.dryRunFlags() });
   if (rates.length > 0 && tenants !== null) {
     const now = controller.table.nowMs();
     let changed = 0;

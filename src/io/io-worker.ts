@@ -359,13 +359,13 @@ function closeAllSockets(): void {
  * limits, auth, TTL and log level apply to new requests at once. uWS's own
  * socket options (idle timeout, payload cap) keep their start values.
  */
-function reconfigure(next: typeof config): void {
+function reconfigure(next: typeof config, dryRun: Uint8Array | null): void {
   config = next;
   maxMessage = next.max_message_bytes;
   maxBackpressure = next.limits.max_backpressure_bytes;
   log.level = next.log.level;
   auth = new Authenticator(next.auth, failures);
-  handler.reconfigure(next, auth);
+  handler.reconfigure(next, auth, dryRun);
   httpApi.reconfigure(next);
   rls?.reconfigure(next);
   // A token removed or re-scoped by the reload takes effect on open connections too.
@@ -374,7 +374,7 @@ function reconfigure(next: typeof config): void {
 
 parentPort!.on('message', (m: MainToWorker) => {
   if (m.type === 'stop') stop();
-  else if (m.type === 'config') reconfigure(m.config);
+  else if (m.type === 'config') reconfigure(m.config, m.dryRun);
   else if (m.type === 'admin-reply') { handler.answerAdmin(m.reqId, m.status, m.body); flushDirty(); }
   else if (m.type === 'daemon-stats') { daemonStats = m.stats; daemonHealth = m.health; }
   else if (m.type === 'tenant-tier') tenants?.applyTier(m.service, m.name, m.tier, table.nowMs());

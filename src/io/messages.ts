@@ -197,8 +197,8 @@ export interface DaemonStats {
 export type MainToWorker =
   /** Stop: close the listen socket, answer waiters SHUTTING_DOWN, close connections. */
   | { readonly type: 'stop' }
-  /** A reloaded config with the same key set (SIGHUP). */
-  | { readonly type: 'config'; readonly config: TpsdConfig }
+  /** A reloaded config with the same key set (SIGHUP), and its dry-run buckets (KeyIndex.dryRunFlags: the threads' key table keeps the start's). */
+  | { readonly type: 'config'; readonly config: TpsdConfig; readonly dryRun: Uint8Array | null }
   /** The answer to an 'admin' message: a protocol status and the reply body (or error message). */
   | { readonly type: 'admin-reply'; readonly reqId: number; readonly status: number; readonly body: unknown }
   | { readonly type: 'daemon-stats'; readonly stats: DaemonStats; readonly health: DaemonHealth }

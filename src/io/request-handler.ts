@@ -69,14 +69,6 @@ export interface HandlerOptions {
   tenants?: TenantKeys | null;
 }
 
-/** 1 per bucket whose config says enforce: false (a dry run), or null when every bucket enforces. */
-export function dryRunFlags(keys: KeyIndex): Uint8Array | null {
-  const flags = new Uint8Array(keys.size);
-  let any = 0;
-  for (let b = 0; b < keys.size; b++) any |= flags[b] = keys.enforce(b) ? 0 : 1;
-  return any === 0 ? null : flags;
-}
-
 /** A message being answered reads the stop flag after every this many of its requests. */
 export const STOP_CHECK_EVERY = 16;
 const OUTCOME_FIELDS = [C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX];
@@ -108,8 +100,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
   fitBytes = 0;
   /** Requests left before checkpoint() reads the stop flag again. */
   private untilStopCheck = STOP_CHECK_EVERY;
-  /** Buckets with enforce: false (TenantHost), or null. */
-  readonly dryRun: Uint8Array | null;
+  /** Buckets with enforce: false (TenantHost), or null; replaced by a reload (reconfigure). */
+  dryRun: Uint8Array | null;
   private readonly tenants: TenantKeys | null;
   /** This thread's tenant waiters (TenantHost), or null. */
   readonly tenantWaits: TenantWaits | null;
@@ -122,15 +114,16 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     this.drain = new WaiterDrain(this.waiters, o.table, o.keys.size, this, o.tenants?.table ?? null, o.tenants?.counters ?? null);
     this.admin = o.admin ? new AdminRelay<Conn>(o.admin) : null;
     this.reader = new RequestReader<Conn>(o.keys, this);
-    this.dryRun = dryRunFlags(o.keys);
+    this.dryRun = o.keys.dryRunFlags();
     this.tenants = o.tenants ?? null;
     this.tenantWaits = this.drain.tenantWaits;
   }
 
-  /** Applies a reloaded config (same key set): limits, auth and TTL of new requests. */
-  reconfigure(config: TpsdConfig, auth: Authenticator): void {
+  /** Applies a reloaded config (same key set): limits, auth and TTL of new requests, and which buckets are dry runs (KeyIndex.dryRunFlags of the new config). */
+  reconfigure(config: TpsdConfig, auth: Authenticator, dryRun: Uint8Array | null = this.dryRun): void {
     this.o = { ...this.o, config, auth };
     this.ttlMs = config.lease_ttl_ms;
+    this.dryRun = dryRun;
   }
 
   /**

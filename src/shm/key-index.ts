@@ -191,6 +191,13 @@ export class KeyIndex {
   poolOf(i: number): number { return this.table.poolOf(i); }
   /** false: a dry run key. */
   enforce(i: number): boolean { return this.table.enforce(i); }
+  /** 1 per bucket whose config says enforce: false (a dry run), or null when every bucket enforces (what an I/O thread reads on a refusal). */
+  dryRunFlags(): Uint8Array | null {
+    const flags = new Uint8Array(this.size);
+    let any = 0;
+    for (let b = 0; b < this.size; b++) any |= flags[b] = this.table.enforce(b) ? 0 : 1;
+    return any === 0 ? null : flags;
+  }
   /** Key i's `tenants` section (a service with tenants), or null. */
   tenantsOf(i: number): TenantsConfig | null { return this.tenantSections.get(i) ?? null; }
   /** Key i's tier config (a tier bucket), or null. */
