@@ -28,6 +28,7 @@ import type { ObservationBuilder } from './observation.ts';
 import type { PoolState } from './pool-rest.ts';
 import type { TouchedKeys } from './touched-keys.ts';
 import type { Rebuilt } from './decision.ts';
+import { handOver } from './service-columns.ts';
 
 export interface PoolServices {
   services: ServiceObservation[];
@@ -110,6 +111,7 @@ export class ServiceObservations {
       if (!builder.quiet(s.index, obs)) live.push(i);
     }
     this.observed[o] = services;
+    handOver(prev, services, positions); // the water-fill and the policies read their figures from the columns (service-columns.ts)
     this.live[o] = live;
     this.flipped[o] = flipped ? 1 : 0;
     this.rebuiltOf[o] = prev === null || positions === null ? null : { from: prev, positions };

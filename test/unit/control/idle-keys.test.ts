@@ -114,7 +114,7 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number)
   return { evaluatedA, evaluatedB, reused: a.controller.decisions.reused };
 }
 
-for (const mode of ['fallback', 'static'] as const) {
+for (const mode of ['fallback', 'static', 'ppo'] as const) {
   test(`${mode}: a tick over the touched keys allocates as a tick over every key, on random traffic (3 seeds)`, async () => {
     for (const seed of [1, 2, 3]) {
       const { evaluatedA, evaluatedB, reused } = await compare(mode, seed);
