@@ -21,10 +21,11 @@
 // training standard deviation) once at least a window of ticks was seen; it is
 // logged once, and again only after the score fell below DRIFT_CLEAR.
 
-import { FEATURE_COUNT, FEATURE_NAMES, serviceFeatures } from '../ppo/features.ts';
+import { FEATURE_COUNT, FEATURE_NAMES } from '../ppo/features.ts';
 import type { NormalizerState } from '../ppo/normalizer.ts';
 import type { PoolObservation } from '../ppo/observation.ts';
 import type { ControlLogger } from './policy-runner.ts';
+import { columnsOf, type ServiceColumns } from './service-columns.ts';
 
 export const DRIFT_WINDOW_TICKS = 3000;
 export const DRIFT_RETRAIN_THRESHOLD = 1;
@@ -69,14 +70,12 @@ export class ModelDrift {
   /** Folds one tick's observations in (every pool's services); nothing without a reference or a row. */
   observe(pools: readonly PoolObservation[]): void {
     if (this.mean === null || this.sd === null) return;
-    const F = FEATURE_COUNT;
     this.tickMean.fill(0);
     let rows = 0;
     for (const obs of pools) {
       const n = obs.services.length;
       if (n === 0) continue;
-      const x = serviceFeatures(obs);
-      for (let r = 0; r < n; r++) for (let j = 0; j < F; j++) this.tickMean[j] += x[r * F + j];
+      addFeatures(obs, columnsOf(obs.services), this.tickMean);
       rows += n;
     }
     if (rows === 0) return;
@@ -84,7 +83,7 @@ export class ModelDrift {
     const alpha = 1 / Math.min(this.ticks, this.windowTicks);
     let best = 0;
     let at = -1;
-    for (let j = 0; j < F; j++) {
+    for (let j = 0; j < FEATURE_COUNT; j++) {
       this.live[j] += alpha * (this.tickMean[j] / rows - this.live[j]);
       const z = Math.min(DRIFT_SCORE_CAP, Math.abs(this.live[j] - this.mean[j]) / this.sd[j]);
       if (z > best) { best = z; at = j; }
@@ -107,5 +106,60 @@ export class ModelDrift {
 
   status(): DriftStatus {
     return { score: this.score, feature: this.feature, ticks: this.ticks, retrainDue: this.due, threshold: DRIFT_RETRAIN_THRESHOLD };
+  }
+}
+
+const clip = (x: number, hi = 5): number => (Number.isFinite(x) ? Math.max(-hi, Math.min(hi, x)) : 0);
+
+/** f(clip(v / eff)) as a float, as serviceFeatures() stores it; the last value's answer kept (quiet services share a few limits). */
+class Scaled {
+  private v = NaN;
+  private x = 0;
+  constructor(private readonly eff: number) {}
+  of(v: number): number {
+    if (v !== this.v) { this.v = v; this.x = Math.fround(clip(v / this.eff)); }
+    return this.x;
+  }
+}
+
+/**
+ * Adds each service's row of features (../ppo/features.ts serviceFeatures,
+ * each figure rounded to a float as there) to `sums`, feature by feature in
+ * service order: the sums of the rows serviceFeatures() returns, to the last
+ * bit (test/unit/control/model-drift.test.ts), read from the services'
+ * columns (service-columns.ts) without a row array: with 100 awake pools of
+ * 1 000 services, serviceFeatures() cost a few cache misses per service and
+ * 7.6 MB of rows a tick. A figure of 0 (most of a quiet service's) adds 0
+ * and is skipped; a sum never is -0, so that changes no bit.
+ */
+export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
+  const n = c.length;
+  const f = Math.fround;
+  const eff = Math.max(1, obs.effectiveTps);
+  const byClass = new Float64Array(4); // a fractional or NaN class adds to none, as in serviceFeatures()
+  for (let i = 0; i < n; i++) byClass[Math.min(3, Math.max(0, c.priority[i]))] += c.demandTps[i];
+  const aboveOf = [0, 1, 2, 3].map((p) => { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; return f(clip(above / eff)); });
+  const total = f(clip(obs.totalDemandTps / eff));
+  const effShare = f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps)));
+  const logServices = f(Math.log(n) / Math.log(64));
+  const limit = new Scaled(eff), min = new Scaled(eff), max = new Scaled(eff);
+  for (let i = 0; i < n; i++) {
+    const p = Math.min(3, Math.max(0, c.priority[i]));
+    if (p === 0 || p === 1 || p === 2 || p === 3) { sums[p] += 1; sums[14] += aboveOf[p]; } // one-hot; a fractional or NaN class sets none
+    else { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; sums[14] += f(clip(above / eff)); }
+    if (c.demandTps[i] !== 0) sums[4] += f(clip(c.demandTps[i] / eff));
+    if (c.forecastTps[i] !== 0) sums[5] += f(clip(c.forecastTps[i] / eff));
+    if (c.trendTps[i] !== 0) sums[6] += f(clip((c.trendTps[i] / eff) * 10));
+    if (c.grantedTps[i] !== 0) sums[7] += f(clip(c.grantedTps[i] / eff));
+    if (c.deniedTps[i] !== 0) sums[8] += f(clip(c.deniedTps[i] / eff));
+    if (c.queue[i] !== 0) sums[9] += f(clip(c.queue[i] / eff));
+    if (c.throttledTps[i] !== 0) sums[10] += f(clip(c.throttledTps[i] / eff));
+    sums[11] += limit.of(c.limitTps[i]);
+    sums[12] += min.of(c.minTps[i]);
+    sums[13] += max.of(c.maxTps[i]);
+    sums[15] += total;
+    sums[16] += effShare;
+    if (c.latencyMs[i] !== 0) sums[17] += f(clip(c.latencyMs[i] / 100));
+    sums[18] += logServices;
   }
 }

@@ -1,5 +1,5 @@
-// The figures of a pool's service observations that the water-fill, fair and
-// PPO's claims read, one typed array per figure (main thread, or wherever a
+// The figures of a pool's service observations that the water-fill, fair,
+// PPO's claims and the drift of PPO's features read, one typed array per figure (main thread, or wherever a
 // policy runs; nothing here is shared between threads).
 //
 // Reading `priority`, `minTps`, ... from 1 000 observation objects is a few
@@ -29,6 +29,13 @@ export class ServiceColumns {
   readonly limitTps: Float64Array;
   readonly demandTps: Float64Array;
   readonly queue: Float64Array;
+  // The rest of what the PPO features read (model-drift.ts folds every service's features in each tick).
+  readonly grantedTps: Float64Array;
+  readonly deniedTps: Float64Array;
+  readonly throttledTps: Float64Array;
+  readonly forecastTps: Float64Array;
+  readonly trendTps: Float64Array;
+  readonly latencyMs: Float64Array;
 
   constructor(readonly length: number) {
     this.priority = new Float64Array(length);
@@ -38,6 +45,12 @@ export class ServiceColumns {
     this.limitTps = new Float64Array(length);
     this.demandTps = new Float64Array(length);
     this.queue = new Float64Array(length);
+    this.grantedTps = new Float64Array(length);
+    this.deniedTps = new Float64Array(length);
+    this.throttledTps = new Float64Array(length);
+    this.forecastTps = new Float64Array(length);
+    this.trendTps = new Float64Array(length);
+    this.latencyMs = new Float64Array(length);
   }
 
   /** Entry i takes observation s's figures. */
@@ -49,6 +62,12 @@ export class ServiceColumns {
     this.limitTps[i] = s.limitTps;
     this.demandTps[i] = s.demandTps;
     this.queue[i] = s.queue;
+    this.grantedTps[i] = s.grantedTps;
+    this.deniedTps[i] = s.deniedTps;
+    this.throttledTps[i] = s.throttledTps;
+    this.forecastTps[i] = s.forecastTps;
+    this.trendTps[i] = s.trendTps;
+    this.latencyMs[i] = s.latencyMs;
   }
 
   static from(services: readonly ServiceObservation[]): ServiceColumns {
