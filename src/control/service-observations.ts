@@ -28,7 +28,7 @@ import type { ObservationBuilder } from './observation.ts';
 import type { PoolState } from './pool-rest.ts';
 import type { TouchedKeys } from './touched-keys.ts';
 import type { Rebuilt } from './decision.ts';
-import { handOver } from './service-columns.ts';
+import { dropColumns, handOver } from './service-columns.ts';
 
 export interface PoolServices {
   services: ServiceObservation[];
@@ -88,6 +88,12 @@ export class ServiceObservations {
   /** The limits or rates of pool `ordinal`'s services may have moved: its next evaluation visits every service. */
   invalidate(ordinal: number): void {
     this.observed[ordinal] = null;
+  }
+
+  /** Pool `ordinal` sleeps: its columns are not kept meanwhile (its next evaluation makes them again from its list). */
+  rest(ordinal: number): void {
+    const list = this.observed[ordinal];
+    if (list !== null) dropColumns(list);
   }
 
   /** Pool's service observations this tick (`touched`: the keys visited this tick). */
