@@ -84,6 +84,11 @@ export function fillEqual(alloc: Float64Array, cap: Float64Array, members: Array
   const open = new Int32Array(members.length);
   let m = 0;
   for (let k = 0; k < members.length; k++) if (cap[members[k]] - alloc[members[k]] > 1e-9) open[m++] = members[k];
+  return fillOpen(alloc, cap, open, m, budget);
+}
+
+/** fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut as they fill). */
+function fillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number, budget: number): number {
   while (budget > 1e-9 && m > 0) {
     const share = budget / m;
     let used = 0;
@@ -160,35 +165,69 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, value
   c: ServiceColumns = columnsOf(obs.services)): Float64Array {
   const n = c.length;
   const alloc = guarantees(obs, c);
-  const upper = upperBounds(obs, alloc, c, floats(S_UPPER, n));
-  let left = obs.effectiveTps;
-  for (let i = 0; i < n; i++) left -= alloc[i];
+  // One pass: upperBounds(), what the guarantees leave (summed in service order) and each cap.
+  const upper = floats(S_UPPER, n);
   const cap = floats(S_CAP, n);
-  for (let i = 0; i < n; i++) cap[i] = Math.max(alloc[i], Math.min(upper[i], claims[i]));
+  const step = obs.stepCap;
+  const floor = obs.stepFloorTps;
+  let left = obs.effectiveTps;
+  for (let i = 0; i < n; i++) {
+    const g = alloc[i];
+    const u = Math.max(g, Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+    upper[i] = u;
+    left -= g;
+    cap[i] = Math.max(g, Math.min(u, claims[i]));
+  }
+  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, left) : fillClassesByValue(c, alloc, cap, values, left);
+  if (left > 1e-9) headroom(obs, c, alloc, upper, values, left);
+  return alloc;
+}
+
+/**
+ * Each class in turn, while the budget lasts, max-min up to the caps
+ * (fillEqual() of its members). Only a member below its cap takes part, and
+ * one class's fill moves only its own members, so the members below their
+ * caps are found in one pass for every class.
+ */
+function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, left: number): number {
+  const n = c.length;
+  const below = ints(S_MEMBERS, n);
+  let b = 0;
+  for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9 && isClass(c.priority[i])) below[b++] = i;
+  const open = ints(S_OPEN, b);
+  for (let p = 0; p < CLASSES && left > 1e-9; p++) {
+    let m = 0;
+    for (let k = 0; k < b; k++) if (c.priority[below[k]] === p) open[m++] = below[k];
+    left = fillOpen(alloc, cap, open, m, left);
+  }
+  return left;
+}
+
+/** fillClasses() by value (fillByValue() of each class's members). */
+function fillClassesByValue(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, values: ArrayLike<number>, left: number): number {
+  const n = c.length;
   const members = ints(S_MEMBERS, n);
   for (let p = 0; p < CLASSES && left > 1e-9; p++) {
     let m = 0;
     for (let i = 0; i < n; i++) if (c.priority[i] === p) members[m++] = i;
-    const list = members.subarray(0, m);
-    left = values === null ? fillEqual(alloc, cap, list, left) : fillByValue(alloc, cap, list, values, left);
+    left = fillByValue(alloc, cap, members.subarray(0, m), values, left);
   }
-  if (left > 1e-9) headroom(obs, c, alloc, upper, values, left);
-  return alloc;
+  return left;
 }
 
 /** The rest, `left`, spread by priority weight (times valueFactors()) up to `upper`: a weighted water-fill. */
 function headroom(obs: PoolObservation, c: ServiceColumns, alloc: Float64Array, upper: Float64Array,
   values: ArrayLike<number> | null, left: number): void {
   const n = c.length;
-  const weight = floats(S_WEIGHT, n);
-  for (let i = 0; i < n; i++) weight[i] = weightOf(c.priority[i]);
-  if (values !== null) {
-    const f = valueFactors(obs, values, c);
-    for (let i = 0; i < n; i++) weight[i] *= f[i];
-  }
+  const factor = values === null ? null : valueFactors(obs, values, c);
+  const weight = floats(S_WEIGHT, n); // read only for the open members
   const open = ints(S_HEADROOM, n);
   let m = 0;
-  for (let i = 0; i < n; i++) if (upper[i] - alloc[i] > 1e-9) open[m++] = i;
+  for (let i = 0; i < n; i++) {
+    if (!(upper[i] - alloc[i] > 1e-9)) continue;
+    open[m++] = i;
+    weight[i] = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+  }
   while (left > 1e-9 && m > 0) {
     let wsum = 0;
     for (let k = 0; k < m; k++) wsum += weight[open[k]];
