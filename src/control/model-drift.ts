@@ -111,26 +111,40 @@ export class ModelDrift {
 
 const clip = (x: number, hi = 5): number => (Number.isFinite(x) ? Math.max(-hi, Math.min(hi, x)) : 0);
 
-/** f(clip(v / eff)) as a float, as serviceFeatures() stores it; the last value's answer kept (quiet services share a few limits). */
-class Scaled {
-  private v = NaN;
-  private x = 0;
-  constructor(private readonly eff: number) {}
-  of(v: number): number {
-    if (v !== this.v) { this.v = v; this.x = Math.fround(clip(v / this.eff)); }
-    return this.x;
+/**
+ * Adds f(clip(col[i] / eff * scale)) (a float, as serviceFeatures() stores
+ * it) of every service i to sums[j], in service order. A 0 adds 0 and is
+ * skipped (a sum is never -0, so no bit changes); the last value's answer is
+ * kept (quiet services share a few limits).
+ */
+function addScaled(sums: Float64Array, j: number, col: Float64Array, eff: number, scale: number): void {
+  let last = NaN;
+  let x = 0;
+  let sum = sums[j];
+  for (let i = 0; i < col.length; i++) {
+    const v = col[i];
+    if (v === 0) continue;
+    if (v !== last) { last = v; x = Math.fround(clip(scale === 1 ? v / eff : (v / eff) * scale)); }
+    sum += x;
   }
+  sums[j] = sum;
+}
+
+/** Adds `x` to sums[j] `times` times, one addition after another (as many rows of the same figure would). */
+function addRepeated(sums: Float64Array, j: number, x: number, times: number): void {
+  let sum = sums[j];
+  for (let k = 0; k < times; k++) sum += x;
+  sums[j] = sum;
 }
 
 /**
  * Adds each service's row of features (../ppo/features.ts serviceFeatures,
- * each figure rounded to a float as there) to `sums`, feature by feature in
- * service order: the sums of the rows serviceFeatures() returns, to the last
- * bit (test/unit/control/model-drift.test.ts), read from the services'
- * columns (service-columns.ts) without a row array: with 100 awake pools of
- * 1 000 services, serviceFeatures() cost a few cache misses per service and
- * 7.6 MB of rows a tick. A figure of 0 (most of a quiet service's) adds 0
- * and is skipped; a sum never is -0, so that changes no bit.
+ * each figure rounded to a float as there) to `sums`, each feature's rows
+ * in service order: the sums of the rows serviceFeatures() returns, to the
+ * last bit (test/unit/control/model-drift.test.ts), read from the services'
+ * columns (service-columns.ts) a feature at a time, without a row array:
+ * with 100 awake pools of 1 000 services, serviceFeatures() cost a few cache
+ * misses per service and 7.6 MB of rows a tick.
  */
 export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
   const n = c.length;
@@ -139,27 +153,27 @@ export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float
   const byClass = new Float64Array(4); // a fractional or NaN class adds to none, as in serviceFeatures()
   for (let i = 0; i < n; i++) byClass[Math.min(3, Math.max(0, c.priority[i]))] += c.demandTps[i];
   const aboveOf = [0, 1, 2, 3].map((p) => { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; return f(clip(above / eff)); });
-  const total = f(clip(obs.totalDemandTps / eff));
-  const effShare = f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps)));
-  const logServices = f(Math.log(n) / Math.log(64));
-  const limit = new Scaled(eff), min = new Scaled(eff), max = new Scaled(eff);
+  const oneHot = [0, 0, 0, 0]; // whole numbers: their sums are exact in any order
+  let above = sums[14];
   for (let i = 0; i < n; i++) {
     const p = Math.min(3, Math.max(0, c.priority[i]));
-    if (p === 0 || p === 1 || p === 2 || p === 3) { sums[p] += 1; sums[14] += aboveOf[p]; } // one-hot; a fractional or NaN class sets none
-    else { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; sums[14] += f(clip(above / eff)); }
-    if (c.demandTps[i] !== 0) sums[4] += f(clip(c.demandTps[i] / eff));
-    if (c.forecastTps[i] !== 0) sums[5] += f(clip(c.forecastTps[i] / eff));
-    if (c.trendTps[i] !== 0) sums[6] += f(clip((c.trendTps[i] / eff) * 10));
-    if (c.grantedTps[i] !== 0) sums[7] += f(clip(c.grantedTps[i] / eff));
-    if (c.deniedTps[i] !== 0) sums[8] += f(clip(c.deniedTps[i] / eff));
-    if (c.queue[i] !== 0) sums[9] += f(clip(c.queue[i] / eff));
-    if (c.throttledTps[i] !== 0) sums[10] += f(clip(c.throttledTps[i] / eff));
-    sums[11] += limit.of(c.limitTps[i]);
-    sums[12] += min.of(c.minTps[i]);
-    sums[13] += max.of(c.maxTps[i]);
-    sums[15] += total;
-    sums[16] += effShare;
-    if (c.latencyMs[i] !== 0) sums[17] += f(clip(c.latencyMs[i] / 100));
-    sums[18] += logServices;
+    if (p === 0 || p === 1 || p === 2 || p === 3) { oneHot[p]++; above += aboveOf[p]; } // a fractional or NaN class sets no one-hot
+    else { let a = 0; for (let q = 0; q < p; q++) a += byClass[q]; above += f(clip(a / eff)); }
   }
+  for (let p = 0; p < 4; p++) sums[p] += oneHot[p];
+  sums[14] = above;
+  addScaled(sums, 4, c.demandTps, eff, 1);
+  addScaled(sums, 5, c.forecastTps, eff, 1);
+  addScaled(sums, 6, c.trendTps, eff, 10);
+  addScaled(sums, 7, c.grantedTps, eff, 1);
+  addScaled(sums, 8, c.deniedTps, eff, 1);
+  addScaled(sums, 9, c.queue, eff, 1);
+  addScaled(sums, 10, c.throttledTps, eff, 1);
+  addScaled(sums, 11, c.limitTps, eff, 1);
+  addScaled(sums, 12, c.minTps, eff, 1);
+  addScaled(sums, 13, c.maxTps, eff, 1);
+  addRepeated(sums, 15, f(clip(obs.totalDemandTps / eff)), n);
+  addRepeated(sums, 16, f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps))), n);
+  addScaled(sums, 17, c.latencyMs, 100, 1);
+  addRepeated(sums, 18, f(Math.log(n) / Math.log(64)), n);
 }
