@@ -1,6 +1,6 @@
 // The controller tick's main-thread cost in process, without a daemon: the
-// memory benchmark's 100 000 keys (pools of 999 services, policy static by
-// default), 1 000 of them active, 10 in each of 100 pools ("spread": every
+// memory benchmark's 100 000 keys (pools of 999 services; policy `ppo` by
+// default, the default config's, with the shipped model), 1 000 of them active, 10 in each of 100 pools ("spread": every
 // pool awake each tick), traffic written into shared memory as an I/O thread
 // would (5 to 9 grants per key per tick, each released); per tick the
 // controller's tick and the telemetry collection (TickRecorder.afterTick,
@@ -10,8 +10,11 @@
 // tsx's loader thread is idle). Each run is a fresh child process; with
 // --baseline the commit's code (a temporary git worktree) and this
 // checkout's alternate, round after round, so both share the machine's load.
+// PPO's inference runs inline (as in the simulator), so the model's rows are
+// counted here; the daemon runs them in a worker thread and posts it the
+// services it scores (src/control/policies/ppo.ts), which its main thread pays.
 //
-// Run: tsx bench/tick-cost.ts [--baseline REF] [--rounds 3] [--ticks 60] [--mode static]
+// Run: tsx bench/tick-cost.ts [--baseline REF] [--rounds 3] [--ticks 60] [--mode ppo|fair|static|...]
 
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -101,7 +104,7 @@ function run(root: string, ticks: number, mode: string): RunFigures {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { baseline: { type: 'string' }, rounds: { type: 'string', default: '3' }, ticks: { type: 'string', default: '60' },
-      mode: { type: 'string', default: 'static' }, child: { type: 'string' } },
+      mode: { type: 'string', default: 'ppo' }, child: { type: 'string' } },
     strict: true,
   });
   const ticks = Number(values.ticks);

@@ -270,6 +270,7 @@ export class Controller {
       this.last[pool.ordinal] = rec;
       pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
+      if (asleep(pool)) this.observations.rest(pool.ordinal); // a sleeping pool keeps no columns (service-columns.ts)
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
       if (this.incremental && pool.written && pool.burst === burstBefore && rec.obs.effectiveTps === effectiveBefore[k] && sameValues(rec.alloc, before)) return;
       pool.written = true;

@@ -21,10 +21,11 @@
 // training standard deviation) once at least a window of ticks was seen; it is
 // logged once, and again only after the score fell below DRIFT_CLEAR.
 
-import { FEATURE_COUNT, FEATURE_NAMES, serviceFeatures } from '../ppo/features.ts';
+import { FEATURE_COUNT, FEATURE_NAMES } from '../ppo/features.ts';
 import type { NormalizerState } from '../ppo/normalizer.ts';
 import type { PoolObservation } from '../ppo/observation.ts';
 import type { ControlLogger } from './policy-runner.ts';
+import { columnsOf, type ServiceColumns } from './service-columns.ts';
 
 export const DRIFT_WINDOW_TICKS = 3000;
 export const DRIFT_RETRAIN_THRESHOLD = 1;
@@ -69,14 +70,12 @@ export class ModelDrift {
   /** Folds one tick's observations in (every pool's services); nothing without a reference or a row. */
   observe(pools: readonly PoolObservation[]): void {
     if (this.mean === null || this.sd === null) return;
-    const F = FEATURE_COUNT;
     this.tickMean.fill(0);
     let rows = 0;
     for (const obs of pools) {
       const n = obs.services.length;
       if (n === 0) continue;
-      const x = serviceFeatures(obs);
-      for (let r = 0; r < n; r++) for (let j = 0; j < F; j++) this.tickMean[j] += x[r * F + j];
+      addFeatures(obs, columnsOf(obs.services), this.tickMean);
       rows += n;
     }
     if (rows === 0) return;
@@ -84,7 +83,7 @@ export class ModelDrift {
     const alpha = 1 / Math.min(this.ticks, this.windowTicks);
     let best = 0;
     let at = -1;
-    for (let j = 0; j < F; j++) {
+    for (let j = 0; j < FEATURE_COUNT; j++) {
       this.live[j] += alpha * (this.tickMean[j] / rows - this.live[j]);
       const z = Math.min(DRIFT_SCORE_CAP, Math.abs(this.live[j] - this.mean[j]) / this.sd[j]);
       if (z > best) { best = z; at = j; }
@@ -108,4 +107,73 @@ export class ModelDrift {
   status(): DriftStatus {
     return { score: this.score, feature: this.feature, ticks: this.ticks, retrainDue: this.due, threshold: DRIFT_RETRAIN_THRESHOLD };
   }
+}
+
+const clip = (x: number, hi = 5): number => (Number.isFinite(x) ? Math.max(-hi, Math.min(hi, x)) : 0);
+
+/**
+ * Adds f(clip(col[i] / eff * scale)) (a float, as serviceFeatures() stores
+ * it) of every service i to sums[j], in service order. A 0 adds 0 and is
+ * skipped (a sum is never -0, so no bit changes); the last value's answer is
+ * kept (quiet services share a few limits).
+ */
+function addScaled(sums: Float64Array, j: number, col: Float64Array, eff: number, scale: number): void {
+  let last = NaN;
+  let x = 0;
+  let sum = sums[j];
+  for (let i = 0; i < col.length; i++) {
+    const v = col[i];
+    if (v === 0) continue;
+    if (v !== last) { last = v; x = Math.fround(clip(scale === 1 ? v / eff : (v / eff) * scale)); }
+    sum += x;
+  }
+  sums[j] = sum;
+}
+
+/** Adds `x` to sums[j] `times` times, one addition after another (as many rows of the same figure would). */
+function addRepeated(sums: Float64Array, j: number, x: number, times: number): void {
+  let sum = sums[j];
+  for (let k = 0; k < times; k++) sum += x;
+  sums[j] = sum;
+}
+
+/**
+ * Adds each service's row of features (../ppo/features.ts serviceFeatures,
+ * each figure rounded to a float as there) to `sums`, each feature's rows
+ * in service order: the sums of the rows serviceFeatures() returns, to the
+ * last bit (test/unit/control/model-drift.test.ts), read from the services'
+ * columns (service-columns.ts) a feature at a time, without a row array:
+ * with 100 awake pools of 1 000 services, serviceFeatures() cost a few cache
+ * misses per service and 7.6 MB of rows a tick.
+ */
+export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
+  const n = c.length;
+  const f = Math.fround;
+  const eff = Math.max(1, obs.effectiveTps);
+  const byClass = new Float64Array(4); // a fractional or NaN class adds to none, as in serviceFeatures()
+  for (let i = 0; i < n; i++) byClass[Math.min(3, Math.max(0, c.priority[i]))] += c.demandTps[i];
+  const aboveOf = [0, 1, 2, 3].map((p) => { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; return f(clip(above / eff)); });
+  const oneHot = [0, 0, 0, 0]; // whole numbers: their sums are exact in any order
+  let above = sums[14];
+  for (let i = 0; i < n; i++) {
+    const p = Math.min(3, Math.max(0, c.priority[i]));
+    if (p === 0 || p === 1 || p === 2 || p === 3) { oneHot[p]++; above += aboveOf[p]; } // a fractional or NaN class sets no one-hot
+    else { let a = 0; for (let q = 0; q < p; q++) a += byClass[q]; above += f(clip(a / eff)); }
+  }
+  for (let p = 0; p < 4; p++) sums[p] += oneHot[p];
+  sums[14] = above;
+  addScaled(sums, 4, c.demandTps, eff, 1);
+  addScaled(sums, 5, c.forecastTps, eff, 1);
+  addScaled(sums, 6, c.trendTps, eff, 10);
+  addScaled(sums, 7, c.grantedTps, eff, 1);
+  addScaled(sums, 8, c.deniedTps, eff, 1);
+  addScaled(sums, 9, c.queue, eff, 1);
+  addScaled(sums, 10, c.throttledTps, eff, 1);
+  addScaled(sums, 11, c.limitTps, eff, 1);
+  addScaled(sums, 12, c.minTps, eff, 1);
+  addScaled(sums, 13, c.maxTps, eff, 1);
+  addRepeated(sums, 15, f(clip(obs.totalDemandTps / eff)), n);
+  addRepeated(sums, 16, f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps))), n);
+  addScaled(sums, 17, c.latencyMs, 100, 1);
+  addRepeated(sums, 18, f(Math.log(n) / Math.log(64)), n);
 }

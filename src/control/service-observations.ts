@@ -28,6 +28,7 @@ import type { ObservationBuilder } from './observation.ts';
 import type { PoolState } from './pool-rest.ts';
 import type { TouchedKeys } from './touched-keys.ts';
 import type { Rebuilt } from './decision.ts';
+import { dropColumns, handOver } from './service-columns.ts';
 
 export interface PoolServices {
   services: ServiceObservation[];
@@ -89,6 +90,12 @@ export class ServiceObservations {
     this.observed[ordinal] = null;
   }
 
+  /** Pool `ordinal` sleeps: its columns are not kept meanwhile (its next evaluation makes them again from its list). */
+  rest(ordinal: number): void {
+    const list = this.observed[ordinal];
+    if (list !== null) dropColumns(list);
+  }
+
   /** Pool's service observations this tick (`touched`: the keys visited this tick). */
   observe(pool: PoolState, builder: ObservationBuilder, limits: readonly KeyLimits[], table: BucketTable, d: CounterDeltas,
     dtS: number, touched: TouchedKeys): PoolServices {
@@ -110,6 +117,7 @@ export class ServiceObservations {
       if (!builder.quiet(s.index, obs)) live.push(i);
     }
     this.observed[o] = services;
+    handOver(prev, services, positions); // the water-fill and the policies read their figures from the columns (service-columns.ts)
     this.live[o] = live;
     this.flipped[o] = flipped ? 1 : 0;
     this.rebuiltOf[o] = prev === null || positions === null ? null : { from: prev, positions };

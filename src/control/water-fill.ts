@@ -5,80 +5,131 @@
 // request: then within a priority class the more valuable members' claims
 // are filled first and they take a larger share of the class's slack
 // (fillByValue, valueFactors). Without values, the fill is as it always was.
+//
+// Cost: the services' figures come from their columns (service-columns.ts:
+// typed arrays, patched where observations moved, for the controller's
+// pools), never from the observation objects, and every pass is a loop over
+// typed arrays; scratch arrays are reused from one call to the next (the
+// functions are synchronous, so no two calls on one thread overlap). Every
+// sum is taken in the same order, over the same terms, as the first version
+// of this file (kept in test/unit/control/water-fill-columns.test.ts, which
+// compares both bit for bit), so the results are the same to the last bit.
 
 import type { PoolObservation } from '../ppo/observation.ts';
+import { columnsOf, type ServiceColumns } from './service-columns.ts';
 
 /** Relative weight of each priority class (0 CRITICAL .. 3 LOW). */
 export const PRIORITY_WEIGHTS = [8, 4, 2, 1] as const;
+const CLASSES = PRIORITY_WEIGHTS.length;
 
 /** True for a priority class 0 .. 3 (CRITICAL .. LOW). */
 function isClass(priority: number): boolean {
-  return priority === (priority | 0) && priority >= 0 && priority < PRIORITY_WEIGHTS.length;
+  return priority === (priority | 0) && priority >= 0 && priority < CLASSES;
 }
+
+/** A priority's weight in the headroom: its class's, 1 for anything else. */
+function weightOf(priority: number): number {
+  return isClass(priority) ? PRIORITY_WEIGHTS[priority] : 1;
+}
+
+/** Reused Int32 scratch (index lists), grown on demand; slot s is one list. */
+const intScratch: Int32Array[] = [];
+function ints(slot: number, n: number): Int32Array {
+  let a = intScratch[slot];
+  if (a === undefined || a.length < n) a = intScratch[slot] = new Int32Array(Math.max(n, 64));
+  return a;
+}
+/** Reused Float64 scratch, as ints(). */
+const floatScratch: Float64Array[] = [];
+function floats(slot: number, n: number): Float64Array {
+  let a = floatScratch[slot];
+  if (a === undefined || a.length < n) a = floatScratch[slot] = new Float64Array(Math.max(n, 64));
+  return a;
+}
+const S_ACTIVE = 0, S_MEMBERS = 1, S_OPEN = 2, S_HEADROOM = 3; // ints() slots
+const S_UPPER = 0, S_CAP = 1, S_WEIGHT = 2; // floats() slots
 
 /**
  * min_tps of every active service, in priority order while capacity lasts:
  * a class that does not fit entirely shares what is left in proportion to
- * its members' minimums. Two passes over the services (the classes' wants,
- * then the shares; none when no service is active), each class's want summed
- * in service order.
+ * its members' minimums. One pass over the services' active flags, then the
+ * active ones (the classes' wants, summed in service order, then the shares).
  */
-export function guarantees(obs: PoolObservation): Float64Array {
-  const n = obs.services.length;
+export function guarantees(obs: PoolObservation, c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+  const n = c.length;
   const g = new Float64Array(n);
+  const active = ints(S_ACTIVE, n);
+  let m = 0;
+  for (let i = 0; i < n; i++) if (c.active[i] === 1 && isClass(c.priority[i])) active[m++] = i;
+  if (m === 0) return g;
   const want = [0, 0, 0, 0];
-  let anyActive = false;
-  for (let i = 0; i < n; i++) {
-    const s = obs.services[i];
-    if (s.active && isClass(s.priority)) { want[s.priority] += s.minTps; anyActive = true; }
-  }
-  if (!anyActive) return g;
+  for (let k = 0; k < m; k++) want[c.priority[active[k]]] += c.minTps[active[k]];
   const share = [0, 0, 0, 0];
   let left = obs.effectiveTps;
-  for (let p = 0; p < PRIORITY_WEIGHTS.length; p++) {
+  for (let p = 0; p < CLASSES; p++) {
     if (want[p] <= 0) continue;
     share[p] = Math.min(1, Math.max(0, left) / want[p]);
     left -= want[p] * share[p];
   }
-  for (let i = 0; i < n; i++) {
-    const s = obs.services[i];
-    if (s.active && isClass(s.priority) && !(want[s.priority] <= 0)) g[i] = s.minTps * share[s.priority];
+  for (let k = 0; k < m; k++) {
+    const i = active[k];
+    const p = c.priority[i];
+    if (!(want[p] <= 0)) g[i] = c.minTps[i] * share[p];
   }
   return g;
 }
 
 /** Max-min fill of `budget` into `alloc` over `members`, each up to its cap. Returns what is left. */
-export function fillEqual(alloc: Float64Array, cap: Float64Array, members: number[], budget: number): number {
-  let open = members.filter((i) => cap[i] - alloc[i] > 1e-9);
-  while (budget > 1e-9 && open.length > 0) {
-    const share = budget / open.length;
+export function fillEqual(alloc: Float64Array, cap: Float64Array, members: ArrayLike<number>, budget: number): number {
+  const open = new Int32Array(members.length);
+  let m = 0;
+  for (let k = 0; k < members.length; k++) if (cap[members[k]] - alloc[members[k]] > 1e-9) open[m++] = members[k];
+  return fillOpen(alloc, cap, open, m, budget);
+}
+
+/** fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut as they fill). */
+function fillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number, budget: number): number {
+  while (budget > 1e-9 && m > 0) {
+    const share = budget / m;
     let used = 0;
-    for (const i of open) {
+    for (let k = 0; k < m; k++) {
+      const i = open[k];
       const add = Math.min(share, cap[i] - alloc[i]);
       alloc[i] += add;
       used += add;
     }
     budget -= used;
-    open = open.filter((i) => cap[i] - alloc[i] > 1e-9);
+    m = stillOpen(alloc, cap, open, m);
   }
   return budget;
 }
 
+/** Keeps, in order, the first m entries of `open` whose cap is not reached; returns how many. */
+function stillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number): number {
+  let w = 0;
+  for (let k = 0; k < m; k++) if (cap[open[k]] - alloc[open[k]] > 1e-9) open[w++] = open[k];
+  return w;
+}
+
 /** The most a service may get this tick: max_tps and the safety layer's growth cap. */
-export function upperBounds(obs: PoolObservation, g: Float64Array): Float64Array {
-  return Float64Array.from(obs.services, (s, i) =>
-    Math.max(g[i], Math.min(s.maxTps, Math.max(s.limitTps * obs.stepCap, obs.stepFloorTps))));
+export function upperBounds(obs: PoolObservation, g: Float64Array, c: ServiceColumns = columnsOf(obs.services),
+  out: Float64Array = new Float64Array(c.length)): Float64Array {
+  const step = obs.stepCap;
+  const floor = obs.stepFloorTps;
+  for (let i = 0; i < c.length; i++) out[i] = Math.max(g[i], Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+  return out;
 }
 
 /**
  * fillEqual() by value: members of the highest value first (max-min among
  * equal values), then the next value down, while the budget lasts.
  */
-export function fillByValue(alloc: Float64Array, cap: Float64Array, members: number[], values: ArrayLike<number>, budget: number): number {
-  const order = [...new Set(members.map((i) => values[i]))].sort((a, b) => b - a);
+export function fillByValue(alloc: Float64Array, cap: Float64Array, members: ArrayLike<number>, values: ArrayLike<number>, budget: number): number {
+  const list = Array.from(members);
+  const order = [...new Set(list.map((i) => values[i]))].sort((a, b) => b - a);
   for (const v of order) {
     if (budget <= 1e-9) break;
-    budget = fillEqual(alloc, cap, members.filter((i) => values[i] === v), budget);
+    budget = fillEqual(alloc, cap, list.filter((i) => values[i] === v), budget);
   }
   return budget;
 }
@@ -90,12 +141,16 @@ export function fillByValue(alloc: Float64Array, cap: Float64Array, members: num
  * between classes) and the more valuable take more of it. A class whose
  * values are all 0 weighs 1 each.
  */
-export function valueFactors(obs: PoolObservation, values: ArrayLike<number>): Float64Array {
+export function valueFactors(obs: PoolObservation, values: ArrayLike<number>, c: ServiceColumns = columnsOf(obs.services)): Float64Array {
   const sum = [0, 0, 0, 0];
   const count = [0, 0, 0, 0];
-  obs.services.forEach((s, i) => { if (isClass(s.priority)) { sum[s.priority] += values[i]; count[s.priority]++; } });
-  return Float64Array.from(obs.services, (s, i) =>
-    (isClass(s.priority) && sum[s.priority] > 0 ? (values[i] * count[s.priority]) / sum[s.priority] : 1));
+  for (let i = 0; i < c.length; i++) if (isClass(c.priority[i])) { sum[c.priority[i]] += values[i]; count[c.priority[i]]++; }
+  const out = new Float64Array(c.length);
+  for (let i = 0; i < c.length; i++) {
+    const p = c.priority[i];
+    out[i] = isClass(p) && sum[p] > 0 ? (values[i] * count[p]) / sum[p] : 1;
+  }
+  return out;
 }
 
 /**
@@ -103,44 +158,91 @@ export function valueFactors(obs: PoolObservation, values: ArrayLike<number>): F
  * first, when `values` are given), up to its claim; then whatever is left as
  * headroom, by priority weight (times valueFactors()). Nobody gets more than
  * upperBounds(), so what a capped service cannot take this tick goes to the
- * next in line instead of being wasted.
+ * next in line instead of being wasted. `c`: the services' columns, when the
+ * caller has them.
  */
-export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, values: ArrayLike<number> | null = null): Float64Array {
-  const n = obs.services.length;
-  const alloc = guarantees(obs);
-  const upper = upperBounds(obs, alloc);
+export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, values: ArrayLike<number> | null = null,
+  c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+  const n = c.length;
+  const alloc = guarantees(obs, c);
+  // One pass: upperBounds(), what the guarantees leave (summed in service order) and each cap.
+  const upper = floats(S_UPPER, n);
+  const cap = floats(S_CAP, n);
+  const step = obs.stepCap;
+  const floor = obs.stepFloorTps;
   let left = obs.effectiveTps;
-  for (let i = 0; i < n; i++) left -= alloc[i];
-  const cap = new Float64Array(n);
-  for (let i = 0; i < n; i++) cap[i] = Math.max(alloc[i], Math.min(upper[i], claims[i]));
-  for (let p = 0; p < PRIORITY_WEIGHTS.length && left > 1e-9; p++) {
-    const members: number[] = [];
-    for (let i = 0; i < n; i++) if (obs.services[i].priority === p) members.push(i);
-    left = values === null ? fillEqual(alloc, cap, members, left) : fillByValue(alloc, cap, members, values, left);
+  for (let i = 0; i < n; i++) {
+    const g = alloc[i];
+    const u = Math.max(g, Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+    upper[i] = u;
+    left -= g;
+    cap[i] = Math.max(g, Math.min(u, claims[i]));
   }
-  if (left > 1e-9) {
-    // Headroom: weighted water-fill of the rest up to max_tps.
-    const weight = Float64Array.from(obs.services, (s) => PRIORITY_WEIGHTS[s.priority] ?? 1);
-    if (values !== null) valueFactors(obs, values).forEach((f, i) => { weight[i] *= f; });
-    cap.set(upper);
-    let open: number[] = [];
-    for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9) open.push(i);
-    while (left > 1e-9 && open.length > 0) {
-      let wsum = 0;
-      for (const i of open) wsum += weight[i];
-      if (!(wsum > 0)) { // only members of value 0 are left open: they share it evenly
-        for (const i of open) weight[i] = 1;
-        wsum = open.length;
-      }
-      let used = 0;
-      for (const i of open) {
-        const add = Math.min((left * weight[i]) / wsum, cap[i] - alloc[i]);
-        alloc[i] += add;
-        used += add;
-      }
-      left -= used;
-      open = open.filter((i) => cap[i] - alloc[i] > 1e-9);
-    }
-  }
+  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, left) : fillClassesByValue(c, alloc, cap, values, left);
+  if (left > 1e-9) headroom(obs, c, alloc, upper, values, left);
   return alloc;
+}
+
+/**
+ * Each class in turn, while the budget lasts, max-min up to the caps
+ * (fillEqual() of its members). Only a member below its cap takes part, and
+ * one class's fill moves only its own members, so the members below their
+ * caps are found in one pass for every class.
+ */
+function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, left: number): number {
+  const n = c.length;
+  const below = ints(S_MEMBERS, n);
+  let b = 0;
+  for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9 && isClass(c.priority[i])) below[b++] = i;
+  const open = ints(S_OPEN, b);
+  for (let p = 0; p < CLASSES && left > 1e-9; p++) {
+    let m = 0;
+    for (let k = 0; k < b; k++) if (c.priority[below[k]] === p) open[m++] = below[k];
+    left = fillOpen(alloc, cap, open, m, left);
+  }
+  return left;
+}
+
+/** fillClasses() by value (fillByValue() of each class's members). */
+function fillClassesByValue(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, values: ArrayLike<number>, left: number): number {
+  const n = c.length;
+  const members = ints(S_MEMBERS, n);
+  for (let p = 0; p < CLASSES && left > 1e-9; p++) {
+    let m = 0;
+    for (let i = 0; i < n; i++) if (c.priority[i] === p) members[m++] = i;
+    left = fillByValue(alloc, cap, members.subarray(0, m), values, left);
+  }
+  return left;
+}
+
+/** The rest, `left`, spread by priority weight (times valueFactors()) up to `upper`: a weighted water-fill. */
+function headroom(obs: PoolObservation, c: ServiceColumns, alloc: Float64Array, upper: Float64Array,
+  values: ArrayLike<number> | null, left: number): void {
+  const n = c.length;
+  const factor = values === null ? null : valueFactors(obs, values, c);
+  const weight = floats(S_WEIGHT, n); // read only for the open members
+  const open = ints(S_HEADROOM, n);
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(upper[i] - alloc[i] > 1e-9)) continue;
+    open[m++] = i;
+    weight[i] = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+  }
+  while (left > 1e-9 && m > 0) {
+    let wsum = 0;
+    for (let k = 0; k < m; k++) wsum += weight[open[k]];
+    if (!(wsum > 0)) { // only members of value 0 are left open: they share it evenly
+      for (let k = 0; k < m; k++) weight[open[k]] = 1;
+      wsum = m;
+    }
+    let used = 0;
+    for (let k = 0; k < m; k++) {
+      const i = open[k];
+      const add = Math.min((left * weight[i]) / wsum, upper[i] - alloc[i]);
+      alloc[i] += add;
+      used += add;
+    }
+    left -= used;
+    m = stillOpen(alloc, upper, open, m);
+  }
 }

@@ -14,8 +14,14 @@ export const FEATURE_COUNT = FEATURE_NAMES.length;
 
 const clip = (x: number, hi = 5): number => (Number.isFinite(x) ? Math.max(-hi, Math.min(hi, x)) : 0);
 
-/** n x FEATURE_COUNT raw features of the pool's services, in obs.services order. */
-export function serviceFeatures(obs: PoolObservation): Float32Array {
+/**
+ * n x FEATURE_COUNT raw features of the pool's services, in obs.services order.
+ * `poolServices`: how many services the pool has, when obs.services is only
+ * a part of them (every other one with no demand: PPO scores only the
+ * services that can claim, ../control/policies/ppo.ts); the rows are then
+ * the ones the whole pool's observation gives those services.
+ */
+export function serviceFeatures(obs: PoolObservation, poolServices = obs.services.length): Float32Array {
   const n = obs.services.length;
   const F = FEATURE_COUNT;
   const x = new Float32Array(n * F);
@@ -43,7 +49,7 @@ export function serviceFeatures(obs: PoolObservation): Float32Array {
     x[o + 15] = clip(obs.totalDemandTps / eff);
     x[o + 16] = clip(obs.effectiveTps / Math.max(1, obs.capacityTps));
     x[o + 17] = clip(s.latencyMs / 100);
-    x[o + 18] = Math.log(n) / Math.log(64);
+    x[o + 18] = Math.log(poolServices) / Math.log(64);
   }
   return x;
 }

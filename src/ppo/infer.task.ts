@@ -9,6 +9,8 @@ export interface InferTask {
   modelPath: string;
   version: string;
   obs: PoolObservation;
+  /** How many services the pool has when obs carries only some (model.ts meanScores); absent: obs.services.length. */
+  poolServices?: number;
 }
 
 /** n x dim scores, service-major. */
@@ -22,5 +24,5 @@ let loaded: { key: string; model: PpoModel } | null = null;
 export default function infer(task: InferTask): InferResult {
   const key = `${task.modelPath}\0${task.version}`;
   if (loaded === null || loaded.key !== key) loaded = { key, model: PpoModel.load(task.modelPath) };
-  return { scores: loaded.model.meanScores(task.obs), dim: loaded.model.policy.outputSize };
+  return { scores: loaded.model.meanScores(task.obs, task.poolServices), dim: loaded.model.policy.outputSize };
 }

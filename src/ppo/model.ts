@@ -85,14 +85,14 @@ export class PpoModel {
     return PpoModel.fromJson(json, path);
   }
 
-  /** Normalised features of the pool's services (n x FEATURE_COUNT). */
-  features(obs: PoolObservation): Float32Array {
-    return this.norm.apply(serviceFeatures(obs), obs.services.length);
+  /** Normalised features of the pool's services (n x FEATURE_COUNT); `poolServices` as in serviceFeatures(). */
+  features(obs: PoolObservation, poolServices = obs.services.length): Float32Array {
+    return this.norm.apply(serviceFeatures(obs, poolServices), obs.services.length);
   }
 
-  /** The policy's mean scores, n x policy.outputSize (service-major). */
-  meanScores(obs: PoolObservation): Float64Array {
-    return this.policy.infer(this.features(obs), obs.services.length).slice();
+  /** The policy's mean scores, n x policy.outputSize (service-major); `poolServices` as in serviceFeatures(). */
+  meanScores(obs: PoolObservation, poolServices = obs.services.length): Float64Array {
+    return this.policy.infer(this.features(obs, poolServices), obs.services.length).slice();
   }
 
   /** `created`: the trainer passes its code commit's date, so the file does not depend on when it was trained. */

@@ -29,9 +29,10 @@ export class PpoPool {
 
   get version(): string { return this.modelVersion; }
 
-  scores(obs: PoolObservation): Promise<InferResult> {
+  /** The scores of obs.services; `poolServices`: the pool's service count when obs carries only some (infer.task.ts). */
+  scores(obs: PoolObservation, poolServices = obs.services.length): Promise<InferResult> {
     // The version carries a reload counter so a file rewritten in place is re-read.
-    return this.pool.run({ modelPath: this.modelPath, version: `${this.modelVersion}#${this.reloads}`, obs });
+    return this.pool.run({ modelPath: this.modelPath, version: `${this.modelVersion}#${this.reloads}`, obs, poolServices });
   }
 
   reload(version: string): void {

@@ -4,10 +4,21 @@
 // water-filling. Synchronous on the thread that has the model (the simulator,
 // training rollouts); the daemon computes the scores in a Piscina worker
 // (../../ppo/ppo-pool.ts) and turns them into the allocation here.
-
+//
+// Only the services that can claim anything are scored: a service with no
+// demand and no queue claims 0 whatever its scores (claimsFromScores: 0 x a
+// finite headroom plus a drain share x 0), and the water-fill gives a claim
+// of 0 exactly what it gives a NaN one (its cap stays at its guarantee). The
+// model sees the pool with only those services (the daemon posts only them to
+// its worker) and the pool's true service count; the rows it computes are the
+// ones it computes for them in the whole pool (features.ts: the others add 0
+// to every sum, and each row of the network is computed alone), so the
+// allocation is the same to the last bit (test/unit/control/ppo-claimants.test.ts).
+// An awake pool of 1 000 services with 10 moving then scores 10 rows, not 1 000.
 import { ACTION_DIM, HEADROOM_SCALE, type PpoModel } from '../../ppo/model.ts';
 import type { PoolObservation } from '../../ppo/observation.ts';
 import type { PpoPool } from '../../ppo/ppo-pool.ts';
+import { columnsOf, type ServiceColumns } from '../service-columns.ts';
 import { waterFill } from '../water-fill.ts';
 import type { AllocationPolicy, PpoSource } from './types.ts';
 
@@ -15,7 +26,10 @@ export class PpoPolicy implements AllocationPolicy {
   readonly name = 'ppo';
   constructor(readonly model: PpoModel) {}
   allocate(obs: PoolObservation): Float64Array {
-    return allocationFromScores(obs, this.model.meanScores(obs), this.model.policy.outputSize);
+    const c = columnsOf(obs.services);
+    const rows = claimants(c);
+    const scores = this.model.meanScores(scoredPart(obs, rows), obs.services.length);
+    return allocationFromRows(obs, c, rows, scores, this.model.policy.outputSize);
   }
 }
 
@@ -30,8 +44,10 @@ export function pooledPpo(pool: PpoPool): PpoSource {
   return {
     get version() { return pool.version; },
     infer: async (obs) => {
-      const { scores, dim } = await pool.scores(obs);
-      return allocationFromScores(obs, scores, dim);
+      const rows = claimants(columnsOf(obs.services));
+      const { scores, dim } = await pool.scores(scoredPart(obs, rows), obs.services.length);
+      // Columns read again: an answer past the deadline lands after the next tick may have patched these (service-columns.ts).
+      return allocationFromRows(obs, columnsOf(obs.services), rows, scores, dim);
     },
   };
 }
@@ -55,4 +71,36 @@ export function claimsFromScores(obs: PoolObservation, scores: ArrayLike<number>
 
 export function allocationFromScores(obs: PoolObservation, scores: ArrayLike<number>, dim = ACTION_DIM): Float64Array {
   return waterFill(obs, claimsFromScores(obs, scores, dim));
+}
+
+/** The positions of the services with demand or a queue (NaN counts as some), ascending: the only ones whose claim can be above 0. */
+export function claimants(c: ServiceColumns): Int32Array {
+  let m = 0;
+  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) m++;
+  const rows = new Int32Array(m);
+  m = 0;
+  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) rows[m++] = i;
+  return rows;
+}
+
+/** The pool as the model is shown it: only the services at `rows` (all of them: the observation itself). */
+function scoredPart(obs: PoolObservation, rows: Int32Array): PoolObservation {
+  if (rows.length === obs.services.length) return obs;
+  return { ...obs, services: Array.from(rows, (i) => obs.services[i]) };
+}
+
+/**
+ * allocationFromScores() given the scores of the services at `rows` only
+ * (row k's at k x dim): each claims as claimsFromScores() says, every other
+ * service 0.
+ */
+export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number): Float64Array {
+  const claims = new Float64Array(c.length);
+  for (let k = 0; k < rows.length; k++) {
+    const i = rows[k];
+    const headroom = Math.exp(HEADROOM_SCALE * Math.tanh(scores[k * dim]));
+    const drain = dim > 1 ? Math.max(0, Math.tanh(scores[k * dim + 1])) : 0;
+    claims[i] = c.demandTps[i] * headroom + drain * c.queue[i];
+  }
+  return waterFill(obs, claims, null, c);
 }

@@ -13,6 +13,7 @@ import { validateConfig } from '../../../src/config/load.ts';
 import type { TpsdConfig } from '../../../src/config/types.ts';
 import { Controller } from '../../../src/control/controller.ts';
 import { HINT_MEMORY_TICKS } from '../../../src/control/pool-rest.ts';
+import { keptColumns } from '../../../src/control/service-columns.ts';
 import { Rng } from '../../../src/ppo/rng.ts';
 import { BucketTable } from '../../../src/shm/bucket-table.ts';
 import { ManualClock } from '../../../src/shm/clock.ts';
@@ -114,7 +115,7 @@ async function compare(mode: TpsdConfig['policy']['mode'], seed: number)
   return { evaluatedA, evaluatedB, reused: a.controller.decisions.reused };
 }
 
-for (const mode of ['fallback', 'static'] as const) {
+for (const mode of ['fallback', 'static', 'ppo'] as const) {
   test(`${mode}: a tick over the touched keys allocates as a tick over every key, on random traffic (3 seeds)`, async () => {
     for (const seed of [1, 2, 3]) {
       const { evaluatedA, evaluatedB, reused } = await compare(mode, seed);
@@ -136,6 +137,8 @@ test('a pool never used sleeps at once; one request wakes it, and it sleeps agai
   for (let i = 0; i < 10; i++) await tick();
   assert.deepEqual(w.controller.evaluated, [], 'every pool sleeps');
   assert.equal(w.controller.touched.count, 0, 'no key visited');
+  const columnsKept = (k: number): boolean => keptColumns(w.controller.last[k].obs.services) !== undefined;
+  assert.ok(w.controller.pools.every((p) => !columnsKept(p.ordinal)), 'a sleeping pool keeps no columns');
   const leaf = keys.lookup('p3/s1');
   w.io.countPair(leaf, C_REQUESTED_INDEX, 5, C_GRANTED_INDEX, 5);
   await tick();
@@ -143,8 +146,10 @@ test('a pool never used sleeps at once; one request wakes it, and it sleeps agai
   assert.equal(w.controller.last[3].obs.services[1].demandTps, 5);
   await tick();
   assert.deepEqual(w.controller.evaluated, [3], 'and stays awake while its service is active');
+  assert.ok(columnsKept(3), 'an awake pool keeps its columns');
   assert.equal(w.controller.last[3].obs.services[1].demandTps, 0, 'the key visited again reads its delta back to zero');
   let awake = 2;
   for (; awake < 500 && w.controller.evaluated.length > 0; awake++) await tick();
   assert.ok(awake > HINT_MEMORY_TICKS && awake < HINT_MEMORY_TICKS + 40, `asleep again after ${awake} ticks`);
+  assert.ok(!columnsKept(3), 'and drops them when it sleeps again');
 });

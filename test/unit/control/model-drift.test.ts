@@ -63,3 +63,39 @@ test('no retrain is due before a window of ticks was seen, and nothing is measur
   drift.observe([pool([900, 900, 900])]);
   assert.equal(drift.status().retrainDue, true);
 });
+
+test('the drift folds in, per feature, the very sums of serviceFeatures() rows, read from the columns (pools of 1 to 1 000 services)', async () => {
+  const { addFeatures } = await import('../../../src/control/model-drift.ts');
+  const { columnsOf, handOver } = await import('../../../src/control/service-columns.ts');
+  const rng = new Rng(31);
+  for (let trial = 0; trial < 300; trial++) {
+    const n = trial % 10 === 0 ? 1000 : rng.int(1, 64);
+    const eff = rng.next() < 0.1 ? 0 : rng.uniform(1, 1e6);
+    const services: ServiceObservation[] = Array.from({ length: n }, (_, i) => {
+      const moving = rng.next() < (n > 64 ? 0.02 : 0.6);
+      const odd = rng.next() < 0.03;
+      return {
+        bucket: i + 1, key: `p/s${i}`, priority: odd ? [4, -1, 1.5, NaN][rng.int(0, 3)] : rng.int(0, 3), minTps: rng.next() < 0.3 ? rng.uniform(0, 100) : 0,
+        maxTps: rng.next() < 0.5 ? 1000 : rng.uniform(1, 1e7), demandTps: moving ? rng.uniform(0, 5000) : 0, grantedTps: moving ? rng.uniform(0, 5000) : 0,
+        deniedTps: moving ? rng.uniform(0, 50) : 0, throttledTps: moving && rng.next() < 0.2 ? rng.uniform(0, 50) : 0, queue: moving ? rng.int(0, 100) : 0,
+        inFlight: 0, latencyMs: moving ? rng.uniform(0, 900) : 0, limitTps: rng.uniform(0, 2e6), forecastTps: moving ? rng.uniform(0, 5000) : 0,
+        trendTps: moving ? rng.uniform(-100, 100) : 0, active: moving,
+      };
+    });
+    const obs: PoolObservation = { bucket: 0, key: 'p', tick: 0, capacityTps: rng.uniform(1, 2e6), effectiveTps: eff,
+      totalDemandTps: services.reduce((a, s) => a + s.demandTps, 0), throttledTps: 0, grantedTps: 0, stepCap: 1.8, stepFloorTps: 1, services };
+    const want = new Float64Array(FEATURE_COUNT);
+    const x = serviceFeatures(obs);
+    for (let r = 0; r < n; r++) for (let j = 0; j < FEATURE_COUNT; j++) want[j] += x[r * FEATURE_COUNT + j];
+    const got = new Float64Array(FEATURE_COUNT);
+    // From columns made of the objects, and from columns handed over from a previous list as the controller keeps them.
+    addFeatures(obs, columnsOf(services), got);
+    const kept = handOver(null, services, null);
+    const again = new Float64Array(FEATURE_COUNT);
+    addFeatures(obs, kept, again);
+    for (let j = 0; j < FEATURE_COUNT; j++) {
+      assert.ok(Object.is(got[j], want[j]), `trial ${trial}, feature ${j}: ${got[j]} != ${want[j]}`);
+      assert.ok(Object.is(again[j], want[j]), `trial ${trial}, feature ${j} (kept columns)`);
+    }
+  }
+});
