@@ -1,4 +1,4 @@
-// `node --import tsx src/sim/oracle-headroom.ts [--generated N] [--duration S] [--rows FILE]`:
+// `node --import tsx src/sim/oracle-headroom.ts [--generated N] [--duration S] [--rows FILE] | --report FILE`:
 // how much a capacity-only policy could win (issue 14 item 1, docs/allocator.md
 // "How much knowing the limit is worth"). Plays fair, baseline and the oracle
 // (oracle-policy.ts: baseline's split under the upstream's true limit, told
@@ -109,7 +109,8 @@ export function report(rows: HeadroomRow[]): string {
     }
   }
   out.push('', 'Means (median in brackets) over each set; throttling: 429-limited upstreams, latency: latency-limited ones.', '',
-    '| set | reward | n | oracle / baseline | oracle / best(fair, baseline) | best variant / baseline | baseline / fair |', '|---|---|---:|---:|---:|---:|---:|');
+    '| set | reward | n | oracle / baseline | oracle / best(fair, baseline) | best variant / baseline | fluid_bound / baseline | baseline / fair |',
+    '|---|---|---:|---:|---:|---:|---:|---:|');
   const throttling = (r: HeadroomRow): boolean => r.sloMet === undefined;
   const sets: [string, HeadroomRow[]][] = [['shared', rows.filter((r) => r.shared)], ['generated', rows.filter((r) => !r.shared)],
     ['throttling', rows.filter(throttling)], ['latency', rows.filter((r) => !throttling(r))], ['all', rows]];
@@ -119,7 +120,7 @@ export function report(rows: HeadroomRow[]): string {
     for (const k of KINDS) {
       out.push(`| ${name} | ${k} | ${set.length} | ${cell(set.map((r) => gain(r.oracle[k], r.baseline[k])))} | ` +
         `${cell(set.map((r) => gain(r.oracle[k], best(r, k))))} | ${cell(set.map((r) => gain(bestVariant(r, k).reward, r.baseline[k])))} | ` +
-        `${cell(set.map((r) => gain(r.baseline[k], r.fair[k])))} |`);
+        `${cell(set.map((r) => gain(r.fluidBound, r.baseline[k])))} | ${cell(set.map((r) => gain(r.baseline[k], r.fair[k])))} |`);
     }
   }
   return out.join('\n');
@@ -127,6 +128,7 @@ export function report(rows: HeadroomRow[]): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args[0] === '--report') { reprint(args[1]); return; }
   const opt = (name: string, dflt: number): number => { const i = args.indexOf(name); return i >= 0 ? Number(args[i + 1]) : dflt; };
   const generated = opt('--generated', 25);
   const durationS = opt('--duration', 600);
@@ -140,6 +142,11 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   if (save >= 0) writeFileSync(args[save + 1], JSON.stringify(rows));
   process.stdout.write(`${report(rows)}\n`);
+}
+
+/** `--report FILE`: the table again from rows saved with --rows (no simulation). */
+function reprint(file: string): void {
+  process.stdout.write(`${report(JSON.parse(readFileSync(file, 'utf8')) as HeadroomRow[])}\n`);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();
