@@ -23,7 +23,7 @@ import type { TpsdConfig } from '../config/types.ts';
 import { Controller } from '../control/controller.ts';
 import { inlinePpo } from '../control/policies/ppo.ts';
 import { createPolicy, type PolicyName } from '../control/policies/registry.ts';
-import type { PpoSource } from '../control/policies/types.ts';
+import type { AllocationPolicy, PpoSource } from '../control/policies/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { ManualClock } from '../shm/clock.ts';
 import { HintBoard } from '../shm/hint-board.ts';
@@ -119,11 +119,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   let ppo: PpoSource | null | undefined = o.ppoSource;
   if (o.policy === 'ppo' && ppo === undefined && o.model !== undefined) ppo = inlinePpo(o.model);
   const latency = simLatency(s);
-  // The oracle is asked at the end of each tick, the clock at the start of the next: it answers that tick's limit.
-  const limit = o.oracleLimit === 'mean' ? () => boundOverTick(s, clock.nowMs(), latency).upstreamTps
-    : () => lowestOverTick(s, clock.nowMs(), latency);
-  const forced = o.policy === 'ppo' ? undefined : o.policy === ORACLE ? new OraclePolicy(limit, o.oracleScale) : createPolicy(o.policy);
-  const controller = new Controller(views, keys, config, clock, { inference: 'inline', policy: forced, ppo });
+  const controller = new Controller(views, keys, config, clock, { inference: 'inline', policy: forcedPolicy(s, o, clock, latency), ppo });
   const n = s.services.length;
   const histBins = Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1;
   const waitByClass = Array.from({ length: 4 }, () => new Float64Array(histBins));
@@ -192,6 +188,17 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   await controller.close();
   return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards, rewardTotals: totals };
 }
+
+/** The policy forced by name (none for ppo, which runs as the daemon runs it); the oracle is told the limit. */
+function forcedPolicy(s: Scenario, o: SimOptions, clock: ManualClock, latency: SimLatencyState | null): AllocationPolicy | undefined {
+  if (o.policy === 'ppo') return undefined;
+  if (o.policy !== ORACLE) return createPolicy(o.policy);
+  // Asked at the end of each tick, the clock at the start of the next: it answers that tick's limit.
+  return new OraclePolicy(o.oracleLimit === 'mean' ? () => boundOverTick(s, clock.nowMs(), latency).upstreamTps
+    : () => lowestOverTick(s, clock.nowMs(), latency), o.oracleScale);
+}
+
+type SimLatencyState = { model: LatencyModel; tick: TickLatencies };
 
 /** The scenario's latency model and the tick's SLO tally, or null without upstream_latency. */
 function simLatency(s: Scenario): { model: LatencyModel; tick: TickLatencies } | null {
