@@ -68,3 +68,36 @@ test('timeouts (outcome 3) alone shrink it too', () => {
     timeoutsTps: 200, latencyMs: 0, sloMs: SLO });
   assert.ok(eff <= 0.9 * 1400, `${eff}`);
 });
+
+test('a small limit shared by many services: grants a few requests short of it (one per service, quantised) still press on it, so it grows back', () => {
+  // degrade_recover-2684354574 (generateDynamics 0xa000000e): 24 services on 141 tps, cut to 19.5 tps by a burst of
+  // timeouts; each service's bucket ends the tick holding part of a request it cannot spend, so the pool is granted
+  // 16-17 tps with 180 asked for, at the upstream's base latency. The old test (97 % of the limit, less one request)
+  // never passed and the limit stayed at 19.5 for the whole run.
+  const cap = 141;
+  const d = new CapacityDiscovery(cap);
+  d.update({ tick: 0, capacityTps: cap, grantedTps: 143, throttledTps: 0, demandTps: 165, tickS: 1, timeoutsTps: 30, latencyMs: 471, sloMs: 303 });
+  const cut = d.effectiveTps;
+  assert.ok(cut < 60, `the timeouts cut it: ${cut}`);
+  for (let t = 1; t < 60; t++) {
+    const e = d.effectiveTps;
+    const services = 24;
+    const granted = Math.max(0, Math.floor(e - Math.min(services, 0.15 * e))); // a few requests short of a small limit
+    d.update({ tick: t, capacityTps: cap, grantedTps: granted, throttledTps: 0, demandTps: 180, tickS: 1, timeoutsTps: 0,
+      latencyMs: 49, sloMs: 303, shortServices: services });
+  }
+  assert.ok(d.effectiveTps > 2 * cut, `grows back at the base latency: ${cut} -> ${d.effectiveTps}`);
+});
+
+test('grants far under the limit (the pool does not use it) do not let it grow, whatever the services asked', () => {
+  const cap = 1000;
+  const d = new CapacityDiscovery(cap);
+  d.update({ tick: 0, capacityTps: cap, grantedTps: 900, throttledTps: 0, demandTps: 1000, tickS: 1, timeoutsTps: 100, latencyMs: 900, sloMs: 300 });
+  const cut = d.effectiveTps;
+  for (let t = 1; t < 60; t++) {
+    // Services capped by their own max_tps: denied, yet the pool is granted a third of its limit.
+    d.update({ tick: t, capacityTps: cap, grantedTps: Math.floor(cut / 3), throttledTps: 0, demandTps: 2 * cut, tickS: 1, timeoutsTps: 0,
+      latencyMs: 40, sloMs: 300, shortServices: 10 });
+  }
+  assert.equal(d.effectiveTps, cut, 'an untested limit does not grow');
+});
