@@ -101,3 +101,27 @@ test('grants far under the limit (the pool does not use it) do not let it grow, 
   }
   assert.equal(d.effectiveTps, cut, 'an untested limit does not grow');
 });
+
+test('after a one-tick stall (the upstream unchanged), the limit climbs back near the rate that met the SLO within 20 ticks, without missing the SLO', () => {
+  const d = new CapacityDiscovery(CAP);
+  for (let t = 0; t < 150; t++) tick(d, t, 1000, 1400, SLO);
+  const settled = d.effectiveTps;
+  // One tick the upstream stalls: every request times out, which cuts the limit by three quarters.
+  d.update({ tick: 150, capacityTps: CAP, grantedTps: Math.floor(settled), throttledTps: 0, demandTps: 1400, tickS: 1,
+    timeoutsTps: Math.floor(settled), latencyMs: TIMEOUT, sloMs: SLO });
+  const cut = d.effectiveTps;
+  assert.ok(cut <= 0.3 * settled, `cut deep: ${settled} -> ${cut}`);
+  const after = [];
+  for (let t = 151; t < 200; t++) after.push(tick(d, t, 1000, 1400, SLO));
+  const back = after.findIndex((x) => x.granted >= 0.85 * settled);
+  assert.ok(back >= 0 && back < 20, `back to 85 % of ${settled.toFixed(0)} after ${back} ticks: ${after.map((x) => x.granted)}`);
+  assert.ok(after.every((x) => x.ms <= SLO), `within the SLO: ${after.map((x) => x.ms.toFixed(0))}`);
+});
+
+test('after a knee that drops under the level before the cut, the return stops where the latency nears the target', () => {
+  const d = new CapacityDiscovery(CAP);
+  const ticks = [];
+  for (let t = 0; t < 240; t++) ticks.push(tick(d, t, t < 100 ? 1400 : 600, 1400, SLO));
+  const over = ticks.filter((x) => x.t >= 100 && x.ms > SLO).map((x) => x.t);
+  assert.ok(over.length <= 3 && over.every((t) => t < 106), `ticks over the SLO after the drop: ${over}`);
+});
