@@ -21,7 +21,9 @@
 //   - warm: the mean between the target and the SLO. A gentle decrease of
 //     at most `warmCut` per tick, only when the limit is in force.
 //   - cool: the mean under the target. Growth only when the pool pressed on
-//     the limit (the level was tested), by `growShare` of the limit times
+//     the limit (the level was tested; capacity-discovery.ts judges it,
+//     allowing grants a request short per service whose demand went unmet,
+//     as quantised shares leave them), by `growShare` of the limit times
 //     the square of the headroom h = 1 - measured/target (at least one
 //     request per second, at most `maxStep` of capacity_tps): fast while
 //     the upstream answers near its base latency (h near 1: +6 % at h 0.8),
@@ -29,6 +31,14 @@
 //     settles where the mean meets the target instead of overshooting a
 //     knee whose latency rises steeply. Once the limit reaches the bound
 //     above it (the 429 rule's capacity), it is lifted.
+//   - return: a cut remembers the rate in force when its overload began
+//     (CUBIC's W_max; a second cut in a row keeps the first's). While the
+//     limit is under `returnLevel` of it, cool ticks also close `returnShare`
+//     of the way back per second, times the same h^2: quick while the
+//     upstream answers near its base latency (a stall, a burst of demand
+//     past the knee, the upstream unchanged), stopped by the latency nearing
+//     the target when the upstream has really shrunk. A warm tick ends the
+//     return (that level is no longer safe), as does reaching it.
 // Steps are per second of tick, so a shorter tick moves no faster.
 
 export interface LatencyOptions {
