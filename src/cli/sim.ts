@@ -1,13 +1,18 @@
 // `tpsd sim --scenario FILE --policy NAME|all [--seed N] [--json]`: replays a
 // traffic scenario (docs/scenarios.md) against the daemon's controller on a
 // virtual clock and prints the metrics, as JSON or a side-by-side table.
+// `--policy oracle` (simulator only, src/sim/oracle-policy.ts) is baseline's
+// split under the upstream's true limit, told each tick; `--reward paid`
+// scores with the paid-upstream reward (src/sim/reward.ts).
 
 import { readFileSync } from 'node:fs';
-import { isPolicyName, POLICY_NAMES, type PolicyName } from '../control/policies/registry.ts';
+import { isPolicyName, POLICY_NAMES } from '../control/policies/registry.ts';
 import type { SimMetrics } from '../sim/metrics.ts';
 import { ModelError, PpoModel } from '../ppo/model.ts';
 import { parseScenario, ScenarioError, type Scenario } from '../sim/scenario.ts';
-import { simulate } from '../sim/simulator.ts';
+import { ORACLE } from '../sim/oracle-policy.ts';
+import { REWARD_KINDS, type RewardKind } from '../sim/reward.ts';
+import { simulate, type SimPolicyName } from '../sim/simulator.ts';
 import { runVerb, UsageError, type VerbSpec } from './args.ts';
 
 export const SPEC: VerbSpec = {
@@ -15,7 +20,9 @@ export const SPEC: VerbSpec = {
   summary: 'Replay a traffic scenario against the controller and compare allocation policies.',
   flags: {
     scenario: { type: 'string', value: 'FILE', help: 'scenario file (JSON; the format: docs/scenarios.md)' },
-    policy: { type: 'string', value: 'NAME', help: `${POLICY_NAMES.join(', ')} or all (default all)` },
+    policy: { type: 'string', value: 'NAME', help: `${POLICY_NAMES.join(', ')} or all (default all); ` +
+      'or oracle: baseline\'s split under the upstream\'s true limit, which only the simulator knows' },
+    reward: { type: 'string', value: 'KIND', help: 'default, or paid: a 429 or timeout costs 2, an answer beyond slo_ms earns nothing and costs 0.25' },
     seed: { type: 'integer', min: 0, max: 4294967295, help: 'random seed (default: the scenario\'s seed)' },
     model: { type: 'string', value: 'FILE', help: 'PPO model file (default: config/model.json)' },
     'step-cap': { type: 'number', min: 1, max: 100, help: 'per-tick growth cap (default 1.8)' },
@@ -29,9 +36,11 @@ export async function run(argv: string[]): Promise<number> {
     const file = args.string('scenario');
     if (file === undefined) throw new UsageError('missing --scenario FILE');
     const which = args.string('policy') ?? 'all';
-    if (which !== 'all' && !isPolicyName(which)) {
-      throw new UsageError(`--policy: expected ${POLICY_NAMES.join(', ')} or all, found ${JSON.stringify(which)}`);
+    if (which !== 'all' && which !== ORACLE && !isPolicyName(which)) {
+      throw new UsageError(`--policy: expected ${POLICY_NAMES.join(', ')}, ${ORACLE} or all, found ${JSON.stringify(which)}`);
     }
+    const reward = args.string('reward') ?? 'default';
+    if (!(reward in REWARD_KINDS)) throw new UsageError(`--reward: expected ${Object.keys(REWARD_KINDS).join(' or ')}, found ${JSON.stringify(reward)}`);
     let scenario: Scenario;
     try {
       scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
@@ -42,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       throw e;
     }
-    const policies: PolicyName[] = which === 'all' ? [...POLICY_NAMES] : [which as PolicyName];
+    const policies: SimPolicyName[] = which === 'all' ? [...POLICY_NAMES] : [which as SimPolicyName];
     let model: PpoModel | undefined;
     if (policies.includes('ppo')) {
       try { model = PpoModel.load(args.string('model')); } catch (e) {
@@ -52,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const results: SimMetrics[] = [];
     for (const policy of policies) {
-      const r = await simulate(scenario, { policy, seed: args.number('seed'), model, stepCap: args.number('step-cap'),
+      const r = await simulate(scenario, { policy, seed: args.number('seed'), model, stepCap: args.number('step-cap'), reward: reward as RewardKind,
         ppoSource: policy === 'ppo' && model === undefined ? null : undefined });
       results.push(r.metrics);
     }

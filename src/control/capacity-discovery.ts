@@ -76,6 +76,8 @@ export interface DiscoveryOptions {
   readonly tested: number;
   /** Requests per tick the probe grants above the ceiling. */
   readonly probeRequests: number;
+  /** The latency rule's pressing test: the least fraction of E granted, however many services fell short (RFC 7661's validated half). */
+  readonly used: number;
   /** Granted below this fraction of E: the pool was far from pressing it. */
   readonly sparse: number;
   /** The least fraction of E a first tick with 429s keeps when the pool was far from pressing it. */
@@ -91,7 +93,7 @@ export interface DiscoveryOptions {
 export const DEFAULT_DISCOVERY: DiscoveryOptions = {
   margin: 0.01, holdS: 3, recoveryHoldS: 0.5, probeStep: 0.005, maxProbeStep: 0.1,
   climbShare: 0.25, climbGrowth: 1.5, maxClimbStep: 0.3,
-  floor: 0.05, tested: 0.97, probeRequests: 1, sparse: 0.5, keep: 0.5,
+  floor: 0.05, tested: 0.97, used: 0.5, probeRequests: 1, sparse: 0.5, keep: 0.5,
   hintTolerance: 0.1, hintTtlS: 30, verifyS: 60,
 };
 
@@ -113,6 +115,8 @@ export interface DiscoveryInput {
   readonly sloMs?: number | null;
   /** The tick's mean RELEASE latency, ms (NaN or absent: none reported). */
   readonly latencyMs?: number;
+  /** Services whose demand went partly unmet this tick (tokens denied, or a queue left). Default 1. */
+  readonly shortServices?: number;
 }
 
 export class CapacityDiscovery {
@@ -175,12 +179,26 @@ export class CapacityDiscovery {
   update(x: DiscoveryInput): number {
     const inForce = this.effectiveTps;
     this.update429(x);
-    const reserve = Math.min(Math.max(0, x.reserveTps ?? 0), inForce);
-    const unit = this.o.probeRequests / (x.tickS ?? 1);
-    const pressing = x.demandTps >= inForce - reserve && x.grantedTps >= this.o.tested * (inForce - reserve) - unit;
     this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
-      grantedTps: x.grantedTps, pressing, upperTps: this.rateTps, capacityTps: x.capacityTps, tickS: x.tickS ?? 1 });
+      grantedTps: x.grantedTps, pressing: this.pressedLatency(x, inForce), upperTps: this.rateTps, capacityTps: x.capacityTps,
+      tickS: x.tickS ?? 1 });
     return this.effectiveTps;
+  }
+
+  /**
+   * The latency rule's evidence that the pool pressed on E (so the latency measured speaks for E's level): demand
+   * reached E, and the grants fell short of it by no more than quantisation explains. A pool's grants are the sum of
+   * its services' buckets, each refilled by its share of E in whole requests: a service whose demand went unmet may
+   * end the tick holding part of a request it could not spend, so n short services can leave the pool up to n
+   * requests per tick under E however hard they press (24 services on a 19.5 tps limit were granted 16-17). Never
+   * less than `used` of E: a pool granted under half its limit did not test it, whatever its services asked (their
+   * own max_tps may have refused them), as RFC 7661 counts a congestion window validated once half of it is used.
+   */
+  private pressedLatency(x: DiscoveryInput, inForce: number): boolean {
+    const o = this.o;
+    const level = inForce - Math.min(Math.max(0, x.reserveTps ?? 0), inForce);
+    const short = Math.max(1, x.shortServices ?? 1) * o.probeRequests / (x.tickS ?? 1);
+    return x.demandTps >= level && x.grantedTps >= Math.max(o.used * level, o.tested * level - short);
   }
 
   /** The 429 and hint rules: the effective capacity as they have it. */

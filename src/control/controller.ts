@@ -378,7 +378,8 @@ export class Controller {
     const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
     const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
-      hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p) });
+      hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p),
+      shortServices: pool.sloMs !== null && Number.isFinite(pool.discovery.latency.limitTps) ? shortServices(services) : 0 });
     const discovered = this.capped(pool.spec.key, discoveredTps);
     const obs = { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps: discovered, totalDemandTps,
       throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, discovered, services.length), services };
@@ -476,4 +477,14 @@ export class Controller {
   async close(): Promise<void> {
     await this.model.close();
   }
+}
+
+/**
+ * Services whose demand went partly unmet in the tick observed (denied tokens, or a queue left): the latency rule's
+ * pressing test (capacity-discovery.ts). A pass over every service, so only for a pool whose latency limit is in force.
+ */
+function shortServices(services: readonly ServiceObservation[]): number {
+  let n = 0;
+  for (const s of services) if (s.deniedTps > 0 || s.queue > 0) n++;
+  return n;
 }

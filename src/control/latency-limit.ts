@@ -21,7 +21,9 @@
 //   - warm: the mean between the target and the SLO. A gentle decrease of
 //     at most `warmCut` per tick, only when the limit is in force.
 //   - cool: the mean under the target. Growth only when the pool pressed on
-//     the limit (the level was tested), by `growShare` of the limit times
+//     the limit (the level was tested; capacity-discovery.ts judges it,
+//     allowing grants a request short per service whose demand went unmet,
+//     as quantised shares leave them), by `growShare` of the limit times
 //     the square of the headroom h = 1 - measured/target (at least one
 //     request per second, at most `maxStep` of capacity_tps): fast while
 //     the upstream answers near its base latency (h near 1: +6 % at h 0.8),
@@ -29,6 +31,14 @@
 //     settles where the mean meets the target instead of overshooting a
 //     knee whose latency rises steeply. Once the limit reaches the bound
 //     above it (the 429 rule's capacity), it is lifted.
+//   - return: a cut remembers the rate in force when its overload began
+//     (CUBIC's W_max; a second cut in a row keeps the first's). While the
+//     limit is under `returnLevel` of it, cool ticks also close `returnShare`
+//     of the way back per second, times the same h^2: quick while the
+//     upstream answers near its base latency (a stall, a burst of demand
+//     past the knee, the upstream unchanged), stopped by the latency nearing
+//     the target when the upstream has really shrunk. A warm tick ends the
+//     return (that level is no longer safe), as does reaching it.
 // Steps are per second of tick, so a shorter tick moves no faster.
 
 export interface LatencyOptions {
@@ -48,10 +58,15 @@ export interface LatencyOptions {
   readonly floor: number;
   /** The longest wait after a cut before the next one, seconds. */
   readonly maxSettleS: number;
+  /** After a cut, the share of the rate in force before it that the limit returns to quickly (CUBIC's return to W_max). */
+  readonly returnLevel: number;
+  /** Per second, the share of the way back to that level closed at headroom 1 (times h^2, as growth). */
+  readonly returnShare: number;
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
   target: 0.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
+  returnLevel: 0.9, returnShare: 0.5,
 };
 
 export interface LatencyInput {
@@ -74,6 +89,10 @@ export class LatencyLimit {
   limitTps = Infinity;
   /** Seconds until the last cut can show in what releases report (0: it has). */
   private settleS = 0;
+  /** The rate in force when the last run of cuts began (CUBIC's W_max); NaN once the limit is back near it, or warm. */
+  private beforeCutTps = NaN;
+  /** The last tick judged was a cut: a second cut in a row belongs to the same overload. */
+  private cutLast = false;
 
   constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {}
 
@@ -90,6 +109,7 @@ export class LatencyLimit {
     else if (!(measured >= 0)) return this.limitTps; // no release reported a latency: no evidence either way
     else if (measured > target) this.warm(x, target, measured);
     else this.cool(x, target, measured);
+    this.cutLast = timeouts || measured > x.sloMs;
     if (this.limitTps >= x.upperTps || this.limitTps >= x.capacityTps) this.lift();
     return this.limitTps;
   }
@@ -104,6 +124,9 @@ export class LatencyLimit {
     const sparse = Number.isFinite(this.limitTps) && x.grantedTps < (1 - o.maxCut) * this.limitTps;
     const answered = Math.max(x.grantedTps - x.timeoutsTps, (1 - o.maxCut) * x.grantedTps, 1 / x.tickS);
     const base = sparse ? this.limitTps : Math.min(this.limitTps, answered);
+    // The level to return to: the rate in force when this overload began (a second cut in a row keeps the first's).
+    const inForce = sparse ? this.limitTps : Math.min(this.limitTps, x.grantedTps);
+    this.beforeCutTps = this.cutLast ? Math.max(inForce, this.beforeCutTps || 0) : inForce;
     this.limitTps = Math.max(o.floor * x.capacityTps, base * keep);
     // The cut shows once the requests now in flight have been answered: about the latency measured, but
     // no longer than twice the SLO (a mean swollen by timeouts reported at the callers' deadline would
@@ -114,6 +137,7 @@ export class LatencyLimit {
 
   /** Between the target and the SLO: a gentle decrease while a limit is in force. */
   private warm(x: LatencyInput, target: number, measured: number): void {
+    this.beforeCutTps = NaN; // the latency is past the target under the level before the cut: no return to it
     if (!Number.isFinite(this.limitTps)) return;
     const keep = Math.max(1 - this.o.warmCut * x.tickS, target / measured);
     this.limitTps = Math.max(this.o.floor * x.capacityTps, Math.min(this.limitTps, x.grantedTps + 1 / x.tickS) * keep);
@@ -124,12 +148,18 @@ export class LatencyLimit {
     if (!Number.isFinite(this.limitTps) || !x.pressing) return;
     const o = this.o;
     const headroom = Math.max(0, 1 - measured / target);
-    const step = o.growShare * this.limitTps * x.tickS * headroom * headroom;
+    const brake = x.tickS * headroom * headroom;
+    // After a cut, the way back to returnLevel of the rate in force before it is closed by returnShare a second
+    // (times h^2: the same brake stops the return where the latency nears the target, if the upstream has shrunk).
+    const back = o.returnLevel * this.beforeCutTps - this.limitTps;
+    const step = Math.max(o.growShare * this.limitTps * brake, back > 0 ? o.returnShare * back * brake : 0);
     this.limitTps += Math.min(o.maxStep * x.capacityTps * x.tickS, Math.max(1 / x.tickS, step));
+    if (!(back > 0) || this.limitTps >= o.returnLevel * this.beforeCutTps) this.beforeCutTps = NaN;
   }
 
   /** The limit reached the bound above it: nothing to hold. */
   private lift(): void {
     this.limitTps = Infinity;
+    this.beforeCutTps = NaN;
   }
 }

@@ -45,14 +45,16 @@ export class PolicyRunner {
   /**
    * The pool's capacity for the coming tick: the policy's own (a forced
    * policy with a capacityTps hook, such as baseline), never above
-   * discovery's; discovery's when it has none or answers nonsense.
+   * discovery's (the simulator's oracle: never above capacity_tps);
+   * discovery's when it has none or answers nonsense.
    */
   capacityTps(obs: PoolObservation): number {
     const hook = this.override?.capacityTps;
     if (hook === undefined) return obs.effectiveTps;
     let tps: number;
     try { tps = hook.call(this.override, obs); } catch { return obs.effectiveTps; }
-    return Number.isFinite(tps) && tps >= 0 ? Math.min(obs.effectiveTps, tps) : obs.effectiveTps;
+    if (!Number.isFinite(tps) || tps < 0) return obs.effectiveTps;
+    return Math.min(this.override?.capacityAbove === true ? obs.capacityTps : obs.effectiveTps, tps);
   }
 
   /** True when the policy in force reads only the capacity and the limits (AllocationPolicy.inputs): static. */

@@ -16,12 +16,34 @@
 // outcome gives a value per request, w_i is that value over the largest one
 // given (the most valuable counts as CRITICAL) instead of the class weight.
 // The simulator models services, not tiers, so its outcomes give none.
+//
+// A second set of weights, PAID_REWARD (issue 14; last session's h-ppo
+// branch proposed it, main keeps the one above): a 429 costs 2, more than a
+// CRITICAL request earns (1 + 1/4), as on a paid upstream that bills the
+// refused request; a timeout costs as a 429; an answer beyond slo_ms earns
+// nothing and costs LATE_PENALTY. Only the oracle study (oracle-headroom.ts)
+// and `tpsd sim --reward paid` use it; the default reward is unchanged.
 
 export const CLASS_WEIGHTS = [1, 0.5, 0.25, 0.125] as const;
 export const THROUGHPUT_WEIGHT = 0.25;
 export const VIOLATION_PENALTY = 1;
 export const QUEUE_PENALTY = 0.25;
 export const GUARANTEE_PENALTY = 2;
+
+/** What a 429, a timeout and a late answer cost; `lateEarns`: whether an answer beyond slo_ms earns its weight. */
+export interface RewardWeights {
+  readonly violation: number;
+  readonly timeout: number;
+  readonly late: number;
+  readonly lateEarns: boolean;
+}
+
+/** The default reward: timeouts and late answers are scored only through what was served. */
+export const DEFAULT_REWARD: RewardWeights = { violation: VIOLATION_PENALTY, timeout: 0, late: 0, lateEarns: true };
+/** The paid-upstream reward (see the header). */
+export const PAID_REWARD: RewardWeights = { violation: 2, timeout: 2, late: 0.25, lateEarns: false };
+export const REWARD_KINDS = { default: DEFAULT_REWARD, paid: PAID_REWARD } as const;
+export type RewardKind = keyof typeof REWARD_KINDS;
 
 export interface TickOutcome {
   /** Per service, its value per request (NaN: none), used instead of its class weight; absent: none anywhere. */
@@ -32,6 +54,9 @@ export interface TickOutcome {
   readonly queueGrowth: ArrayLike<number>;
   readonly shortfall: ArrayLike<number>;
   readonly priority: ArrayLike<number>;
+  /** Per service, with a latency-limited upstream: answers beyond slo_ms (counted in served too), and timeouts. */
+  readonly late?: ArrayLike<number>;
+  readonly timedOut?: ArrayLike<number>;
 }
 
 /** Service i's weight: its value over the largest (`top`), or its class weight where it has no value. */
@@ -40,14 +65,15 @@ function weightOf(o: TickOutcome, i: number, top: number): number {
   return v >= 0 && top > 0 ? (CLASS_WEIGHTS[0] * v) / top : CLASS_WEIGHTS[o.priority[i]] ?? CLASS_WEIGHTS[3];
 }
 
-export function tickReward(o: TickOutcome, capacityTps: number, tickS: number): number {
+export function tickReward(o: TickOutcome, capacityTps: number, tickS: number, k: RewardWeights = DEFAULT_REWARD): number {
   let r = 0;
   let top = 0;
   for (let i = 0; o.value !== undefined && i < o.value.length; i++) if (o.value[i] > top) top = o.value[i];
   for (let i = 0; i < o.served.length; i++) {
     const w = weightOf(o, i, top);
-    r += (w + THROUGHPUT_WEIGHT) * o.served[i];
-    r -= VIOLATION_PENALTY * o.throttled[i];
+    const late = o.late?.[i] ?? 0;
+    r += (w + THROUGHPUT_WEIGHT) * (k.lateEarns ? o.served[i] : o.served[i] - late);
+    r -= k.violation * o.throttled[i] + k.timeout * (o.timedOut?.[i] ?? 0) + k.late * late;
     r -= QUEUE_PENALTY * w * Math.max(0, o.queueGrowth[i]);
     r -= GUARANTEE_PENALTY * o.shortfall[i];
   }

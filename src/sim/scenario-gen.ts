@@ -118,3 +118,55 @@ export function generateThrottled(seed: number, kind: ThrottleKind,
     upstream_window: window, upstream_hints: o.hints ?? rng.next() < 0.5,
   };
 }
+
+export const LATENCY_KINDS = ['knee_moving', 'degrade_recover'] as const;
+export type LatencyKind = (typeof LATENCY_KINDS)[number];
+
+/**
+ * A generated pool (generateScenario's, same seed) in front of an upstream
+ * that never answers 429 below its capacity but slows past slo_ms as its load
+ * nears a knee: a knee that jumps between levels every 40-120 s, or one that
+ * degrades gradually to 40-70 % and recovers. Base latency 10-60 ms, SLO
+ * 4-10x the base, callers time out at 4-8x the SLO.
+ */
+export function generateLatencyLimited(seed: number, kind: LatencyKind, o: GenOptions = {}): Scenario {
+  const base = generateScenario(seed, o);
+  const rng = new Rng((seed * 2246822519 + LATENCY_KINDS.indexOf(kind) + 11) >>> 0);
+  const cap = base.capacity_tps;
+  const d = base.duration_s;
+  const knee: [number, number][] = [];
+  if (kind === 'knee_moving') {
+    let level = cap * rng.uniform(0.6, 0.95);
+    for (let t = 0; t < d; t += rng.uniform(40, 120)) {
+      if (t > 0) knee.push([t, knee[knee.length - 1][1]]);
+      knee.push([t + (t > 0 ? 2 : 0), Math.round(level)]);
+      level = cap * rng.uniform(0.4, 0.95);
+    }
+    knee.push([d, knee[knee.length - 1][1]]);
+  } else {
+    const top = cap * rng.uniform(0.8, 0.95);
+    const low = top * rng.uniform(0.4, 0.7);
+    const t0 = rng.uniform(0.1, 0.3) * d;
+    const fall = rng.uniform(0.1, 0.25) * d;
+    const hold = rng.uniform(0.05, 0.2) * d;
+    knee.push([0, Math.round(top)], [t0, Math.round(top)], [t0 + fall, Math.round(low)], [t0 + fall + hold, Math.round(low)],
+      [Math.min(d, t0 + 2 * fall + hold), Math.round(top)], [d, Math.round(top)]);
+  }
+  const baseMs = rng.uniform(10, 60);
+  const slo = baseMs * rng.uniform(4, 10);
+  return {
+    ...base, name: `${kind}-${seed}`, upstream_tps: cap, upstream_window: rng.pick(UPSTREAM_WINDOWS),
+    upstream_latency: { base_ms: Math.round(baseMs), knee_tps: knee, timeout_ms: Math.round(slo * rng.uniform(4, 8)) },
+    slo_ms: Math.round(slo),
+  };
+}
+
+/** The upstream-dynamics families: throttling (drop, flapping, periodic) and latency-limited (moving knee, degrade and recovery). */
+export const DYNAMICS_KINDS = [...THROTTLE_KINDS, ...LATENCY_KINDS] as const;
+
+/** Scenario `seed` of the upstream-dynamics families, the family drawn from the seed. */
+export function generateDynamics(seed: number, o: GenOptions = {}): Scenario {
+  const kind = DYNAMICS_KINDS[seed % DYNAMICS_KINDS.length];
+  return (LATENCY_KINDS as readonly string[]).includes(kind) ? generateLatencyLimited(seed, kind as LatencyKind, o)
+    : generateThrottled(seed, kind as ThrottleKind, o);
+}

@@ -4,7 +4,10 @@
 // rate-limit headers, then test/fixtures/scenarios/latency, upstreams that
 // slow past their SLO; or the files given as arguments) with the shipped model
 // and writes the comparison table into docs/allocator.md between the
-// sim-table markers. Main thread, deterministic.
+// sim-table markers. Each scenario's last row is the simulator-only oracle
+// (oracle-policy.ts: baseline's split under the upstream's true limit), the
+// most a capacity-only policy could reach, beside the fluid bound. Main
+// thread, deterministic.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -13,7 +16,8 @@ import { POLICY_NAMES } from '../control/policies/registry.ts';
 import type { SimMetrics } from './metrics.ts';
 import { PpoModel } from '../ppo/model.ts';
 import { parseScenario } from './scenario.ts';
-import { simulate } from './simulator.ts';
+import { ORACLE } from './oracle-policy.ts';
+import { simulate, type SimPolicyName } from './simulator.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOC = join(ROOT, 'docs/allocator.md');
@@ -28,6 +32,7 @@ export async function simTable(files: string[]): Promise<string> {
     'of each upstream drop and the 2 after it). wait_p99_ms and fulfillment per class: C, H, M, L.',
     'slo_met / timeouts: for a latency-limited upstream, the share of ticks whose served p95 latency was within slo_ms,',
     'and the requests it did not answer within timeout_ms (\`-\` without upstream_latency).',
+    'oracle: simulator only, baseline\'s split under the upstream\'s true limit (told each tick; not a daemon policy).',
     '',
     '| scenario | policy | reward | fluid_bound | of bound | utilization | served_ratio | violations | min_guarantee_met | queue_p99_ms | wait_p99_ms | fulfillment | slo_met / timeouts |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|',
@@ -35,10 +40,11 @@ export async function simTable(files: string[]): Promise<string> {
   for (const file of files) {
     const scenario = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
     const rows: SimMetrics[] = [];
-    for (const policy of POLICY_NAMES) rows.push((await simulate(scenario, { policy, model })).metrics);
+    const policies: SimPolicyName[] = [...POLICY_NAMES, ORACLE];
+    for (const policy of policies) rows.push((await simulate(scenario, { policy, model })).metrics);
     const fair = rows.find((r) => r.policy === 'fair')!;
     for (const r of rows) {
-      const mark = r.policy === 'ppo' ? (r.reward >= fair.reward ? ' (>= fair)' : ' (< fair)') : '';
+      const mark = r.policy === 'ppo' ? (r.reward >= fair.reward ? ' (>= fair)' : ' (< fair)') : r.policy === ORACLE ? ' (told the limit)' : '';
       const ful = Object.entries(r.fulfillment).map(([k, v]) => `${k[0]} ${v.toFixed(3)}`).join(', ');
       const waits = Object.entries(r.wait_p99_ms).map(([k, v]) => `${k[0]} ${v}`).join(', ');
       const share = r.fluid_bound > 0 ? `${((100 * r.reward) / r.fluid_bound).toFixed(1)}%` : '-';

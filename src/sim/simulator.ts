@@ -14,13 +14,16 @@
 // (and timeout_ms), so the controller's capacity discovery acts on the
 // latencies and timeouts the releases report; each tick's served p95 is
 // judged against slo_ms (timeout_ms when the scenario sets no SLO).
+// Policy `oracle` (oracle-policy.ts) exists here only: it is told the
+// upstream's true limit over each coming tick (boundOverTick) and may raise
+// the capacity above discovery's.
 
 import { validateConfig } from '../config/schema.ts';
 import type { TpsdConfig } from '../config/types.ts';
 import { Controller } from '../control/controller.ts';
 import { inlinePpo } from '../control/policies/ppo.ts';
 import { createPolicy, type PolicyName } from '../control/policies/registry.ts';
-import type { PpoSource } from '../control/policies/types.ts';
+import type { AllocationPolicy, PpoSource } from '../control/policies/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { ManualClock } from '../shm/clock.ts';
 import { HintBoard } from '../shm/hint-board.ts';
@@ -28,7 +31,8 @@ import { KeyIndex, priorityIndex } from '../shm/key-index.ts';
 import { allocateShm } from '../shm/layout.ts';
 import { MetricsRecorder, type SimMetrics } from './metrics.ts';
 import type { PpoModel } from '../ppo/model.ts';
-import { tickReward } from './reward.ts';
+import { REWARD_KINDS, tickReward, type RewardKind } from './reward.ts';
+import { ORACLE, OraclePolicy } from './oracle-policy.ts';
 import { Rng } from '../ppo/rng.ts';
 import { FluidBound } from './fluid-bound.ts';
 import { demandAt, upstreamAt, type Scenario } from './scenario.ts';
@@ -36,8 +40,11 @@ import { ServiceTraffic } from './traffic.ts';
 import { createUpstream } from './upstream.ts';
 import { LatencyModel, loadWithin, TickLatencies } from './upstream-latency.ts';
 
+/** A registered policy, or the simulator-only oracle. */
+export type SimPolicyName = PolicyName | typeof ORACLE;
+
 export interface SimOptions {
-  policy: PolicyName;
+  policy: SimPolicyName;
   seed?: number;
   /** The model for policy 'ppo' (the shipped one unless given). */
   model?: PpoModel;
@@ -47,12 +54,20 @@ export interface SimOptions {
   stepMs?: number;
   /** Governance cap per tick (config policy.step_cap); default 1.8. */
   stepCap?: number;
+  /** Policy oracle: the share of the upstream's true limit it grants; default 1. */
+  oracleScale?: number;
+  /** Policy oracle: the limit over the coming tick at its lowest point (default) or its mean (the fluid bound's). */
+  oracleLimit?: 'mean' | 'lowest';
+  /** The reward in metrics.reward and rewards (reward.ts); default 'default'. */
+  reward?: RewardKind;
 }
 
 export interface SimResult {
   metrics: SimMetrics;
   /** Reward of each tick's traffic; rewards[k + 1] follows the k-th decision. */
   rewards: number[];
+  /** The run's total under each reward (metrics.reward is one of them). */
+  rewardTotals: Record<RewardKind, number>;
 }
 
 export const SIM_POOL = 'sim';
@@ -103,15 +118,13 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   // any other policy is forced by name.
   let ppo: PpoSource | null | undefined = o.ppoSource;
   if (o.policy === 'ppo' && ppo === undefined && o.model !== undefined) ppo = inlinePpo(o.model);
-  const controller = new Controller(views, keys, config, clock, {
-    inference: 'inline', policy: o.policy === 'ppo' ? undefined : createPolicy(o.policy), ppo,
-  });
+  const latency = simLatency(s);
+  const controller = new Controller(views, keys, config, clock, { inference: 'inline', policy: forcedPolicy(s, o, clock, latency), ppo });
   const n = s.services.length;
   const histBins = Math.ceil(Math.max(...s.services.map((v) => v.patience_s))) * 1000 + 1;
   const waitByClass = Array.from({ length: 4 }, () => new Float64Array(histBins));
   const pool = keys.lookup(SIM_POOL);
   const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
-  const latency = simLatency(s);
   const services = s.services.map((v, i) => new ServiceTraffic(table, keys.lookup(`${SIM_POOL}/${config.pools[0].services[i].name}`),
     priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency));
   const upstream = createUpstream(s);
@@ -125,7 +138,9 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const rate = new Float64Array(n);
   const queueBefore = new Float64Array(n);
   const arrived = new Float64Array(n), granted = new Float64Array(n), served = new Float64Array(n), throttled = new Float64Array(n);
-  const shortfall = new Float64Array(n), growth = new Float64Array(n);
+  const shortfall = new Float64Array(n), growth = new Float64Array(n), late = new Float64Array(n), timedOut = new Float64Array(n);
+  const kind = o.reward ?? 'default';
+  const totals: Record<RewardKind, number> = { default: 0, paid: 0 };
   const priority = Int32Array.from(services, (v) => v.priority);
   const minTps = Float64Array.from(s.services, (v) => Math.min(v.min_tps, v.max_tps));
   for (let k = 0; k < ticks; k++) {
@@ -136,7 +151,7 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
       rate[i] = Math.max(0, mean * (1 + v.noise * rng.normal()));
       queueBefore[i] = services[i].queue.length;
       const tl = services[i].tally;
-      tl.arrived = tl.granted = tl.served = tl.throttled = tl.expired = tl.timedOut = 0;
+      tl.arrived = tl.granted = tl.served = tl.throttled = tl.expired = tl.timedOut = tl.late = 0;
     }
     latency?.tick.reset();
     for (let j = 0; j < steps; j++) {
@@ -154,10 +169,13 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     for (let i = 0; i < n; i++) {
       const tl = services[i].tally;
       arrived[i] = tl.arrived; granted[i] = tl.granted; served[i] = tl.served; throttled[i] = tl.throttled;
+      late[i] = tl.late; timedOut[i] = tl.timedOut;
       growth[i] = services[i].queue.length - queueBefore[i];
       shortfall[i] = Math.max(0, Math.min(tl.arrived, minTps[i] * tickS) - tl.granted - 1);
     }
-    const r = tickReward({ served, throttled, queueGrowth: growth, shortfall, priority }, s.capacity_tps, tickS);
+    const outcome = { served, throttled, queueGrowth: growth, shortfall, priority, late, timedOut };
+    for (const k of Object.keys(totals) as RewardKind[]) totals[k] += tickReward(outcome, s.capacity_tps, tickS, REWARD_KINDS[k]);
+    const r = tickReward(outcome, s.capacity_tps, tickS, REWARD_KINDS[kind]);
     rewards.push(r);
     metrics.reward += r;
     metrics.record({ tick: k, tickS, upstreamTps, dropping, arrived, granted, served, throttled, priority, minTps });
@@ -168,8 +186,19 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     for (const l of controller.last) if (l.decision.fallback !== null) metrics.fallbackTicks++;
   }
   await controller.close();
-  return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards };
+  return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards, rewardTotals: totals };
 }
+
+/** The policy forced by name (none for ppo, which runs as the daemon runs it); the oracle is told the limit. */
+function forcedPolicy(s: Scenario, o: SimOptions, clock: ManualClock, latency: SimLatencyState | null): AllocationPolicy | undefined {
+  if (o.policy === 'ppo') return undefined;
+  if (o.policy !== ORACLE) return createPolicy(o.policy);
+  // Asked at the end of each tick, the clock at the start of the next: it answers that tick's limit.
+  return new OraclePolicy(o.oracleLimit === 'mean' ? () => boundOverTick(s, clock.nowMs(), latency).upstreamTps
+    : () => lowestOverTick(s, clock.nowMs(), latency), o.oracleScale);
+}
+
+type SimLatencyState = { model: LatencyModel; tick: TickLatencies };
 
 /** The scenario's latency model and the tick's SLO tally, or null without upstream_latency. */
 function simLatency(s: Scenario): { model: LatencyModel; tick: TickLatencies } | null {
@@ -191,6 +220,26 @@ function boundOverTick(s: Scenario, t0: number, latency: { model: LatencyModel; 
   let knee = 0;
   for (let j = 0; j < samples; j++) knee += latency.model.kneeAt(t0 + ((j + 0.5) * s.tick_ms) / samples);
   return { upstreamTps: Math.min(u.upstreamTps, (share * knee) / samples), dropping: u.dropping };
+}
+
+/**
+ * The lowest the upstream's limit gets over the tick starting at t0 (ms),
+ * sampled every 100 ms (a fixed window: each second's value), with
+ * upstream_latency also the knee's rate within the SLO: what a capacity held
+ * for the whole tick can take without meeting a 429 or the SLO at its worst
+ * moment. The oracle's alternative to the tick's mean (boundOverTick).
+ */
+function lowestOverTick(s: Scenario, t0: number, latency: { model: LatencyModel; tick: TickLatencies } | null): number {
+  const fixed = (s.upstream_window ?? 'fixed_1s') === 'fixed_1s';
+  const share = latency === null ? 0 : loadWithin(latency.model.baseMs, latency.tick.sloMs);
+  const samples = Math.max(2, Math.ceil(s.tick_ms / 100));
+  let low = Infinity;
+  for (let j = 0; j <= samples; j++) {
+    const ms = t0 + (j * s.tick_ms) / samples - (j === samples ? 1e-6 : 0);
+    low = Math.min(low, upstreamAt(s, fixed ? Math.floor(ms / 1000) : ms / 1000));
+    if (latency !== null) low = Math.min(low, share * latency.model.kneeAt(ms));
+  }
+  return low;
 }
 
 /**

@@ -50,6 +50,8 @@ export interface ServiceTally {
   expired: number;
   /** Admitted by the upstream but not answered within timeout_ms (with upstream_latency only). */
   timedOut: number;
+  /** Served, but beyond slo_ms (with upstream_latency only; counted in served too). */
+  late: number;
 }
 
 /** The upstream's latency and where the tick's answers are tallied (scenarios with upstream_latency). */
@@ -62,7 +64,7 @@ const BASE_LATENCY_US = 20_000;
 
 export class ServiceTraffic {
   readonly queue = new Fifo();
-  readonly tally: ServiceTally = { arrived: 0, granted: 0, served: 0, throttled: 0, expired: 0, timedOut: 0 };
+  readonly tally: ServiceTally = { arrived: 0, granted: 0, served: 0, throttled: 0, expired: 0, timedOut: 0, late: 0 };
   private carry = 0;
   private waitingAt = -1;
 
@@ -139,6 +141,7 @@ export class ServiceTraffic {
           latencySumUs += lat.model.timeoutMs * 1000;
         } else {
           this.tally.served++;
+          if (ms > lat.tick.sloMs) this.tally.late++;
           lat.tick.served(ms);
           latencySumUs += ms * 1000;
         }

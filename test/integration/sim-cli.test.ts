@@ -74,3 +74,13 @@ test('tpsd sim on a latency-limited upstream adds timeouts and slo_met, in the t
   assert.ok(m.timeouts > 0, 'the first tick, at capacity_tps past the knee, times out');
   assert.ok(m.slo_met > 0.8 && m.slo_met <= 1, `${m.slo_met}`);
 });
+
+test('tpsd sim --policy oracle (simulator only) and --reward paid', async () => {
+  const m = JSON.parse((await capture(['--scenario', file, '--policy', 'oracle', '--json'])).out);
+  assert.equal(m.policy, 'oracle');
+  const paid = JSON.parse((await capture(['--scenario', file, '--policy', 'oracle', '--reward', 'paid', '--json'])).out);
+  assert.ok(paid.reward <= m.reward, 'the paid reward charges more for the same run');
+  const all = await capture(['--scenario', file, '--policy', 'all']);
+  assert.doesNotMatch(all.out.split('\n')[0], /oracle/, '`all` is the daemon\'s policies');
+  assert.equal((await capture(['--scenario', file, '--reward', 'free'])).code, 2);
+});

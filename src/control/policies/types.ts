@@ -17,6 +17,13 @@ export interface AllocationPolicy {
    */
   capacityTps?(obs: PoolObservation): number;
   /**
+   * Optional, simulator only: true lets capacityTps() raise the capacity
+   * above discovery's, up to capacity_tps. Only the simulator's oracle
+   * (src/sim/oracle-policy.ts), which is told the upstream's true limit, sets
+   * it; no registered policy does, so a daemon never takes it.
+   */
+  readonly capacityAbove?: boolean;
+  /**
    * Optional: 'limits' when allocate() reads only the effective capacity and
    * each service's priority and max_tps (never demand or state), and keeps no
    * state: the controller may then keep its last proposal while those did not

@@ -68,3 +68,60 @@ test('timeouts (outcome 3) alone shrink it too', () => {
     timeoutsTps: 200, latencyMs: 0, sloMs: SLO });
   assert.ok(eff <= 0.9 * 1400, `${eff}`);
 });
+
+test('a small limit shared by many services: grants a few requests short of it (one per service, quantised) still press on it, so it grows back', () => {
+  // degrade_recover-2684354574 (generateDynamics 0xa000000e): 24 services on 141 tps, cut to 19.5 tps by a burst of
+  // timeouts; each service's bucket ends the tick holding part of a request it cannot spend, so the pool is granted
+  // 16-17 tps with 180 asked for, at the upstream's base latency. The old test (97 % of the limit, less one request)
+  // never passed and the limit stayed at 19.5 for the whole run.
+  const cap = 141;
+  const d = new CapacityDiscovery(cap);
+  d.update({ tick: 0, capacityTps: cap, grantedTps: 143, throttledTps: 0, demandTps: 165, tickS: 1, timeoutsTps: 30, latencyMs: 471, sloMs: 303 });
+  const cut = d.effectiveTps;
+  assert.ok(cut < 60, `the timeouts cut it: ${cut}`);
+  for (let t = 1; t < 60; t++) {
+    const e = d.effectiveTps;
+    const services = 24;
+    const granted = Math.max(0, Math.floor(e - Math.min(services, 0.15 * e))); // a few requests short of a small limit
+    d.update({ tick: t, capacityTps: cap, grantedTps: granted, throttledTps: 0, demandTps: 180, tickS: 1, timeoutsTps: 0,
+      latencyMs: 49, sloMs: 303, shortServices: services });
+  }
+  assert.ok(d.effectiveTps > 2 * cut, `grows back at the base latency: ${cut} -> ${d.effectiveTps}`);
+});
+
+test('grants far under the limit (the pool does not use it) do not let it grow, whatever the services asked', () => {
+  const cap = 1000;
+  const d = new CapacityDiscovery(cap);
+  d.update({ tick: 0, capacityTps: cap, grantedTps: 900, throttledTps: 0, demandTps: 1000, tickS: 1, timeoutsTps: 100, latencyMs: 900, sloMs: 300 });
+  const cut = d.effectiveTps;
+  for (let t = 1; t < 60; t++) {
+    // Services capped by their own max_tps: denied, yet the pool is granted a third of its limit.
+    d.update({ tick: t, capacityTps: cap, grantedTps: Math.floor(cut / 3), throttledTps: 0, demandTps: 2 * cut, tickS: 1, timeoutsTps: 0,
+      latencyMs: 40, sloMs: 300, shortServices: 10 });
+  }
+  assert.equal(d.effectiveTps, cut, 'an untested limit does not grow');
+});
+
+test('after a one-tick stall (the upstream unchanged), the limit climbs back near the rate that met the SLO within 20 ticks, without missing the SLO', () => {
+  const d = new CapacityDiscovery(CAP);
+  for (let t = 0; t < 150; t++) tick(d, t, 1000, 1400, SLO);
+  const settled = d.effectiveTps;
+  // One tick the upstream stalls: every request times out, which cuts the limit by three quarters.
+  d.update({ tick: 150, capacityTps: CAP, grantedTps: Math.floor(settled), throttledTps: 0, demandTps: 1400, tickS: 1,
+    timeoutsTps: Math.floor(settled), latencyMs: TIMEOUT, sloMs: SLO });
+  const cut = d.effectiveTps;
+  assert.ok(cut <= 0.3 * settled, `cut deep: ${settled} -> ${cut}`);
+  const after = [];
+  for (let t = 151; t < 200; t++) after.push(tick(d, t, 1000, 1400, SLO));
+  const back = after.findIndex((x) => x.granted >= 0.85 * settled);
+  assert.ok(back >= 0 && back < 20, `back to 85 % of ${settled.toFixed(0)} after ${back} ticks: ${after.map((x) => x.granted)}`);
+  assert.ok(after.every((x) => x.ms <= SLO), `within the SLO: ${after.map((x) => x.ms.toFixed(0))}`);
+});
+
+test('after a knee that drops under the level before the cut, the return stops where the latency nears the target', () => {
+  const d = new CapacityDiscovery(CAP);
+  const ticks = [];
+  for (let t = 0; t < 240; t++) ticks.push(tick(d, t, t < 100 ? 1400 : 600, 1400, SLO));
+  const over = ticks.filter((x) => x.t >= 100 && x.ms > SLO).map((x) => x.t);
+  assert.ok(over.length <= 3 && over.every((t) => t < 106), `ticks over the SLO after the drop: ${over}`);
+});
