@@ -4,8 +4,10 @@
 // is measured is the cost of a decision, not the limits: nearly every acquire
 // is granted, as with rate-limiter-flexible at 2 M points per second.
 //
-// - policy "static": the capacity split is fixed (the controller still ticks
-//   every tick_ms, reading counters and writing rates, as in production);
+// - the policy is the default one (ppo: the shipped model, its inference in
+//   a worker thread), as an operator's daemon runs: its tick, its inference
+//   thread and their memory are part of every figure. `policy` sets another
+//   mode for an experiment that needs it (say so in its header);
 // - the lease TTL and every limit are the defaults (none is set here): the
 //   load generator never RELEASEs (rate-limiter-flexible has no leases), so
 //   at these rates each I/O thread's lease table (limits.max_leases_per_thread,
@@ -17,6 +19,7 @@
 
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { MAX_BURST, MAX_TPS } from '../src/config/schema.ts';
+import type { POLICY_MODES } from '../src/config/types.ts';
 
 /** The lease TTL the macro benchmarks run with: the default. */
 export const BENCH_LEASE_TTL_MS = DEFAULTS.lease_ttl_ms;
@@ -34,6 +37,8 @@ export interface BenchConfigOptions {
    * `bench/t/eN`, so both go through the same service and pool.
    */
   tenants?: boolean;
+  /** A policy mode other than the default (ppo); not for published figures unless the benchmark's header says why. */
+  policy?: (typeof POLICY_MODES)[number];
 }
 
 export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
@@ -41,7 +46,7 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
     listen: { host: '127.0.0.1', port: 0 },
     io_threads: o.ioThreads,
     tick_ms: 1000,
-    policy: { mode: 'static' },
+    ...(o.policy === undefined ? {} : { policy: { mode: o.policy } }),
     ...(o.leaseTtlMs === undefined ? {} : { lease_ttl_ms: o.leaseTtlMs }),
     log: { level: o.logLevel ?? 'info' },
     pools: [{

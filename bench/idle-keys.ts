@@ -4,7 +4,8 @@
 // for a baseline commit (a temporary git worktree of it), so the two
 // columns share the machine's load. Each daemon is a fresh `tpsd start`
 // process (bench/servers.ts) with the memory benchmark's config: pools of one
-// pool bucket and 999 services, policy static, tick_ms 1000, telemetry on.
+// pool bucket and 999 services, the default policy (ppo), tick_ms 1000,
+// telemetry on.
 //
 // - RSS: settled as in bench/memory.ts (at least 15 s, until it stops moving).
 // - idle CPU: the process's CPU time (all threads) over IDLE_S, as % of a core.

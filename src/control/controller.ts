@@ -82,9 +82,14 @@ export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
 }
 
+/** Whether the config's policy mode runs the PPO model (ppo, shadow): fixed until a restart. */
+export function usesPpo(config: TpsdConfig): boolean { return config.policy.mode === 'ppo' || config.policy.mode === 'shadow'; }
+
 export interface ControllerOptions {
   /** 'piscina' (daemon default): PPO inference in a worker pool; 'inline': on this thread. */
   inference?: Inference;
+  /** The module the PPO inference worker imports: the daemon's bundle of it (ppo/ppo-pool.ts); absent, its .ts file under tsx. */
+  inferEntry?: string;
   /** Replaces the model-backed PPO source (training rollouts). */
   ppo?: PpoSource | null;
   /** Forces a policy regardless of mode (the simulator's --policy). */
@@ -210,7 +215,7 @@ export class Controller {
     this.observations = new ServiceObservations(this.pools, this.poolOf);
     // Shadow mode may run a candidate (policy.shadow_model) beside the live policy; its regret is what it would have changed.
     const modelFile = config.policy.mode === 'shadow' && config.policy.shadow_model !== null ? config.policy.shadow_model : config.policy.model;
-    this.model = new ModelSource(modelFile, options.inference ?? 'piscina', this.logger);
+    this.model = new ModelSource(modelFile, options.inference ?? 'piscina', this.logger, options.inferEntry);
     let ppo: PpoSource | null = options.ppo ?? null;
     if (options.ppo === undefined && options.policy === undefined && this.wantsPpo) ppo = this.model.open();
     this.runner = new PolicyRunner(config.policy.mode, ppo, config.policy.deadline_ms, this.logger, options.policy ?? null);
@@ -395,7 +400,7 @@ export class Controller {
   }
 
   /** The modes that ask the model (ppo, and shadow, which records it). */
-  private get wantsPpo(): boolean { return this.config.policy.mode === 'ppo' || this.config.policy.mode === 'shadow'; }
+  private get wantsPpo(): boolean { return usesPpo(this.config); }
 
   /**
    * Re-reads the model file (SIGHUP). The file is validated here first; a bad

@@ -22,8 +22,9 @@ export class ModelSource {
   /** The model last opened or reloaded (its obs_norm is the drift reference, model-drift.ts); null when none is usable. */
   loaded: PpoModel | null = null;
 
-  /** `model`: the config's policy.model (null: the shipped model). */
-  constructor(model: string | null, private readonly inference: Inference, private readonly logger: ControlLogger | null) {
+  /** `model`: the config's policy.model (null: the shipped model); `inferEntry`: the module the inference worker imports (default: infer.task.ts, under tsx). */
+  constructor(model: string | null, private readonly inference: Inference, private readonly logger: ControlLogger | null,
+    private readonly inferEntry?: string) {
     this.path = model === null ? DEFAULT_MODEL_PATH : resolve(model);
   }
 
@@ -33,7 +34,7 @@ export class ModelSource {
       const model = loaded ?? PpoModel.load(this.path);
       this.loaded = model;
       if (this.inference === 'inline') return inlinePpo(model);
-      this.pool = new PpoPool(this.path, model.version);
+      this.pool = new PpoPool(this.path, model.version, 1, this.inferEntry);
       return pooledPpo(this.pool);
     } catch (e) {
       if (!(e instanceof ModelError)) throw e;

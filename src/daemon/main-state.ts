@@ -9,8 +9,10 @@
 
 import type { Logger } from '../config/log.ts';
 import type { TpsdConfig } from '../config/types.ts';
-import { Controller, type PoolCapProvider } from '../control/controller.ts';
+import { Controller, usesPpo, type PoolCapProvider } from '../control/controller.ts';
 import { DEFAULT_MODEL_PATH } from '../ppo/model.ts';
+import { INFER_TASK_URL } from '../ppo/ppo-pool.ts';
+import { threadEntry } from '../shm/thread-bundle.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import { createClock, hrtimeMs } from '../shm/clock.ts';
 import { KeyIndex } from '../shm/key-index.ts';
@@ -53,7 +55,10 @@ export async function openMainState(config: TpsdConfig, log: Logger, poolCap?: P
   const slots = views.layout.tenantSlots;
   const tenantCounters = keys.hasTenants ? allocateTenantCounters(slots, config.io_threads) : null;
   const tenantCounts = tenantCounters === null ? null : new TenantCounterReader(tenantCounterViews(tenantCounters, slots, config.io_threads));
-  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap, tenantCounts });
+  // The PPO inference worker runs a bundle too, without a loader thread beside it (shm/thread-bundle.ts).
+  const inferEntry = usesPpo(config) ? await threadEntry(INFER_TASK_URL, (err) =>
+    log.warn({ err }, 'the PPO inference thread runs its TypeScript entry (a loader thread more): it could not be bundled')) : undefined;
+  const controller = new Controller(views, keys, config, clock, { logger: log, poolCap, tenantCounts, inferEntry });
   let telemetry: Telemetry | null = null;
   try {
     telemetry = config.telemetry.enabled ? await openTelemetry(config, log, keys.shared()) : null;

@@ -12,15 +12,23 @@ import type { InferResult } from './infer.task.ts';
 import type { PoolObservation } from './observation.ts';
 
 export const INFER_TASK_URL = new URL('./infer.task.ts', import.meta.url).href;
+/**
+ * The inference worker's young generation (MiB): a task allocates one pool's
+ * scores and its observation's copy, well under a semi-space of this size;
+ * Node's default (16 MiB semi-spaces) would be mostly RSS held for nothing.
+ */
+export const INFER_YOUNG_GENERATION_MB = 6;
 
 export class PpoPool {
   private readonly pool: Piscina;
   private reloads = 0;
 
-  constructor(private readonly modelPath: string, private modelVersion: string, threads = 1) {
+  /** `entry`: the module the worker imports, a bundle of infer.task.ts (shm/thread-bundle.ts) or the .ts file itself (under tsx). */
+  constructor(private readonly modelPath: string, private modelVersion: string, threads = 1, entry = INFER_TASK_URL) {
     this.pool = new Piscina({
       filename: THREAD_BOOTSTRAP.href,
-      workerData: { entry: INFER_TASK_URL },
+      workerData: { entry },
+      resourceLimits: { maxYoungGenerationSizeMb: INFER_YOUNG_GENERATION_MB },
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Infinity,

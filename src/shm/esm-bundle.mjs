@@ -3,8 +3,8 @@
 // module hooks thread (a V8 isolate with the loader and the transpiled
 // sources, about 30 MiB of RSS at 100 000 keys: docs/benchmarks.md, "idle
 // keys") for each thread that registers it. Used for the daemon's main
-// thread (bin/tpsd.mjs, `tpsd start`) and for its I/O and telemetry threads
-// (thread-bundle.ts).
+// thread (bin/tpsd.mjs, `tpsd start`), for its I/O, telemetry and PPO
+// inference threads, and for training's rollout workers (thread-bundle.ts).
 //
 // Plain JavaScript on purpose: bin/tpsd.mjs imports it before any TypeScript
 // can be loaded. A bundle imports this file at its own path (a relative .mjs

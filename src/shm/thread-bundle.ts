@@ -1,7 +1,8 @@
 // A thread's TypeScript entry as one plain ES module, so that the thread
 // needs no TypeScript loader (tsx's register() in a worker starts a module
 // hooks thread of its own: about 30 MiB of RSS for each I/O thread and for
-// the telemetry thread at 100 000 keys). esm-bundle.mjs makes the bundle
+// the telemetry thread at 100 000 keys; the PPO inference worker and
+// training's rollout workers use it too). esm-bundle.mjs makes the bundle
 // (how, and what it keeps as it was); the thread imports it through
 // thread-bootstrap.mjs, which registers no loader for a .mjs entry and turns
 // source maps on instead. When the bundle cannot be made (esbuild missing,

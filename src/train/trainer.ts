@@ -17,6 +17,7 @@
 import { writeFileSync } from 'node:fs';
 import { Piscina } from 'piscina';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
+import { threadEntry } from '../shm/thread-bundle.ts';
 import { PpoModel, type ModelFile } from '../ppo/model.ts';
 import { DEFAULT_HYPER, gae, PpoLearner, type PpoHyper, type Step } from './learner.ts';
 import { Rng } from '../ppo/rng.ts';
@@ -170,7 +171,9 @@ export async function train(o: TrainOptions): Promise<{ model: PpoModel; file: M
   const heldOutEpisode = o.heldOutEpisode ?? ((i: number) => ({ gen: HELD_OUT_SEED_BASE + i, durationS: o.durationS }));
   const heldOut = Array.from({ length: o.heldOut }, (_, i) => heldOutEpisode(i));
   const reported = o.reportScenarios.map((scenario) => ({ scenario }));
-  const pool = new Piscina({ filename: THREAD_BOOTSTRAP.href, workerData: { entry: ROLLOUT_TASK_URL },
+  // The rollout workers run a bundle (no tsx loader thread in each: shm/thread-bundle.ts); their .ts entry if it cannot be made.
+  const entry = await threadEntry(ROLLOUT_TASK_URL, (err) => o.log(`rollout workers run their TypeScript entry (a loader thread each): ${err.message}`));
+  const pool = new Piscina({ filename: THREAD_BOOTSTRAP.href, workerData: { entry },
     minThreads: o.workers, maxThreads: o.workers, idleTimeout: Infinity });
   const run = rolloutRunner(pool, o.workers);
   let best: { file: ModelFile; eval: EvalResult; iteration: number } | null = null;

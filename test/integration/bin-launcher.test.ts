@@ -1,8 +1,9 @@
 // bin/tpsd.mjs as an operator runs it (the installed `tpsd`, `npm start`, the
 // systemd unit's ExecStart): `tpsd start` runs the daemon's main thread from
 // a bundle, without tsx's module hooks thread (one thread fewer than the same
-// daemon with TPSD_NO_BUNDLE, which forces tsx); when the bundle cannot be
-// made, the daemon runs under tsx all the same and says why in its log; the
+// daemon with TPSD_NO_BUNDLE, which forces tsx), and so does the default
+// policy's PPO inference worker (one thread more than static, not two); when
+// the bundle cannot be made, the daemon runs under tsx all the same and says why in its log; the
 // other verbs run as they did. Real processes; thread counts from /proc.
 
 import assert from 'node:assert/strict';
@@ -39,10 +40,11 @@ function launch(file: string, env: Record<string, string> = {}): Promise<Launche
   });
 }
 
-function config(): string {
+/** A config file; `policy` null: none set, the default one (ppo). */
+function config(policy: { mode: string } | null = { mode: 'static' }): string {
   const dir = mkdtempSync(join(tmpdir(), 'tpsd-bin-'));
   const file = join(dir, 'tpsd.json');
-  writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, policy: { mode: 'static' }, data_dir: join(dir, 'data'), pools: [BASE_POOL] }));
+  writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, ...(policy === null ? {} : { policy }), data_dir: join(dir, 'data'), pools: [BASE_POOL] }));
   return file;
 }
 
@@ -53,6 +55,18 @@ async function serves(port: number): Promise<void> {
 }
 
 const threads = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
+
+/** The thread count once it has stayed the same for 12 reads 250 ms apart (threads a daemon starts late, e.g. a worker's loader, have started). */
+async function settledThreads(pid: number): Promise<number> {
+  let last = threads(pid);
+  for (let same = 0; same < 12;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = threads(pid);
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
 
 describe('bin/tpsd.mjs', () => {
   it('tpsd start: the main thread runs from a bundle, one thread (tsx\'s loader) fewer than under tsx', async () => {
@@ -73,6 +87,26 @@ describe('bin/tpsd.mjs', () => {
     }
     assert.equal(counts[0], counts[1] - 1, `threads: bundled ${counts[0]}, under tsx ${counts[1]}`);
     assert.doesNotMatch(bundled.out(), /could not be bundled/);
+  });
+
+  it('tpsd start on the default policy (ppo): its inference worker runs from a bundle, one thread more than static', async () => {
+    const ppo = await launch(config(null));
+    let counts: [number, number];
+    try {
+      await serves(ppo.port);
+      const fixed = await launch(config());
+      try {
+        await serves(fixed.port);
+        counts = [await settledThreads(ppo.pid), await settledThreads(fixed.pid)];
+      } finally {
+        assert.equal(await fixed.stop(), 0);
+      }
+    } finally {
+      assert.equal(await ppo.stop(), 0);
+    }
+    // Under tsx the worker would register a module hooks thread of its own: two more.
+    assert.equal(counts[0], counts[1] + 1, `threads: ppo ${counts[0]}, static ${counts[1]}`);
+    assert.doesNotMatch(ppo.out(), /could not be bundled/);
   });
 
   it('tpsd start when the bundle cannot be made: runs under tsx and logs why', async () => {
