@@ -11,7 +11,7 @@ import { TierSplit } from '../../../src/control/tier-split.ts';
 import { KeyIndex } from '../../../src/shm/key-index.ts';
 import { parseScenario } from '../../../src/sim/scenario.ts';
 import { scenarioConfig, simulate, simServiceValues, type TieredScenario } from '../../../src/sim/simulator.ts';
-import { replayScenario, type HistoryPool } from '../../../src/train/history-scenarios.ts';
+import { familyScenario, replayScenario, type HistoryPool } from '../../../src/train/history-scenarios.ts';
 
 const BUCKETS = 60;
 const flat = (x: number): number[] => Array(BUCKETS).fill(x);
@@ -77,4 +77,14 @@ test("the simulator's split of a replayed service among its tiers is the daemon'
       assert.ok(Math.abs(simTps[i] - daemon[i]) <= 6, `values ${values}: tier ${i} granted ${simTps[i].toFixed(1)}/s, the daemon's split ${daemon[i]}`);
     }
   }
+});
+
+test('train --from-history: family members carry the tiers and values, and keep them through a worker hand-off', async () => {
+  const s: TieredScenario = familyScenario(history([5, 1]), 11, 30);
+  assert.deepEqual(s.tenant_services?.[0].tiers.map((t) => t.value), [5, 1]);
+  const copy = structuredClone(s); // what Piscina does to an episode's scenario on its way to a rollout worker
+  const [a, b] = await Promise.all([simulate(s, { policy: 'fair' }), simulate(copy, { policy: 'fair' })]);
+  assert.equal(b.metrics.reward, a.metrics.reward);
+  const plain = await simulate(familyScenario(history([null, null]), 11, 30), { policy: 'fair' });
+  assert.notEqual(a.metrics.reward, plain.metrics.reward);
 });
