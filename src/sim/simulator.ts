@@ -17,6 +17,14 @@
 // Policy `oracle` (oracle-policy.ts) exists here only: it is told the
 // upstream's true limit over each coming tick (boundOverTick) and may raise
 // the capacity above discovery's.
+// Tenant tiers (a history replay's, train/history-scenarios.ts): a scenario
+// object may carry `tenant_services`, set in code after parsing (a scenario
+// file cannot: parseScenario keeps only the contract's fields). Each names
+// some of the scenario's services as the tiers of one tenant service: the
+// sim config makes that service with those tiers and their
+// value_per_request, each member's traffic acquires on its tier's bucket, so
+// the controller's own tier split (control/tier-split.ts) divides the
+// service as the daemon does, and the reward weighs each tier by its value.
 
 import { validateConfig } from '../config/schema.ts';
 import type { Priority, TpsdConfig } from '../config/types.ts';
