@@ -3,15 +3,17 @@
 // read-only): per pool, its granted and 429'd rates and average latency, and
 // per service the demand, in equal buckets over the window; priorities,
 // minimums, maximums and the SLO from the daemon's config (keys it no longer
-// names get MEDIUM, 0 and the pool's capacity). Pure data out: the scenarios
+// names get MEDIUM, 0 and the pool's capacity); a tenant service's tiers
+// that the config still names and that have rows, with their priority,
+// value_per_request and demand. Pure data out: the scenarios
 // are built in ../train/history-scenarios.ts.
 
 import { existsSync } from 'node:fs';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile } from '../config/load.ts';
-import type { TpsdConfig } from '../config/types.ts';
+import type { ServiceConfig, TpsdConfig } from '../config/types.ts';
 import type { Db } from '../storage/db.ts';
 import { allKeys, bucketize, rates, readPoints, recordedRange, type KeyInfo } from '../storage/queries.ts';
-import type { HistoryPool } from '../train/history-scenarios.ts';
+import type { HistoryPool, HistoryTier } from '../train/history-scenarios.ts';
 import type { ParsedArgs } from './args.ts';
 import { openHistory, SYSTEM_CONFIG } from './data-source.ts';
 import { EXIT } from './terminal.ts';
@@ -39,7 +41,20 @@ export function daemonConfig(args: ParsedArgs, verb: string): TpsdConfig | numbe
   }
 }
 
-function poolHistory(db: Db, config: TpsdConfig, pool: KeyInfo, services: KeyInfo[], since: number, until: number): HistoryPool | null {
+/** The configured tiers of service `key` that have rows, each with its demand over the n buckets from `from`. */
+function tierHistory(db: Db, sc: ServiceConfig | undefined, key: string, tierKeys: KeyInfo[], from: number, stepMs: number, n: number): HistoryTier[] {
+  const tiers: HistoryTier[] = [];
+  for (const t of sc?.tenants?.tiers ?? []) {
+    const k = tierKeys.find((x) => x.key === `${key}/~${t.name}`);
+    if (k === undefined) continue;
+    const demand = bucketize(readPoints(db, k.id, from, from + n * stepMs), from, from + n * stepMs, n).map((p) => rates(p).demand);
+    tiers.push({ name: t.name, priority: t.priority, valuePerRequest: t.value_per_request ?? null, demandTps: demand });
+  }
+  return tiers;
+}
+
+function poolHistory(db: Db, config: TpsdConfig, pool: KeyInfo, services: KeyInfo[], since: number, until: number,
+  tierKeys: KeyInfo[] = []): HistoryPool | null {
   const poolPoints = readPoints(db, pool.id, since, until);
   if (poolPoints.length === 0) return null;
   const [from, to] = recordedRange(db, poolPoints, since, until);
@@ -55,7 +70,9 @@ function poolHistory(db: Db, config: TpsdConfig, pool: KeyInfo, services: KeyInf
     services: services.map((s) => {
       const sc = pc?.services.find((c) => `${pc.name}/${c.name}` === s.key);
       const demand = bucketize(readPoints(db, s.id, from, from + n * stepS * 1000), from, from + n * stepS * 1000, n).map((p) => rates(p).demand);
-      return { key: s.key, priority: sc?.priority ?? 'MEDIUM', minTps: sc?.min_tps ?? 0, maxTps: sc?.max_tps ?? capacityTps, demandTps: demand };
+      const tiers = tierHistory(db, sc, s.key, tierKeys, from, stepS * 1000, n);
+      return { key: s.key, priority: sc?.priority ?? 'MEDIUM', minTps: sc?.min_tps ?? 0, maxTps: sc?.max_tps ?? capacityTps, demandTps: demand,
+        ...(tiers.length > 0 ? { tiers } : {}) };
     }),
   };
 }
@@ -69,7 +86,8 @@ export function readHistory(args: ParsedArgs, verb: string, since: number, until
   const keys = allKeys(db);
   const pools: HistoryPool[] = [];
   for (const pool of keys.filter((k) => k.kind === 'pool')) {
-    const h = poolHistory(db, config, pool, keys.filter((k) => k.kind === 'service' && k.pool === pool.key), since, until);
+    const inPool = (kind: string) => keys.filter((k) => k.kind === kind && k.pool === pool.key);
+    const h = poolHistory(db, config, pool, inPool('service'), since, until, inPool('tier'));
     if (h !== null && h.services.length > 0) pools.push(h);
   }
   if (pools.length === 0) {

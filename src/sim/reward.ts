@@ -15,7 +15,8 @@
 // Revenue-aware (a tier's value_per_request, docs/tenants.md): where an
 // outcome gives a value per request, w_i is that value over the largest one
 // given (the most valuable counts as CRITICAL) instead of the class weight.
-// The simulator models services, not tiers, so its outcomes give none.
+// Only a history replay of valued tiers gives values (the simulator's
+// tenant_services, simulator.ts); generated and file scenarios give none.
 //
 // A second set of weights, PAID_REWARD (issue 14; last session's h-ppo
 // branch proposed it, main keeps the one above): a 429 costs 2, more than a

@@ -17,9 +17,17 @@
 // Policy `oracle` (oracle-policy.ts) exists here only: it is told the
 // upstream's true limit over each coming tick (boundOverTick) and may raise
 // the capacity above discovery's.
+// Tenant tiers (a history replay's, train/history-scenarios.ts): a scenario
+// object may carry `tenant_services`, set in code after parsing (a scenario
+// file cannot: parseScenario keeps only the contract's fields). Each names
+// some of the scenario's services as the tiers of one tenant service: the
+// sim config makes that service with those tiers and their
+// value_per_request, each member's traffic acquires on its tier's bucket, so
+// the controller's own tier split (control/tier-split.ts) divides the
+// service as the daemon does, and the reward weighs each tier by its value.
 
 import { validateConfig } from '../config/schema.ts';
-import type { TpsdConfig } from '../config/types.ts';
+import type { Priority, TpsdConfig } from '../config/types.ts';
 import { Controller } from '../control/controller.ts';
 import { inlinePpo } from '../control/policies/ppo.ts';
 import { createPolicy, type PolicyName } from '../control/policies/registry.ts';
@@ -68,9 +76,61 @@ export interface SimResult {
   rewards: number[];
   /** The run's total under each reward (metrics.reward is one of them). */
   rewardTotals: Record<RewardKind, number>;
+  /** Per scenario service, the requests granted over the run. */
+  grantedByService: number[];
 }
 
 export const SIM_POOL = 'sim';
+
+/** A tenant service of a scenario: which of its services are the service's tiers, and each tier's value per request. */
+export interface SimTenantService {
+  readonly name: string;
+  readonly priority: Priority;
+  readonly min_tps: number;
+  readonly max_tps: number;
+  /** member: the index of the scenario service whose traffic is the tier's; value: null when the tier sets none. */
+  readonly tiers: readonly { readonly member: number; readonly name: string; readonly value: number | null }[];
+}
+
+/** A scenario with tenant services, set in code after parsing (never from a file). */
+export type TieredScenario = Scenario & { tenant_services?: readonly SimTenantService[] };
+
+const SAFE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** Each scenario service's key in the sim config: `sim/NAME`, or `sim/SERVICE/~TIER` for a tier's member. */
+export function simServiceKeys(s: Scenario): string[] {
+  const keys = s.services.map((v, i) => `${SIM_POOL}/${SAFE_NAME.test(v.name) ? v.name : `service${i}`}`);
+  ((s as TieredScenario).tenant_services ?? []).forEach((g, j) => {
+    for (const t of g.tiers) keys[t.member] = `${SIM_POOL}/${tenantName(g, j)}/~${SAFE_NAME.test(t.name) ? t.name : `tier${t.member}`}`;
+  });
+  return keys;
+}
+
+const tenantName = (g: SimTenantService, j: number): string => (SAFE_NAME.test(g.name) ? g.name : `tenants${j}`);
+
+/** Per scenario service, its tier's value per request (NaN: none); null when no tier sets one (the outcome then gives none). */
+export function simServiceValues(s: Scenario): Float64Array | null {
+  const values = new Float64Array(s.services.length).fill(Number.NaN);
+  let any = false;
+  for (const g of (s as TieredScenario).tenant_services ?? []) {
+    for (const t of g.tiers) if (t.value !== null) { values[t.member] = t.value; any = true; }
+  }
+  return any ? values : null;
+}
+
+/** The config's services: the scenario's own, then one per tenant service with its tiers (members are not services). */
+function configServices(s: Scenario): Record<string, unknown>[] {
+  const groups = (s as TieredScenario).tenant_services ?? [];
+  const member = new Set(groups.flatMap((g) => g.tiers.map((t) => t.member)));
+  const keys = simServiceKeys(s);
+  const own = s.services.flatMap((v, i) => (member.has(i) ? [] : [{
+    name: keys[i].slice(SIM_POOL.length + 1), priority: v.priority, min_tps: v.min_tps, max_tps: Math.max(1e-3, v.max_tps) }]));
+  return [...own, ...groups.map((g, j) => ({
+    name: tenantName(g, j), priority: g.priority, min_tps: g.min_tps, max_tps: Math.max(1e-3, g.max_tps),
+    tenants: { tiers: g.tiers.map((t) => ({ name: keys[t.member].split('/~')[1], priority: s.services[t.member].priority,
+      tps: Math.max(1e-3, g.max_tps), ...(t.value === null ? {} : { value_per_request: t.value }) })) },
+  }))];
+}
 
 /**
  * The daemon config equivalent to a scenario: one pool, its services, and how
@@ -95,10 +155,7 @@ export function scenarioConfig(s: Scenario, mode: TpsdConfig['policy']['mode'], 
       upstream: { window, ...(s.slo_ms != null ? { slo_ms: s.slo_ms } : {}),
         ...(s.upstream_latency != null ? { timeout_ms: s.upstream_latency.timeout_ms } : {}) },
       ...burst,
-      services: s.services.map((v, i) => ({
-        name: /^[A-Za-z0-9_.:-]{1,64}$/.test(v.name) ? v.name : `service${i}`,
-        priority: v.priority, min_tps: v.min_tps, max_tps: Math.max(1e-3, v.max_tps),
-      })),
+      services: configServices(s),
     }],
   }, {});
 }
@@ -125,7 +182,8 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const waitByClass = Array.from({ length: 4 }, () => new Float64Array(histBins));
   const pool = keys.lookup(SIM_POOL);
   const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
-  const services = s.services.map((v, i) => new ServiceTraffic(table, keys.lookup(`${SIM_POOL}/${config.pools[0].services[i].name}`),
+  const serviceKeys = simServiceKeys(s);
+  const services = s.services.map((v, i) => new ServiceTraffic(table, keys.find(serviceKeys[i]),
     priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency));
   const upstream = createUpstream(s);
   const fluid = new FluidBound(s.services.map((v) => ({ priority: priorityIndex(v.priority), minTps: Math.min(v.min_tps, v.max_tps),
@@ -143,6 +201,8 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const totals: Record<RewardKind, number> = { default: 0, paid: 0 };
   const priority = Int32Array.from(services, (v) => v.priority);
   const minTps = Float64Array.from(s.services, (v) => Math.min(v.min_tps, v.max_tps));
+  const value = simServiceValues(s) ?? undefined;
+  const grantedTotal = new Float64Array(n);
   for (let k = 0; k < ticks; k++) {
     const t0 = k * s.tick_ms;
     for (let i = 0; i < n; i++) {
@@ -169,11 +229,12 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     for (let i = 0; i < n; i++) {
       const tl = services[i].tally;
       arrived[i] = tl.arrived; granted[i] = tl.granted; served[i] = tl.served; throttled[i] = tl.throttled;
+      grantedTotal[i] += tl.granted;
       late[i] = tl.late; timedOut[i] = tl.timedOut;
       growth[i] = services[i].queue.length - queueBefore[i];
       shortfall[i] = Math.max(0, Math.min(tl.arrived, minTps[i] * tickS) - tl.granted - 1);
     }
-    const outcome = { served, throttled, queueGrowth: growth, shortfall, priority, late, timedOut };
+    const outcome = { value, served, throttled, queueGrowth: growth, shortfall, priority, late, timedOut };
     for (const k of Object.keys(totals) as RewardKind[]) totals[k] += tickReward(outcome, s.capacity_tps, tickS, REWARD_KINDS[k]);
     const r = tickReward(outcome, s.capacity_tps, tickS, REWARD_KINDS[kind]);
     rewards.push(r);
@@ -186,7 +247,8 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
     for (const l of controller.last) if (l.decision.fallback !== null) metrics.fallbackTicks++;
   }
   await controller.close();
-  return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards, rewardTotals: totals };
+  return { metrics: metrics.report(s.name, o.policy, seed, waitByClass, fluid.total), rewards, rewardTotals: totals,
+    grantedByService: Array.from(grantedTotal) };
 }
 
 /** The policy forced by name (none for ppo, which runs as the daemon runs it); the oracle is told the limit. */

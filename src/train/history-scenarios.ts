@@ -11,12 +11,29 @@
 //     demand scaled by a log-normal factor and the whole pool's by another,
 //     noise added, the upstream's limit scaled. Seeds below 2^31 are training
 //     episodes, seeds from 2^31 up the held-out ones (trainer.ts).
+// A tenant service whose tiers have telemetry is replayed as its tiers: each
+// tier a scenario service with the tier's recorded demand and priority, and
+// the scenario (in code, after parsing: tenant_services of sim/simulator.ts;
+// the scenario file contract is unchanged) says they are the tiers of that
+// service with their value_per_request, so the simulated controller splits
+// the service among them as the daemon does and the reward weighs each
+// served request by its tier's value (sim/reward.ts).
 // What telemetry does not record (rate-limit hints, per-service latency) is
 // not in the scenarios.
 
 import { PRIORITIES, type Priority } from '../config/types.ts';
 import { Rng } from '../ppo/rng.ts';
 import { MAX_SCENARIO_SERVICES, parseScenario, type Scenario } from '../sim/scenario.ts';
+import type { SimTenantService, TieredScenario } from '../sim/simulator.ts';
+
+/** A tier of a tenant service: its recorded demand, priority and value per request (null: none). */
+export interface HistoryTier {
+  name: string;
+  priority: Priority;
+  valuePerRequest: number | null;
+  /** Tokens asked for per second, per bucket. */
+  demandTps: number[];
+}
 
 export interface HistoryService {
   key: string;
@@ -25,6 +42,8 @@ export interface HistoryService {
   maxTps: number;
   /** Tokens asked for per second, per bucket. */
   demandTps: number[];
+  /** A tenant service's tiers with telemetry; absent or empty: replayed as one service. */
+  tiers?: HistoryTier[];
 }
 
 /** One pool's recorded history in equal buckets (the CLI builds it from the database). */
@@ -64,13 +83,32 @@ function trace(values: readonly number[], stepS: number, from: number, durationS
 
 interface Variation { from: number; durationS: number; demandScale: number[]; upstreamScale: number; noise: number; seed: number; name: string }
 
+/** The scenario's services (a tenant service's tiers in its place) and the tenant services grouping them. */
+function replayServices(h: HistoryPool, v: Variation): { services: Record<string, unknown>[]; tenants: SimTenantService[] } {
+  const services: Record<string, unknown>[] = [];
+  const tenants: SimTenantService[] = [];
+  const add = (name: string, priority: Priority, minTps: number, maxTps: number, demandTps: number[], scale: number): void => {
+    services.push({ name, priority, min_tps: round(minTps), max_tps: round(Math.max(minTps, maxTps)),
+      demand: { kind: 'trace', points: trace(demandTps, h.stepS, v.from, v.durationS, scale) }, noise: v.noise, patience_s: 5 });
+  };
+  h.services.forEach((s, i) => {
+    const tiers = (s.tiers ?? []).slice(0, MAX_SCENARIO_SERVICES - services.length);
+    if (tiers.length === 0) {
+      if (services.length < MAX_SCENARIO_SERVICES) add(s.key, s.priority, s.minTps, s.maxTps, s.demandTps, v.demandScale[i]);
+      return;
+    }
+    const at = services.length;
+    for (const t of tiers) add(`${s.key}/~${t.name}`, t.priority, 0, s.maxTps, t.demandTps, v.demandScale[i]);
+    tenants.push({ name: s.key.slice(s.key.lastIndexOf('/') + 1), priority: s.priority, min_tps: round(s.minTps),
+      max_tps: round(Math.max(s.minTps, s.maxTps)), tiers: tiers.map((t, k) => ({ member: at + k, name: t.name, value: t.valuePerRequest })) });
+  });
+  return { services, tenants };
+}
+
 function build(h: HistoryPool, v: Variation): Scenario {
   const up = upstreamEstimate(h);
   const latency = median(h.latencyMs);
-  const services = h.services.slice(0, MAX_SCENARIO_SERVICES).map((s, i) => ({
-    name: s.key, priority: s.priority, min_tps: round(s.minTps), max_tps: round(Math.max(s.minTps, s.maxTps)),
-    demand: { kind: 'trace', points: trace(s.demandTps, h.stepS, v.from, v.durationS, v.demandScale[i]) }, noise: v.noise, patience_s: 5,
-  }));
+  const { services, tenants } = replayServices(h, v);
   const raw: Record<string, unknown> = {
     name: v.name, seed: v.seed, duration_s: v.durationS, tick_ms: h.tickMs, capacity_tps: h.capacityTps,
     upstream_tps: trace(up, h.stepS, v.from, v.durationS, v.upstreamScale), services,
@@ -82,7 +120,9 @@ function build(h: HistoryPool, v: Variation): Scenario {
   if (Number.isFinite(latency) && h.sloMs !== null && latency > h.sloMs) {
     raw.upstream_latency = { base_ms: round(latency), knee_tps: h.capacityTps, timeout_ms: Math.max(1, h.sloMs * 4) };
   }
-  return parseScenario(raw, `history of ${h.pool}`);
+  const scenario: TieredScenario = parseScenario(raw, `history of ${h.pool}`);
+  if (tenants.length > 0) scenario.tenant_services = tenants;
+  return scenario;
 }
 
 /** Recorded length of the history, seconds (at least one bucket). */
