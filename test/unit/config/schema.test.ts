@@ -343,10 +343,15 @@ describe('loadConfigFile', () => {
 describe('auth secrets kept out of the config', () => {
   const pools = [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'LOW' }] }];
   it('reads a token from token_file (trimmed) or token_env', () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-auth-')), 'token');
-    fs.writeFileSync(file, 'from-file\n');
-    const c = validateConfig({ pools, auth: { tokens: [{ token_file: file }, { token_env: 'TPSD_T', keys: ['p/'] }] } }, { TPSD_T: 'from-env' });
-    assert.deepEqual(c.auth!.tokens.map((t) => t.token), ['from-file', 'from-env']);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-auth-'));
+    try {
+      const file = path.join(dir, 'token');
+      fs.writeFileSync(file, 'from-file\n');
+      const c = validateConfig({ pools, auth: { tokens: [{ token_file: file }, { token_env: 'TPSD_T', keys: ['p/'] }] } }, { TPSD_T: 'from-env' });
+      assert.deepEqual(c.auth!.tokens.map((t) => t.token), ['from-file', 'from-env']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('names the entry when the secret is missing, doubled or unreadable', () => {
     const bad = (tokens: unknown[], env = {}) => {
