@@ -111,12 +111,15 @@ function stillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: 
   return w;
 }
 
+/** Service i's upper bound: its guarantee `g`, or more up to max_tps and the safety layer's growth cap (step x limit, at least floor). */
+function upperOf(c: ServiceColumns, i: number, g: number, step: number, floor: number): number {
+  return Math.max(g, Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+}
+
 /** The most a service may get this tick: max_tps and the safety layer's growth cap. */
 export function upperBounds(obs: PoolObservation, g: Float64Array, c: ServiceColumns = columnsOf(obs.services),
   out: Float64Array = new Float64Array(c.length)): Float64Array {
-  const step = obs.stepCap;
-  const floor = obs.stepFloorTps;
-  for (let i = 0; i < c.length; i++) out[i] = Math.max(g[i], Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+  for (let i = 0; i < c.length; i++) out[i] = upperOf(c, i, g[i], obs.stepCap, obs.stepFloorTps);
   return out;
 }
 
@@ -173,7 +176,7 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, value
   let left = obs.effectiveTps;
   for (let i = 0; i < n; i++) {
     const g = alloc[i];
-    const u = Math.max(g, Math.min(c.maxTps[i], Math.max(c.limitTps[i] * step, floor)));
+    const u = upperOf(c, i, g, step, floor);
     upper[i] = u;
     left -= g;
     cap[i] = Math.max(g, Math.min(u, claims[i]));
