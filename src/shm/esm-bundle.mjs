@@ -29,7 +29,7 @@
 // Threads: called by the main thread only, before the threads it bundles for
 // are spawned.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -117,12 +117,45 @@ async function bundle(esbuild, tsEntry) {
   return pathToFileURL(entry).href;
 }
 
-/** This process's directory for bundles: private (mkdtemp: mode 0700), removed at exit. */
+/**
+ * This process's directory for bundles: private (mkdtemp: mode 0700), named
+ * with its pid, removed at exit. A process killed before its exit handler
+ * (SIGKILL, abort) leaves its directory: the next one made here removes it.
+ */
 function ownDir() {
   if (bundleDir === null) {
-    const dir = mkdtempSync(join(tmpdir(), 'tpsd-bundle-'));
+    removeStaleDirs();
+    const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     bundleDir = dir;
   }
   return bundleDir;
+}
+
+const DIR_PREFIX = 'tpsd-bundle-';
+
+/**
+ * Removes bundle directories whose process is gone: only directories (a
+ * symlink of that name is left alone), only this user's, only those named
+ * with a pid that no process has. A pid reused since is taken as alive and
+ * its directory left for a later start.
+ */
+function removeStaleDirs() {
+  let names;
+  try { names = readdirSync(tmpdir()); } catch { return; }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const pid = /^tpsd-bundle-(\d+)-/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || processExists(Number(pid))) continue;
+    const path = join(tmpdir(), name);
+    try {
+      const st = lstatSync(path);
+      if (st.isDirectory() && (uid === undefined || st.uid === uid)) rmSync(path, { recursive: true, force: true });
+    } catch { /* gone meanwhile, or not ours to remove */ }
+  }
+}
+
+/** @param {number} pid */
+function processExists(pid) {
+  try { process.kill(pid, 0); return true; } catch (e) { return /** @type {NodeJS.ErrnoException} */ (e).code === 'EPERM'; }
 }

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { LeaseTable } from '../../src/io/lease-table.ts';
 import { DecodeError, decodeAll } from '../../src/protocol/codec.ts';
 import { spawnDaemon, writeConfig } from '../fixtures/cli-daemon.ts';
 import { BASE_POOL, RawClient, startTestDaemon } from '../fixtures/daemon.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CONFIG = { listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, pools: [BASE_POOL] };
@@ -112,7 +113,7 @@ describe('regressions found by fuzzing', () => {
     // connections, not HTTP keep-alive sockets (fetch keeps them; so does a
     // Prometheus scraper); the worker then exits with uWS handles open and Node
     // aborts the process: "uv_loop_close() while having open handles" (exit 134).
-    const script = join(mkdtempSync(join(tmpdir(), 'tpsd-repro-')), 'stop.mts');
+    const script = join(tempDir('tpsd-repro-'), 'stop.mts');
     writeFileSync(script, `import { startTestDaemon } from '${ROOT}test/fixtures/daemon.ts';
       const d = await startTestDaemon({ io_threads: 2 });
       await (await fetch('http://127.0.0.1:' + d.port + '/healthz')).text();

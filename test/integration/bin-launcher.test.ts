@@ -8,11 +8,12 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BASE_POOL, RawClient } from '../fixtures/daemon.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/tpsd.mjs');
@@ -42,7 +43,7 @@ function launch(file: string, env: Record<string, string> = {}): Promise<Launche
 
 /** A config file; `policy` null: none set, the default one (ppo). */
 function config(policy: { mode: string } | null = { mode: 'static' }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-bin-'));
+  const dir = tempDir('tpsd-bin-');
   const file = join(dir, 'tpsd.json');
   writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, ...(policy === null ? {} : { policy }), data_dir: join(dir, 'data'), pools: [BASE_POOL] }));
   return file;
@@ -111,7 +112,7 @@ describe('bin/tpsd.mjs', () => {
 
   it('tpsd start when the bundle cannot be made: runs under tsx and logs why', async () => {
     // A temp dir that does not exist: the bundle's mkdtemp fails (tsx makes the folder for its cache afterwards).
-    const missing = join(mkdtempSync(join(tmpdir(), 'tpsd-bin-tmp-')), 'missing');
+    const missing = join(tempDir('tpsd-bin-tmp-'), 'missing');
     const d = await launch(config(), { TMPDIR: missing });
     try {
       await serves(d.port);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = path.join(ROOT, 'src/cli/main.ts');
@@ -22,7 +23,7 @@ function tpsd(...args: string[]): { code: number | null; stdout: string; stderr:
 }
 
 describe('tpsd check-config', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-cli-'));
+  const dir = tempDir('tpsd-cli-');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, value: unknown) => {
     const file = path.join(dir, name);

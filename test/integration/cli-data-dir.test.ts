@@ -4,12 +4,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BASE_POOL } from '../fixtures/daemon.ts';
 import { runLoad, sleep } from '../fixtures/telemetry.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 // --import tsx resolves from the working directory; from a folder outside the checkout it needs tsx's own path.
@@ -26,7 +27,7 @@ function tpsd(args: string[], cwd: string) {
 
 describe('data_dir relative to the config file', () => {
   it('tpsd history run from another folder finds the database tpsd start wrote', async () => {
-    const base = mkdtempSync(join(tmpdir(), 'tpsd-datadir-'));
+    const base = tempDir('tpsd-datadir-');
     for (const d of ['etc', 'start-here', 'read-here']) mkdirSync(join(base, d));
     const file = join(base, 'etc', 'tpsd.json');
     writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 1, tick_ms: 100, data_dir: 'data',

@@ -3,12 +3,13 @@
 // waiters SHUTTING_DOWN and exits 0.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { spawnDaemon } from '../fixtures/cli-daemon.ts';
 import { BASE_POOL, RawClient } from '../fixtures/daemon.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 /** `tpsd start ARGS` as a child process (test/fixtures/cli-daemon.ts), exit as a code. */
 function startCli(args: string[]) {
@@ -18,7 +19,7 @@ function startCli(args: string[]) {
 
 describe('tpsd start', () => {
   it('serves on port 0, refuses a second daemon on its port, drains on SIGTERM and exits 0', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tpsd-start-'));
+    const dir = tempDir('tpsd-start-');
     const file = join(dir, 'tpsd.json');
     writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, data_dir: join(dir, 'data'), pools: [BASE_POOL] }));
     const d = startCli(['--config', file]);
@@ -43,7 +44,7 @@ describe('tpsd start', () => {
   });
 
   it('reloads the config on SIGHUP without dropping connections, keeping it when the new one is bad', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tpsd-hup-'));
+    const dir = tempDir('tpsd-hup-');
     const file = join(dir, 'tpsd.json');
     const base = { listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, tick_ms: 100, data_dir: join(dir, 'data'), pools: [BASE_POOL] };
     writeFileSync(file, JSON.stringify(base));
@@ -85,7 +86,7 @@ describe('tpsd start', () => {
   });
 
   it('refuses an invalid config with the field path and exit code 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tpsd-start-'));
+    const dir = tempDir('tpsd-start-');
     const file = join(dir, 'bad.json');
     writeFileSync(file, JSON.stringify({ pools: [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'URGENT' }] }] }));
     const d = startCli(['--config', file]);

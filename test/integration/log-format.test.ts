@@ -6,16 +6,17 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BASE_POOL } from '../fixtures/daemon.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
 function configFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-log-'));
+  const dir = tempDir('tpsd-log-');
   const file = join(dir, 'tpsd.json');
   writeFileSync(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, io_threads: 2, data_dir: join(dir, 'data'),
     log: { level: 'debug' }, policy: { mode: 'fair' }, pools: [BASE_POOL] }));

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { run } from '../../src/cli/sim.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -21,7 +22,7 @@ async function capture(argv: string[]): Promise<{ code: number; out: string; err
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'tpsd-sim-'));
+const dir = tempDir('tpsd-sim-');
 const file = join(dir, 's.json');
 writeFileSync(file, JSON.stringify({
   name: 'small', seed: 9, duration_s: 60, capacity_tps: 300,

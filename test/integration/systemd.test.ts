@@ -8,12 +8,13 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CONFIG_PATH, SHIPPED_BIN, UNIT_PATH, UNIT_SOURCE, unitText } from '../../src/cli/install-service.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
+import { tempDir } from '../fixtures/temp-dir.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const ANALYZE = 'systemd-analyze';
@@ -32,7 +33,7 @@ function tpsd(...args: string[]): { status: number | null; stdout: string; stder
  * ones. The file must be named tpsd.service for verify to accept it.
  */
 function verifiableUnit(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-unit-'));
+  const dir = tempDir('tpsd-unit-');
   const file = join(dir, 'tpsd.service');
   writeFileSync(file, unitText(`${process.execPath} ${join(ROOT, 'bin/tpsd.mjs')}`));
   return file;
@@ -85,7 +86,7 @@ describe('systemd unit', () => {
 
 describe('tpsd install-service', () => {
   it('--dry-run --prefix prints the prefixed paths and the next step, and writes nothing', () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'tpsd-root-'));
+    const prefix = tempDir('tpsd-root-');
     const r = tpsd('install-service', '--dry-run', '--prefix', prefix, '--bin', '/usr/bin/tpsd');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`would write ${join(prefix, UNIT_PATH)} \\(new\\)`));
@@ -95,7 +96,7 @@ describe('tpsd install-service', () => {
   });
 
   it('--prefix writes the unit and a valid config, then keeps an edited config and replaces a changed unit', () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'tpsd-root-'));
+    const prefix = tempDir('tpsd-root-');
     const unit = join(prefix, UNIT_PATH), config = join(prefix, CONFIG_PATH);
     const first = tpsd('install-service', '--prefix', prefix, '--bin', '/usr/bin/tpsd');
     assert.equal(first.status, 0, first.stderr);
@@ -117,7 +118,7 @@ describe('tpsd install-service', () => {
   });
 
   it('refuses a relative --bin (exit 2) and names a file it cannot write (exit 1)', () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'tpsd-root-'));
+    const prefix = tempDir('tpsd-root-');
     const rel = tpsd('install-service', '--prefix', prefix, '--bin', 'tpsd');
     assert.equal(rel.status, 2);
     assert.match(rel.stderr, /--bin: expected an absolute path/);

@@ -4,16 +4,17 @@
 // relative to the working directory, like any path typed in a shell.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_CONFIG_PATH, loadConfigFile, validateConfig } from '../../../src/config/load.ts';
+import { tempDir } from '../../fixtures/temp-dir.ts';
 
 const POOLS = [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'LOW' }] }];
 
 function configIn(extra: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-datadir-'));
+  const dir = tempDir('tpsd-datadir-');
   mkdirSync(join(dir, 'etc'));
   const file = join(dir, 'etc', 'tpsd.json');
   writeFileSync(file, JSON.stringify({ pools: POOLS, ...extra }));

@@ -4,16 +4,17 @@
 // the working directory (how it was read before) is still found there.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfigFile } from '../../../src/config/load.ts';
+import { tempDir } from '../../fixtures/temp-dir.ts';
 
 const POOLS = [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'LOW' }] }];
 
 function configWithModel(model: unknown, modelFileAt?: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-model-'));
+  const dir = tempDir('tpsd-model-');
   mkdirSync(join(dir, 'etc', 'models'), { recursive: true });
   if (modelFileAt !== undefined) writeFileSync(join(dir, modelFileAt), '{}');
   const file = join(dir, 'etc', 'tpsd.json');

@@ -12,6 +12,7 @@ import {
   ConfigError, DEFAULT_CONFIG_PATH, deepFreeze, loadConfigFile, validateConfig,
 } from '../../../src/config/load.ts';
 import { MAX_BUCKETS } from '../../../src/config/defaults.ts';
+import { tempDir } from '../../fixtures/temp-dir.ts';
 
 const NO_ENV = {};
 
@@ -300,7 +301,7 @@ describe('accepted files', () => {
 });
 
 describe('loadConfigFile', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-config-'));
+  const dir = tempDir('tpsd-config-');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, text: string) => {
     const file = path.join(dir, name);
@@ -343,7 +344,7 @@ describe('loadConfigFile', () => {
 describe('auth secrets kept out of the config', () => {
   const pools = [{ name: 'p', capacity_tps: 10, services: [{ name: 's', priority: 'LOW' }] }];
   it('reads a token from token_file (trimmed) or token_env', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpsd-auth-'));
+    const dir = tempDir('tpsd-auth-');
     try {
       const file = path.join(dir, 'token');
       fs.writeFileSync(file, 'from-file\n');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -8,6 +8,7 @@ import { PpoPool } from '../../../src/ppo/ppo-pool.ts';
 import { PpoModel } from '../../../src/ppo/model.ts';
 import { Rng } from '../../../src/ppo/rng.ts';
 import { pool, service } from '../control/helpers.ts';
+import { tempDir } from '../../fixtures/temp-dir.ts';
 
 function writeModel(path: string, seed: number): PpoModel {
   const m = PpoModel.create([8, 8]);
@@ -18,7 +19,7 @@ function writeModel(path: string, seed: number): PpoModel {
 }
 
 test('PPO inference runs in a Piscina worker through the .mjs bootstrap and reloads', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-ppo-'));
+  const dir = tempDir('tpsd-ppo-');
   const path = join(dir, 'model.json');
   const first = writeModel(path, 1);
   const obs = pool(1000, [service({ priority: 0, demandTps: 300, limitTps: 400 }), service({ priority: 3, demandTps: 900, limitTps: 500, queue: 50 })]);
