@@ -115,6 +115,8 @@ export interface DiscoveryInput {
   readonly sloMs?: number | null;
   /** The tick's mean RELEASE latency, ms (NaN or absent: none reported). */
   readonly latencyMs?: number;
+  /** The tick's share of RELEASEs with a latency that came back past slo_ms (NaN or absent: none reported). */
+  readonly lateShare?: number;
   /** Services whose demand went partly unmet this tick (tokens denied, or a queue left). Default 1. */
   readonly shortServices?: number;
 }
@@ -179,7 +181,7 @@ export class CapacityDiscovery {
   update(x: DiscoveryInput): number {
     const inForce = this.effectiveTps;
     this.update429(x);
-    this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
+    this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, lateShare: x.lateShare ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
       grantedTps: x.grantedTps, pressing: this.pressedLatency(x, inForce), upperTps: this.rateTps, capacityTps: x.capacityTps,
       tickS: x.tickS ?? 1 });
     return this.effectiveTps;

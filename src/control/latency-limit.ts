@@ -42,8 +42,24 @@
 // Steps are per second of tick, so a shorter tick moves no faster.
 
 export interface LatencyOptions {
-  /** The mean latency aimed at, as a share of slo_ms. */
+  /** The mean latency aimed at at first, as a share of slo_ms (the tail then moves it within [minTarget, maxTarget]). */
   readonly target: number;
+  /** The lowest and highest mean target, shares of slo_ms. */
+  readonly minTarget: number;
+  readonly maxTarget: number;
+  /** A tested tick whose late share is under this raises the target (the tail has room). */
+  readonly lateLow: number;
+  /** A tick whose late share is over this lowers the target. */
+  readonly lateHigh: number;
+  /** A tick whose late share is over this is over the SLO (p95 past slo_ms): a cut, as a mean past it. */
+  readonly lateOver: number;
+  /** The target's rise per second of a tested tick with room in the tail, share of slo_ms. */
+  readonly targetRise: number;
+  /** The target's fall per second per unit of late share past lateHigh, share of slo_ms (at most targetFallMax a tick). */
+  readonly targetFall: number;
+  readonly targetFallMax: number;
+  /** The target rises only while the mean is at least this share of it (the target, not the base latency, binds the limit). */
+  readonly riseFrom: number;
   /** The smallest cut of a tick over the SLO (the limit keeps at most 1 - minCut of the granted rate). */
   readonly minCut: number;
   /** The largest cut of a tick (TopFull's bound). */
@@ -65,7 +81,8 @@ export interface LatencyOptions {
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
-  target: 0.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
+  target: 0.5, minTarget: 0.3, maxTarget: 0.9, lateLow: 0.01, lateHigh: 0.03, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
+  targetFallMax: 0.1, riseFrom: 0.8, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
   returnLevel: 0.9, returnShare: 0.5,
 };
 
@@ -74,6 +91,8 @@ export interface LatencyInput {
   readonly sloMs: number | null;
   /** Mean RELEASE latency of the tick, ms (NaN: no release reported one). */
   readonly latencyMs: number;
+  /** The tick's late share: releases past slo_ms / releases with a latency (NaN: none reported). */
+  readonly lateShare: number;
   readonly timeoutsTps: number;
   readonly grantedTps: number;
   /** The pool pressed on the capacity in force (its level was tested). */
@@ -93,25 +112,48 @@ export class LatencyLimit {
   private beforeCutTps = NaN;
   /** The last tick judged was a cut: a second cut in a row belongs to the same overload. */
   private cutLast = false;
+  /** The mean latency aimed at, share of slo_ms: moved by the late share within [minTarget, maxTarget]. */
+  targetShare: number;
 
-  constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {}
+  constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {
+    this.targetShare = o.target;
+  }
 
   update(x: LatencyInput): number {
     if (x.sloMs === null || !(x.sloMs > 0)) { this.limitTps = Infinity; return this.limitTps; }
-    const target = this.o.target * x.sloMs;
     const measured = x.latencyMs;
     const timeouts = x.timeoutsTps > 0;
     // As TCP cuts its window at most once per round trip: what releases report now left before the last cut.
     const settling = this.settleS > 0;
     this.settleS = Math.max(0, this.settleS - x.tickS);
     if (settling) return this.limitTps;
-    if (timeouts || measured > x.sloMs) this.over(x, target, measured);
+    this.steerTarget(x, measured);
+    const target = this.targetShare * x.sloMs;
+    const over = timeouts || measured > x.sloMs || x.lateShare > this.o.lateOver;
+    if (over) this.over(x, target, measured);
     else if (!(measured >= 0)) return this.limitTps; // no release reported a latency: no evidence either way
     else if (measured > target) this.warm(x, target, measured);
     else this.cool(x, target, measured);
-    this.cutLast = timeouts || measured > x.sloMs;
+    this.cutLast = over;
     if (this.limitTps >= x.upperTps || this.limitTps >= x.capacityTps) this.lift();
     return this.limitTps;
+  }
+
+  /**
+   * The tail moves the mean target: down in proportion to the late share past lateHigh (at most targetFallMax a
+   * tick), up by targetRise a second on a tick that tested the limit (pressing it, the mean near the target) and
+   * came back with under lateLow of its releases late. Bounded by [minTarget, maxTarget].
+   */
+  private steerTarget(x: LatencyInput, measured: number): void {
+    const o = this.o;
+    const late = x.lateShare;
+    if (!(late >= 0)) return; // no release reported a latency
+    if (late > o.lateHigh) {
+      this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
+    } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * x.sloMs!) {
+      this.targetShare += o.targetRise * x.tickS;
+    }
+    this.targetShare = Math.min(o.maxTarget, Math.max(o.minTarget, this.targetShare));
   }
 
   /** Past the SLO or timing out: a cut by target/measured, within [minCut, maxCut], of the rate in force. */
