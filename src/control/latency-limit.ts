@@ -60,6 +60,10 @@ export interface LatencyOptions {
   readonly targetFallMax: number;
   /** The target rises only while the mean is at least this share of it (the target, not the base latency, binds the limit). */
   readonly riseFrom: number;
+  /** After the tail broke with the mean within the SLO, the target is kept this share under that mean... */
+  readonly cliffMargin: number;
+  /** ...and rises past it only by this much a second (a rare probe, as CUBIC's plateau near W_max). */
+  readonly targetProbe: number;
   /** The smallest cut of a tick over the SLO (the limit keeps at most 1 - minCut of the granted rate). */
   readonly minCut: number;
   /** The largest cut of a tick (TopFull's bound). */
@@ -81,8 +85,8 @@ export interface LatencyOptions {
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
-  target: 0.5, minTarget: 0.3, maxTarget: 0.9, lateLow: 0.01, lateHigh: 0.03, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
-  targetFallMax: 0.1, riseFrom: 0.8, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
+  target: 0.5, minTarget: 0.3, maxTarget: 0.85, lateLow: 0.01, lateHigh: 0.025, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
+  targetFallMax: 0.1, riseFrom: 0.8, cliffMargin: 0.1, targetProbe: 0.001, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
   returnLevel: 0.9, returnShare: 0.5,
 };
 
@@ -114,6 +118,10 @@ export class LatencyLimit {
   private cutLast = false;
   /** The mean latency aimed at, share of slo_ms: moved by the late share within [minTarget, maxTarget]. */
   targetShare: number;
+  /** The mean (share of slo_ms) of the last tick whose tail broke (late share past lateHigh) with the mean within the SLO; NaN: none yet. */
+  cliffShare = NaN;
+  /** The last judged tick's mean latency (ms) if its tail kept the SLO (late share at most lateHigh), else NaN. */
+  private cleanMs = NaN;
 
   constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {
     this.targetShare = o.target;
@@ -148,11 +156,18 @@ export class LatencyLimit {
     const o = this.o;
     const late = x.lateShare;
     if (!(late >= 0)) return; // no release reported a latency
+    const sloMs = x.sloMs!;
     if (late > o.lateHigh) {
       this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
-    } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * x.sloMs!) {
-      this.targetShare += o.targetRise * x.tickS;
+      // The tail broke while the mean kept the SLO, a step above a tick whose tail kept it (the limit's own probe, not
+      // a drop of the upstream's knee): that mean is about where this upstream's p95 meets slo_ms.
+      if (measured <= sloMs && measured <= (1 + o.cliffMargin) * this.cleanMs) this.cliffShare = measured / sloMs;
+      if (this.cliffShare >= 0) this.targetShare = Math.min(this.targetShare, (1 - o.cliffMargin) * this.cliffShare);
+    } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * sloMs) {
+      const below = !(this.cliffShare >= 0) || this.targetShare < (1 - o.cliffMargin) * this.cliffShare;
+      this.targetShare += (below ? o.targetRise : o.targetProbe) * x.tickS;
     }
+    this.cleanMs = late > o.lateHigh ? NaN : measured;
     this.targetShare = Math.min(o.maxTarget, Math.max(o.minTarget, this.targetShare));
   }
 
