@@ -161,7 +161,7 @@ export class LatencyLimit {
       this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
       // The tail broke while the mean kept the SLO, a step above a tick whose tail kept it (the limit's own probe, not
       // a drop of the upstream's knee): that mean is about where this upstream's p95 meets slo_ms.
-      if (measured <= sloMs && measured <= (1 + o.cliffMargin) * this.cleanMs) this.cliffShare = measured / sloMs;
+      if (measured <= sloMs && this.cleanMs >= 0) this.cliffShare = measured / sloMs;
       if (this.cliffShare >= 0) this.targetShare = Math.min(this.targetShare, (1 - o.cliffMargin) * this.cliffShare);
     } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * sloMs) {
       const below = !(this.cliffShare >= 0) || this.targetShare < (1 - o.cliffMargin) * this.cliffShare;
