@@ -64,6 +64,8 @@ export interface LatencyOptions {
   readonly cliffMargin: number;
   /** ...and rises past it only by this much a second (a rare probe, as CUBIC's plateau near W_max). */
   readonly targetProbe: number;
+  /** A tail that breaks with the mean jumping past this multiple of the last clean tick's is the upstream's doing (its knee dropped), not the target's. */
+  readonly jump: number;
   /** The smallest cut of a tick over the SLO (the limit keeps at most 1 - minCut of the granted rate). */
   readonly minCut: number;
   /** The largest cut of a tick (TopFull's bound). */
@@ -86,7 +88,7 @@ export interface LatencyOptions {
 
 export const DEFAULT_LATENCY: LatencyOptions = {
   target: 0.5, minTarget: 0.3, maxTarget: 0.85, lateLow: 0.01, lateHigh: 0.025, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
-  targetFallMax: 0.1, riseFrom: 0.8, cliffMargin: 0.1, targetProbe: 0.001, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
+  targetFallMax: 0.1, riseFrom: 0.8, cliffMargin: 0.1, targetProbe: 0.001, jump: 1.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
   returnLevel: 0.9, returnShare: 0.5,
 };
 
@@ -158,10 +160,13 @@ export class LatencyLimit {
     if (!(late >= 0)) return; // no release reported a latency
     const sloMs = x.sloMs!;
     if (late > o.lateHigh) {
-      this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
-      // The tail broke while the mean kept the SLO, a step above a tick whose tail kept it (the limit's own probe, not
-      // a drop of the upstream's knee): that mean is about where this upstream's p95 meets slo_ms.
-      if (measured <= sloMs && this.cleanMs >= 0) this.cliffShare = measured / sloMs;
+      // A breach right after a clean tick with the mean jumping (the knee dropped under the limit) is the cut's to
+      // answer; otherwise the target was too high for this upstream's tail.
+      const jumped = this.cleanMs >= 0 && measured > o.jump * this.cleanMs;
+      if (!jumped) this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
+      // The tail broke with the mean within the SLO, a small step above a tick whose tail kept it (the limit's own
+      // probe): that mean is about where this upstream's p95 meets slo_ms.
+      if (!jumped && measured <= sloMs && this.cleanMs >= 0) this.cliffShare = measured / sloMs;
       if (this.cliffShare >= 0) this.targetShare = Math.min(this.targetShare, (1 - o.cliffMargin) * this.cliffShare);
     } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * sloMs) {
       const below = !(this.cliffShare >= 0) || this.targetShare < (1 - o.cliffMargin) * this.cliffShare;
