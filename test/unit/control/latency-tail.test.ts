@@ -23,8 +23,7 @@ function lateShareOf(mean: number, slo: number): number {
   return Math.min(1, Math.max(0, (mean * (1 + SPREAD) - slo) / (2 * SPREAD * mean)));
 }
 
-function run(ticks: number) {
-  const d = new CapacityDiscovery(CAP);
+function run(ticks: number, d = new CapacityDiscovery(CAP)) {
   const out: { granted: number; mean: number; late: number }[] = [];
   for (let t = 0; t < ticks; t++) {
     const demand = 1400;
@@ -37,11 +36,11 @@ function run(ticks: number) {
       timeoutsTps: timedOut ? granted : 0, latencyMs: mean, lateShare: late, sloMs: SLO });
     out.push({ granted, mean, late });
   }
-  return out;
+  return { out, d };
 }
 
 test('a light tail: the limit grows past a mean at half the SLO until the late share nears its target, and keeps the SLO', () => {
-  const ticks = run(300);
+  const ticks = run(300).out;
   const settled = ticks.slice(150);
   const meanLatency = settled.reduce((a, x) => a + x.mean, 0) / settled.length;
   const meanGranted = settled.reduce((a, x) => a + x.granted, 0) / settled.length;
@@ -70,4 +69,13 @@ test('a heavy tail: the late share past its bound lowers the target, the mean fa
   const kept = settled.filter((x) => x.late <= 0.05).length / settled.length;
   assert.ok(kept >= 0.95, `p95 within the SLO in ${(100 * kept).toFixed(1)} % of ticks`);
   assert.ok(d.latency.targetShare < 0.5, `the target fell under half the SLO: ${d.latency.targetShare}`);
+});
+
+test('a new slo_ms (a reload) starts the target afresh: it was a share of the old SLO', () => {
+  const { d } = run(300);
+  assert.ok(d.latency.targetShare > 0.6, `raised on the light tail: ${d.latency.targetShare}`);
+  d.update({ tick: 300, capacityTps: CAP, grantedTps: 600, throttledTps: 0, demandTps: 1400, tickS: 1,
+    timeoutsTps: 0, latencyMs: 100, lateShare: 0, sloMs: 2 * SLO });
+  assert.equal(d.latency.targetShare, 0.5);
+  assert.ok(Number.isNaN(d.latency.cliffShare));
 });
