@@ -43,11 +43,13 @@
 //     with 429s or timeouts) and nothing probes above it. An unverified one
 //     (it lowered E with nothing for or against it) only lowers E, and is
 //     probed once the pool has pressed on it `verifyS`.
-//   - With upstream.slo_ms, RELEASE latencies and timeouts bound E too
-//     (latency-limit.ts): E is the lesser of what the rules above allow and
-//     the latency limit, which shrinks when the upstream answers past its
-//     SLO or times out and grows back, by the latency gradient, when the pool
-//     presses on it. Without slo_ms the limit never exists.
+//   - With upstream.slo_ms, RELEASE latencies, late releases and timeouts
+//     bound E too (latency-limit.ts): E is the lesser of what the rules above
+//     allow and the latency limit, which shrinks when the upstream answers
+//     past its SLO (the mean, or more than 5 % of a tick late) or times out
+//     and grows back, by the latency gradient towards a mean target the
+//     late share moves, when the pool presses on it. Without slo_ms the
+//     limit never exists.
 // State is plain numbers per pool; nothing here touches shared memory.
 
 import { DEFAULT_LATENCY, LatencyLimit, type LatencyOptions } from './latency-limit.ts';

@@ -5,7 +5,7 @@
 //      of the keys that moved into per-tick deltas and STATS;
 //   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s, the RELEASE hints clients
-//      reported and, with upstream.slo_ms, the latencies and timeouts they
+//      reported and, with upstream.slo_ms, the latencies, late releases and timeouts they
 //      reported (capacity-discovery.ts, upstream-hints.ts,
 //      latency-limit.ts), capped by the
 //      optional pool cap hook (PoolCapProvider: a shared pool's share of a
