@@ -43,11 +43,13 @@
 //     with 429s or timeouts) and nothing probes above it. An unverified one
 //     (it lowered E with nothing for or against it) only lowers E, and is
 //     probed once the pool has pressed on it `verifyS`.
-//   - With upstream.slo_ms, RELEASE latencies and timeouts bound E too
-//     (latency-limit.ts): E is the lesser of what the rules above allow and
-//     the latency limit, which shrinks when the upstream answers past its
-//     SLO or times out and grows back, by the latency gradient, when the pool
-//     presses on it. Without slo_ms the limit never exists.
+//   - With upstream.slo_ms, RELEASE latencies, late releases and timeouts
+//     bound E too (latency-limit.ts): E is the lesser of what the rules above
+//     allow and the latency limit, which shrinks when the upstream answers
+//     past its SLO (the mean, or more than 5 % of a tick late) or times out
+//     and grows back, by the latency gradient towards a mean target the
+//     late share moves, when the pool presses on it. Without slo_ms the
+//     limit never exists.
 // State is plain numbers per pool; nothing here touches shared memory.
 
 import { DEFAULT_LATENCY, LatencyLimit, type LatencyOptions } from './latency-limit.ts';
@@ -115,6 +117,8 @@ export interface DiscoveryInput {
   readonly sloMs?: number | null;
   /** The tick's mean RELEASE latency, ms (NaN or absent: none reported). */
   readonly latencyMs?: number;
+  /** The tick's share of RELEASEs with a latency that came back past slo_ms (NaN or absent: none reported). */
+  readonly lateShare?: number;
   /** Services whose demand went partly unmet this tick (tokens denied, or a queue left). Default 1. */
   readonly shortServices?: number;
 }
@@ -179,7 +183,7 @@ export class CapacityDiscovery {
   update(x: DiscoveryInput): number {
     const inForce = this.effectiveTps;
     this.update429(x);
-    this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
+    this.latency.update({ sloMs: x.sloMs ?? null, latencyMs: x.latencyMs ?? NaN, lateShare: x.lateShare ?? NaN, timeoutsTps: x.timeoutsTps ?? 0,
       grantedTps: x.grantedTps, pressing: this.pressedLatency(x, inForce), upperTps: this.rateTps, capacityTps: x.capacityTps,
       tickS: x.tickS ?? 1 });
     return this.effectiveTps;

@@ -5,7 +5,7 @@
 //      of the keys that moved into per-tick deltas and STATS;
 //   2. per awake pool, builds the observation (observation.ts), updates the
 //      effective capacity from upstream 429s, the RELEASE hints clients
-//      reported and, with upstream.slo_ms, the latencies and timeouts they
+//      reported and, with upstream.slo_ms, the latencies, late releases and timeouts they
 //      reported (capacity-discovery.ts, upstream-hints.ts,
 //      latency-limit.ts), capped by the
 //      optional pool cap hook (PoolCapProvider: a shared pool's share of a
@@ -44,7 +44,7 @@ import type { Clock } from '../shm/clock.ts';
 import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
 import { HintBoard } from '../shm/hint-board.ts';
 import {
-  C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
+  C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_LATE_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
@@ -73,6 +73,12 @@ import type { TenantCounterReader } from '../shm/tenant-counters.ts';
 function poolLatencyMs(d: CounterDeltas, pool: number): number {
   const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
   return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
+}
+
+/** The share of the pool's RELEASEs with a latency that came back past slo_ms this tick (NaN: none reported). */
+function poolLateShare(d: CounterDeltas, pool: number): number {
+  const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
+  return n > 0 ? d.delta(pool, C_RELEASED_LATE_INDEX) / n : NaN;
 }
 
 /** The endpoint list of every service without endpoints (frozen: nothing adds to it). */
@@ -384,6 +390,7 @@ export class Controller {
     const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
       reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
       hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p),
+      lateShare: poolLateShare(this.deltas, p),
       shortServices: pool.sloMs !== null && Number.isFinite(pool.discovery.latency.limitTps) ? shortServices(services) : 0 });
     const discovered = this.capped(pool.spec.key, discoveredTps);
     const obs = { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps: discovered, totalDemandTps,

@@ -2,22 +2,43 @@
 // called by capacity-discovery.ts; plain numbers, no shared memory). A pool
 // whose upstream has `upstream.slo_ms` gets a second bound on its effective
 // capacity besides the 429 one: a latency limit, Infinity while the upstream
-// keeps its SLO. It reads what RELEASEs report: the tick's mean latency (the
-// counters hold a sum and a count, so the mean is what they give) and the
-// timeouts (outcome 3). An AIMD controller whose steps are scaled by the
-// latency gradient, as Netflix's Gradient2 scales its limit by target/measured,
-// and bounded as TopFull bounds its actions (at most half off per tick):
-//   - over: the mean past slo_ms, or any timeout. The limit becomes the rate
-//     the upstream answered in time (granted less timeouts, at least half of
-//     granted) times target/measured (the target being `target` of
-//     the SLO: the mean must stay below it for the tail to stay within it),
-//     that ratio kept within [1 - maxCut, 1 - minCut]: a tick cuts at most
-//     three quarters of the granted rate, half when nothing timed out. As
-//     TCP cuts at most once per round trip, the next cut waits until the
-//     requests in flight at this one have been answered: the latency
-//     measured, at most twice the SLO (less half a tick, at most
+// keeps its SLO. It reads what RELEASEs report: the tick's mean latency (a
+// sum and a count per key), its late share (releases whose latency passed
+// slo_ms, counted by the I/O thread, over releases with a latency) and the
+// timeouts (outcome 3). The SLO is on the tail (the simulator judges each
+// tick's p95: met while at most 5 % of the tick is late); the mean is the
+// fast, smooth signal the limit steers by, and the tail sets where the mean
+// may go. An AIMD controller whose steps are scaled by the latency gradient,
+// as Netflix's Gradient2 scales its limit by target/measured, and bounded as
+// TopFull bounds its actions (at most half off per tick):
+//   - the target: the mean aimed at, a share of slo_ms, starts at `target`
+//     (half) and moves with the tail within [minTarget, maxTarget]. A tick
+//     that tested the limit (pressed on it, the mean at least `riseFrom` of
+//     the target) with under `lateLow` of its releases late raises it by
+//     `targetRise` a second; a tick past `lateHigh` late lowers it by
+//     `targetFall` x the excess (at most `targetFallMax`). How far p95 lies
+//     above the mean is the upstream's (how bunched its load, how steep its
+//     knee): 1.2x to 1.7x on the simulated knee, so no fixed share is right
+//     for every upstream.
+//   - the cliff: on the simulated knee the tail breaks all at once (0 %
+//     late at a mean of 414 ms, 7.7 % at 428), so a steady rise would break
+//     it every few seconds. A breach with the mean within the SLO right
+//     after a tick whose tail kept it records that mean (the cliff); the
+//     target is then held `cliffMargin` under it and passes it only by
+//     `targetProbe` a second, as CUBIC lingers near the window of its last
+//     loss. A breach where the mean jumped past `jump` x the clean tick's is
+//     the upstream's doing (its knee dropped under the limit): left to the
+//     cut, no cliff and no fall.
+//   - over: the mean past slo_ms, more than `lateOver` of the tick late (p95
+//     past slo_ms), or any timeout. The limit becomes the rate the upstream
+//     answered in time (granted less timeouts, at least half of granted)
+//     times target/measured, that ratio kept within [1 - maxCut, 1 - minCut]:
+//     a tick cuts at most three quarters of the granted rate, half when
+//     nothing timed out. As TCP cuts at most once per round trip, the next
+//     cut waits until the requests in flight at this one have been answered:
+//     the latency measured, at most twice the SLO (less half a tick, at most
 //     `maxSettleS`); releases reported before then describe the load before
-//     the cut.
+//     the cut, and neither the target nor the limit moves meanwhile.
 //   - warm: the mean between the target and the SLO. A gentle decrease of
 //     at most `warmCut` per tick, only when the limit is in force.
 //   - cool: the mean under the target. Growth only when the pool pressed on
@@ -39,11 +60,35 @@
 //     past the knee, the upstream unchanged), stopped by the latency nearing
 //     the target when the upstream has really shrunk. A warm tick ends the
 //     return (that level is no longer safe), as does reaching it.
-// Steps are per second of tick, so a shorter tick moves no faster.
+// A new slo_ms (a reload) starts the target and the cliff afresh: both are
+// shares of the old one. Steps are per second of tick, so a shorter tick
+// moves no faster.
 
 export interface LatencyOptions {
-  /** The mean latency aimed at, as a share of slo_ms. */
+  /** The mean latency aimed at at first, as a share of slo_ms (the tail then moves it within [minTarget, maxTarget]). */
   readonly target: number;
+  /** The lowest and highest mean target, shares of slo_ms. */
+  readonly minTarget: number;
+  readonly maxTarget: number;
+  /** A tested tick whose late share is under this raises the target (the tail has room). */
+  readonly lateLow: number;
+  /** A tick whose late share is over this lowers the target. */
+  readonly lateHigh: number;
+  /** A tick whose late share is over this is over the SLO (p95 past slo_ms): a cut, as a mean past it. */
+  readonly lateOver: number;
+  /** The target's rise per second of a tested tick with room in the tail, share of slo_ms. */
+  readonly targetRise: number;
+  /** The target's fall per second per unit of late share past lateHigh, share of slo_ms (at most targetFallMax a tick). */
+  readonly targetFall: number;
+  readonly targetFallMax: number;
+  /** The target rises only while the mean is at least this share of it (the target, not the base latency, binds the limit). */
+  readonly riseFrom: number;
+  /** After the tail broke with the mean within the SLO, the target is kept this share under that mean... */
+  readonly cliffMargin: number;
+  /** ...and rises past it only by this much a second (a rare probe, as CUBIC's plateau near W_max). */
+  readonly targetProbe: number;
+  /** A tail that breaks with the mean jumping past this multiple of the last clean tick's is the upstream's doing (its knee dropped), not the target's. */
+  readonly jump: number;
   /** The smallest cut of a tick over the SLO (the limit keeps at most 1 - minCut of the granted rate). */
   readonly minCut: number;
   /** The largest cut of a tick (TopFull's bound). */
@@ -65,8 +110,9 @@ export interface LatencyOptions {
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
-  target: 0.5, minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2,
-  returnLevel: 0.9, returnShare: 0.5,
+  target: 0.5, minTarget: 0.3, maxTarget: 0.95, lateLow: 0.01, lateHigh: 0.025, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
+  targetFallMax: 0.1, riseFrom: 0.8, cliffMargin: 0.1, targetProbe: 0.001, jump: 1.5,
+  minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2, returnLevel: 0.9, returnShare: 0.5,
 };
 
 export interface LatencyInput {
@@ -74,6 +120,8 @@ export interface LatencyInput {
   readonly sloMs: number | null;
   /** Mean RELEASE latency of the tick, ms (NaN: no release reported one). */
   readonly latencyMs: number;
+  /** The tick's late share: releases past slo_ms / releases with a latency (NaN: none reported). */
+  readonly lateShare: number;
   readonly timeoutsTps: number;
   readonly grantedTps: number;
   /** The pool pressed on the capacity in force (its level was tested). */
@@ -93,25 +141,71 @@ export class LatencyLimit {
   private beforeCutTps = NaN;
   /** The last tick judged was a cut: a second cut in a row belongs to the same overload. */
   private cutLast = false;
+  /** The mean latency aimed at, share of slo_ms: moved by the late share within [minTarget, maxTarget]. */
+  targetShare: number;
+  /** The mean (share of slo_ms) of the last tick whose tail broke (late share past lateHigh) with the mean within the SLO; NaN: none yet. */
+  cliffShare = NaN;
+  /** The last judged tick's mean latency (ms) if its tail kept the SLO (late share at most lateHigh), else NaN. */
+  private cleanMs = NaN;
+  /** The slo_ms the target and the cliff are shares of. */
+  private sloMs: number | null = null;
 
-  constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {}
+  constructor(private readonly o: LatencyOptions = DEFAULT_LATENCY) {
+    this.targetShare = o.target;
+  }
 
   update(x: LatencyInput): number {
     if (x.sloMs === null || !(x.sloMs > 0)) { this.limitTps = Infinity; return this.limitTps; }
-    const target = this.o.target * x.sloMs;
+    if (x.sloMs !== this.sloMs) this.newSlo(x.sloMs);
     const measured = x.latencyMs;
     const timeouts = x.timeoutsTps > 0;
     // As TCP cuts its window at most once per round trip: what releases report now left before the last cut.
     const settling = this.settleS > 0;
     this.settleS = Math.max(0, this.settleS - x.tickS);
     if (settling) return this.limitTps;
-    if (timeouts || measured > x.sloMs) this.over(x, target, measured);
+    this.steerTarget(x, measured);
+    const target = this.targetShare * x.sloMs;
+    const over = timeouts || measured > x.sloMs || x.lateShare > this.o.lateOver;
+    if (over) this.over(x, target, measured);
     else if (!(measured >= 0)) return this.limitTps; // no release reported a latency: no evidence either way
     else if (measured > target) this.warm(x, target, measured);
     else this.cool(x, target, measured);
-    this.cutLast = timeouts || measured > x.sloMs;
+    this.cutLast = over;
     if (this.limitTps >= x.upperTps || this.limitTps >= x.capacityTps) this.lift();
     return this.limitTps;
+  }
+
+  /** A new slo_ms (first tick, reload): the target and the cliff were shares of the old one. */
+  private newSlo(sloMs: number): void {
+    if (this.sloMs !== null) { this.targetShare = this.o.target; this.cliffShare = NaN; this.cleanMs = NaN; }
+    this.sloMs = sloMs;
+  }
+
+  /**
+   * The tail moves the mean target: down in proportion to the late share past lateHigh (at most targetFallMax a
+   * tick), up by targetRise a second on a tick that tested the limit (pressing it, the mean near the target) and
+   * came back with under lateLow of its releases late. Bounded by [minTarget, maxTarget].
+   */
+  private steerTarget(x: LatencyInput, measured: number): void {
+    const o = this.o;
+    const late = x.lateShare;
+    if (!(late >= 0)) return; // no release reported a latency
+    const sloMs = x.sloMs!;
+    if (late > o.lateHigh) {
+      // A breach right after a clean tick with the mean jumping (the knee dropped under the limit) is the cut's to
+      // answer; otherwise the target was too high for this upstream's tail.
+      const jumped = this.cleanMs >= 0 && measured > o.jump * this.cleanMs;
+      if (!jumped) this.targetShare -= Math.min(o.targetFallMax, o.targetFall * (late - o.lateHigh) * x.tickS);
+      // The tail broke with the mean within the SLO, a small step above a tick whose tail kept it (the limit's own
+      // probe): that mean is about where this upstream's p95 meets slo_ms.
+      if (!jumped && measured <= sloMs && this.cleanMs >= 0) this.cliffShare = measured / sloMs;
+      if (this.cliffShare >= 0) this.targetShare = Math.min(this.targetShare, (1 - o.cliffMargin) * this.cliffShare);
+    } else if (late < o.lateLow && x.pressing && Number.isFinite(this.limitTps) && measured >= o.riseFrom * this.targetShare * sloMs) {
+      const below = !(this.cliffShare >= 0) || this.targetShare < (1 - o.cliffMargin) * this.cliffShare;
+      this.targetShare += (below ? o.targetRise : o.targetProbe) * x.tickS;
+    }
+    this.cleanMs = late > o.lateHigh ? NaN : measured;
+    this.targetShare = Math.min(o.maxTarget, Math.max(o.minTarget, this.targetShare));
   }
 
   /** Past the SLO or timing out: a cut by target/measured, within [minCut, maxCut], of the rate in force. */

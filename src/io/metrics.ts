@@ -15,7 +15,7 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   CONNECTIONS_INDEX, C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_WOULD_DENY_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
+  C_RELEASED_LATE_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, MODE_NAMES, sumCounter, type ShmViews,
 } from '../shm/layout.ts';
 import { CLUSTER_MODES, type ClusterPoolStats, type ClusterStats, type DaemonStats, type TenantGuardStats } from './messages.ts';
 import type { StatusSnapshot } from './status.ts';
@@ -95,6 +95,9 @@ export function renderMetrics(snapshot: StatusSnapshot, keys: KeyIndex, views: S
     lines.push(`tpsd_release_latency_seconds_sum{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_SUM_US_INDEX) / 1e6}`);
     lines.push(`tpsd_release_latency_seconds_count{${labels[spec.index]}} ${sumCounter(views, spec.index, C_LATENCY_COUNT_INDEX)}`);
   }
+  lines.push('# HELP tpsd_release_late_total RELEASEs whose latency passed the pool\'s upstream.slo_ms (0 without one).',
+    '# TYPE tpsd_release_late_total counter');
+  for (const spec of specs) lines.push(`tpsd_release_late_total{${labels[spec.index]}} ${sumCounter(views, spec.index, C_RELEASED_LATE_INDEX)}`);
   const outcomes: [number, string][] = [[C_RELEASED_OK_INDEX, 'ok'], [C_RELEASED_FAILED_INDEX, 'failed'], [C_RELEASED_THROTTLED_INDEX, 'throttled'],
     [C_RELEASED_TIMEOUT_INDEX, 'timeout']];
   lines.push('# HELP tpsd_releases_total RELEASEs by reported outcome.', '# TYPE tpsd_releases_total counter');

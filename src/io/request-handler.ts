@@ -32,8 +32,10 @@ import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX,
   C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX,
-  C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX, MAX_TOKENS, MILLI, PRIORITY_COUNT,
+  C_RELEASED_LATE_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX, MAX_TOKENS, MILLI,
+  PRIORITY_COUNT,
 } from '../shm/layout.ts';
+import { lateThresholdsUs } from '../shm/late-thresholds.ts';
 import { AdminRelay, parseApprovals, parseLimits, parseTenants } from './admin-op.ts';
 import type { Conn } from './conn.ts';
 import { keyAllowed, type Authenticator, type ScopedToken } from './auth.ts';
@@ -105,6 +107,8 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
   private readonly tenants: TenantKeys | null;
   /** This thread's tenant waiters (TenantHost), or null. */
   readonly tenantWaits: TenantWaits | null;
+  /** Per bucket, its pool's slo_ms in µs (Infinity: none): a RELEASE past it is late (late-thresholds.ts); rebuilt on reload. */
+  private lateUs: Float64Array;
 
   constructor(o: HandlerOptions) {
     this.o = o;
@@ -117,12 +121,14 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     this.dryRun = o.keys.dryRunFlags();
     this.tenants = o.tenants ?? null;
     this.tenantWaits = this.drain.tenantWaits;
+    this.lateUs = lateThresholdsUs(o.config, o.keys);
   }
 
   /** Applies a reloaded config (same key set): limits, auth and TTL of new requests, and which buckets are dry runs (KeyIndex.dryRunFlags of the new config). */
   reconfigure(config: TpsdConfig, auth: Authenticator, dryRun: Uint8Array | null = this.dryRun): void {
     this.o = { ...this.o, config, auth };
     this.ttlMs = config.lease_ttl_ms;
+    this.lateUs = lateThresholdsUs(config, this.o.keys);
     this.dryRun = dryRun;
   }
 
@@ -358,6 +364,7 @@ export class RequestHandler implements RequestSink<Conn>, WaiterHost, TenantHost
     t.count(b, OUTCOME_FIELDS[outcome], 1);
     t.count(b, C_LATENCY_SUM_US_INDEX, latency);
     t.count(b, C_LATENCY_COUNT_INDEX, 1);
+    if (latency > this.lateUs[b]) t.count(b, C_RELEASED_LATE_INDEX, 1);
     if (hasHints(said)) this.recordHints(conn, b, said);
     if (reply) writeReleased(this.out, id);
     return 0;

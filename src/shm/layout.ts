@@ -133,7 +133,7 @@ export const INT32_MAX = 2 ** 31 - 1;
 import { RUNNING_MODES } from '../config/types.ts';
 
 export const SHM_MAGIC = 0x74707364; // "tpsd"
-export const SHM_VERSION = 7;
+export const SHM_VERSION = 8;
 
 // Header (Int32 indices).
 export const MAGIC_INDEX = 0;
@@ -268,7 +268,9 @@ export const C_WAIT_SUM_MS_INDEX = 11; // time granted waiters spent queued
 export const C_RELEASED_TIMEOUT_INDEX = 12; // outcome 3: the upstream gave no answer in time
 export const C_HINTS_INDEX = 13; // RELEASEs whose hints carried the upstream's limit
 export const C_WOULD_DENY_INDEX = 14; // tokens granted by a dry run (enforce: false) that would have been denied
-export const COUNTER_FIELDS = C_WOULD_DENY_INDEX + 1;
+/** RELEASEs whose latency_us passed the key's pool's upstream.slo_ms (late-thresholds.ts), whatever their outcome. */
+export const C_RELEASED_LATE_INDEX = 15;
+export const COUNTER_FIELDS = C_RELEASED_LATE_INDEX + 1;
 export const COUNTER_BYTES = COUNTER_FIELDS * Float64Array.BYTES_PER_ELEMENT;
 
 // Hints (Int32 indices relative to the bucket's base): hinted upstream rates,
@@ -513,7 +515,8 @@ assertFields('STATS', STATS_FIELDS, [STAT_TPS_INDEX, STAT_DEMAND_TPS_INDEX, STAT
   STAT_FAILED_TPS_INDEX, STAT_LATENCY_AVG_US_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, STAT_CAPACITY_INDEX]);
 assertFields('COUNTERS', COUNTER_FIELDS, [C_REQUESTED_INDEX, C_GRANTED_INDEX, C_DENIED_INDEX, C_ACQUIRES_INDEX,
   C_GRANTS_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_FAILED_INDEX, C_RELEASED_THROTTLED_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX, C_WOULD_DENY_INDEX]);
+  C_LATENCY_COUNT_INDEX, C_EXPIRED_INDEX, C_WAIT_SUM_MS_INDEX, C_RELEASED_TIMEOUT_INDEX, C_HINTS_INDEX, C_WOULD_DENY_INDEX,
+  C_RELEASED_LATE_INDEX]);
 assertFields('TENANT RECORD', T_NAME_INDEX + 1, [T_TOKENS_MILLI_INDEX, T_LAST_REFILL_MS_INDEX, T_RATE_MILLI_INDEX, T_BURST_MILLI_INDEX,
   T_TIER_INDEX, T_SERVICE_INDEX, T_LAST_USED_MS_INDEX, T_KEY_BYTES_INDEX, T_NAME_INDEX]);
 assertFields('TENANT INDEX', TENANT_INDEX_FIELDS, [TI_WORD_INDEX, TI_GEN_INDEX]);

@@ -36,6 +36,7 @@ import { BucketTable } from '../shm/bucket-table.ts';
 import { ManualClock } from '../shm/clock.ts';
 import { HintBoard } from '../shm/hint-board.ts';
 import { KeyIndex, priorityIndex } from '../shm/key-index.ts';
+import { lateThresholdsUs } from '../shm/late-thresholds.ts';
 import { allocateShm } from '../shm/layout.ts';
 import { MetricsRecorder, type SimMetrics } from './metrics.ts';
 import type { PpoModel } from '../ppo/model.ts';
@@ -183,8 +184,10 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const pool = keys.lookup(SIM_POOL);
   const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
   const serviceKeys = simServiceKeys(s);
+  const lateUs = lateThresholdsUs(config, keys);
   const services = s.services.map((v, i) => new ServiceTraffic(table, keys.find(serviceKeys[i]),
-    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency));
+    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency,
+    lateUs[keys.find(serviceKeys[i])]));
   const upstream = createUpstream(s);
   const fluid = new FluidBound(s.services.map((v) => ({ priority: priorityIndex(v.priority), minTps: Math.min(v.min_tps, v.max_tps),
     maxTps: v.max_tps, patienceS: v.patience_s })), s.capacity_tps, tickS);

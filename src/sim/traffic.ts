@@ -8,6 +8,9 @@
 // the latency model (upstream-latency.ts), and its release is counted as a
 // client's RELEASE is (request-handler.ts): outcome 0 with its latency, or 3
 // (timeout) with the caller's deadline as latency; a 429 answers at base_ms.
+// Each release whose latency passes the pool's slo_ms is also counted late
+// (C_RELEASED_LATE), against the same threshold and with the same compare
+// as the I/O thread's (shm/late-thresholds.ts, request-handler.ts).
 
 import { BucketTable, failBucket, GRANTED } from '../shm/bucket-table.ts';
 import { noHints, type HintBoard } from '../shm/hint-board.ts';
@@ -15,7 +18,7 @@ import type { SimUpstream } from './upstream.ts';
 import type { LatencyModel, TickLatencies } from './upstream-latency.ts';
 import {
   C_ACQUIRES_INDEX, C_DENIED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX,
-  C_LATENCY_SUM_US_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX,
+  C_LATENCY_SUM_US_INDEX, C_RELEASED_LATE_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, C_REQUESTED_INDEX,
   C_WAIT_SUM_MS_INDEX, MILLI,
 } from '../shm/layout.ts';
 
@@ -79,6 +82,8 @@ export class ServiceTraffic {
     private readonly waitHistogram: Float64Array,
     private readonly hints: { board: HintBoard; pool: number } | null = null,
     private readonly latency: SimLatency | null = null,
+    /** The bucket's late threshold, µs (lateThresholdsUs: its pool's slo_ms; Infinity without one). */
+    private readonly lateUs = Infinity,
   ) {}
 
   /** Adds `tps * dtMs` arrivals (fractional part carried over) at `now`. */
@@ -114,6 +119,8 @@ export class ServiceTraffic {
     let throttled = 0;
     let timedOut = 0;
     let latencySumUs = 0;
+    let lateReleases = 0;
+    const lateUs = this.lateUs;
     const lat = this.latency;
     while (q.length > 0) {
       const r = t.acquire(this.bucket, MILLI, this.priority, true, now);
@@ -133,17 +140,20 @@ export class ServiceTraffic {
       } else if (!accepted) {
         throttled++;
         latencySumUs += lat.model.baseMs * 1000;
+        if (lat.model.baseMs * 1000 > lateUs) lateReleases++;
       } else {
         const ms = lat.model.admit(now);
         if (ms > lat.model.timeoutMs) {
           timedOut++;
           lat.tick.timedOut();
           latencySumUs += lat.model.timeoutMs * 1000;
+          if (lat.model.timeoutMs * 1000 > lateUs) lateReleases++;
         } else {
           this.tally.served++;
           if (ms > lat.tick.sloMs) this.tally.late++;
           lat.tick.served(ms);
           latencySumUs += ms * 1000;
+          if (ms * 1000 > lateUs) lateReleases++;
         }
       }
       if (this.hints !== null) {
@@ -161,8 +171,11 @@ export class ServiceTraffic {
     if (throttled > 0) t.count(this.bucket, C_RELEASED_THROTTLED_INDEX, throttled);
     if (timedOut > 0) t.count(this.bucket, C_RELEASED_TIMEOUT_INDEX, timedOut);
     // Without a latency model, a nominal latency rising with how full the upstream's window is (as before).
-    t.count(this.bucket, C_LATENCY_SUM_US_INDEX, lat === null ? granted * BASE_LATENCY_US * (1 + upstream.load() ** 4) : latencySumUs);
+    const nominalUs = lat === null ? BASE_LATENCY_US * (1 + upstream.load() ** 4) : 0;
+    if (lat === null && nominalUs > lateUs) lateReleases = granted;
+    t.count(this.bucket, C_LATENCY_SUM_US_INDEX, lat === null ? granted * nominalUs : latencySumUs);
     t.count(this.bucket, C_LATENCY_COUNT_INDEX, granted);
+    if (lateReleases > 0) t.count(this.bucket, C_RELEASED_LATE_INDEX, lateReleases);
     t.addQueue(this.bucket, -granted);
   }
 }
