@@ -110,7 +110,7 @@ export interface LatencyOptions {
 }
 
 export const DEFAULT_LATENCY: LatencyOptions = {
-  target: 0.5, minTarget: 0.3, maxTarget: 0.95, lateLow: 0.01, lateHigh: 0.025, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
+  target: 0.5, minTarget: 0.3, maxTarget: 0.9, lateLow: 0.01, lateHigh: 0.025, lateOver: 0.05, targetRise: 0.01, targetFall: 2,
   targetFallMax: 0.1, riseFrom: 0.8, cliffMargin: 0.1, targetProbe: 0.001, jump: 1.5,
   minCut: 0.1, maxCut: 0.5, warmCut: 0.03, growShare: 0.1, maxStep: 0.05, floor: 0.05, maxSettleS: 2, returnLevel: 0.9, returnShare: 0.5,
 };
