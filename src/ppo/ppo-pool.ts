@@ -5,6 +5,14 @@
 // controller turns them into an allocation (../control/policies/ppo.ts).
 // The deadline is enforced by the controller's PolicyRunner: a late answer is
 // ignored for that tick and fair applies.
+// A tick posts one task per awake pool (100 in bench:idle's spread case).
+// Piscina's default of one task at a time per worker made the main thread
+// wait for each answer's message event before posting the next task: 100
+// round trips a tick, a few ms of the main thread's CPU. The worker may
+// therefore hold up to MAX_TASKS_IN_WORKER tasks: the tick posts them all at
+// once, the worker runs them one after another as before (each is
+// synchronous), and the answers are read in bursts. Each task keeps its own
+// deadline and its own fallback.
 
 import { Piscina } from 'piscina';
 import { THREAD_BOOTSTRAP } from '../shm/threads.ts';
@@ -18,6 +26,8 @@ export const INFER_TASK_URL = new URL('./infer.task.ts', import.meta.url).href;
  * Node's default (16 MiB semi-spaces) would be mostly RSS held for nothing.
  */
 export const INFER_YOUNG_GENERATION_MB = 6;
+/** Tasks posted to the worker before it answers (one per awake pool per tick; more wait in Piscina's queue). */
+export const MAX_TASKS_IN_WORKER = 4096;
 
 export class PpoPool {
   private readonly pool: Piscina;
@@ -32,6 +42,7 @@ export class PpoPool {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Infinity,
+      concurrentTasksPerWorker: MAX_TASKS_IN_WORKER,
     });
   }
 
