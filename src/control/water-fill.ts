@@ -87,28 +87,27 @@ export function fillEqual(alloc: Float64Array, cap: Float64Array, members: Array
   return fillOpen(alloc, cap, open, m, budget);
 }
 
-/** fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut as they fill). */
+/**
+ * fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut
+ * as they fill). A member that reached its cap leaves the list as soon as it is filled (one pass a round: each
+ * member's alloc moves only at its own turn, so this keeps the members a pass after the round would keep).
+ */
 function fillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number, budget: number): number {
   while (budget > 1e-9 && m > 0) {
     const share = budget / m;
     let used = 0;
+    let w = 0;
     for (let k = 0; k < m; k++) {
       const i = open[k];
       const add = Math.min(share, cap[i] - alloc[i]);
       alloc[i] += add;
       used += add;
+      if (cap[i] - alloc[i] > 1e-9) open[w++] = i;
     }
     budget -= used;
-    m = stillOpen(alloc, cap, open, m);
+    m = w;
   }
   return budget;
-}
-
-/** Keeps, in order, the first m entries of `open` whose cap is not reached; returns how many. */
-function stillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number): number {
-  let w = 0;
-  for (let k = 0; k < m; k++) if (cap[open[k]] - alloc[open[k]] > 1e-9) open[w++] = open[k];
-  return w;
 }
 
 /** Service i's upper bound: its guarantee `g`, or more up to max_tps and the safety layer's growth cap (step x limit, at least floor). */
@@ -174,14 +173,19 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, value
   const step = obs.stepCap;
   const floor = obs.stepFloorTps;
   let left = obs.effectiveTps;
+  // And the members below their caps that fillClasses() fills (alloc is the guarantees until then).
+  const below = ints(S_MEMBERS, n);
+  let b = 0;
   for (let i = 0; i < n; i++) {
     const g = alloc[i];
     const u = upperOf(c, i, g, step, floor);
     upper[i] = u;
     left -= g;
-    cap[i] = Math.max(g, Math.min(u, claims[i]));
+    const capped = Math.max(g, Math.min(u, claims[i]));
+    cap[i] = capped;
+    if (capped - g > 1e-9 && isClass(c.priority[i])) below[b++] = i;
   }
-  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, left) : fillClassesByValue(c, alloc, cap, values, left);
+  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, below, b, left) : fillClassesByValue(c, alloc, cap, values, left);
   if (left > 1e-9) headroom(obs, c, alloc, upper, values, left);
   return alloc;
 }
@@ -190,13 +194,10 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, value
  * Each class in turn, while the budget lasts, max-min up to the caps
  * (fillEqual() of its members). Only a member below its cap takes part, and
  * one class's fill moves only its own members, so the members below their
- * caps are found in one pass for every class.
+ * caps are found in one pass for every class (waterFill()'s: below[0 .. b),
+ * ascending).
  */
-function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, left: number): number {
-  const n = c.length;
-  const below = ints(S_MEMBERS, n);
-  let b = 0;
-  for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9 && isClass(c.priority[i])) below[b++] = i;
+function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, below: Int32Array, b: number, left: number): number {
   const open = ints(S_OPEN, b);
   for (let p = 0; p < CLASSES && left > 1e-9; p++) {
     let m = 0;
@@ -226,26 +227,33 @@ function headroom(obs: PoolObservation, c: ServiceColumns, alloc: Float64Array, 
   const weight = floats(S_WEIGHT, n); // read only for the open members
   const open = ints(S_HEADROOM, n);
   let m = 0;
+  // The open members' weights summed in member order as they are found, and again for those still open as each round
+  // fills them (as fillOpen()): the sums a pass over the open members before each round takes, in the same order.
+  let wsum = 0;
   for (let i = 0; i < n; i++) {
     if (!(upper[i] - alloc[i] > 1e-9)) continue;
     open[m++] = i;
-    weight[i] = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+    const w = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+    weight[i] = w;
+    wsum += w;
   }
   while (left > 1e-9 && m > 0) {
-    let wsum = 0;
-    for (let k = 0; k < m; k++) wsum += weight[open[k]];
     if (!(wsum > 0)) { // only members of value 0 are left open: they share it evenly
       for (let k = 0; k < m; k++) weight[open[k]] = 1;
       wsum = m;
     }
     let used = 0;
+    let w = 0;
+    let next = 0;
     for (let k = 0; k < m; k++) {
       const i = open[k];
       const add = Math.min((left * weight[i]) / wsum, upper[i] - alloc[i]);
       alloc[i] += add;
       used += add;
+      if (upper[i] - alloc[i] > 1e-9) { open[w++] = i; next += weight[i]; }
     }
     left -= used;
-    m = stillOpen(alloc, upper, open, m);
+    m = w;
+    wsum = next;
   }
 }

@@ -36,13 +36,14 @@ export class PpoPolicy implements AllocationPolicy {
 /** PPO proposals computed on this thread (the simulator, inference 'inline'). */
 export function inlinePpo(model: PpoModel): PpoSource {
   const policy = new PpoPolicy(model);
-  return { version: model.version, infer: (obs) => policy.allocate(obs) };
+  return { version: model.version, fresh: true, infer: (obs) => policy.allocate(obs) };
 }
 
 /** PPO proposals from scores computed in the inference pool. */
 export function pooledPpo(pool: PpoPool): PpoSource {
   return {
     get version() { return pool.version; },
+    fresh: true,
     infer: async (obs) => {
       const rows = claimants(columnsOf(obs.services));
       const { scores, dim } = await pool.scores(scoredPart(obs, rows), obs.services.length);
@@ -73,13 +74,22 @@ export function allocationFromScores(obs: PoolObservation, scores: ArrayLike<num
   return waterFill(obs, claimsFromScores(obs, scores, dim));
 }
 
-/** The positions of the services with demand or a queue (NaN counts as some), ascending: the only ones whose claim can be above 0. */
+/** Reused scratch: the moving services' positions, then the claims (the functions here are synchronous on one thread). */
+let moving = new Int32Array(64);
+let claimScratch = new Float64Array(64);
+
+/**
+ * The positions of the services with demand or a queue (NaN counts as some), ascending: the only ones whose claim can
+ * be above 0. Looked for among the moving services only (ServiceColumns.moving: every other one has 0 of both).
+ */
 export function claimants(c: ServiceColumns): Int32Array {
-  let m = 0;
-  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) m++;
-  const rows = new Int32Array(m);
-  m = 0;
-  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) rows[m++] = i;
+  if (moving.length < c.length) moving = new Int32Array(c.length);
+  const m = c.movingPositions(moving);
+  let k = 0;
+  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) k++;
+  const rows = new Int32Array(k);
+  k = 0;
+  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) rows[k++] = moving[j];
   return rows;
 }
 
@@ -95,7 +105,9 @@ function scoredPart(obs: PoolObservation, rows: Int32Array): PoolObservation {
  * service 0.
  */
 export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number): Float64Array {
-  const claims = new Float64Array(c.length);
+  if (claimScratch.length < c.length) claimScratch = new Float64Array(c.length);
+  const claims = claimScratch; // read by waterFill() during this call only
+  claims.fill(0, 0, c.length);
   for (let k = 0; k < rows.length; k++) {
     const i = rows[k];
     const headroom = Math.exp(HEADROOM_SCALE * Math.tanh(scores[k * dim]));

@@ -35,5 +35,11 @@ export interface AllocationPolicy {
 /** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */
 export interface PpoSource {
   readonly version: string;
+  /**
+   * true: infer() answers a Float64Array made for that call and never
+   * written afterwards, which the runner keeps as it is (no copy); otherwise
+   * the runner keeps a copy of it.
+   */
+  readonly fresh?: boolean;
   infer(obs: PoolObservation): Float64Array | Promise<Float64Array>;
 }
