@@ -50,14 +50,14 @@ const S_ACTIVE = 0, S_MEMBERS = 1, S_OPEN = 2, S_HEADROOM = 3; // ints() slots
 const S_UPPER = 0, S_CAP = 1, S_WEIGHT = 2; // floats() slots
 
 /**
- * min_tps of every active service, in priority order while capacity lasts:
+ * min_tps of every active service (into `out` when given, c.length long), in priority order while capacity lasts:
  * a class that does not fit entirely shares what is left in proportion to
  * its members' minimums. One pass over the services' active flags, then the
  * active ones (the classes' wants, summed in service order, then the shares).
  */
-export function guarantees(obs: PoolObservation, c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+export function guarantees(obs: PoolObservation, c: ServiceColumns = columnsOf(obs.services), out?: Float64Array): Float64Array {
   const n = c.length;
-  const g = new Float64Array(n);
+  const g = out === undefined ? new Float64Array(n) : out.fill(0);
   const active = ints(S_ACTIVE, n);
   let m = 0;
   for (let i = 0; i < n; i++) if (c.active[i] === 1 && isClass(c.priority[i])) active[m++] = i;
@@ -161,12 +161,13 @@ export function valueFactors(obs: PoolObservation, values: ArrayLike<number>, c:
  * headroom, by priority weight (times valueFactors()). Nobody gets more than
  * upperBounds(), so what a capped service cannot take this tick goes to the
  * next in line instead of being wasted. `c`: the services' columns, when the
- * caller has them.
+ * caller has them; `out`: where to write the allocation (c.length long),
+ * else a new array.
  */
 export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, values: ArrayLike<number> | null = null,
-  c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+  c: ServiceColumns = columnsOf(obs.services), out?: Float64Array): Float64Array {
   const n = c.length;
-  const alloc = guarantees(obs, c);
+  const alloc = guarantees(obs, c, out);
   // One pass: upperBounds(), what the guarantees leave (summed in service order) and each cap.
   const upper = floats(S_UPPER, n);
   const cap = floats(S_CAP, n);

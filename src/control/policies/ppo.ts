@@ -33,14 +33,54 @@ export class PpoPolicy implements AllocationPolicy {
   }
 }
 
+/**
+ * Each pool's last proposal, by its bucket. An awake pool of 1 000 services
+ * with 10 moving is often proposed the same figures again; it then gets the
+ * very array of last time (nobody writes a proposal once made: the runner and
+ * the controller keep it, pool-decisions.ts), so a tick allocates nothing for
+ * it and the controller finds it unchanged by reference. One array per pool
+ * evaluated, the ones the controller keeps anyway.
+ */
+export class LastProposals {
+  private readonly byPool = new Map<number, Float64Array>();
+  private scratch = new Float64Array(64);
+
+  /** Where to water-fill the pool's next proposal (n long; valid until the next call). */
+  buffer(n: number): Float64Array {
+    if (this.scratch.length < n) this.scratch = new Float64Array(n);
+    return this.scratch.subarray(0, n);
+  }
+
+  /** The proposal in `out` (from buffer()): the pool's last one when equal value for value, else a copy, kept. */
+  settle(pool: number, out: Float64Array): Float64Array {
+    const last = this.byPool.get(pool);
+    if (last !== undefined && last.length === out.length) {
+      let i = 0;
+      while (i < out.length && last[i] === out[i]) i++;
+      if (i === out.length) return last;
+    }
+    const made = out.slice();
+    this.byPool.set(pool, made);
+    return made;
+  }
+}
+
 /** PPO proposals computed on this thread (the simulator, inference 'inline'). */
 export function inlinePpo(model: PpoModel): PpoSource {
-  const policy = new PpoPolicy(model);
-  return { version: model.version, fresh: true, infer: (obs) => policy.allocate(obs) };
+  const last = new LastProposals();
+  return {
+    version: model.version, fresh: true, infer: (obs) => {
+      const c = columnsOf(obs.services);
+      const rows = claimants(c);
+      const scores = model.meanScores(scoredPart(obs, rows), obs.services.length);
+      return allocationFromRows(obs, c, rows, scores, model.policy.outputSize, last);
+    },
+  };
 }
 
 /** PPO proposals from scores computed in the inference pool. */
 export function pooledPpo(pool: PpoPool): PpoSource {
+  const last = new LastProposals();
   return {
     get version() { return pool.version; },
     fresh: true,
@@ -48,7 +88,7 @@ export function pooledPpo(pool: PpoPool): PpoSource {
       const rows = claimants(columnsOf(obs.services));
       const { scores, dim } = await pool.scores(scoredPart(obs, rows), obs.services.length);
       // Columns read again: an answer past the deadline lands after the next tick may have patched these (service-columns.ts).
-      return allocationFromRows(obs, columnsOf(obs.services), rows, scores, dim);
+      return allocationFromRows(obs, columnsOf(obs.services), rows, scores, dim, last);
     },
   };
 }
@@ -102,9 +142,10 @@ function scoredPart(obs: PoolObservation, rows: Int32Array): PoolObservation {
 /**
  * allocationFromScores() given the scores of the services at `rows` only
  * (row k's at k x dim): each claims as claimsFromScores() says, every other
- * service 0.
+ * service 0. With `last`, the pool's last proposal when it is the same (LastProposals).
  */
-export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number): Float64Array {
+export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number,
+  last: LastProposals | null = null): Float64Array {
   if (claimScratch.length < c.length) claimScratch = new Float64Array(c.length);
   const claims = claimScratch; // read by waterFill() during this call only
   claims.fill(0, 0, c.length);
@@ -114,5 +155,6 @@ export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows
     const drain = dim > 1 ? Math.max(0, Math.tanh(scores[k * dim + 1])) : 0;
     claims[i] = c.demandTps[i] * headroom + drain * c.queue[i];
   }
-  return waterFill(obs, claims, null, c);
+  if (last === null) return waterFill(obs, claims, null, c);
+  return last.settle(obs.bucket, waterFill(obs, claims, null, c, last.buffer(c.length)));
 }

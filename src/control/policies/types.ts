@@ -36,9 +36,9 @@ export interface AllocationPolicy {
 export interface PpoSource {
   readonly version: string;
   /**
-   * true: infer() answers a Float64Array made for that call and never
-   * written afterwards, which the runner keeps as it is (no copy); otherwise
-   * the runner keeps a copy of it.
+   * true: infer() answers Float64Arrays that nobody writes afterwards (made
+   * for the call, or an earlier answer with the same figures), which the
+   * runner keeps as they are (no copy); otherwise it keeps a copy.
    */
   readonly fresh?: boolean;
   infer(obs: PoolObservation): Float64Array | Promise<Float64Array>;
