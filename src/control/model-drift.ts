@@ -4,7 +4,8 @@
 // Reference: the model file's observation normaliser (obs_norm: the mean and
 // variance of every feature over all the rows the model was trained on; the
 // network's inputs are standardised with exactly these). Live: each tick's
-// mean of every feature over the pools' service rows, as an exponentially
+// mean of every feature over the pools' service rows (each pool's sums taken
+// alone from its columns, poolFeatureSums, then added in pool order), as an exponentially
 // weighted mean over DRIFT_WINDOW_TICKS ticks (a plain running mean until
 // that many ticks were seen, so the start is not biased toward zero).
 // Statistic: the standardised mean shift per feature, |live - train| / train
