@@ -172,6 +172,8 @@ interface LimitSums {
   eff: number;
   /** Per service, its class's one-hot position, or ODD. */
   codes: Uint8Array;
+  /** present[code]: some service has that code. */
+  present: Uint8Array;
   /** Services per one-hot position. */
   oneHot: Float64Array;
   limit: number;
@@ -189,11 +191,14 @@ function limitSumsOf(c: ServiceColumns, eff: number): LimitSums {
   const n = c.length;
   const codes = k !== undefined && k.codes.length === n ? k.codes : new Uint8Array(n);
   const oneHot = new Float64Array(4); // whole numbers: their sums are exact in any order
+  const present = new Uint8Array(ODD + 1);
   for (let i = 0; i < n; i++) {
     const p = Math.min(3, Math.max(0, c.priority[i]));
-    if (p === 0 || p === 1 || p === 2 || p === 3) { codes[i] = p; oneHot[p]++; } else codes[i] = ODD;
+    codes[i] = p === 0 || p === 1 || p === 2 || p === 3 ? p : ODD;
+    if (codes[i] !== ODD) oneHot[p]++;
+    present[codes[i]] = 1;
   }
-  k = { version: c.limitsVersion, eff, codes, oneHot, limit: sumScaled(c.limitTps, eff, 1), min: sumScaled(c.minTps, eff, 1),
+  k = { version: c.limitsVersion, eff, codes, present, oneHot, limit: sumScaled(c.limitTps, eff, 1), min: sumScaled(c.minTps, eff, 1),
     max: sumScaled(c.maxTps, eff, 1), memo: k?.memo ?? new Float64Array(9).fill(NaN) };
   limitSums.set(c, k);
   return k;
@@ -236,7 +241,10 @@ export function poolFeatureSums(obs: PoolObservation, c: ServiceColumns, out: Fl
   const ls = limitSumsOf(c, eff);
   const codes = ls.codes;
   let above = 0;
-  for (let i = 0; i < n; i++) {
+  // Every service adding +0 (all in classes with no demand above them: one class, say) leaves the sum +0.
+  let zero = ls.present[ODD] === 0;
+  for (let p = 0; p < 4 && zero; p++) if (ls.present[p] === 1 && !Object.is(aboveOf[p], 0)) zero = false;
+  for (let i = 0; i < n && !zero; i++) {
     const code = codes[i];
     if (code !== ODD) { above += aboveOf[code]; continue; }
     const p = Math.min(3, Math.max(0, c.priority[i]));
