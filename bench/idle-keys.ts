@@ -78,7 +78,7 @@ export interface IdleResult {
 }
 
 /** CPU seconds of one thread of `pid` (the main thread: tid = pid). */
-function threadCpuSeconds(pid: number, tid: number): number {
+export function threadCpuSeconds(pid: number, tid: number): number {
   const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(rest[14 - 3]) + Number(rest[15 - 3])) / clockTicksPerSecond();

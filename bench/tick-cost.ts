@@ -10,11 +10,15 @@
 // tsx's loader thread is idle). Each run is a fresh child process; with
 // --baseline the commit's code (a temporary git worktree) and this
 // checkout's alternate, round after round, so both share the machine's load.
-// PPO's inference runs inline (as in the simulator), so the model's rows are
-// counted here; the daemon runs them in a worker thread and posts it the
-// services it scores (src/control/policies/ppo.ts), which its main thread pays.
+// PPO's inference runs inline (as in the simulator) by default, so the
+// model's rows are counted here; the daemon runs them in a worker thread and
+// posts it the services it scores (src/control/policies/ppo.ts), which its
+// main thread pays: --inference piscina does as the daemon does (the worker
+// loads infer.task.ts under tsx); process.cpuUsage then counts the worker
+// too, so the main thread's CPU is also read from /proc (its mean per tick,
+// in 10 ms steps over the run).
 //
-// Run: tsx bench/tick-cost.ts [--baseline REF] [--rounds 3] [--ticks 60] [--mode ppo|fair|static|...]
+// Run: tsx bench/tick-cost.ts [--baseline REF] [--rounds 3] [--ticks 60] [--mode ppo|fair|static|...] [--inference inline|piscina]
 
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -23,12 +27,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MessageChannel } from 'node:worker_threads';
 import { manyKeysConfig } from './bench-config.ts';
-import { activeKeys, baselineWorktree } from './idle-keys.ts';
+import { activeKeys, baselineWorktree, threadCpuSeconds } from './idle-keys.ts';
 import { ROOT } from './servers.ts';
 
 const WARM_TICKS = 10;
 
-interface RunFigures { root: string; ticks: number; wallP50: number; wallP99: number; cpuP50: number; cpuP99: number; cpuMean: number; tickCpuP50: number }
+interface RunFigures { root: string; ticks: number; wallP50: number; wallP99: number; cpuP50: number; cpuP99: number; cpuMean: number; tickCpuP50: number;
+  /** The main thread's CPU per tick, mean over the run (/proc, 10 ms steps). */
+  mainCpuMean: number;
+  /** Pool decisions that fell back to fair over the measured ticks (deadline, busy, ...: PolicyRunner.fallbacksByKind). */
+  fallbacks: number }
 
 function quantile(xs: number[], q: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -36,7 +44,7 @@ function quantile(xs: number[], q: number): number {
 }
 
 /** One run in this process: the controller and recorder of the checkout at `root`. */
-async function child(root: string, ticks: number, mode: string): Promise<RunFigures> {
+async function child(root: string, ticks: number, mode: string, inference: string): Promise<RunFigures> {
   const { validateConfig } = await import(`${root}/src/config/load.ts`);
   const { Controller } = await import(`${root}/src/control/controller.ts`);
   const { TickRecorder } = await import(`${root}/src/daemon/tick-recorder.ts`);
@@ -50,7 +58,7 @@ async function child(root: string, ticks: number, mode: string): Promise<RunFigu
   const clock = new ManualClock();
   const views = L.allocateShm(keys.size, 2);
   BucketTable.initialize(views, keys, clock.nowMs());
-  const controller = new Controller(views, keys, cfg, clock, { inference: 'inline' });
+  const controller = new Controller(views, keys, cfg, clock, { inference });
   const io = new BucketTable(views, clock, 1);
   const { port1, port2 } = new MessageChannel();
   port2.on('message', () => {});
@@ -68,7 +76,10 @@ async function child(root: string, ticks: number, mode: string): Promise<RunFigu
   let seed = 7;
   const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   const wall: number[] = [], cpu: number[] = [], tickCpu: number[] = [];
+  let main0 = 0, fallbacks0 = 0;
+  const fallbacks = (): number => Object.values(controller.runner.fallbacksByKind as Record<string, number>).reduce((a, b) => a + b, 0);
   for (let t = 0; t < ticks + WARM_TICKS; t++) {
+    if (t === WARM_TICKS) { main0 = threadCpuSeconds(process.pid, process.pid); fallbacks0 = fallbacks(); }
     for (const leaf of active) {
       const n = 5 + Math.floor(rnd() * 5);
       io.countPair(leaf, L.C_REQUESTED_INDEX, n, L.C_GRANTED_INDEX, n);
@@ -90,13 +101,16 @@ async function child(root: string, ticks: number, mode: string): Promise<RunFigu
     }
     await new Promise((r) => setTimeout(r, 20)); // the port's messages and timers run between ticks, as in the daemon
   }
+  const mainCpuMean = ((threadCpuSeconds(process.pid, process.pid) - main0) * 1000) / ticks;
   port1.close();
-  return { root, ticks, wallP50: quantile(wall, 0.5), wallP99: quantile(wall, 0.99), cpuP50: quantile(cpu, 0.5), cpuP99: quantile(cpu, 0.99),
+  await controller.close();
+  return { mainCpuMean, fallbacks: fallbacks() - fallbacks0, root, ticks, wallP50: quantile(wall, 0.5), wallP99: quantile(wall, 0.99), cpuP50: quantile(cpu, 0.5), cpuP99: quantile(cpu, 0.99),
     cpuMean: cpu.reduce((a, b) => a + b, 0) / cpu.length, tickCpuP50: quantile(tickCpu, 0.5) };
 }
 
-function run(root: string, ticks: number, mode: string): RunFigures {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', root, '--ticks', String(ticks), '--mode', mode],
+function run(root: string, ticks: number, mode: string, inference: string): RunFigures {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', root, '--ticks', String(ticks), '--mode', mode,
+    '--inference', inference],
     { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop()!) as RunFigures;
 }
@@ -104,12 +118,12 @@ function run(root: string, ticks: number, mode: string): RunFigures {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { baseline: { type: 'string' }, rounds: { type: 'string', default: '3' }, ticks: { type: 'string', default: '60' },
-      mode: { type: 'string', default: 'ppo' }, child: { type: 'string' } },
+      mode: { type: 'string', default: 'ppo' }, child: { type: 'string' }, inference: { type: 'string', default: 'inline' } },
     strict: true,
   });
   const ticks = Number(values.ticks);
   if (values.child !== undefined) {
-    process.stdout.write(`${JSON.stringify(await child(values.child, ticks, values.mode!))}\n`);
+    process.stdout.write(`${JSON.stringify(await child(values.child, ticks, values.mode!, values.inference!))}\n`);
     return;
   }
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
@@ -119,11 +133,11 @@ async function main(): Promise<void> {
   const f = (x: number) => x.toFixed(1);
   try {
     for (let r = 1; r <= Number(values.rounds); r++) {
-      const before = wt === null ? null : run(wt.dir, ticks, values.mode!);
-      const after = run(ROOT, ticks, values.mode!);
+      const before = wt === null ? null : run(wt.dir, ticks, values.mode!, values.inference!);
+      const after = run(ROOT, ticks, values.mode!, values.inference!);
       for (const [label, x] of [[`before (${values.baseline})`, before], [`after (${head})`, after]] as const) {
         if (x === null) continue;
-        rows.push(`| ${label}, round ${r} | ${f(x.wallP50)} | ${f(x.wallP99)} | ${f(x.cpuP50)} | ${f(x.cpuP99)} | ${f(x.cpuMean)} | ${f(x.tickCpuP50)} |`);
+        rows.push(`| ${label}, round ${r} | ${f(x.wallP50)} | ${f(x.wallP99)} | ${f(x.cpuP50)} | ${f(x.cpuP99)} | ${f(x.cpuMean)} | ${f(x.tickCpuP50)} | ${f(x.mainCpuMean)} | ${x.fallbacks} |`);
       }
       if (before !== null) ratios.push(after.cpuP50 / before.cpuP50);
       process.stderr.write(`bench:tick-cost: round ${r} done\n`);
@@ -131,9 +145,9 @@ async function main(): Promise<void> {
   } finally {
     wt?.remove();
   }
-  const head1 = `| ${values.mode}, ${ticks} ticks per run | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms | CPU mean ms | of which the controller's tick, CPU p50 ms |`;
+  const head1 = `| ${values.mode}, inference ${values.inference}, ${ticks} ticks per run | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms | CPU mean ms | of which the controller's tick, CPU p50 ms | main thread CPU mean ms (/proc) | fallbacks to fair |`;
   const ratio = ratios.length === 0 ? '' : `\n\nCPU p50 after / before, per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}.`;
-  process.stdout.write(`Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${head1}\n|---|--:|--:|--:|--:|--:|--:|\n${rows.join('\n')}${ratio}\n`);
+  process.stdout.write(`Measured ${new Date().toISOString()}, node ${process.version}, load average ${loadavg()[0].toFixed(2)}.\n\n${head1}\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n${rows.join('\n')}${ratio}\n`);
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

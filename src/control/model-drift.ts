@@ -4,7 +4,8 @@
 // Reference: the model file's observation normaliser (obs_norm: the mean and
 // variance of every feature over all the rows the model was trained on; the
 // network's inputs are standardised with exactly these). Live: each tick's
-// mean of every feature over the pools' service rows, as an exponentially
+// mean of every feature over the pools' service rows (each pool's sums taken
+// alone from its columns, poolFeatureSums, then added in pool order), as an exponentially
 // weighted mean over DRIFT_WINDOW_TICKS ticks (a plain running mean until
 // that many ticks were seen, so the start is not biased toward zero).
 // Statistic: the standardised mean shift per feature, |live - train| / train
@@ -49,6 +50,7 @@ export class ModelDrift {
   private sd: Float64Array | null = null;
   private readonly live = new Float64Array(FEATURE_COUNT);
   private readonly tickMean = new Float64Array(FEATURE_COUNT);
+  private readonly poolSums = new Float64Array(FEATURE_COUNT);
   private ticks = 0;
   private score = 0;
   private feature = '';
@@ -67,7 +69,10 @@ export class ModelDrift {
     this.due = false;
   }
 
-  /** Folds one tick's observations in (every pool's services); nothing without a reference or a row. */
+  /**
+   * Folds one tick's observations in (every pool's services); nothing without a reference or a row. Each pool's
+   * sums are taken alone (poolFeatureSums), then added up in pool order.
+   */
   observe(pools: readonly PoolObservation[]): void {
     if (this.mean === null || this.sd === null) return;
     this.tickMean.fill(0);
@@ -75,7 +80,8 @@ export class ModelDrift {
     for (const obs of pools) {
       const n = obs.services.length;
       if (n === 0) continue;
-      addFeatures(obs, columnsOf(obs.services), this.tickMean);
+      poolFeatureSums(obs, columnsOf(obs.services), this.poolSums);
+      for (let j = 0; j < FEATURE_COUNT; j++) this.tickMean[j] += this.poolSums[j];
       rows += n;
     }
     if (rows === 0) return;
@@ -110,70 +116,163 @@ export class ModelDrift {
 }
 
 const clip = (x: number, hi = 5): number => (Number.isFinite(x) ? Math.max(-hi, Math.min(hi, x)) : 0);
+const f = Math.fround;
+
+/** f(clip(v / eff * scale)), as serviceFeatures() stores it (a float). */
+function scaled(v: number, eff: number, scale: number): number {
+  return f(clip(scale === 1 ? v / eff : (v / eff) * scale));
+}
 
 /**
- * Adds f(clip(col[i] / eff * scale)) (a float, as serviceFeatures() stores
- * it) of every service i to sums[j], in service order. A 0 adds 0 and is
- * skipped (a sum is never -0, so no bit changes); the last value's answer is
- * kept (quiet services share a few limits).
+ * The sum of scaled(col[i]) over every service i, in service order, from 0.
+ * A 0 adds 0 and is skipped (a sum is never -0, so no bit changes); the last
+ * value's answer is kept (quiet services share a few limits).
  */
-function addScaled(sums: Float64Array, j: number, col: Float64Array, eff: number, scale: number): void {
+function sumScaled(col: Float64Array, eff: number, scale: number): number {
   let last = NaN;
   let x = 0;
-  let sum = sums[j];
+  let sum = 0;
   for (let i = 0; i < col.length; i++) {
     const v = col[i];
     if (v === 0) continue;
-    if (v !== last) { last = v; x = Math.fround(clip(scale === 1 ? v / eff : (v / eff) * scale)); }
+    if (v !== last) { last = v; x = scaled(v, eff, scale); }
     sum += x;
   }
-  sums[j] = sum;
+  return sum;
 }
 
-/** Adds `x` to sums[j] `times` times, one addition after another (as many rows of the same figure would). */
-function addRepeated(sums: Float64Array, j: number, x: number, times: number): void {
-  let sum = sums[j];
-  for (let k = 0; k < times; k++) sum += x;
-  sums[j] = sum;
+/** sumScaled() over the entries at pos[0 .. m) only (ascending): the same sum when every other entry is 0. */
+function sumScaledAt(col: Float64Array, pos: Int32Array, m: number, eff: number, scale: number): number {
+  let sum = 0;
+  for (let k = 0; k < m; k++) {
+    const v = col[pos[k]];
+    if (v !== 0) sum += scaled(v, eff, scale);
+  }
+  return sum;
 }
+
+/** `x` added to 0 `times` times, one addition after another (as many rows of the same figure would). */
+function repeated(x: number, times: number): number {
+  let sum = 0;
+  for (let k = 0; k < times; k++) sum += x;
+  return sum;
+}
+
+/** A priority's one-hot position (0 .. 3), or ODD for a fractional or NaN class (sets no one-hot). */
+const ODD = 4;
 
 /**
- * Adds each service's row of features (../ppo/features.ts serviceFeatures,
- * each figure rounded to a float as there) to `sums`, each feature's rows
- * in service order: the sums of the rows serviceFeatures() returns, to the
- * last bit (test/unit/control/model-drift.test.ts), read from the services'
- * columns (service-columns.ts) a feature at a time, without a row array:
- * with 100 awake pools of 1 000 services, serviceFeatures() cost a few cache
- * misses per service and 7.6 MB of rows a tick.
+ * What a pool's feature sums that read only its services' priorities and
+ * limits (and the effective capacity) come to: computed again only when
+ * some service's priority, min_tps, max_tps or rate changed
+ * (ServiceColumns.limitsVersion) or the capacity moved.
  */
-export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
+interface LimitSums {
+  version: number;
+  eff: number;
+  /** Per service, its class's one-hot position, or ODD. */
+  codes: Uint8Array;
+  /** present[code]: some service has that code. */
+  present: Uint8Array;
+  /** Services per one-hot position. */
+  oneHot: Float64Array;
+  limit: number;
+  min: number;
+  max: number;
+  /** repeated()'s last answer for features 15, 16 and 18 (x, times, sum), each. */
+  memo: Float64Array;
+}
+
+const limitSums = new WeakMap<ServiceColumns, LimitSums>();
+
+function limitSumsOf(c: ServiceColumns, eff: number): LimitSums {
+  let k = limitSums.get(c);
+  if (k !== undefined && k.version === c.limitsVersion && k.eff === eff) return k;
   const n = c.length;
-  const f = Math.fround;
-  const eff = Math.max(1, obs.effectiveTps);
-  const byClass = new Float64Array(4); // a fractional or NaN class adds to none, as in serviceFeatures()
-  for (let i = 0; i < n; i++) byClass[Math.min(3, Math.max(0, c.priority[i]))] += c.demandTps[i];
-  const aboveOf = [0, 1, 2, 3].map((p) => { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; return f(clip(above / eff)); });
-  const oneHot = [0, 0, 0, 0]; // whole numbers: their sums are exact in any order
-  let above = sums[14];
+  const codes = k !== undefined && k.codes.length === n ? k.codes : new Uint8Array(n);
+  const oneHot = new Float64Array(4); // whole numbers: their sums are exact in any order
+  const present = new Uint8Array(ODD + 1);
   for (let i = 0; i < n; i++) {
     const p = Math.min(3, Math.max(0, c.priority[i]));
-    if (p === 0 || p === 1 || p === 2 || p === 3) { oneHot[p]++; above += aboveOf[p]; } // a fractional or NaN class sets no one-hot
-    else { let a = 0; for (let q = 0; q < p; q++) a += byClass[q]; above += f(clip(a / eff)); }
+    codes[i] = p === 0 || p === 1 || p === 2 || p === 3 ? p : ODD;
+    if (codes[i] !== ODD) oneHot[p]++;
+    present[codes[i]] = 1;
   }
-  for (let p = 0; p < 4; p++) sums[p] += oneHot[p];
-  sums[14] = above;
-  addScaled(sums, 4, c.demandTps, eff, 1);
-  addScaled(sums, 5, c.forecastTps, eff, 1);
-  addScaled(sums, 6, c.trendTps, eff, 10);
-  addScaled(sums, 7, c.grantedTps, eff, 1);
-  addScaled(sums, 8, c.deniedTps, eff, 1);
-  addScaled(sums, 9, c.queue, eff, 1);
-  addScaled(sums, 10, c.throttledTps, eff, 1);
-  addScaled(sums, 11, c.limitTps, eff, 1);
-  addScaled(sums, 12, c.minTps, eff, 1);
-  addScaled(sums, 13, c.maxTps, eff, 1);
-  addRepeated(sums, 15, f(clip(obs.totalDemandTps / eff)), n);
-  addRepeated(sums, 16, f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps))), n);
-  addScaled(sums, 17, c.latencyMs, 100, 1);
-  addRepeated(sums, 18, f(Math.log(n) / Math.log(64)), n);
+  k = { version: c.limitsVersion, eff, codes, present, oneHot, limit: sumScaled(c.limitTps, eff, 1), min: sumScaled(c.minTps, eff, 1),
+    max: sumScaled(c.maxTps, eff, 1), memo: k?.memo ?? new Float64Array(9).fill(NaN) };
+  limitSums.set(c, k);
+  return k;
+}
+
+/** repeated(x, times), remembered in memo[at .. at + 3) for the next call with the same figures. */
+function repeatedMemo(memo: Float64Array, at: number, x: number, times: number): number {
+  if (Object.is(memo[at], x) && memo[at + 1] === times) return memo[at + 2];
+  const sum = repeated(x, times);
+  memo[at] = x; memo[at + 1] = times; memo[at + 2] = sum;
+  return sum;
+}
+
+/** Reused positions of the moving services (the calls are synchronous on one thread). */
+let positions = new Int32Array(64);
+
+/**
+ * The pool's feature sums, into out[0 .. FEATURE_COUNT): the sums over its
+ * services of the rows serviceFeatures() (../ppo/features.ts) returns, each
+ * figure rounded to a float as there, each feature's rows added in service
+ * order from 0, to the last bit (test/unit/control/model-drift.test.ts).
+ * Read from the services' columns (service-columns.ts) a feature at a time,
+ * without a row array, and only where they can add something: the traffic
+ * features over the moving services (ServiceColumns.moving: every other one
+ * adds 0), the features of the priorities and limits kept while those did
+ * not move (LimitSums); what is left for every service is the demand above
+ * its class (a small table by class) and the pool-wide figures. An awake pool
+ * of 1 000 services with 10 moving then costs about 10 services' worth
+ * of the traffic features and two additions per service, not 13 columns.
+ */
+export function poolFeatureSums(obs: PoolObservation, c: ServiceColumns, out: Float64Array): void {
+  const n = c.length;
+  const eff = Math.max(1, obs.effectiveTps);
+  if (positions.length < n) positions = new Int32Array(n);
+  const pos = positions;
+  const m = c.movingPositions(pos);
+  const byClass = new Float64Array(4); // a fractional or NaN class adds to none, as in serviceFeatures()
+  for (let k = 0; k < m; k++) byClass[Math.min(3, Math.max(0, c.priority[pos[k]]))] += c.demandTps[pos[k]];
+  const aboveOf = [0, 1, 2, 3].map((p) => { let above = 0; for (let q = 0; q < p; q++) above += byClass[q]; return f(clip(above / eff)); });
+  const ls = limitSumsOf(c, eff);
+  const codes = ls.codes;
+  let above = 0;
+  // Every service adding +0 (all in classes with no demand above them: one class, say) leaves the sum +0.
+  let zero = ls.present[ODD] === 0;
+  for (let p = 0; p < 4 && zero; p++) if (ls.present[p] === 1 && !Object.is(aboveOf[p], 0)) zero = false;
+  for (let i = 0; i < n && !zero; i++) {
+    const code = codes[i];
+    if (code !== ODD) { above += aboveOf[code]; continue; }
+    const p = Math.min(3, Math.max(0, c.priority[i]));
+    let a = 0;
+    for (let q = 0; q < p; q++) a += byClass[q];
+    above += f(clip(a / eff));
+  }
+  for (let p = 0; p < 4; p++) out[p] = ls.oneHot[p];
+  out[4] = sumScaledAt(c.demandTps, pos, m, eff, 1);
+  out[5] = sumScaledAt(c.forecastTps, pos, m, eff, 1);
+  out[6] = sumScaledAt(c.trendTps, pos, m, eff, 10);
+  out[7] = sumScaledAt(c.grantedTps, pos, m, eff, 1);
+  out[8] = sumScaledAt(c.deniedTps, pos, m, eff, 1);
+  out[9] = sumScaledAt(c.queue, pos, m, eff, 1);
+  out[10] = sumScaledAt(c.throttledTps, pos, m, eff, 1);
+  out[11] = ls.limit;
+  out[12] = ls.min;
+  out[13] = ls.max;
+  out[14] = above;
+  out[15] = repeatedMemo(ls.memo, 0, f(clip(obs.totalDemandTps / eff)), n);
+  out[16] = repeatedMemo(ls.memo, 3, f(clip(obs.effectiveTps / Math.max(1, obs.capacityTps))), n);
+  out[17] = sumScaledAt(c.latencyMs, pos, m, 100, 1);
+  out[18] = repeatedMemo(ls.memo, 6, f(Math.log(n) / Math.log(64)), n);
+}
+
+/** Adds the pool's feature sums (poolFeatureSums) to `sums`, feature by feature. */
+export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
+  const own = new Float64Array(FEATURE_COUNT);
+  poolFeatureSums(obs, c, own);
+  for (let j = 0; j < FEATURE_COUNT; j++) sums[j] += own[j];
 }

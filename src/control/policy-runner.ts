@@ -69,9 +69,9 @@ export class PolicyRunner {
     switch (runningMode(this.mode)) {
       case 'static': return this.plain(this.staticPolicy, obs);
       case 'fallback': return this.plain(this.fair, obs);
-      case 'ppo': return this.guarded(obs, 'ppo', () => this.askPpo(obs));
+      case 'ppo': return this.guarded(obs, 'ppo', () => this.askPpo(obs), this.ppo?.fresh === true);
       case 'shadow': {
-        const proposal = await this.guarded(obs, 'ppo', () => this.askPpo(obs));
+        const proposal = await this.guarded(obs, 'ppo', () => this.askPpo(obs), this.ppo?.fresh === true);
         const fair = this.plain(this.fair, obs);
         return { ...fair, shadow: proposal.applied === 'ppo' ? proposal.raw : null };
       }
@@ -87,15 +87,18 @@ export class PolicyRunner {
     return this.ppo.infer(obs);
   }
 
-  /** Runs `propose` under the deadline; anything unusable -> fair, the fallback counted and logged. */
+  /**
+   * Runs `propose` under the deadline; anything unusable -> fair, the fallback counted and logged. `fresh`: its
+   * arrays are its caller's to keep (PpoSource.fresh), else a copy is kept.
+   */
   private async guarded(obs: PoolObservation, name: string,
-    propose: () => Float64Array | Promise<Float64Array>): Promise<Decision> {
+    propose: () => Float64Array | Promise<Float64Array>, fresh = false): Promise<Decision> {
     let fallback: Fallback;
     try {
       const out = propose();
       const raw = out instanceof Promise ? await this.withDeadline(obs.bucket, out) : out;
       const invalid = validateAllocation(raw, obs.services.length);
-      if (invalid === null) return { raw: Float64Array.from(raw), applied: name, fallback: null, shadow: null };
+      if (invalid === null) return { raw: fresh && raw instanceof Float64Array ? raw : Float64Array.from(raw), applied: name, fallback: null, shadow: null };
       fallback = { kind: 'invalid_output', reason: invalid };
     } catch (e) {
       fallback = e instanceof FallbackError ? { kind: e.kind, reason: e.message }

@@ -17,6 +17,11 @@
 // Columns are never written after they are handed over, except by the
 // ServiceObservations that owns them, and then only after they were taken
 // from the list they described (that list then reads its objects again).
+// Two summaries let a reader skip the services that did not move: `moving`
+// flags the entries with any traffic figure other than 0 (the others read 0
+// in every one of them), and `limitsVersion` changes whenever an entry's
+// priority, min_tps, max_tps or rate changes, so what a reader computed from
+// those alone stays right while it is the same (model-drift.ts).
 
 import type { ServiceObservation } from '../ppo/observation.ts';
 
@@ -36,6 +41,14 @@ export class ServiceColumns {
   readonly forecastTps: Float64Array;
   readonly trendTps: Float64Array;
   readonly latencyMs: Float64Array;
+  /**
+   * 1 where some traffic figure (demand, forecast, trend, granted, denied,
+   * queue, throttled, latency) is not 0 (NaN counts as not 0); where it is 0,
+   * every one of them is 0 (or -0).
+   */
+  readonly moving: Uint8Array;
+  /** Changes whenever set() changes an entry's priority, minTps, maxTps or limitTps (never for the same figures). */
+  limitsVersion = 0;
 
   constructor(readonly length: number) {
     this.priority = new Float64Array(length);
@@ -51,10 +64,13 @@ export class ServiceColumns {
     this.forecastTps = new Float64Array(length);
     this.trendTps = new Float64Array(length);
     this.latencyMs = new Float64Array(length);
+    this.moving = new Uint8Array(length);
   }
 
   /** Entry i takes observation s's figures. */
   set(i: number, s: ServiceObservation): void {
+    if (!Object.is(this.priority[i], s.priority) || !Object.is(this.minTps[i], s.minTps) || !Object.is(this.maxTps[i], s.maxTps)
+      || !Object.is(this.limitTps[i], s.limitTps)) this.limitsVersion++;
     this.priority[i] = s.priority;
     this.active[i] = s.active ? 1 : 0;
     this.minTps[i] = s.minTps;
@@ -68,6 +84,16 @@ export class ServiceColumns {
     this.forecastTps[i] = s.forecastTps;
     this.trendTps[i] = s.trendTps;
     this.latencyMs[i] = s.latencyMs;
+    this.moving[i] = s.demandTps === 0 && s.forecastTps === 0 && s.trendTps === 0 && s.grantedTps === 0 && s.deniedTps === 0
+      && s.queue === 0 && s.throttledTps === 0 && s.latencyMs === 0 ? 0 : 1;
+  }
+
+  /** The positions of the moving entries, ascending, in out[0 .. returned count) (out at least `length` long). */
+  movingPositions(out: Int32Array): number {
+    const moving = this.moving;
+    let m = 0;
+    for (let i = 0; i < moving.length; i++) if (moving[i] !== 0) out[m++] = i;
+    return m;
   }
 
   static from(services: readonly ServiceObservation[]): ServiceColumns {

@@ -50,14 +50,14 @@ const S_ACTIVE = 0, S_MEMBERS = 1, S_OPEN = 2, S_HEADROOM = 3; // ints() slots
 const S_UPPER = 0, S_CAP = 1, S_WEIGHT = 2; // floats() slots
 
 /**
- * min_tps of every active service, in priority order while capacity lasts:
+ * min_tps of every active service (into `out` when given, c.length long), in priority order while capacity lasts:
  * a class that does not fit entirely shares what is left in proportion to
  * its members' minimums. One pass over the services' active flags, then the
  * active ones (the classes' wants, summed in service order, then the shares).
  */
-export function guarantees(obs: PoolObservation, c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+export function guarantees(obs: PoolObservation, c: ServiceColumns = columnsOf(obs.services), out?: Float64Array): Float64Array {
   const n = c.length;
-  const g = new Float64Array(n);
+  const g = out === undefined ? new Float64Array(n) : out.fill(0);
   const active = ints(S_ACTIVE, n);
   let m = 0;
   for (let i = 0; i < n; i++) if (c.active[i] === 1 && isClass(c.priority[i])) active[m++] = i;
@@ -87,28 +87,27 @@ export function fillEqual(alloc: Float64Array, cap: Float64Array, members: Array
   return fillOpen(alloc, cap, open, m, budget);
 }
 
-/** fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut as they fill). */
+/**
+ * fillEqual() over the first m entries of `open`: the members whose cap is not reached, in order (reordered and cut
+ * as they fill). A member that reached its cap leaves the list as soon as it is filled (one pass a round: each
+ * member's alloc moves only at its own turn, so this keeps the members a pass after the round would keep).
+ */
 function fillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number, budget: number): number {
   while (budget > 1e-9 && m > 0) {
     const share = budget / m;
     let used = 0;
+    let w = 0;
     for (let k = 0; k < m; k++) {
       const i = open[k];
       const add = Math.min(share, cap[i] - alloc[i]);
       alloc[i] += add;
       used += add;
+      if (cap[i] - alloc[i] > 1e-9) open[w++] = i;
     }
     budget -= used;
-    m = stillOpen(alloc, cap, open, m);
+    m = w;
   }
   return budget;
-}
-
-/** Keeps, in order, the first m entries of `open` whose cap is not reached; returns how many. */
-function stillOpen(alloc: Float64Array, cap: Float64Array, open: Int32Array, m: number): number {
-  let w = 0;
-  for (let k = 0; k < m; k++) if (cap[open[k]] - alloc[open[k]] > 1e-9) open[w++] = open[k];
-  return w;
 }
 
 /** Service i's upper bound: its guarantee `g`, or more up to max_tps and the safety layer's growth cap (step x limit, at least floor). */
@@ -162,26 +161,32 @@ export function valueFactors(obs: PoolObservation, values: ArrayLike<number>, c:
  * headroom, by priority weight (times valueFactors()). Nobody gets more than
  * upperBounds(), so what a capped service cannot take this tick goes to the
  * next in line instead of being wasted. `c`: the services' columns, when the
- * caller has them.
+ * caller has them; `out`: where to write the allocation (c.length long),
+ * else a new array.
  */
 export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, values: ArrayLike<number> | null = null,
-  c: ServiceColumns = columnsOf(obs.services)): Float64Array {
+  c: ServiceColumns = columnsOf(obs.services), out?: Float64Array): Float64Array {
   const n = c.length;
-  const alloc = guarantees(obs, c);
+  const alloc = guarantees(obs, c, out);
   // One pass: upperBounds(), what the guarantees leave (summed in service order) and each cap.
   const upper = floats(S_UPPER, n);
   const cap = floats(S_CAP, n);
   const step = obs.stepCap;
   const floor = obs.stepFloorTps;
   let left = obs.effectiveTps;
+  // And the members below their caps that fillClasses() fills (alloc is the guarantees until then).
+  const below = ints(S_MEMBERS, n);
+  let b = 0;
   for (let i = 0; i < n; i++) {
     const g = alloc[i];
     const u = upperOf(c, i, g, step, floor);
     upper[i] = u;
     left -= g;
-    cap[i] = Math.max(g, Math.min(u, claims[i]));
+    const capped = Math.max(g, Math.min(u, claims[i]));
+    cap[i] = capped;
+    if (capped - g > 1e-9 && isClass(c.priority[i])) below[b++] = i;
   }
-  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, left) : fillClassesByValue(c, alloc, cap, values, left);
+  if (left > 1e-9) left = values === null ? fillClasses(c, alloc, cap, below, b, left) : fillClassesByValue(c, alloc, cap, values, left);
   if (left > 1e-9) headroom(obs, c, alloc, upper, values, left);
   return alloc;
 }
@@ -190,13 +195,10 @@ export function waterFill(obs: PoolObservation, claims: ArrayLike<number>, value
  * Each class in turn, while the budget lasts, max-min up to the caps
  * (fillEqual() of its members). Only a member below its cap takes part, and
  * one class's fill moves only its own members, so the members below their
- * caps are found in one pass for every class.
+ * caps are found in one pass for every class (waterFill()'s: below[0 .. b),
+ * ascending).
  */
-function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, left: number): number {
-  const n = c.length;
-  const below = ints(S_MEMBERS, n);
-  let b = 0;
-  for (let i = 0; i < n; i++) if (cap[i] - alloc[i] > 1e-9 && isClass(c.priority[i])) below[b++] = i;
+function fillClasses(c: ServiceColumns, alloc: Float64Array, cap: Float64Array, below: Int32Array, b: number, left: number): number {
   const open = ints(S_OPEN, b);
   for (let p = 0; p < CLASSES && left > 1e-9; p++) {
     let m = 0;
@@ -226,26 +228,33 @@ function headroom(obs: PoolObservation, c: ServiceColumns, alloc: Float64Array, 
   const weight = floats(S_WEIGHT, n); // read only for the open members
   const open = ints(S_HEADROOM, n);
   let m = 0;
+  // The open members' weights summed in member order as they are found, and again for those still open as each round
+  // fills them (as fillOpen()): the sums a pass over the open members before each round takes, in the same order.
+  let wsum = 0;
   for (let i = 0; i < n; i++) {
     if (!(upper[i] - alloc[i] > 1e-9)) continue;
     open[m++] = i;
-    weight[i] = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+    const w = factor === null ? weightOf(c.priority[i]) : weightOf(c.priority[i]) * factor[i];
+    weight[i] = w;
+    wsum += w;
   }
   while (left > 1e-9 && m > 0) {
-    let wsum = 0;
-    for (let k = 0; k < m; k++) wsum += weight[open[k]];
     if (!(wsum > 0)) { // only members of value 0 are left open: they share it evenly
       for (let k = 0; k < m; k++) weight[open[k]] = 1;
       wsum = m;
     }
     let used = 0;
+    let w = 0;
+    let next = 0;
     for (let k = 0; k < m; k++) {
       const i = open[k];
       const add = Math.min((left * weight[i]) / wsum, upper[i] - alloc[i]);
       alloc[i] += add;
       used += add;
+      if (upper[i] - alloc[i] > 1e-9) { open[w++] = i; next += weight[i]; }
     }
     left -= used;
-    m = stillOpen(alloc, upper, open, m);
+    m = w;
+    wsum = next;
   }
 }

@@ -92,7 +92,12 @@ export class PpoModel {
 
   /** The policy's mean scores, n x policy.outputSize (service-major); `poolServices` as in serviceFeatures(). */
   meanScores(obs: PoolObservation, poolServices = obs.services.length): Float64Array {
-    return this.policy.infer(this.features(obs, poolServices), obs.services.length).slice();
+    return this.scoresOf(serviceFeatures(obs, poolServices), obs.services.length);
+  }
+
+  /** meanScores() from the rows' raw features (serviceFeatures(), rows x FEATURE_COUNT; normalised here, in place). */
+  scoresOf(raw: Float32Array, rows: number): Float64Array {
+    return this.policy.infer(this.norm.apply(raw, rows), rows).slice();
   }
 
   /** `created`: the trainer passes its code commit's date, so the file does not depend on when it was trained. */

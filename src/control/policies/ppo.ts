@@ -33,21 +33,62 @@ export class PpoPolicy implements AllocationPolicy {
   }
 }
 
+/**
+ * Each pool's last proposal, by its bucket. An awake pool of 1 000 services
+ * with 10 moving is often proposed the same figures again; it then gets the
+ * very array of last time (nobody writes a proposal once made: the runner and
+ * the controller keep it, pool-decisions.ts), so a tick allocates nothing for
+ * it and the controller finds it unchanged by reference. One array per pool
+ * evaluated, the ones the controller keeps anyway.
+ */
+export class LastProposals {
+  private readonly byPool = new Map<number, Float64Array>();
+  private scratch = new Float64Array(64);
+
+  /** Where to water-fill the pool's next proposal (n long; valid until the next call). */
+  buffer(n: number): Float64Array {
+    if (this.scratch.length < n) this.scratch = new Float64Array(n);
+    return this.scratch.subarray(0, n);
+  }
+
+  /** The proposal in `out` (from buffer()): the pool's last one when equal value for value, else a copy, kept. */
+  settle(pool: number, out: Float64Array): Float64Array {
+    const last = this.byPool.get(pool);
+    if (last !== undefined && last.length === out.length) {
+      let i = 0;
+      while (i < out.length && last[i] === out[i]) i++;
+      if (i === out.length) return last;
+    }
+    const made = out.slice();
+    this.byPool.set(pool, made);
+    return made;
+  }
+}
+
 /** PPO proposals computed on this thread (the simulator, inference 'inline'). */
 export function inlinePpo(model: PpoModel): PpoSource {
-  const policy = new PpoPolicy(model);
-  return { version: model.version, infer: (obs) => policy.allocate(obs) };
+  const last = new LastProposals();
+  return {
+    version: model.version, fresh: true, infer: (obs) => {
+      const c = columnsOf(obs.services);
+      const rows = claimants(c);
+      const scores = model.meanScores(scoredPart(obs, rows), obs.services.length);
+      return allocationFromRows(obs, c, rows, scores, model.policy.outputSize, last);
+    },
+  };
 }
 
 /** PPO proposals from scores computed in the inference pool. */
 export function pooledPpo(pool: PpoPool): PpoSource {
+  const last = new LastProposals();
   return {
     get version() { return pool.version; },
+    fresh: true,
     infer: async (obs) => {
       const rows = claimants(columnsOf(obs.services));
       const { scores, dim } = await pool.scores(scoredPart(obs, rows), obs.services.length);
       // Columns read again: an answer past the deadline lands after the next tick may have patched these (service-columns.ts).
-      return allocationFromRows(obs, columnsOf(obs.services), rows, scores, dim);
+      return allocationFromRows(obs, columnsOf(obs.services), rows, scores, dim, last);
     },
   };
 }
@@ -73,13 +114,22 @@ export function allocationFromScores(obs: PoolObservation, scores: ArrayLike<num
   return waterFill(obs, claimsFromScores(obs, scores, dim));
 }
 
-/** The positions of the services with demand or a queue (NaN counts as some), ascending: the only ones whose claim can be above 0. */
+/** Reused scratch: the moving services' positions, then the claims (the functions here are synchronous on one thread). */
+let moving = new Int32Array(64);
+let claimScratch = new Float64Array(64);
+
+/**
+ * The positions of the services with demand or a queue (NaN counts as some), ascending: the only ones whose claim can
+ * be above 0. Looked for among the moving services only (ServiceColumns.moving: every other one has 0 of both).
+ */
 export function claimants(c: ServiceColumns): Int32Array {
-  let m = 0;
-  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) m++;
-  const rows = new Int32Array(m);
-  m = 0;
-  for (let i = 0; i < c.length; i++) if (c.demandTps[i] !== 0 || c.queue[i] !== 0) rows[m++] = i;
+  if (moving.length < c.length) moving = new Int32Array(c.length);
+  const m = c.movingPositions(moving);
+  let k = 0;
+  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) k++;
+  const rows = new Int32Array(k);
+  k = 0;
+  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) rows[k++] = moving[j];
   return rows;
 }
 
@@ -92,15 +142,19 @@ function scoredPart(obs: PoolObservation, rows: Int32Array): PoolObservation {
 /**
  * allocationFromScores() given the scores of the services at `rows` only
  * (row k's at k x dim): each claims as claimsFromScores() says, every other
- * service 0.
+ * service 0. With `last`, the pool's last proposal when it is the same (LastProposals).
  */
-export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number): Float64Array {
-  const claims = new Float64Array(c.length);
+export function allocationFromRows(obs: PoolObservation, c: ServiceColumns, rows: Int32Array, scores: ArrayLike<number>, dim: number,
+  last: LastProposals | null = null): Float64Array {
+  if (claimScratch.length < c.length) claimScratch = new Float64Array(c.length);
+  const claims = claimScratch; // read by waterFill() during this call only
+  claims.fill(0, 0, c.length);
   for (let k = 0; k < rows.length; k++) {
     const i = rows[k];
     const headroom = Math.exp(HEADROOM_SCALE * Math.tanh(scores[k * dim]));
     const drain = dim > 1 ? Math.max(0, Math.tanh(scores[k * dim + 1])) : 0;
     claims[i] = c.demandTps[i] * headroom + drain * c.queue[i];
   }
-  return waterFill(obs, claims, null, c);
+  if (last === null) return waterFill(obs, claims, null, c);
+  return last.settle(obs.bucket, waterFill(obs, claims, null, c, last.buffer(c.length)));
 }

@@ -35,5 +35,11 @@ export interface AllocationPolicy {
 /** Where PPO proposals come from: inline (simulator) or a Piscina pool (daemon). */
 export interface PpoSource {
   readonly version: string;
+  /**
+   * true: infer() answers Float64Arrays that nobody writes afterwards (made
+   * for the call, or an earlier answer with the same figures), which the
+   * runner keeps as they are (no copy); otherwise it keeps a copy.
+   */
+  readonly fresh?: boolean;
   infer(obs: PoolObservation): Float64Array | Promise<Float64Array>;
 }

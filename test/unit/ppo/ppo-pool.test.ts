@@ -36,3 +36,21 @@ test('PPO inference runs in a Piscina worker through the .mjs bootstrap and relo
     await inference.close();
   }
 });
+
+test('a tick\'s worth of pools posted to the worker at once are each answered with their own allocation', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tpsd-ppo-'));
+  const path = join(dir, 'model.json');
+  const model = writeModel(path, 3);
+  const rng = new Rng(5);
+  const pools = Array.from({ length: 150 }, () => pool(rng.uniform(500, 5000), Array.from({ length: rng.int(1, 12) }, () =>
+    service({ priority: rng.int(0, 3), demandTps: rng.next() < 0.3 ? 0 : rng.uniform(0, 900), limitTps: rng.uniform(50, 900), queue: rng.int(0, 3) * 10 }))));
+  const inference = new PpoPool(path, model.version);
+  const remote = pooledPpo(inference);
+  try {
+    const got = await Promise.all(pools.map((obs) => remote.infer(obs)));
+    const inline = new PpoPolicy(model);
+    pools.forEach((obs, k) => assert.deepEqual(Array.from(got[k]), Array.from(inline.allocate(obs)), `pool ${k}`));
+  } finally {
+    await inference.close();
+  }
+});
