@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PpoPolicy, pooledPpo } from '../../../src/control/policies/ppo.ts';
@@ -38,7 +37,7 @@ test('PPO inference runs in a Piscina worker through the .mjs bootstrap and relo
 });
 
 test('a tick\'s worth of pools posted to the worker at once are each answered with their own allocation', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tpsd-ppo-'));
+  const dir = tempDir('tpsd-ppo-');
   const path = join(dir, 'model.json');
   const model = writeModel(path, 3);
   const rng = new Rng(5);
