@@ -41,48 +41,32 @@
 import { runningMode, type TpsdConfig } from '../config/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
-import type { BucketSpec, KeyIndex } from '../shm/key-index.ts';
-import { HintBoard } from '../shm/hint-board.ts';
-import {
-  C_GRANTED_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX, C_RELEASED_LATE_INDEX, C_RELEASED_THROTTLED_INDEX, C_RELEASED_TIMEOUT_INDEX, MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX,
-  STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews,
-} from '../shm/layout.ts';
+import type { KeyIndex } from '../shm/key-index.ts';
+import { MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews } from '../shm/layout.ts';
 import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
-import { CapacityDiscovery, DEFAULT_DISCOVERY, type DiscoveryOptions } from './capacity-discovery.ts';
+import type { DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
 import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
-import { ObservationBuilder, poolHints } from './observation.ts';
 import { ServiceObservations } from './service-observations.ts';
-import type { PoolObservation, ServiceObservation } from '../ppo/observation.ts';
 import type { AllocationPolicy } from './policies/types.ts';
 import type { PoolDecision } from './decision.ts';
 import { PolicyRunner, type ControlLogger, type PpoSource } from './policy-runner.ts';
-import { DEFAULT_SAFETY, stepFloorTps, type SafetyOptions } from './safety.ts';
+import { DEFAULT_SAFETY, type SafetyOptions } from './safety.ts';
 import { PoolDecisions, sameValues } from './pool-decisions.ts';
 import { ShadowRegret } from './shadow-regret.ts';
 import { ModelDrift } from './model-drift.ts';
-import { HINT_MEMORY_TICKS, RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { RefillSweep, asleep, noteEvaluation, wake, type PoolState } from './pool-rest.ts';
+import { buildPools } from './pool-build.ts';
+import { PoolGate, type PoolCapProvider } from './pool-gate.ts';
+import { PoolObserver } from './pool-observer.ts';
 import { writeStatsFor } from './stats-writer.ts';
 import { TouchedKeys } from './touched-keys.ts';
 import { TierSplit, type TierGate } from './tier-split.ts';
 import { TenantGuard } from './tenant-guard.ts';
 import type { TenantCounterReader } from '../shm/tenant-counters.ts';
 
-/** The mean latency the pool's RELEASEs reported this tick, ms (NaN: none reported). */
-function poolLatencyMs(d: CounterDeltas, pool: number): number {
-  const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
-  return n > 0 ? d.delta(pool, C_LATENCY_SUM_US_INDEX) / n / 1000 : NaN;
-}
-
-/** The share of the pool's RELEASEs with a latency that came back past slo_ms this tick (NaN: none reported). */
-function poolLateShare(d: CounterDeltas, pool: number): number {
-  const n = d.delta(pool, C_LATENCY_COUNT_INDEX);
-  return n > 0 ? d.delta(pool, C_RELEASED_LATE_INDEX) / n : NaN;
-}
-
-/** The endpoint list of every service without endpoints (frozen: nothing adds to it). */
-const NO_ENDPOINTS = Object.freeze([]) as unknown as BucketSpec[];
+export type { PoolCapProvider } from './pool-gate.ts';
 
 export function modeIndex(mode: TpsdConfig['policy']['mode']): number {
   return MODE_NAMES.indexOf(runningMode(mode));
@@ -111,20 +95,6 @@ export interface ControllerOptions {
 }
 
 
-
-/**
- * A per-pool cap the controller consults wherever a pool's effective
- * capacity feeds its bucket (at construction and in each tick's
- * observation, before the policy divides it). Called on the main thread, in
- * the tick: it must answer at once from what it already knows.
- */
-export interface PoolCapProvider {
-  /** The capacity pool `poolKey` may run at this tick, given what capacity discovery allows. */
-  capTps(poolKey: string, effectiveTps: number): number;
-  /** The burst pool `poolKey`'s bucket may hold, given the configured one (absent: the configured one). */
-  burstTokens?(poolKey: string, burst: number): number;
-}
-
 export class Controller {
   readonly table: BucketTable;
   readonly deltas: CounterDeltas;
@@ -148,12 +118,13 @@ export class Controller {
   private readonly limits: KeyLimits[];
   private readonly clock: Clock;
   private readonly config: TpsdConfig;
-  private readonly builder: ObservationBuilder;
-  private readonly hints: HintBoard;
   private readonly safety: SafetyOptions;
   private readonly logger: ControlLogger | null;
   private readonly model: ModelSource;
-  private readonly poolCap: PoolCapProvider | null;
+  /** The pools' gates: the cluster cap, bursts, the window gate's shortfall (pool-gate.ts). */
+  private readonly gate: PoolGate;
+  /** Awake pools' observations and their capacity discovery (pool-observer.ts). */
+  private readonly observer: PoolObserver;
   /** Tenant tiers: each service's share divided among them (tier-split.ts). */
   private readonly tiers: TierSplit;
   /** Tenants classed normal, surge or attack each tick, attackers limited (tenant-guard.ts); null without tenant counts. */
@@ -179,45 +150,17 @@ export class Controller {
     this.logger = options.logger ?? null;
     this.table = new BucketTable(views, clock, null);
     this.deltas = new CounterDeltas(views);
-    this.builder = new ObservationBuilder(keys.size);
-    this.hints = new HintBoard(views);
     this.safety = { ...DEFAULT_SAFETY, stepCap: config.policy.step_cap };
     this.lastTickMs = clock.nowMs();
-    this.poolCap = options.poolCap ?? null;
+    this.gate = new PoolGate(this.table, keys, this.limits, options.poolCap ?? null);
     this.incremental = options.incremental ?? true;
     this.touched = new TouchedKeys(views, Int32Array.from(keys.specs, (s) => s.parent));
     this.poolOf = new Int32Array(keys.size);
     Atomics.store(views.header, MODE_INDEX, modeIndex(config.policy.mode));
-    // Children by parent in one pass (a per-pool filter is quadratic in the key count).
-    const children = new Map<number, BucketSpec[]>();
     this.tiers = new TierSplit(keys);
     this.tenantCounts = keys.hasTenants ? options.tenantCounts ?? null : null;
     this.guard = this.tenantCounts !== null ? new TenantGuard(keys, views, this.tenantCounts) : null;
-    for (const spec of keys.specs) {
-      if (spec.parent < 0 || spec.tier !== null) continue; // tiers are divided by this.tiers
-      const list = children.get(spec.parent);
-      if (list) list.push(spec); else children.set(spec.parent, [spec]);
-    }
-    for (const spec of keys.specs) {
-      if (spec.depth !== 0) continue;
-      const services = children.get(spec.index) ?? [];
-      const endpoints = services.map((s) => children.get(s.index) ?? NO_ENDPOINTS); // one shared empty list, not one per service
-      const buckets = Int32Array.from([spec, ...services, ...endpoints.flat()], (s) => s.index);
-      const ordinal = this.pools.length;
-      for (const b of buckets) this.poolOf[b] = ordinal;
-      const startTps = this.capped(spec.key, spec.maxTps);
-      this.pools.push({
-        ordinal, spec, services, endpoints, buckets,
-        discovery: new CapacityDiscovery(spec.maxTps, options.discovery ?? DEFAULT_DISCOVERY),
-        sloMs: config.pools.find((p) => p.name === spec.key)?.upstream.slo_ms ?? null,
-        alloc: Float64Array.from(services, (s) => this.table.rateTps(s.index)),
-        effectiveTps: startTps, burst: this.gateBurst(spec.index, startTps), atRest: false, sinceGrants: HINT_MEMORY_TICKS, written: false,
-      });
-      this.writeInitialPool(spec.index, services, startTps);
-      const s = statsBase(spec.index);
-      views.stats[s + STAT_CAPACITY_INDEX] = spec.maxTps;
-      views.stats[s + STAT_EFFECTIVE_CAPACITY_INDEX] = startTps;
-    }
+    buildPools({ views, keys, config, table: this.table, gate: this.gate, discovery: options.discovery, nowMs: () => clock.nowMs() }, this.pools, this.poolOf);
     this.observations = new ServiceObservations(this.pools, this.poolOf);
     // Shadow mode may run a candidate (policy.shadow_model) beside the live policy; its regret is what it would have changed.
     const modelFile = config.policy.mode === 'shadow' && config.policy.shadow_model !== null ? config.policy.shadow_model : config.policy.model;
@@ -228,6 +171,8 @@ export class Controller {
     this.decisions = new PoolDecisions(this.pools.length, this.runner, this.safety, this.regret, this.incremental);
     this.drift = new ModelDrift(this.logger);
     this.drift.setReference(this.model.loaded?.norm.state() ?? null);
+    this.observer = new PoolObserver({ views, table: this.table, deltas: this.deltas, limits: this.limits, safety: this.safety, runner: this.runner,
+      gate: this.gate, observations: this.observations, touched: this.touched, incremental: this.incremental }, keys.size);
   }
 
   /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
@@ -259,14 +204,14 @@ export class Controller {
     if (this.incremental) t.collect(); else t.all();
     if (this.incremental) this.observations.noteTouched(t);
     for (let k = 0; k < t.count; k++) wake(this.pools[this.poolOf[t.list[k]]]);
-    if (this.poolCap !== null) this.wakeCapped();
+    if (this.gate.hasCap) this.gate.wakeCapped(this.pools);
     const awake = this.pools.filter((p) => !asleep(p));
     if (this.incremental) this.sweep.refill(this.table, awake, t, now);
     else for (let b = 0; b < this.table.size; b++) this.table.refill(b, now);
     this.deltas.readKeys(t.list, t.count);
     writeStatsFor(this.views.stats, t.list, t.count, this.deltas, dtS);
     const effectiveBefore = awake.map((p) => p.effectiveTps);
-    const observations = awake.map((p) => this.observe(p, dtS));
+    const observations = awake.map((p) => this.observer.observe(p, dtS, this.ticks));
     this.drift.observe(observations);
     const decisions = await Promise.all(observations.map((o, k) => this.decisions.decide(awake[k], o)));
     const mayRest = this.incremental && this.config.policy.mode !== 'shadow';
@@ -279,7 +224,7 @@ export class Controller {
       const rebuilt = this.incremental ? this.observations.rebuilt(pool.ordinal) : null;
       const rec = this.decisions.record(pool, observations[k], decisions[k], activeMoved, rebuilt);
       this.last[pool.ordinal] = rec;
-      pool.burst = this.gateBurst(pool.spec.index, rec.obs.effectiveTps);
+      pool.burst = this.gate.gateBurst(pool.spec.index, rec.obs.effectiveTps);
       noteEvaluation(pool, rec, before, effectiveBefore[k], mayRest);
       if (asleep(pool)) this.observations.rest(pool.ordinal); // a sleeping pool keeps no columns (service-columns.ts)
       // The buckets already hold an allocation that did not move (the same rates, loans and bursts): nothing to write.
@@ -309,101 +254,6 @@ export class Controller {
       if (i >= 0) return Math.max(p.alloc[i], Math.min(this.limits[svc].maxTps, p.effectiveTps));
     }
     return 0;
-  }
-
-  /** Wakes every sleeping pool whose cluster cap (capacity or burst) moved since its last evaluation. */
-  private wakeCapped(): void {
-    for (const p of this.pools) {
-      if (!asleep(p)) continue;
-      if (this.capped(p.spec.key, p.discovery.effectiveTps) !== p.effectiveTps || this.gateBurst(p.spec.index, p.effectiveTps) !== p.burst) wake(p);
-    }
-  }
-
-  /**
-   * Before the first tick: the gate at the configured capacity, the shared
-   * bucket lending what the services' initial rates leave of it (their
-   * allocation comes with the first tick).
-   */
-  private writeInitialPool(pool: number, services: readonly BucketSpec[], capacityTps: number): void {
-    const now = this.clock.nowMs();
-    const burst = this.gateBurst(pool, capacityTps);
-    this.table.setBurst(pool, burst);
-    this.table.setRate(pool, capacityTps, now);
-    let assuredTps = 0;
-    for (const s of services) assuredTps += this.table.rateTps(s.index);
-    this.table.setLoan(pool, Math.max(0, capacityTps - assuredTps), burst, now);
-  }
-
-  /**
-   * The pool's burst: the configured one, or this node's part of it when the
-   * pool is shared (the cap hook; n nodes' bursts add up). A token-bucket
-   * gate's burst shrinks with the effective capacity: an upstream that
-   * throttles to a fraction of its rate holds no more than that fraction of
-   * its burst, so stored tokens never burst past it (a window gate's burst
-   * bounds only the shared bucket).
-   */
-  private gateBurst(pool: number, effectiveTps: number): number {
-    const configured = this.limits[pool].burst;
-    let burst = this.poolCap?.burstTokens === undefined ? configured
-      : Math.min(configured, this.poolCap.burstTokens(this.keys.specs[pool].key, configured));
-    const capacityTps = this.limits[pool].maxTps;
-    if (!this.table.isWindowGate(pool) && effectiveTps < capacityTps) burst = Math.floor((burst * effectiveTps) / capacityTps);
-    return Math.max(1, burst);
-  }
-
-  /** The pool cap hook (ControllerOptions.poolCap): what pool `key` may run at, never above what discovery allows. */
-  private capped(key: string, effectiveTps: number): number {
-    if (this.poolCap === null) return effectiveTps;
-    const cap = this.poolCap.capTps(key, effectiveTps);
-    return Number.isNaN(cap) ? 0 : Math.max(0, Math.min(effectiveTps, cap));
-  }
-
-  /**
-   * What a pool pressing its gate is not granted per second of its effective
-   * capacity: a window gate gives each take back a whole second later, one
-   * millisecond more on a running clock (window-rings.ts); a token bucket
-   * gate, nothing.
-   */
-  private gateShortfallTps(pool: number, effectiveTps: number): number {
-    if (!this.table.isWindowGate(pool)) return 0;
-    return effectiveTps * (1 - 1000 / this.table.windowMs);
-  }
-
-  /** The pool's services observed: every one in a full tick, else those that may have moved (service-observations.ts). */
-  private observeServices(pool: PoolState, dtS: number): { services: ServiceObservation[]; totalDemandTps: number } {
-    if (this.incremental) return this.observations.observe(pool, this.builder, this.limits, this.table, this.deltas, dtS, this.touched);
-    const services = pool.services.map((s) => this.builder.service(s, this.limits[s.index], this.table, this.deltas, dtS, true));
-    let totalDemandTps = 0;
-    for (const s of services) totalDemandTps += s.demandTps;
-    return { services, totalDemandTps };
-  }
-
-  private observe(pool: PoolState, dtS: number): PoolObservation {
-    const { services, totalDemandTps } = this.observeServices(pool, dtS);
-    const p = pool.spec.index;
-    const grantedTps = this.deltas.delta(p, C_GRANTED_INDEX) / dtS;
-    const throttledTps = this.deltas.delta(p, C_RELEASED_THROTTLED_INDEX) / dtS;
-    const capacityTps = this.limits[p].maxTps;
-    // A pool pressing its effective capacity is granted about all of it (gateShortfallTps).
-    const beforeTps = this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX]; // last tick's, as applied
-    const reserveTps = this.gateShortfallTps(p, pool.discovery.effectiveTps);
-    const discoveredTps = pool.discovery.update({ tick: this.ticks, capacityTps, grantedTps, throttledTps, demandTps: totalDemandTps,
-      reserveTps, tickS: dtS, timeoutsTps: this.deltas.delta(p, C_RELEASED_TIMEOUT_INDEX) / dtS,
-      hints: poolHints(this.hints, this.deltas, p, dtS), sloMs: pool.sloMs, latencyMs: poolLatencyMs(this.deltas, p),
-      lateShare: poolLateShare(this.deltas, p),
-      shortServices: pool.sloMs !== null && Number.isFinite(pool.discovery.latency.limitTps) ? shortServices(services) : 0 });
-    const discovered = this.capped(pool.spec.key, discoveredTps);
-    const obs = { bucket: p, key: pool.spec.key, tick: this.ticks, capacityTps, effectiveTps: discovered, totalDemandTps,
-      throttledTps, grantedTps, stepCap: this.safety.stepCap, stepFloorTps: stepFloorTps(this.safety, discovered, services.length), services };
-    // A policy that plans the capacity itself (baseline's periodicity detector) may lower it, never raise it.
-    const effectiveTps = this.runner.capacityTps(obs);
-    // A token-bucket gate's stored tokens assume the upstream's burst is there: not after a 429 (spent), nor after
-    // the capacity came down (the ticks above the upstream's new rate spent it).
-    if (throttledTps > 0 || effectiveTps < beforeTps) this.table.drainGate(p);
-    pool.effectiveTps = effectiveTps;
-    this.views.stats[statsBase(p) + STAT_EFFECTIVE_CAPACITY_INDEX] = effectiveTps;
-    return effectiveTps === discovered ? obs
-      : { ...obs, effectiveTps, stepFloorTps: stepFloorTps(this.safety, effectiveTps, services.length) };
   }
 
   /** The modes that ask the model (ppo, and shadow, which records it). */
@@ -491,12 +341,3 @@ export class Controller {
   }
 }
 
-/**
- * Services whose demand went partly unmet in the tick observed (denied tokens, or a queue left): the latency rule's
- * pressing test (capacity-discovery.ts). A pass over every service, so only for a pool whose latency limit is in force.
- */
-function shortServices(services: readonly ServiceObservation[]): number {
-  let n = 0;
-  for (const s of services) if (s.deniedTps > 0 || s.queue > 0) n++;
-  return n;
-}
