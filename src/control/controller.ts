@@ -3,13 +3,13 @@
 //   1. refills the pool buckets of awake pools (the others refill lazily,
 //      pool-rest.ts RefillSweep) and turns the cumulative counters
 //      of the keys that moved into per-tick deltas and STATS;
-//   2. per awake pool, builds the observation (observation.ts), updates the
-//      effective capacity from upstream 429s, the RELEASE hints clients
-//      reported and, with upstream.slo_ms, the latencies, late releases and timeouts they
-//      reported (capacity-discovery.ts, upstream-hints.ts,
-//      latency-limit.ts), capped by the
-//      optional pool cap hook (PoolCapProvider: a shared pool's share of a
-//      cluster, daemon/cluster);
+//   2. per awake pool (pool-observer.ts), builds the observation
+//      (observation.ts), updates the effective capacity from upstream 429s,
+//      the RELEASE hints clients reported and, with upstream.slo_ms, the
+//      latencies, late releases and timeouts they reported
+//      (capacity-discovery.ts, upstream-hints.ts, latency-limit.ts), capped
+//      by the optional pool cap hook (pool-gate.ts PoolCapProvider: a shared
+//      pool's share of a cluster, daemon/cluster);
 //   3. asks the policy for an allocation (policy-runner.ts: mode, deadline,
 //      fallback to fair), passes it through the safety layer (safety.ts) and
 //      keeps the pool's decision record (decision.ts, in `last`: telemetry,
@@ -24,8 +24,10 @@
 //   5. with tenants, divides each tenant service among its tiers
 //      (tier-split.ts) and classes the tenants that moved, limiting
 //      attackers (tenant-guard.ts).
-// The limits in force per key are the controller's (key-limits.ts); the PPO
-// model is opened and reloaded by model-source.ts.
+// The pools are laid out and their gates first written at construction
+// (pool-build.ts). The limits in force per key are the controller's
+// (key-limits.ts), changed live or by a reload through limit-changes.ts; the
+// PPO model is opened and reloaded by model-source.ts.
 // The tick's cost follows the keys that moved, not the keys that exist: it
 // visits the keys the I/O threads touched since the last tick and those it
 // visited last tick (touched-keys.ts); a pool at rest sleeps through ticks
@@ -42,11 +44,12 @@ import { runningMode, type TpsdConfig } from '../config/types.ts';
 import { BucketTable } from '../shm/bucket-table.ts';
 import type { Clock } from '../shm/clock.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
-import { MODE_INDEX, MODE_NAMES, STAT_CAPACITY_INDEX, STAT_EFFECTIVE_CAPACITY_INDEX, TICK_SEQ_INDEX, statsBase, type ShmViews } from '../shm/layout.ts';
+import { MODE_INDEX, MODE_NAMES, TICK_SEQ_INDEX, type ShmViews } from '../shm/layout.ts';
 import { writeAllocations, type PoolAllocation } from './bucket-writes.ts';
 import type { DiscoveryOptions } from './capacity-discovery.ts';
 import { CounterDeltas } from './counter-deltas.ts';
 import { configuredLimits, type KeyLimits } from './key-limits.ts';
+import { LimitChanges, type LimitChange } from './limit-changes.ts';
 import { ModelSource, type Inference, type ModelReload } from './model-source.ts';
 import { ServiceObservations } from './service-observations.ts';
 import type { AllocationPolicy } from './policies/types.ts';
@@ -94,7 +97,6 @@ export interface ControllerOptions {
   tenantCounts?: TenantCounterReader | null;
 }
 
-
 export class Controller {
   readonly table: BucketTable;
   readonly deltas: CounterDeltas;
@@ -113,7 +115,6 @@ export class Controller {
   /** How far live observations are from the model's training distribution (model-drift.ts). */
   readonly drift: ModelDrift;
   private readonly views: ShmViews;
-  private readonly keys: KeyIndex;
   /** Per bucket, the limits in force (the KeyIndex's specs keep the config's). */
   private readonly limits: KeyLimits[];
   private readonly clock: Clock;
@@ -125,6 +126,8 @@ export class Controller {
   private readonly gate: PoolGate;
   /** Awake pools' observations and their capacity discovery (pool-observer.ts). */
   private readonly observer: PoolObserver;
+  /** Live limit changes and reloads reaching the pools, buckets and STATS (limit-changes.ts). */
+  private readonly changes: LimitChanges;
   /** Tenant tiers: each service's share divided among them (tier-split.ts). */
   private readonly tiers: TierSplit;
   /** Tenants classed normal, surge or attack each tick, attackers limited (tenant-guard.ts); null without tenant counts. */
@@ -143,7 +146,6 @@ export class Controller {
 
   constructor(views: ShmViews, keys: KeyIndex, config: TpsdConfig, clock: Clock, options: ControllerOptions = {}) {
     this.views = views;
-    this.keys = keys;
     this.limits = keys.specs.map(configuredLimits);
     this.clock = clock;
     this.config = config;
@@ -173,6 +175,8 @@ export class Controller {
     this.drift.setReference(this.model.loaded?.norm.state() ?? null);
     this.observer = new PoolObserver({ views, table: this.table, deltas: this.deltas, limits: this.limits, safety: this.safety, runner: this.runner,
       gate: this.gate, observations: this.observations, touched: this.touched, incremental: this.incremental }, keys.size);
+    this.changes = new LimitChanges({ views, table: this.table, keys, limits: this.limits, pools: this.pools, poolOf: this.poolOf,
+      observations: this.observations, decisions: this.decisions, tiers: this.tiers, guard: this.guard });
   }
 
   /** Shadow mode: every pool's regret so far, summed (shadow-regret.ts). */
@@ -270,64 +274,11 @@ export class Controller {
     return r;
   }
 
-  /**
-   * Live limit changes (`tpsd limits set`; the daemon validates and persists
-   * them first). From the next tick on, observations and the safety layer see
-   * the new min/max/priority. A pool's new capacity (maxTps) also bounds
-   * capacity discovery: a rise applies at once unless 429s had lowered the
-   * effective capacity. A new priority is written to shared memory for the
-   * service and its endpoints, so every I/O thread orders waiters by it at once.
-   */
-  setLimits(b: number, limits: { minTps?: number; maxTps?: number; priority?: number }): void {
-    const depth = this.keys.specs[b].depth;
-    const live = this.limits[b];
-    const owner = this.pools[this.poolOf[b]];
-    wake(owner);
-    owner.written = false; // bursts, max_tps and priorities reach the buckets with the next write
-    this.observations.invalidate(owner.ordinal); // its services observe their new limits
-    this.decisions.invalidate(owner.ordinal); // and its guarantees, proposal and allocation follow them
-    if (limits.minTps !== undefined) live.minTps = limits.minTps;
-    if (limits.maxTps !== undefined) {
-      const pool = depth === 0 ? this.pools.find((p) => p.spec.index === b) : undefined;
-      if (pool !== undefined) {
-        const d = pool.discovery;
-        d.effectiveTps = d.effectiveTps >= live.maxTps ? limits.maxTps : Math.min(d.effectiveTps, limits.maxTps);
-        this.views.stats[statsBase(b) + STAT_CAPACITY_INDEX] = limits.maxTps;
-        this.views.stats[statsBase(b) + STAT_EFFECTIVE_CAPACITY_INDEX] = d.effectiveTps;
-      }
-      live.maxTps = limits.maxTps;
-    }
-    if (limits.priority !== undefined && depth === 1) {
-      for (const k of this.pools[this.poolOf[b]].buckets) {
-        if (k !== b && this.keys.specs[k].parent !== b) continue;
-        this.limits[k].priority = limits.priority;
-        this.table.setPriority(k, limits.priority);
-      }
-    }
-  }
+  /** Live limit changes (`tpsd limits set`): limit-changes.ts LimitChanges.set. */
+  setLimits(b: number, limits: LimitChange): void { this.changes.set(b, limits); }
 
-  /**
-   * Takes the per-key values of a reloaded config with the same key set
-   * (SIGHUP): minimums, maximums, capacities, priorities, bursts and
-   * concurrency limits; each pool's upstream.slo_ms (the latency rule reads
-   * it next tick) and the tiers' defence (tenant-guard.ts). Rates follow on
-   * the next tick; live overrides are re-applied on top by the caller
-   * (daemon/live-limits.ts).
-   */
-  reconfigure(next: KeyIndex, config: TpsdConfig): void {
-    for (const pool of this.pools) pool.sloMs = config.pools.find((p) => p.name === pool.spec.key)?.upstream.slo_ms ?? null;
-    this.guard?.reconfigure(next);
-    this.tiers.reconfigure(next, this.table);
-    for (const n of next.specs) {
-      const b = n.index;
-      this.setLimits(b, { minTps: n.minTps, maxTps: n.maxTps, priority: n.depth === 1 ? n.priority : undefined });
-      this.limits[b].burst = n.burst;
-      this.limits[b].concurrency = n.concurrency;
-      this.table.setMaxBurst(b, n.burst);
-      if (n.depth > 0) this.table.setBurst(b, n.burst);
-      this.table.setConcurrency(b, n.concurrency);
-    }
-  }
+  /** A reloaded config's per-key values with the same key set (SIGHUP): limit-changes.ts LimitChanges.reconfigure. */
+  reconfigure(next: KeyIndex, config: TpsdConfig): void { this.changes.reconfigure(next, config); }
 
   /** Fallbacks by reason, shadow regret, model: for status and logs. */
   status(): { mode: string; model: string; ticks: number; fallbacks: Record<string, number>; shadowRegret: number } {
