@@ -99,8 +99,9 @@
 //
 // STATS and COUNTERS are read across threads with plain Float64 accesses
 // (Atomics works only on integer arrays). Each field has one writer (STATS:
-// the controller, stats-writer.ts and controller.ts; a COUNTERS block: its
-// I/O thread, BucketTable.count with `+=`), so no update is lost; what is left
+// the main thread's controller: stats-writer.ts, control/pool-*.ts and
+// limit-changes.ts; a COUNTERS block: its I/O thread, BucketTable.count with
+// `+=`), so no update is lost; what is left
 // is a read racing a write, by io/status.ts (STATUS, /v1/status) and
 // io/metrics.ts (/metrics) on an I/O thread, and by the controller summing
 // counters each tick (control/counter-deltas.ts). JavaScript does not promise
