@@ -29,7 +29,7 @@ import type { Controller } from '../control/controller.ts';
 import type { KeyIndex } from '../shm/key-index.ts';
 import {
   C_DENIED_INDEX, C_EXPIRED_INDEX, C_GRANTED_INDEX, C_GRANTS_INDEX, C_LATENCY_COUNT_INDEX, C_LATENCY_SUM_US_INDEX,
-  C_RELEASED_FAILED_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX,
+  C_RELEASED_FAILED_INDEX, C_RELEASED_LATE_INDEX, C_RELEASED_OK_INDEX, C_RELEASED_THROTTLED_INDEX, C_REQUESTED_INDEX, C_WOULD_DENY_INDEX,
   STAT_EFFECTIVE_CAPACITY_INDEX, statsBase, type ShmViews,
 } from '../shm/layout.ts';
 import { DETECTOR_ACTOR } from '../storage/overrides.ts';
@@ -56,7 +56,7 @@ const DELTA_FIELDS: readonly (readonly [row: number, counter: number])[] = [
   [ROW.REQUESTED, C_REQUESTED_INDEX], [ROW.GRANTED, C_GRANTED_INDEX], [ROW.DENIED, C_DENIED_INDEX],
   [ROW.OK, C_RELEASED_OK_INDEX], [ROW.FAILED, C_RELEASED_FAILED_INDEX], [ROW.THROTTLED, C_RELEASED_THROTTLED_INDEX],
   [ROW.EXPIRED, C_EXPIRED_INDEX], [ROW.LATENCY_SUM_US, C_LATENCY_SUM_US_INDEX], [ROW.LATENCY_COUNT, C_LATENCY_COUNT_INDEX],
-  [ROW.WOULD_DENY, C_WOULD_DENY_INDEX],
+  [ROW.WOULD_DENY, C_WOULD_DENY_INDEX], [ROW.LATE, C_RELEASED_LATE_INDEX],
 ];
 /** DELTA_FIELDS as two flat arrays (row() runs for every key that moved, a few thousand a tick: no iterator, no destructuring). */
 const DELTA_ROWS = Int32Array.from(DELTA_FIELDS, ([row]) => row);

@@ -41,6 +41,10 @@
 //                   (telemetry-store.ts): a tenant key whose rows retention
 //                   has all removed is deleted (daemon/tenant-rows.ts writes
 //                   rows for the busiest tenants only)
+//   late            (6) a column of telemetry and telemetry_1m, beside
+//                   latency_count: releases whose latency passed the pool's
+//                   upstream.slo_ms (C_RELEASED_LATE, on the key and every
+//                   key above it); rows from before read 0
 
 export interface Migration {
   readonly version: number;
@@ -132,6 +136,14 @@ ALTER TABLE telemetry ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
 ALTER TABLE telemetry_1m ADD COLUMN would_deny REAL NOT NULL DEFAULT 0;
 ALTER TABLE keys ADD COLUMN last_ms INTEGER;
 CREATE INDEX keys_tenant_last ON keys (last_ms) WHERE kind = 'tenant';
+`,
+  },
+  {
+    version: 6,
+    name: 'late releases (latency past slo_ms) in telemetry rows',
+    sql: `
+ALTER TABLE telemetry ADD COLUMN late REAL NOT NULL DEFAULT 0;
+ALTER TABLE telemetry_1m ADD COLUMN late REAL NOT NULL DEFAULT 0;
 `,
   },
 ];

@@ -41,20 +41,22 @@ export interface Point {
   limitTps: number;
   /** Tokens a dry run (enforce: false) granted that would have been denied. */
   wouldDeny: number;
+  /** Releases whose latency passed the pool's upstream.slo_ms, of latencyCount (0 in rows written before migration 6). */
+  late: number;
 }
 
 // Per-tick rows are stored in time order: walk the ticks of the window and look
 // each up by (ts_ms, key_id) (CROSS JOIN keeps ticks as the outer loop).
 const RAW = `SELECT t.ts_ms AS t, t.dt_ms AS span, t.dt_ms AS covered, 1 AS samples, requested, granted, denied, ok, failed, throttled,
-  latency_sum_us AS lsum, latency_count AS lcount, queue AS qmax, in_flight AS fmax, limit_tps AS lsum_limit, would_deny AS wd
+  latency_sum_us AS lsum, latency_count AS lcount, queue AS qmax, in_flight AS fmax, limit_tps AS lsum_limit, would_deny AS wd, late
   FROM ticks k CROSS JOIN telemetry t ON t.ts_ms = k.ts_ms AND t.key_id = ?
   WHERE k.ts_ms >= ? AND k.ts_ms < ? ORDER BY k.ts_ms`;
 const ROLLUP = `SELECT minute_ms + ${MINUTE_MS} AS t, ${MINUTE_MS} AS span, dt_ms AS covered, samples, requested, granted, denied, ok, failed, throttled,
-  latency_sum_us AS lsum, latency_count AS lcount, queue_max AS qmax, in_flight_max AS fmax, limit_sum AS lsum_limit, would_deny AS wd
+  latency_sum_us AS lsum, latency_count AS lcount, queue_max AS qmax, in_flight_max AS fmax, limit_sum AS lsum_limit, would_deny AS wd, late
   FROM telemetry_1m WHERE key_id = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms`;
 
 interface Row { t: number; span: number; covered: number; samples: number; requested: number; granted: number; denied: number; ok: number; failed: number;
-  throttled: number; lsum: number; lcount: number; qmax: number; fmax: number; lsum_limit: number; wd: number }
+  throttled: number; lsum: number; lcount: number; qmax: number; fmax: number; lsum_limit: number; wd: number; late: number }
 
 /** Rows to read (ticks in the window, roll-ups of the key): the size for progress. */
 export function countRows(db: Db, keyId: number, sinceMs: number, untilMs: number): number {
@@ -67,7 +69,7 @@ function point(r: Row, source: Point['source']): Point {
   return {
     tsMs: r.t, spanMs: r.span, source, samples: r.samples, coveredMs: r.covered, requested: r.requested, granted: r.granted, denied: r.denied,
     ok: r.ok, failed: r.failed, throttled: r.throttled, latencySumUs: r.lsum, latencyCount: r.lcount,
-    queueMax: r.qmax, inFlightMax: r.fmax, limitTps: r.lsum_limit / r.samples, wouldDeny: r.wd,
+    queueMax: r.qmax, inFlightMax: r.fmax, limitTps: r.lsum_limit / r.samples, wouldDeny: r.wd, late: r.late,
   };
 }
 
@@ -96,7 +98,7 @@ export function bucketize(points: readonly Point[], sinceMs: number, untilMs: nu
   const width = (untilMs - sinceMs) / buckets;
   const out: Point[] = Array.from({ length: buckets }, (_, i) => ({
     tsMs: Math.round(sinceMs + (i + 1) * width), spanMs: width, source: 'empty', samples: 0, coveredMs: 0, requested: 0, granted: 0, denied: 0,
-    ok: 0, failed: 0, throttled: 0, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps: 0, wouldDeny: 0,
+    ok: 0, failed: 0, throttled: 0, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps: 0, wouldDeny: 0, late: 0,
   }));
   for (const p of points) {
     const i = Math.min(buckets - 1, Math.max(0, Math.floor((p.tsMs - 1 - sinceMs) / width)));
@@ -104,6 +106,7 @@ export function bucketize(points: readonly Point[], sinceMs: number, untilMs: nu
     o.source = o.source === 'empty' || o.source === p.source ? p.source : 'mixed';
     o.requested += p.requested; o.granted += p.granted; o.denied += p.denied; o.ok += p.ok; o.failed += p.failed;
     o.throttled += p.throttled; o.latencySumUs += p.latencySumUs; o.latencyCount += p.latencyCount; o.wouldDeny += p.wouldDeny;
+    o.late += p.late;
     o.queueMax = Math.max(o.queueMax, p.queueMax); o.inFlightMax = Math.max(o.inFlightMax, p.inFlightMax);
     o.limitTps += p.limitTps * p.samples;
     o.samples += p.samples;
@@ -134,15 +137,16 @@ export function recordedRange(db: Db, points: readonly Point[], sinceMs: number,
   return [Math.max(sinceMs, Math.floor(lo)), Math.min(untilMs, Math.ceil(hi) + 1)];
 }
 
-/** Per-second rates of a point. */
+/** Per-second rates of a point; lateShare is late / latencyCount, NaN where no release reported a latency. */
 export function rates(p: Point): {
-  demand: number; granted: number; denied: number; throttled: number; failed: number; latencyAvgUs: number; wouldDeny: number;
+  demand: number; granted: number; denied: number; throttled: number; failed: number; latencyAvgUs: number; wouldDeny: number; lateShare: number;
 } {
   const s = p.spanMs / 1000;
   return {
     demand: p.requested / s, granted: p.granted / s, denied: p.denied / s, throttled: p.throttled / s, failed: p.failed / s,
     wouldDeny: p.wouldDeny / s,
     latencyAvgUs: p.latencyCount > 0 ? p.latencySumUs / p.latencyCount : 0,
+    lateShare: p.latencyCount > 0 ? p.late / p.latencyCount : Number.NaN,
   };
 }
 

@@ -33,7 +33,7 @@ export interface RetentionResult {
   ms: number;
 }
 
-const SUMS = ['requested', 'granted', 'denied', 'ok', 'failed', 'throttled', 'expired', 'latency_sum_us', 'latency_count', 'would_deny'];
+const SUMS = ['requested', 'granted', 'denied', 'ok', 'failed', 'throttled', 'expired', 'latency_sum_us', 'latency_count', 'would_deny', 'late'];
 
 export class Retention {
   private readonly db: Db;

@@ -16,8 +16,10 @@ export const ROW = {
   LATENCY_SUM_US: 7, LATENCY_COUNT: 8, QUEUE: 9, IN_FLIGHT: 10, LIMIT_TPS: 11,
   /** Tokens a dry run (enforce: false) granted that would have been denied (migration 5). */
   WOULD_DENY: 12,
+  /** Releases whose latency passed the pool's upstream.slo_ms, of LATENCY_COUNT (migration 6). */
+  LATE: 13,
 } as const;
-export const ROW_FIELDS = 13;
+export const ROW_FIELDS = 14;
 
 export interface ServiceDecision {
   key: string;
@@ -193,7 +195,7 @@ export class TelemetryStore {
     this.lastTsMs = last.ts ?? 0;
     this.insertTick = db.prepare('INSERT INTO ticks (ts_ms, tick, dt_ms, duration_ms, rows, mode) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertRow = db.prepare(`INSERT INTO telemetry (ts_ms, key_id, tick, dt_ms, requested, granted, denied, ok, failed,
-      throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps, would_deny) VALUES (${Array(17).fill('?').join(',')})`);
+      throttled, expired, latency_sum_us, latency_count, queue, in_flight, limit_tps, would_deny, late) VALUES (${Array(18).fill('?').join(',')})`);
     this.insertDecision = db.prepare(`INSERT INTO decisions (ts_ms, tick, pool, mode, policy, fallback_reason, model,
       capacity_tps, effective_tps, demand_tps, services, clamps, shadow_regret) VALUES (${Array(13).fill('?').join(',')})`);
     this.insertAudit = db.prepare(`INSERT INTO limit_audit (ts_ms, action, key, field, old_value, new_value, actor, detail)
@@ -259,7 +261,8 @@ export class TelemetryStore {
   private writeRow(tsMs: number, keyId: number, tick: number, dtMs: number, v: Float64Array, o: number): void {
     this.insertRow.run(tsMs, keyId, tick, dtMs,
       v[o + ROW.REQUESTED], v[o + ROW.GRANTED], v[o + ROW.DENIED], v[o + ROW.OK], v[o + ROW.FAILED], v[o + ROW.THROTTLED], v[o + ROW.EXPIRED],
-      v[o + ROW.LATENCY_SUM_US], v[o + ROW.LATENCY_COUNT], v[o + ROW.QUEUE], v[o + ROW.IN_FLIGHT], round3(v[o + ROW.LIMIT_TPS]), v[o + ROW.WOULD_DENY]);
+      v[o + ROW.LATENCY_SUM_US], v[o + ROW.LATENCY_COUNT], v[o + ROW.QUEUE], v[o + ROW.IN_FLIGHT], round3(v[o + ROW.LIMIT_TPS]), v[o + ROW.WOULD_DENY],
+      v[o + ROW.LATE]);
   }
 
 }

@@ -16,7 +16,7 @@ import { tempDir } from '../../fixtures/daemon.ts';
 function pt(tsMs: number, grantedTps: number, throttled: number, limitTps = grantedTps): Point {
   return {
     tsMs, spanMs: 1000, source: 'raw', samples: 1, coveredMs: 1000, requested: grantedTps, granted: grantedTps, denied: 0, ok: grantedTps - throttled,
-    failed: 0, throttled, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps, wouldDeny: 0,
+    failed: 0, throttled, latencySumUs: 0, latencyCount: 0, queueMax: 0, inFlightMax: 0, limitTps, wouldDeny: 0, late: 0,
   };
 }
 
