@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { RawClient, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
+import { RawClient, acquireAndRelease, startTestDaemon, tempDir } from '../fixtures/daemon.ts';
 import { runCli } from '../fixtures/telemetry.ts';
 
 const SLO_MS = 50;
@@ -21,27 +21,14 @@ const POOLS = [
 const ANSWERS: [number, number][] = [[10, 0], [49, 0], [50, 0], [51, 0], [20, 0], [30, 2], [1000, 3], [75, 1]];
 const LATE = 3;
 
-let nextId = 1;
-async function play(c: RawClient, key: string): Promise<void> {
-  for (const [ms, outcome] of ANSWERS) {
-    const id = nextId++;
-    c.send([1, id, key, 1, 0]);
-    const r = await c.reply(id);
-    assert.equal(r[2], 0, `acquire on ${key} granted`);
-    const rid = nextId++;
-    c.send([2, rid, r[3], outcome, ms * 1000]);
-    await c.reply(rid);
-  }
-}
-
 describe('late releases in telemetry and history', () => {
   it('rows count the late releases exactly on the key, service and pool; history shows the late share', async () => {
     const dataDir = tempDir();
     const d = await startTestDaemon({ pools: POOLS, data_dir: dataDir, policy: { mode: 'fair' } });
     const c = await RawClient.open(d.port);
     try {
-      await play(c, 'api/svc/ep');
-      await play(c, 'api/svc');
+      await acquireAndRelease(c, 'api/svc/ep', ANSWERS);
+      await acquireAndRelease(c, 'api/svc', ANSWERS);
     } finally {
       c.close();
       await d.stop();

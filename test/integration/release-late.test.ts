@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/schema.ts';
 import type { TpsdConfig } from '../../src/config/types.ts';
-import { RawClient, httpGet, startTestDaemon } from '../fixtures/daemon.ts';
+import { RawClient, acquireAndRelease, httpGet, startTestDaemon } from '../fixtures/daemon.ts';
 
 const SLO_MS = 50;
 const POOLS = [
@@ -23,20 +23,6 @@ const POOLS = [
 /** The fake upstream's answers: [latency ms, outcome]; 4 past 50 ms (one a timeout at the caller's deadline), 4 within it (50 exactly is not late). */
 const ANSWERS: [number, number][] = [[10, 0], [49, 0], [50, 0], [51, 0], [120, 0], [30, 2], [1000, 3], [75, 1]];
 const LATE_AT_50 = 4;
-
-let nextId = 1;
-/** One acquire per answer on `key`, each released with that answer's latency and outcome. */
-async function play(c: RawClient, key: string, answers: [number, number][] = ANSWERS): Promise<void> {
-  for (const [ms, outcome] of answers) {
-    const id = nextId++;
-    c.send([1, id, key, 1, 0]);
-    const r = await c.reply(id);
-    assert.equal(r[2], 0, `acquire on ${key} granted`);
-    const rid = nextId++;
-    c.send([2, rid, r[3], outcome, ms * 1000]);
-    await c.reply(rid);
-  }
-}
 
 async function lateTotals(port: number): Promise<Map<string, number>> {
   const body = (await httpGet(port, '/metrics')).body;
@@ -56,9 +42,9 @@ describe('late releases (latency past the pool\'s slo_ms)', () => {
     const d = await startTestDaemon({ pools: POOLS });
     const c = await RawClient.open(d.port);
     try {
-      await play(c, 'api/svc/ep');
-      await play(c, 'api/svc');
-      await play(c, 'free/svc');
+      await acquireAndRelease(c, 'api/svc/ep', ANSWERS);
+      await acquireAndRelease(c, 'api/svc', ANSWERS);
+      await acquireAndRelease(c, 'free/svc', ANSWERS);
       const late = await lateTotals(d.port);
       assert.equal(late.get('api/svc/ep'), LATE_AT_50, 'the endpoint: its own releases past 50 ms');
       assert.equal(late.get('api/svc'), 2 * LATE_AT_50, 'the service: its endpoint\'s and its own');
@@ -80,13 +66,13 @@ describe('late releases (latency past the pool\'s slo_ms)', () => {
       const deadline = Date.now() + 10_000;
       for (;;) {
         const before = (await lateTotals(d.port)).get('api/svc') ?? 0;
-        await play(c, 'api/svc', [[75, 0]]);
+        await acquireAndRelease(c, 'api/svc', [[75, 0]]);
         if ((await lateTotals(d.port)).get('api/svc') === before) break;
         if (Date.now() > deadline) assert.fail('a reload to slo_ms 100 never stopped counting 75 ms as late');
         await new Promise((r) => setTimeout(r, 50));
       }
       const before = (await lateTotals(d.port)).get('api/svc')!;
-      await play(c, 'api/svc');
+      await acquireAndRelease(c, 'api/svc', ANSWERS);
       assert.equal((await lateTotals(d.port)).get('api/svc'), before + 2, 'past 100 ms: 120 ms and the timeout at 1000 ms');
     } finally {
       c.close();
