@@ -269,10 +269,3 @@ export function poolFeatureSums(obs: PoolObservation, c: ServiceColumns, out: Fl
   out[17] = sumScaledAt(c.latencyMs, pos, m, 100, 1);
   out[18] = repeatedMemo(ls.memo, 6, f(Math.log(n) / Math.log(64)), n);
 }
-
-/** Adds the pool's feature sums (poolFeatureSums) to `sums`, feature by feature. */
-export function addFeatures(obs: PoolObservation, c: ServiceColumns, sums: Float64Array): void {
-  const own = new Float64Array(FEATURE_COUNT);
-  poolFeatureSums(obs, c, own);
-  for (let j = 0; j < FEATURE_COUNT; j++) sums[j] += own[j];
-}

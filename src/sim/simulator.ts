@@ -185,9 +185,11 @@ export async function simulate(s: Scenario, o: SimOptions): Promise<SimResult> {
   const hints = s.upstream_hints === true ? { board: new HintBoard(views), pool } : null;
   const serviceKeys = simServiceKeys(s);
   const lateUs = lateThresholdsUs(config, keys);
-  const services = s.services.map((v, i) => new ServiceTraffic(table, keys.find(serviceKeys[i]),
-    priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)], hints, latency,
-    lateUs[keys.find(serviceKeys[i])]));
+  const services = s.services.map((v, i) => {
+    const b = keys.find(serviceKeys[i]);
+    return new ServiceTraffic(table, b, priorityIndex(v.priority), Math.round(v.patience_s * 1000), waitByClass[priorityIndex(v.priority)],
+      hints, latency, lateUs[b]);
+  });
   const upstream = createUpstream(s);
   const fluid = new FluidBound(s.services.map((v) => ({ priority: priorityIndex(v.priority), minTps: Math.min(v.min_tps, v.max_tps),
     maxTps: v.max_tps, patienceS: v.patience_s })), s.capacity_tps, tickS);

@@ -125,12 +125,9 @@ let claimScratch = new Float64Array(64);
 export function claimants(c: ServiceColumns): Int32Array {
   if (moving.length < c.length) moving = new Int32Array(c.length);
   const m = c.movingPositions(moving);
-  let k = 0;
-  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) k++;
-  const rows = new Int32Array(k);
-  k = 0;
-  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) rows[k++] = moving[j];
-  return rows;
+  let k = 0; // kept in place: k <= j
+  for (let j = 0; j < m; j++) if (c.demandTps[moving[j]] !== 0 || c.queue[moving[j]] !== 0) moving[k++] = moving[j];
+  return moving.slice(0, k);
 }
 
 /** The pool as the model is shown it: only the services at `rows` (all of them: the observation itself). */

@@ -65,7 +65,7 @@ test('no retrain is due before a window of ticks was seen, and nothing is measur
 });
 
 test('the drift folds in, per feature, the very sums of serviceFeatures() rows, read from the columns (pools of 1 to 1 000 services)', async () => {
-  const { addFeatures } = await import('../../../src/control/model-drift.ts');
+  const { poolFeatureSums } = await import('../../../src/control/model-drift.ts');
   const { columnsOf, handOver } = await import('../../../src/control/service-columns.ts');
   const rng = new Rng(31);
   for (let trial = 0; trial < 300; trial++) {
@@ -89,10 +89,10 @@ test('the drift folds in, per feature, the very sums of serviceFeatures() rows, 
     for (let r = 0; r < n; r++) for (let j = 0; j < FEATURE_COUNT; j++) want[j] += x[r * FEATURE_COUNT + j];
     const got = new Float64Array(FEATURE_COUNT);
     // From columns made of the objects, and from columns handed over from a previous list as the controller keeps them.
-    addFeatures(obs, columnsOf(services), got);
+    poolFeatureSums(obs, columnsOf(services), got);
     const kept = handOver(null, services, null);
     const again = new Float64Array(FEATURE_COUNT);
-    addFeatures(obs, kept, again);
+    poolFeatureSums(obs, kept, again);
     for (let j = 0; j < FEATURE_COUNT; j++) {
       assert.ok(Object.is(got[j], want[j]), `trial ${trial}, feature ${j}: ${got[j]} != ${want[j]}`);
       assert.ok(Object.is(again[j], want[j]), `trial ${trial}, feature ${j} (kept columns)`);
@@ -151,7 +151,7 @@ test('a pool\'s feature sums stay the rows\' sums to the last bit over ticks of 
 });
 
 test('a tick\'s drift sums add each pool\'s sums in pool order: the rows\' sums in one run over every pool up to rounding', async () => {
-  const { addFeatures } = await import('../../../src/control/model-drift.ts');
+  const { poolFeatureSums } = await import('../../../src/control/model-drift.ts');
   const { columnsOf } = await import('../../../src/control/service-columns.ts');
   const rng = new Rng(53);
   let worst = 0;
@@ -167,8 +167,13 @@ test('a tick\'s drift sums add each pool\'s sums in pool order: the rows\' sums 
       const x = serviceFeatures(obs);
       for (let r = 0; r < obs.services.length; r++) for (let j = 0; j < FEATURE_COUNT; j++) oneRun[j] += x[r * FEATURE_COUNT + j];
     }
+    // After: each pool's sums alone, then added in pool order, as ModelDrift.observe() does.
     const byPool = new Float64Array(FEATURE_COUNT);
-    for (const obs of pools) addFeatures(obs, columnsOf(obs.services), byPool);
+    const own = new Float64Array(FEATURE_COUNT);
+    for (const obs of pools) {
+      poolFeatureSums(obs, columnsOf(obs.services), own);
+      for (let j = 0; j < FEATURE_COUNT; j++) byPool[j] += own[j];
+    }
     for (let j = 0; j < FEATURE_COUNT; j++) {
       const scale = Math.max(1, Math.abs(oneRun[j]));
       worst = Math.max(worst, Math.abs(byPool[j] - oneRun[j]) / scale);
